@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The validated config: what the daemon applies and the checker reports on.
+//!
+//! Only values of these types cross crate borders; [`crate::raw`] holds what was
+//! parsed, and [`crate::validate`] turns one into the other.
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration::Duration;
+
+/// The only config version this build reads.
+pub const CONFIG_VERSION: u32 = 1;
+/// Most targets one config may hold; equals `SLO_MAX_TARGETS` in bpf/intf.h
+/// (scx-slo-bpf asserts this at compile time).
+pub const MAX_TARGETS: usize = 1024;
+/// Highest priority; 0 is the lowest and is what untargeted tasks get.
+pub const MAX_PRIORITY: u16 = 1000;
+/// Weight of a target that sets none; the same scale as systemd's CPUWeight.
+pub const DEFAULT_WEIGHT: u32 = 100;
+/// Weight bounds, as systemd's CPUWeight.
+pub const WEIGHT_RANGE: (u32, u32) = (1, 10_000);
+
+/// Which scheduling mode the daemon runs in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The highest mode the host supports.
+    #[default]
+    Auto,
+    /// Measure only; never change scheduling.
+    Observe,
+    /// Recommend and apply CPU weights through systemd.
+    Advisory,
+    /// Load the sched_ext scheduler.
+    Enforce,
+}
+
+/// Which tasks the sched_ext scheduler takes in enforce mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SwitchMode {
+    /// Only tasks of targeted units; everything else stays on the kernel's default class.
+    #[default]
+    Partial,
+    /// Every task on the host.
+    All,
+}
+
+/// How a target is scheduled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    /// Earliest-deadline-first while its budget lasts.
+    Latency,
+    /// Weighted virtual time.
+    Batch,
+}
+
+/// Whether a waking task of this target may preempt a running one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preemption {
+    /// Never kicks a running task.
+    Never,
+    /// Kicks a CPU running lower-priority work when its deadline is earlier.
+    LowerPriority,
+}
+
+/// CPU time a latency target may use per period, across all its CPUs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Budget {
+    /// Runtime per period.
+    pub runtime: Duration,
+    /// The replenishment period.
+    pub period: Duration,
+}
+
+impl Budget {
+    /// Share of one CPU, in parts per million, rounded up (admission is conservative).
+    pub fn utilization_ppm(&self) -> u64 {
+        let runtime = u128::from(self.runtime.as_ns()) * 1_000_000;
+        let period = u128::from(self.period.as_ns()).max(1);
+        u64::try_from(runtime.div_ceil(period)).unwrap_or(u64::MAX)
+    }
+}
+
+/// Latency objectives of a target's SLO (used by observe, metrics and alerts).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LatencyObjectives {
+    /// Median.
+    pub p50: Option<Duration>,
+    /// 95th percentile.
+    pub p95: Option<Duration>,
+    /// 99th percentile.
+    pub p99: Option<Duration>,
+}
+
+/// A target's service-level objective.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Slo {
+    /// Latency percentiles the service should meet.
+    pub latency: LatencyObjectives,
+    /// Fraction of good events, e.g. 0.999.
+    pub availability: f64,
+    /// The window the error budget is counted over.
+    pub error_budget_window: Duration,
+}
+
+/// How a target finds its cgroup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Selector {
+    /// A systemd unit or slice, optionally with an explicit cgroup path.
+    Unit {
+        /// `nginx.service`, `batch.slice`, `session-1.scope`.
+        name: String,
+        /// A cgroup path relative to the cgroup2 root that overrides lookup.
+        cgroup: Option<String>,
+    },
+    /// A cgroup path relative to the cgroup2 root, such as `/batch.slice/x`.
+    Cgroup {
+        /// The path, starting with `/`.
+        path: String,
+    },
+}
+
+/// One validated target.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Target {
+    /// The key it had in `targets`, used in paths, metrics and logs.
+    pub key: String,
+    /// How to find its cgroup.
+    pub selector: Selector,
+    /// Scheduling class.
+    pub class: Class,
+    /// Latency targets only.
+    pub budget: Option<Budget>,
+    /// Relative deadline; latency targets only.
+    pub deadline: Option<Duration>,
+    /// 0 (lowest) to [`MAX_PRIORITY`].
+    pub priority: u16,
+    /// Preemption policy.
+    pub preemption: Preemption,
+    /// Share of CPU in virtual time, on systemd's CPUWeight scale.
+    pub weight: u32,
+    /// The SLO, when one is declared.
+    pub slo: Option<Slo>,
+}
+
+/// Admission control settings.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Admission {
+    /// CPUs to admit against; `None` ("auto") means the online CPUs of the
+    /// host the daemon runs on, so the offline checker cannot do the sum.
+    pub cpu_capacity: Option<u32>,
+    /// Factor on capacity, as SCHED_DEADLINE's 95% default.
+    pub overcommit: f64,
+}
+
+/// Load-time knobs of the BPF scheduler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct SchedulerTuning {
+    /// Longest slice any task gets.
+    pub slice_max: Duration,
+    /// Slice of batch tasks while latency targets hold budget and there is
+    /// no lent credit.
+    pub slice_min: Duration,
+    /// Longest a runnable batch task waits behind latency work (the bound on waiting).
+    pub max_wait: Duration,
+}
+
+/// NUMA behaviour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Numa {
+    /// Tasks queued on a remote node before an idle CPU steals from it.
+    pub migration_threshold: u32,
+}
+
+/// Early-warning events for shrinking slack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct EarlyWarning {
+    /// Emit a warning when a job finishes with less slack than this.
+    pub slack_threshold: Duration,
+    /// At most one warning per target per interval.
+    pub min_interval: Duration,
+}
+
+/// A whole, valid config.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Config {
+    /// Always [`CONFIG_VERSION`].
+    pub version: u32,
+    /// Requested mode.
+    pub mode: Mode,
+    /// Which tasks enforce mode takes.
+    pub switch: SwitchMode,
+    /// Admission control.
+    pub admission: Admission,
+    /// Scheduler knobs.
+    pub scheduler: SchedulerTuning,
+    /// NUMA behaviour.
+    pub numa: Numa,
+    /// Early warnings.
+    pub early_warning: EarlyWarning,
+    /// Targets, sorted by key.
+    pub targets: Vec<Target>,
+}

@@ -1,0 +1,22 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! scx-slo's model: the config schema (v1), validation that names the JSON path
+//! of every problem, admission control, and durations.
+//!
+//! Pure: no kernel, no D-Bus, no async. The checker (`scx-slo check-config`),
+//! the daemon and the NixOS build all go through [`load_str`].
+#![deny(missing_docs)]
+
+pub mod admission;
+pub mod config;
+pub mod duration;
+pub mod error;
+pub mod raw;
+pub mod validate;
+
+pub use config::*;
+pub use duration::Duration;
+pub use error::{ConfigErrors, JsonPath, Problem};
+pub use validate::{load_str, parse, validate};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! config.json as parsed, before validation. Unknown fields are rejected.
+//!
+//! Numbers that have a documented range are parsed as wide integers so that an
+//! out-of-range value gets our message (with the range), not serde's.
+
+use serde::Deserialize;
+
+use crate::config::{Class, Mode, Preemption, SwitchMode};
+use crate::duration::Duration;
+
+/// `admission.cpu_capacity`: a CPU count or `"auto"`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum RawCapacity {
+    /// A CPU count.
+    Cpus(u64),
+    /// The literal `"auto"`.
+    Word(AutoWord),
+}
+
+/// The literal `"auto"`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoWord {
+    /// Use the daemon host's online CPUs.
+    Auto,
+}
+
+/// `admission`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmission {
+    /// CPU count or "auto".
+    pub cpu_capacity: Option<RawCapacity>,
+    /// Factor on capacity.
+    pub overcommit: Option<f64>,
+}
+
+/// `scheduler`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScheduler {
+    /// Longest slice.
+    pub slice_max: Option<Duration>,
+    /// Batch slice without credit.
+    pub slice_min: Option<Duration>,
+    /// Bound on waiting.
+    pub max_wait: Option<Duration>,
+}
+
+/// `numa`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNuma {
+    /// Remote queue depth before stealing.
+    pub migration_threshold: Option<u64>,
+}
+
+/// `early_warning`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEarlyWarning {
+    /// Slack under which a warning is sent.
+    pub slack_threshold: Option<Duration>,
+    /// Per-target rate limit.
+    pub min_interval: Option<Duration>,
+}
+
+/// `targets.<name>.budget`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBudget {
+    /// Runtime per period.
+    pub runtime: Duration,
+    /// Period.
+    pub period: Duration,
+}
+
+/// `targets.<name>.slo.latency`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLatency {
+    /// Median objective.
+    pub p50: Option<Duration>,
+    /// 95th percentile objective.
+    pub p95: Option<Duration>,
+    /// 99th percentile objective.
+    pub p99: Option<Duration>,
+}
+
+/// `targets.<name>.slo`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlo {
+    /// Latency objectives.
+    pub latency: Option<RawLatency>,
+    /// Fraction of good events.
+    pub availability: Option<f64>,
+    /// Error budget window.
+    pub error_budget_window: Option<Duration>,
+}
+
+/// `targets.<name>`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    /// Scheduling class (required).
+    pub class: Class,
+    /// Runtime per period.
+    pub budget: Option<RawBudget>,
+    /// Relative deadline.
+    pub deadline: Option<Duration>,
+    /// 0-1000.
+    pub priority: Option<u64>,
+    /// Preemption policy.
+    pub preemption: Option<Preemption>,
+    /// CPUWeight scale.
+    pub weight: Option<u64>,
+    /// Explicit cgroup path for a unit.
+    pub cgroup: Option<String>,
+    /// Service-level objective.
+    pub slo: Option<RawSlo>,
+}
+
+/// Top-level keys, each parsed separately so that one bad section does not hide
+/// the problems of another.
+pub const TOP_LEVEL_KEYS: [&str; 8] = [
+    "version",
+    "mode",
+    "switch",
+    "admission",
+    "scheduler",
+    "numa",
+    "early_warning",
+    "targets",
+];
+
+/// Top-level sections that parsed.
+#[derive(Debug, Default)]
+pub struct RawConfig {
+    /// `version`.
+    pub version: Option<u64>,
+    /// `mode`.
+    pub mode: Option<Mode>,
+    /// `switch`.
+    pub switch: Option<SwitchMode>,
+    /// `admission`.
+    pub admission: Option<RawAdmission>,
+    /// `scheduler`.
+    pub scheduler: Option<RawScheduler>,
+    /// `numa`.
+    pub numa: Option<RawNuma>,
+    /// `early_warning`.
+    pub early_warning: Option<RawEarlyWarning>,
+    /// `targets`, in key order; `None` values failed to parse.
+    pub targets: Vec<(String, Option<RawTarget>)>,
+}

@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! Schema tests: every validation error asserts the path it names.
+
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+use crate::*;
+
+fn errors_of(value: Value) -> ConfigErrors {
+    load_str(&value.to_string(), None).expect_err("config should be rejected")
+}
+
+fn assert_rejected_at(value: Value, path: &str, fragment: &str) {
+    let errors = errors_of(value);
+    assert!(
+        errors.problems.iter().any(|p| p.path.to_string() == path && p.message.contains(fragment)),
+        "expected a problem at {path} containing {fragment:?}, got:\n{errors}"
+    );
+}
+
+fn latency(runtime: &str, period: &str, deadline: &str) -> Value {
+    json!({ "class": "latency", "budget": { "runtime": runtime, "period": period }, "deadline": deadline })
+}
+
+fn with_target(name: &str, target: Value) -> Value {
+    json!({ "version": 1, "targets": { name: target } })
+}
+
+#[test]
+fn examples_are_valid() {
+    for (name, text) in [
+        ("enforce.json", include_str!("../../../examples/enforce.json")),
+        ("minimal.json", include_str!("../../../examples/minimal.json")),
+    ] {
+        let config = load_str(text, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!config.targets.is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn example_enforce_reads_as_written() {
+    let config = load_str(include_str!("../../../examples/enforce.json"), None).expect("valid");
+    assert_eq!(config.mode, Mode::Enforce);
+    assert_eq!(config.switch, SwitchMode::Partial);
+    let api = config.targets.iter().find(|t| t.key == "api.service").expect("api");
+    assert_eq!(api.budget.map(|b| b.runtime), Some(Duration::from_ms(3)));
+    assert_eq!(api.priority, 800);
+    assert_eq!(api.weight, 200);
+    let legacy = config.targets.iter().find(|t| t.key == "/legacy/cron-jobs").expect("legacy");
+    assert_eq!(legacy.selector, Selector::Cgroup { path: "/legacy/cron-jobs".into() });
+}
+
+#[test]
+fn defaults_fill_in() {
+    let config = load_str(include_str!("../../../examples/minimal.json"), None).expect("valid");
+    assert_eq!(config.mode, Mode::Auto);
+    assert_eq!(config.switch, SwitchMode::Partial);
+    assert_eq!(config.scheduler.slice_max, validate::defaults::SLICE_MAX);
+    let t = &config.targets[0];
+    assert_eq!(t.priority, validate::defaults::LATENCY_PRIORITY);
+    assert_eq!(t.preemption, Preemption::LowerPriority);
+    assert_eq!(t.weight, DEFAULT_WEIGHT);
+}
+
+#[test]
+fn runtime_over_period_names_the_field() {
+    let errors = errors_of(with_target("api.service", latency("12ms", "10ms", "10ms")));
+    assert_eq!(
+        errors.problems[0].to_string(),
+        r#"targets."api.service".budget.runtime: 12ms exceeds period 10ms"#
+    );
+}
+
+#[test]
+fn syntax_errors_give_line_and_column() {
+    let errors = load_str("{\"version\": 1,,}", None).expect_err("bad json");
+    assert!(errors.problems[0].message.contains("line 1 column"), "{errors}");
+}
+
+#[test]
+fn every_problem_is_reported_not_just_the_first() {
+    let errors = errors_of(json!({
+        "version": 1,
+        "mode": "turbo",
+        "scheduler": { "slice_max": "5 parsecs" },
+        "targets": {
+            "a.service": latency("12ms", "10ms", "10ms"),
+            "b.service": { "class": "batch", "weight": 0 }
+        }
+    }));
+    let paths = errors.paths();
+    for expected in ["mode", "scheduler.slice_max", r#"targets."a.service".budget.runtime"#, r#"targets."b.service".weight"#] {
+        assert!(paths.iter().any(|p| p == expected), "missing {expected} in {paths:?}");
+    }
+}
+
+#[test]
+fn each_validation_error_names_its_path() {
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (json!({}), "version", "missing"),
+        (json!({ "version": 2 }), "version", "unsupported config version 2"),
+        (json!({ "version": 1, "colour": "red" }), "colour", "unknown field"),
+        (json!({ "version": 1, "mode": "fast" }), "mode", "unknown variant"),
+        (json!({ "version": 1, "switch": "some" }), "switch", "unknown variant"),
+        (json!({ "version": 1, "admission": { "cpu_capacity": 0 } }), "admission.cpu_capacity", "outside"),
+        (json!({ "version": 1, "admission": { "cpu_capacity": "many" } }), "admission.cpu_capacity", "did not match"),
+        (json!({ "version": 1, "admission": { "overcommit": 0.0 } }), "admission.overcommit", "outside"),
+        (json!({ "version": 1, "admission": { "overcommit": 9.0 } }), "admission.overcommit", "outside"),
+        (json!({ "version": 1, "scheduler": { "slice_max": "1s" } }), "scheduler.slice_max", "outside"),
+        (json!({ "version": 1, "scheduler": { "slice_min": "10ms", "slice_max": "5ms" } }), "scheduler.slice_min", "exceeds slice_max"),
+        (json!({ "version": 1, "scheduler": { "max_wait": "1ms" } }), "scheduler.max_wait", "shorter than slice_max"),
+        (json!({ "version": 1, "scheduler": { "max_wait": 50 } }), "scheduler.max_wait", "duration string"),
+        (json!({ "version": 1, "numa": { "migration_threshold": 5000000 } }), "numa.migration_threshold", "outside"),
+        (json!({ "version": 1, "early_warning": { "min_interval": "0s" } }), "early_warning.min_interval", "outside"),
+        (json!({ "version": 1, "targets": [] }), "targets", "object keyed"),
+        (with_target("nginx", latency("1ms", "10ms", "5ms")), r#"targets.nginx"#, "neither a unit"),
+        (with_target("a b.service", latency("1ms", "10ms", "5ms")), r#"targets."a b.service""#, "does not allow"),
+        (with_target(".service", latency("1ms", "10ms", "5ms")), r#"targets.".service""#, "empty name"),
+        (with_target("/", latency("1ms", "10ms", "5ms")), r#"targets."/""#, "root cgroup"),
+        (with_target("/a/../b", latency("1ms", "10ms", "5ms")), r#"targets."/a/../b""#, ".. components"),
+        (with_target("/a//b", latency("1ms", "10ms", "5ms")), r#"targets."/a//b""#, "empty component"),
+        (with_target("x.service", json!({ "class": "latency", "deadline": "1ms" })), r#"targets."x.service".budget"#, "need a budget"),
+        (with_target("x.service", json!({ "class": "latency", "budget": { "runtime": "1ms", "period": "10ms" } })), r#"targets."x.service".deadline"#, "need a relative deadline"),
+        (with_target("x.service", latency("1us", "10ms", "5ms")), r#"targets."x.service".budget.runtime"#, "below the minimum"),
+        (with_target("x.service", latency("1ms", "20s", "5ms")), r#"targets."x.service".budget.period"#, "outside"),
+        (with_target("x.service", latency("2ms", "10ms", "1ms")), r#"targets."x.service".deadline"#, "shorter than budget.runtime"),
+        (with_target("x.service", latency("2ms", "10ms", "11ms")), r#"targets."x.service".deadline"#, "exceeds budget.period"),
+        (with_target("x.service", json!({ "class": "latency", "budget": { "runtime": "1ms", "period": "10ms" }, "deadline": "5ms", "priority": 1001 })), r#"targets."x.service".priority"#, "outside 0..=1000"),
+        (with_target("x.service", json!({ "class": "latency", "budget": { "runtime": "1ms", "period": "10ms" }, "deadline": "5ms", "preemption": "always" })), r#"targets."x.service".preemption"#, "unknown variant"),
+        (with_target("x.service", json!({ "class": "batch", "weight": 20000 })), r#"targets."x.service".weight"#, "outside 1..=10000"),
+        (with_target("x.service", json!({ "class": "batch", "budget": { "runtime": "1ms", "period": "10ms" } })), r#"targets."x.service".budget"#, "only latency targets"),
+        (with_target("x.service", json!({ "class": "batch", "deadline": "1ms" })), r#"targets."x.service".deadline"#, "only latency targets"),
+        (with_target("x.service", json!({ "class": "batch", "preemption": "lower-priority" })), r#"targets."x.service".preemption"#, "never preempt"),
+        (with_target("x.service", json!({ "class": "idle" })), r#"targets."x.service".class"#, "unknown variant"),
+        (with_target("x.service", json!({ "weight": 5 })), r#"targets."x.service""#, "missing field `class`"),
+        (with_target("x.service", json!({ "class": "batch", "cgroup": "relative/path" })), r#"targets."x.service".cgroup"#, "must start with /"),
+        (with_target("/a/b", json!({ "class": "batch", "cgroup": "/c" })), r#"targets."/a/b".cgroup"#, "cannot also set"),
+        (with_target("x.service", json!({ "class": "batch", "slo": { "availability": 1.0 } })), r#"targets."x.service".slo.availability"#, "outside (0, 1)"),
+        (with_target("x.service", json!({ "class": "batch", "slo": { "latency": { "p50": "5ms", "p99": "1ms" } } })), r#"targets."x.service".slo.latency.p99"#, "must not decrease"),
+        (with_target("x.service", json!({ "class": "batch", "slo": { "latency": { "p50": "0s" } } })), r#"targets."x.service".slo.latency.p50"#, "never be met"),
+        (with_target("x.service", json!({ "class": "batch", "slo": { "error_budget_window": "1m" } })), r#"targets."x.service".slo.error_budget_window"#, "outside"),
+        (with_target("x.service", json!({ "class": "batch", "slo": { "burn": 1 } })), r#"targets."x.service".slo.burn"#, "unknown field"),
+        (json!({ "version": 1, "targets": { "a.service": { "class": "batch", "cgroup": "/x" }, "b.service": { "class": "batch", "cgroup": "/x" } } }), r#"targets."b.service""#, "already targeted"),
+        (json!({ "version": 1, "admission": { "cpu_capacity": 1 }, "targets": {
+            "a.service": latency("6ms", "10ms", "10ms"), "b.service": latency("6ms", "10ms", "10ms") } }), "targets", "reserve 1.200 CPUs"),
+    ];
+    for (value, path, fragment) in cases {
+        assert_rejected_at(value, path, fragment);
+    }
+}
+
+#[test]
+fn too_many_targets_are_refused() {
+    let targets: serde_json::Map<String, Value> = (0..=MAX_TARGETS)
+        .map(|i| (format!("u{i}.service"), json!({ "class": "batch" })))
+        .collect();
+    assert_rejected_at(json!({ "version": 1, "targets": targets }), "targets", "at most 1024");
+}
+
+#[test]
+fn admission_uses_online_cpus_for_auto() {
+    let text = json!({ "version": 1, "targets": {
+        "a.service": latency("6ms", "10ms", "10ms"), "b.service": latency("6ms", "10ms", "10ms") } })
+    .to_string();
+    assert!(load_str(&text, None).is_ok(), "offline check cannot sum against auto");
+    assert!(load_str(&text, Some(1)).is_err(), "1 CPU x 0.95 < 1.2");
+    assert!(load_str(&text, Some(2)).is_ok(), "2 CPUs x 0.95 >= 1.2");
+}
+
+#[test]
+fn admission_boundary_is_inclusive() {
+    let text = json!({ "version": 1, "admission": { "cpu_capacity": 1, "overcommit": 1.0 }, "targets": {
+        "a.service": latency("5ms", "10ms", "10ms"), "b.service": latency("5ms", "10ms", "10ms") } })
+    .to_string();
+    assert!(load_str(&text, None).is_ok());
+}
+
+fn arb_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>().prop_map(|f| json!(f)),
+        prop_oneof![Just("5ms".to_string()), Just("latency".to_string()), Just("batch".to_string()), ".{0,8}"]
+            .prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(
+                prop_oneof![
+                    Just("version".to_string()), Just("targets".to_string()), Just("budget".to_string()),
+                    Just("runtime".to_string()), Just("period".to_string()), Just("class".to_string()),
+                    Just("deadline".to_string()), Just("a.service".to_string()), Just("scheduler".to_string()),
+                    "[a-z/.]{0,6}"
+                ],
+                inner,
+                0..5
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn random_json_never_panics(value in arb_json()) {
+        let _ = load_str(&value.to_string(), Some(2));
+    }
+
+    #[test]
+    fn random_bytes_never_panic(text in ".{0,64}") {
+        let _ = load_str(&text, None);
+    }
+
+    #[test]
+    fn mutated_example_never_panics_and_rejections_name_a_path(cut in 0usize..1400, insert in ".{0,3}") {
+        let base = include_str!("../../../examples/enforce.json");
+        let cut = cut.min(base.len());
+        let cut = (0..=cut).rev().find(|i| base.is_char_boundary(*i)).unwrap_or(0);
+        let mutated = format!("{}{}{}", &base[..cut], insert, &base[cut..]);
+        if let Err(errors) = load_str(&mutated, None) {
+            prop_assert!(!errors.problems.is_empty());
+        }
+    }
+
+    #[test]
+    fn valid_budgets_round_trip(runtime_us in 10u64..10_000, extra_us in 0u64..10_000, period_extra in 0u64..1000) {
+        let runtime = Duration::from_us(runtime_us);
+        let deadline = Duration::from_us(runtime_us + extra_us);
+        let period = Duration::from_us((runtime_us + extra_us + period_extra).max(100));
+        let value = with_target("p.service", latency(&runtime.to_string(), &period.to_string(), &deadline.to_string()));
+        let config = load_str(&value.to_string(), None);
+        prop_assert!(config.is_ok(), "{:?}", config.err().map(|e| e.to_string()));
+    }
+}
