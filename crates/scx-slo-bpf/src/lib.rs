@@ -1,1 +1,17 @@
-//! placeholder
+// SPDX-License-Identifier: GPL-2.0-only
+//! scx-slo's BPF side from Rust: the compiled scheduler, typed access to its
+//! maps, the enforce-mode loader and the kernel feature probe.
+
+pub mod events;
+pub mod intf;
+pub mod maps;
+pub mod probe;
+pub mod scheduler;
+pub mod skel;
+pub mod topology;
+
+pub use maps::{TargetStats, TARGET_COUNTERS};
+pub use probe::KernelFeatures;
+pub use scheduler::{ExitInfo, LoadParams, MapTarget, Scheduler};
+pub use topology::Topology;
+

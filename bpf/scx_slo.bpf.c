@@ -1,0 +1,829 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * scx_slo: the Fair-EDF sched_ext scheduler of scx-slo.
+ *
+ * - A task of a latency target gets deadline = wakeup + relative deadline.
+ *   While its target has budget left in the current period, it is queued
+ *   earliest-deadline-first on its NUMA node's EDF DSQ.
+ * - Budget exhausted, batch targets and untargeted tasks: weighted virtual
+ *   time on the node's vtime DSQ. A wrong budget therefore cannot starve the
+ *   host (the vruntime guard), and max_wait bounds how long the vtime DSQ
+ *   waits behind EDF work.
+ * - Budget that latency targets leave unused in a period becomes credit that
+ *   lengthens batch slices from slice_min to slice_max (credit borrowing).
+ * - A waking latency task may kick a CPU running lower-priority work with a
+ *   later deadline, when its target's preemption policy allows.
+ * - Per-target per-CPU counters and log2 histograms of run-queue delay and
+ *   slack; rate-limited ring-buffer events when slack runs low.
+ *
+ * Kernel compatibility (6.12 is the floor) goes through scx/compat.bpf.h's
+ * wrappers only: scx_bpf_dsq_insert[_vtime] and scx_bpf_dsq_move_to_local
+ * resolve to scx_bpf_dispatch[_vtime] / scx_bpf_consume on 6.12.
+ *
+ * Order: includes, tunables, counters, maps with accessors, helpers, ops.
+ */
+#include <scx/common.bpf.h>
+#include "intf.h"
+
+char _license[] SEC("license") = "GPL";
+
+#define dbg(fmt, args...)                                                      \
+	do {                                                                   \
+		if (debug)                                                     \
+			bpf_printk(fmt, ##args);                               \
+	} while (0)
+
+/*
+ * Load-time tunables: set by scx-slo-bpf from the validated config before
+ * load, so the verifier sees constants. Defaults only matter for tests.
+ */
+const volatile bool debug;			/* bpf_printk on (loader) */
+const volatile u64 slice_max_ns = 5000000;	/* longest slice (loader) */
+const volatile u64 slice_min_ns = 500000;	/* batch slice without credit */
+const volatile u64 max_wait_ns = 50000000;	/* bound on vtime DSQ waiting */
+const volatile u32 numa_migration_threshold = 4; /* remote depth to steal */
+const volatile u64 slack_warn_ns = 500000;	/* early-warning threshold */
+const volatile u64 warn_interval_ns = 100000000; /* per-target rate limit */
+const volatile u32 nr_nodes = 1;		/* NUMA nodes (loader) */
+const volatile u32 nr_cpus = 1;			/* possible CPUs (loader) */
+const volatile u32 cpu_to_node[SLO_MAX_CPUS];	/* topology (loader) */
+
+/*
+ * Runtime state the daemon writes through the mmapped .bss on every apply.
+ */
+volatile u64 cfg_gen;			/* bumped after maps change (daemon) */
+volatile u32 nr_targets;		/* targets in target_cfg (daemon) */
+volatile u32 nr_latency_targets;	/* 0: batch always gets slice_max (daemon) */
+volatile u64 lend_interval_ns = 10000000; /* period-roll timer (daemon) */
+
+/* Credit lent by latency targets to batch, in ns (BPF, atomics). */
+s64 credit_ns;
+
+UEI_DEFINE(uei);
+
+/* Target policies by index; written by the daemon. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLO_MAX_TARGETS);
+	__type(key, u32);
+	__type(value, struct slo_target_cfg);
+} target_cfg SEC(".maps");
+
+static struct slo_target_cfg *try_lookup_target_cfg(u32 target)
+{
+	return bpf_map_lookup_elem(&target_cfg, &target);
+}
+
+/* cgroup id (kernfs id, the inode number in cgroupfs) -> target index; daemon. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SLO_MAX_TARGETS);
+	__type(key, u64);
+	__type(value, u32);
+} cgroup_targets SEC(".maps");
+
+/* Per-target statistics, per CPU; BPF writes, the daemon reads. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SLO_MAX_TARGETS);
+	__type(key, u32);
+	__type(value, struct slo_target_stats);
+} target_stats SEC(".maps");
+
+static struct slo_target_stats *try_lookup_target_stats(u32 target)
+{
+	return bpf_map_lookup_elem(&target_stats, &target);
+}
+
+/* Per-target budget accounting shared across CPUs; BPF, with atomics. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLO_MAX_TARGETS);
+	__type(key, u32);
+	__type(value, struct slo_budget_state);
+} budget_state SEC(".maps");
+
+static struct slo_budget_state *try_lookup_budget_state(u32 target)
+{
+	return bpf_map_lookup_elem(&budget_state, &target);
+}
+
+/* Whole-scheduler counters, per CPU; BPF writes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct slo_global_stats);
+} global_stats SEC(".maps");
+
+/* Early-warning and miss events for the daemon. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} events SEC(".maps");
+
+/* Per-task state; BPF only. */
+struct task_ctx {
+	u64 cgid;		/* cgroup id the target was resolved for */
+	u64 gen;		/* cfg_gen of that resolution */
+	u64 enq_at_ns;		/* last time the task was queued */
+	u64 started_at_ns;	/* last time it got a CPU */
+	u64 deadline_ns;	/* absolute deadline of the current job */
+	u32 target;		/* index, or SLO_NO_TARGET */
+	bool edf;		/* this run is a budgeted EDF run */
+	bool missed;		/* the current job's miss is counted */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_ctx);
+} task_stor SEC(".maps");
+
+static struct task_ctx *try_lookup_task_ctx(struct task_struct *p)
+{
+	return bpf_task_storage_get(&task_stor, p, 0, 0);
+}
+
+/* What each CPU runs now, for preemption decisions; BPF only. */
+struct cpu_ctx {
+	u64 deadline_ns;	/* deadline of the running EDF task */
+	u16 priority;		/* 0 unless an EDF run */
+	bool edf;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct cpu_ctx);
+} cpu_ctxs SEC(".maps");
+
+static struct cpu_ctx *try_lookup_cpu_ctx(s32 cpu)
+{
+	u32 zero = 0;
+
+	if (cpu < 0)
+		return bpf_map_lookup_elem(&cpu_ctxs, &zero);
+	return bpf_map_lookup_percpu_elem(&cpu_ctxs, &zero, cpu);
+}
+
+/* Per-NUMA-node scheduling clock; BPF only. */
+struct node_ctx {
+	u64 vtime_now;		/* highest vtime that started running */
+	u64 vtime_served_ns;	/* last time the vtime DSQ was served or empty */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLO_MAX_NODES);
+	__type(key, u32);
+	__type(value, struct node_ctx);
+} node_ctxs SEC(".maps");
+
+static struct node_ctx *try_lookup_node_ctx(u32 node)
+{
+	return bpf_map_lookup_elem(&node_ctxs, &node);
+}
+
+/* The period-roll timer. */
+struct lend_timer {
+	struct bpf_timer timer;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct lend_timer);
+} lend_timers SEC(".maps");
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static void gstat_add(enum slo_gstat_id id, u64 v)
+{
+	u32 zero = 0;
+	struct slo_global_stats *s = bpf_map_lookup_elem(&global_stats, &zero);
+
+	if (s && id < NR_SLO_GSTATS)
+		s->cnt[id] += v;
+}
+
+static void tstat_add(struct slo_target_stats *s, enum slo_tstat_id id, u64 v)
+{
+	if (s && id < NR_SLO_TSTATS)
+		s->cnt[id] += v;
+}
+
+static u32 hist_bucket(u64 ns)
+{
+	u64 v = ns >> SLO_HIST_SHIFT;
+	u32 b = 0;
+
+	/* Position of the highest set bit + 1, capped. */
+	bpf_for(b, 0, SLO_HIST_BUCKETS - 1) {
+		if (!v)
+			break;
+		v >>= 1;
+	}
+	return b < SLO_HIST_BUCKETS ? b : SLO_HIST_BUCKETS - 1;
+}
+
+static u32 node_of_cpu(s32 cpu)
+{
+	if (cpu < 0 || cpu >= SLO_MAX_CPUS)
+		return 0;
+	return cpu_to_node[cpu] < SLO_MAX_NODES ? cpu_to_node[cpu] : 0;
+}
+
+static u64 edf_dsq(u32 node)
+{
+	return SLO_DSQ_EDF_BASE + node;
+}
+
+static u64 vtime_dsq(u32 node)
+{
+	return SLO_DSQ_VTIME_BASE + node;
+}
+
+static bool is_latency(const struct slo_target_cfg *cfg)
+{
+	return cfg && cfg->class == SLO_CLASS_LATENCY && cfg->period_ns;
+}
+
+/* The task's cgroup v2 id; 0 when it cannot be read. */
+static u64 task_cgroup_id(struct task_struct *p)
+{
+	return BPF_CORE_READ(p, cgroups, dfl_cgrp, kn, id);
+}
+
+/*
+ * The target a task belongs to: its own cgroup or the nearest targeted
+ * ancestor (a slice target covers the units inside it). Cached per task and
+ * redone when the task changes cgroup or the daemon applies a new config.
+ */
+static u32 task_target(struct task_struct *p, struct task_ctx *tctx)
+{
+	struct cgroup *cgrp;
+	u64 cgid = task_cgroup_id(p);
+	u64 gen = cfg_gen;
+	u32 depth, target = SLO_NO_TARGET;
+
+	if (tctx->cgid == cgid && tctx->gen == gen)
+		return tctx->target;
+
+	cgrp = BPF_CORE_READ(p, cgroups, dfl_cgrp);
+	bpf_for(depth, 0, SLO_MAX_CGROUP_DEPTH) {
+		struct cgroup_subsys_state *parent;
+		u64 id;
+		u32 *idx;
+
+		if (!cgrp)
+			break;
+		id = BPF_CORE_READ(cgrp, kn, id);
+		idx = bpf_map_lookup_elem(&cgroup_targets, &id);
+		if (idx) {
+			target = *idx < SLO_MAX_TARGETS ? *idx : SLO_NO_TARGET;
+			break;
+		}
+		parent = BPF_CORE_READ(cgrp, self.parent);
+		if (!parent)
+			break;
+		cgrp = container_of(parent, struct cgroup, self);
+	}
+	tctx->cgid = cgid;
+	tctx->gen = gen;
+	tctx->target = target;
+	return target;
+}
+
+static void lend_credit(u64 ns)
+{
+	s64 cap = (s64)(slice_max_ns * nr_cpus * 4);
+
+	if (!ns)
+		return;
+	if (credit_ns + (s64)ns > cap)
+		ns = credit_ns < cap ? cap - credit_ns : 0;
+	if (ns) {
+		__sync_fetch_and_add(&credit_ns, (s64)ns);
+		gstat_add(SLO_GSTAT_CREDIT_LENT_NS, ns);
+	}
+}
+
+/*
+ * Starts a new period when the current one is over; exactly one CPU wins the
+ * compare-and-swap, resets the usage and lends what was left unused.
+ */
+static void roll_period(struct slo_budget_state *bs,
+			const struct slo_target_cfg *cfg, u64 now)
+{
+	u64 start = bs->period_start_ns, new_start, used;
+
+	if (now < start + cfg->period_ns)
+		return;
+	new_start = now - (now - start) % cfg->period_ns;
+	if (__sync_val_compare_and_swap(&bs->period_start_ns, start,
+					new_start) != start)
+		return;
+	used = __sync_lock_test_and_set(&bs->used_ns, 0);
+	/* A start of 0 is the first period: nothing was reserved before it. */
+	if (start && used < cfg->runtime_ns) {
+		__sync_fetch_and_add(&bs->lent_ns, cfg->runtime_ns - used);
+		lend_credit(cfg->runtime_ns - used);
+	}
+}
+
+/* Budget left to @target in the current period, in ns. */
+static u64 budget_left(u32 target, const struct slo_target_cfg *cfg, u64 now)
+{
+	struct slo_budget_state *bs = try_lookup_budget_state(target);
+	u64 used;
+
+	if (!bs || !is_latency(cfg))
+		return 0;
+	roll_period(bs, cfg, now);
+	used = bs->used_ns;
+	return used < cfg->runtime_ns ? cfg->runtime_ns - used : 0;
+}
+
+/* Batch slice: slice_min, lengthened to slice_max by lent credit. */
+static u64 batch_slice(void)
+{
+	s64 extra = (s64)(slice_max_ns - slice_min_ns);
+
+	if (!nr_latency_targets || extra <= 0)
+		return slice_max_ns;
+	if (credit_ns >= extra) {
+		__sync_fetch_and_sub(&credit_ns, extra);
+		gstat_add(SLO_GSTAT_CREDIT_GRANTS, 1);
+		return slice_max_ns;
+	}
+	return slice_min_ns;
+}
+
+/* Weight of a task for virtual time: its target's, or its own (nice). */
+static u64 task_weight(struct task_struct *p, const struct slo_target_cfg *cfg)
+{
+	u64 w = cfg ? cfg->weight : p->scx.weight;
+
+	return w ? w : 100;
+}
+
+/*
+ * Kicks the CPU of the node whose running work has the lowest priority
+ * below @prio and a later deadline, if any: the woken EDF task is then the
+ * first thing it dispatches.
+ */
+static bool kick_lower_priority(u32 node, u16 prio, u64 deadline)
+{
+	s32 cpu, victim = -1;
+	u32 lowest = prio;
+	u64 latest = deadline;
+
+	bpf_for(cpu, 0, nr_cpus) {
+		struct cpu_ctx *cctx;
+
+		if (cpu >= SLO_MAX_CPUS)
+			break;
+		if (node_of_cpu(cpu) != node)
+			continue;
+		cctx = try_lookup_cpu_ctx(cpu);
+		if (!cctx)
+			continue;
+		if (cctx->priority > lowest)
+			continue;
+		if (cctx->priority == lowest &&
+		    (!cctx->edf || cctx->deadline_ns <= latest))
+			continue;
+		if (cctx->edf && cctx->deadline_ns <= deadline)
+			continue;
+		victim = cpu;
+		lowest = cctx->priority;
+		latest = cctx->edf ? cctx->deadline_ns : (u64)-1;
+	}
+	if (victim < 0)
+		return false;
+	scx_bpf_kick_cpu(victim, SCX_KICK_PREEMPT);
+	return true;
+}
+
+static void send_event(u32 target, struct task_struct *p, u32 kind, s64 slack,
+		       u64 now)
+{
+	struct slo_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+
+	if (!ev) {
+		gstat_add(SLO_GSTAT_EVENTS_DROPPED, 1);
+		return;
+	}
+	ev->ts_ns = now;
+	ev->slack_ns = slack;
+	ev->target = target;
+	ev->pid = p->pid;
+	ev->kind = kind;
+	ev->cpu = bpf_get_smp_processor_id();
+	bpf_ringbuf_submit(ev, 0);
+}
+
+/* At most one event per target per warn_interval_ns. */
+static void maybe_warn(u32 target, struct task_struct *p, u32 kind, s64 slack,
+		       u64 now)
+{
+	struct slo_budget_state *bs = try_lookup_budget_state(target);
+	struct slo_target_stats *st = try_lookup_target_stats(target);
+	u64 last;
+
+	if (!bs)
+		return;
+	last = bs->last_warning_ns;
+	if (last && now - last < warn_interval_ns) {
+		tstat_add(st, SLO_TSTAT_WARNINGS_SUPPRESSED, 1);
+		return;
+	}
+	if (__sync_val_compare_and_swap(&bs->last_warning_ns, last, now) !=
+	    last) {
+		tstat_add(st, SLO_TSTAT_WARNINGS_SUPPRESSED, 1);
+		return;
+	}
+	tstat_add(st, SLO_TSTAT_EARLY_WARNINGS, 1);
+	send_event(target, p, kind, slack, now);
+}
+
+/* Slice for a task about to be queued or dispatched; sets tctx->edf. */
+static u64 task_slice(struct task_ctx *tctx, u32 target,
+		      const struct slo_target_cfg *cfg, u64 now)
+{
+	u64 left;
+
+	if (is_latency(cfg)) {
+		left = budget_left(target, cfg, now);
+		if (left) {
+			tctx->edf = true;
+			return left < slice_max_ns ? left : slice_max_ns;
+		}
+	}
+	tctx->edf = false;
+	return batch_slice();
+}
+
+/* ---- ops ---------------------------------------------------------------- */
+
+s32 BPF_STRUCT_OPS(slo_select_cpu, struct task_struct *p, s32 prev_cpu,
+		   u64 wake_flags)
+{
+	struct slo_target_cfg *cfg = NULL;
+	struct task_ctx *tctx;
+	bool is_idle = false;
+	u32 target;
+	s32 cpu;
+	u64 slice;
+
+	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
+	if (!is_idle)
+		return cpu;
+	tctx = try_lookup_task_ctx(p);
+	if (!tctx)
+		return cpu;
+	target = task_target(p, tctx);
+	if (target != SLO_NO_TARGET)
+		cfg = try_lookup_target_cfg(target);
+	slice = task_slice(tctx, target, cfg, scx_bpf_now());
+	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, 0);
+	gstat_add(SLO_GSTAT_DIRECT_DISPATCHES, 1);
+	if (target != SLO_NO_TARGET)
+		tstat_add(try_lookup_target_stats(target),
+			  SLO_TSTAT_DIRECT_DISPATCHES, 1);
+	return cpu;
+}
+
+void BPF_STRUCT_OPS(slo_runnable, struct task_struct *p, u64 enq_flags)
+{
+	struct slo_target_cfg *cfg;
+	struct task_ctx *tctx;
+	u64 now = scx_bpf_now();
+	u32 target;
+
+	tctx = try_lookup_task_ctx(p);
+	if (!tctx)
+		return;
+	/* A restore after a property change is not a new job. */
+	if (!(enq_flags & SCX_ENQ_WAKEUP) && tctx->deadline_ns)
+		return;
+	tctx->enq_at_ns = now;
+	target = task_target(p, tctx);
+	if (target == SLO_NO_TARGET)
+		return;
+	cfg = try_lookup_target_cfg(target);
+	tctx->deadline_ns = now + (is_latency(cfg) ? cfg->deadline_ns : 0);
+	tctx->missed = false;
+	tstat_add(try_lookup_target_stats(target), SLO_TSTAT_WAKEUPS, 1);
+}
+
+void BPF_STRUCT_OPS(slo_enqueue, struct task_struct *p, u64 enq_flags)
+{
+	struct slo_target_cfg *cfg = NULL;
+	struct slo_target_stats *st = NULL;
+	struct task_ctx *tctx;
+	struct node_ctx *nctx;
+	u64 now = scx_bpf_now(), slice, vtime, lag;
+	u32 target, node = node_of_cpu(scx_bpf_task_cpu(p));
+
+	gstat_add(SLO_GSTAT_ENQUEUES, 1);
+	tctx = try_lookup_task_ctx(p);
+	if (!tctx) {
+		scx_bpf_dsq_insert(p, SCX_DSQ_GLOBAL, slice_min_ns, enq_flags);
+		return;
+	}
+	tctx->enq_at_ns = now;
+	target = task_target(p, tctx);
+	if (target != SLO_NO_TARGET) {
+		cfg = try_lookup_target_cfg(target);
+		st = try_lookup_target_stats(target);
+	}
+
+	slice = task_slice(tctx, target, cfg, now);
+	if (tctx->edf && cfg) {
+		scx_bpf_dsq_insert_vtime(p, edf_dsq(node), slice,
+					 tctx->deadline_ns, enq_flags);
+		tstat_add(st, SLO_TSTAT_EDF_ENQUEUES, 1);
+		if (cfg->preempt == SLO_PREEMPT_LOWER_PRIO &&
+		    kick_lower_priority(node, cfg->priority,
+					tctx->deadline_ns)) {
+			tstat_add(st, SLO_TSTAT_PREEMPT_KICKS, 1);
+			gstat_add(SLO_GSTAT_PREEMPT_KICKS, 1);
+		}
+		return;
+	}
+
+	/*
+	 * Virtual time: a task that slept keeps at most one slice_max of
+	 * credit against the node's clock, so sleepers cannot bank CPU time.
+	 */
+	vtime = p->scx.dsq_vtime;
+	nctx = try_lookup_node_ctx(node);
+	if (nctx) {
+		lag = slice_max_ns;
+		if (nctx->vtime_now > lag && vtime < nctx->vtime_now - lag)
+			vtime = nctx->vtime_now - lag;
+	}
+	scx_bpf_dsq_insert_vtime(p, vtime_dsq(node), slice, vtime, enq_flags);
+	tstat_add(st, SLO_TSTAT_VTIME_ENQUEUES, 1);
+}
+
+static bool move_from(u64 dsq)
+{
+	return scx_bpf_dsq_move_to_local(dsq, 0);
+}
+
+void BPF_STRUCT_OPS(slo_dispatch, s32 cpu, struct task_struct *prev)
+{
+	u32 node = node_of_cpu(cpu), n;
+	struct node_ctx *nctx = try_lookup_node_ctx(node);
+	u64 now = scx_bpf_now();
+
+	if (!nctx)
+		return;
+	if (scx_bpf_dsq_nr_queued(vtime_dsq(node)) == 0) {
+		nctx->vtime_served_ns = now;
+	} else if (now - nctx->vtime_served_ns > max_wait_ns &&
+		   move_from(vtime_dsq(node))) {
+		/* The bound on waiting: EDF work cannot hold batch off longer. */
+		nctx->vtime_served_ns = now;
+		gstat_add(SLO_GSTAT_WAIT_BOUND_DISPATCHES, 1);
+		return;
+	}
+	if (move_from(edf_dsq(node))) {
+		gstat_add(SLO_GSTAT_EDF_DISPATCHES, 1);
+		return;
+	}
+	if (move_from(vtime_dsq(node))) {
+		nctx->vtime_served_ns = now;
+		gstat_add(SLO_GSTAT_VTIME_DISPATCHES, 1);
+		return;
+	}
+	/* Idle here: pull from a node whose queues are deep enough. */
+	bpf_for(n, 0, nr_nodes) {
+		if (n == node || n >= SLO_MAX_NODES)
+			continue;
+		if (scx_bpf_dsq_nr_queued(edf_dsq(n)) +
+			    scx_bpf_dsq_nr_queued(vtime_dsq(n)) <
+		    numa_migration_threshold)
+			continue;
+		if (move_from(edf_dsq(n)) || move_from(vtime_dsq(n))) {
+			gstat_add(SLO_GSTAT_REMOTE_DISPATCHES, 1);
+			return;
+		}
+	}
+}
+
+void BPF_STRUCT_OPS(slo_running, struct task_struct *p)
+{
+	struct slo_target_cfg *cfg = NULL;
+	struct slo_target_stats *st;
+	struct task_ctx *tctx;
+	struct node_ctx *nctx;
+	struct cpu_ctx *cctx;
+	u64 now = scx_bpf_now(), delay;
+	u32 target;
+
+	tctx = try_lookup_task_ctx(p);
+	if (!tctx)
+		return;
+	tctx->started_at_ns = now;
+	target = tctx->target;
+	cctx = try_lookup_cpu_ctx(-1);
+	if (target != SLO_NO_TARGET)
+		cfg = try_lookup_target_cfg(target);
+	if (cctx) {
+		cctx->edf = tctx->edf;
+		cctx->priority = (tctx->edf && cfg) ? cfg->priority : 0;
+		cctx->deadline_ns = tctx->deadline_ns;
+	}
+	if (!tctx->edf) {
+		nctx = try_lookup_node_ctx(node_of_cpu(scx_bpf_task_cpu(p)));
+		if (nctx && p->scx.dsq_vtime > nctx->vtime_now)
+			nctx->vtime_now = p->scx.dsq_vtime;
+	}
+	if (target == SLO_NO_TARGET)
+		return;
+	st = try_lookup_target_stats(target);
+	if (!st)
+		return;
+	tstat_add(st, SLO_TSTAT_RUNS, 1);
+	if (tctx->enq_at_ns && now > tctx->enq_at_ns) {
+		delay = now - tctx->enq_at_ns;
+		tstat_add(st, SLO_TSTAT_RQ_DELAY_SUM_NS, delay);
+		st->rq_delay_hist[hist_bucket(delay)]++;
+	}
+	tctx->enq_at_ns = 0;
+}
+
+void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
+{
+	struct slo_target_cfg *cfg = NULL;
+	struct slo_target_stats *st = NULL;
+	struct slo_budget_state *bs;
+	struct task_ctx *tctx;
+	struct cpu_ctx *cctx;
+	u64 now = scx_bpf_now(), used, before;
+	u32 target;
+	s64 slack;
+
+	tctx = try_lookup_task_ctx(p);
+	if (!tctx)
+		return;
+	cctx = try_lookup_cpu_ctx(-1);
+	if (cctx) {
+		cctx->edf = false;
+		cctx->priority = 0;
+	}
+	used = now > tctx->started_at_ns ? now - tctx->started_at_ns : 0;
+	target = tctx->target;
+	if (target != SLO_NO_TARGET) {
+		cfg = try_lookup_target_cfg(target);
+		st = try_lookup_target_stats(target);
+	}
+	/* Virtual time advances by runtime scaled inversely to weight. */
+	p->scx.dsq_vtime += used * 100 / task_weight(p, cfg);
+	if (!cfg)
+		return;
+	tstat_add(st, SLO_TSTAT_RUNTIME_NS, used);
+	if (!is_latency(cfg))
+		return;
+
+	bs = try_lookup_budget_state(target);
+	if (bs) {
+		before = __sync_fetch_and_add(&bs->used_ns, used);
+		if (before < cfg->runtime_ns && before + used >= cfg->runtime_ns)
+			tstat_add(st, SLO_TSTAT_BUDGET_EXHAUSTED, 1);
+	}
+
+	slack = (s64)(tctx->deadline_ns - now);
+	if (slack < 0 && !tctx->missed) {
+		/* Counted once per job, whether it is still running or done. */
+		tctx->missed = true;
+		tstat_add(st, SLO_TSTAT_DEADLINE_MISSES, 1);
+		maybe_warn(target, p, SLO_EVENT_DEADLINE_MISS, slack, now);
+	}
+	if (runnable) {
+		/* Still running past the deadline: the next job starts now. */
+		if (slack < 0) {
+			tctx->deadline_ns = now + cfg->deadline_ns;
+			tctx->missed = false;
+		}
+		return;
+	}
+	/* The job is done: the task goes to sleep. */
+	tstat_add(st, SLO_TSTAT_JOBS, 1);
+	if (slack >= 0) {
+		if (st)
+			st->slack_hist[hist_bucket((u64)slack)]++;
+		if ((u64)slack < slack_warn_ns)
+			maybe_warn(target, p, SLO_EVENT_LOW_SLACK, slack, now);
+	}
+}
+
+void BPF_STRUCT_OPS(slo_enable, struct task_struct *p)
+{
+	struct node_ctx *nctx = try_lookup_node_ctx(
+		node_of_cpu(scx_bpf_task_cpu(p)));
+
+	p->scx.dsq_vtime = nctx ? nctx->vtime_now : 0;
+}
+
+s32 BPF_STRUCT_OPS(slo_init_task, struct task_struct *p,
+		   struct scx_init_task_args *args)
+{
+	struct task_ctx *tctx;
+
+	tctx = bpf_task_storage_get(&task_stor, p, 0,
+				    BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!tctx)
+		return -ENOMEM;
+	tctx->target = SLO_NO_TARGET;
+	tctx->gen = (u64)-1;
+	return 0;
+}
+
+/* Rolls every latency target's period, so idle targets lend their budget. */
+static int lend_timer_fn(void *map, int *key, struct bpf_timer *timer)
+{
+	u64 now = scx_bpf_now();
+	u32 i, n = nr_targets;
+	u64 interval = lend_interval_ns;
+
+	if (n > SLO_MAX_TARGETS)
+		n = SLO_MAX_TARGETS;
+	bpf_for(i, 0, n) {
+		struct slo_target_cfg *cfg = try_lookup_target_cfg(i);
+		struct slo_budget_state *bs = try_lookup_budget_state(i);
+
+		if (bs && is_latency(cfg))
+			roll_period(bs, cfg, now);
+	}
+	if (interval < 1000000)
+		interval = 1000000;
+	bpf_timer_start(timer, interval, 0);
+	return 0;
+}
+
+s32 BPF_STRUCT_OPS_SLEEPABLE(slo_init)
+{
+	struct lend_timer *lt;
+	u32 zero = 0, n;
+	s32 ret;
+
+	bpf_for(n, 0, nr_nodes) {
+		if (n >= SLO_MAX_NODES)
+			break;
+		ret = scx_bpf_create_dsq(edf_dsq(n), n);
+		if (ret) {
+			scx_bpf_error("creating EDF DSQ of node %u: %d", n, ret);
+			return ret;
+		}
+		ret = scx_bpf_create_dsq(vtime_dsq(n), n);
+		if (ret) {
+			scx_bpf_error("creating vtime DSQ of node %u: %d", n,
+				      ret);
+			return ret;
+		}
+	}
+	lt = bpf_map_lookup_elem(&lend_timers, &zero);
+	if (!lt) {
+		scx_bpf_error("lend timer slot missing");
+		return -ENOENT;
+	}
+	ret = bpf_timer_init(&lt->timer, &lend_timers, CLOCK_MONOTONIC);
+	if (ret) {
+		scx_bpf_error("initialising the lend timer: %d", ret);
+		return ret;
+	}
+	bpf_timer_set_callback(&lt->timer, lend_timer_fn);
+	ret = bpf_timer_start(&lt->timer, lend_interval_ns, 0);
+	if (ret) {
+		scx_bpf_error("starting the lend timer: %d", ret);
+		return ret;
+	}
+	return 0;
+}
+
+void BPF_STRUCT_OPS(slo_exit, struct scx_exit_info *ei)
+{
+	UEI_RECORD(uei, ei);
+}
+
+SCX_OPS_DEFINE(slo_ops,
+	       .select_cpu = (void *)slo_select_cpu,
+	       .runnable = (void *)slo_runnable,
+	       .enqueue = (void *)slo_enqueue,
+	       .dispatch = (void *)slo_dispatch,
+	       .running = (void *)slo_running,
+	       .stopping = (void *)slo_stopping,
+	       .enable = (void *)slo_enable,
+	       .init_task = (void *)slo_init_task,
+	       .init = (void *)slo_init,
+	       .exit = (void *)slo_exit,
+	       .timeout_ms = 10000,
+	       .name = "scx_slo");

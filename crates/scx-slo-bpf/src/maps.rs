@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! Typed views of the structs in bpf/intf.h: the one place where model
+//! durations become `_ns` map fields, and where map bytes become Rust values.
+
+use std::collections::BTreeMap;
+
+use scx_slo_model::{Class, Preemption, Target};
+use serde::Serialize;
+
+use crate::intf;
+
+/// `struct slo_target_cfg` from a validated target.
+pub fn target_cfg(target: &Target) -> intf::slo_target_cfg {
+    let (runtime_ns, period_ns) = target
+        .budget
+        .map_or((0, 0), |b| (b.runtime.as_ns(), b.period.as_ns()));
+    intf::slo_target_cfg {
+        runtime_ns,
+        period_ns,
+        deadline_ns: target.deadline.map_or(0, |d| d.as_ns()),
+        weight: target.weight,
+        priority: target.priority,
+        class: match target.class {
+            Class::Latency => intf::slo_class_SLO_CLASS_LATENCY as u8,
+            Class::Batch => intf::slo_class_SLO_CLASS_BATCH as u8,
+        },
+        preempt: match target.preemption {
+            Preemption::Never => intf::slo_preempt_SLO_PREEMPT_NEVER as u8,
+            Preemption::LowerPriority => intf::slo_preempt_SLO_PREEMPT_LOWER_PRIO as u8,
+        },
+    }
+}
+
+/// The bytes of a plain-old-data struct from intf.h.
+///
+/// Only for the bindgen structs of intf.h, whose layouts have no padding
+/// (intf.h asserts their sizes), so every byte is initialised.
+pub(crate) fn pod_bytes<T: Copy>(value: &T) -> &[u8] {
+    // SAFETY: T is Copy plain data without padding (see above); the slice
+    // borrows `value` and has exactly its size.
+    unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
+}
+
+/// A struct from intf.h read out of map bytes; `None` when too short.
+pub(crate) fn pod_from_bytes<T: Copy>(bytes: &[u8]) -> Option<T> {
+    if bytes.len() < std::mem::size_of::<T>() {
+        return None;
+    }
+    // SAFETY: the length was checked; intf.h structs are valid for any bit
+    // pattern (integers and arrays of integers); read_unaligned needs no alignment.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+/// One per-target counter: its id in intf.h, its name everywhere else, and
+/// its description. This table is the only list of names: status output,
+/// JSON and (later) metrics all come from it.
+pub struct Counter {
+    /// `enum slo_tstat_id` value.
+    pub id: u32,
+    /// snake_case name.
+    pub name: &'static str,
+    /// One-line description.
+    pub help: &'static str,
+}
+
+macro_rules! counters {
+    ($($id:ident => $name:literal, $help:literal;)*) => {
+        /// Every per-target counter, in intf.h order.
+        pub const TARGET_COUNTERS: &[Counter] = &[
+            $(Counter { id: intf::$id, name: $name, help: $help },)*
+        ];
+    };
+}
+
+counters! {
+    slo_tstat_id_SLO_TSTAT_WAKEUPS => "wakeups", "Times a task of the target became runnable (a job started).";
+    slo_tstat_id_SLO_TSTAT_RUNS => "runs", "Times a task of the target got a CPU.";
+    slo_tstat_id_SLO_TSTAT_RUNTIME_NS => "runtime_ns", "CPU time the target's tasks consumed, in nanoseconds.";
+    slo_tstat_id_SLO_TSTAT_JOBS => "jobs", "Jobs completed (a task went back to sleep).";
+    slo_tstat_id_SLO_TSTAT_DEADLINE_MISSES => "deadline_misses", "Jobs that ran past their deadline.";
+    slo_tstat_id_SLO_TSTAT_BUDGET_EXHAUSTED => "budget_exhausted", "Periods in which the target used up its budget.";
+    slo_tstat_id_SLO_TSTAT_EDF_ENQUEUES => "edf_enqueues", "Times queued earliest-deadline-first.";
+    slo_tstat_id_SLO_TSTAT_VTIME_ENQUEUES => "vtime_enqueues", "Times queued by weighted virtual time.";
+    slo_tstat_id_SLO_TSTAT_DIRECT_DISPATCHES => "direct_dispatches", "Times sent straight to an idle CPU.";
+    slo_tstat_id_SLO_TSTAT_PREEMPT_KICKS => "preempt_kicks", "CPUs kicked to preempt lower-priority work.";
+    slo_tstat_id_SLO_TSTAT_EARLY_WARNINGS => "early_warnings", "Low-slack or miss events sent to the daemon.";
+    slo_tstat_id_SLO_TSTAT_WARNINGS_SUPPRESSED => "warnings_suppressed", "Events withheld by the per-target rate limit.";
+    slo_tstat_id_SLO_TSTAT_RQ_DELAY_SUM_NS => "rq_delay_sum_ns", "Run-queue delay summed over runs, in nanoseconds.";
+}
+
+/// A target's statistics summed over CPUs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TargetStats {
+    /// Counters by name (see [`TARGET_COUNTERS`]).
+    pub counters: BTreeMap<&'static str, u64>,
+    /// log2 histogram of run-queue delay; see [`hist_bucket_upper_ns`].
+    pub rq_delay_hist: Vec<u64>,
+    /// log2 histogram of slack at job completion.
+    pub slack_hist: Vec<u64>,
+}
+
+impl TargetStats {
+    /// A counter by name; 0 for an unknown name.
+    pub fn get(&self, name: &str) -> u64 {
+        self.counters.get(name).copied().unwrap_or(0)
+    }
+
+    /// Sums per-CPU copies.
+    pub fn sum(per_cpu: &[intf::slo_target_stats]) -> Self {
+        let mut stats = TargetStats {
+            counters: TARGET_COUNTERS.iter().map(|c| (c.name, 0)).collect(),
+            rq_delay_hist: vec![0; intf::slo_consts_SLO_HIST_BUCKETS as usize],
+            slack_hist: vec![0; intf::slo_consts_SLO_HIST_BUCKETS as usize],
+        };
+        for cpu in per_cpu {
+            for c in TARGET_COUNTERS {
+                if let (Some(v), Some(slot)) = (cpu.cnt.get(c.id as usize), stats.counters.get_mut(c.name)) {
+                    *slot = slot.wrapping_add(*v);
+                }
+            }
+            for (sum, v) in stats.rq_delay_hist.iter_mut().zip(cpu.rq_delay_hist.iter()) {
+                *sum = sum.wrapping_add(*v);
+            }
+            for (sum, v) in stats.slack_hist.iter_mut().zip(cpu.slack_hist.iter()) {
+                *sum = sum.wrapping_add(*v);
+            }
+        }
+        stats
+    }
+
+    /// The smallest bucket bound under which `q` (0..=1) of the samples fall,
+    /// in ns; `None` with no samples.
+    pub fn quantile_upper_ns(hist: &[u64], q: f64) -> Option<u64> {
+        let total: u64 = hist.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let want = (q * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, n) in hist.iter().enumerate() {
+            seen += n;
+            if seen >= want {
+                return Some(hist_bucket_upper_ns(i));
+            }
+        }
+        Some(u64::MAX)
+    }
+}
+
+/// Exclusive upper bound of histogram bucket `i` in ns (the last is open).
+pub fn hist_bucket_upper_ns(i: usize) -> u64 {
+    if i + 1 >= intf::slo_consts_SLO_HIST_BUCKETS as usize {
+        return u64::MAX;
+    }
+    (1u64 << i) << intf::slo_consts_SLO_HIST_SHIFT
+}
+
+/// Whole-scheduler counters summed over CPUs, by name.
+pub fn global_counter_names() -> [(u32, &'static str); intf::slo_gstat_id_NR_SLO_GSTATS as usize] {
+    [
+        (intf::slo_gstat_id_SLO_GSTAT_ENQUEUES, "enqueues"),
+        (intf::slo_gstat_id_SLO_GSTAT_DIRECT_DISPATCHES, "direct_dispatches"),
+        (intf::slo_gstat_id_SLO_GSTAT_EDF_DISPATCHES, "edf_dispatches"),
+        (intf::slo_gstat_id_SLO_GSTAT_VTIME_DISPATCHES, "vtime_dispatches"),
+        (intf::slo_gstat_id_SLO_GSTAT_WAIT_BOUND_DISPATCHES, "wait_bound_dispatches"),
+        (intf::slo_gstat_id_SLO_GSTAT_REMOTE_DISPATCHES, "remote_dispatches"),
+        (intf::slo_gstat_id_SLO_GSTAT_CREDIT_GRANTS, "credit_grants"),
+        (intf::slo_gstat_id_SLO_GSTAT_CREDIT_LENT_NS, "credit_lent_ns"),
+        (intf::slo_gstat_id_SLO_GSTAT_PREEMPT_KICKS, "preempt_kicks"),
+        (intf::slo_gstat_id_SLO_GSTAT_EVENTS_DROPPED, "events_dropped"),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scx_slo_model::load_str;
+
+    #[test]
+    fn limits_agree_with_the_model() {
+        assert_eq!(intf::slo_consts_SLO_MAX_TARGETS as usize, scx_slo_model::MAX_TARGETS);
+        assert_eq!(std::mem::size_of::<intf::slo_target_cfg>(), 32);
+        assert_eq!(TARGET_COUNTERS.len(), intf::slo_tstat_id_NR_SLO_TSTATS as usize);
+    }
+
+    #[test]
+    fn converts_durations_to_ns_once() {
+        let config = load_str(include_str!("../../../examples/enforce.json"), None).unwrap();
+        let api = config.targets.iter().find(|t| t.key == "api.service").unwrap();
+        let cfg = target_cfg(api);
+        assert_eq!(cfg.runtime_ns, 3_000_000);
+        assert_eq!(cfg.period_ns, 10_000_000);
+        assert_eq!(cfg.deadline_ns, 5_000_000);
+        assert_eq!(cfg.priority, 800);
+        assert_eq!(cfg.class, intf::slo_class_SLO_CLASS_LATENCY as u8);
+        let batch = config.targets.iter().find(|t| t.key == "batch.slice").unwrap();
+        let cfg = target_cfg(batch);
+        assert_eq!((cfg.runtime_ns, cfg.class, cfg.weight), (0, 0, 50));
+        let back: intf::slo_target_cfg = pod_from_bytes(pod_bytes(&cfg)).unwrap();
+        assert_eq!(back.weight, 50);
+    }
+
+    #[test]
+    fn sums_cpus_and_reads_quantiles() {
+        let mut a = intf::slo_target_stats::default();
+        let mut b = intf::slo_target_stats::default();
+        a.cnt[intf::slo_tstat_id_SLO_TSTAT_WAKEUPS as usize] = 3;
+        b.cnt[intf::slo_tstat_id_SLO_TSTAT_WAKEUPS as usize] = 4;
+        a.rq_delay_hist[0] = 98;
+        b.rq_delay_hist[5] = 2;
+        let s = TargetStats::sum(&[a, b]);
+        assert_eq!(s.get("wakeups"), 7);
+        assert_eq!(TargetStats::quantile_upper_ns(&s.rq_delay_hist, 0.5), Some(1024));
+        assert_eq!(TargetStats::quantile_upper_ns(&s.rq_delay_hist, 0.99), Some(32 * 1024));
+        assert_eq!(TargetStats::quantile_upper_ns(&[0; 24], 0.99), None);
+    }
+}
+
+/// A `struct slo_event` from the ring buffer.
+pub fn parse_event(bytes: &[u8]) -> Option<intf::slo_event> {
+    pod_from_bytes(bytes)
+}

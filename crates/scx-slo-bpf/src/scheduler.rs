@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! Enforce mode: opens, configures, loads and attaches scx_slo, writes its
+//! maps, reads its statistics and exit info, and detaches on drop.
+
+use std::mem::MaybeUninit;
+
+use anyhow::{Context, Result};
+use libbpf_rs::{MapCore, MapFlags, OpenObject};
+use scx_slo_model::{Config, SwitchMode};
+use scx_utils::{scx_ops_attach, scx_ops_load, scx_ops_open};
+use serde::Serialize;
+
+use crate::intf;
+use crate::maps::{self, TargetStats};
+use crate::skel::{BpfSkel, BpfSkelBuilder};
+use crate::topology::Topology;
+
+/// Load-time settings: everything that becomes rodata or struct_ops flags.
+#[derive(Clone, Debug)]
+pub struct LoadParams {
+    /// From the config's `scheduler`, `numa` and `early_warning` sections.
+    pub config: Config,
+    /// Machine shape.
+    pub topology: Topology,
+    /// `bpf_printk` tracing in the scheduler.
+    pub debug: bool,
+}
+
+/// One target as the maps hold it.
+#[derive(Clone, Debug)]
+pub struct MapTarget {
+    /// Index into `target_cfg`/`target_stats`.
+    pub index: u32,
+    /// cgroup v2 id (the directory's inode number).
+    pub cgroup_id: u64,
+    /// Policy.
+    pub cfg: intf::slo_target_cfg,
+}
+
+/// Why the scheduler stopped, read from its user_exit_info.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ExitInfo {
+    /// `enum scx_exit_kind` value.
+    pub kind: i32,
+    /// Its name (`error_stall`, `sysrq`, ...).
+    pub kind_name: &'static str,
+    /// Exit code (scx_bpf_exit / restart requests).
+    pub exit_code: i64,
+    /// The kernel's reason text.
+    pub reason: String,
+    /// The scheduler's or kernel's message.
+    pub msg: String,
+}
+
+impl ExitInfo {
+    /// True for exits caused by a failure (stall, BPF error), not by an
+    /// unload or an operator's SysRq.
+    pub fn is_error(&self) -> bool {
+        self.kind >= 1024
+    }
+}
+
+fn exit_kind_name(kind: i32) -> &'static str {
+    match kind {
+        0 => "none",
+        1 => "done",
+        64 => "unreg",
+        65 => "unreg_bpf",
+        66 => "unreg_kern",
+        67 => "sysrq",
+        1024 => "error",
+        1025 => "error_bpf",
+        1026 => "error_stall",
+        _ => "unknown",
+    }
+}
+
+fn c_string(bytes: &[std::os::raw::c_char]) -> String {
+    let bytes: Vec<u8> = bytes.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The loaded scx_slo scheduler.
+pub struct Scheduler<'obj> {
+    skel: BpfSkel<'obj>,
+    link: Option<libbpf_rs::Link>,
+    /// cgroup ids currently in `cgroup_targets`, to delete stale ones.
+    mapped_cgroups: Vec<u64>,
+}
+
+impl<'obj> Scheduler<'obj> {
+    /// Opens the object, fills rodata and struct_ops flags, and loads it
+    /// (the verifier runs here). Not yet attached.
+    pub fn load(open_object: &'obj mut MaybeUninit<OpenObject>, params: &LoadParams) -> Result<Self> {
+        let builder = BpfSkelBuilder::default();
+        let open_opts: Option<libbpf_rs::libbpf_sys::bpf_object_open_opts> = None;
+        let mut skel = scx_ops_open!(builder, open_object, slo_ops, open_opts)
+            .context("opening the scx_slo BPF object")?;
+
+        let cfg = &params.config;
+        let rodata = skel
+            .maps
+            .rodata_data
+            .as_mut()
+            .context("the scx_slo object has no .rodata section")?;
+        rodata.debug = params.debug;
+        rodata.slice_max_ns = cfg.scheduler.slice_max.as_ns();
+        rodata.slice_min_ns = cfg.scheduler.slice_min.as_ns();
+        rodata.max_wait_ns = cfg.scheduler.max_wait.as_ns();
+        rodata.numa_migration_threshold = cfg.numa.migration_threshold;
+        rodata.slack_warn_ns = cfg.early_warning.slack_threshold.as_ns();
+        rodata.warn_interval_ns = cfg.early_warning.min_interval.as_ns();
+        rodata.nr_nodes = params.topology.nr_nodes;
+        rodata.nr_cpus = params.topology.nr_cpus;
+        for (cpu, node) in params.topology.cpu_to_node.iter().enumerate() {
+            if let Some(slot) = rodata.cpu_to_node.get_mut(cpu) {
+                *slot = *node;
+            }
+        }
+
+        let ops = skel.struct_ops.slo_ops_mut();
+        ops.flags = match cfg.switch {
+            SwitchMode::Partial => *scx_utils::compat::SCX_OPS_SWITCH_PARTIAL,
+            SwitchMode::All => 0,
+        };
+
+        let skel = scx_ops_load!(skel, slo_ops, uei).context("loading scx_slo (BPF verifier)")?;
+        Ok(Scheduler { skel, link: None, mapped_cgroups: Vec::new() })
+    }
+
+    /// Attaches the struct_ops: from here on the kernel schedules with scx_slo.
+    pub fn attach(&mut self) -> Result<()> {
+        let link = scx_ops_attach!(self.skel, slo_ops).context("attaching scx_slo")?;
+        self.link = Some(link);
+        Ok(())
+    }
+
+    /// Writes a whole target set: policies first, then the cgroup map, then
+    /// stale cgroups are removed and the generation is bumped so every task
+    /// re-resolves. Stats of re-used indices are zeroed.
+    pub fn apply(&mut self, targets: &[MapTarget]) -> Result<()> {
+        let max = intf::slo_consts_SLO_MAX_TARGETS;
+        anyhow::ensure!(targets.len() <= max as usize, "{} targets; at most {max}", targets.len());
+        let zero_stats = vec![vec![0u8; std::mem::size_of::<intf::slo_target_stats>()]; self.nr_possible_cpus()?];
+        let zero_budget = vec![0u8; std::mem::size_of::<intf::slo_budget_state>()];
+        for t in targets {
+            anyhow::ensure!(t.index < max, "target index {} out of range", t.index);
+            let key = t.index.to_ne_bytes();
+            self.skel
+                .maps
+                .target_cfg
+                .update(&key, maps::pod_bytes(&t.cfg), MapFlags::ANY)
+                .with_context(|| format!("writing target_cfg[{}]", t.index))?;
+            self.skel
+                .maps
+                .target_stats
+                .update_percpu(&key, &zero_stats, MapFlags::ANY)
+                .with_context(|| format!("zeroing target_stats[{}]", t.index))?;
+            self.skel
+                .maps
+                .budget_state
+                .update(&key, &zero_budget, MapFlags::ANY)
+                .with_context(|| format!("resetting budget_state[{}]", t.index))?;
+        }
+        let mut mapped = Vec::with_capacity(targets.len());
+        for t in targets {
+            self.skel
+                .maps
+                .cgroup_targets
+                .update(&t.cgroup_id.to_ne_bytes(), &t.index.to_ne_bytes(), MapFlags::ANY)
+                .with_context(|| format!("writing cgroup_targets[{}]", t.cgroup_id))?;
+            mapped.push(t.cgroup_id);
+        }
+        for stale in self.mapped_cgroups.iter().filter(|id| !mapped.contains(id)) {
+            self.skel
+                .maps
+                .cgroup_targets
+                .delete(&stale.to_ne_bytes())
+                .with_context(|| format!("removing stale cgroup_targets[{stale}]"))?;
+        }
+        self.mapped_cgroups = mapped;
+
+        let latency = targets
+            .iter()
+            .filter(|t| t.cfg.class == intf::slo_class_SLO_CLASS_LATENCY as u8)
+            .count() as u32;
+        // Roll periods twice per shortest period, but not more than once per ms.
+        let shortest = targets.iter().map(|t| t.cfg.period_ns).filter(|p| *p > 0).min();
+        let bss = self.skel.maps.bss_data.as_mut().context("the scx_slo object has no .bss")?;
+        bss.nr_targets = targets.iter().map(|t| t.index + 1).max().unwrap_or(0);
+        bss.nr_latency_targets = latency;
+        bss.cfg_gen = bss.cfg_gen.wrapping_add(1);
+        let data = self.skel.maps.data_data.as_mut().context("the scx_slo object has no .data")?;
+        data.lend_interval_ns = shortest.map_or(10_000_000, |p| (p / 2).max(1_000_000));
+        Ok(())
+    }
+
+    fn nr_possible_cpus(&self) -> Result<usize> {
+        libbpf_rs::num_possible_cpus().context("counting possible CPUs")
+    }
+
+    /// A target's statistics summed over CPUs.
+    pub fn target_stats(&self, index: u32) -> Result<TargetStats> {
+        let per_cpu = self
+            .skel
+            .maps
+            .target_stats
+            .lookup_percpu(&index.to_ne_bytes(), MapFlags::ANY)
+            .with_context(|| format!("reading target_stats[{index}]"))?
+            .unwrap_or_default();
+        let parsed: Vec<intf::slo_target_stats> = per_cpu.iter().filter_map(|b| maps::pod_from_bytes(b)).collect();
+        Ok(TargetStats::sum(&parsed))
+    }
+
+    /// Whole-scheduler counters by name, summed over CPUs.
+    pub fn global_stats(&self) -> Result<Vec<(&'static str, u64)>> {
+        let per_cpu = self
+            .skel
+            .maps
+            .global_stats
+            .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .context("reading global_stats")?
+            .unwrap_or_default();
+        let parsed: Vec<intf::slo_global_stats> = per_cpu.iter().filter_map(|b| maps::pod_from_bytes(b)).collect();
+        Ok(maps::global_counter_names()
+            .iter()
+            .map(|(id, name)| (*name, parsed.iter().map(|s| s.cnt[*id as usize]).sum()))
+            .collect())
+    }
+
+    /// The exit info once the scheduler has exited (ejected, unloaded, error).
+    pub fn exit_info(&self) -> Option<ExitInfo> {
+        let data = self.skel.maps.data_data.as_ref()?;
+        // SAFETY: the .data section is mmapped and written by BPF concurrently;
+        // a volatile read of the aligned i32 sees the latest kind.
+        let kind = unsafe { std::ptr::read_volatile(&data.uei.kind) };
+        if kind == 0 {
+            return None;
+        }
+        Some(ExitInfo {
+            kind,
+            kind_name: exit_kind_name(kind),
+            exit_code: data.uei.exit_code,
+            reason: c_string(&data.uei.reason),
+            msg: c_string(&data.uei.msg),
+        })
+    }
+
+    /// An owned handle on the `events` ring buffer, for a reader thread.
+    pub fn events_map(&self) -> Result<crate::events::EventsMap> {
+        libbpf_rs::MapHandle::try_from(&self.skel.maps.events)
+            .map(crate::events::EventsMap)
+            .context("opening the events ring buffer")
+    }
+
+    /// Detaches the struct_ops; the kernel returns every task to the
+    /// default scheduler. Idempotent.
+    pub fn detach(&mut self) {
+        self.link.take();
+    }
+
+    /// True while attached and not exited.
+    pub fn is_running(&self) -> bool {
+        self.link.is_some() && self.exit_info().is_none()
+    }
+}
+
+impl Drop for Scheduler<'_> {
+    fn drop(&mut self) {
+        self.detach();
+    }
+}

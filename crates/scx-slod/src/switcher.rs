@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! Partial switch: gives the threads of targeted cgroups the SCHED_EXT policy.
+//!
+//! With SCX_OPS_SWITCH_PARTIAL only SCHED_EXT tasks run on scx_slo. Children
+//! inherit the policy at fork, so a scan only has to catch threads that were
+//! there before the scheduler started or that moved in later. Threads that
+//! leave every targeted cgroup go back to SCHED_OTHER, and so does every
+//! switched thread when the switcher is dropped. Real-time, deadline and idle
+//! threads are never touched.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// `SCHED_EXT` from include/uapi/linux/sched.h (not in libc yet).
+pub const SCHED_EXT: libc::c_int = 7;
+
+/// Current policy of a thread, or `None` if it is gone.
+pub fn policy_of(tid: i32) -> Option<libc::c_int> {
+    // SAFETY: sched_getscheduler only reads the tid argument.
+    let p = unsafe { libc::sched_getscheduler(tid) };
+    (p >= 0).then_some(p)
+}
+
+fn set_policy(tid: i32, policy: libc::c_int) -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: param is a valid sched_param for the duration of the call.
+    let rc = unsafe { libc::sched_setscheduler(tid, policy, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Threads of a cgroup and all its descendants.
+fn threads_below(dir: &Path, out: &mut BTreeSet<i32>) {
+    if let Ok(text) = fs::read_to_string(dir.join("cgroup.threads")) {
+        out.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    }
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                threads_below(&entry.path(), out);
+            }
+        }
+    }
+}
+
+/// Outcome of one scan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScanReport {
+    /// Threads newly given SCHED_EXT.
+    pub switched: usize,
+    /// Threads returned to SCHED_OTHER because they left the targets.
+    pub restored: usize,
+    /// Threads whose policy could not be changed (permission, gone).
+    pub failed: usize,
+}
+
+/// Keeps the threads of targeted cgroups on SCHED_EXT.
+#[derive(Default)]
+pub struct Switcher {
+    switched: BTreeSet<i32>,
+}
+
+impl Switcher {
+    /// Scans the given cgroup directories once.
+    pub fn scan(&mut self, dirs: &[PathBuf]) -> ScanReport {
+        let mut report = ScanReport::default();
+        let mut present = BTreeSet::new();
+        for dir in dirs {
+            threads_below(dir, &mut present);
+        }
+        for &tid in &present {
+            match policy_of(tid) {
+                Some(libc::SCHED_OTHER) | Some(libc::SCHED_BATCH) => match set_policy(tid, SCHED_EXT) {
+                    Ok(()) => {
+                        self.switched.insert(tid);
+                        report.switched += 1;
+                    }
+                    Err(_) => report.failed += 1,
+                },
+                Some(SCHED_EXT) => {
+                    // Inherited at fork from a switched parent; undo it on exit too.
+                    self.switched.insert(tid);
+                }
+                _ => {}
+            }
+        }
+        let left: Vec<i32> = self.switched.difference(&present).copied().collect();
+        for tid in left {
+            self.switched.remove(&tid);
+            if policy_of(tid) == Some(SCHED_EXT) && set_policy(tid, libc::SCHED_OTHER).is_ok() {
+                report.restored += 1;
+            }
+        }
+        report
+    }
+
+    /// Threads currently switched.
+    pub fn switched(&self) -> usize {
+        self.switched.len()
+    }
+
+    /// Returns every switched thread to SCHED_OTHER.
+    pub fn restore_all(&mut self) -> usize {
+        let mut restored = 0;
+        for tid in std::mem::take(&mut self.switched) {
+            if policy_of(tid) == Some(SCHED_EXT) && set_policy(tid, libc::SCHED_OTHER).is_ok() {
+                restored += 1;
+            }
+        }
+        restored
+    }
+}
+
+impl Drop for Switcher {
+    fn drop(&mut self) {
+        self.restore_all();
+    }
+}
