@@ -451,6 +451,21 @@ static void maybe_warn(u32 target, struct task_struct *p, u32 kind, s64 slack,
 	send_event(target, p, kind, slack, now);
 }
 
+/*
+ * Wakes an idle CPU the task may run on, so a queued task never waits for a
+ * tick that a tickless idle CPU will not take (per-CPU kthreads skip
+ * select_cpu, for one).
+ */
+static bool kick_idle_cpu(struct task_struct *p)
+{
+	s32 cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+
+	if (cpu < 0)
+		return false;
+	scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+	return true;
+}
+
 /* Slice for a task about to be queued or dispatched; sets tctx->edf. */
 static u64 task_slice(struct task_ctx *tctx, u32 target,
 		      const struct slo_target_cfg *cfg, u64 now)
@@ -548,6 +563,8 @@ void BPF_STRUCT_OPS(slo_enqueue, struct task_struct *p, u64 enq_flags)
 		scx_bpf_dsq_insert_vtime(p, edf_dsq(node), slice,
 					 tctx->deadline_ns, enq_flags);
 		tstat_add(st, SLO_TSTAT_EDF_ENQUEUES, 1);
+		if (kick_idle_cpu(p))
+			return;
 		if (cfg->preempt == SLO_PREEMPT_LOWER_PRIO &&
 		    kick_lower_priority(node, cfg->priority,
 					tctx->deadline_ns)) {
@@ -570,6 +587,7 @@ void BPF_STRUCT_OPS(slo_enqueue, struct task_struct *p, u64 enq_flags)
 	}
 	scx_bpf_dsq_insert_vtime(p, vtime_dsq(node), slice, vtime, enq_flags);
 	tstat_add(st, SLO_TSTAT_VTIME_ENQUEUES, 1);
+	kick_idle_cpu(p);
 }
 
 static bool move_from(u64 dsq)

@@ -1,1 +1,203 @@
-fn main() {}
+// SPDX-License-Identifier: GPL-2.0-only
+//! scx-slo-lab: workloads and VM scenarios for scx-slo's tests and benchmarks.
+//!
+//! Inside the VM: `probe`, `hog`, `idle` run workloads; `scenario` runs a
+//! scenario and prints its report. On the host: `report` reads the captured
+//! output and prints a summary; its exit code is the scenario's verdict.
+
+mod kernel;
+mod scenario;
+mod workload;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use scx_slo_model::Duration as SloDuration;
+
+#[derive(Parser)]
+#[command(name = "scx-slo-lab", version, about = "Workloads and VM scenarios for scx-slo")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(clap::Args, Clone)]
+struct Placement {
+    /// Move into this cgroup directory first.
+    #[arg(long)]
+    cgroup: Option<PathBuf>,
+    /// Then wait (up to 5 s) until scx-slod gave this task SCHED_EXT.
+    #[arg(long)]
+    wait_ext: bool,
+    /// Write the JSON result here (default: stdout).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Periodic latency probe: every period, wake and burn `work` of CPU time.
+    Probe {
+        #[arg(long, default_value = "10ms")]
+        period: SloDuration,
+        #[arg(long, default_value = "300us")]
+        work: SloDuration,
+        #[arg(long, default_value = "5ms")]
+        deadline: SloDuration,
+        #[arg(long, default_value = "5s")]
+        duration: SloDuration,
+        #[command(flatten)]
+        placement: Placement,
+    },
+    /// CPU hog (batch work), counting work done.
+    Hog {
+        #[arg(long, default_value = "5s")]
+        duration: SloDuration,
+        #[command(flatten)]
+        placement: Placement,
+    },
+    /// Sleeps until killed.
+    Idle {
+        #[command(flatten)]
+        placement: Placement,
+    },
+    /// Runs a scenario inside the VM guest and appends its report to --out.
+    Scenario {
+        /// enforce or demo.
+        name: String,
+        /// Directory holding scx-slod, scx-slo, scx-slo-lab and bpftool.
+        #[arg(long, default_value = "/bin")]
+        bin: PathBuf,
+        /// cgroup2 mount point.
+        #[arg(long, default_value = "/sys/fs/cgroup")]
+        cgroot: PathBuf,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 6)]
+        seconds: u64,
+        /// Demo rounds (each: default scheduler, then scx-slo).
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// Where the report goes (the harness's results serial port).
+        #[arg(long, default_value = "/dev/ttyS1")]
+        out: PathBuf,
+    },
+    /// Host side: extracts a report from captured guest output, prints it,
+    /// optionally writes the JSON; exits 0 only if every check passed.
+    Report {
+        /// Captured results serial output.
+        file: PathBuf,
+        /// Write the report JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+fn place(p: &Placement) -> Result<Option<f64>> {
+    if let Some(dir) = &p.cgroup {
+        workload::join_cgroup(dir)?;
+    }
+    if p.wait_ext {
+        return Ok(Some(workload::wait_for_ext(Duration::from_secs(5))?.as_secs_f64() * 1e3));
+    }
+    Ok(None)
+}
+
+fn write_out(p: &Placement, value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    match &p.out {
+        Some(path) => std::fs::write(path, text).with_context(|| format!("writing {}", path.display())),
+        None => {
+            println!("{text}");
+            Ok(())
+        }
+    }
+}
+
+fn std_dur(d: SloDuration) -> Duration {
+    Duration::from_nanos(d.as_ns())
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Cmd::Probe { period, work, deadline, duration, placement } => {
+            let waited = place(&placement)?;
+            let mut r = workload::probe(std_dur(period), std_dur(work), std_dur(duration), std_dur(deadline));
+            r.ext_wait_ms = waited;
+            write_out(&placement, &r)
+        }
+        Cmd::Hog { duration, placement } => {
+            let waited = place(&placement)?;
+            let mut r = workload::hog(std_dur(duration));
+            r.ext_wait_ms = waited;
+            write_out(&placement, &r)
+        }
+        Cmd::Idle { placement } => {
+            place(&placement)?;
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+        Cmd::Scenario { name, bin, cgroot, seconds, rounds, out } => {
+            let env = scenario::Env { bin, cgroot, seconds };
+            let report = match name.as_str() {
+                "enforce" => scenario::enforce(&env)?,
+                "demo" => scenario::demo(&env, rounds)?,
+                other => anyhow::bail!("unknown scenario {other:?}; known: enforce, demo"),
+            };
+            scenario::emit(&report, &out)
+        }
+        Cmd::Report { file, json } => report(&file, json.as_deref()),
+    }
+}
+
+/// Finds the report in the captured output, prints checks and tables.
+fn report(file: &std::path::Path, json_out: Option<&std::path::Path>) -> Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let body = text
+        .split("SCX_SLO_REPORT_BEGIN")
+        .nth(1)
+        .and_then(|rest| rest.split("SCX_SLO_REPORT_END").next())
+        .context("no report in the guest output: the scenario did not finish (see the console log)")?;
+    let report: serde_json::Value = serde_json::from_str(body.trim()).context("parsing the guest's report")?;
+    if let Some(path) = json_out {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    println!("scenario {} on kernel {} ({} CPUs)", report["scenario"], report["kernel"], report["cpus"]);
+    for c in report["checks"].as_array().into_iter().flatten() {
+        let ok = c["ok"].as_bool().unwrap_or(false);
+        println!("  [{}] {}\n         {}", if ok { "PASS" } else { "FAIL" }, c["name"].as_str().unwrap_or(""), c["detail"].as_str().unwrap_or(""));
+    }
+    if let Some(rows) = report["facts"]["rows"].as_array() {
+        println!("\n| scheduler | wake p50 us | wake p99 us | completion p50 us | completion p99 us | p99.9 us | over 5ms deadline | batch work |");
+        println!("|---|---|---|---|---|---|---|---|");
+        for r in rows {
+            println!(
+                "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {}/{} | {} |",
+                r["scheduler"].as_str().unwrap_or(""),
+                r["wake_p50_us"].as_f64().unwrap_or(0.0),
+                r["wake_p99_us"].as_f64().unwrap_or(0.0),
+                r["completion_p50_us"].as_f64().unwrap_or(0.0),
+                r["completion_p99_us"].as_f64().unwrap_or(0.0),
+                r["completion_p999_us"].as_f64().unwrap_or(0.0),
+                r["over_deadline"], r["requests"], r["batch_iterations"]
+            );
+        }
+    }
+    for mode in ["partial", "all"] {
+        if let Some(f) = report["facts"].get(mode) {
+            println!("\n{mode}: kernel stats per target: {}", f["kernel_stats"]);
+            println!(
+                "{mode}: spawn->enabled {} ms (daemon load {} ms, attach {} ms, apply {} us), SIGTERM->disabled {} ms",
+                f["start_to_enabled_ms"], f["daemon_load_ms"], f["daemon_attach_ms"], f["daemon_last_apply_us"], f["sigterm_to_disabled_ms"]
+            );
+        }
+    }
+    let ok = report["ok"].as_bool().unwrap_or(false);
+    println!("\nverdict: {}", if ok { "PASS" } else { "FAIL" });
+    if !ok {
+        std::process::exit(1);
+    }
+    Ok(())
+}

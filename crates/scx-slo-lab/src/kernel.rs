@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The kernel's own view, read by the VM scenarios: sysfs, the scheduling
+//! policy syscall, /proc/PID/sched, and BPF maps dumped by bpftool. None of it
+//! comes from scx-slod.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+/// `/sys/kernel/sched_ext/state` (`enabled`, `disabled`, ...), or `missing`.
+pub fn sched_ext_state() -> String {
+    std::fs::read_to_string("/sys/kernel/sched_ext/state").map_or_else(|_| "missing".into(), |s| s.trim().into())
+}
+
+/// `/sys/kernel/sched_ext/root/ops`: the loaded scheduler's name, or empty.
+pub fn root_ops() -> String {
+    std::fs::read_to_string("/sys/kernel/sched_ext/root/ops").map_or_else(|_| String::new(), |s| s.trim().into())
+}
+
+/// Policy of a thread (7 = SCHED_EXT), or -1 if it is gone.
+pub fn policy(tid: i32) -> i32 {
+    // SAFETY: no pointers.
+    unsafe { libc::sched_getscheduler(tid) }
+}
+
+/// `ext.enabled` from /proc/PID/sched: whether sched_ext runs the task now;
+/// `None` when the kernel does not print it.
+pub fn ext_enabled(pid: i32) -> Option<bool> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/sched")).ok()?;
+    text.lines()
+        .find(|l| l.trim_start().starts_with("ext.enabled"))
+        .and_then(|l| l.rsplit(':').next())
+        .map(|v| v.trim() == "1")
+}
+
+/// Threads of a cgroup (not descendants).
+pub fn cgroup_threads(dir: &Path) -> Vec<i32> {
+    std::fs::read_to_string(dir.join("cgroup.threads"))
+        .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// cgroup v2 id of a directory.
+pub fn cgroup_id(dir: &Path) -> Result<u64> {
+    Ok(std::fs::metadata(dir).with_context(|| format!("stat {}", dir.display()))?.ino())
+}
+
+/// Dumps a BPF map by name with bpftool; returns BTF-formatted entries.
+pub fn bpftool_dump(bpftool: &Path, map: &str) -> Result<Vec<Value>> {
+    let out = Command::new(bpftool)
+        .args(["-j", "map", "dump", "name", map])
+        .output()
+        .with_context(|| format!("running {} map dump name {map}", bpftool.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "bpftool map dump name {map}: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let entries: Vec<Value> = serde_json::from_slice(&out.stdout).context("parsing bpftool JSON")?;
+    Ok(entries
+        .into_iter()
+        .map(|e| e.get("formatted").cloned().unwrap_or(e))
+        .collect())
+}
+
+/// A target's counters summed over CPUs, read from `target_stats` through
+/// `cgroup_targets`, keyed by counter position (see bpf/intf.h).
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct KernelTargetStats {
+    /// Map index found for the cgroup.
+    pub index: u64,
+    /// `cnt[]` summed over CPUs.
+    pub cnt: Vec<u64>,
+    /// `rq_delay_hist[]` summed over CPUs.
+    pub rq_delay_hist: Vec<u64>,
+}
+
+fn as_u64_vec(v: &Value) -> Vec<u64> {
+    v.as_array().map(|a| a.iter().map(|x| x.as_u64().unwrap_or(0)).collect()).unwrap_or_default()
+}
+
+/// Reads the kernel's per-target statistics for the given cgroup ids.
+pub fn target_stats_by_cgroup(bpftool: &Path, cgroup_ids: &[u64]) -> Result<BTreeMap<u64, KernelTargetStats>> {
+    let mapping: BTreeMap<u64, u64> = bpftool_dump(bpftool, "cgroup_targets")?
+        .iter()
+        .filter_map(|e| Some((e.get("key")?.as_u64()?, e.get("value")?.as_u64()?)))
+        .collect();
+    let stats = bpftool_dump(bpftool, "target_stats")?;
+    let mut out = BTreeMap::new();
+    for id in cgroup_ids {
+        let Some(index) = mapping.get(id) else { continue };
+        let Some(entry) = stats.iter().find(|e| e.get("key").and_then(Value::as_u64) == Some(*index)) else {
+            continue;
+        };
+        let mut sum = KernelTargetStats { index: *index, ..Default::default() };
+        for cpu in entry.get("values").and_then(Value::as_array).into_iter().flatten() {
+            let value = cpu.get("value").cloned().unwrap_or(Value::Null);
+            for (field, acc) in [("cnt", &mut sum.cnt), ("rq_delay_hist", &mut sum.rq_delay_hist)] {
+                let v = as_u64_vec(&value[field]);
+                if acc.len() < v.len() {
+                    acc.resize(v.len(), 0);
+                }
+                for (a, x) in acc.iter_mut().zip(v) {
+                    *a += x;
+                }
+            }
+        }
+        out.insert(*id, sum);
+    }
+    Ok(out)
+}
+
+/// `target_cfg` entries in use, as JSON, to compare before and after a reload.
+pub fn target_cfg_snapshot(bpftool: &Path) -> Result<Vec<Value>> {
+    Ok(bpftool_dump(bpftool, "target_cfg")?
+        .into_iter()
+        .filter(|e| e.get("value").and_then(|v| v.get("period_ns")).and_then(Value::as_u64).unwrap_or(0) > 0
+            || e.get("value").and_then(|v| v.get("weight")).and_then(Value::as_u64).unwrap_or(0) > 0)
+        .collect())
+}

@@ -1,0 +1,538 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! Scenarios that run inside the VM guest (as init's child, as root) and
+//! check what the kernel shows. `enforce` is the acceptance test of enforce
+//! mode; `demo` compares the default scheduler with scx-slo.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::kernel;
+use crate::workload::{HogResult, ProbeResult, SCHED_EXT};
+
+/// Where the guest keeps things.
+pub struct Env {
+    /// Directory with scx-slod, scx-slo, scx-slo-lab and bpftool.
+    pub bin: PathBuf,
+    /// cgroup2 mount.
+    pub cgroot: PathBuf,
+    /// Seconds each measurement runs.
+    pub seconds: u64,
+}
+
+impl Env {
+    fn exe(&self, name: &str) -> PathBuf {
+        self.bin.join(name)
+    }
+    fn cg(&self, rel: &str) -> PathBuf {
+        self.cgroot.join(rel)
+    }
+}
+
+/// One check: what was expected, whether the kernel showed it, and what it showed.
+#[derive(Debug, Serialize)]
+pub struct Check {
+    /// What is checked, named after the behaviour.
+    pub name: String,
+    /// Passed.
+    pub ok: bool,
+    /// The observed values.
+    pub detail: String,
+}
+
+/// The report a scenario prints.
+#[derive(Debug, Serialize, Default)]
+pub struct Report {
+    /// Scenario name.
+    pub scenario: String,
+    /// Every check passed.
+    pub ok: bool,
+    /// `uname -r` of the guest.
+    pub kernel: String,
+    /// CPUs in the guest.
+    pub cpus: usize,
+    /// Checks in order.
+    pub checks: Vec<Check>,
+    /// Numbers worth keeping (per mode).
+    pub facts: BTreeMap<String, Value>,
+}
+
+impl Report {
+    fn check(&mut self, name: impl Into<String>, ok: bool, detail: impl Into<String>) {
+        let (name, detail) = (name.into(), detail.into());
+        eprintln!("[{}] {name}: {detail}", if ok { "PASS" } else { "FAIL" });
+        self.checks.push(Check { name, ok, detail });
+    }
+}
+
+fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e4).round() / 10.0
+}
+
+const CONFIG_PATH: &str = "/etc/scx-slo/config.json";
+const STATUS_PATH: &str = "/run/scx-slo/status.json";
+
+/// The targets every enforce run uses.
+const API: &str = "system.slice/api.service";
+const TIGHT: &str = "system.slice/tight.service";
+const GREEDY: &str = "system.slice/greedy.service";
+const BATCH: &str = "batch.slice/hog.service";
+const UNTARGETED: &str = "untargeted";
+
+fn enforce_config(switch: &str) -> Value {
+    json!({
+        "version": 1,
+        "mode": "enforce",
+        "switch": switch,
+        "targets": {
+            // Admitted: 3 ms of CPU per 10 ms for 300 us requests.
+            "api.service": { "class": "latency", "budget": { "runtime": "3ms", "period": "10ms" },
+                             "deadline": "5ms", "priority": 800, "preemption": "lower-priority" },
+            // Deliberately too small: 50 us per 10 ms for 400 us requests.
+            "tight.service": { "class": "latency", "budget": { "runtime": "50us", "period": "10ms" },
+                               "deadline": "1ms", "priority": 700, "preemption": "lower-priority" },
+            // A CPU-bound latency unit: its budget must not starve batch.
+            "greedy.service": { "class": "latency", "budget": { "runtime": "5ms", "period": "10ms" },
+                                "deadline": "10ms", "priority": 100, "preemption": "never" },
+            "batch.slice": { "class": "batch", "weight": 100 }
+        }
+    })
+}
+
+fn write_config(value: &Value) -> Result<()> {
+    std::fs::create_dir_all("/etc/scx-slo")?;
+    std::fs::write(CONFIG_PATH, serde_json::to_vec_pretty(value)?).context("writing the config")
+}
+
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(env: &Env, tag: &str) -> Result<Daemon> {
+        let log = PathBuf::from(format!("/tmp/scx-slod-{tag}.log"));
+        let child = Command::new(env.exe("scx-slod"))
+            .args(["--config", CONFIG_PATH, "--status-file", STATUS_PATH])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .context("starting scx-slod")?;
+        Ok(Daemon { child, log })
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: plain kill(2) on our child.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code().or(Some(-1));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(6)..].join(" | ")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn spawn_workload(env: &Env, args: &[String]) -> Result<Child> {
+    Command::new(env.exe("scx-slo-lab"))
+        .args(args)
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("spawning scx-slo-lab {}", args.join(" ")))
+}
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &str) -> Result<T> {
+    serde_json::from_slice(&std::fs::read(path).with_context(|| format!("reading {path}"))?)
+        .with_context(|| format!("parsing {path}"))
+}
+
+fn setup_cgroups(env: &Env) -> Result<()> {
+    for rel in [API, TIGHT, GREEDY, BATCH, UNTARGETED] {
+        std::fs::create_dir_all(env.cg(rel)).with_context(|| format!("creating cgroup {rel}"))?;
+    }
+    Ok(())
+}
+
+fn counter(stats: &kernel::KernelTargetStats, name: &str) -> u64 {
+    scx_slo_bpf::TARGET_COUNTERS
+        .iter()
+        .find(|c| c.name == name)
+        .and_then(|c| stats.cnt.get(c.id as usize))
+        .copied()
+        .unwrap_or(0)
+}
+
+/// One enforce run in `switch` mode.
+fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
+    let partial = switch == "partial";
+    let bpftool = env.exe("bpftool");
+    let secs = env.seconds.to_string();
+    let mut facts = serde_json::Map::new();
+
+    report.check(format!("{switch}: sched_ext disabled before start"), kernel::sched_ext_state() == "disabled", kernel::sched_ext_state());
+
+    // Tasks that exist before the scheduler: one in a target, one untargeted.
+    let mut pre_api = spawn_workload(env, &strs(&["idle", "--cgroup", &env.cg(API).display().to_string()]))?;
+    let mut pre_untargeted = spawn_workload(env, &strs(&["idle", "--cgroup", &env.cg(UNTARGETED).display().to_string()]))?;
+    std::thread::sleep(Duration::from_millis(200));
+
+    write_config(&enforce_config(switch))?;
+    let spawned = Instant::now();
+    let mut daemon = Daemon::start(env, switch)?;
+    let enabled = wait_until(Duration::from_secs(60), || kernel::sched_ext_state() == "enabled");
+    let ops = kernel::root_ops();
+    report.check(
+        format!("{switch}: state enabled with root ops scx_slo after start"),
+        enabled.is_some() && (ops == "scx_slo" || ops.starts_with("scx_slo_")),
+        format!("state={} ops={ops:?} after {:?} ms; daemon log: {}", kernel::sched_ext_state(), enabled.map(ms), daemon.log_tail()),
+    );
+    facts.insert("start_to_enabled_ms".into(), json!(enabled.map(ms)));
+    if enabled.is_none() {
+        return Ok(());
+    }
+
+    // Existing tasks: switched (partial) or on sched_ext anyway (all).
+    let pre_pid = pre_api.id() as i32;
+    let untargeted_pid = pre_untargeted.id() as i32;
+    let switched = wait_until(Duration::from_secs(3), || !partial || kernel::policy(pre_pid) == SCHED_EXT);
+    if partial {
+        report.check(
+            format!("{switch}: a task already in a target is switched to SCHED_EXT"),
+            switched.is_some(),
+            format!("policy={} after {:?} ms, ext.enabled={:?}", kernel::policy(pre_pid), switched.map(ms), kernel::ext_enabled(pre_pid)),
+        );
+    }
+
+    // Measurement workloads start after attach and move into their cgroups;
+    // in partial mode each waits until the daemon switched it.
+    let wait_ext: &[&str] = if partial { &["--wait-ext"] } else { &[] };
+    let mut children: Vec<(&str, Child)> = Vec::new();
+    let probe = |name: &str, cg: &str, work: &str, deadline: &str| -> Vec<String> {
+        let mut a = strs(&["probe", "--cgroup", &env.cg(cg).display().to_string(), "--period", "10ms", "--work", work,
+            "--deadline", deadline, "--duration", &format!("{secs}s"), "--out", &format!("/tmp/{name}-{switch}.json")]);
+        a.extend(strs(wait_ext));
+        a
+    };
+    let hog = |name: &str, cg: &str| -> Vec<String> {
+        let mut a = strs(&["hog", "--cgroup", &env.cg(cg).display().to_string(), "--duration", &format!("{secs}s"),
+            "--out", &format!("/tmp/{name}-{switch}.json")]);
+        a.extend(strs(wait_ext));
+        a
+    };
+    children.push(("api", spawn_workload(env, &probe("api", API, "300us", "5ms"))?));
+    children.push(("tight", spawn_workload(env, &probe("tight", TIGHT, "400us", "1ms"))?));
+    children.push(("greedy", spawn_workload(env, &hog("greedy", GREEDY))?));
+    children.push(("hog1", spawn_workload(env, &hog("hog1", BATCH))?));
+    children.push(("hog2", spawn_workload(env, &hog("hog2", BATCH))?));
+
+    std::thread::sleep(Duration::from_millis(1500));
+    let targeted_tids: Vec<i32> = [API, TIGHT, GREEDY, BATCH].iter().flat_map(|c| kernel::cgroup_threads(&env.cg(c))).collect();
+    let not_ext: Vec<i32> = targeted_tids.iter().copied().filter(|t| partial && kernel::policy(*t) != SCHED_EXT).collect();
+    let ext_flags: Vec<Option<bool>> = targeted_tids.iter().map(|t| kernel::ext_enabled(*t)).collect();
+    let untargeted_ext = kernel::ext_enabled(untargeted_pid);
+    let untargeted_policy = kernel::policy(untargeted_pid);
+    let (ok, expect) = if partial {
+        (
+            !targeted_tids.is_empty()
+                && not_ext.is_empty()
+                && ext_flags.iter().all(|f| f.unwrap_or(true))
+                && untargeted_policy == 0
+                && !untargeted_ext.unwrap_or(false),
+            "targeted threads SCHED_EXT, the untargeted task stays SCHED_OTHER",
+        )
+    } else {
+        (ext_flags.iter().all(|f| f.unwrap_or(true)) && untargeted_ext.unwrap_or(true), "every task runs on sched_ext")
+    };
+    report.check(
+        format!("{switch}: {expect}"),
+        ok,
+        format!(
+            "{} targeted threads, not SCHED_EXT: {not_ext:?}, ext.enabled: {:?}; untargeted policy={untargeted_policy} ext.enabled={untargeted_ext:?}",
+            targeted_tids.len(),
+            ext_flags.iter().filter(|f| **f == Some(true)).count()
+        ),
+    );
+
+    for (name, child) in children.iter_mut() {
+        let status = child.wait()?;
+        if !status.success() {
+            report.check(format!("{switch}: workload {name} ran"), false, format!("exit {status}"));
+        }
+    }
+    let api: ProbeResult = read_json(&format!("/tmp/api-{switch}.json"))?;
+    let tight: ProbeResult = read_json(&format!("/tmp/tight-{switch}.json"))?;
+    let hogs: Vec<(String, HogResult)> = ["greedy", "hog1", "hog2"]
+        .iter()
+        .map(|n| Ok((n.to_string(), read_json::<HogResult>(&format!("/tmp/{n}-{switch}.json"))?)))
+        .collect::<Result<_>>()?;
+
+    // The kernel's counters, through bpftool.
+    let ids: BTreeMap<&str, u64> = [("api.service", API), ("tight.service", TIGHT), ("greedy.service", GREEDY), ("batch.slice", "batch.slice")]
+        .iter()
+        .map(|(k, c)| Ok((*k, kernel::cgroup_id(&env.cg(c))?)))
+        .collect::<Result<_>>()?;
+    let stats = kernel::target_stats_by_cgroup(&bpftool, &ids.values().copied().collect::<Vec<_>>())?;
+    let get = |unit: &str| stats.get(&ids[unit]).cloned().unwrap_or_default();
+    let (api_k, tight_k, batch_k) = (get("api.service"), get("tight.service"), get("batch.slice"));
+    let mut per_target = serde_json::Map::new();
+    for unit in ids.keys() {
+        let k = get(unit);
+        per_target.insert(unit.to_string(), json!({
+            "wakeups": counter(&k, "wakeups"), "jobs": counter(&k, "jobs"), "deadline_misses": counter(&k, "deadline_misses"),
+            "runtime_ms": counter(&k, "runtime_ns") as f64 / 1e6, "edf_enqueues": counter(&k, "edf_enqueues"),
+            "vtime_enqueues": counter(&k, "vtime_enqueues"), "budget_exhausted": counter(&k, "budget_exhausted"),
+            "preempt_kicks": counter(&k, "preempt_kicks"), "early_warnings": counter(&k, "early_warnings"),
+        }));
+    }
+    facts.insert("kernel_stats".into(), Value::Object(per_target));
+    facts.insert("api_probe".into(), serde_json::to_value(&api)?);
+    facts.insert("tight_probe".into(), serde_json::to_value(&tight)?);
+    facts.insert("hogs".into(), serde_json::to_value(&hogs)?);
+
+    let wakeups = counter(&api_k, "wakeups");
+    report.check(
+        format!("{switch}: the kernel counts api.service wakeups"),
+        wakeups as f64 >= 0.5 * api.completion_us.n as f64 && wakeups > 0,
+        format!("kernel wakeups={wakeups}, probe requests={}", api.completion_us.n),
+    );
+    let (api_jobs, api_miss) = (counter(&api_k, "jobs"), counter(&api_k, "deadline_misses"));
+    report.check(
+        format!("{switch}: admitted api.service records (almost) no deadline misses"),
+        api_jobs > 0 && api_miss as f64 <= (api_jobs as f64 * 0.01).max(1.0),
+        format!("misses={api_miss} of {api_jobs} jobs; probe p99 completion {:.0} us", api.completion_us.p99),
+    );
+    let (tight_jobs, tight_miss) = (counter(&tight_k, "jobs"), counter(&tight_k, "deadline_misses"));
+    report.check(
+        format!("{switch}: under-budget tight.service records deadline misses"),
+        tight_jobs > 0 && tight_miss as f64 >= tight_jobs as f64 * 0.10,
+        format!("misses={tight_miss} of {tight_jobs} jobs, budget exhausted in {} periods", counter(&tight_k, "budget_exhausted")),
+    );
+    let batch_ok = hogs.iter().filter(|(n, _)| n.starts_with("hog")).all(|(_, h)| h.iterations > 0 && h.cpu_share >= 0.05);
+    report.check(
+        format!("{switch}: batch hogs keep progressing next to a greedy latency unit (vruntime guard)"),
+        batch_ok && counter(&batch_k, "runs") > 0,
+        hogs.iter().map(|(n, h)| format!("{n} cpu_share={:.2}", h.cpu_share)).collect::<Vec<_>>().join(", "),
+    );
+
+    // A bad config is refused on reload; the running scheduler and maps stay.
+    let cfg_before = kernel::target_cfg_snapshot(&bpftool)?;
+    let mut bad = enforce_config(switch);
+    bad["targets"]["api.service"]["budget"]["runtime"] = json!("12ms");
+    write_config(&bad)?;
+    daemon.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(1500));
+    let alive = matches!(daemon.child.try_wait(), Ok(None));
+    let cfg_after = kernel::target_cfg_snapshot(&bpftool)?;
+    report.check(
+        format!("{switch}: a bad config sent by SIGHUP is refused and the running scheduler stays"),
+        alive && kernel::sched_ext_state() == "enabled" && kernel::root_ops() == ops && cfg_before == cfg_after,
+        format!("daemon alive={alive}, state={}, maps unchanged={}; log: {}", kernel::sched_ext_state(), cfg_before == cfg_after, daemon.log_tail()),
+    );
+    let second = Command::new(env.exe("scx-slod"))
+        .args(["--config", CONFIG_PATH, "--status-file", "/tmp/second-status.json"])
+        .stderr(Stdio::piped())
+        .output()?;
+    report.check(
+        format!("{switch}: a second daemon with the bad config exits 1 and touches nothing"),
+        second.status.code() == Some(1) && kernel::sched_ext_state() == "enabled" && kernel::root_ops() == ops,
+        format!("exit={:?}: {}", second.status.code(), String::from_utf8_lossy(&second.stderr).lines().take(2).collect::<Vec<_>>().join(" | ")),
+    );
+    write_config(&enforce_config(switch))?;
+
+    if let Ok(text) = std::fs::read_to_string(STATUS_PATH) {
+        if let Ok(status) = serde_json::from_str::<Value>(&text) {
+            for k in ["load_ms", "attach_ms", "last_apply_us", "switched_threads"] {
+                facts.insert(format!("daemon_{k}"), status[k].clone());
+            }
+        }
+    }
+
+    // Clean stop: the kernel goes back to its default scheduler.
+    let stop_at = Instant::now();
+    daemon.signal(libc::SIGTERM);
+    let disabled = wait_until(Duration::from_secs(20), || kernel::sched_ext_state() == "disabled");
+    let code = daemon.wait_exit(Duration::from_secs(20));
+    facts.insert("sigterm_to_disabled_ms".into(), json!(disabled.map(ms)));
+    let restored = !partial || kernel::policy(pre_pid) == 0;
+    report.check(
+        format!("{switch}: SIGTERM detaches: state disabled, threads restored"),
+        disabled.is_some() && code == Some(0) && restored,
+        format!("disabled after {:?} ms, exit={code:?}, pre-existing task policy={}", disabled.map(ms), kernel::policy(pre_pid)),
+    );
+    let _ = stop_at;
+    let _ = pre_api.kill();
+    let _ = pre_untargeted.kill();
+    let _ = pre_api.wait();
+    let _ = pre_untargeted.wait();
+    facts.insert("spawn_to_enabled_ms".into(), json!(ms(spawned.elapsed())));
+    report.facts.insert(switch.to_string(), Value::Object(facts));
+    Ok(())
+}
+
+fn ejection(env: &Env, report: &mut Report) -> Result<()> {
+    write_config(&enforce_config("partial"))?;
+    let mut daemon = Daemon::start(env, "eject")?;
+    if wait_until(Duration::from_secs(60), || kernel::sched_ext_state() == "enabled").is_none() {
+        report.check("ejection: scheduler started", false, daemon.log_tail());
+        return Ok(());
+    }
+    std::fs::write("/proc/sysrq-trigger", "S").context("writing S to /proc/sysrq-trigger")?;
+    let code = daemon.wait_exit(Duration::from_secs(20));
+    let log = std::fs::read_to_string(&daemon.log).unwrap_or_default();
+    report.check(
+        "ejection: SysRq-S ejects scx_slo; the daemon logs the reason, exits 5, the host is on the default scheduler",
+        code == Some(5) && kernel::sched_ext_state() == "disabled" && log.contains("sysrq"),
+        format!("exit={code:?}, state={}; log: {}", kernel::sched_ext_state(), daemon.log_tail()),
+    );
+    Ok(())
+}
+
+fn invalid_at_start(env: &Env, report: &mut Report) -> Result<()> {
+    let mut bad = enforce_config("partial");
+    bad["targets"]["api.service"]["priority"] = json!(5000);
+    write_config(&bad)?;
+    let out = Command::new(env.exe("scx-slod")).args(["--config", CONFIG_PATH]).stderr(Stdio::piped()).output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    report.check(
+        "a daemon started with an invalid config exits 1, names the field, and loads nothing",
+        out.status.code() == Some(1) && stderr.contains("targets.\"api.service\".priority") && kernel::sched_ext_state() == "disabled",
+        format!("exit={:?}, state={}, stderr: {}", out.status.code(), kernel::sched_ext_state(), stderr.lines().last().unwrap_or("")),
+    );
+    Ok(())
+}
+
+fn uname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string()
+}
+
+/// The enforce-mode acceptance scenario: partial and all in one boot.
+pub fn enforce(env: &Env) -> Result<Report> {
+    let mut report = Report { scenario: "enforce".into(), kernel: uname(), cpus: num_cpus(), ..Default::default() };
+    setup_cgroups(env)?;
+    invalid_at_start(env, &mut report)?;
+    for switch in ["partial", "all"] {
+        if let Err(e) = enforce_mode(env, &mut report, switch) {
+            report.check(format!("{switch}: scenario ran"), false, format!("{e:#}"));
+        }
+    }
+    if let Err(e) = ejection(env, &mut report) {
+        report.check("ejection: scenario ran", false, format!("{e:#}"));
+    }
+    report.ok = !report.checks.is_empty() && report.checks.iter().all(|c| c.ok);
+    Ok(report)
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// One demo phase: the api probe next to two batch hogs.
+fn demo_phase(env: &Env, label: &str, wait_ext: bool) -> Result<Value> {
+    let secs = format!("{}s", env.seconds);
+    let mut kids = Vec::new();
+    let extra: Vec<String> = if wait_ext { strs(&["--wait-ext"]) } else { vec![] };
+    let api_out = format!("/tmp/demo-api-{label}.json");
+    let mut a = strs(&["probe", "--cgroup", &env.cg(API).display().to_string(), "--period", "10ms", "--work", "300us",
+        "--deadline", "5ms", "--duration", &secs, "--out", &api_out]);
+    a.extend(extra.clone());
+    kids.push(spawn_workload(env, &a)?);
+    for i in 0..2 {
+        let mut h = strs(&["hog", "--cgroup", &env.cg(BATCH).display().to_string(), "--duration", &secs,
+            "--out", &format!("/tmp/demo-hog{i}-{label}.json")]);
+        h.extend(extra.clone());
+        kids.push(spawn_workload(env, &h)?);
+    }
+    for mut k in kids {
+        k.wait()?;
+    }
+    let api: ProbeResult = read_json(&api_out)?;
+    let hogs: Vec<HogResult> = (0..2).map(|i| read_json(&format!("/tmp/demo-hog{i}-{label}.json"))).collect::<Result<_>>()?;
+    Ok(json!({
+        "scheduler": label,
+        "wake_p50_us": api.wake_delay_us.p50, "wake_p99_us": api.wake_delay_us.p99,
+        "completion_p50_us": api.completion_us.p50, "completion_p99_us": api.completion_us.p99,
+        "completion_p999_us": api.completion_us.p999, "over_deadline": api.over_deadline, "requests": api.completion_us.n,
+        "batch_iterations": hogs.iter().map(|h| h.iterations).sum::<u64>(),
+    }))
+}
+
+/// The README demo: default scheduler vs scx-slo (partial), same boot, repeated.
+pub fn demo(env: &Env, rounds: usize) -> Result<Report> {
+    let mut report = Report { scenario: "demo".into(), kernel: uname(), cpus: num_cpus(), ..Default::default() };
+    setup_cgroups(env)?;
+    let mut config = enforce_config("partial");
+    if let Some(t) = config["targets"].as_object_mut() {
+        t.remove("tight.service");
+        t.remove("greedy.service");
+    }
+    write_config(&config)?;
+    let mut rows = Vec::new();
+    for round in 0..rounds {
+        rows.push(demo_phase(env, &format!("default-{round}"), false)?);
+        let mut daemon = Daemon::start(env, &format!("demo-{round}"))?;
+        let up = wait_until(Duration::from_secs(60), || kernel::sched_ext_state() == "enabled").is_some();
+        report.check(format!("round {round}: scx_slo enabled"), up, daemon.log_tail());
+        if up {
+            rows.push(demo_phase(env, &format!("scx_slo-{round}"), true)?);
+        }
+        daemon.signal(libc::SIGTERM);
+        daemon.wait_exit(Duration::from_secs(20));
+    }
+    report.facts.insert("rows".into(), Value::Array(rows));
+    report.ok = report.checks.iter().all(|c| c.ok);
+    Ok(report)
+}
+
+/// Prints the report between markers the host harness looks for.
+pub fn emit(report: &Report, out: &Path) -> Result<()> {
+    let text = format!(
+        "\nSCX_SLO_REPORT_BEGIN\n{}\nSCX_SLO_REPORT_END\n",
+        serde_json::to_string(report)?
+    );
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(out)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+        .with_context(|| format!("writing the report to {}", out.display()))
+}
