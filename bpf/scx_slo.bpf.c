@@ -232,9 +232,21 @@ static u32 hist_bucket(u64 ns)
 
 static u32 node_of_cpu(s32 cpu)
 {
-	if (cpu < 0 || cpu >= SLO_MAX_CPUS)
+	u32 idx = (u32)cpu, node;
+
+	/* The mask keeps the verifier sure of the bound (SLO_MAX_CPUS is 2^n). */
+	if (idx >= SLO_MAX_CPUS)
 		return 0;
-	return cpu_to_node[cpu] < SLO_MAX_NODES ? cpu_to_node[cpu] : 0;
+	node = cpu_to_node[idx & (SLO_MAX_CPUS - 1)];
+	return node < SLO_MAX_NODES ? node : 0;
+}
+
+static void hist_inc(u64 *hist, u64 ns)
+{
+	u32 b = hist_bucket(ns);
+
+	if (b < SLO_HIST_BUCKETS)
+		hist[b]++;
 }
 
 static u64 edf_dsq(u32 node)
@@ -363,12 +375,10 @@ static u64 batch_slice(void)
 	return slice_min_ns;
 }
 
-/* Weight of a task for virtual time: its target's, or its own (nice). */
-static u64 task_weight(struct task_struct *p, const struct slo_target_cfg *cfg)
+/* Charges @used ns to @p's virtual time, scaled inversely to @weight. */
+static void charge_vtime(struct task_struct *p, u64 used, u64 weight)
 {
-	u64 w = cfg ? cfg->weight : p->scx.weight;
-
-	return w ? w : 100;
+	p->scx.dsq_vtime += used * 100 / (weight ? weight : 100);
 }
 
 /*
@@ -577,11 +587,14 @@ void BPF_STRUCT_OPS(slo_enqueue, struct task_struct *p, u64 enq_flags)
 	/*
 	 * Virtual time: a task that slept keeps at most one slice_max of
 	 * credit against the node's clock, so sleepers cannot bank CPU time.
+	 * A latency task past its budget gets none: the budget was its
+	 * head start, and beyond it it queues like batch work that just
+	 * arrived.
 	 */
 	vtime = p->scx.dsq_vtime;
 	nctx = try_lookup_node_ctx(node);
 	if (nctx) {
-		lag = slice_max_ns;
+		lag = is_latency(cfg) ? 0 : slice_max_ns;
 		if (nctx->vtime_now > lag && vtime < nctx->vtime_now - lag)
 			vtime = nctx->vtime_now - lag;
 	}
@@ -603,12 +616,15 @@ void BPF_STRUCT_OPS(slo_dispatch, s32 cpu, struct task_struct *prev)
 
 	if (!nctx)
 		return;
+	/*
+	 * The bound on waiting: when no vtime task of this node has started
+	 * for max_wait_ns while some are queued, EDF work has held them off
+	 * long enough and one goes first. (slo_running resets the clock.)
+	 */
 	if (scx_bpf_dsq_nr_queued(vtime_dsq(node)) == 0) {
 		nctx->vtime_served_ns = now;
 	} else if (now - nctx->vtime_served_ns > max_wait_ns &&
 		   move_from(vtime_dsq(node))) {
-		/* The bound on waiting: EDF work cannot hold batch off longer. */
-		nctx->vtime_served_ns = now;
 		gstat_add(SLO_GSTAT_WAIT_BOUND_DISPATCHES, 1);
 		return;
 	}
@@ -617,7 +633,6 @@ void BPF_STRUCT_OPS(slo_dispatch, s32 cpu, struct task_struct *prev)
 		return;
 	}
 	if (move_from(vtime_dsq(node))) {
-		nctx->vtime_served_ns = now;
 		gstat_add(SLO_GSTAT_VTIME_DISPATCHES, 1);
 		return;
 	}
@@ -660,9 +675,13 @@ void BPF_STRUCT_OPS(slo_running, struct task_struct *p)
 		cctx->deadline_ns = tctx->deadline_ns;
 	}
 	if (!tctx->edf) {
+		/* The node's vtime DSQ is being served: reset the wait bound. */
 		nctx = try_lookup_node_ctx(node_of_cpu(scx_bpf_task_cpu(p)));
-		if (nctx && p->scx.dsq_vtime > nctx->vtime_now)
-			nctx->vtime_now = p->scx.dsq_vtime;
+		if (nctx) {
+			nctx->vtime_served_ns = now;
+			if (p->scx.dsq_vtime > nctx->vtime_now)
+				nctx->vtime_now = p->scx.dsq_vtime;
+		}
 	}
 	if (target == SLO_NO_TARGET)
 		return;
@@ -673,7 +692,7 @@ void BPF_STRUCT_OPS(slo_running, struct task_struct *p)
 	if (tctx->enq_at_ns && now > tctx->enq_at_ns) {
 		delay = now - tctx->enq_at_ns;
 		tstat_add(st, SLO_TSTAT_RQ_DELAY_SUM_NS, delay);
-		st->rq_delay_hist[hist_bucket(delay)]++;
+		hist_inc(st->rq_delay_hist, delay);
 	}
 	tctx->enq_at_ns = 0;
 }
@@ -703,10 +722,16 @@ void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
 		cfg = try_lookup_target_cfg(target);
 		st = try_lookup_target_stats(target);
 	}
-	/* Virtual time advances by runtime scaled inversely to weight. */
-	p->scx.dsq_vtime += used * 100 / task_weight(p, cfg);
-	if (!cfg)
+	/*
+	 * Virtual time advances by runtime scaled inversely to weight: the
+	 * target's, or the task's own (from nice). Two separate loads, so the
+	 * compiler cannot merge a map-value and a task pointer into one insn.
+	 */
+	if (!cfg) {
+		charge_vtime(p, used, p->scx.weight);
 		return;
+	}
+	charge_vtime(p, used, cfg->weight);
 	tstat_add(st, SLO_TSTAT_RUNTIME_NS, used);
 	if (!is_latency(cfg))
 		return;
@@ -737,7 +762,7 @@ void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
 	tstat_add(st, SLO_TSTAT_JOBS, 1);
 	if (slack >= 0) {
 		if (st)
-			st->slack_hist[hist_bucket((u64)slack)]++;
+			hist_inc(st->slack_hist, (u64)slack);
 		if ((u64)slack < slack_warn_ns)
 			maybe_warn(target, p, SLO_EVENT_LOW_SLACK, slack, now);
 	}

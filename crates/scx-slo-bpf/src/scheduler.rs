@@ -15,6 +15,9 @@ use crate::maps::{self, TargetStats};
 use crate::skel::{BpfSkel, BpfSkelBuilder};
 use crate::topology::Topology;
 
+/// The name the kernel shows in /sys/kernel/sched_ext/root/ops.
+pub const OPS_NAME: &str = "scx_slo";
+
 /// Load-time settings: everything that becomes rodata or struct_ops flags.
 #[derive(Clone, Debug)]
 pub struct LoadParams {
@@ -119,6 +122,13 @@ impl<'obj> Scheduler<'obj> {
         }
 
         let ops = skel.struct_ops.slo_ops_mut();
+        // scx_ops_open! appends a build suffix to the name; operators and
+        // tests read /sys/kernel/sched_ext/root/ops, so keep it "scx_slo"
+        // (the version is in the daemon's status).
+        ops.name.fill(0);
+        for (dst, src) in ops.name.iter_mut().zip(OPS_NAME.bytes()) {
+            *dst = src as _;
+        }
         ops.flags = match cfg.switch {
             SwitchMode::Partial => *scx_utils::compat::SCX_OPS_SWITCH_PARTIAL,
             SwitchMode::All => 0,

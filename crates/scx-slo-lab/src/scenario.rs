@@ -104,9 +104,9 @@ fn enforce_config(switch: &str) -> Value {
             // Admitted: 3 ms of CPU per 10 ms for 300 us requests.
             "api.service": { "class": "latency", "budget": { "runtime": "3ms", "period": "10ms" },
                              "deadline": "5ms", "priority": 800, "preemption": "lower-priority" },
-            // Deliberately too small: 50 us per 10 ms for 400 us requests.
-            "tight.service": { "class": "latency", "budget": { "runtime": "50us", "period": "10ms" },
-                               "deadline": "1ms", "priority": 700, "preemption": "lower-priority" },
+            // Deliberately too small: 100 us per 10 ms for 1 ms requests due in 2 ms.
+            "tight.service": { "class": "latency", "budget": { "runtime": "100us", "period": "10ms" },
+                               "deadline": "2ms", "priority": 700, "preemption": "lower-priority" },
             // A CPU-bound latency unit: its budget must not starve batch.
             "greedy.service": { "class": "latency", "budget": { "runtime": "5ms", "period": "10ms" },
                                 "deadline": "10ms", "priority": 100, "preemption": "never" },
@@ -151,6 +151,19 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(5));
         }
         None
+    }
+
+    /// Waits for sched_ext to be enabled; gives up early if the daemon exits.
+    fn wait_enabled(&mut self, timeout: Duration) -> Option<Duration> {
+        let found = wait_until(timeout, || {
+            kernel::sched_ext_state() == "enabled" || matches!(self.child.try_wait(), Ok(Some(_)))
+        });
+        if kernel::sched_ext_state() == "enabled" {
+            found
+        } else {
+            eprintln!("--- scx-slod log ({}) ---\n{}", self.log.display(), std::fs::read_to_string(&self.log).unwrap_or_default());
+            None
+        }
     }
 
     fn log_tail(&self) -> String {
@@ -219,11 +232,11 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
     write_config(&enforce_config(switch))?;
     let spawned = Instant::now();
     let mut daemon = Daemon::start(env, switch)?;
-    let enabled = wait_until(Duration::from_secs(60), || kernel::sched_ext_state() == "enabled");
+    let enabled = daemon.wait_enabled(Duration::from_secs(60));
     let ops = kernel::root_ops();
     report.check(
         format!("{switch}: state enabled with root ops scx_slo after start"),
-        enabled.is_some() && (ops == "scx_slo" || ops.starts_with("scx_slo_")),
+        enabled.is_some() && ops == "scx_slo",
         format!("state={} ops={ops:?} after {:?} ms; daemon log: {}", kernel::sched_ext_state(), enabled.map(ms), daemon.log_tail()),
     );
     facts.insert("start_to_enabled_ms".into(), json!(enabled.map(ms)));
@@ -260,7 +273,7 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
         a
     };
     children.push(("api", spawn_workload(env, &probe("api", API, "300us", "5ms"))?));
-    children.push(("tight", spawn_workload(env, &probe("tight", TIGHT, "400us", "1ms"))?));
+    children.push(("tight", spawn_workload(env, &probe("tight", TIGHT, "1ms", "2ms"))?));
     children.push(("greedy", spawn_workload(env, &hog("greedy", GREEDY))?));
     children.push(("hog1", spawn_workload(env, &hog("hog1", BATCH))?));
     children.push(("hog2", spawn_workload(env, &hog("hog2", BATCH))?));
@@ -412,7 +425,7 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
 fn ejection(env: &Env, report: &mut Report) -> Result<()> {
     write_config(&enforce_config("partial"))?;
     let mut daemon = Daemon::start(env, "eject")?;
-    if wait_until(Duration::from_secs(60), || kernel::sched_ext_state() == "enabled").is_none() {
+    if daemon.wait_enabled(Duration::from_secs(60)).is_none() {
         report.check("ejection: scheduler started", false, daemon.log_tail());
         return Ok(());
     }
@@ -510,7 +523,7 @@ pub fn demo(env: &Env, rounds: usize) -> Result<Report> {
     for round in 0..rounds {
         rows.push(demo_phase(env, &format!("default-{round}"), false)?);
         let mut daemon = Daemon::start(env, &format!("demo-{round}"))?;
-        let up = wait_until(Duration::from_secs(60), || kernel::sched_ext_state() == "enabled").is_some();
+        let up = daemon.wait_enabled(Duration::from_secs(60)).is_some();
         report.check(format!("round {round}: scx_slo enabled"), up, daemon.log_tail());
         if up {
             rows.push(demo_phase(env, &format!("scx_slo-{round}"), true)?);

@@ -72,7 +72,9 @@ impl Switcher {
         for dir in dirs {
             threads_below(dir, &mut present);
         }
-        for &tid in &present {
+        // Only threads not seen before cost a syscall: in steady state a scan
+        // is a few reads of cgroup.threads.
+        for &tid in present.difference(&self.switched.clone()) {
             match policy_of(tid) {
                 Some(libc::SCHED_OTHER) | Some(libc::SCHED_BATCH) => match set_policy(tid, SCHED_EXT) {
                     Ok(()) => {
