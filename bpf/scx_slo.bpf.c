@@ -151,6 +151,11 @@ struct cpu_ctx {
 	u64 deadline_ns;	/* deadline of the running EDF task */
 	u16 priority;		/* 0 unless an EDF run */
 	bool edf;
+	/*
+	 * An scx task runs here. A CPU running a fair-class task (partial
+	 * switch) or idle is no preemption victim: ext cannot preempt fair.
+	 */
+	bool scx_running;
 };
 
 struct {
@@ -234,9 +239,14 @@ static u32 node_of_cpu(s32 cpu)
 {
 	u32 idx = (u32)cpu, node;
 
-	/* The mask keeps the verifier sure of the bound (SLO_MAX_CPUS is 2^n). */
 	if (idx >= SLO_MAX_CPUS)
 		return 0;
+	/*
+	 * clang drops a mask it can prove redundant and then widens the
+	 * index without the bound; the barrier keeps the mask (SLO_MAX_CPUS
+	 * is a power of two) so the verifier sees it.
+	 */
+	barrier_var(idx);
 	node = cpu_to_node[idx & (SLO_MAX_CPUS - 1)];
 	return node < SLO_MAX_NODES ? node : 0;
 }
@@ -382,11 +392,10 @@ static void charge_vtime(struct task_struct *p, u64 used, u64 weight)
 }
 
 /*
- * Kicks the CPU of the node whose running work has the lowest priority
- * below @prio and a later deadline, if any: the woken EDF task is then the
- * first thing it dispatches.
+ * The CPU of @node whose running scx work has the lowest priority below
+ * @prio and a later deadline than @deadline, or -1.
  */
-static bool kick_lower_priority(u32 node, u16 prio, u64 deadline)
+static s32 find_victim(struct task_struct *p, u32 node, u16 prio, u64 deadline)
 {
 	s32 cpu, victim = -1;
 	u32 lowest = prio;
@@ -399,8 +408,10 @@ static bool kick_lower_priority(u32 node, u16 prio, u64 deadline)
 			break;
 		if (node_of_cpu(cpu) != node)
 			continue;
+		if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+			continue;
 		cctx = try_lookup_cpu_ctx(cpu);
-		if (!cctx)
+		if (!cctx || !cctx->scx_running)
 			continue;
 		if (cctx->priority > lowest)
 			continue;
@@ -413,6 +424,15 @@ static bool kick_lower_priority(u32 node, u16 prio, u64 deadline)
 		lowest = cctx->priority;
 		latest = cctx->edf ? cctx->deadline_ns : (u64)-1;
 	}
+	return victim;
+}
+
+/* Kicks the best victim so it dispatches the queued EDF task first. */
+static bool kick_lower_priority(struct task_struct *p, u32 node, u16 prio,
+				u64 deadline)
+{
+	s32 victim = find_victim(p, node, prio, deadline);
+
 	if (victim < 0)
 		return false;
 	scx_bpf_kick_cpu(victim, SCX_KICK_PREEMPT);
@@ -502,19 +522,38 @@ s32 BPF_STRUCT_OPS(slo_select_cpu, struct task_struct *p, s32 prev_cpu,
 	struct task_ctx *tctx;
 	bool is_idle = false;
 	u32 target;
-	s32 cpu;
-	u64 slice;
+	s32 cpu, victim;
+	u64 slice, now;
 
 	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
-	if (!is_idle)
-		return cpu;
 	tctx = try_lookup_task_ctx(p);
 	if (!tctx)
 		return cpu;
 	target = task_target(p, tctx);
 	if (target != SLO_NO_TARGET)
 		cfg = try_lookup_target_cfg(target);
-	slice = task_slice(tctx, target, cfg, scx_bpf_now());
+	now = scx_bpf_now();
+	if (!is_idle) {
+		/*
+		 * No idle CPU: a latency task with budget may take the CPU of
+		 * lower-priority work at once, straight into its local DSQ.
+		 */
+		if (!cfg || cfg->preempt != SLO_PREEMPT_LOWER_PRIO)
+			return cpu;
+		slice = task_slice(tctx, target, cfg, now);
+		if (!tctx->edf)
+			return cpu;
+		victim = find_victim(p, node_of_cpu(cpu), cfg->priority,
+				     now + cfg->deadline_ns);
+		if (victim < 0)
+			return cpu;
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, SCX_ENQ_PREEMPT);
+		tstat_add(try_lookup_target_stats(target),
+			  SLO_TSTAT_PREEMPT_KICKS, 1);
+		gstat_add(SLO_GSTAT_PREEMPT_KICKS, 1);
+		return victim;
+	}
+	slice = task_slice(tctx, target, cfg, now);
 	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, 0);
 	gstat_add(SLO_GSTAT_DIRECT_DISPATCHES, 1);
 	if (target != SLO_NO_TARGET)
@@ -576,7 +615,7 @@ void BPF_STRUCT_OPS(slo_enqueue, struct task_struct *p, u64 enq_flags)
 		if (kick_idle_cpu(p))
 			return;
 		if (cfg->preempt == SLO_PREEMPT_LOWER_PRIO &&
-		    kick_lower_priority(node, cfg->priority,
+		    kick_lower_priority(p, node, cfg->priority,
 					tctx->deadline_ns)) {
 			tstat_add(st, SLO_TSTAT_PREEMPT_KICKS, 1);
 			gstat_add(SLO_GSTAT_PREEMPT_KICKS, 1);
@@ -670,6 +709,7 @@ void BPF_STRUCT_OPS(slo_running, struct task_struct *p)
 	if (target != SLO_NO_TARGET)
 		cfg = try_lookup_target_cfg(target);
 	if (cctx) {
+		cctx->scx_running = true;
 		cctx->edf = tctx->edf;
 		cctx->priority = (tctx->edf && cfg) ? cfg->priority : 0;
 		cctx->deadline_ns = tctx->deadline_ns;
@@ -713,6 +753,7 @@ void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
 		return;
 	cctx = try_lookup_cpu_ctx(-1);
 	if (cctx) {
+		cctx->scx_running = false;
 		cctx->edf = false;
 		cctx->priority = 0;
 	}
