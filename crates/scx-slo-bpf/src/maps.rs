@@ -202,8 +202,9 @@ mod tests {
 
     #[test]
     fn sums_cpus_and_reads_quantiles() {
-        let mut a = intf::slo_target_stats::default();
-        let mut b = intf::slo_target_stats::default();
+        let zero = vec![0u8; std::mem::size_of::<intf::slo_target_stats>()];
+        let mut a: intf::slo_target_stats = pod_from_bytes(&zero).unwrap();
+        let mut b = a;
         a.cnt[intf::slo_tstat_id_SLO_TSTAT_WAKEUPS as usize] = 3;
         b.cnt[intf::slo_tstat_id_SLO_TSTAT_WAKEUPS as usize] = 4;
         a.rq_delay_hist[0] = 98;

@@ -348,16 +348,27 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
         wakeups as f64 >= 0.5 * api.completion_us.n as f64 && wakeups > 0,
         format!("kernel wakeups={wakeups}, probe requests={}", api.completion_us.n),
     );
+    // Thresholds are calibrated for QEMU TCG, where a vCPU thread can stall
+    // for milliseconds on the host: EEVDF itself missed 0-5% of these 5 ms
+    // deadlines in the demo. "Almost none" is <= 2%, and at least 5x fewer
+    // than the under-budget target's.
     let (api_jobs, api_miss) = (counter(&api_k, "jobs"), counter(&api_k, "deadline_misses"));
+    let (tight_jobs, tight_miss) = (counter(&tight_k, "jobs"), counter(&tight_k, "deadline_misses"));
+    let api_rate = api_miss as f64 / api_jobs.max(1) as f64;
+    let tight_rate = tight_miss as f64 / tight_jobs.max(1) as f64;
     report.check(
         format!("{switch}: admitted api.service records (almost) no deadline misses"),
-        api_jobs > 0 && api_miss as f64 <= (api_jobs as f64 * 0.01).max(1.0),
-        format!("misses={api_miss} of {api_jobs} jobs; probe p99 completion {:.0} us", api.completion_us.p99),
+        api_jobs > 0 && api_rate <= 0.02 && tight_rate >= 5.0 * api_rate,
+        format!(
+            "misses={api_miss} of {api_jobs} jobs ({:.2}%, tight.service {:.1}%); probe p99 completion {:.0} us",
+            api_rate * 100.0,
+            tight_rate * 100.0,
+            api.completion_us.p99
+        ),
     );
-    let (tight_jobs, tight_miss) = (counter(&tight_k, "jobs"), counter(&tight_k, "deadline_misses"));
     report.check(
         format!("{switch}: under-budget tight.service records deadline misses"),
-        tight_jobs > 0 && tight_miss as f64 >= tight_jobs as f64 * 0.10,
+        tight_jobs > 0 && tight_rate >= 0.10,
         format!("misses={tight_miss} of {tight_jobs} jobs, budget exhausted in {} periods", counter(&tight_k, "budget_exhausted")),
     );
     let batch_ok = hogs.iter().filter(|(n, _)| n.starts_with("hog")).all(|(_, h)| h.iterations > 0 && h.cpu_share >= 0.05);
@@ -401,7 +412,6 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
     }
 
     // Clean stop: the kernel goes back to its default scheduler.
-    let stop_at = Instant::now();
     daemon.signal(libc::SIGTERM);
     let disabled = wait_until(Duration::from_secs(20), || kernel::sched_ext_state() == "disabled");
     let code = daemon.wait_exit(Duration::from_secs(20));
@@ -412,7 +422,6 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
         disabled.is_some() && code == Some(0) && restored,
         format!("disabled after {:?} ms, exit={code:?}, pre-existing task policy={}", disabled.map(ms), kernel::policy(pre_pid)),
     );
-    let _ = stop_at;
     let _ = pre_api.kill();
     let _ = pre_untargeted.kill();
     let _ = pre_api.wait();
