@@ -47,6 +47,14 @@ fn summary(config: &Config, cpus: Option<u32>) -> Summary {
     }
 }
 
+/// The name a value has in config.json (`enforce`, `partial`).
+fn wire_name(value: &impl Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// Runs the check and prints the result; returns the exit code.
 pub fn run(file: &Path, json: bool, cpus: Option<u32>) -> u8 {
     let name = file.display().to_string();
@@ -78,8 +86,13 @@ pub fn run(file: &Path, json: bool, cpus: Option<u32>) -> u8 {
             None => "capacity \"auto\": the daemon admits against the host's CPUs".to_string(),
         };
         println!(
-            "{name}: valid: {} targets ({} latency, {} batch), mode {:?}, switch {:?}; latency budgets reserve {:.3} CPUs ({admitted})",
-            s.targets, s.latency_targets, s.batch_targets, s.mode, s.switch, s.reserved_cpus
+            "{name}: valid: {} targets ({} latency, {} batch), mode {}, switch {}; latency budgets reserve {:.3} CPUs ({admitted})",
+            s.targets,
+            s.latency_targets,
+            s.batch_targets,
+            wire_name(&s.mode),
+            wire_name(&s.switch),
+            s.reserved_cpus
         );
     } else {
         for p in &problems {
