@@ -391,15 +391,29 @@ static void charge_vtime(struct task_struct *p, u64 used, u64 weight)
 	p->scx.dsq_vtime += used * 100 / (weight ? weight : 100);
 }
 
+/* Whether the scx work running on @cctx may be preempted for (@prio, @deadline). */
+static bool preemptible(const struct cpu_ctx *cctx, u16 prio, u64 deadline)
+{
+	return cctx && cctx->scx_running && cctx->priority < prio &&
+	       (!cctx->edf || cctx->deadline_ns > deadline);
+}
+
 /*
  * The CPU of @node whose running scx work has the lowest priority below
- * @prio and a later deadline than @deadline, or -1.
+ * @prio and a later deadline than @deadline, or -1. @hint (the task's
+ * previous CPU) wins when it qualifies at all: preempting locally needs no
+ * IPI and keeps the cache warm.
  */
-static s32 find_victim(struct task_struct *p, u32 node, u16 prio, u64 deadline)
+static s32 find_victim(struct task_struct *p, u32 node, u16 prio, u64 deadline,
+		       s32 hint)
 {
 	s32 cpu, victim = -1;
 	u32 lowest = prio;
 	u64 latest = deadline;
+
+	if (hint >= 0 && bpf_cpumask_test_cpu(hint, p->cpus_ptr) &&
+	    preemptible(try_lookup_cpu_ctx(hint), prio, deadline))
+		return hint;
 
 	bpf_for(cpu, 0, nr_cpus) {
 		struct cpu_ctx *cctx;
@@ -411,14 +425,13 @@ static s32 find_victim(struct task_struct *p, u32 node, u16 prio, u64 deadline)
 		if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 			continue;
 		cctx = try_lookup_cpu_ctx(cpu);
-		if (!cctx || !cctx->scx_running)
+		if (!preemptible(cctx, prio, deadline))
 			continue;
 		if (cctx->priority > lowest)
 			continue;
+		/* Among equals prefer non-EDF work, then the latest deadline. */
 		if (cctx->priority == lowest &&
 		    (!cctx->edf || cctx->deadline_ns <= latest))
-			continue;
-		if (cctx->edf && cctx->deadline_ns <= deadline)
 			continue;
 		victim = cpu;
 		lowest = cctx->priority;
@@ -431,7 +444,7 @@ static s32 find_victim(struct task_struct *p, u32 node, u16 prio, u64 deadline)
 static bool kick_lower_priority(struct task_struct *p, u32 node, u16 prio,
 				u64 deadline)
 {
-	s32 victim = find_victim(p, node, prio, deadline);
+	s32 victim = find_victim(p, node, prio, deadline, scx_bpf_task_cpu(p));
 
 	if (victim < 0)
 		return false;
@@ -544,7 +557,7 @@ s32 BPF_STRUCT_OPS(slo_select_cpu, struct task_struct *p, s32 prev_cpu,
 		if (!tctx->edf)
 			return cpu;
 		victim = find_victim(p, node_of_cpu(cpu), cfg->priority,
-				     now + cfg->deadline_ns);
+				     now + cfg->deadline_ns, prev_cpu);
 		if (victim < 0)
 			return cpu;
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, SCX_ENQ_PREEMPT);
