@@ -121,6 +121,13 @@ fn spawn_event_reader(
     })
 }
 
+/// Tells systemd about the lifecycle; a no-op outside systemd.
+fn notify(states: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        debug!(error = %e, "sd_notify");
+    }
+}
+
 /// Runs the daemon; returns the process exit code.
 pub fn run(args: &Args) -> i32 {
     let mut config = match read_config(args) {
@@ -195,6 +202,11 @@ pub fn run(args: &Args) -> i32 {
         attach_ms = format!("{attach_ms:.1}"),
         "scx_slo attached"
     );
+    // systemd (Type=notify): ready only once the config is applied and attached.
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&format!("enforcing generation 1: {} of {} targets resolved", resolved.len(), config.targets.len())),
+    ]);
     for t in config.targets.iter().filter(|t| !resolved.contains_key(&t.key)) {
         warn!(unit = %t.key, "target has no cgroup yet; retrying every scan");
     }
@@ -215,6 +227,8 @@ pub fn run(args: &Args) -> i32 {
     let mut code = exit::OK;
 
     loop {
+        // Pets the watchdog (WatchdogSec); a wedged loop gets restarted.
+        notify(&[sd_notify::NotifyState::Watchdog]);
         if signals.stop.load(Ordering::Relaxed) {
             info!("stop requested");
             break;
@@ -254,6 +268,7 @@ pub fn run(args: &Args) -> i32 {
                                 resolved = new_resolved;
                                 last_reload_error = None;
                                 info!(generation, targets = config.targets.len(), apply_us = format!("{last_apply_us:.0}"), "config reloaded");
+                                notify(&[sd_notify::NotifyState::Status(&format!("enforcing generation {generation}"))]);
                             }
                             Err(e) => {
                                 let msg = format!("reload failed while writing maps: {e:#}");
@@ -300,6 +315,7 @@ pub fn run(args: &Args) -> i32 {
         std::thread::sleep(scan_every);
     }
 
+    notify(&[sd_notify::NotifyState::Stopping]);
     let state = if code == exit::EJECTED { "ejected" } else { "stopped" };
     let doc = build_status(
         state, &config, &resolved, &sched, generation, args, &features, load_ms, attach_ms, last_apply_us,

@@ -1,0 +1,68 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# Enforce mode on the flake's pinned 6.12 kernel: the service comes up, the
+# kernel shows scx_slo, the targeted unit runs on SCHED_EXT and an untargeted
+# one does not, the health gate passes, and stopping returns the host to the
+# default scheduler.
+{ module }:
+{
+  name = "scx-slo-enforce";
+  nodes.machine =
+    { ... }:
+    {
+      imports = [
+        module
+        ./workload.nix
+      ];
+      services.scxSlo = {
+        enable = true;
+        mode = "enforce";
+        switch = "partial";
+        settings.admission.cpu_capacity = 2;
+        targets = {
+          "api.service" = {
+            class = "latency";
+            budget = {
+              runtime = "3ms";
+              period = "10ms";
+            };
+            deadline = "5ms";
+            priority = 800;
+          };
+          "batch.slice".class = "batch";
+        };
+      };
+    };
+
+  testScript = ''
+    import json
+
+    machine.wait_for_unit("scx-slod.service")
+
+    with subtest("the kernel runs scx_slo"):
+        machine.wait_until_succeeds("grep -qx enabled /sys/kernel/sched_ext/state")
+        ops = machine.succeed("cat /sys/kernel/sched_ext/root/ops").strip()
+        assert ops == "scx_slo", f"root ops is {ops!r}, expected 'scx_slo'"
+
+    with subtest("the targeted unit runs on SCHED_EXT, an untargeted one does not"):
+        api = machine.succeed("systemctl show -p MainPID --value api.service").strip()
+        machine.wait_until_succeeds(f"grep -Eq 'ext.enabled +: 1' /proc/{api}/sched")
+        machine.succeed(f"grep -Eq '^policy +: +7$' /proc/{api}/sched")
+        journald = machine.succeed("systemctl show -p MainPID --value systemd-journald.service").strip()
+        machine.succeed(f"grep -Eq 'ext.enabled +: 0' /proc/{journald}/sched")
+
+    with subtest("the status file reports the kernel's counters"):
+        machine.sleep(3)
+        status = json.loads(machine.succeed("cat /run/scx-slo/status.json"))
+        api_status = [t for t in status["targets"] if t["key"] == "api.service"][0]
+        wakeups = api_status["stats"]["counters"]["wakeups"]
+        assert wakeups > 50, f"api.service wakeups = {wakeups}"
+
+    with subtest("the deploy health gate passes"):
+        machine.succeed("scx-slo health --wait 30s")
+
+    with subtest("stopping returns the host to the default scheduler"):
+        machine.succeed("systemctl stop scx-slod.service")
+        machine.wait_until_succeeds("grep -qx disabled /sys/kernel/sched_ext/state")
+        machine.fail("scx-slo health")
+  '';
+}

@@ -1,0 +1,35 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# services.scxSlo of the canary, as plain data: the NixOS config uses it, and
+# checks/nix/run generates its config.json without nixpkgs and checks it.
+{
+  mode = "enforce";
+  switch = "partial";
+  settings.admission = {
+    cpu_capacity = 8;
+    overcommit = 0.9;
+  };
+  targets = {
+    "api.service" = {
+      class = "latency";
+      budget = {
+        runtime = "2ms";
+        period = "10ms";
+      };
+      deadline = "5ms";
+      priority = 800;
+      preemption = "lower-priority";
+      slo = {
+        latency = {
+          p50 = "1ms";
+          p99 = "5ms";
+        };
+        availability = 0.999;
+        errorBudgetWindow = "30d";
+      };
+    };
+    "batch.slice" = {
+      class = "batch";
+      weight = 50;
+    };
+  };
+}

@@ -1,0 +1,319 @@
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# services.scxSlo: latency SLOs kept by the scx_slo sched_ext scheduler.
+#
+# The options become /etc/scx-slo/config.json through ../nix/config.nix (the
+# same function the offline CI check evaluates), and the build runs
+# `scx-slo check-config` on it, as nixpkgs does with promtool: a bad or
+# inadmissible config fails nixos-rebuild with the checker's message.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  cfg = config.services.scxSlo;
+  settingsFormat = pkgs.formats.json { };
+
+  duration = lib.types.strMatching "[0-9]+(ns|us|ms|s|m|h|d)";
+
+  budgetType = lib.types.submodule {
+    options = {
+      runtime = lib.mkOption {
+        type = duration;
+        example = "2ms";
+        description = "CPU time the whole unit may use per period, across all its CPUs. Must not exceed `period`; the build fails otherwise.";
+      };
+      period = lib.mkOption {
+        type = duration;
+        example = "10ms";
+        description = "Replenishment period of the budget, 100us to 10s.";
+      };
+    };
+  };
+
+  sloType = lib.types.submodule {
+    options = {
+      latency = lib.mkOption {
+        type = lib.types.nullOr (lib.types.attrsOf duration);
+        default = null;
+        example = {
+          p50 = "1ms";
+          p99 = "5ms";
+        };
+        description = "Latency objectives by percentile (`p50`, `p95`, `p99`); they must not decrease, or the build fails.";
+      };
+      availability = lib.mkOption {
+        type = lib.types.nullOr lib.types.float;
+        default = null;
+        example = 0.999;
+        description = "Fraction of good events, strictly between 0 and 1 (null: 0.999).";
+      };
+      errorBudgetWindow = lib.mkOption {
+        type = lib.types.nullOr duration;
+        default = null;
+        example = "30d";
+        description = "Window the error budget is counted over, 1h to 90d (null: 30d).";
+      };
+    };
+  };
+
+  targetType = lib.types.submodule {
+    options = {
+      class = lib.mkOption {
+        type = lib.types.enum [
+          "latency"
+          "batch"
+        ];
+        example = "latency";
+        description = "`latency`: earliest-deadline-first while the budget lasts, then fair share. `batch`: weighted virtual time.";
+      };
+      budget = lib.mkOption {
+        type = lib.types.nullOr budgetType;
+        default = null;
+        description = "Required for latency targets, refused for batch targets. The sum of runtime/period over all latency targets must fit the CPUs (admission control), or the build fails.";
+      };
+      deadline = lib.mkOption {
+        type = lib.types.nullOr duration;
+        default = null;
+        example = "5ms";
+        description = "Relative deadline of each request (wakeup to sleep); latency targets only. runtime <= deadline <= period.";
+      };
+      priority = lib.mkOption {
+        type = lib.types.nullOr (lib.types.ints.between 0 1000);
+        default = null;
+        example = 800;
+        description = "0 (lowest) to 1000; higher wins preemption (null: 500 for latency, 0 for batch).";
+      };
+      preemption = lib.mkOption {
+        type = lib.types.nullOr (
+          lib.types.enum [
+            "never"
+            "lower-priority"
+          ]
+        );
+        default = null;
+        description = "Whether a waking task may take the CPU of lower-priority work with a later deadline (null: lower-priority for latency; batch targets only accept never).";
+      };
+      weight = lib.mkOption {
+        type = lib.types.nullOr (lib.types.ints.between 1 10000);
+        default = null;
+        example = 200;
+        description = "Share in virtual time on systemd's CPUWeight scale (null: 100).";
+      };
+      cgroup = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "/system.slice/api.service";
+        description = "Explicit cgroup path (relative to the cgroup2 root) instead of looking the unit up.";
+      };
+      slo = lib.mkOption {
+        type = lib.types.nullOr sloType;
+        default = null;
+        description = "The service-level objective, for metrics and alerts.";
+      };
+    };
+  };
+
+  generated = import ../nix/config.nix { inherit (cfg) mode switch settings targets; };
+
+  configFile = settingsFormat.generate "scx-slo-config.json" generated;
+
+  checkedConfig =
+    if cfg.checkConfig then
+      pkgs.runCommand "scx-slo-config-checked.json"
+        {
+          preferLocalBuild = true;
+          nativeBuildInputs = [ cfg.package ];
+        }
+        ''
+          scx-slo check-config ${lib.optionalString (cfg.cpus != null) "--cpus ${toString cfg.cpus}"} ${configFile}
+          ln -s ${configFile} $out
+        ''
+    else
+      configFile;
+
+  enforcing = cfg.mode == "enforce";
+  kernelVersion = config.boot.kernelPackages.kernel.version;
+  unitStem = name: lib.removeSuffix ".service" name;
+in
+{
+  options.services.scxSlo = {
+    enable = lib.mkEnableOption "scx-slo, latency SLOs kept by a sched_ext scheduler";
+
+    package = lib.mkPackageOption pkgs "scx-slo" { };
+
+    mode = lib.mkOption {
+      type = lib.types.enum [
+        "auto"
+        "observe"
+        "advisory"
+        "enforce"
+      ];
+      default = "auto";
+      example = "enforce";
+      description = ''
+        `enforce` loads the scx_slo scheduler and needs a sched_ext kernel
+        (6.12 or newer); `auto` picks the highest mode the host supports.
+
+        ::: {.note}
+        This release runs `enforce` (and `auto` on sched_ext kernels); `observe`
+        and `advisory` are refused by the daemon until they land.
+        :::
+      '';
+    };
+
+    switch = lib.mkOption {
+      type = lib.types.enum [
+        "partial"
+        "all"
+      ];
+      default = "partial";
+      description = ''
+        `partial`: only the targets' threads run on scx_slo (the canary form);
+        note that the kernel's fair class then outranks them, so put batch work
+        under a `batch` target. `all`: every task runs on scx_slo.
+      '';
+    };
+
+    targets = lib.mkOption {
+      type = lib.types.attrsOf targetType;
+      default = { };
+      example = lib.literalExpression ''
+        {
+          "nginx.service" = {
+            class = "latency";
+            budget = { runtime = "2ms"; period = "10ms"; };
+            deadline = "5ms";
+            priority = 800;
+          };
+          "batch.slice" = { class = "batch"; weight = 50; };
+        }
+      '';
+      description = "Targets keyed by systemd unit (`.service`, `.scope`), slice (`.slice`, covering its units) or cgroup path (starting with `/`).";
+    };
+
+    settings = lib.mkOption {
+      type = lib.types.submodule { freeformType = settingsFormat.type; };
+      default = { };
+      example = lib.literalExpression ''
+        {
+          admission = { cpu_capacity = 16; overcommit = 0.9; };
+          scheduler = { slice_max = "3ms"; max_wait = "20ms"; };
+        }
+      '';
+      description = "Everything else in config.json (docs/config.md): `admission`, `scheduler`, `numa`, `early_warning`. Unknown keys fail the build.";
+    };
+
+    cpus = lib.mkOption {
+      type = lib.types.nullOr lib.types.ints.positive;
+      default = null;
+      example = 16;
+      description = "CPUs of the target host, for build-time admission control when `settings.admission.cpu_capacity` is \"auto\" (the default). Without either, the sum is checked by the daemon at start.";
+    };
+
+    checkConfig = lib.mkOption {
+      type = lib.types.bool;
+      default = true;
+      description = "Run `scx-slo check-config` on the generated config at build time. It needs no kernel, root or network, so it works in the sandbox; turn it off only to work around a checker bug.";
+    };
+
+    kernel.pinned = lib.mkOption {
+      type = lib.types.bool;
+      default = enforcing;
+      defaultText = lib.literalExpression ''config.services.scxSlo.mode == "enforce"'';
+      description = "Use the 6.12 kernel enforce mode is supported on (`linuxPackages_6_12`, sched_ext and BTF on) unless the configuration picks another.";
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = !(config.services.scx.enable or false);
+        message = "services.scxSlo and services.scx both load a sched_ext scheduler; disable one of them (services.scx.enable = false).";
+      }
+      {
+        assertion = !(config.services.scx-loader.enable or false);
+        message = "services.scxSlo and services.scx-loader both load a sched_ext scheduler; disable one of them.";
+      }
+      {
+        assertion = !enforcing || lib.versionAtLeast kernelVersion "6.12";
+        message = "services.scxSlo.mode = \"enforce\" needs a sched_ext kernel (6.12 or newer), but boot.kernelPackages is ${kernelVersion}; set services.scxSlo.kernel.pinned = true or pick a newer kernel.";
+      }
+    ];
+
+    warnings = lib.concatMap (
+      name:
+      lib.optional (
+        lib.hasSuffix ".service" name && !(config.systemd.services ? ${unitStem name})
+      ) "services.scxSlo.targets.\"${name}\": no systemd.services.${unitStem name} in this configuration; fine if a package provides it, otherwise the target never resolves."
+    ) (lib.attrNames cfg.targets);
+
+    boot.kernelPackages = lib.mkIf cfg.kernel.pinned (lib.mkDefault pkgs.linuxPackages_6_12);
+
+    environment.etc."scx-slo/config.json".source = checkedConfig;
+    environment.systemPackages = [ cfg.package ];
+
+    users.groups.scx-slo = { };
+
+    systemd.services.scx-slod = {
+      description = "scx-slo: latency SLOs kept by a sched_ext scheduler";
+      documentation = [ "https://github.com/scx-slo/scx-slo/tree/main/docs" ];
+      wantedBy = [ "multi-user.target" ];
+      after = [ "systemd-journald.socket" ];
+      reloadTriggers = [ checkedConfig ];
+      unitConfig.ConditionPathIsDirectory = lib.mkIf enforcing "/sys/kernel/sched_ext";
+      startLimitBurst = 5;
+      startLimitIntervalSec = 300;
+      serviceConfig = {
+        Type = "notify";
+        NotifyAccess = "main";
+        ExecStart = "${cfg.package}/bin/scx-slod --config /etc/scx-slo/config.json --status-file /run/scx-slo/status.json";
+        # The daemon validates the new file whole and keeps the running
+        # generation if it is bad.
+        ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
+        Restart = "on-failure";
+        RestartSec = "2s";
+        WatchdogSec = "30s";
+        RuntimeDirectory = "scx-slo";
+        StateDirectory = "scx-slo";
+
+        # Loading BPF and switching other processes' policy needs these; nothing else.
+        CapabilityBoundingSet = [
+          "CAP_BPF"
+          "CAP_PERFMON"
+          "CAP_SYS_ADMIN"
+          "CAP_SYS_RESOURCE"
+          "CAP_SYS_NICE"
+        ];
+        NoNewPrivileges = true;
+        ProtectSystem = "strict";
+        ProtectHome = true;
+        PrivateTmp = true;
+        PrivateDevices = true;
+        PrivateNetwork = true;
+        ProtectHostname = true;
+        ProtectClock = true;
+        ProtectKernelModules = true;
+        ProtectKernelLogs = true;
+        ProtectKernelTunables = true;
+        ProtectControlGroups = true;
+        RestrictAddressFamilies = [ "AF_UNIX" ];
+        RestrictNamespaces = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        LockPersonality = true;
+        MemoryDenyWriteExecute = true;
+        SystemCallArchitectures = "native";
+        SystemCallFilter = [
+          "@system-service"
+          "@resources"
+          "bpf"
+          "perf_event_open"
+        ];
+        UMask = "0077";
+      };
+    };
+  };
+}

@@ -1,0 +1,79 @@
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# scx-slo: the daemon, the CLI and the BPF scheduler built into them.
+# Dependencies come from Cargo.lock (no vendor hash to guess); the BPF object
+# is compiled by the unwrapped clang (the cc-wrapper's hardening flags are not
+# valid for the BPF target) against the vmlinux.h vendored in scx_cargo.
+{
+  lib,
+  rustPlatform,
+  llvmPackages_19,
+  pkg-config,
+  elfutils,
+  zlib,
+  installShellFiles,
+}:
+let
+  manifest = (lib.importTOML ../Cargo.toml).workspace.package;
+in
+rustPlatform.buildRustPackage {
+  pname = "scx-slo";
+  inherit (manifest) version;
+
+  src = lib.fileset.toSource {
+    root = ../.;
+    fileset = lib.fileset.unions [
+      ../Cargo.toml
+      ../Cargo.lock
+      ../.cargo
+      ../crates
+      ../bpf
+      ../examples
+    ];
+  };
+
+  cargoLock.lockFile = ../Cargo.lock;
+
+  nativeBuildInputs = [
+    pkg-config
+    llvmPackages_19.clang-unwrapped
+    rustPlatform.bindgenHook
+    installShellFiles
+  ];
+  buildInputs = [
+    elfutils
+    zlib
+  ];
+
+  env.BPF_CLANG = lib.getExe llvmPackages_19.clang-unwrapped;
+  hardeningDisable = [
+    "zerocallusedregs"
+    "stackprotector"
+  ];
+
+  cargoBuildFlags = [
+    "-p"
+    "scx-slod"
+    "-p"
+    "scx-slo"
+  ];
+  # Unit, property and host tests; the VM checks run in checks/.
+  cargoTestFlags = [ "--workspace" ];
+
+  postInstall = ''
+    installShellCompletion --cmd scx-slo \
+      --bash <($out/bin/scx-slo completions bash) \
+      --zsh <($out/bin/scx-slo completions zsh) \
+      --fish <($out/bin/scx-slo completions fish)
+    mkdir -p man
+    $out/bin/scx-slo man man
+    installManPage man/*.1
+  '';
+
+  meta = {
+    description = "Latency SLOs for systemd units, kept by a sched_ext scheduler";
+    license = lib.licenses.gpl2Only;
+    platforms = lib.platforms.linux;
+    mainProgram = "scx-slo";
+  };
+}

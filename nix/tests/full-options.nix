@@ -1,0 +1,65 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# services.scxSlo option values that must generate examples/enforce.json
+# exactly: the agreement test between the Nix options and the Rust schema
+# (checks/nix/run). Every field of the schema appears here.
+{
+  mode = "enforce";
+  switch = "partial";
+  settings = {
+    admission = {
+      cpu_capacity = 2;
+      overcommit = 0.95;
+    };
+    scheduler = {
+      slice_max = "5ms";
+      slice_min = "500us";
+      max_wait = "50ms";
+    };
+    numa.migration_threshold = 4;
+    early_warning = {
+      slack_threshold = "500us";
+      min_interval = "100ms";
+    };
+  };
+  targets = {
+    "api.service" = {
+      class = "latency";
+      budget = {
+        runtime = "3ms";
+        period = "10ms";
+      };
+      deadline = "5ms";
+      priority = 800;
+      preemption = "lower-priority";
+      weight = 200;
+      slo = {
+        latency = {
+          p50 = "1ms";
+          p95 = "3ms";
+          p99 = "5ms";
+        };
+        availability = 0.999;
+        errorBudgetWindow = "30d";
+      };
+    };
+    "worker.service" = {
+      class = "latency";
+      budget = {
+        runtime = "1ms";
+        period = "20ms";
+      };
+      deadline = "20ms";
+      priority = 300;
+      preemption = "never";
+      weight = null;
+    };
+    "batch.slice" = {
+      class = "batch";
+      weight = 50;
+    };
+    "/legacy/cron-jobs" = {
+      class = "batch";
+      weight = 10;
+    };
+  };
+}
