@@ -15,3 +15,6 @@ pub use probe::KernelFeatures;
 pub use scheduler::{ExitInfo, LoadParams, MapTarget, Scheduler};
 pub use topology::Topology;
 
+/// Storage a loaded scheduler borrows (see `Scheduler::load`).
+pub type OpenObject = libbpf_rs::OpenObject;
+

@@ -1,61 +1,185 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! scx-slod: applies an scx-slo config to the kernel.
+//! scx-slod: applies an scx-slo config to the kernel and serves
+//! `org.scxslo1.Manager`.
 //!
-//! Exit codes: 0 clean stop; 1 invalid config; 2 unreadable config;
-//! 3 the requested mode is not available on this kernel; 4 the scheduler
-//! failed to load or attach; 5 the kernel ejected the scheduler.
-
-mod daemon;
-mod resolver;
-mod status;
-mod switcher;
+//! Exit codes: 0 clean stop; 1 invalid config; 2 unreadable config; 3 the
+//! requested mode is not available on this kernel; 4 could not start.
+//! Scheduler load failures and ejections do not end the daemon: it backs off,
+//! retries, and opens its circuit breaker after repeated failures.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
-use scx_slo_model::Duration;
+use scx_slo_model::Duration as SloDuration;
+use scx_slod::breaker::BreakerConfig;
+use scx_slod::control::Request;
+use scx_slod::engine::{BackendKind, Engine, EngineOptions};
+use tracing::{error, info, warn};
+
+/// Whether the D-Bus service must come up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum DbusMode {
+    /// Serve when a system bus is there; run without it otherwise.
+    Auto,
+    /// Fail to start without the bus (the systemd unit).
+    Required,
+    /// Do not connect.
+    Off,
+}
 
 /// Command-line arguments.
 #[derive(Parser, Debug)]
 #[command(name = "scx-slod", version, about = "scx-slo daemon: keeps latency SLOs with a sched_ext scheduler")]
-pub struct Args {
+struct Args {
     /// The config to apply.
     #[arg(long, default_value = "/etc/scx-slo/config.json")]
-    pub config: PathBuf,
+    config: PathBuf,
     /// Where the daemon writes its status (JSON, replaced atomically).
     #[arg(long, default_value = "/run/scx-slo/status.json")]
-    pub status_file: PathBuf,
-    /// How often targets are re-resolved and partial-mode threads switched.
+    status_file: PathBuf,
+    /// Persistent state (operator disable, breaker, budget overrides).
+    #[arg(long, default_value = "/var/lib/scx-slo/state.json")]
+    state_file: PathBuf,
+    /// How often targets are re-resolved, partial-mode threads switched and
+    /// the scheduler's exit checked.
     #[arg(long, default_value = "100ms")]
-    pub scan_interval: Duration,
+    scan_interval: SloDuration,
     /// How often the status file is rewritten.
     #[arg(long, default_value = "1s")]
-    pub status_interval: Duration,
+    status_interval: SloDuration,
+    /// D-Bus service: auto, required or off.
+    #[arg(long, value_enum, default_value_t = DbusMode::Auto)]
+    dbus: DbusMode,
+    /// Failures within --breaker-window that open the circuit breaker.
+    #[arg(long, default_value_t = 3)]
+    breaker_failures: usize,
+    /// The breaker's window.
+    #[arg(long, default_value = "10m")]
+    breaker_window: SloDuration,
+    /// First retry delay after a failure (doubles, capped at 1 min).
+    #[arg(long, default_value = "1s")]
+    retry_backoff: SloDuration,
+    /// Scheduler backend; `simulated` keeps maps in memory (control-plane tests).
+    #[arg(long, value_enum, default_value_t = BackendKind::Bpf, hide = true)]
+    backend: BackendKind,
     /// Enable bpf_printk tracing in the scheduler (trace_pipe).
     #[arg(long)]
-    pub debug_bpf: bool,
+    debug_bpf: bool,
 }
 
 fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("SCX_SLO_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let under_systemd = std::env::var_os("JOURNAL_STREAM").is_some();
     use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    if under_systemd {
-        // journald adds timestamps of its own.
-        builder.without_time().init();
-    } else {
-        builder.init();
-    }
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{fmt, EnvFilter, Layer};
+    let filter = EnvFilter::try_from_env("SCX_SLO_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Under systemd: structured journald fields (SCX_SLO_UNIT, ...).
+    let journald = std::env::var_os("JOURNAL_STREAM")
+        .and_then(|_| tracing_journald::layer().ok())
+        .map(|l| l.with_field_prefix(Some("SCX_SLO".into())));
+    let stderr = (journald.is_none()).then(|| {
+        fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .boxed()
+    });
+    tracing_subscriber::registry().with(filter).with(journald).with(stderr).init();
+}
+
+fn std_dur(d: SloDuration) -> Duration {
+    Duration::from_nanos(d.as_ns())
 }
 
 fn main() -> ExitCode {
     init_logging();
     let args = Args::parse();
-    ExitCode::from(daemon::run(&args) as u8)
+    ExitCode::from(run(args) as u8)
+}
+
+fn run(args: Args) -> i32 {
+    let opts = EngineOptions {
+        config_path: args.config.clone(),
+        status_path: args.status_file.clone(),
+        state_path: args.state_file.clone(),
+        tick: std_dur(args.scan_interval).max(Duration::from_millis(10)),
+        status_every: std_dur(args.status_interval).max(Duration::from_millis(100)),
+        debug_bpf: args.debug_bpf,
+        backend: args.backend,
+        breaker: BreakerConfig {
+            max_failures: args.breaker_failures.max(1),
+            window: std_dur(args.breaker_window),
+            base_backoff: std_dur(args.retry_backoff),
+            max_backoff: Duration::from_secs(60),
+        },
+    };
+    let started = match Engine::new(opts) {
+        Ok(s) => s,
+        Err((code, msg)) => {
+            error!("{msg}");
+            return code;
+        }
+    };
+    let handle = started.handle.clone();
+    let events = started.events;
+    let engine = started.engine;
+    let engine_thread = match std::thread::Builder::new().name("scx-slo-engine".into()).spawn(move || engine.run()) {
+        Ok(t) => t,
+        Err(e) => {
+            error!(error = %e, "starting the engine thread");
+            return scx_slod::exit::LOAD_FAILED;
+        }
+    };
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            error!(error = %e, "starting the async runtime");
+            handle.post(Request::Shutdown);
+            return engine_thread.join().unwrap_or(scx_slod::exit::LOAD_FAILED);
+        }
+    };
+    let dbus_mode = args.dbus;
+    let code = runtime.block_on(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut hup), Ok(mut term), Ok(mut int)) =
+            (signal(SignalKind::hangup()), signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+        else {
+            error!("installing signal handlers failed");
+            handle.post(Request::Shutdown);
+            return None;
+        };
+        let signals = handle.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = hup.recv() => { info!("SIGHUP: reload"); signals.post(Request::Reload); }
+                    _ = term.recv() => { signals.post(Request::Shutdown); }
+                    _ = int.recv() => { signals.post(Request::Shutdown); }
+                }
+            }
+        });
+        let _conn = match dbus_mode {
+            DbusMode::Off => None,
+            mode => match scx_slod::dbus::serve(handle.clone(), events).await {
+                Ok(conn) => {
+                    info!(name = scx_slod::dbus::BUS_NAME, "serving on the system bus");
+                    Some(conn)
+                }
+                Err(e) if mode == DbusMode::Required => {
+                    error!(error = %e, "the system bus is required (--dbus required) but unavailable");
+                    handle.post(Request::Shutdown);
+                    let _ = tokio::task::spawn_blocking(move || engine_thread.join()).await;
+                    return Some(scx_slod::exit::LOAD_FAILED);
+                }
+                Err(e) => {
+                    warn!(error = %e, "no system bus: running without the D-Bus control plane");
+                    None
+                }
+            },
+        };
+        tokio::task::spawn_blocking(move || engine_thread.join().ok()).await.ok().flatten()
+    });
+    code.unwrap_or(scx_slod::exit::LOAD_FAILED)
 }

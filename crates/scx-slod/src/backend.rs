@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! What the engine needs from a loaded scheduler. The real one is
+//! `scx_slo_bpf::Scheduler`; the simulated one keeps maps in memory so the
+//! control plane can be tested on any host (`scx-slod --backend simulated`,
+//! used by the D-Bus integration tests; never in production).
+
+use scx_slo_bpf::{ExitInfo, MapTarget, Scheduler, TargetStats};
+
+/// A loaded scheduler, attached or not.
+pub trait Backend {
+    /// Attaches: from here the kernel (or the simulation) schedules.
+    fn attach(&mut self) -> anyhow::Result<()>;
+    /// Writes a whole target set as one generation.
+    fn apply(&mut self, targets: &[MapTarget]) -> anyhow::Result<()>;
+    /// Detaches; idempotent.
+    fn detach(&mut self);
+    /// Why it exited, once it has.
+    fn exit_info(&self) -> Option<ExitInfo>;
+    /// A target's statistics.
+    fn target_stats(&self, index: u32) -> anyhow::Result<TargetStats>;
+    /// Whole-scheduler counters.
+    fn global_stats(&self) -> anyhow::Result<Vec<(&'static str, u64)>>;
+    /// The events ring buffer, when there is one.
+    fn events_map(&self) -> Option<scx_slo_bpf::events::EventsMap>;
+}
+
+impl Backend for Scheduler<'_> {
+    fn attach(&mut self) -> anyhow::Result<()> {
+        Scheduler::attach(self)
+    }
+    fn apply(&mut self, targets: &[MapTarget]) -> anyhow::Result<()> {
+        Scheduler::apply(self, targets)
+    }
+    fn detach(&mut self) {
+        Scheduler::detach(self)
+    }
+    fn exit_info(&self) -> Option<ExitInfo> {
+        Scheduler::exit_info(self)
+    }
+    fn target_stats(&self, index: u32) -> anyhow::Result<TargetStats> {
+        Scheduler::target_stats(self, index)
+    }
+    fn global_stats(&self) -> anyhow::Result<Vec<(&'static str, u64)>> {
+        Scheduler::global_stats(self)
+    }
+    fn events_map(&self) -> Option<scx_slo_bpf::events::EventsMap> {
+        Scheduler::events_map(self).ok()
+    }
+}
+
+/// In-memory stand-in: records what was applied, never exits by itself.
+#[derive(Default)]
+pub struct Simulated {
+    attached: bool,
+    applied: Vec<MapTarget>,
+}
+
+impl Backend for Simulated {
+    fn attach(&mut self) -> anyhow::Result<()> {
+        self.attached = true;
+        Ok(())
+    }
+    fn apply(&mut self, targets: &[MapTarget]) -> anyhow::Result<()> {
+        self.applied = targets.to_vec();
+        Ok(())
+    }
+    fn detach(&mut self) {
+        self.attached = false;
+    }
+    fn exit_info(&self) -> Option<ExitInfo> {
+        None
+    }
+    fn target_stats(&self, index: u32) -> anyhow::Result<TargetStats> {
+        anyhow::ensure!(self.applied.iter().any(|t| t.index == index), "no target at index {index}");
+        Ok(TargetStats::sum(&[]))
+    }
+    fn global_stats(&self) -> anyhow::Result<Vec<(&'static str, u64)>> {
+        Ok(Vec::new())
+    }
+    fn events_map(&self) -> Option<scx_slo_bpf::events::EventsMap> {
+        None
+    }
+}

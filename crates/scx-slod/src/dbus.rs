@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! `org.scxslo1.Manager` on the system bus (or `DBUS_SYSTEM_BUS_ADDRESS`):
+//! a thin front that authorizes and forwards to the engine. The proxy and
+//! the error enum are shared with the CLI.
+//!
+//! Authorization has two layers: the bus policy (data/org.scxslo1.conf) lets
+//! anyone read and only root and group `scx-slo` call mutating methods, and
+//! every mutating handler checks the caller's uid and groups again.
+
+use tracing::{info, warn};
+use zbus::message::Header;
+use zbus::object_server::SignalEmitter;
+use zbus::{fdo, interface, Connection};
+
+use crate::control::{ControlError, EngineHandle, Event, Request};
+
+/// Bus name.
+pub const BUS_NAME: &str = "org.scxslo1";
+/// Object path.
+pub const OBJECT_PATH: &str = "/org/scxslo1";
+/// Interface name.
+pub const INTERFACE: &str = "org.scxslo1.Manager";
+/// Operators' group.
+pub const OPERATOR_GROUP: &str = "scx-slo";
+
+/// D-Bus errors: `org.scxslo1.Error.<Name>`.
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "org.scxslo1.Error")]
+pub enum Error {
+    /// A transport error.
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    /// The caller may not do this.
+    AccessDenied(String),
+    /// An argument is wrong.
+    InvalidArgument(String),
+    /// The config is invalid; nothing changed.
+    InvalidConfig(String),
+    /// The circuit breaker is open.
+    BreakerOpen(String),
+    /// Not available here.
+    NotSupported(String),
+    /// Idempotency key reused with other arguments.
+    Conflict(String),
+    /// Try again.
+    Busy(String),
+    /// The work failed.
+    Failed(String),
+}
+
+impl From<ControlError> for Error {
+    fn from(e: ControlError) -> Self {
+        match e {
+            ControlError::AccessDenied(m) => Error::AccessDenied(m),
+            ControlError::InvalidArgument(m) => Error::InvalidArgument(m),
+            ControlError::InvalidConfig(m) => Error::InvalidConfig(m),
+            ControlError::BreakerOpen(m) => Error::BreakerOpen(m),
+            ControlError::NotSupported(m) => Error::NotSupported(m),
+            ControlError::Conflict(m) => Error::Conflict(m),
+            ControlError::Busy(m) => Error::Busy(m),
+            ControlError::Failed(m) => Error::Failed(m),
+        }
+    }
+}
+
+/// The gid of the operators' group, if it exists.
+fn operator_gid() -> Option<u32> {
+    let name = std::ffi::CString::new(OPERATOR_GROUP).ok()?;
+    // SAFETY: getgrnam returns a pointer to static storage or null; we read
+    // one field immediately, on this thread.
+    let gr = unsafe { libc::getgrnam(name.as_ptr()) };
+    (!gr.is_null()).then(|| unsafe { (*gr).gr_gid })
+}
+
+/// The service object.
+pub struct Manager {
+    engine: EngineHandle,
+}
+
+impl Manager {
+    async fn authorize(&self, header: &Header<'_>, conn: &Connection, member: &str) -> Result<(), Error> {
+        let sender = header
+            .sender()
+            .ok_or_else(|| Error::AccessDenied("the call has no sender".into()))?
+            .to_owned();
+        let dbus = fdo::DBusProxy::new(conn).await?;
+        let creds = dbus
+            .get_connection_credentials(sender.clone().into())
+            .await
+            .map_err(|e| Error::Failed(format!("asking the bus who called: {e}")))?;
+        let uid = creds.unix_user_id();
+        let groups: Vec<u32> = creds.unix_group_ids().cloned().unwrap_or_default();
+        let gid = operator_gid();
+        let allowed = uid == Some(0) || gid.is_some_and(|g| groups.contains(&g));
+        if allowed {
+            return Ok(());
+        }
+        warn!(caller = %sender, uid = ?uid, pid = ?creds.process_id(), member, "denied a mutating call");
+        Err(Error::AccessDenied(format!(
+            "{member} needs root or membership in group {OPERATOR_GROUP} (caller uid {})",
+            uid.map_or("unknown".into(), |u| u.to_string())
+        )))
+    }
+
+    async fn mutate(&self, header: &Header<'_>, conn: &Connection, member: &str, request: Request) -> Result<String, Error> {
+        self.authorize(header, conn, member).await?;
+        info!(member, ?request, "control call");
+        Ok(self.engine.call(request).await?)
+    }
+}
+
+#[interface(name = "org.scxslo1.Manager")]
+impl Manager {
+    /// The status document (JSON): state, mode, generation, targets with the
+    /// kernel's counters, breaker, overrides.
+    async fn status(&self) -> Result<String, Error> {
+        Ok(self.engine.call(Request::Status).await?)
+    }
+
+    /// Targets and their cgroups (JSON array).
+    async fn list_targets(&self) -> Result<String, Error> {
+        Ok(self.engine.call(Request::ListTargets).await?)
+    }
+
+    /// Why a unit has its budget and priority now (JSON).
+    async fn explain(&self, unit: String) -> Result<String, Error> {
+        Ok(self.engine.call(Request::Explain { unit }).await?)
+    }
+
+    /// Loads the scheduler (closes the breaker); replies once it runs or failed.
+    async fn enable(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        mode: String,
+    ) -> Result<String, Error> {
+        self.mutate(&header, conn, "Enable", Request::Enable { mode }).await
+    }
+
+    /// Emergency stop: detaches before replying; stays off until Enable.
+    async fn disable(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        reason: String,
+    ) -> Result<String, Error> {
+        self.mutate(&header, conn, "Disable", Request::Disable { reason }).await
+    }
+
+    /// Re-reads the config file and applies it as one generation.
+    async fn reload(&self, #[zbus(header)] header: Header<'_>, #[zbus(connection)] conn: &Connection) -> Result<String, Error> {
+        self.mutate(&header, conn, "Reload", Request::Reload).await
+    }
+
+    /// Overrides a latency target's budget (admission-checked, persisted).
+    async fn set_budget(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        unit: String,
+        runtime_us: u64,
+        period_us: u64,
+        idempotency_key: String,
+    ) -> Result<String, Error> {
+        let request = Request::SetBudget { unit, runtime_us, period_us, key: idempotency_key };
+        self.mutate(&header, conn, "SetBudget", request).await
+    }
+
+    /// Closes an open circuit breaker.
+    async fn reset_breaker(&self, #[zbus(header)] header: Header<'_>, #[zbus(connection)] conn: &Connection) -> Result<String, Error> {
+        self.mutate(&header, conn, "ResetBreaker", Request::ResetBreaker).await
+    }
+
+    /// Effective mode: `enforce` while the scheduler runs, else `none`.
+    #[zbus(property)]
+    async fn mode(&self) -> String {
+        self.engine.snapshot().mode
+    }
+
+    /// disabled, starting, running, degraded, failed.
+    #[zbus(property)]
+    async fn state(&self) -> String {
+        self.engine.snapshot().state.to_string()
+    }
+
+    /// Applied config generation.
+    #[zbus(property)]
+    async fn config_generation(&self) -> u64 {
+        self.engine.snapshot().generation
+    }
+
+    /// A lifecycle transition.
+    #[zbus(signal, name = "StateChanged")]
+    async fn emit_state_changed(emitter: &SignalEmitter<'_>, state: &str, mode: &str, reason: &str) -> zbus::Result<()>;
+
+    /// A deadline miss (or low slack) reported by the scheduler.
+    #[zbus(signal, name = "SloViolation")]
+    async fn emit_slo_violation(emitter: &SignalEmitter<'_>, unit: &str, kind: &str, slack_ns: i64) -> zbus::Result<()>;
+}
+
+/// The client side, for the CLI and tests.
+#[zbus::proxy(interface = "org.scxslo1.Manager", default_service = "org.scxslo1", default_path = "/org/scxslo1")]
+pub trait Manager {
+    /// See the service.
+    fn status(&self) -> zbus::Result<String>;
+    /// See the service.
+    fn list_targets(&self) -> zbus::Result<String>;
+    /// See the service.
+    fn explain(&self, unit: &str) -> zbus::Result<String>;
+    /// See the service.
+    fn enable(&self, mode: &str) -> zbus::Result<String>;
+    /// See the service.
+    fn disable(&self, reason: &str) -> zbus::Result<String>;
+    /// See the service.
+    fn reload(&self) -> zbus::Result<String>;
+    /// See the service.
+    fn set_budget(&self, unit: &str, runtime_us: u64, period_us: u64, idempotency_key: &str) -> zbus::Result<String>;
+    /// See the service.
+    fn reset_breaker(&self) -> zbus::Result<String>;
+    /// See the service.
+    #[zbus(property)]
+    fn mode(&self) -> zbus::Result<String>;
+    /// See the service.
+    #[zbus(property)]
+    fn state(&self) -> zbus::Result<String>;
+    /// See the service.
+    #[zbus(property)]
+    fn config_generation(&self) -> zbus::Result<u64>;
+}
+
+/// Serves the object, takes the name, and forwards engine events as signals
+/// until the connection or the engine goes away.
+pub async fn serve(engine: EngineHandle, mut events: tokio::sync::mpsc::Receiver<Event>) -> zbus::Result<Connection> {
+    let conn = zbus::connection::Builder::system()?
+        .serve_at(OBJECT_PATH, Manager { engine })?
+        .name(BUS_NAME)?
+        .build()
+        .await?;
+    let forward = conn.clone();
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if let Err(e) = emit(&forward, event).await {
+                warn!(error = %e, "emitting a D-Bus signal");
+            }
+        }
+    });
+    Ok(conn)
+}
+
+async fn emit(conn: &Connection, event: Event) -> zbus::Result<()> {
+    let iface = conn.object_server().interface::<_, Manager>(OBJECT_PATH).await?;
+    let emitter = iface.signal_emitter();
+    match event {
+        Event::StateChanged { state, mode, reason } => {
+            Manager::emit_state_changed(emitter, &state, &mode, &reason).await?;
+        }
+        Event::SloViolation { unit, kind, slack_ns } => {
+            return Manager::emit_slo_violation(emitter, &unit, &kind, slack_ns).await;
+        }
+        Event::PropertiesChanged => {}
+    }
+    let manager = iface.get().await;
+    manager.state_changed(emitter).await?;
+    manager.mode_changed(emitter).await?;
+    manager.config_generation_changed(emitter).await
+}

@@ -1,0 +1,882 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The engine: one thread that owns the scheduler and every piece of state.
+//! D-Bus handlers and signal handlers send it requests over a bounded
+//! channel; it replies with the real result, changes state only after the
+//! work succeeded, and is the only writer of the status file and of the
+//! properties the D-Bus service shows.
+//!
+//! Safety rules: nothing touches the kernel until a config is valid; maps are
+//! filled before attach; a rejected reload or budget change leaves the
+//! running generation in place; Disable detaches before it replies; any
+//! failure or ejection detaches, backs off and, after repeated failures,
+//! opens the circuit breaker until an operator resets it.
+
+use std::collections::BTreeMap;
+use std::mem::MaybeUninit;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use scx_slo_bpf::{KernelFeatures, LoadParams, MapTarget, Scheduler, Topology};
+use scx_slo_model::{Class, Config};
+use serde_json::{json, Value};
+use tracing::{debug, error, info, warn};
+
+use crate::backend::{Backend, Simulated};
+use crate::breaker::{Breaker, BreakerConfig, Decision};
+use crate::control::{ControlError, Envelope, Event, Reply, Request, Snapshot};
+use crate::idempotency::{IdempotencyStore, Lookup};
+use crate::lifecycle::{Lifecycle, State};
+use crate::persist::{self, BudgetOverride, PersistentState};
+use crate::resolver::{self, Resolved};
+use crate::switcher::Switcher;
+
+/// Which scheduler the engine drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// The scx_slo BPF scheduler (needs sched_ext).
+    Bpf,
+    /// An in-memory stand-in for control-plane tests on any host.
+    Simulated,
+}
+
+/// Everything the engine is started with.
+pub struct EngineOptions {
+    /// The config file.
+    pub config_path: PathBuf,
+    /// Where the status document goes.
+    pub status_path: PathBuf,
+    /// Where persistent state goes.
+    pub state_path: PathBuf,
+    /// Scan period (resolution, partial switching, exit checks).
+    pub tick: Duration,
+    /// Status file period.
+    pub status_every: Duration,
+    /// bpf_printk in the scheduler.
+    pub debug_bpf: bool,
+    /// Backend.
+    pub backend: BackendKind,
+    /// Breaker settings.
+    pub breaker: BreakerConfig,
+}
+
+/// Reads and validates a config file: `(raw JSON, config)`, or an exit code
+/// and message.
+pub fn read_config(path: &std::path::Path) -> Result<(Value, Config), (i32, String)> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| (crate::exit::UNREADABLE_CONFIG, format!("reading {}: {e}", path.display())))?;
+    let config = scx_slo_model::load_str(&text, Some(online_cpus()))
+        .map_err(|errors| (crate::exit::INVALID_CONFIG, format!("{} is invalid:\n{errors}", path.display())))?;
+    // load_str accepted the text, so it is JSON.
+    let raw = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Ok((raw, config))
+}
+
+fn online_cpus() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
+/// Load-time sections a reload cannot change without reloading BPF.
+fn load_time_change(old: &Config, new: &Config) -> Option<&'static str> {
+    if old.switch != new.switch {
+        Some("switch")
+    } else if old.scheduler != new.scheduler {
+        Some("scheduler")
+    } else if old.numa != new.numa {
+        Some("numa")
+    } else if old.early_warning != new.early_warning {
+        Some("early_warning")
+    } else if old.mode != new.mode {
+        Some("mode")
+    } else {
+        None
+    }
+}
+
+/// The file config with budget overrides patched in, validated whole.
+fn effective(raw: &Value, overrides: &BTreeMap<String, BudgetOverride>) -> Result<Config, String> {
+    let mut patched = raw.clone();
+    for (unit, o) in overrides {
+        let target = &mut patched["targets"][unit.as_str()];
+        if target.is_object() {
+            target["budget"] = json!({ "runtime": format!("{}us", o.runtime_us), "period": format!("{}us", o.period_us) });
+        }
+    }
+    scx_slo_model::load_str(&patched.to_string(), Some(online_cpus())).map_err(|e| e.to_string())
+}
+
+/// Index assignment: a target's position in the (sorted) config.
+fn map_targets(config: &Config, resolved: &BTreeMap<String, Resolved>) -> Vec<MapTarget> {
+    config
+        .targets
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            resolved.get(&t.key).map(|r| MapTarget {
+                index: i as u32,
+                cgroup_id: r.cgroup_id,
+                cfg: scx_slo_bpf::maps::target_cfg(t),
+            })
+        })
+        .collect()
+}
+
+/// Tells systemd about the lifecycle; a no-op outside systemd.
+fn notify(states: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        debug!(error = %e, "sd_notify");
+    }
+}
+
+/// The engine.
+pub struct Engine {
+    opts: EngineOptions,
+    rx: Receiver<Envelope>,
+    snapshot: Arc<Mutex<Snapshot>>,
+    events: tokio::sync::mpsc::Sender<Event>,
+    raw: Value,
+    config: Config,
+    generation: u64,
+    lifecycle: Lifecycle,
+    breaker: Breaker,
+    idempotency: IdempotencyStore<Reply>,
+    persistent: PersistentState,
+    features: KernelFeatures,
+    cgroup_root: PathBuf,
+    topology: Topology,
+    resolved: BTreeMap<String, Resolved>,
+    switcher: Switcher,
+    wanted_on: bool,
+    retry_at: Option<Instant>,
+    pending_enable: Vec<tokio::sync::oneshot::Sender<Reply>>,
+    shutdown: bool,
+    epoch: Instant,
+    last_status: Option<Instant>,
+    load_ms: f64,
+    attach_ms: f64,
+    last_apply_us: f64,
+    last_reload_error: Option<String>,
+    last_exit: Option<scx_slo_bpf::ExitInfo>,
+    events_received: Arc<AtomicU64>,
+    notified_ready: bool,
+}
+
+/// What `Engine::new` needs that it cannot check itself.
+pub struct Started {
+    /// The engine, to run on its own thread.
+    pub engine: Engine,
+    /// The way in.
+    pub handle: crate::control::EngineHandle,
+    /// Events for D-Bus signals.
+    pub events: tokio::sync::mpsc::Receiver<Event>,
+}
+
+impl Engine {
+    /// Validates the config, probes the kernel and restores persistent state.
+    /// `Err` carries the process exit code and the message.
+    pub fn new(opts: EngineOptions) -> Result<Started, (i32, String)> {
+        let (raw, config) = read_config(&opts.config_path)?;
+        let features = KernelFeatures::probe();
+        match config.mode {
+            scx_slo_model::Mode::Auto | scx_slo_model::Mode::Enforce => {}
+            other => {
+                return Err((
+                    crate::exit::MODE_UNAVAILABLE,
+                    format!("mode {other:?} is not available in this build (enforce only; observe and advisory are tracked in issue 6)"),
+                ))
+            }
+        }
+        if opts.backend == BackendKind::Bpf {
+            if let Some(why) = features.enforce_unavailable() {
+                return Err((crate::exit::MODE_UNAVAILABLE, why));
+            }
+        }
+        let cgroup_root = resolver::cgroup2_root().ok_or((
+            crate::exit::MODE_UNAVAILABLE,
+            "no cgroup2 hierarchy is mounted; scx-slo targets cgroups by their v2 id".to_string(),
+        ))?;
+        let topology = Topology::from_sysfs().map_err(|e| (crate::exit::LOAD_FAILED, format!("reading the CPU topology: {e:#}")))?;
+
+        let loaded = persist::load(&opts.state_path)
+            .map_err(|e| (crate::exit::LOAD_FAILED, format!("reading {}: {e}", opts.state_path.display())))?;
+        if let Some(msg) = &loaded.quarantined {
+            error!("{msg}");
+        }
+        let mut persistent = loaded.state;
+        // Overrides for targets that left the config, or that no longer
+        // validate, are dropped with a warning rather than blocking start.
+        let mut config = config;
+        if !persistent.budget_overrides.is_empty() {
+            match effective(&raw, &persistent.budget_overrides) {
+                Ok(c) => config = c,
+                Err(e) => {
+                    warn!("stored budget overrides no longer fit the config and are dropped: {e}");
+                    persistent.budget_overrides.clear();
+                }
+            }
+        }
+        let breaker = if persistent.breaker_open { Breaker::opened(opts.breaker) } else { Breaker::new(opts.breaker) };
+        let wanted_on = persistent.operator_disabled.is_none() && !persistent.breaker_open;
+
+        let (tx, rx) = std::sync::mpsc::sync_channel(64);
+        let (events_tx, events_rx) = tokio::sync::mpsc::channel(256);
+        let snapshot = Arc::new(Mutex::new(Snapshot::default()));
+        let mut lifecycle = Lifecycle::default();
+        if persistent.breaker_open {
+            // Restored: the breaker opened before the restart.
+            let _ = lifecycle.go(State::Starting, "restoring");
+            let _ = lifecycle.go(State::Failed, "circuit breaker was open before the restart");
+        }
+        let engine = Engine {
+            opts,
+            rx,
+            snapshot: Arc::clone(&snapshot),
+            events: events_tx,
+            raw,
+            config,
+            generation: 1,
+            lifecycle,
+            breaker,
+            idempotency: IdempotencyStore::new(Duration::from_secs(3600), 4096),
+            persistent,
+            features,
+            cgroup_root,
+            topology,
+            resolved: BTreeMap::new(),
+            switcher: Switcher::default(),
+            wanted_on,
+            retry_at: None,
+            pending_enable: Vec::new(),
+            shutdown: false,
+            epoch: Instant::now(),
+            last_status: None,
+            load_ms: 0.0,
+            attach_ms: 0.0,
+            last_apply_us: 0.0,
+            last_reload_error: None,
+            last_exit: None,
+            events_received: Arc::new(AtomicU64::new(0)),
+            notified_ready: false,
+        };
+        engine.publish_snapshot();
+        Ok(Started { engine, handle: crate::control::EngineHandle { tx, snapshot }, events: events_rx })
+    }
+
+    fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    fn mode_name(&self) -> &'static str {
+        if self.lifecycle.state() == State::Running {
+            "enforce"
+        } else {
+            "none"
+        }
+    }
+
+    fn publish_snapshot(&self) {
+        if let Ok(mut s) = self.snapshot.lock() {
+            *s = Snapshot { state: self.lifecycle.state(), mode: self.mode_name().into(), generation: self.generation };
+        }
+    }
+
+    fn go(&mut self, to: State, reason: impl Into<String>) {
+        let reason = reason.into();
+        match self.lifecycle.go(to, reason.clone()) {
+            Ok(Some(t)) => {
+                info!(from = %t.from, to = %t.to, reason = %t.reason, "state changed");
+                notify(&[sd_notify::NotifyState::Status(&format!("{}: {}", t.to, t.reason))]);
+                self.publish_snapshot();
+                let _ = self.events.try_send(Event::StateChanged {
+                    state: t.to.to_string(),
+                    mode: self.mode_name().into(),
+                    reason: t.reason,
+                });
+            }
+            Ok(None) => {}
+            Err(e) => error!("internal: {e} ({reason})"),
+        }
+    }
+
+    fn save_persistent(&self) {
+        if let Err(e) = persist::save_json(&self.opts.state_path, &self.persistent) {
+            error!(path = %self.opts.state_path.display(), error = %e, "writing persistent state");
+        }
+    }
+
+    /// Runs until shutdown; returns the process exit code.
+    pub fn run(mut self) -> i32 {
+        if !self.wanted_on {
+            let why = match &self.persistent.operator_disabled {
+                Some(reason) => format!("disabled by an operator before the restart: {reason}"),
+                None => "circuit breaker open before the restart".to_string(),
+            };
+            warn!("{why}; staying off until Enable");
+            self.ready();
+        }
+        while !self.shutdown {
+            if self.wants_session() {
+                let mut object = MaybeUninit::uninit();
+                self.session(&mut object);
+            } else {
+                self.idle_tick();
+            }
+        }
+        notify(&[sd_notify::NotifyState::Stopping]);
+        self.write_status(None, true);
+        crate::exit::OK
+    }
+
+    fn ready(&mut self) {
+        if !self.notified_ready {
+            notify(&[sd_notify::NotifyState::Ready]);
+            self.notified_ready = true;
+        }
+    }
+
+    fn wants_session(&self) -> bool {
+        self.wanted_on && !self.breaker.is_open() && self.retry_at.is_none_or(|t| Instant::now() >= t)
+    }
+
+    /// One wait for a request while no scheduler is loaded.
+    fn idle_tick(&mut self) {
+        notify(&[sd_notify::NotifyState::Watchdog]);
+        let mut wait = self.opts.tick;
+        if let Some(at) = self.retry_at {
+            wait = wait.min(at.saturating_duration_since(Instant::now()));
+        }
+        match self.rx.recv_timeout(wait) {
+            Ok(envelope) => self.handle(envelope, None),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => self.shutdown = true,
+        }
+        self.maybe_write_status(None);
+    }
+
+    fn load<'obj>(&self, object: &'obj mut MaybeUninit<scx_slo_bpf::OpenObject>) -> anyhow::Result<Box<dyn Backend + 'obj>> {
+        match self.opts.backend {
+            BackendKind::Simulated => Ok(Box::new(Simulated::default())),
+            BackendKind::Bpf => {
+                let params = LoadParams { config: self.config.clone(), topology: self.topology.clone(), debug: self.opts.debug_bpf };
+                Ok(Box::new(Scheduler::load(object, &params)?))
+            }
+        }
+    }
+
+    /// Loads, attaches and runs the scheduler until it is disabled, fails,
+    /// is ejected, or the daemon stops.
+    fn session(&mut self, object: &mut MaybeUninit<scx_slo_bpf::OpenObject>) {
+        self.go(State::Starting, "loading scx_slo");
+        let started = Instant::now();
+        let mut sched = match self.load(object) {
+            Ok(s) => s,
+            Err(e) => return self.failed(format!("loading scx_slo: {e:#}")),
+        };
+        self.load_ms = started.elapsed().as_secs_f64() * 1e3;
+        self.resolved = resolver::resolve_all(&self.cgroup_root, &self.config);
+        let t = Instant::now();
+        if let Err(e) = sched.apply(&map_targets(&self.config, &self.resolved)) {
+            return self.failed(format!("filling the scheduler's maps: {e:#}"));
+        }
+        self.last_apply_us = t.elapsed().as_secs_f64() * 1e6;
+        let t = Instant::now();
+        if let Err(e) = sched.attach() {
+            return self.failed(format!("attaching scx_slo: {e:#}"));
+        }
+        self.attach_ms = t.elapsed().as_secs_f64() * 1e3;
+        self.breaker.success();
+        self.retry_at = None;
+        self.last_exit = None;
+        self.go(
+            State::Running,
+            format!(
+                "scx_slo attached (generation {}, {} of {} targets resolved, load {:.1} ms, attach {:.1} ms)",
+                self.generation,
+                self.resolved.len(),
+                self.config.targets.len(),
+                self.load_ms,
+                self.attach_ms
+            ),
+        );
+        for t in self.config.targets.iter().filter(|t| !self.resolved.contains_key(&t.key)) {
+            warn!(unit = %t.key, "target has no cgroup yet; retrying every scan");
+        }
+        for reply in self.pending_enable.drain(..) {
+            let _ = reply.send(Ok(format!("running generation {}", self.generation)));
+        }
+        self.ready();
+
+        let reader_stop = Arc::new(AtomicBool::new(false));
+        let reader = sched.events_map().map(|map| self.spawn_event_reader(map, Arc::clone(&reader_stop)));
+
+        let mut last_scan = Instant::now();
+        loop {
+            notify(&[sd_notify::NotifyState::Watchdog]);
+            match self.rx.recv_timeout(self.opts.tick.saturating_sub(last_scan.elapsed())) {
+                Ok(envelope) => self.handle(envelope, Some(sched.as_mut())),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => self.shutdown = true,
+            }
+            if self.shutdown || !self.wanted_on {
+                break;
+            }
+            if let Some(exit) = sched.exit_info() {
+                self.last_exit = Some(exit.clone());
+                sched.detach();
+                self.switcher.restore_all();
+                self.failed(format!(
+                    "the kernel ejected scx_slo ({}: {} {}); the host is on its default scheduler",
+                    exit.kind_name, exit.reason, exit.msg
+                ));
+                break;
+            }
+            if last_scan.elapsed() >= self.opts.tick {
+                last_scan = Instant::now();
+                self.scan(sched.as_mut());
+            }
+            self.maybe_write_status(Some(sched.as_ref()));
+        }
+        // Disable already detached; stopping and ejection land here too.
+        let t = Instant::now();
+        sched.detach();
+        let restored = self.switcher.restore_all();
+        if self.shutdown {
+            self.write_status(Some(sched.as_ref()), true);
+            info!(detach_ms = format!("{:.1}", t.elapsed().as_secs_f64() * 1e3), restored_threads = restored, "scx_slo detached");
+        }
+        reader_stop.store(true, Ordering::Relaxed);
+        if let Some(handle) = reader {
+            let _ = handle.join();
+        }
+    }
+
+    fn spawn_event_reader(&self, map: scx_slo_bpf::events::EventsMap, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+        let names: Vec<String> = self.config.targets.iter().map(|t| t.key.clone()).collect();
+        let received = Arc::clone(&self.events_received);
+        let events = self.events.clone();
+        std::thread::spawn(move || {
+            let result = scx_slo_bpf::events::read_events(map, stop, move |ev| {
+                received.fetch_add(1, Ordering::Relaxed);
+                let unit = names.get(ev.target as usize).cloned().unwrap_or_default();
+                let kind = if ev.kind == scx_slo_bpf::intf::slo_event_kind_SLO_EVENT_DEADLINE_MISS {
+                    "deadline_miss"
+                } else {
+                    "low_slack"
+                };
+                debug!(unit = %unit, pid = ev.pid, kind, slack_ns = ev.slack_ns, "slo event");
+                let _ = events.try_send(Event::SloViolation { unit, kind: kind.into(), slack_ns: ev.slack_ns });
+            });
+            if let Err(e) = result {
+                warn!("early-warning events unavailable: {e:#}");
+            }
+        })
+    }
+
+    /// A load failure or an ejection: back off, or open the breaker.
+    fn failed(&mut self, why: String) {
+        error!("{why}");
+        let decision = self.breaker.failure(self.now());
+        match decision {
+            Decision::RetryAfter(delay) => {
+                self.retry_at = Some(Instant::now() + delay);
+                self.go(State::Degraded, format!("{why}; retrying in {:.1} s", delay.as_secs_f64()));
+            }
+            Decision::Open => {
+                self.retry_at = None;
+                self.persistent.breaker_open = true;
+                self.save_persistent();
+                self.go(
+                    State::Failed,
+                    format!(
+                        "{why}; circuit breaker open after {} failures, staying off until ResetBreaker or Enable",
+                        self.breaker.recent_failures()
+                    ),
+                );
+            }
+        }
+        for reply in self.pending_enable.drain(..) {
+            let _ = reply.send(Err(ControlError::Failed(why.clone())));
+        }
+        self.ready();
+    }
+
+    /// Periodic work while running: follow unit starts and partial switching.
+    fn scan(&mut self, sched: &mut dyn Backend) {
+        let now_resolved = resolver::resolve_all(&self.cgroup_root, &self.config);
+        if now_resolved != self.resolved {
+            let t = Instant::now();
+            match sched.apply(&map_targets(&self.config, &now_resolved)) {
+                Ok(()) => {
+                    self.last_apply_us = t.elapsed().as_secs_f64() * 1e6;
+                    info!(resolved = now_resolved.len(), "target cgroups changed; maps updated");
+                    self.resolved = now_resolved;
+                }
+                Err(e) => warn!("updating maps for changed cgroups: {e:#}"),
+            }
+        }
+        if self.config.switch == scx_slo_model::SwitchMode::Partial {
+            let dirs: Vec<_> = self.resolved.values().map(|r| r.dir.clone()).collect();
+            let report = self.switcher.scan(&dirs);
+            if report.switched + report.restored + report.failed > 0 {
+                debug!(switched = report.switched, restored = report.restored, failed = report.failed, "partial switch scan");
+            }
+        }
+    }
+
+    fn handle(&mut self, envelope: Envelope, sched: Option<&mut dyn Backend>) {
+        let Envelope { request, reply } = envelope;
+        let result = match request {
+            Request::Status => Ok(self.status_json(sched.as_deref())),
+            Request::ListTargets => Ok(self.list_targets()),
+            Request::Explain { unit } => self.explain(&unit, sched.as_deref()),
+            Request::Enable { mode } => match self.enable(&mode, sched.is_some()) {
+                // The reply comes when the session attached or failed.
+                Ok(None) => {
+                    if let Some(r) = reply {
+                        self.pending_enable.push(r);
+                    }
+                    return;
+                }
+                Ok(Some(done)) => Ok(done),
+                Err(e) => Err(e),
+            },
+            Request::Disable { reason } => self.disable(reason, sched),
+            Request::Reload => self.reload(sched),
+            Request::SetBudget { unit, runtime_us, period_us, key } => {
+                self.set_budget_idempotent(&unit, runtime_us, period_us, &key, sched)
+            }
+            Request::ResetBreaker => Ok(self.reset_breaker()),
+            Request::Shutdown => {
+                info!("stop requested");
+                self.shutdown = true;
+                Ok("stopping".into())
+            }
+        };
+        if let Some(r) = reply {
+            let _ = r.send(result);
+        }
+    }
+
+    /// `Ok(None)`: a session will start and reply; `Ok(Some)`: nothing to do.
+    fn enable(&mut self, mode: &str, running: bool) -> Result<Option<String>, ControlError> {
+        match mode {
+            "enforce" | "auto" | "" => {}
+            "observe" | "advisory" => {
+                return Err(ControlError::NotSupported(format!("mode {mode:?} arrives with issue 6; this build enforces only")))
+            }
+            other => return Err(ControlError::InvalidArgument(format!("mode {other:?}: use enforce or auto"))),
+        }
+        let was_open = self.breaker.is_open();
+        self.breaker.reset();
+        self.persistent.breaker_open = false;
+        self.persistent.operator_disabled = None;
+        self.save_persistent();
+        self.wanted_on = true;
+        self.retry_at = None;
+        if was_open {
+            info!("circuit breaker reset by Enable");
+        }
+        if running {
+            return Ok(Some(format!("already running generation {}", self.generation)));
+        }
+        Ok(None)
+    }
+
+    fn disable(&mut self, reason: String, sched: Option<&mut dyn Backend>) -> Reply {
+        if reason.trim().is_empty() {
+            return Err(ControlError::InvalidArgument("reason: say why (it is kept in the state file and the journal)".into()));
+        }
+        let t = Instant::now();
+        if let Some(s) = sched {
+            s.detach();
+        }
+        let restored = self.switcher.restore_all();
+        let detach_ms = t.elapsed().as_secs_f64() * 1e3;
+        self.wanted_on = false;
+        self.retry_at = None;
+        self.persistent.operator_disabled = Some(reason.clone());
+        self.save_persistent();
+        warn!(reason = %reason, detach_ms = format!("{detach_ms:.2}"), restored_threads = restored, "disabled by an operator");
+        self.go(State::Disabled, format!("disabled by an operator: {reason}"));
+        for pending in self.pending_enable.drain(..) {
+            let _ = pending.send(Err(ControlError::Failed("disabled before the scheduler started".into())));
+        }
+        Ok(format!("disabled in {detach_ms:.2} ms; stays off across restarts until Enable"))
+    }
+
+    fn apply_config(&mut self, raw: Value, config: Config, sched: Option<&mut dyn Backend>) -> Reply {
+        if let Some(field) = load_time_change(&self.config, &config) {
+            return Err(ControlError::InvalidConfig(format!(
+                "`{field}` is fixed when the scheduler loads; restart scx-slod to change it (generation {} stays)",
+                self.generation
+            )));
+        }
+        let resolved = resolver::resolve_all(&self.cgroup_root, &config);
+        if let Some(s) = sched {
+            let t = Instant::now();
+            s.apply(&map_targets(&config, &resolved))
+                .map_err(|e| ControlError::Failed(format!("writing maps: {e:#}; generation {} stays", self.generation)))?;
+            self.last_apply_us = t.elapsed().as_secs_f64() * 1e6;
+        }
+        self.raw = raw;
+        self.config = config;
+        self.resolved = resolved;
+        self.generation += 1;
+        self.publish_snapshot();
+        let _ = self.events.try_send(Event::PropertiesChanged);
+        info!(generation = self.generation, targets = self.config.targets.len(), apply_us = format!("{:.0}", self.last_apply_us), "generation applied");
+        Ok(format!("generation {} applied ({} targets, {:.0} us)", self.generation, self.config.targets.len(), self.last_apply_us))
+    }
+
+    fn reload(&mut self, sched: Option<&mut dyn Backend>) -> Reply {
+        let result = match read_config(&self.opts.config_path) {
+            Err((_, msg)) => Err(ControlError::InvalidConfig(msg)),
+            Ok((raw, _)) => {
+                // Overrides survive a reload when they still fit.
+                let overrides = self.persistent.budget_overrides.clone();
+                match effective(&raw, &overrides) {
+                    Ok(config) => self.apply_config(raw, config, sched),
+                    Err(e) => Err(ControlError::InvalidConfig(format!("with the runtime budget overrides: {e}"))),
+                }
+            }
+        };
+        match &result {
+            Ok(_) => self.last_reload_error = None,
+            Err(e) => {
+                error!("reload rejected, generation {} stays: {e}", self.generation);
+                self.last_reload_error = Some(e.to_string());
+            }
+        }
+        result
+    }
+
+    fn set_budget_idempotent(&mut self, unit: &str, runtime_us: u64, period_us: u64, key: &str, sched: Option<&mut dyn Backend>) -> Reply {
+        let args = format!("{unit}\u{1f}{runtime_us}\u{1f}{period_us}");
+        if !key.is_empty() {
+            match self.idempotency.check(key, &args, self.now()) {
+                Lookup::Replay(first) => return first,
+                Lookup::Conflict => {
+                    return Err(ControlError::Conflict(format!("key {key:?} was used with other arguments within the last hour")))
+                }
+                Lookup::New => {}
+            }
+        }
+        let result = self.set_budget(unit, runtime_us, period_us, sched);
+        if !key.is_empty() {
+            let now = self.now();
+            self.idempotency.record(key, &args, result.clone(), now);
+        }
+        result
+    }
+
+    fn set_budget(&mut self, unit: &str, runtime_us: u64, period_us: u64, sched: Option<&mut dyn Backend>) -> Reply {
+        let Some(target) = self.config.targets.iter().find(|t| t.key == unit) else {
+            return Err(ControlError::InvalidArgument(format!("unit {unit:?} is not a target")));
+        };
+        if target.class != Class::Latency {
+            return Err(ControlError::InvalidArgument(format!("unit {unit:?} is a batch target; only latency targets have a budget")));
+        }
+        if period_us == 0 {
+            return Err(ControlError::InvalidArgument("period_us must be positive".into()));
+        }
+        if runtime_us > period_us {
+            return Err(ControlError::InvalidArgument(format!("runtime_us {runtime_us} exceeds period_us {period_us}")));
+        }
+        if period_us > 10_000_000 {
+            return Err(ControlError::InvalidArgument(format!("period_us {period_us} is over 10 s")));
+        }
+        let mut overrides = self.persistent.budget_overrides.clone();
+        overrides.insert(unit.to_string(), BudgetOverride { runtime_us, period_us });
+        let config = effective(&self.raw, &overrides).map_err(ControlError::InvalidConfig)?;
+        let raw = self.raw.clone();
+        let reply = self.apply_config(raw, config, sched)?;
+        self.persistent.budget_overrides = overrides;
+        self.save_persistent();
+        info!(unit, runtime_us, period_us, generation = self.generation, "budget override");
+        Ok(format!("{unit}: budget {runtime_us}us per {period_us}us; {reply}"))
+    }
+
+    fn reset_breaker(&mut self) -> String {
+        self.breaker.reset();
+        self.persistent.breaker_open = false;
+        self.save_persistent();
+        if self.lifecycle.state() == State::Failed {
+            self.retry_at = None;
+            info!("circuit breaker reset by an operator");
+            if !self.wanted_on {
+                self.go(State::Disabled, "circuit breaker reset");
+            }
+            return "circuit breaker closed; retrying now".into();
+        }
+        "circuit breaker closed".into()
+    }
+
+    fn list_targets(&self) -> String {
+        let list: Vec<Value> = self
+            .config
+            .targets
+            .iter()
+            .map(|t| {
+                let r = self.resolved.get(&t.key);
+                json!({
+                    "key": t.key,
+                    "class": t.class,
+                    "cgroup": r.map(|r| r.dir.display().to_string()),
+                    "cgroup_id": r.map(|r| r.cgroup_id),
+                    "budget": t.budget,
+                    "deadline": t.deadline,
+                    "priority": t.priority,
+                    "override": self.persistent.budget_overrides.contains_key(&t.key),
+                })
+            })
+            .collect();
+        Value::Array(list).to_string()
+    }
+
+    fn explain(&self, unit: &str, sched: Option<&dyn Backend>) -> Reply {
+        let Some((index, t)) = self.config.targets.iter().enumerate().find(|(_, t)| t.key == unit) else {
+            return Err(ControlError::InvalidArgument(format!(
+                "unit {unit:?} is not a target (targets: {})",
+                self.config.targets.iter().map(|t| t.key.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        };
+        let file_budget = self.raw["targets"][unit]["budget"].clone();
+        let source = match self.persistent.budget_overrides.get(unit) {
+            Some(o) => format!(
+                "SetBudget override ({}us per {}us) over {} (budget there: {file_budget})",
+                o.runtime_us,
+                o.period_us,
+                self.opts.config_path.display()
+            ),
+            None => format!("{}", self.opts.config_path.display()),
+        };
+        let stats = sched.and_then(|s| s.target_stats(index as u32).ok());
+        let r = self.resolved.get(unit);
+        Ok(json!({
+            "unit": unit,
+            "state": self.lifecycle.state(),
+            "generation": self.generation,
+            "source": source,
+            "class": t.class,
+            "budget": t.budget,
+            "deadline": t.deadline,
+            "priority": t.priority,
+            "preemption": t.preemption,
+            "weight": t.weight,
+            "cgroup": r.map(|r| r.dir.display().to_string()),
+            "cgroup_id": r.map(|r| r.cgroup_id),
+            "why": match (r, self.lifecycle.state()) {
+                (None, _) => "no cgroup found yet: the unit is not running (or the cgroup path is wrong); it is retried every scan".to_string(),
+                (Some(_), State::Running) => match t.class {
+                    Class::Latency => "earliest-deadline-first while its budget lasts in each period, then fair share".to_string(),
+                    Class::Batch => "weighted virtual time".to_string(),
+                },
+                (Some(_), state) => format!("scx-slo is {state}: the unit runs on the kernel's default scheduler"),
+            },
+            "recent": stats.map(|s| json!({
+                "wakeups": s.get("wakeups"),
+                "jobs": s.get("jobs"),
+                "deadline_misses": s.get("deadline_misses"),
+                "budget_exhausted": s.get("budget_exhausted"),
+            })),
+        })
+        .to_string())
+    }
+
+    fn status_value(&self, sched: Option<&dyn Backend>, final_write: bool) -> Value {
+        let targets: Vec<Value> = self
+            .config
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let r = self.resolved.get(&t.key);
+                let stats = r.and(sched).and_then(|s| s.target_stats(i as u32).ok());
+                let q = |q| stats.as_ref().and_then(|s| scx_slo_bpf::TargetStats::quantile_upper_ns(&s.rq_delay_hist, q));
+                json!({
+                    "key": t.key,
+                    "class": t.class,
+                    "index": i,
+                    "cgroup": r.map(|r| r.dir.display().to_string()),
+                    "cgroup_id": r.map(|r| r.cgroup_id),
+                    "rq_delay_p50_le_ns": q(0.5),
+                    "rq_delay_p99_le_ns": q(0.99),
+                    "stats": stats,
+                })
+            })
+            .collect();
+        let state = if final_write && self.lifecycle.state() == State::Running { "stopped" } else { self.lifecycle.state().as_str() };
+        json!({
+            "state": state,
+            "mode": self.mode_name(),
+            "switch": self.config.switch,
+            "generation": self.generation,
+            "config_path": self.opts.config_path.display().to_string(),
+            "backend": format!("{:?}", self.opts.backend).to_lowercase(),
+            "kernel": self.features,
+            "load_ms": self.load_ms,
+            "attach_ms": self.attach_ms,
+            "last_apply_us": self.last_apply_us,
+            "switched_threads": self.switcher.switched(),
+            "events_received": self.events_received.load(Ordering::Relaxed),
+            "last_reload_error": self.last_reload_error,
+            "operator_disabled": self.persistent.operator_disabled,
+            "breaker": { "open": self.breaker.is_open(), "recent_failures": self.breaker.recent_failures() },
+            "budget_overrides": self.persistent.budget_overrides,
+            "targets": targets,
+            "global": sched.and_then(|s| s.global_stats().ok()).map(|g| g.into_iter().collect::<BTreeMap<_, _>>()),
+            "exit": self.last_exit,
+        })
+    }
+
+    fn status_json(&self, sched: Option<&dyn Backend>) -> String {
+        self.status_value(sched, false).to_string()
+    }
+
+    fn maybe_write_status(&mut self, sched: Option<&dyn Backend>) {
+        if self.last_status.is_none_or(|t| t.elapsed() >= self.opts.status_every) {
+            self.write_status(sched, false);
+        }
+    }
+
+    fn write_status(&mut self, sched: Option<&dyn Backend>, final_write: bool) {
+        self.last_status = Some(Instant::now());
+        if let Err(e) = persist::save_json(&self.opts.status_path, &self.status_value(sched, final_write)) {
+            warn!(error = %e, path = %self.opts.status_path.display(), "writing the status file");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_patch_the_file_config_and_are_validated_whole() {
+        let raw: Value = serde_json::from_str(include_str!("../../../examples/enforce.json")).unwrap();
+        let mut o = BTreeMap::new();
+        o.insert("api.service".to_string(), BudgetOverride { runtime_us: 4000, period_us: 10000 });
+        let c = effective(&raw, &o).unwrap();
+        let api = c.targets.iter().find(|t| t.key == "api.service").unwrap();
+        assert_eq!(api.budget.unwrap().runtime, scx_slo_model::Duration::from_us(4000));
+        // deadline 5ms < period: fine; a period shorter than the deadline is not.
+        o.insert("api.service".to_string(), BudgetOverride { runtime_us: 1000, period_us: 2000 });
+        assert!(effective(&raw, &o).unwrap_err().contains("exceeds budget.period"));
+        // Admission: 2 CPUs x 0.95.
+        o.insert("api.service".to_string(), BudgetOverride { runtime_us: 5000, period_us: 5000 });
+        o.insert("worker.service".to_string(), BudgetOverride { runtime_us: 20000, period_us: 20000 });
+        assert!(effective(&raw, &o).unwrap_err().contains("latency budgets reserve"));
+    }
+
+    #[test]
+    fn load_time_sections_are_named() {
+        let raw: Value = serde_json::from_str(include_str!("../../../examples/enforce.json")).unwrap();
+        let a = effective(&raw, &BTreeMap::new()).unwrap();
+        let mut b = a.clone();
+        b.scheduler.slice_max = scx_slo_model::Duration::from_ms(4);
+        assert_eq!(load_time_change(&a, &b), Some("scheduler"));
+        assert_eq!(load_time_change(&a, &a), None);
+    }
+}

@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The daemon's lifecycle as an explicit state machine. Only the engine
+//! changes state, every transition is checked here, and each accepted one is
+//! returned so the caller logs and signals it.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// Where the daemon is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// No scheduler loaded; either never enabled or disabled by an operator.
+    Disabled,
+    /// Loading and attaching the scheduler.
+    Starting,
+    /// The scheduler is attached and the config applied.
+    Running,
+    /// The scheduler failed or was ejected; retrying with backoff.
+    Degraded,
+    /// The circuit breaker is open: no more retries until an operator resets it.
+    Failed,
+}
+
+impl State {
+    /// The name on D-Bus, in metrics and in the status document.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Disabled => "disabled",
+            State::Starting => "starting",
+            State::Running => "running",
+            State::Degraded => "degraded",
+            State::Failed => "failed",
+        }
+    }
+
+    /// Whether `self → to` is a transition the daemon may make.
+    pub fn may_become(self, to: State) -> bool {
+        use State::*;
+        matches!(
+            (self, to),
+            (Disabled, Starting)
+                | (Starting, Running)
+                | (Starting, Degraded)
+                | (Starting, Failed)
+                | (Starting, Disabled)
+                | (Running, Disabled)
+                | (Running, Degraded)
+                | (Degraded, Starting)
+                | (Degraded, Failed)
+                | (Degraded, Disabled)
+                | (Failed, Starting)
+                | (Failed, Disabled)
+        )
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An accepted transition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Transition {
+    /// Before.
+    pub from: State,
+    /// After.
+    pub to: State,
+    /// Why, in words an operator reads in the journal.
+    pub reason: String,
+}
+
+/// The current state plus the rule book.
+#[derive(Debug)]
+pub struct Lifecycle {
+    state: State,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle { state: State::Disabled }
+    }
+}
+
+impl Lifecycle {
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Moves to `to` if allowed. Staying in the same state is not a
+    /// transition (`None`); a forbidden one is an error naming both ends.
+    pub fn go(&mut self, to: State, reason: impl Into<String>) -> Result<Option<Transition>, String> {
+        if self.state == to {
+            return Ok(None);
+        }
+        if !self.state.may_become(to) {
+            return Err(format!("cannot go from {} to {}", self.state, to));
+        }
+        let t = Transition { from: self.state, to, reason: reason.into() };
+        self.state = to;
+        Ok(Some(t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_happy_path_and_an_ejection() {
+        let mut l = Lifecycle::default();
+        assert_eq!(l.go(State::Starting, "enable").unwrap().unwrap().from, State::Disabled);
+        l.go(State::Running, "attached").unwrap();
+        let t = l.go(State::Degraded, "ejected: watchdog").unwrap().unwrap();
+        assert_eq!((t.from, t.to), (State::Running, State::Degraded));
+        l.go(State::Starting, "retry").unwrap();
+        l.go(State::Failed, "breaker open").unwrap();
+        assert_eq!(l.state(), State::Failed);
+    }
+
+    #[test]
+    fn forbidden_transitions_are_named() {
+        let mut l = Lifecycle::default();
+        assert_eq!(l.go(State::Running, "x").unwrap_err(), "cannot go from disabled to running");
+        assert_eq!(l.state(), State::Disabled);
+    }
+
+    #[test]
+    fn same_state_is_not_a_transition() {
+        let mut l = Lifecycle::default();
+        assert_eq!(l.go(State::Disabled, "again"), Ok(None));
+    }
+
+    #[test]
+    fn an_operator_can_disable_from_every_active_state() {
+        for from in [State::Starting, State::Running, State::Degraded, State::Failed] {
+            assert!(from.may_become(State::Disabled), "{from}");
+        }
+    }
+}

@@ -1,0 +1,327 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The control plane on a private dbus-daemon, with the simulated backend
+//! (no sched_ext needed): every method through zbus and through busctl,
+//! idempotency, bad arguments, persistence of an operator's disable, and an
+//! unprivileged caller denied by the bus policy and by the daemon itself.
+//!
+//! Needs root (to act as other users) and dbus-daemon, busctl and setpriv;
+//! skipped without them outside CI, a failure in CI.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use scx_slod::dbus::ManagerProxyBlocking;
+
+fn tools_present() -> bool {
+    let root = unsafe { libc::geteuid() } == 0;
+    let tools = ["dbus-daemon", "busctl", "setpriv"]
+        .iter()
+        .all(|t| Command::new("sh").args(["-c", &format!("command -v {t}")]).output().is_ok_and(|o| o.status.success()));
+    if !(root && tools) {
+        assert!(std::env::var_os("CI").is_none(), "CI must run the D-Bus tests: root={root}, tools={tools}");
+        eprintln!("skipped: needs root, dbus-daemon, busctl and setpriv");
+    }
+    root && tools
+}
+
+struct Bus {
+    dir: PathBuf,
+    address: String,
+    daemon: Child,
+}
+
+impl Bus {
+    /// A private system-type bus. With `policy`, the project's policy file is
+    /// included; without it, everything is allowed and only the daemon's own
+    /// check stands between a caller and the mutating methods.
+    fn start(name: &str, policy: bool) -> Bus {
+        let dir = std::env::temp_dir().join(format!("scx-slo-dbus-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("system.d")).unwrap();
+        // nobody must reach the socket.
+        std::process::Command::new("chmod").args(["755", dir.to_str().unwrap()]).status().unwrap();
+        if policy {
+            std::fs::copy(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/org.scxslo1.conf"),
+                dir.join("system.d/org.scxslo1.conf"),
+            )
+            .unwrap();
+        }
+        let socket = dir.join("bus");
+        let config = format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+  </policy>
+  <includedir>{}</includedir>
+</busconfig>"#,
+            socket.display(),
+            dir.join("system.d").display()
+        );
+        std::fs::write(dir.join("bus.conf"), config).unwrap();
+        let daemon = Command::new("dbus-daemon")
+            .args(["--nofork", "--nopidfile", "--config-file"])
+            .arg(dir.join("bus.conf"))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("starting dbus-daemon");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !socket.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(socket.exists(), "dbus-daemon did not create {}", socket.display());
+        Bus { address: format!("unix:path={}", socket.display()), dir, daemon }
+    }
+
+    fn connection(&self) -> zbus::blocking::Connection {
+        zbus::blocking::connection::Builder::address(self.address.as_str())
+            .unwrap()
+            .build()
+            .expect("connecting to the private bus")
+    }
+
+    fn busctl(&self, as_nobody: bool, args: &[&str]) -> (bool, String) {
+        let mut cmd = if as_nobody {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "busctl"]);
+            c
+        } else {
+            Command::new("busctl")
+        };
+        let out = cmd.arg(format!("--address={}", self.address)).args(args).output().expect("running busctl");
+        (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+struct Daemon {
+    child: Child,
+}
+
+impl Daemon {
+    fn start(bus: &Bus, config: &Path) -> Daemon {
+        let child = Command::new(env!("CARGO_BIN_EXE_scx-slod"))
+            .args(["--backend", "simulated", "--dbus", "required", "--config"])
+            .arg(config)
+            .arg("--status-file")
+            .arg(bus.dir.join("status.json"))
+            .arg("--state-file")
+            .arg(bus.dir.join("state.json"))
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+            .stderr(std::fs::File::create(bus.dir.join("scx-slod.log")).unwrap())
+            .spawn()
+            .expect("starting scx-slod");
+        let d = Daemon { child };
+        let conn = bus.connection();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let proxy = manager(&conn);
+            if proxy.state().is_ok_and(|s| s == "running") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "scx-slod did not come up: {}", std::fs::read_to_string(bus.dir.join("scx-slod.log")).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        d
+    }
+
+    fn stop(mut self) -> Option<i32> {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+}
+
+impl Drop for Daemon {
+    /// A failed assertion must not leave a daemon behind.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn config_file(bus: &Bus) -> PathBuf {
+    let path = bus.dir.join("config.json");
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/enforce.json"), &path).unwrap();
+    path
+}
+
+/// A proxy that asks the daemon every time (no property cache), so a
+/// restarted daemon is seen as it is.
+fn manager(conn: &zbus::blocking::Connection) -> ManagerProxyBlocking<'static> {
+    ManagerProxyBlocking::builder(conn)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .expect("building the proxy")
+}
+
+fn error_name(e: &zbus::Error) -> String {
+    match e {
+        zbus::Error::MethodError(name, msg, _) => format!("{} {}", name.as_str(), msg.clone().unwrap_or_default()),
+        other => other.to_string(),
+    }
+}
+
+#[test]
+fn every_method_through_zbus_with_idempotency_and_bad_arguments() {
+    if !tools_present() {
+        return;
+    }
+    let bus = Bus::start("methods", true);
+    let config = config_file(&bus);
+    let daemon = Daemon::start(&bus, &config);
+    let conn = bus.connection();
+    let m = manager(&conn);
+
+    let status: serde_json::Value = serde_json::from_str(&m.status().unwrap()).unwrap();
+    assert_eq!(status["state"], "running");
+    assert_eq!(m.config_generation().unwrap(), 1);
+    let targets: serde_json::Value = serde_json::from_str(&m.list_targets().unwrap()).unwrap();
+    assert_eq!(targets.as_array().unwrap().len(), 4);
+    let explain: serde_json::Value = serde_json::from_str(&m.explain("api.service").unwrap()).unwrap();
+    assert_eq!(explain["priority"], 800);
+    assert!(error_name(&m.explain("nope.service").unwrap_err()).starts_with("org.scxslo1.Error.InvalidArgument"));
+
+    // SetBudget: applied as a new generation, idempotent, admission-checked.
+    let first = m.set_budget("api.service", 4000, 10000, "key-1").unwrap();
+    assert!(first.contains("generation 2"), "{first}");
+    assert_eq!(m.set_budget("api.service", 4000, 10000, "key-1").unwrap(), first, "a replay returns the first result");
+    assert_eq!(m.config_generation().unwrap(), 2, "a replay changes nothing");
+    let conflict = m.set_budget("api.service", 3000, 10000, "key-1").unwrap_err();
+    assert!(error_name(&conflict).starts_with("org.scxslo1.Error.Conflict"), "{conflict}");
+    for (unit, runtime, period, expect) in [
+        ("nope.service", 1000, 10000, "InvalidArgument"),
+        ("batch.slice", 1000, 10000, "InvalidArgument"),
+        ("api.service", 1000, 0, "InvalidArgument"),
+        ("api.service", 20000, 10000, "InvalidArgument"),
+        ("api.service", u64::MAX, u64::MAX, "InvalidArgument"),
+        ("api.service", 1000, 2000, "InvalidConfig"),   // deadline 5ms > period 2ms
+        ("api.service", 9_500_000, 10_000_000, "InvalidConfig"), // admission
+    ] {
+        let e = m.set_budget(unit, runtime, period, "").unwrap_err();
+        assert!(error_name(&e).starts_with(&format!("org.scxslo1.Error.{expect}")), "{unit} {runtime}/{period}: {e}");
+    }
+    assert_eq!(m.config_generation().unwrap(), 2, "rejected calls change nothing");
+
+    // Reload: a bad file is refused, the generation stays.
+    std::fs::write(&config, r#"{"version":1,"targets":{"api.service":{"class":"latency","budget":{"runtime":"12ms","period":"10ms"},"deadline":"10ms"}}}"#).unwrap();
+    let e = m.reload().unwrap_err();
+    assert!(error_name(&e).contains("InvalidConfig") && error_name(&e).contains("exceeds period"), "{e}");
+    assert_eq!(m.config_generation().unwrap(), 2);
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/enforce.json"), &config).unwrap();
+    assert!(m.reload().unwrap().contains("generation 3"));
+
+    // Disable persists across restarts until Enable.
+    assert!(error_name(&m.disable("").unwrap_err()).contains("InvalidArgument"));
+    assert!(m.disable("incident 42").unwrap().contains("disabled"));
+    assert_eq!(m.state().unwrap(), "disabled");
+    assert_eq!(daemon.stop(), Some(0));
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(bus.dir.join("state.json")).unwrap()).unwrap();
+    assert_eq!(saved["operator_disabled"], "incident 42");
+    assert_eq!(saved["budget_overrides"]["api.service"]["runtime_us"], 4000);
+
+    let restarted = Command::new(env!("CARGO_BIN_EXE_scx-slod"))
+        .args(["--backend", "simulated", "--dbus", "required", "--config"])
+        .arg(&config)
+        .arg("--status-file")
+        .arg(bus.dir.join("status.json"))
+        .arg("--state-file")
+        .arg(bus.dir.join("state.json"))
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let again = Daemon { child: restarted };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while m.state().map_or(true, |s| s != "disabled") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(m.state().unwrap(), "disabled", "an operator's disable survives a restart");
+    assert!(m.enable("observe").is_err());
+    assert!(m.enable("enforce").unwrap().contains("running"));
+    assert_eq!(m.state().unwrap(), "running");
+    assert_eq!(again.stop(), Some(0));
+}
+
+#[test]
+fn busctl_reads_and_mutates() {
+    if !tools_present() {
+        return;
+    }
+    let bus = Bus::start("busctl", true);
+    let config = config_file(&bus);
+    let daemon = Daemon::start(&bus, &config);
+    let (ok, out) = bus.busctl(false, &["call", "org.scxslo1", "/org/scxslo1", "org.scxslo1.Manager", "Status"]);
+    assert!(ok && out.contains("running"), "{out}");
+    let (ok, out) = bus.busctl(false, &["get-property", "org.scxslo1", "/org/scxslo1", "org.scxslo1.Manager", "State"]);
+    assert!(ok && out.trim() == "s \"running\"", "{out}");
+    let (ok, out) = bus.busctl(false, &["call", "org.scxslo1", "/org/scxslo1", "org.scxslo1.Manager", "SetBudget", "stts", "api.service", "2000", "10000", "k"]);
+    assert!(ok && out.contains("generation 2"), "{out}");
+    let (ok, out) = bus.busctl(false, &["introspect", "org.scxslo1", "/org/scxslo1", "org.scxslo1.Manager"]);
+    assert!(ok, "{out}");
+    for member in ["Status", "Enable", "Disable", "Reload", "SetBudget", "ListTargets", "Explain", "ResetBreaker", "StateChanged", "SloViolation", "ConfigGeneration"] {
+        assert!(out.contains(member), "introspection lacks {member}: {out}");
+    }
+    assert_eq!(daemon.stop(), Some(0));
+}
+
+#[test]
+fn an_unprivileged_caller_reads_but_cannot_mutate() {
+    if !tools_present() {
+        return;
+    }
+    // With the project's bus policy, the bus refuses; without it, the
+    // daemon's own check does (defence in depth).
+    for (policy, refused_by) in [(true, "org.freedesktop.DBus.Error.AccessDenied"), (false, "org.scxslo1.Error.AccessDenied")] {
+        let bus = Bus::start(if policy { "deny-bus" } else { "deny-daemon" }, policy);
+        let config = config_file(&bus);
+        let daemon = Daemon::start(&bus, &config);
+        let (ok, out) = bus.busctl(true, &["call", "org.scxslo1", "/org/scxslo1", "org.scxslo1.Manager", "Status"]);
+        assert!(ok, "nobody may read Status (policy={policy}): {out}");
+        for args in [
+            vec!["Disable", "s", "nope"],
+            vec!["Enable", "s", "enforce"],
+            vec!["Reload"],
+            vec!["ResetBreaker"],
+            vec!["SetBudget", "stts", "api.service", "1000", "10000", ""],
+        ] {
+            let mut call = vec!["call", "org.scxslo1", "/org/scxslo1", "org.scxslo1.Manager"];
+            call.extend(args.iter());
+            let (ok, out) = bus.busctl(true, &call);
+            assert!(!ok, "nobody called {} (policy={policy}): {out}", args[0]);
+            let want = if policy { "Access denied" } else { "needs root or membership in group scx-slo" };
+            assert!(out.contains(want) || out.contains(refused_by), "{} (policy={policy}): {out}", args[0]);
+        }
+        let m = manager(&bus.connection());
+        assert_eq!(m.state().unwrap(), "running", "denied calls changed nothing");
+        assert_eq!(m.config_generation().unwrap(), 1);
+        if !policy {
+            let log = std::fs::read_to_string(bus.dir.join("scx-slod.log")).unwrap_or_default();
+            assert!(log.contains("denied a mutating call"), "denials are logged with the caller: {log}");
+        }
+        assert_eq!(daemon.stop(), Some(0));
+    }
+}
