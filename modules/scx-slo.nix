@@ -254,6 +254,8 @@ in
 
     environment.etc."scx-slo/config.json".source = checkedConfig;
     environment.systemPackages = [ cfg.package ];
+    # The bus policy: anyone reads, root and group scx-slo call mutating methods.
+    services.dbus.packages = [ cfg.package ];
 
     users.groups.scx-slo = { };
 
@@ -269,10 +271,12 @@ in
       serviceConfig = {
         Type = "notify";
         NotifyAccess = "main";
-        ExecStart = "${cfg.package}/bin/scx-slod --config /etc/scx-slo/config.json --status-file /run/scx-slo/status.json";
-        # The daemon validates the new file whole and keeps the running
-        # generation if it is bad.
-        ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
+        BusName = "org.scxslo1";
+        ExecStart = "${cfg.package}/bin/scx-slod --config /etc/scx-slo/config.json --status-file /run/scx-slo/status.json --state-file /var/lib/scx-slo/state.json --dbus required";
+        # Through the control plane: the daemon validates the new file whole,
+        # keeps the running generation if it is bad, and the reload fails
+        # with the checker's message.
+        ExecReload = "${cfg.package}/bin/scx-slo reload";
         Restart = "on-failure";
         RestartSec = "2s";
         WatchdogSec = "30s";
@@ -299,6 +303,7 @@ in
         ProtectKernelLogs = true;
         ProtectKernelTunables = true;
         ProtectControlGroups = true;
+        # AF_UNIX for the system bus.
         RestrictAddressFamilies = [ "AF_UNIX" ];
         RestrictNamespaces = true;
         RestrictRealtime = true;

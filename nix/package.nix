@@ -29,6 +29,8 @@ rustPlatform.buildRustPackage {
       ../crates
       ../bpf
       ../examples
+      ../data
+      ../docs/org.scxslo1.Manager.xml
     ];
   };
 
@@ -61,6 +63,8 @@ rustPlatform.buildRustPackage {
   cargoTestFlags = [ "--workspace" ];
 
   postInstall = ''
+    install -Dm644 data/org.scxslo1.conf $out/share/dbus-1/system.d/org.scxslo1.conf
+    install -Dm644 docs/org.scxslo1.Manager.xml $out/share/dbus-1/interfaces/org.scxslo1.Manager.xml
     installShellCompletion --cmd scx-slo \
       --bash <($out/bin/scx-slo completions bash) \
       --zsh <($out/bin/scx-slo completions zsh) \

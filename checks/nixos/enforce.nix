@@ -60,6 +60,27 @@
     with subtest("the deploy health gate passes"):
         machine.succeed("scx-slo health --wait 30s")
 
+    with subtest("busctl reads the status; the CLI prints it"):
+        out = machine.succeed("busctl call org.scxslo1 /org/scxslo1 org.scxslo1.Manager Status")
+        assert "running" in out, out
+        state = machine.succeed("busctl get-property org.scxslo1 /org/scxslo1 org.scxslo1.Manager State").strip()
+        assert state == 's "running"', state
+        machine.succeed("scx-slo status | grep -q 'state running'")
+
+    with subtest("an unprivileged user may read but not disable"):
+        machine.succeed("su -s /bin/sh nobody -c 'busctl get-property org.scxslo1 /org/scxslo1 org.scxslo1.Manager State'")
+        machine.fail("su -s /bin/sh nobody -c 'busctl call org.scxslo1 /org/scxslo1 org.scxslo1.Manager Disable s test'")
+        machine.succeed("grep -qx enabled /sys/kernel/sched_ext/state")
+
+    with subtest("emergency disable returns the host to the default scheduler, and stays off across a restart"):
+        machine.succeed("scx-slo disable --reason 'nixos test'")
+        machine.succeed("grep -qx disabled /sys/kernel/sched_ext/state")
+        machine.succeed("systemctl restart scx-slod.service")
+        machine.sleep(3)
+        machine.succeed("grep -qx disabled /sys/kernel/sched_ext/state")
+        machine.succeed("scx-slo enable")
+        machine.wait_until_succeeds("grep -qx enabled /sys/kernel/sched_ext/state")
+
     with subtest("stopping returns the host to the default scheduler"):
         machine.succeed("systemctl stop scx-slod.service")
         machine.wait_until_succeeds("grep -qx disabled /sys/kernel/sched_ext/state")

@@ -54,6 +54,7 @@
           assert pid == machine.succeed("systemctl show -p MainPID --value scx-slod.service").strip()
           machine.succeed("grep -qx enabled /sys/kernel/sched_ext/state")
           assert status()["last_reload_error"] is None
+          machine.succeed("busctl get-property org.scxslo1 /org/scxslo1 org.scxslo1.Manager ConfigGeneration | grep -qx 't 2'")
 
       with subtest("a broken config file is refused and generation 2 stays"):
           machine.succeed("cp /etc/scx-slo/config.json /tmp/good.json")
@@ -61,7 +62,10 @@
               "sed 's/\"4ms\"/\"40ms\"/' /tmp/good.json > /tmp/bad.json && "
               "mount --bind /tmp/bad.json /etc/scx-slo/config.json"
           )
-          machine.succeed("systemctl reload scx-slod.service")
+          # ExecReload is `scx-slo reload`: the daemon refuses, the reload
+          # job fails with the checker's message, the unit stays active.
+          machine.fail("systemctl reload scx-slod.service")
+          machine.succeed("systemctl is-active scx-slod.service")
           machine.wait_until_succeeds(
               "jq -e '.last_reload_error | test(\"exceeds period\")' /run/scx-slo/status.json"
           )

@@ -5,6 +5,7 @@
 //! scenario and prints its report. On the host: `report` reads the captured
 //! output and prints a summary; its exit code is the scenario's verdict.
 
+mod control;
 mod kernel;
 mod scenario;
 mod workload;
@@ -65,7 +66,7 @@ enum Cmd {
     },
     /// Runs a scenario inside the VM guest and appends its report to --out.
     Scenario {
-        /// enforce or demo.
+        /// enforce, control or demo.
         name: String,
         /// Directory holding scx-slod, scx-slo, scx-slo-lab and bpftool.
         #[arg(long, default_value = "/bin")]
@@ -144,7 +145,8 @@ fn main() -> Result<()> {
             let report = match name.as_str() {
                 "enforce" => scenario::enforce(&env)?,
                 "demo" => scenario::demo(&env, rounds)?,
-                other => anyhow::bail!("unknown scenario {other:?}; known: enforce, demo"),
+                "control" => control::run(&env)?,
+                other => anyhow::bail!("unknown scenario {other:?}; known: enforce, control, demo"),
             };
             scenario::emit(&report, &out)
         }
@@ -192,6 +194,11 @@ fn report(file: &std::path::Path, json_out: Option<&std::path::Path>) -> Result<
                 "{mode}: spawn->enabled {} ms (daemon load {} ms, attach {} ms, apply {} us), SIGTERM->disabled {} ms",
                 f["start_to_enabled_ms"], f["daemon_load_ms"], f["daemon_attach_ms"], f["daemon_last_apply_us"], f["sigterm_to_disabled_ms"]
             );
+        }
+    }
+    for (key, value) in report["facts"].as_object().into_iter().flatten() {
+        if !["rows", "partial", "all"].contains(&key.as_str()) {
+            println!("{key}: {value}");
         }
     }
     let ok = report["ok"].as_bool().unwrap_or(false);

@@ -63,7 +63,13 @@ pub struct Report {
 }
 
 impl Report {
-    fn check(&mut self, name: impl Into<String>, ok: bool, detail: impl Into<String>) {
+    /// An empty report for a scenario on this guest.
+    pub fn new(scenario: &str) -> Self {
+        Report { scenario: scenario.into(), kernel: uname(), cpus: num_cpus(), ..Default::default() }
+    }
+
+    /// Records a check (and prints it on the console).
+    pub fn check(&mut self, name: impl Into<String>, ok: bool, detail: impl Into<String>) {
         let (name, detail) = (name.into(), detail.into());
         eprintln!("[{}] {name}: {detail}", if ok { "PASS" } else { "FAIL" });
         self.checks.push(Check { name, ok, detail });
@@ -95,7 +101,8 @@ const GREEDY: &str = "system.slice/greedy.service";
 const BATCH: &str = "batch.slice/hog.service";
 const UNTARGETED: &str = "untargeted";
 
-fn enforce_config(switch: &str) -> Value {
+/// The config every enforce run uses.
+pub fn enforce_config(switch: &str) -> Value {
     json!({
         "version": 1,
         "mode": "enforce",
@@ -117,7 +124,8 @@ fn enforce_config(switch: &str) -> Value {
     })
 }
 
-fn write_config(value: &Value) -> Result<()> {
+/// Writes the guest's config file.
+pub fn write_config(value: &Value) -> Result<()> {
     std::fs::create_dir_all("/etc/scx-slo")?;
     std::fs::write(CONFIG_PATH, serde_json::to_vec_pretty(value)?).context("writing the config")
 }
@@ -129,9 +137,14 @@ struct Daemon {
 
 impl Daemon {
     fn start(env: &Env, tag: &str) -> Result<Daemon> {
+        Self::start_with(env, tag, &[])
+    }
+
+    fn start_with(env: &Env, tag: &str, extra: &[&str]) -> Result<Daemon> {
         let log = PathBuf::from(format!("/tmp/scx-slod-{tag}.log"));
         let child = Command::new(env.exe("scx-slod"))
             .args(["--config", CONFIG_PATH, "--status-file", STATUS_PATH])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
             .spawn()
@@ -201,7 +214,8 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &str) -> Result<T> {
         .with_context(|| format!("parsing {path}"))
 }
 
-fn setup_cgroups(env: &Env) -> Result<()> {
+/// Creates the scenario's unit cgroups.
+pub fn setup_cgroups(env: &Env) -> Result<()> {
     for rel in [API, TIGHT, GREEDY, BATCH, UNTARGETED] {
         std::fs::create_dir_all(env.cg(rel)).with_context(|| format!("creating cgroup {rel}"))?;
     }
@@ -433,21 +447,57 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
     Ok(())
 }
 
+fn daemon_state() -> String {
+    std::fs::read_to_string(STATUS_PATH)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v["state"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// SysRq-S ejects the scheduler: the host is on the default scheduler at
+/// once, the daemon backs off and re-attaches; the third ejection within the
+/// window opens the breaker and it stays off.
 fn ejection(env: &Env, report: &mut Report) -> Result<()> {
     write_config(&enforce_config("partial"))?;
-    let mut daemon = Daemon::start(env, "eject")?;
+    let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
+    let mut daemon = Daemon::start_with(env, "eject", &["--retry-backoff", "1s", "--breaker-failures", "3"])?;
     if daemon.wait_enabled(Duration::from_secs(60)).is_none() {
         report.check("ejection: scheduler started", false, daemon.log_tail());
         return Ok(());
     }
-    std::fs::write("/proc/sysrq-trigger", "S").context("writing S to /proc/sysrq-trigger")?;
-    let code = daemon.wait_exit(Duration::from_secs(20));
-    let log = std::fs::read_to_string(&daemon.log).unwrap_or_default();
-    report.check(
-        "ejection: SysRq-S ejects scx_slo; the daemon logs the reason, exits 5, the host is on the default scheduler",
-        code == Some(5) && kernel::sched_ext_state() == "disabled" && log.contains("sysrq"),
-        format!("exit={code:?}, state={}; log: {}", kernel::sched_ext_state(), daemon.log_tail()),
-    );
+    let mut reattach_ms = Vec::new();
+    for round in 1..=3 {
+        std::fs::write("/proc/sysrq-trigger", "S").context("writing S to /proc/sysrq-trigger")?;
+        let off = wait_until(Duration::from_secs(5), || kernel::sched_ext_state() == "disabled");
+        if round < 3 {
+            let back = wait_until(Duration::from_secs(90), || kernel::sched_ext_state() == "enabled");
+            reattach_ms.push(back.map(ms));
+            report.check(
+                format!("ejection {round}: SysRq-S puts the host on the default scheduler, the daemon backs off and re-attaches"),
+                off.is_some() && back.is_some(),
+                format!("disabled after {:?} ms, enabled again after {:?} ms (backoff {}s)", off.map(ms), back.map(ms), 1 << (round - 1)),
+            );
+        } else {
+            std::thread::sleep(Duration::from_secs(6));
+            let alive = matches!(daemon.child.try_wait(), Ok(None));
+            let log = std::fs::read_to_string(&daemon.log).unwrap_or_default();
+            let ok = off.is_some() && kernel::sched_ext_state() == "disabled" && alive && daemon_state() == "failed"
+                && log.contains("sysrq") && log.contains("circuit breaker open");
+            if !ok {
+                eprintln!("--- scx-slod log ---\n{log}");
+            }
+            report.check(
+                "ejection 3: the circuit breaker opens, the scheduler stays off, the daemon stays up and logs the reason",
+                ok,
+                format!("state={}, daemon alive={alive}, daemon state={:?}; log: {}", kernel::sched_ext_state(), daemon_state(), daemon.log_tail()),
+            );
+        }
+    }
+    report.facts.insert("ejection_reattach_ms".into(), json!(reattach_ms));
+    daemon.signal(libc::SIGTERM);
+    daemon.wait_exit(Duration::from_secs(20));
+    let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
     Ok(())
 }
 
@@ -471,7 +521,7 @@ fn uname() -> String {
 
 /// The enforce-mode acceptance scenario: partial and all in one boot.
 pub fn enforce(env: &Env) -> Result<Report> {
-    let mut report = Report { scenario: "enforce".into(), kernel: uname(), cpus: num_cpus(), ..Default::default() };
+    let mut report = Report::new("enforce");
     setup_cgroups(env)?;
     invalid_at_start(env, &mut report)?;
     for switch in ["partial", "all"] {
@@ -522,7 +572,7 @@ fn demo_phase(env: &Env, label: &str, wait_ext: bool) -> Result<Value> {
 
 /// The README demo: default scheduler vs scx-slo (partial), same boot, repeated.
 pub fn demo(env: &Env, rounds: usize) -> Result<Report> {
-    let mut report = Report { scenario: "demo".into(), kernel: uname(), cpus: num_cpus(), ..Default::default() };
+    let mut report = Report::new("demo");
     setup_cgroups(env)?;
     let mut config = enforce_config("partial");
     if let Some(t) = config["targets"].as_object_mut() {

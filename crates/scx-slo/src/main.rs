@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! scx-slo: the operator's command line.
 //!
-//! Exit codes: 0 success (a valid config, a healthy host); 1 the config is
-//! invalid or the host unhealthy; 2 the file could not be read or the command
-//! line is wrong.
+//! Exit codes: 0 success (a valid config, a healthy host, a call done);
+//! 1 the config is invalid, the host unhealthy, or the daemon refused the
+//! call (the D-Bus error is printed); 2 the file could not be read or the
+//! command line is wrong; 3 the daemon cannot be reached.
 
 mod check;
+mod control;
 mod health;
 
 use std::path::PathBuf;
@@ -50,6 +52,57 @@ enum Command {
         #[arg(long, default_value = "10s")]
         max_age: scx_slo_model::Duration,
     },
+    /// The daemon's state, mode, generation and per-target kernel counters.
+    Status {
+        /// Print the JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Targets, their budgets and cgroups.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Why a unit has its budget and priority now: config source, overrides,
+    /// cgroup, recent misses.
+    Explain {
+        /// The target, e.g. api.service.
+        unit: String,
+    },
+    /// Load the scheduler (also closes an open circuit breaker). Root or group scx-slo.
+    Enable {
+        /// enforce or auto.
+        #[arg(long, default_value = "enforce")]
+        mode: String,
+    },
+    /// Emergency stop: the host is back on the default scheduler when this
+    /// returns; stays off across restarts until `enable`. Root or group scx-slo.
+    Disable {
+        /// Why (kept in the state file and the journal).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Re-read /etc/scx-slo/config.json; a bad file is refused and the running
+    /// generation stays. Root or group scx-slo.
+    Reload,
+    /// Override a latency target's budget at runtime (admission-checked,
+    /// persisted). Root or group scx-slo.
+    SetBudget {
+        /// The target, e.g. api.service.
+        unit: String,
+        /// Runtime per period, e.g. 2ms.
+        #[arg(long)]
+        runtime: scx_slo_model::Duration,
+        /// Period, e.g. 10ms.
+        #[arg(long)]
+        period: scx_slo_model::Duration,
+        /// Idempotency key: a retry with the same key returns the first result.
+        #[arg(long, default_value = "")]
+        key: String,
+    },
+    /// Close an open circuit breaker. Root or group scx-slo.
+    ResetBreaker,
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -80,6 +133,19 @@ fn main() -> ExitCode {
         Command::Health { wait, status_file, max_age } => {
             health::run(&status_file, std_duration(wait), std_duration(max_age))
         }
+        Command::Status { json } => control::run(control::Call::Status { json }),
+        Command::List { json } => control::run(control::Call::List { json }),
+        Command::Explain { unit } => control::run(control::Call::Explain { unit }),
+        Command::Enable { mode } => control::run(control::Call::Enable { mode }),
+        Command::Disable { reason } => control::run(control::Call::Disable { reason }),
+        Command::Reload => control::run(control::Call::Reload),
+        Command::SetBudget { unit, runtime, period, key } => control::run(control::Call::SetBudget {
+            unit,
+            runtime_us: runtime.as_us(),
+            period_us: period.as_us(),
+            key,
+        }),
+        Command::ResetBreaker => control::run(control::Call::ResetBreaker),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "scx-slo", &mut std::io::stdout());

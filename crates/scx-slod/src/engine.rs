@@ -33,6 +33,10 @@ use crate::persist::{self, BudgetOverride, PersistentState};
 use crate::resolver::{self, Resolved};
 use crate::switcher::Switcher;
 
+/// How long the scheduler must run before a failure counts as a fresh start
+/// for the backoff (the breaker's window still counts every failure).
+const STABLE_RUN: Duration = Duration::from_secs(30);
+
 /// Which scheduler the engine drives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendKind {
@@ -386,7 +390,6 @@ impl Engine {
             return self.failed(format!("attaching scx_slo: {e:#}"));
         }
         self.attach_ms = t.elapsed().as_secs_f64() * 1e3;
-        self.breaker.success();
         self.retry_at = None;
         self.last_exit = None;
         self.go(
@@ -411,8 +414,16 @@ impl Engine {
         let reader_stop = Arc::new(AtomicBool::new(false));
         let reader = sched.events_map().map(|map| self.spawn_event_reader(map, Arc::clone(&reader_stop)));
 
+        // The backoff starts over only after a stable run: a scheduler that
+        // is ejected right after every attach backs off 1 s, 2 s, 4 s, ...
+        let running_since = Instant::now();
+        let mut stable = false;
         let mut last_scan = Instant::now();
         loop {
+            if !stable && running_since.elapsed() >= STABLE_RUN {
+                stable = true;
+                self.breaker.success();
+            }
             notify(&[sd_notify::NotifyState::Watchdog]);
             match self.rx.recv_timeout(self.opts.tick.saturating_sub(last_scan.elapsed())) {
                 Ok(envelope) => self.handle(envelope, Some(sched.as_mut())),

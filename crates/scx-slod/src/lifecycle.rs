@@ -47,6 +47,7 @@ impl State {
                 | (Starting, Disabled)
                 | (Running, Disabled)
                 | (Running, Degraded)
+                | (Running, Failed)
                 | (Degraded, Starting)
                 | (Degraded, Failed)
                 | (Degraded, Disabled)
@@ -120,6 +121,16 @@ mod tests {
         l.go(State::Starting, "retry").unwrap();
         l.go(State::Failed, "breaker open").unwrap();
         assert_eq!(l.state(), State::Failed);
+    }
+
+    /// Regression (found by checks/vm/run enforce): the third ejection opens
+    /// the breaker straight from running.
+    #[test]
+    fn an_ejection_may_open_the_breaker_from_running() {
+        let mut l = Lifecycle::default();
+        l.go(State::Starting, "enable").unwrap();
+        l.go(State::Running, "attached").unwrap();
+        assert!(l.go(State::Failed, "ejected; breaker open").unwrap().is_some());
     }
 
     #[test]

@@ -285,7 +285,23 @@ fn busctl_reads_and_mutates() {
     for member in ["Status", "Enable", "Disable", "Reload", "SetBudget", "ListTargets", "Explain", "ResetBreaker", "StateChanged", "SloViolation", "ConfigGeneration"] {
         assert!(out.contains(member), "introspection lacks {member}: {out}");
     }
+    // The checked-in interface description is what the daemon serves.
+    let (ok, live) = bus.busctl(false, &["introspect", "--xml-interface", "org.scxslo1", "/org/scxslo1"]);
+    assert!(ok, "{live}");
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/org.scxslo1.Manager.xml")).unwrap();
+    assert_eq!(
+        interface_block(&live),
+        interface_block(&doc),
+        "docs/org.scxslo1.Manager.xml is out of date: regenerate it from `busctl introspect --xml-interface`"
+    );
     assert_eq!(daemon.stop(), Some(0));
+}
+
+/// The `org.scxslo1.Manager` interface element, whitespace-normalised.
+fn interface_block(xml: &str) -> String {
+    let start = xml.find("<interface name=\"org.scxslo1.Manager\">").expect("interface element");
+    let end = start + xml[start..].find("</interface>").expect("end of interface") + "</interface>".len();
+    xml[start..end].split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[test]

@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The `control` VM scenario: the D-Bus control plane on a real sched_ext
+//! kernel with a real dbus-daemon in the guest. Emergency disable latency
+//! over 20 calls, kill -9 of the daemon 20 times, and applying 1,000 targets.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use scx_slod::dbus::ManagerProxyBlocking;
+use serde_json::{json, Value};
+
+use crate::kernel;
+use crate::scenario::{self, Env, Report};
+
+const BUS_SOCKET: &str = "/run/dbus/system_bus_socket";
+
+fn start_bus(env: &Env) -> Result<Child> {
+    std::fs::create_dir_all("/run/dbus")?;
+    std::fs::create_dir_all("/etc/dbus-1/system.d")?;
+    std::fs::copy(env.bin.join("org.scxslo1.conf"), "/etc/dbus-1/system.d/org.scxslo1.conf")
+        .context("installing the bus policy")?;
+    std::fs::write(
+        "/etc/dbus-1/guest.conf",
+        format!(
+            r#"<busconfig>
+  <type>system</type>
+  <listen>unix:path={BUS_SOCKET}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+  </policy>
+  <includedir>/etc/dbus-1/system.d</includedir>
+</busconfig>"#
+        ),
+    )?;
+    let child = Command::new(env.bin.join("dbus-daemon"))
+        .args(["--nofork", "--nopidfile", "--config-file=/etc/dbus-1/guest.conf"])
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting dbus-daemon")?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::path::Path::new(BUS_SOCKET).exists() {
+        anyhow::ensure!(Instant::now() < deadline, "dbus-daemon did not create {BUS_SOCKET}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(child)
+}
+
+fn daemon(env: &Env) -> Result<Child> {
+    Command::new(env.bin.join("scx-slod"))
+        .args(["--config", "/etc/scx-slo/config.json", "--dbus", "required", "--retry-backoff", "1s"])
+        .stderr(std::fs::File::create("/tmp/scx-slod-control.log")?)
+        .spawn()
+        .context("starting scx-slod")
+}
+
+fn manager(conn: &zbus::blocking::Connection) -> Result<ManagerProxyBlocking<'static>> {
+    Ok(ManagerProxyBlocking::builder(conn).cache_properties(zbus::proxy::CacheProperties::No).build()?)
+}
+
+fn wait(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    None
+}
+
+fn summary(mut v: Vec<f64>) -> Value {
+    if v.is_empty() {
+        return Value::Null;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    json!({ "n": v.len(), "min": v[0], "median": v[v.len() / 2], "max": v[v.len() - 1] })
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e5).round() / 100.0
+}
+
+/// Runs the scenario.
+pub fn run(env: &Env) -> Result<Report> {
+    let mut report = Report::new("control");
+    scenario::setup_cgroups(env)?;
+    scenario::write_config(&scenario::enforce_config("partial"))?;
+    let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
+    let mut bus = start_bus(env)?;
+    let conn = zbus::blocking::Connection::system().context("connecting to the guest's system bus")?;
+    let m = manager(&conn)?;
+    let mut d = daemon(env)?;
+    let up = wait(Duration::from_secs(60), || m.state().is_ok_and(|s| s == "running"));
+    report.check("the daemon serves org.scxslo1 and runs the scheduler", up.is_some() && kernel::sched_ext_state() == "enabled",
+        format!("state={:?}, kernel={}", m.state().ok(), kernel::sched_ext_state()));
+    if up.is_none() {
+        eprintln!("{}", std::fs::read_to_string("/tmp/scx-slod-control.log").unwrap_or_default());
+        return Ok(report);
+    }
+
+    // Emergency disable, 20 times: call -> reply, and call -> kernel disabled.
+    let (mut to_reply, mut to_kernel, mut enable_ms) = (Vec::new(), Vec::new(), Vec::new());
+    let mut all_off = true;
+    for i in 0..20 {
+        let t = Instant::now();
+        m.disable(&format!("timing run {i}")).context("Disable")?;
+        to_reply.push(ms(t.elapsed()));
+        let off = wait(Duration::from_secs(5), || kernel::sched_ext_state() == "disabled");
+        all_off &= off.is_some();
+        to_kernel.push(ms(t.elapsed()));
+        let t = Instant::now();
+        m.enable("enforce").context("Enable")?;
+        enable_ms.push(ms(t.elapsed()));
+        all_off &= kernel::sched_ext_state() == "enabled";
+    }
+    report.check(
+        "Disable x20: the kernel is on its default scheduler when each call returns; Enable re-attaches before it returns",
+        all_off,
+        format!("call->reply ms {}, call->disabled ms {}, enable ms {}", summary(to_reply.clone()), summary(to_kernel.clone()), summary(enable_ms.clone())),
+    );
+    report.facts.insert("disable_reply_ms".into(), summary(to_reply));
+    report.facts.insert("disable_to_kernel_ms".into(), summary(to_kernel));
+    report.facts.insert("enable_ms".into(), summary(enable_ms));
+
+    // 1,000 targets in one reload.
+    let mut big = scenario::enforce_config("partial");
+    for i in 0..996 {
+        let path = format!("/bench/u{i}");
+        std::fs::create_dir_all(env.cgroot.join(path.trim_start_matches('/')))?;
+        big["targets"][path] = json!({ "class": "batch", "weight": 100 });
+    }
+    scenario::write_config(&big)?;
+    let t = Instant::now();
+    let reply = m.reload().context("Reload with 1000 targets")?;
+    let reload_ms = ms(t.elapsed());
+    let status: Value = serde_json::from_str(&m.status()?)?;
+    let apply_us = status["last_apply_us"].as_f64().unwrap_or(-1.0);
+    let resolved = status["targets"].as_array().map_or(0, |t| t.iter().filter(|t| !t["cgroup_id"].is_null()).count());
+    report.check("Reload applies 1,000 targets as one generation", reply.contains("1000 targets") && resolved == 1000,
+        format!("{reply}; whole call {reload_ms} ms; {resolved} resolved"));
+    report.facts.insert("reload_1000_targets".into(), json!({ "apply_us": apply_us, "call_ms": reload_ms }));
+    scenario::write_config(&scenario::enforce_config("partial"))?;
+    m.reload().context("Reload back to 4 targets")?;
+
+    // kill -9, 20 times: the kernel drops the scheduler; a restart re-applies.
+    let (mut dropped_ms, mut back_ms) = (Vec::new(), Vec::new());
+    let mut all_ok = true;
+    for _ in 0..20 {
+        let t = Instant::now();
+        let _ = d.kill();
+        let _ = d.wait();
+        let off = wait(Duration::from_secs(10), || kernel::sched_ext_state() == "disabled");
+        all_ok &= off.is_some();
+        dropped_ms.push(ms(t.elapsed()));
+        let t = Instant::now();
+        d = daemon(env)?;
+        let on = wait(Duration::from_secs(60), || {
+            kernel::sched_ext_state() == "enabled" && m.state().is_ok_and(|s| s == "running")
+        });
+        all_ok &= on.is_some();
+        back_ms.push(ms(t.elapsed()));
+    }
+    let applied = m.config_generation().unwrap_or(0) >= 1
+        && kernel::bpftool_dump(&env.bin.join("bpftool"), "cgroup_targets").map(|v| v.len()).unwrap_or(0) == 4;
+    report.check(
+        "kill -9 x20: the kernel returns to its default scheduler each time; the restarted daemon re-applies the config",
+        all_ok && applied,
+        format!("kill->disabled ms {}, restart->running ms {}, maps hold 4 targets: {applied}", summary(dropped_ms.clone()), summary(back_ms.clone())),
+    );
+    report.facts.insert("kill9_to_disabled_ms".into(), summary(dropped_ms));
+    report.facts.insert("restart_to_running_ms".into(), summary(back_ms));
+
+    let _ = m.disable("scenario done");
+    let _ = d.kill();
+    let _ = d.wait();
+    let _ = bus.kill();
+    let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
+    report.ok = !report.checks.is_empty() && report.checks.iter().all(|c| c.ok);
+    Ok(report)
+}
