@@ -13,23 +13,9 @@
         module
         ./workload.nix
       ];
-      services.scxSlo = {
+      # The same options as the example test VM host.
+      services.scxSlo = import ../../hosts/test-vm/scx-slo.nix // {
         enable = true;
-        mode = "enforce";
-        switch = "partial";
-        settings.admission.cpu_capacity = 2;
-        targets = {
-          "api.service" = {
-            class = "latency";
-            budget = {
-              runtime = "3ms";
-              period = "10ms";
-            };
-            deadline = "5ms";
-            priority = 800;
-          };
-          "batch.slice".class = "batch";
-        };
       };
     };
 

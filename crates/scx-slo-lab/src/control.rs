@@ -11,7 +11,7 @@ use scx_slod::dbus::ManagerProxyBlocking;
 use serde_json::{json, Value};
 
 use crate::kernel;
-use crate::scenario::{self, Env, Report};
+use crate::scenario::{self, ms, wait_until as wait, Env, Report};
 
 const BUS_SOCKET: &str = "/run/dbus/system_bus_socket";
 
@@ -20,28 +20,7 @@ fn start_bus(env: &Env) -> Result<Child> {
     std::fs::create_dir_all("/etc/dbus-1/system.d")?;
     std::fs::copy(env.bin.join("org.scxslo1.conf"), "/etc/dbus-1/system.d/org.scxslo1.conf")
         .context("installing the bus policy")?;
-    std::fs::write(
-        "/etc/dbus-1/guest.conf",
-        format!(
-            r#"<busconfig>
-  <type>system</type>
-  <listen>unix:path={BUS_SOCKET}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-  </policy>
-  <includedir>/etc/dbus-1/system.d</includedir>
-</busconfig>"#
-        ),
-    )?;
+    std::fs::write("/etc/dbus-1/guest.conf", scx_slod::dbus::private_bus_config(BUS_SOCKET, "/etc/dbus-1/system.d"))?;
     let child = Command::new(env.bin.join("dbus-daemon"))
         .args(["--nofork", "--nopidfile", "--config-file=/etc/dbus-1/guest.conf"])
         .stdout(Stdio::null())
@@ -67,27 +46,12 @@ fn manager(conn: &zbus::blocking::Connection) -> Result<ManagerProxyBlocking<'st
     Ok(ManagerProxyBlocking::builder(conn).cache_properties(zbus::proxy::CacheProperties::No).build()?)
 }
 
-fn wait(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if f() {
-            return Some(start.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    None
-}
-
 fn summary(mut v: Vec<f64>) -> Value {
     if v.is_empty() {
         return Value::Null;
     }
     v.sort_by(|a, b| a.total_cmp(b));
     json!({ "n": v.len(), "min": v[0], "median": v[v.len() / 2], "max": v[v.len() - 1] })
-}
-
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e5).round() / 100.0
 }
 
 /// Runs the scenario.

@@ -76,19 +76,22 @@ impl Report {
     }
 }
 
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+/// Polls `f` every 2 ms (fine enough to time a disable) until it holds;
+/// returns how long that took.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
     let start = Instant::now();
     while start.elapsed() < timeout {
         if f() {
             return Some(start.elapsed());
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(2));
     }
     None
 }
 
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e4).round() / 10.0
+/// Milliseconds with two decimals.
+pub fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e5).round() / 100.0
 }
 
 const CONFIG_PATH: &str = "/etc/scx-slo/config.json";

@@ -290,7 +290,7 @@ impl Engine {
         let reason = reason.into();
         match self.lifecycle.go(to, reason.clone()) {
             Ok(Some(t)) => {
-                info!(from = %t.from, to = %t.to, reason = %t.reason, "state changed");
+                info!(event = "state_changed", from = %t.from, to = %t.to, reason = %t.reason, "state changed");
                 notify(&[sd_notify::NotifyState::Status(&format!("{}: {}", t.to, t.reason))]);
                 self.publish_snapshot();
                 let _ = self.events.try_send(Event::StateChanged {
@@ -487,7 +487,7 @@ impl Engine {
 
     /// A load failure or an ejection: back off, or open the breaker.
     fn failed(&mut self, why: String) {
-        error!("{why}");
+        error!(event = "scheduler_failed", "{why}");
         let decision = self.breaker.failure(self.now());
         match decision {
             Decision::RetryAfter(delay) => {
@@ -609,7 +609,7 @@ impl Engine {
         self.retry_at = None;
         self.persistent.operator_disabled = Some(reason.clone());
         self.save_persistent();
-        warn!(reason = %reason, detach_ms = format!("{detach_ms:.2}"), restored_threads = restored, "disabled by an operator");
+        warn!(event = "operator_disable", reason = %reason, detach_ms = format!("{detach_ms:.2}"), restored_threads = restored, "disabled by an operator");
         self.go(State::Disabled, format!("disabled by an operator: {reason}"));
         for pending in self.pending_enable.drain(..) {
             let _ = pending.send(Err(ControlError::Failed("disabled before the scheduler started".into())));
@@ -705,7 +705,7 @@ impl Engine {
         let reply = self.apply_config(raw, config, sched)?;
         self.persistent.budget_overrides = overrides;
         self.save_persistent();
-        info!(unit, runtime_us, period_us, generation = self.generation, "budget override");
+        info!(event = "budget_override", unit, runtime_us, period_us, generation = self.generation, "budget override");
         Ok(format!("{unit}: budget {runtime_us}us per {period_us}us; {reply}"))
     }
 

@@ -49,29 +49,9 @@ impl Bus {
             .unwrap();
         }
         let socket = dir.join("bus");
-        let config = format!(
-            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-  </policy>
-  <includedir>{}</includedir>
-</busconfig>"#,
-            socket.display(),
-            dir.join("system.d").display()
+        let config = scx_slod::dbus::private_bus_config(
+            socket.to_str().unwrap(),
+            dir.join("system.d").to_str().unwrap(),
         );
         std::fs::write(dir.join("bus.conf"), config).unwrap();
         let daemon = Command::new("dbus-daemon")
