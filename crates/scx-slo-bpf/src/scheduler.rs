@@ -269,10 +269,6 @@ impl<'obj> Scheduler<'obj> {
         self.link.take();
     }
 
-    /// True while attached and not exited.
-    pub fn is_running(&self) -> bool {
-        self.link.is_some() && self.exit_info().is_none()
-    }
 }
 
 impl Drop for Scheduler<'_> {

@@ -165,6 +165,7 @@ pub struct Engine {
     last_exit: Option<scx_slo_bpf::ExitInfo>,
     events_received: Arc<AtomicU64>,
     notified_ready: bool,
+    final_status_written: bool,
 }
 
 /// What `Engine::new` needs that it cannot check itself.
@@ -263,6 +264,7 @@ impl Engine {
             last_exit: None,
             events_received: Arc::new(AtomicU64::new(0)),
             notified_ready: false,
+            final_status_written: false,
         };
         engine.publish_snapshot();
         Ok(Started { engine, handle: crate::control::EngineHandle { tx, snapshot }, events: events_rx })
@@ -329,7 +331,11 @@ impl Engine {
             }
         }
         notify(&[sd_notify::NotifyState::Stopping]);
-        self.write_status(None, true);
+        // A session that was running wrote the final status with the
+        // kernel's counters; only a stop while idle still owes one.
+        if !self.final_status_written {
+            self.write_status(None, true);
+        }
         crate::exit::OK
     }
 
@@ -455,6 +461,7 @@ impl Engine {
         let restored = self.switcher.restore_all();
         if self.shutdown {
             self.write_status(Some(sched.as_ref()), true);
+            self.final_status_written = true;
             info!(detach_ms = format!("{:.1}", t.elapsed().as_secs_f64() * 1e3), restored_threads = restored, "scx_slo detached");
         }
         reader_stop.store(true, Ordering::Relaxed);

@@ -33,6 +33,12 @@ fn set_policy(tid: i32, policy: libc::c_int) -> std::io::Result<()> {
     }
 }
 
+/// Returns a thread we switched to SCHED_OTHER; false if it is gone or no
+/// longer SCHED_EXT (someone else changed it: leave it alone).
+fn restore(tid: i32) -> bool {
+    policy_of(tid) == Some(SCHED_EXT) && set_policy(tid, libc::SCHED_OTHER).is_ok()
+}
+
 /// Threads of a cgroup and all its descendants.
 fn threads_below(dir: &Path, out: &mut BTreeSet<i32>) {
     if let Ok(text) = fs::read_to_string(dir.join("cgroup.threads")) {
@@ -74,7 +80,8 @@ impl Switcher {
         }
         // Only threads not seen before cost a syscall: in steady state a scan
         // is a few reads of cgroup.threads.
-        for &tid in present.difference(&self.switched.clone()) {
+        let new: Vec<i32> = present.difference(&self.switched).copied().collect();
+        for tid in new {
             match policy_of(tid) {
                 Some(libc::SCHED_OTHER) | Some(libc::SCHED_BATCH) => match set_policy(tid, SCHED_EXT) {
                     Ok(()) => {
@@ -93,7 +100,7 @@ impl Switcher {
         let left: Vec<i32> = self.switched.difference(&present).copied().collect();
         for tid in left {
             self.switched.remove(&tid);
-            if policy_of(tid) == Some(SCHED_EXT) && set_policy(tid, libc::SCHED_OTHER).is_ok() {
+            if restore(tid) {
                 report.restored += 1;
             }
         }
@@ -109,7 +116,7 @@ impl Switcher {
     pub fn restore_all(&mut self) -> usize {
         let mut restored = 0;
         for tid in std::mem::take(&mut self.switched) {
-            if policy_of(tid) == Some(SCHED_EXT) && set_policy(tid, libc::SCHED_OTHER).is_ok() {
+            if restore(tid) {
                 restored += 1;
             }
         }

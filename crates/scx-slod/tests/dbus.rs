@@ -101,7 +101,8 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(bus: &Bus, config: &Path) -> Daemon {
+    /// Starts scx-slod (simulated backend) on the bus without waiting.
+    fn spawn(bus: &Bus, config: &Path) -> Daemon {
         let child = Command::new(env!("CARGO_BIN_EXE_scx-slod"))
             .args(["--backend", "simulated", "--dbus", "required", "--config"])
             .arg(config)
@@ -113,7 +114,12 @@ impl Daemon {
             .stderr(std::fs::File::create(bus.dir.join("scx-slod.log")).unwrap())
             .spawn()
             .expect("starting scx-slod");
-        let d = Daemon { child };
+        Daemon { child }
+    }
+
+    /// Starts scx-slod and waits until it runs.
+    fn start(bus: &Bus, config: &Path) -> Daemon {
+        let d = Self::spawn(bus, config);
         let conn = bus.connection();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -223,18 +229,7 @@ fn every_method_through_zbus_with_idempotency_and_bad_arguments() {
     assert_eq!(saved["operator_disabled"], "incident 42");
     assert_eq!(saved["budget_overrides"]["api.service"]["runtime_us"], 4000);
 
-    let restarted = Command::new(env!("CARGO_BIN_EXE_scx-slod"))
-        .args(["--backend", "simulated", "--dbus", "required", "--config"])
-        .arg(&config)
-        .arg("--status-file")
-        .arg(bus.dir.join("status.json"))
-        .arg("--state-file")
-        .arg(bus.dir.join("state.json"))
-        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let again = Daemon { child: restarted };
+    let again = Daemon::spawn(&bus, &config);
     let deadline = Instant::now() + Duration::from_secs(10);
     while m.state().map_or(true, |s| s != "disabled") && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
