@@ -84,6 +84,15 @@ enum slo_gstat_id {
 	NR_SLO_GSTATS,
 };
 
+/* observe.bpf.c's own counters, per CPU. */
+enum slo_ostat_id {
+	SLO_OSTAT_WAKEUPS_SEEN,		/* every wakeup the probe ran for */
+	SLO_OSTAT_WAKEUPS_SAMPLED_OUT,	/* skipped by 1-in-N sampling */
+	SLO_OSTAT_CGROUP_WALKS,		/* cgroup verdict cache misses */
+	SLO_OSTAT_JOBS_UNTRACKED,	/* job table full */
+	NR_SLO_OSTATS,
+};
+
 enum slo_event_kind {
 	SLO_EVENT_LOW_SLACK = 1,	/* job finished with slack under threshold */
 	SLO_EVENT_DEADLINE_MISS = 2,	/* job ran past its deadline */
@@ -118,6 +127,11 @@ struct slo_budget_state {
 /* Whole-scheduler statistics, one copy per CPU; written by BPF. */
 struct slo_global_stats {
 	u64 cnt[NR_SLO_GSTATS];
+};
+
+/* observe.bpf.c's statistics, one copy per CPU; written by BPF. */
+struct slo_observe_stats {
+	u64 cnt[NR_SLO_OSTATS];
 };
 
 /* Ring-buffer record; written by BPF, read by the daemon. */

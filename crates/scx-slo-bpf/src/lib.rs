@@ -1,16 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! scx-slo's BPF side from Rust: the compiled scheduler, typed access to its
-//! maps, the enforce-mode loader and the kernel feature probe.
+//! maps, the enforce-mode loader, the observe-mode probes and the kernel
+//! feature probe.
 
 pub mod events;
 pub mod intf;
 pub mod maps;
+pub mod observe;
+pub mod observe_skel;
 pub mod probe;
 pub mod scheduler;
 pub mod skel;
 pub mod topology;
 
 pub use maps::{TargetStats, TARGET_COUNTERS};
+pub use observe::{ObserveCounters, Observer, ProbeCost};
 pub use probe::KernelFeatures;
 pub use scheduler::{ExitInfo, LoadParams, MapTarget, Scheduler};
 pub use topology::Topology;

@@ -4,10 +4,64 @@
 
 use std::collections::BTreeMap;
 
+use anyhow::{Context, Result};
+use libbpf_rs::{MapCore, MapFlags};
 use scx_slo_model::{Class, Preemption, Target};
 use serde::Serialize;
 
 use crate::intf;
+use crate::scheduler::MapTarget;
+
+/// Writes a whole target set into the maps both BPF objects share by
+/// layout: policies first (and zeroed stats for every written index), then
+/// the cgroup map, then stale cgroups out. `mapped` is the cgroup set the map
+/// held before and holds after.
+pub(crate) fn write_targets(
+    cfg_map: &impl MapCore,
+    stats_map: &impl MapCore,
+    cgroup_map: &impl MapCore,
+    targets: &[MapTarget],
+    mapped: &mut Vec<u64>,
+) -> Result<()> {
+    let max = intf::slo_consts_SLO_MAX_TARGETS;
+    anyhow::ensure!(targets.len() <= max as usize, "{} targets; at most {max}", targets.len());
+    let cpus = libbpf_rs::num_possible_cpus().context("counting possible CPUs")?;
+    let zero_stats = vec![vec![0u8; std::mem::size_of::<intf::slo_target_stats>()]; cpus];
+    for t in targets {
+        anyhow::ensure!(t.index < max, "target index {} out of range", t.index);
+        let key = t.index.to_ne_bytes();
+        cfg_map
+            .update(&key, pod_bytes(&t.cfg), MapFlags::ANY)
+            .with_context(|| format!("writing target_cfg[{}]", t.index))?;
+        stats_map
+            .update_percpu(&key, &zero_stats, MapFlags::ANY)
+            .with_context(|| format!("zeroing target_stats[{}]", t.index))?;
+    }
+    let mut now_mapped = Vec::with_capacity(targets.len());
+    for t in targets {
+        cgroup_map
+            .update(&t.cgroup_id.to_ne_bytes(), &t.index.to_ne_bytes(), MapFlags::ANY)
+            .with_context(|| format!("writing cgroup_targets[{}]", t.cgroup_id))?;
+        now_mapped.push(t.cgroup_id);
+    }
+    for stale in mapped.iter().filter(|id| !now_mapped.contains(id)) {
+        cgroup_map
+            .delete(&stale.to_ne_bytes())
+            .with_context(|| format!("removing stale cgroup_targets[{stale}]"))?;
+    }
+    *mapped = now_mapped;
+    Ok(())
+}
+
+/// A target's statistics from a `target_stats` map, summed over CPUs.
+pub(crate) fn read_target_stats(stats_map: &impl MapCore, index: u32) -> Result<TargetStats> {
+    let per_cpu = stats_map
+        .lookup_percpu(&index.to_ne_bytes(), MapFlags::ANY)
+        .with_context(|| format!("reading target_stats[{index}]"))?
+        .unwrap_or_default();
+    let parsed: Vec<intf::slo_target_stats> = per_cpu.iter().filter_map(|b| pod_from_bytes(b)).collect();
+    Ok(TargetStats::sum(&parsed))
+}
 
 /// `struct slo_target_cfg` from a validated target.
 pub fn target_cfg(target: &Target) -> intf::slo_target_cfg {

@@ -149,46 +149,14 @@ impl<'obj> Scheduler<'obj> {
     /// stale cgroups are removed and the generation is bumped so every task
     /// re-resolves. Stats of re-used indices are zeroed.
     pub fn apply(&mut self, targets: &[MapTarget]) -> Result<()> {
-        let max = intf::slo_consts_SLO_MAX_TARGETS;
-        anyhow::ensure!(targets.len() <= max as usize, "{} targets; at most {max}", targets.len());
-        let zero_stats = vec![vec![0u8; std::mem::size_of::<intf::slo_target_stats>()]; self.nr_possible_cpus()?];
+        let maps = &self.skel.maps;
+        maps::write_targets(&maps.target_cfg, &maps.target_stats, &maps.cgroup_targets, targets, &mut self.mapped_cgroups)?;
         let zero_budget = vec![0u8; std::mem::size_of::<intf::slo_budget_state>()];
         for t in targets {
-            anyhow::ensure!(t.index < max, "target index {} out of range", t.index);
-            let key = t.index.to_ne_bytes();
-            self.skel
-                .maps
-                .target_cfg
-                .update(&key, maps::pod_bytes(&t.cfg), MapFlags::ANY)
-                .with_context(|| format!("writing target_cfg[{}]", t.index))?;
-            self.skel
-                .maps
-                .target_stats
-                .update_percpu(&key, &zero_stats, MapFlags::ANY)
-                .with_context(|| format!("zeroing target_stats[{}]", t.index))?;
-            self.skel
-                .maps
-                .budget_state
-                .update(&key, &zero_budget, MapFlags::ANY)
+            maps.budget_state
+                .update(&t.index.to_ne_bytes(), &zero_budget, MapFlags::ANY)
                 .with_context(|| format!("resetting budget_state[{}]", t.index))?;
         }
-        let mut mapped = Vec::with_capacity(targets.len());
-        for t in targets {
-            self.skel
-                .maps
-                .cgroup_targets
-                .update(&t.cgroup_id.to_ne_bytes(), &t.index.to_ne_bytes(), MapFlags::ANY)
-                .with_context(|| format!("writing cgroup_targets[{}]", t.cgroup_id))?;
-            mapped.push(t.cgroup_id);
-        }
-        for stale in self.mapped_cgroups.iter().filter(|id| !mapped.contains(id)) {
-            self.skel
-                .maps
-                .cgroup_targets
-                .delete(&stale.to_ne_bytes())
-                .with_context(|| format!("removing stale cgroup_targets[{stale}]"))?;
-        }
-        self.mapped_cgroups = mapped;
 
         let latency = targets
             .iter()
@@ -205,21 +173,9 @@ impl<'obj> Scheduler<'obj> {
         Ok(())
     }
 
-    fn nr_possible_cpus(&self) -> Result<usize> {
-        libbpf_rs::num_possible_cpus().context("counting possible CPUs")
-    }
-
     /// A target's statistics summed over CPUs.
     pub fn target_stats(&self, index: u32) -> Result<TargetStats> {
-        let per_cpu = self
-            .skel
-            .maps
-            .target_stats
-            .lookup_percpu(&index.to_ne_bytes(), MapFlags::ANY)
-            .with_context(|| format!("reading target_stats[{index}]"))?
-            .unwrap_or_default();
-        let parsed: Vec<intf::slo_target_stats> = per_cpu.iter().filter_map(|b| maps::pod_from_bytes(b)).collect();
-        Ok(TargetStats::sum(&parsed))
+        maps::read_target_stats(&self.skel.maps.target_stats, index)
     }
 
     /// Whole-scheduler counters by name, summed over CPUs.
@@ -268,7 +224,6 @@ impl<'obj> Scheduler<'obj> {
     pub fn detach(&mut self) {
         self.link.take();
     }
-
 }
 
 impl Drop for Scheduler<'_> {

@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! Observe mode: loads bpf/observe.bpf.c (raw tracepoints only), writes its
+//! target maps, reads the same per-target statistics enforce mode keeps, and
+//! measures the probes' own cost so the daemon can shed load by sampling.
+
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+use anyhow::{Context, Result};
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, OpenObject};
+
+use crate::intf;
+use crate::maps::{self, TargetStats};
+use crate::observe_skel::{ObserveSkel, ObserveSkelBuilder};
+use crate::scheduler::MapTarget;
+
+/// Cumulative run time of the probes, from the kernel's bpf_stats.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ProbeCost {
+    /// Sum of `run_time_ns` over the probe programs.
+    pub run_time_ns: u64,
+    /// Sum of `run_cnt`.
+    pub run_count: u64,
+}
+
+/// The probes' own counters (enum slo_ostat_id), summed over CPUs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ObserveCounters {
+    /// Wakeups the probe ran for.
+    pub wakeups_seen: u64,
+    /// Wakeups skipped by sampling.
+    pub wakeups_sampled_out: u64,
+    /// cgroup-tree walks (verdict cache misses).
+    pub cgroup_walks: u64,
+    /// Jobs not measured because the job table was full.
+    pub jobs_untracked: u64,
+}
+
+/// The loaded observe probes.
+pub struct Observer<'obj> {
+    skel: ObserveSkel<'obj>,
+    links: Vec<libbpf_rs::Link>,
+    mapped_cgroups: Vec<u64>,
+    /// Keeps the kernel's bpf_stats on while we hold it (BPF_ENABLE_STATS);
+    /// `None` when the kernel refused, and then the cost reads 0.
+    stats_fd: Option<OwnedFd>,
+}
+
+impl<'obj> Observer<'obj> {
+    /// Opens and loads the probes (the verifier runs here); not attached.
+    pub fn load(open_object: &'obj mut MaybeUninit<OpenObject>) -> Result<Self> {
+        let open = ObserveSkelBuilder::default().open(open_object).context("opening the observe BPF object")?;
+        let skel = open.load().context("loading the observe probes (BPF verifier)")?;
+        // SAFETY: plain syscall wrapper; a non-negative return is a new fd we own.
+        let fd = unsafe { libbpf_rs::libbpf_sys::bpf_enable_stats(libbpf_rs::libbpf_sys::BPF_STATS_RUN_TIME) };
+        // SAFETY: fd >= 0 is a fresh descriptor owned by nobody else.
+        let stats_fd = (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) });
+        if stats_fd.is_none() {
+            tracing::warn!("the kernel refused BPF_ENABLE_STATS (errno {}); probe overhead reads 0", -fd);
+        }
+        Ok(Observer { skel, links: Vec::new(), mapped_cgroups: Vec::new(), stats_fd })
+    }
+
+    /// Attaches the tracepoints: from here the probes measure.
+    pub fn attach(&mut self) -> Result<()> {
+        if !self.links.is_empty() {
+            return Ok(());
+        }
+        let progs = &self.skel.progs;
+        let mut links = Vec::with_capacity(3);
+        for (name, prog) in [
+            ("sched_wakeup", &progs.observe_wakeup),
+            ("sched_wakeup_new", &progs.observe_wakeup_new),
+            ("sched_switch", &progs.observe_switch),
+        ] {
+            links.push(prog.attach().with_context(|| format!("attaching the {name} raw tracepoint"))?);
+        }
+        self.links = links;
+        Ok(())
+    }
+
+    /// Detaches every probe; idempotent.
+    pub fn detach(&mut self) {
+        self.links.clear();
+    }
+
+    /// Whether the probes are attached.
+    pub fn is_attached(&self) -> bool {
+        !self.links.is_empty()
+    }
+
+    /// Writes a whole target set and makes every cgroup verdict stale.
+    pub fn apply(&mut self, targets: &[MapTarget]) -> Result<()> {
+        let maps = &self.skel.maps;
+        maps::write_targets(&maps.target_cfg, &maps.target_stats, &maps.cgroup_targets, targets, &mut self.mapped_cgroups)?;
+        let bss = self.skel.maps.bss_data.as_mut().context("the observe object has no .bss")?;
+        bss.cfg_gen = bss.cfg_gen.wrapping_add(1);
+        Ok(())
+    }
+
+    /// A target's statistics summed over CPUs.
+    pub fn target_stats(&self, index: u32) -> Result<TargetStats> {
+        maps::read_target_stats(&self.skel.maps.target_stats, index)
+    }
+
+    /// Measure one wakeup in `n` per CPU (1 = all).
+    pub fn set_sample_every(&mut self, n: u32) -> Result<()> {
+        let data = self.skel.maps.data_data.as_mut().context("the observe object has no .data")?;
+        data.sample_every = n.max(1);
+        Ok(())
+    }
+
+    /// The current sampling divisor.
+    pub fn sample_every(&self) -> u32 {
+        self.skel.maps.data_data.as_ref().map_or(1, |d| d.sample_every.max(1))
+    }
+
+    /// The probes' own counters.
+    pub fn counters(&self) -> Result<ObserveCounters> {
+        let per_cpu = self
+            .skel
+            .maps
+            .observe_stats
+            .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .context("reading observe_stats")?
+            .unwrap_or_default();
+        let parsed: Vec<intf::slo_observe_stats> = per_cpu.iter().filter_map(|b| maps::pod_from_bytes(b)).collect();
+        let sum = |id: u32| parsed.iter().map(|s| s.cnt[id as usize]).sum();
+        Ok(ObserveCounters {
+            wakeups_seen: sum(intf::slo_ostat_id_SLO_OSTAT_WAKEUPS_SEEN),
+            wakeups_sampled_out: sum(intf::slo_ostat_id_SLO_OSTAT_WAKEUPS_SAMPLED_OUT),
+            cgroup_walks: sum(intf::slo_ostat_id_SLO_OSTAT_CGROUP_WALKS),
+            jobs_untracked: sum(intf::slo_ostat_id_SLO_OSTAT_JOBS_UNTRACKED),
+        })
+    }
+
+    /// Whether the kernel keeps run-time statistics for the probes.
+    pub fn measures_cost(&self) -> bool {
+        self.stats_fd.is_some()
+    }
+
+    /// The probes' cumulative run time (0 without bpf_stats).
+    pub fn cost(&self) -> Result<ProbeCost> {
+        let progs = &self.skel.progs;
+        let mut total = ProbeCost::default();
+        for prog in [&progs.observe_wakeup, &progs.observe_wakeup_new, &progs.observe_switch] {
+            let (ns, cnt) = prog_run_stats(prog.as_fd().as_raw_fd())?;
+            total.run_time_ns += ns;
+            total.run_count += cnt;
+        }
+        Ok(total)
+    }
+}
+
+/// `run_time_ns` and `run_cnt` of one program.
+fn prog_run_stats(fd: i32) -> Result<(u64, u64)> {
+    let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
+    let mut len = std::mem::size_of_val(&info) as u32;
+    // SAFETY: info is a properly sized, zeroed bpf_prog_info; len is its size.
+    let rc = unsafe { libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(fd, &mut info, &mut len) };
+    anyhow::ensure!(rc == 0, "reading BPF program info: errno {}", -rc);
+    Ok((info.run_time_ns, info.run_cnt))
+}
+
+impl Drop for Observer<'_> {
+    fn drop(&mut self) {
+        self.detach();
+    }
+}

@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The observe probes on the host kernel (needs root and BTF; CI runs as
+//! root). A sleeper in a targeted cgroup must show wakeups, jobs and
+//! run-queue delays; a sleeper in an untargeted cgroup must not; a target with
+//! an impossible deadline must show misses. Skipped (with a message) when not
+//! root, and fails under CI=true instead, so CI cannot pass by skipping.
+
+use std::fs;
+use std::mem::MaybeUninit;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use scx_slo_bpf::intf;
+use scx_slo_bpf::{MapTarget, Observer};
+
+fn cgroup2_root() -> PathBuf {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    mountinfo
+        .lines()
+        .find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            if right.split_whitespace().next()? != "cgroup2" {
+                return None;
+            }
+            left.split_whitespace().nth(4).map(PathBuf::from)
+        })
+        .expect("no cgroup2 mount")
+}
+
+fn can_run() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root || !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI must run the observe probe test as root on a BTF kernel");
+        eprintln!("skipped: needs root and /sys/kernel/btf/vmlinux");
+        return false;
+    }
+    true
+}
+
+/// A cgroup removed on drop, with its processes killed.
+struct TestCgroup {
+    dir: PathBuf,
+    children: Vec<Child>,
+}
+
+impl TestCgroup {
+    fn new(name: &str) -> Self {
+        let dir = cgroup2_root().join(format!("scx-slo-bpf-test-{}-{name}", std::process::id()));
+        fs::create_dir(&dir).expect("mkdir cgroup");
+        TestCgroup { dir, children: Vec::new() }
+    }
+    fn id(&self) -> u64 {
+        fs::metadata(&self.dir).expect("stat cgroup").ino()
+    }
+    /// Runs `sh -c script` inside the cgroup.
+    fn spawn(&mut self, script: &str) {
+        let procs = self.dir.join("cgroup.procs");
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(format!("echo $$ > {} && exec sh -c '{script}'", procs.display()));
+        self.children.push(cmd.spawn().expect("spawn"));
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+fn latency_cfg(deadline_ns: u64) -> intf::slo_target_cfg {
+    intf::slo_target_cfg {
+        runtime_ns: 1_000_000,
+        period_ns: 10_000_000,
+        deadline_ns,
+        weight: 100,
+        priority: 500,
+        class: intf::slo_class_SLO_CLASS_LATENCY as u8,
+        preempt: 0,
+    }
+}
+
+#[test]
+fn probes_measure_targeted_cgroups_only() {
+    if !can_run() {
+        return;
+    }
+    let mut object = MaybeUninit::uninit();
+    let mut obs = Observer::load(&mut object).expect("load the observe probes");
+    let mut targeted = TestCgroup::new("targeted");
+    let mut impossible = TestCgroup::new("impossible");
+    let mut other = TestCgroup::new("other");
+    obs.apply(&[
+        MapTarget { index: 0, cgroup_id: targeted.id(), cfg: latency_cfg(1_000_000_000) },
+        // 1 ns: every job misses.
+        MapTarget { index: 1, cgroup_id: impossible.id(), cfg: latency_cfg(1) },
+    ])
+    .expect("apply");
+    obs.attach().expect("attach");
+    let sleeper = "while :; do sleep 0.01; done";
+    targeted.spawn(sleeper);
+    impossible.spawn(sleeper);
+    other.spawn(sleeper);
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let t = obs.target_stats(0).expect("stats 0");
+    let i = obs.target_stats(1).expect("stats 1");
+    let unused = obs.target_stats(2).expect("stats 2");
+    eprintln!("targeted: {:?}\nimpossible: {:?}", t.counters, i.counters);
+    assert!(t.get("wakeups") >= 20, "wakeups {}", t.get("wakeups"));
+    assert!(t.get("jobs") >= 20, "jobs {}", t.get("jobs"));
+    assert!(t.rq_delay_hist.iter().sum::<u64>() >= 20, "rq delay samples {:?}", t.rq_delay_hist);
+    assert_eq!(t.get("deadline_misses"), 0, "a 1 s deadline is not missed by a sleeper");
+    assert!(t.slack_hist.iter().sum::<u64>() >= 20);
+    assert!(i.get("jobs") >= 20);
+    assert_eq!(i.get("deadline_misses"), i.get("jobs"), "every job misses a 1 ns deadline");
+    // Index 2 has no cgroup: the untargeted sleeper counted nowhere.
+    assert_eq!(unused.get("wakeups"), 0);
+    let c = obs.counters().expect("counters");
+    assert!(c.wakeups_seen > t.get("wakeups") + i.get("wakeups"), "the probe sees every wakeup on the host: {c:?}");
+    let cost = obs.cost().expect("cost");
+    if obs.measures_cost() {
+        assert!(cost.run_count > 0 && cost.run_time_ns > 0, "{cost:?}");
+    }
+
+    // Sampling 1 in 4: about a quarter of the wakeups are measured.
+    let before = obs.counters().expect("counters");
+    obs.set_sample_every(4).expect("sample");
+    std::thread::sleep(Duration::from_millis(500));
+    let after = obs.counters().expect("counters");
+    let seen = after.wakeups_seen - before.wakeups_seen;
+    let skipped = after.wakeups_sampled_out - before.wakeups_sampled_out;
+    assert!(seen > 0 && skipped * 10 >= seen * 6, "1 in 4 sampled: skipped {skipped} of {seen}");
+
+    obs.detach();
+    let frozen = obs.target_stats(0).expect("stats").get("wakeups");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(obs.target_stats(0).expect("stats").get("wakeups"), frozen, "detached probes count nothing");
+}
