@@ -66,6 +66,7 @@ enum slo_tstat_id {
 	SLO_TSTAT_EARLY_WARNINGS,	/* low-slack events sent */
 	SLO_TSTAT_WARNINGS_SUPPRESSED,	/* low-slack events rate limited */
 	SLO_TSTAT_RQ_DELAY_SUM_NS,	/* run-queue delay, summed */
+	SLO_TSTAT_SLACK_SUM_NS,		/* slack of jobs that met their deadline, summed */
 	NR_SLO_TSTATS,
 };
 

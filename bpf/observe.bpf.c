@@ -270,8 +270,10 @@ static void switch_out(struct cpu_slot *slot, struct task_struct *prev, bool pre
 		return;
 	if (response > cfg->deadline_ns)
 		ts->cnt[SLO_TSTAT_DEADLINE_MISSES]++;
-	else
+	else {
 		ts->slack_hist[hist_bucket(cfg->deadline_ns - response)]++;
+		ts->cnt[SLO_TSTAT_SLACK_SUM_NS] += cfg->deadline_ns - response;
+	}
 }
 
 /* next gets the CPU: the first run of a job ends its run-queue wait. */

@@ -817,6 +817,7 @@ void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
 	if (slack >= 0) {
 		if (st)
 			hist_inc(st->slack_hist, (u64)slack);
+		tstat_add(st, SLO_TSTAT_SLACK_SUM_NS, (u64)slack);
 		if ((u64)slack < slack_warn_ns)
 			maybe_warn(target, p, SLO_EVENT_LOW_SLACK, slack, now);
 	}

@@ -20,6 +20,14 @@
       slack_threshold = "500us";
       min_interval = "100ms";
     };
+    observe.overhead_budget = 0.01;
+    advisory = {
+      interval = "30s";
+      dry_run = false;
+      max_step = 2.0;
+      min_weight = 100;
+      max_weight = 1000;
+    };
   };
   targets = {
     "api.service" = {

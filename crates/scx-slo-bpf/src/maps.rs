@@ -140,6 +140,7 @@ counters! {
     slo_tstat_id_SLO_TSTAT_EARLY_WARNINGS => "early_warnings", "Low-slack or miss events sent to the daemon.";
     slo_tstat_id_SLO_TSTAT_WARNINGS_SUPPRESSED => "warnings_suppressed", "Events withheld by the per-target rate limit.";
     slo_tstat_id_SLO_TSTAT_RQ_DELAY_SUM_NS => "rq_delay_sum_ns", "Run-queue delay summed over runs, in nanoseconds.";
+    slo_tstat_id_SLO_TSTAT_SLACK_SUM_NS => "slack_sum_ns", "Slack of jobs that met their deadline, summed, in nanoseconds.";
 }
 
 /// A target's statistics summed over CPUs.

@@ -185,6 +185,29 @@ pub struct EarlyWarning {
     pub min_interval: Duration,
 }
 
+/// Observe mode's probes.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ObserveSettings {
+    /// Most CPU the probes may use, as a fraction of one CPU; over it they
+    /// measure one wakeup in N.
+    pub overhead_budget: f64,
+}
+
+/// Advisory mode's CPUWeight controller.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct AdvisorySettings {
+    /// How often weights are recomputed (and at most changed).
+    pub interval: Duration,
+    /// Log what would be set instead of calling systemd.
+    pub dry_run: bool,
+    /// Largest factor one change may apply (up or down).
+    pub max_step: f64,
+    /// Lowest weight recommended for a latency target.
+    pub min_weight: u32,
+    /// Highest weight recommended for a latency target.
+    pub max_weight: u32,
+}
+
 /// A whole, valid config.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Config {
@@ -202,6 +225,10 @@ pub struct Config {
     pub numa: Numa,
     /// Early warnings.
     pub early_warning: EarlyWarning,
+    /// Observe-mode probes.
+    pub observe: ObserveSettings,
+    /// Advisory-mode controller.
+    pub advisory: AdvisorySettings,
     /// Targets, sorted by key.
     pub targets: Vec<Target>,
 }

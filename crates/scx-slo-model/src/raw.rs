@@ -67,6 +67,30 @@ pub struct RawEarlyWarning {
     pub min_interval: Option<Duration>,
 }
 
+/// `observe`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawObserve {
+    /// Fraction of one CPU the probes may use.
+    pub overhead_budget: Option<f64>,
+}
+
+/// `advisory`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdvisory {
+    /// Recompute period.
+    pub interval: Option<Duration>,
+    /// Log instead of calling systemd.
+    pub dry_run: Option<bool>,
+    /// Largest factor per change.
+    pub max_step: Option<f64>,
+    /// Weight floor for latency targets.
+    pub min_weight: Option<u64>,
+    /// Weight ceiling for latency targets.
+    pub max_weight: Option<u64>,
+}
+
 /// `targets.<name>.budget`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,7 +149,7 @@ pub struct RawTarget {
 
 /// Top-level keys, each parsed separately so that one bad section does not hide
 /// the problems of another.
-pub const TOP_LEVEL_KEYS: [&str; 8] = [
+pub const TOP_LEVEL_KEYS: [&str; 10] = [
     "version",
     "mode",
     "switch",
@@ -133,6 +157,8 @@ pub const TOP_LEVEL_KEYS: [&str; 8] = [
     "scheduler",
     "numa",
     "early_warning",
+    "observe",
+    "advisory",
     "targets",
 ];
 
@@ -153,6 +179,10 @@ pub struct RawConfig {
     pub numa: Option<RawNuma>,
     /// `early_warning`.
     pub early_warning: Option<RawEarlyWarning>,
+    /// `observe`.
+    pub observe: Option<RawObserve>,
+    /// `advisory`.
+    pub advisory: Option<RawAdvisory>,
     /// `targets`, in key order; `None` values failed to parse.
     pub targets: Vec<(String, Option<RawTarget>)>,
 }

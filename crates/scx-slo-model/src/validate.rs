@@ -56,6 +56,16 @@ pub mod defaults {
     pub const AVAILABILITY: f64 = 0.999;
     /// `slo.error_budget_window`.
     pub const ERROR_BUDGET_WINDOW: Duration = Duration::from_secs(30 * 86400);
+    /// `observe.overhead_budget`: 1% of one CPU.
+    pub const OVERHEAD_BUDGET: f64 = 0.01;
+    /// `advisory.interval`.
+    pub const ADVISORY_INTERVAL: Duration = Duration::from_secs(30);
+    /// `advisory.max_step`.
+    pub const ADVISORY_MAX_STEP: f64 = 2.0;
+    /// `advisory.min_weight`: a latency target never goes below the default.
+    pub const ADVISORY_MIN_WEIGHT: u32 = 100;
+    /// `advisory.max_weight`.
+    pub const ADVISORY_MAX_WEIGHT: u32 = 1000;
 }
 
 /// Parses and validates a config, running offline admission control.
@@ -129,6 +139,8 @@ fn parse_partial(text: &str) -> (Option<RawConfig>, ConfigErrors) {
             "scheduler" => raw.scheduler = section(&mut errors, &path, value),
             "numa" => raw.numa = section(&mut errors, &path, value),
             "early_warning" => raw.early_warning = section(&mut errors, &path, value),
+            "observe" => raw.observe = section(&mut errors, &path, value),
+            "advisory" => raw.advisory = section(&mut errors, &path, value),
             "targets" => match value {
                 Value::Object(targets) => {
                     for (name, target) in targets {
@@ -202,6 +214,9 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         ),
     };
 
+    let observe = validate_observe(&mut errors, raw.observe.unwrap_or_default());
+    let advisory = validate_advisory(&mut errors, raw.advisory.unwrap_or_default());
+
     let targets_path = root.key("targets");
     if raw.targets.len() > MAX_TARGETS {
         errors.push(
@@ -229,11 +244,52 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
             scheduler,
             numa: Numa { migration_threshold },
             early_warning,
+            observe,
+            advisory,
             targets,
         })
     } else {
         Err(errors)
     }
+}
+
+fn validate_observe(errors: &mut ConfigErrors, raw: RawObserve) -> ObserveSettings {
+    let overhead_budget = raw.overhead_budget.unwrap_or(defaults::OVERHEAD_BUDGET);
+    if !(overhead_budget > 0.0 && overhead_budget <= 0.5) {
+        errors.push(
+            JsonPath::root().key("observe").key("overhead_budget"),
+            format!("{overhead_budget} is outside (0, 0.5]: it is a fraction of one CPU, e.g. 0.01 for 1%"),
+        );
+    }
+    ObserveSettings { overhead_budget }
+}
+
+fn validate_advisory(errors: &mut ConfigErrors, raw: RawAdvisory) -> AdvisorySettings {
+    let path = JsonPath::root().key("advisory");
+    let interval = in_range(
+        errors,
+        path.key("interval"),
+        raw.interval.unwrap_or(defaults::ADVISORY_INTERVAL),
+        (Duration::from_secs(1), Duration::from_secs(3600)),
+    );
+    let max_step = raw.max_step.unwrap_or(defaults::ADVISORY_MAX_STEP);
+    if !(max_step > 1.0 && max_step <= 10.0) {
+        errors.push(path.key("max_step"), format!("{max_step} is outside (1, 10]: the largest factor one change may apply"));
+    }
+    let (lo, hi) = WEIGHT_RANGE;
+    let mut weight = |name: &str, value: Option<u64>, default: u32| match value {
+        None => default,
+        Some(v) => u32::try_from(v).ok().filter(|v| (lo..=hi).contains(v)).unwrap_or_else(|| {
+            errors.push(path.key(name), format!("{v} is outside {lo}..={hi} (systemd's CPUWeight range)"));
+            default
+        }),
+    };
+    let min_weight = weight("min_weight", raw.min_weight, defaults::ADVISORY_MIN_WEIGHT);
+    let max_weight = weight("max_weight", raw.max_weight, defaults::ADVISORY_MAX_WEIGHT);
+    if min_weight > max_weight {
+        errors.push(path.key("min_weight"), format!("{min_weight} is above max_weight {max_weight}"));
+    }
+    AdvisorySettings { interval, dry_run: raw.dry_run.unwrap_or(false), max_step, min_weight, max_weight }
 }
 
 fn validate_admission(errors: &mut ConfigErrors, raw: RawAdmission) -> Admission {

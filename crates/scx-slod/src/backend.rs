@@ -4,7 +4,7 @@
 //! control plane can be tested on any host (`scx-slod --backend simulated`,
 //! used by the D-Bus integration tests; never in production).
 
-use scx_slo_bpf::{ExitInfo, MapTarget, Scheduler, TargetStats};
+use scx_slo_bpf::{ExitInfo, MapTarget, Observer, ProbeCost, Scheduler, TargetStats};
 
 /// A loaded scheduler, attached or not.
 pub trait Backend {
@@ -22,6 +22,14 @@ pub trait Backend {
     fn global_stats(&self) -> anyhow::Result<Vec<(&'static str, u64)>>;
     /// The events ring buffer, when there is one.
     fn events_map(&self) -> Option<scx_slo_bpf::events::EventsMap>;
+    /// The probes' cumulative run time (observe probes only).
+    fn probe_cost(&self) -> Option<ProbeCost> {
+        None
+    }
+    /// Measure one wakeup in `n` (observe probes only).
+    fn set_sample_every(&mut self, _n: u32) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 impl Backend for Scheduler<'_> {
@@ -45,6 +53,47 @@ impl Backend for Scheduler<'_> {
     }
     fn events_map(&self) -> Option<scx_slo_bpf::events::EventsMap> {
         Scheduler::events_map(self).ok()
+    }
+}
+
+impl Backend for Observer<'_> {
+    fn attach(&mut self) -> anyhow::Result<()> {
+        Observer::attach(self)
+    }
+    fn apply(&mut self, targets: &[MapTarget]) -> anyhow::Result<()> {
+        Observer::apply(self, targets)
+    }
+    fn detach(&mut self) {
+        Observer::detach(self)
+    }
+    fn exit_info(&self) -> Option<ExitInfo> {
+        // Tracepoint links are not ejected by the kernel.
+        None
+    }
+    fn target_stats(&self, index: u32) -> anyhow::Result<TargetStats> {
+        Observer::target_stats(self, index)
+    }
+    fn global_stats(&self) -> anyhow::Result<Vec<(&'static str, u64)>> {
+        let c = self.counters()?;
+        Ok(vec![
+            ("wakeups_seen", c.wakeups_seen),
+            ("wakeups_sampled_out", c.wakeups_sampled_out),
+            ("cgroup_walks", c.cgroup_walks),
+            ("jobs_untracked", c.jobs_untracked),
+            ("sample_every", u64::from(self.sample_every())),
+        ])
+    }
+    fn events_map(&self) -> Option<scx_slo_bpf::events::EventsMap> {
+        None
+    }
+    fn probe_cost(&self) -> Option<ProbeCost> {
+        if !self.measures_cost() {
+            return None;
+        }
+        self.cost().ok()
+    }
+    fn set_sample_every(&mut self, n: u32) -> anyhow::Result<()> {
+        Observer::set_sample_every(self, n)
     }
 }
 

@@ -19,12 +19,15 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use scx_slo_bpf::{KernelFeatures, LoadParams, MapTarget, Scheduler, Topology};
+use scx_slo_bpf::{KernelFeatures, LoadParams, MapTarget, Observer, Scheduler, Topology};
 use scx_slo_model::{Class, Config};
 use serde_json::{json, Value};
 use tracing::{debug, error, info, warn};
 
 use crate::backend::{Backend, Simulated};
+use crate::metrics::SharedSnapshot;
+use crate::modes::{ActiveMode, Capabilities};
+use crate::telemetry::{ScanInput, Telemetry};
 use crate::breaker::{Breaker, BreakerConfig, Decision};
 use crate::control::{ControlError, Envelope, Event, Reply, Request, Snapshot};
 use crate::idempotency::{IdempotencyStore, Lookup};
@@ -64,6 +67,9 @@ pub struct EngineOptions {
     pub backend: BackendKind,
     /// Breaker settings.
     pub breaker: BreakerConfig,
+    /// systemd's bus for advisory mode (None: the system bus). Tests point it
+    /// at a private bus, which also stands in for systemd's presence.
+    pub systemd_bus: Option<String>,
 }
 
 /// Reads and validates a config file: `(raw JSON, config)`, or an exit code
@@ -148,6 +154,16 @@ pub struct Engine {
     idempotency: IdempotencyStore<Reply>,
     persistent: PersistentState,
     features: KernelFeatures,
+    caps: Capabilities,
+    /// The mode the config asks for on this host.
+    primary: ActiveMode,
+    /// The mode running now (None: nothing loaded).
+    active: Option<ActiveMode>,
+    /// An Enable asked for another mode: end the session and start it.
+    mode_switch: bool,
+    /// Observe could not load as a fallback; not retried until this.
+    fallback_retry_at: Option<Instant>,
+    telemetry: Telemetry,
     cgroup_root: PathBuf,
     topology: Topology,
     resolved: BTreeMap<String, Resolved>,
@@ -176,6 +192,8 @@ pub struct Started {
     pub handle: crate::control::EngineHandle,
     /// Events for D-Bus signals.
     pub events: tokio::sync::mpsc::Receiver<Event>,
+    /// The metrics snapshot, for the HTTP endpoint.
+    pub metrics: SharedSnapshot,
 }
 
 impl Engine {
@@ -184,24 +202,25 @@ impl Engine {
     pub fn new(opts: EngineOptions) -> Result<Started, (i32, String)> {
         let (raw, config) = read_config(&opts.config_path)?;
         let features = KernelFeatures::probe();
-        match config.mode {
-            scx_slo_model::Mode::Auto | scx_slo_model::Mode::Enforce => {}
-            other => {
-                return Err((
-                    crate::exit::MODE_UNAVAILABLE,
-                    format!("mode {other:?} is not available in this build (enforce only; observe and advisory are tracked in issue 6)"),
-                ))
-            }
+        let cgroup_root = resolver::cgroup2_root();
+        let mut caps = Capabilities::probe(&features, cgroup_root.as_deref());
+        if opts.systemd_bus.is_some() {
+            // Test hook: a private bus plays systemd on a host without it.
+            caps.systemd = true;
+            caps.cgroup2_unified = caps.cgroup2;
         }
-        if opts.backend == BackendKind::Bpf {
-            if let Some(why) = features.enforce_unavailable() {
-                return Err((crate::exit::MODE_UNAVAILABLE, why));
-            }
+        if opts.backend == BackendKind::Simulated {
+            caps.sched_ext = true;
+            caps.enforce_unavailable = None;
         }
-        let cgroup_root = resolver::cgroup2_root().ok_or((
+        let primary = caps.select(config.mode).map_err(|why| {
+            (crate::exit::MODE_UNAVAILABLE, format!("mode {}: {why}", serde_json::to_string(&config.mode).unwrap_or_default()))
+        })?;
+        let cgroup_root = cgroup_root.ok_or((
             crate::exit::MODE_UNAVAILABLE,
             "no cgroup2 hierarchy is mounted; scx-slo targets cgroups by their v2 id".to_string(),
         ))?;
+        info!(mode = primary.as_str(), requested = ?config.mode, capabilities = ?caps.modes(), "mode selected");
         let topology = Topology::from_sysfs().map_err(|e| (crate::exit::LOAD_FAILED, format!("reading the CPU topology: {e:#}")))?;
 
         let loaded = persist::load(&opts.state_path)
@@ -228,6 +247,8 @@ impl Engine {
         let (tx, rx) = std::sync::mpsc::sync_channel(64);
         let (events_tx, events_rx) = tokio::sync::mpsc::channel(256);
         let snapshot = Arc::new(Mutex::new(Snapshot::default()));
+        let metrics: SharedSnapshot = Arc::default();
+        let telemetry = Telemetry::new(Arc::clone(&metrics), config.observe.overhead_budget, opts.systemd_bus.clone());
         let mut lifecycle = Lifecycle::default();
         if persistent.breaker_open {
             // Restored: the breaker opened before the restart.
@@ -247,6 +268,12 @@ impl Engine {
             idempotency: IdempotencyStore::new(Duration::from_secs(3600), 4096),
             persistent,
             features,
+            caps,
+            primary,
+            active: None,
+            mode_switch: false,
+            fallback_retry_at: None,
+            telemetry,
             cgroup_root,
             topology,
             resolved: BTreeMap::new(),
@@ -267,7 +294,7 @@ impl Engine {
             final_status_written: false,
         };
         engine.publish_snapshot();
-        Ok(Started { engine, handle: crate::control::EngineHandle { tx, snapshot }, events: events_rx })
+        Ok(Started { engine, handle: crate::control::EngineHandle { tx, snapshot }, events: events_rx, metrics })
     }
 
     fn now(&self) -> Duration {
@@ -275,11 +302,7 @@ impl Engine {
     }
 
     fn mode_name(&self) -> &'static str {
-        if self.lifecycle.state() == State::Running {
-            "enforce"
-        } else {
-            "none"
-        }
+        self.active.map_or("none", ActiveMode::as_str)
     }
 
     fn publish_snapshot(&self) {
@@ -323,11 +346,12 @@ impl Engine {
             self.ready();
         }
         while !self.shutdown {
-            if self.wants_session() {
-                let mut object = MaybeUninit::uninit();
-                self.session(&mut object);
-            } else {
-                self.idle_tick();
+            match self.next_session() {
+                Some((mode, fallback)) => {
+                    let mut object = MaybeUninit::uninit();
+                    self.session(mode, fallback, &mut object);
+                }
+                None => self.idle_tick(),
             }
         }
         notify(&[sd_notify::NotifyState::Stopping]);
@@ -346,8 +370,24 @@ impl Engine {
         }
     }
 
-    fn wants_session(&self) -> bool {
+    /// The primary mode may (re)start: on, breaker closed, backoff over.
+    fn primary_due(&self) -> bool {
         self.wanted_on && !self.breaker.is_open() && self.retry_at.is_none_or(|t| Instant::now() >= t)
+    }
+
+    /// What to run next: the primary mode when due; while enforce backs off
+    /// or its breaker is open, observe as a fallback (the kernel schedules
+    /// with its default scheduler either way, and the numbers keep coming).
+    fn next_session(&self) -> Option<(ActiveMode, bool)> {
+        if self.primary_due() {
+            return Some((self.primary, false));
+        }
+        let fallback_ok = self.wanted_on
+            && self.primary == ActiveMode::Enforce
+            && self.caps.can_observe()
+            && self.opts.backend == BackendKind::Bpf
+            && self.fallback_retry_at.is_none_or(|t| Instant::now() >= t);
+        fallback_ok.then_some((ActiveMode::Observe, true))
     }
 
     /// One wait for a request while no scheduler is loaded.
@@ -362,46 +402,104 @@ impl Engine {
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => self.shutdown = true,
         }
+        if self.last_status.is_none_or(|t| t.elapsed() >= self.opts.tick) {
+            self.telemetry_scan(None);
+        }
         self.maybe_write_status(None);
     }
 
-    fn load<'obj>(&self, object: &'obj mut MaybeUninit<scx_slo_bpf::OpenObject>) -> anyhow::Result<Box<dyn Backend + 'obj>> {
-        match self.opts.backend {
-            BackendKind::Simulated => Ok(Box::new(Simulated::default())),
-            BackendKind::Bpf => {
+    fn load<'obj>(
+        &self,
+        mode: ActiveMode,
+        object: &'obj mut MaybeUninit<scx_slo_bpf::OpenObject>,
+    ) -> anyhow::Result<Box<dyn Backend + 'obj>> {
+        match (self.opts.backend, mode) {
+            (BackendKind::Simulated, _) => Ok(Box::new(Simulated::default())),
+            (BackendKind::Bpf, ActiveMode::Enforce) => {
                 let params = LoadParams { config: self.config.clone(), topology: self.topology.clone(), debug: self.opts.debug_bpf };
                 Ok(Box::new(Scheduler::load(object, &params)?))
             }
+            (BackendKind::Bpf, ActiveMode::Observe | ActiveMode::Advisory) => Ok(Box::new(Observer::load(object)?)),
         }
     }
 
-    /// Loads, attaches and runs the scheduler until it is disabled, fails,
-    /// is ejected, or the daemon stops.
-    fn session(&mut self, object: &mut MaybeUninit<scx_slo_bpf::OpenObject>) {
-        self.go(State::Starting, "loading scx_slo");
+    fn scan_input(&self) -> ScanInput<'_> {
+        ScanInput {
+            config: &self.config,
+            resolved: &self.resolved,
+            cgroup_root: &self.cgroup_root,
+            mode: self.active,
+            state: self.lifecycle.state().as_str(),
+            generation: self.generation,
+            capabilities: self.caps.modes().to_vec(),
+        }
+    }
+
+    /// Telemetry for one scan (metrics snapshot, overhead guard, advisory).
+    fn telemetry_scan(&mut self, sched: Option<&mut dyn Backend>) {
+        let mut telemetry = std::mem::replace(&mut self.telemetry, Telemetry::new(Arc::default(), 0.01, None));
+        telemetry.scan(&self.scan_input(), sched);
+        self.telemetry = telemetry;
+    }
+
+    /// What a session loads, in words.
+    fn what(mode: ActiveMode) -> &'static str {
+        match mode {
+            ActiveMode::Enforce => "scx_slo",
+            ActiveMode::Observe | ActiveMode::Advisory => "the observe probes",
+        }
+    }
+
+    /// A fallback session could not start: the primary's state stands, and
+    /// observe is tried again in a minute.
+    fn fallback_failed(&mut self, why: String) {
+        warn!(event = "observe_fallback_failed", "{why}; no measurements until the next attempt");
+        self.fallback_retry_at = Some(Instant::now() + Duration::from_secs(60));
+    }
+
+    /// Loads, attaches and runs a backend (the scheduler, or the probes)
+    /// until it is disabled, fails, is ejected, or the daemon stops. A
+    /// fallback session (observe while enforce backs off) leaves the
+    /// lifecycle state alone and ends when enforce is due again.
+    fn session(&mut self, mode: ActiveMode, fallback: bool, object: &mut MaybeUninit<scx_slo_bpf::OpenObject>) {
+        let what = Self::what(mode);
+        if !fallback {
+            self.go(State::Starting, format!("loading {what} ({} mode)", mode.as_str()));
+        }
         let started = Instant::now();
-        let mut sched = match self.load(object) {
+        let fail = |engine: &mut Self, why: String| if fallback { engine.fallback_failed(why) } else { engine.failed(why) };
+        let mut sched = match self.load(mode, object) {
             Ok(s) => s,
-            Err(e) => return self.failed(format!("loading scx_slo: {e:#}")),
+            Err(e) => return fail(self, format!("loading {what}: {e:#}")),
         };
         self.load_ms = started.elapsed().as_secs_f64() * 1e3;
         self.resolved = resolver::resolve_all(&self.cgroup_root, &self.config);
         let t = Instant::now();
         if let Err(e) = sched.apply(&map_targets(&self.config, &self.resolved)) {
-            return self.failed(format!("filling the scheduler's maps: {e:#}"));
+            return fail(self, format!("filling the maps of {what}: {e:#}"));
         }
         self.last_apply_us = t.elapsed().as_secs_f64() * 1e6;
         let t = Instant::now();
         if let Err(e) = sched.attach() {
-            return self.failed(format!("attaching scx_slo: {e:#}"));
+            return fail(self, format!("attaching {what}: {e:#}"));
         }
         self.attach_ms = t.elapsed().as_secs_f64() * 1e3;
+        self.active = Some(mode);
+        self.telemetry.session_started(self.config.observe.overhead_budget);
+        if fallback {
+            warn!(event = "mode_changed", mode = mode.as_str(), "enforce is not running: observing with the default scheduler meanwhile");
+            self.publish_snapshot();
+            let _ = self.events.try_send(Event::PropertiesChanged);
+            self.session_loop(sched.as_mut(), mode, true);
+            return;
+        }
         self.retry_at = None;
         self.last_exit = None;
         self.go(
             State::Running,
             format!(
-                "scx_slo attached (generation {}, {} of {} targets resolved, load {:.1} ms, attach {:.1} ms)",
+                "{what} attached, {} mode (generation {}, {} of {} targets resolved, load {:.1} ms, attach {:.1} ms)",
+                mode.as_str(),
                 self.generation,
                 self.resolved.len(),
                 self.config.targets.len(),
@@ -417,6 +515,11 @@ impl Engine {
         }
         self.ready();
 
+        self.session_loop(sched.as_mut(), mode, false);
+    }
+
+    /// The running part of a session.
+    fn session_loop(&mut self, sched: &mut dyn Backend, mode: ActiveMode, fallback: bool) {
         let reader_stop = Arc::new(AtomicBool::new(false));
         let reader = sched.events_map().map(|map| self.spawn_event_reader(map, Arc::clone(&reader_stop)));
 
@@ -426,20 +529,25 @@ impl Engine {
         let mut stable = false;
         let mut last_scan = Instant::now();
         loop {
-            if !stable && running_since.elapsed() >= STABLE_RUN {
+            if !fallback && !stable && running_since.elapsed() >= STABLE_RUN {
                 stable = true;
                 self.breaker.success();
             }
             notify(&[sd_notify::NotifyState::Watchdog]);
             match self.rx.recv_timeout(self.opts.tick.saturating_sub(last_scan.elapsed())) {
-                Ok(envelope) => self.handle(envelope, Some(sched.as_mut())),
+                Ok(envelope) => self.handle(envelope, Some(&mut *sched)),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => self.shutdown = true,
             }
-            if self.shutdown || !self.wanted_on {
+            if self.shutdown || !self.wanted_on || self.mode_switch {
+                break;
+            }
+            if fallback && self.primary_due() {
+                info!("enforce is due again: stopping the observe fallback");
                 break;
             }
             if let Some(exit) = sched.exit_info() {
+                self.telemetry.count_exit(exit.kind_name);
                 self.last_exit = Some(exit.clone());
                 sched.detach();
                 self.switcher.restore_all();
@@ -451,19 +559,31 @@ impl Engine {
             }
             if last_scan.elapsed() >= self.opts.tick {
                 last_scan = Instant::now();
-                self.scan(sched.as_mut());
+                self.scan(&mut *sched, mode);
             }
-            self.maybe_write_status(Some(sched.as_ref()));
+            self.maybe_write_status(Some(&*sched));
         }
         // Disable already detached; stopping and ejection land here too.
         let t = Instant::now();
         sched.detach();
         let restored = self.switcher.restore_all();
         if self.shutdown {
-            self.write_status(Some(sched.as_ref()), true);
+            self.write_status(Some(&*sched), true);
             self.final_status_written = true;
-            info!(detach_ms = format!("{:.1}", t.elapsed().as_secs_f64() * 1e3), restored_threads = restored, "scx_slo detached");
+            info!(
+                detach_ms = format!("{:.1}", t.elapsed().as_secs_f64() * 1e3),
+                restored_threads = restored,
+                "{} detached",
+                Self::what(mode)
+            );
         }
+        self.active = None;
+        if self.mode_switch {
+            self.mode_switch = false;
+            self.retry_at = None;
+        }
+        self.publish_snapshot();
+        self.telemetry_scan(None);
         reader_stop.store(true, Ordering::Relaxed);
         if let Some(handle) = reader {
             let _ = handle.join();
@@ -521,7 +641,7 @@ impl Engine {
     }
 
     /// Periodic work while running: follow unit starts and partial switching.
-    fn scan(&mut self, sched: &mut dyn Backend) {
+    fn scan(&mut self, sched: &mut dyn Backend, mode: ActiveMode) {
         let now_resolved = resolver::resolve_all(&self.cgroup_root, &self.config);
         if now_resolved != self.resolved {
             let t = Instant::now();
@@ -534,13 +654,14 @@ impl Engine {
                 Err(e) => warn!("updating maps for changed cgroups: {e:#}"),
             }
         }
-        if self.config.switch == scx_slo_model::SwitchMode::Partial {
+        if mode == ActiveMode::Enforce && self.config.switch == scx_slo_model::SwitchMode::Partial {
             let dirs: Vec<_> = self.resolved.values().map(|r| r.dir.clone()).collect();
             let report = self.switcher.scan(&dirs);
             if report.switched + report.restored + report.failed > 0 {
                 debug!(switched = report.switched, restored = report.restored, failed = report.failed, "partial switch scan");
             }
         }
+        self.telemetry_scan(Some(sched));
     }
 
     fn handle(&mut self, envelope: Envelope, sched: Option<&mut dyn Backend>) {
@@ -579,13 +700,28 @@ impl Engine {
 
     /// `Ok(None)`: a session will start and reply; `Ok(Some)`: nothing to do.
     fn enable(&mut self, mode: &str, running: bool) -> Result<Option<String>, ControlError> {
-        match mode {
-            "enforce" | "auto" | "" => {}
-            "observe" | "advisory" => {
-                return Err(ControlError::NotSupported(format!("mode {mode:?} arrives with issue 6; this build enforces only")))
+        let requested = match mode {
+            "" => self.config.mode,
+            "auto" => scx_slo_model::Mode::Auto,
+            "enforce" => scx_slo_model::Mode::Enforce,
+            "advisory" => scx_slo_model::Mode::Advisory,
+            "observe" => scx_slo_model::Mode::Observe,
+            other => {
+                return Err(ControlError::InvalidArgument(format!(
+                    "mode {other:?}: use enforce, advisory, observe, auto, or \"\" for the config's mode"
+                )))
             }
-            other => return Err(ControlError::InvalidArgument(format!("mode {other:?}: use enforce or auto"))),
+        };
+        let wanted = self.caps.select(requested).map_err(|why| ControlError::NotSupported(format!("mode {mode}: {why}")))?;
+        let running = running && self.active == Some(self.primary) && self.lifecycle.state() == State::Running;
+        if wanted != self.primary {
+            info!(from = self.primary.as_str(), to = wanted.as_str(), "Enable switches the mode");
+            self.primary = wanted;
+            if running {
+                self.mode_switch = true;
+            }
         }
+        let running = running && !self.mode_switch;
         let was_open = self.breaker.is_open();
         self.breaker.reset();
         self.persistent.breaker_open = false;
@@ -829,6 +965,17 @@ impl Engine {
         json!({
             "state": state,
             "mode": self.mode_name(),
+            "primary_mode": self.primary,
+            "requested_mode": self.config.mode,
+            "capabilities": {
+                "modes": self.caps.modes().iter().map(|(m, ok)| (m.as_str(), *ok)).collect::<BTreeMap<_, _>>(),
+                "host": self.caps,
+            },
+            "probe": (self.active.is_some_and(|m| m != ActiveMode::Enforce)).then(|| {
+                let (ratio, sample_every, budget) = self.telemetry.probe_overhead();
+                json!({ "overhead_ratio": ratio, "sample_every": sample_every, "overhead_budget": budget })
+            }),
+            "advisory_weights": self.telemetry.advisory_weights,
             "switch": self.config.switch,
             "generation": self.generation,
             "config_path": self.opts.config_path.display().to_string(),

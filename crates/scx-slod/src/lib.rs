@@ -3,6 +3,8 @@
 //! service with its proxy and wire types (shared with the `scx-slo` CLI), and
 //! the pure pieces (lifecycle, breaker, idempotency, persistence).
 
+pub mod advisory;
+pub mod attribution;
 pub mod backend;
 pub mod breaker;
 pub mod control;
@@ -12,9 +14,13 @@ pub mod dbus;
 pub mod engine;
 pub mod idempotency;
 pub mod lifecycle;
+pub mod metrics;
+pub mod modes;
+pub mod overhead;
 pub mod persist;
 pub mod resolver;
 pub mod switcher;
+pub mod telemetry;
 
 /// Process exit codes of scx-slod (docs/operations.md).
 pub mod exit {

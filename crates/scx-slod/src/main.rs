@@ -67,6 +67,13 @@ struct Args {
     /// Enable bpf_printk tracing in the scheduler (trace_pipe).
     #[arg(long)]
     debug_bpf: bool,
+    /// Where the Prometheus endpoint listens (`/metrics`), or `off`. Only
+    /// loopback unless an operator sets another address.
+    #[arg(long, default_value = "127.0.0.1:9638")]
+    metrics_listen: String,
+    /// systemd's bus for advisory mode (tests: a private bus playing systemd).
+    #[arg(long, hide = true)]
+    systemd_bus: Option<String>,
 }
 
 fn init_logging() {
@@ -113,12 +120,31 @@ fn run(args: Args) -> i32 {
             base_backoff: std_dur(args.retry_backoff),
             max_backoff: Duration::from_secs(60),
         },
+        systemd_bus: args.systemd_bus.clone(),
+    };
+    let metrics_addr = match args.metrics_listen.as_str() {
+        "off" | "" => None,
+        a => match a.parse::<std::net::SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(e) => {
+                error!("--metrics-listen {a:?}: {e} (write HOST:PORT such as 127.0.0.1:9638, or off)");
+                return scx_slod::exit::UNREADABLE_CONFIG;
+            }
+        },
     };
     let started = match Engine::new(opts) {
         Ok(s) => s,
         Err((code, msg)) => {
             error!("{msg}");
             return code;
+        }
+    };
+    let _metrics_thread = match metrics_addr.map(|addr| scx_slod::metrics::serve(addr, started.metrics.clone())) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => {
+            error!("{e:#}");
+            return scx_slod::exit::LOAD_FAILED;
         }
     };
     let handle = started.handle.clone();

@@ -75,7 +75,8 @@ fn corrupt_name(path: &Path) -> PathBuf {
 
 /// Writes `value` to `path` atomically.
 pub fn save_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // A bare file name has the empty path as parent: that is the current directory.
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let tmp = path.with_extension("json.tmp");
     {

@@ -1,0 +1,355 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The Prometheus endpoint: the engine publishes a [`MetricsSnapshot`] every
+//! scan, and a prometheus-client collector encodes the latest one on each
+//! scrape, served by tiny_http on its own thread. The numbers are the same
+//! in every mode: enforce reads the scheduler's maps, observe and advisory
+//! the probes' maps (same layout), and cgroup files are read in all modes.
+//!
+//! Every metric is described once, in [`METRICS`]; docs/metrics.md is
+//! checked against this table by a test.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use scx_slo_bpf::maps::hist_bucket_upper_ns;
+use scx_slo_bpf::TargetStats;
+
+use crate::attribution::CgroupReading;
+use crate::modes::ActiveMode;
+
+/// One metric family: name (as exposed, counters with `_total`), kind, help.
+pub struct MetricDesc {
+    /// Full name.
+    pub name: &'static str,
+    /// Prometheus type.
+    pub kind: &'static str,
+    /// Labels besides none.
+    pub labels: &'static str,
+    /// HELP text.
+    pub help: &'static str,
+}
+
+macro_rules! metrics_table {
+    ($($name:literal, $kind:literal, $labels:literal, $help:literal;)*) => {
+        /// Every metric scx-slod exports.
+        pub const METRICS: &[MetricDesc] = &[$(MetricDesc { name: $name, kind: $kind, labels: $labels, help: $help },)*];
+    };
+}
+
+metrics_table! {
+    "scx_slo_mode", "gauge", "mode", "1 for the mode scx-slod runs in (enforce, advisory, observe, none), 0 for the others.";
+    "scx_slo_state", "gauge", "state", "1 for the daemon's lifecycle state, 0 for the others.";
+    "scx_slo_capability", "gauge", "mode", "1 when this host can run the mode, else 0 (probed at start).";
+    "scx_slo_config_generation", "gauge", "", "Generation of the applied config; bumps on every reload or budget change.";
+    "scx_slo_scheduler_exits_total", "counter", "reason", "Times the kernel ejected or unloaded the scheduler, by exit kind.";
+    "scx_slo_probe_overhead_ratio", "gauge", "", "CPU the observe probes used over the last window, as a fraction of one CPU.";
+    "scx_slo_probe_sample_every", "gauge", "", "The probes measure one wakeup in this many (1 = all); raised when over the overhead budget.";
+    "scx_slo_cpu_steal_ratio", "gauge", "", "Share of host CPU time stolen by the hypervisor over the last scan (/proc/stat).";
+    "scx_slo_target_resolved", "gauge", "unit", "1 when the target's cgroup was found, else 0.";
+    "scx_slo_wakeups_total", "counter", "unit", "Jobs started: a task of the unit became runnable (sampled in observe mode).";
+    "scx_slo_jobs_total", "counter", "unit", "Jobs completed: a task of the unit went back to sleep.";
+    "scx_slo_deadline_misses_total", "counter", "unit", "Jobs that ran past their (would-be) deadline.";
+    "scx_slo_queue_latency_seconds", "histogram", "unit", "Run-queue delay from wakeup to first run.";
+    "scx_slo_slack_seconds", "histogram", "unit", "Time left before the deadline when a job completed in time.";
+    "scx_slo_budget_utilization", "gauge", "unit", "CPU used over the last scan divided by the unit's budget (runtime/period); latency units.";
+    "scx_slo_cpu_usage_seconds_total", "counter", "unit", "CPU time of the unit's cgroup (cpu.stat usage_usec).";
+    "scx_slo_throttled_periods_total", "counter", "unit", "CFS bandwidth periods in which the unit's cgroup was throttled.";
+    "scx_slo_throttled_seconds_total", "counter", "unit", "Time the unit's cgroup spent throttled by CFS bandwidth control.";
+    "scx_slo_cpu_pressure_seconds_total", "counter", "unit", "Time some task of the unit waited for a CPU (cpu.pressure some total).";
+    "scx_slo_advisory_cpu_weight", "gauge", "unit", "CPUWeight advisory mode recommends (and, unless dry-run, applied) for the unit.";
+}
+
+/// One target's numbers.
+#[derive(Clone, Debug, Default)]
+pub struct UnitMetrics {
+    /// The target key (`unit` label).
+    pub unit: String,
+    /// Whether its cgroup is known.
+    pub resolved: bool,
+    /// Kernel statistics, when a backend runs.
+    pub stats: Option<TargetStats>,
+    /// Budget use over the last scan.
+    pub budget_utilization: Option<f64>,
+    /// cgroup files.
+    pub cgroup: CgroupReading,
+    /// Advisory recommendation.
+    pub advisory_weight: Option<u32>,
+}
+
+/// Everything one scrape shows.
+#[derive(Clone, Debug, Default)]
+pub struct MetricsSnapshot {
+    /// The running mode, if any.
+    pub mode: Option<ActiveMode>,
+    /// Lifecycle state name.
+    pub state: &'static str,
+    /// Mode availability.
+    pub capabilities: Vec<(ActiveMode, bool)>,
+    /// Config generation.
+    pub generation: u64,
+    /// Exits by kind.
+    pub exits: BTreeMap<String, u64>,
+    /// Probe overhead.
+    pub probe_overhead_ratio: Option<f64>,
+    /// Probe sampling divisor.
+    pub probe_sample_every: Option<u32>,
+    /// Steal.
+    pub steal_ratio: f64,
+    /// Per target.
+    pub units: Vec<UnitMetrics>,
+}
+
+const STATES: [&str; 5] = ["disabled", "starting", "running", "degraded", "failed"];
+const MODES: [&str; 4] = ["enforce", "advisory", "observe", "none"];
+
+/// The latest snapshot, shared between the engine and the HTTP thread.
+pub type SharedSnapshot = Arc<Mutex<MetricsSnapshot>>;
+
+#[derive(Debug)]
+struct SnapshotCollector(SharedSnapshot);
+
+fn desc(name: &str) -> &'static MetricDesc {
+    METRICS.iter().find(|m| m.name == name).unwrap_or(&METRICS[0])
+}
+
+/// Starts a family: the descriptor from [`METRICS`]. prometheus-client adds
+/// `_total` to counters itself, so the base name goes in.
+fn family<'a>(encoder: &'a mut DescriptorEncoder, name: &'static str) -> Result<MetricEncoder<'a>, std::fmt::Error> {
+    let d = desc(name);
+    let (base, kind) = match d.kind {
+        "counter" => (d.name.strip_suffix("_total").unwrap_or(d.name), MetricType::Counter),
+        "histogram" => (d.name, MetricType::Histogram),
+        _ => (d.name, MetricType::Gauge),
+    };
+    encoder.encode_descriptor(base, d.help, None, kind)
+}
+
+fn counter(e: &mut MetricEncoder, label: (&str, &str), v: u64) -> Result<(), std::fmt::Error> {
+    let labels = [label];
+    e.encode_family(&labels)?.encode_counter::<NoLabelSet, u64, u64>(&v, None)
+}
+
+fn gauge_f(e: &mut MetricEncoder, label: Option<(&str, &str)>, v: f64) -> Result<(), std::fmt::Error> {
+    match label {
+        Some(l) => {
+            let labels = [l];
+            e.encode_family(&labels)?.encode_gauge(&v)
+        }
+        None => e.encode_gauge(&v),
+    }
+}
+
+/// A log2 histogram from intf.h as a Prometheus histogram: cumulative
+/// buckets with `le` in seconds (the last, open bucket is `+Inf`).
+pub fn histogram_buckets(hist: &[u64]) -> Vec<(f64, u64)> {
+    let mut cumulative = 0;
+    hist.iter()
+        .enumerate()
+        .map(|(i, n)| {
+            cumulative += n;
+            let upper = hist_bucket_upper_ns(i);
+            (if upper == u64::MAX { f64::INFINITY } else { upper as f64 / 1e9 }, cumulative)
+        })
+        .collect()
+}
+
+fn histogram(e: &mut MetricEncoder, unit: &str, hist: &[u64], sum_ns: u64) -> Result<(), std::fmt::Error> {
+    let labels = [("unit", unit)];
+    let buckets = histogram_buckets(hist);
+    let count = buckets.last().map_or(0, |b| b.1);
+    e.encode_family(&labels)?.encode_histogram::<NoLabelSet>(sum_ns as f64 / 1e9, count, &buckets, None)
+}
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = match self.0.lock() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let current_mode = s.mode.map_or("none", ActiveMode::as_str);
+        let mut e = family(&mut encoder, "scx_slo_mode")?;
+        for m in MODES {
+            gauge_f(&mut e, Some(("mode", m)), f64::from(u8::from(m == current_mode)))?;
+        }
+        let mut e = family(&mut encoder, "scx_slo_state")?;
+        for st in STATES {
+            gauge_f(&mut e, Some(("state", st)), f64::from(u8::from(st == s.state)))?;
+        }
+        let mut e = family(&mut encoder, "scx_slo_capability")?;
+        for (m, ok) in &s.capabilities {
+            gauge_f(&mut e, Some(("mode", m.as_str())), f64::from(u8::from(*ok)))?;
+        }
+        family(&mut encoder, "scx_slo_config_generation")?.encode_gauge(&(s.generation as i64))?;
+        let mut e = family(&mut encoder, "scx_slo_scheduler_exits_total")?;
+        for (reason, n) in &s.exits {
+            counter(&mut e, ("reason", reason), *n)?;
+        }
+        if let Some(r) = s.probe_overhead_ratio {
+            family(&mut encoder, "scx_slo_probe_overhead_ratio")?.encode_gauge(&r)?;
+        }
+        if let Some(n) = s.probe_sample_every {
+            family(&mut encoder, "scx_slo_probe_sample_every")?.encode_gauge(&i64::from(n))?;
+        }
+        family(&mut encoder, "scx_slo_cpu_steal_ratio")?.encode_gauge(&s.steal_ratio)?;
+
+        let mut e = family(&mut encoder, "scx_slo_target_resolved")?;
+        for u in &s.units {
+            gauge_f(&mut e, Some(("unit", &u.unit)), f64::from(u8::from(u.resolved)))?;
+        }
+        let with_stats: Vec<(&UnitMetrics, &TargetStats)> = s.units.iter().filter_map(|u| u.stats.as_ref().map(|st| (u, st))).collect();
+        for (name, counter_name) in [
+            ("scx_slo_wakeups_total", "wakeups"),
+            ("scx_slo_jobs_total", "jobs"),
+            ("scx_slo_deadline_misses_total", "deadline_misses"),
+        ] {
+            let mut e = family(&mut encoder, name)?;
+            for (u, st) in &with_stats {
+                counter(&mut e, ("unit", &u.unit), st.get(counter_name))?;
+            }
+        }
+        let mut e = family(&mut encoder, "scx_slo_queue_latency_seconds")?;
+        for (u, st) in &with_stats {
+            histogram(&mut e, &u.unit, &st.rq_delay_hist, st.get("rq_delay_sum_ns"))?;
+        }
+        let mut e = family(&mut encoder, "scx_slo_slack_seconds")?;
+        for (u, st) in &with_stats {
+            histogram(&mut e, &u.unit, &st.slack_hist, st.get("slack_sum_ns"))?;
+        }
+        let mut e = family(&mut encoder, "scx_slo_budget_utilization")?;
+        for u in &s.units {
+            if let Some(v) = u.budget_utilization {
+                gauge_f(&mut e, Some(("unit", &u.unit)), v)?;
+            }
+        }
+        let usec = |v: Option<u64>| v.map(|us| us as f64 / 1e6);
+        for (name, pick) in [
+            ("scx_slo_cpu_usage_seconds_total", (|c: &CgroupReading| c.usage_usec) as fn(&CgroupReading) -> Option<u64>),
+            ("scx_slo_throttled_seconds_total", |c| c.throttled_usec),
+            ("scx_slo_cpu_pressure_seconds_total", |c| c.pressure_some_usec),
+        ] {
+            let mut e = family(&mut encoder, name)?;
+            for u in &s.units {
+                if let Some(v) = usec(pick(&u.cgroup)) {
+                    let labels = [("unit", u.unit.as_str())];
+                    e.encode_family(&labels)?.encode_counter::<NoLabelSet, f64, f64>(&v, None)?;
+                }
+            }
+        }
+        let mut e = family(&mut encoder, "scx_slo_throttled_periods_total")?;
+        for u in &s.units {
+            if let Some(v) = u.cgroup.nr_throttled {
+                counter(&mut e, ("unit", &u.unit), v)?;
+            }
+        }
+        let mut e = family(&mut encoder, "scx_slo_advisory_cpu_weight")?;
+        for u in &s.units {
+            if let Some(w) = u.advisory_weight {
+                gauge_f(&mut e, Some(("unit", &u.unit)), f64::from(w))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The registry serving a shared snapshot.
+pub fn registry(snapshot: SharedSnapshot) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(SnapshotCollector(snapshot)));
+    registry
+}
+
+/// Encodes the registry in the text exposition format.
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, registry) {
+        tracing::error!("encoding metrics: {e}");
+    }
+    out
+}
+
+/// Binds `addr` and serves `/metrics` on a thread; the error names the
+/// address (a port in use is the usual cause).
+pub fn serve(addr: SocketAddr, snapshot: SharedSnapshot) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let server = tiny_http::Server::http(addr).map_err(|e| anyhow::anyhow!("binding the metrics endpoint to {addr}: {e}"))?;
+    let registry = registry(snapshot);
+    tracing::info!(%addr, "metrics endpoint listening on http://{addr}/metrics");
+    Ok(std::thread::Builder::new().name("metrics".into()).spawn(move || {
+        for request in server.incoming_requests() {
+            let response = match (request.method(), request.url()) {
+                (tiny_http::Method::Get, "/metrics") => {
+                    let header = tiny_http::Header::from_bytes(
+                        &b"Content-Type"[..],
+                        &b"application/openmetrics-text; version=1.0.0; charset=utf-8"[..],
+                    )
+                    .ok();
+                    let mut r = tiny_http::Response::from_string(render(&registry));
+                    if let Some(h) = header {
+                        r.add_header(h);
+                    }
+                    r
+                }
+                (tiny_http::Method::Get, "/") => tiny_http::Response::from_string("scx-slod: metrics at /metrics\n"),
+                _ => tiny_http::Response::from_string("not found: scx-slod serves GET /metrics\n").with_status_code(404),
+            };
+            let _ = request.respond(response);
+        }
+    })?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_cumulative_and_end_at_infinity() {
+        let mut hist = vec![0u64; 24];
+        hist[0] = 2;
+        hist[3] = 5;
+        hist[23] = 1;
+        let b = histogram_buckets(&hist);
+        assert_eq!(b[0], (1024.0 / 1e9, 2));
+        assert_eq!(b[3], (8192.0 / 1e9, 7));
+        assert_eq!(b[23], (f64::INFINITY, 8));
+        assert!(b.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1));
+    }
+
+    #[test]
+    fn renders_every_family_with_its_help() {
+        let mut stats = TargetStats::sum(&[]);
+        stats.counters.insert("jobs", 10);
+        stats.counters.insert("deadline_misses", 2);
+        stats.rq_delay_hist[4] = 10;
+        let snap = MetricsSnapshot {
+            mode: Some(ActiveMode::Observe),
+            state: "running",
+            capabilities: vec![(ActiveMode::Enforce, false), (ActiveMode::Observe, true)],
+            generation: 3,
+            exits: [("error_stall".to_string(), 1)].into(),
+            probe_overhead_ratio: Some(0.002),
+            probe_sample_every: Some(1),
+            steal_ratio: 0.0,
+            units: vec![UnitMetrics {
+                unit: "api.service".into(),
+                resolved: true,
+                stats: Some(stats),
+                budget_utilization: Some(0.5),
+                cgroup: CgroupReading { usage_usec: Some(2_000_000), nr_throttled: Some(1), throttled_usec: Some(500), pressure_some_usec: Some(7) },
+                advisory_weight: Some(150),
+            }],
+        };
+        let text = render(&registry(Arc::new(Mutex::new(snap))));
+        for m in METRICS {
+            assert!(text.contains(&format!("# HELP {} {}", m.name.strip_suffix("_total").unwrap_or(m.name), m.help)), "{} missing:\n{text}", m.name);
+        }
+        assert!(text.contains("scx_slo_mode{mode=\"observe\"} 1"), "{text}");
+        assert!(text.contains("scx_slo_deadline_misses_total{unit=\"api.service\"} 2"), "{text}");
+        assert!(text.contains("scx_slo_queue_latency_seconds_count{unit=\"api.service\"} 10"), "{text}");
+        assert!(text.contains("scx_slo_scheduler_exits_total{reason=\"error_stall\"} 1"), "{text}");
+        assert!(text.contains("scx_slo_cpu_usage_seconds_total{unit=\"api.service\"} 2"), "{text}");
+    }
+}

@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! What the engine does with numbers every scan, in every mode: reads the
+//! backend's per-target statistics and the cgroup files, computes budget
+//! utilization and steal, runs the probes' overhead guard and the advisory
+//! controller, and publishes the metrics snapshot.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use scx_slo_bpf::TargetStats;
+use scx_slo_model::{Class, Config};
+use tracing::{info, warn};
+
+use crate::advisory;
+use crate::attribution::{self, CpuTimes};
+use crate::backend::Backend;
+use crate::metrics::{MetricsSnapshot, SharedSnapshot, UnitMetrics};
+use crate::modes::ActiveMode;
+use crate::overhead::OverheadGuard;
+use crate::resolver::Resolved;
+
+/// What one scan needs from the engine.
+pub struct ScanInput<'a> {
+    /// The applied config.
+    pub config: &'a Config,
+    /// Resolved targets.
+    pub resolved: &'a BTreeMap<String, Resolved>,
+    /// cgroup2 mount point.
+    pub cgroup_root: &'a Path,
+    /// Mode running now.
+    pub mode: Option<ActiveMode>,
+    /// Lifecycle state name.
+    pub state: &'static str,
+    /// Config generation.
+    pub generation: u64,
+    /// Mode availability.
+    pub capabilities: Vec<(ActiveMode, bool)>,
+}
+
+/// The per-scan state.
+pub struct Telemetry {
+    snapshot: SharedSnapshot,
+    epoch: Instant,
+    guard: OverheadGuard,
+    overhead_budget: f64,
+    last_cpu: Option<CpuTimes>,
+    steal_ratio: f64,
+    usage_prev: BTreeMap<String, (Instant, u64)>,
+    /// Exits by kind, for `scx_slo_scheduler_exits_total`.
+    pub exits: BTreeMap<String, u64>,
+    advisory_bus: Option<String>,
+    advisory_conn: Option<zbus::blocking::Connection>,
+    advisory_last: Option<Instant>,
+    advisory_hist: BTreeMap<String, Vec<u64>>,
+    /// Recommended weights by unit.
+    pub advisory_weights: BTreeMap<String, u32>,
+}
+
+impl Telemetry {
+    /// State for a daemon; `advisory_bus` is systemd's bus address (None:
+    /// the system bus).
+    pub fn new(snapshot: SharedSnapshot, overhead_budget: f64, advisory_bus: Option<String>) -> Self {
+        Telemetry {
+            snapshot,
+            epoch: Instant::now(),
+            guard: OverheadGuard::new(overhead_budget),
+            overhead_budget,
+            last_cpu: None,
+            steal_ratio: 0.0,
+            usage_prev: BTreeMap::new(),
+            exits: BTreeMap::new(),
+            advisory_bus,
+            advisory_conn: None,
+            advisory_last: None,
+            advisory_hist: BTreeMap::new(),
+            advisory_weights: BTreeMap::new(),
+        }
+    }
+
+    /// A new probe session starts at full sampling.
+    pub fn session_started(&mut self, budget: f64) {
+        self.overhead_budget = budget;
+        self.guard = OverheadGuard::new(budget);
+        self.advisory_hist.clear();
+        self.advisory_last = None;
+    }
+
+    /// The probes' last measured overhead and divisor, for the status.
+    pub fn probe_overhead(&self) -> (f64, u32, f64) {
+        (self.guard.ratio(), self.guard.sample_every(), self.overhead_budget)
+    }
+
+    /// One scan: numbers in, metrics out.
+    pub fn scan(&mut self, input: &ScanInput, mut sched: Option<&mut dyn Backend>) {
+        let now = Instant::now();
+        if let Some(cpu) = attribution::read_cpu_times() {
+            if let Some(prev) = self.last_cpu {
+                self.steal_ratio = attribution::steal_ratio(prev, cpu);
+            }
+            self.last_cpu = Some(cpu);
+        }
+        let mut probe = None;
+        if let Some(s) = sched.as_deref_mut() {
+            if let Some(cost) = s.probe_cost() {
+                if let Some(n) = self.guard.observe(self.epoch.elapsed(), cost) {
+                    match s.set_sample_every(n) {
+                        Ok(()) => warn!(
+                            event = "probe_sampling",
+                            sample_every = n,
+                            overhead = format!("{:.4}", self.guard.ratio()),
+                            budget = self.overhead_budget,
+                            "observe probes now measure one wakeup in {n}"
+                        ),
+                        Err(e) => warn!("setting the probes' sampling: {e:#}"),
+                    }
+                }
+                probe = Some((self.guard.ratio(), self.guard.sample_every()));
+            }
+        }
+        let advise = input.mode == Some(ActiveMode::Advisory)
+            && self.advisory_last.is_none_or(|t| t.elapsed() >= Duration::from_nanos(input.config.advisory.interval.as_ns()));
+        if advise {
+            self.advisory_last = Some(now);
+        }
+
+        let mut units = Vec::with_capacity(input.config.targets.len());
+        for (index, t) in input.config.targets.iter().enumerate() {
+            let r = input.resolved.get(&t.key);
+            let stats: Option<TargetStats> = match (r, sched.as_deref()) {
+                (Some(_), Some(s)) => s.target_stats(index as u32).ok(),
+                _ => None,
+            };
+            let cgroup = r.map(|r| attribution::read_cgroup(input.cgroup_root, &r.dir)).unwrap_or_default();
+            let budget_utilization = self.budget_utilization(t, now, cgroup.usage_usec);
+            if advise {
+                if let Some(st) = &stats {
+                    self.advise(input, t, st);
+                }
+            }
+            units.push(UnitMetrics {
+                unit: t.key.clone(),
+                resolved: r.is_some(),
+                stats,
+                budget_utilization,
+                cgroup,
+                advisory_weight: self.advisory_weights.get(&t.key).copied(),
+            });
+        }
+        let snap = MetricsSnapshot {
+            mode: input.mode,
+            state: input.state,
+            capabilities: input.capabilities.clone(),
+            generation: input.generation,
+            exits: self.exits.clone(),
+            probe_overhead_ratio: probe.map(|p| p.0),
+            probe_sample_every: probe.map(|p| p.1),
+            steal_ratio: self.steal_ratio,
+            units,
+        };
+        if let Ok(mut s) = self.snapshot.lock() {
+            *s = snap;
+        }
+    }
+
+    fn budget_utilization(&mut self, t: &scx_slo_model::Target, now: Instant, usage_usec: Option<u64>) -> Option<f64> {
+        let usage = usage_usec?;
+        let prev = self.usage_prev.insert(t.key.clone(), (now, usage));
+        let budget = t.budget?;
+        let (then, before) = prev?;
+        let wall_us = now.duration_since(then).as_secs_f64() * 1e6;
+        let share = budget.runtime.as_ns() as f64 / budget.period.as_ns().max(1) as f64;
+        (wall_us > 0.0 && share > 0.0).then(|| usage.saturating_sub(before) as f64 / (wall_us * share))
+    }
+
+    /// The advisory controller for one unit: p99 queue delay over the last
+    /// interval (histogram delta) → recommended weight → systemd.
+    fn advise(&mut self, input: &ScanInput, t: &scx_slo_model::Target, stats: &TargetStats) {
+        if t.class != Class::Latency {
+            return;
+        }
+        let Some(deadline) = t.deadline else { return };
+        let prev = self.advisory_hist.insert(t.key.clone(), stats.rq_delay_hist.clone());
+        let Some(prev) = prev else { return };
+        let delta: Vec<u64> = stats.rq_delay_hist.iter().zip(prev.iter().chain(std::iter::repeat(&0))).map(|(a, b)| a.saturating_sub(*b)).collect();
+        let p99 = TargetStats::quantile_upper_ns(&delta, 0.99);
+        let settings = &input.config.advisory;
+        let current = self.advisory_weights.get(&t.key).copied().unwrap_or(t.weight.max(settings.min_weight));
+        let Some(next) = advisory::recommend(settings, current, p99, deadline.as_ns()) else { return };
+        if settings.dry_run {
+            info!(event = "advisory", unit = %t.key, from = current, to = next, p99_queue_ns = p99, dry_run = true,
+                "advisory (dry run): would set CPUWeight={next} on {} (was {current})", t.key);
+            self.advisory_weights.insert(t.key.clone(), next);
+            return;
+        }
+        if self.advisory_conn.is_none() {
+            match advisory::connect(self.advisory_bus.as_deref()) {
+                Ok(c) => self.advisory_conn = Some(c),
+                Err(e) => return warn!("advisory: connecting to systemd's bus: {e:#}"),
+            }
+        }
+        let Some(conn) = &self.advisory_conn else { return };
+        match advisory::set_cpu_weight(conn, &t.key, next) {
+            Ok(()) => {
+                info!(event = "advisory", unit = %t.key, from = current, to = next, p99_queue_ns = p99,
+                    "advisory: set CPUWeight={next} on {} (was {current}; runtime only)", t.key);
+                self.advisory_weights.insert(t.key.clone(), next);
+            }
+            Err(e) => {
+                warn!(event = "advisory_failed", unit = %t.key, "advisory: {e:#}");
+                self.advisory_conn = None;
+            }
+        }
+    }
+
+    /// Records a scheduler exit by kind.
+    pub fn count_exit(&mut self, kind: &str) {
+        *self.exits.entry(kind.to_string()).or_default() += 1;
+    }
+
+    /// The sampling window the guard decides on.
+    pub fn guard_window() -> Duration {
+        crate::overhead::WINDOW
+    }
+}
