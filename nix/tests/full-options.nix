@@ -24,7 +24,7 @@
     advisory = {
       interval = "30s";
       dry_run = false;
-      max_step = 2.0;
+      max_step = 1.5;
       min_weight = 100;
       max_weight = 1000;
     };

@@ -88,6 +88,8 @@ fn nix_options_and_the_rust_schema_agree_on_every_field() {
     let config = scx_slo_model::load_str(&from_nix.to_string(), None).unwrap();
     let api = config.targets.iter().find(|t| t.key == "api.service").unwrap();
     assert_eq!((api.priority, api.weight), (800, 200));
+    assert_eq!((config.advisory.max_step, config.advisory.min_weight, config.advisory.max_weight), (1.5, 100, 1000));
+    assert_eq!(config.observe.overhead_budget, 0.01);
     assert_eq!(api.slo.unwrap().error_budget_window, scx_slo_model::Duration::from_secs(30 * 86400));
     assert_eq!(config.scheduler.max_wait, scx_slo_model::Duration::from_ms(50));
     assert_eq!(config.early_warning.min_interval, scx_slo_model::Duration::from_ms(100));

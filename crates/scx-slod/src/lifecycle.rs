@@ -13,7 +13,8 @@ use serde::Serialize;
 pub enum State {
     /// No scheduler loaded; either never enabled or disabled by an operator.
     Disabled,
-    /// Loading and attaching the scheduler.
+    /// Loading and attaching the scheduler (or the probes); also on the
+    /// way from one mode to another (Enable with another mode).
     Starting,
     /// The scheduler is attached and the config applied.
     Running,
@@ -46,6 +47,7 @@ impl State {
                 | (Starting, Failed)
                 | (Starting, Disabled)
                 | (Running, Disabled)
+                | (Running, Starting)
                 | (Running, Degraded)
                 | (Running, Failed)
                 | (Degraded, Starting)

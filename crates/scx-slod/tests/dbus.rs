@@ -7,94 +7,14 @@
 //! Needs root (to act as other users) and dbus-daemon, busctl and setpriv;
 //! skipped without them outside CI, a failure in CI.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use common::{tools_present, Bus};
 use scx_slod::dbus::ManagerProxyBlocking;
-
-fn tools_present() -> bool {
-    let root = unsafe { libc::geteuid() } == 0;
-    let tools = ["dbus-daemon", "busctl", "setpriv"]
-        .iter()
-        .all(|t| Command::new("sh").args(["-c", &format!("command -v {t}")]).output().is_ok_and(|o| o.status.success()));
-    if !(root && tools) {
-        assert!(std::env::var_os("CI").is_none(), "CI must run the D-Bus tests: root={root}, tools={tools}");
-        eprintln!("skipped: needs root, dbus-daemon, busctl and setpriv");
-    }
-    root && tools
-}
-
-struct Bus {
-    dir: PathBuf,
-    address: String,
-    daemon: Child,
-}
-
-impl Bus {
-    /// A private system-type bus. With `policy`, the project's policy file is
-    /// included; without it, everything is allowed and only the daemon's own
-    /// check stands between a caller and the mutating methods.
-    fn start(name: &str, policy: bool) -> Bus {
-        let dir = std::env::temp_dir().join(format!("scx-slo-dbus-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("system.d")).unwrap();
-        // nobody must reach the socket.
-        std::process::Command::new("chmod").args(["755", dir.to_str().unwrap()]).status().unwrap();
-        if policy {
-            std::fs::copy(
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/org.scxslo1.conf"),
-                dir.join("system.d/org.scxslo1.conf"),
-            )
-            .unwrap();
-        }
-        let socket = dir.join("bus");
-        let config = scx_slod::dbus::private_bus_config(
-            socket.to_str().unwrap(),
-            dir.join("system.d").to_str().unwrap(),
-        );
-        std::fs::write(dir.join("bus.conf"), config).unwrap();
-        let daemon = Command::new("dbus-daemon")
-            .args(["--nofork", "--nopidfile", "--config-file"])
-            .arg(dir.join("bus.conf"))
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("starting dbus-daemon");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !socket.exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(socket.exists(), "dbus-daemon did not create {}", socket.display());
-        Bus { address: format!("unix:path={}", socket.display()), dir, daemon }
-    }
-
-    fn connection(&self) -> zbus::blocking::Connection {
-        zbus::blocking::connection::Builder::address(self.address.as_str())
-            .unwrap()
-            .build()
-            .expect("connecting to the private bus")
-    }
-
-    fn busctl(&self, as_nobody: bool, args: &[&str]) -> (bool, String) {
-        let mut cmd = if as_nobody {
-            let mut c = Command::new("setpriv");
-            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "busctl"]);
-            c
-        } else {
-            Command::new("busctl")
-        };
-        let out = cmd.arg(format!("--address={}", self.address)).args(args).output().expect("running busctl");
-        (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-    }
-}
-
-impl Drop for Bus {
-    fn drop(&mut self) {
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 struct Daemon {
     child: Child,
@@ -110,6 +30,7 @@ impl Daemon {
             .arg(bus.dir.join("status.json"))
             .arg("--state-file")
             .arg(bus.dir.join("state.json"))
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
             .stderr(std::fs::File::create(bus.dir.join("scx-slod.log")).unwrap())
             .spawn()
@@ -235,9 +156,15 @@ fn every_method_through_zbus_with_idempotency_and_bad_arguments() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(m.state().unwrap(), "disabled", "an operator's disable survives a restart");
-    assert!(m.enable("observe").is_err());
+    assert!(m.enable("turbo").unwrap_err().to_string().contains("use enforce, advisory, observe"));
     assert!(m.enable("enforce").unwrap().contains("running"));
     assert_eq!(m.state().unwrap(), "running");
+    assert_eq!(m.mode().unwrap(), "enforce");
+    // Enable can switch the mode at runtime; the reply comes once it runs.
+    assert!(m.enable("observe").unwrap().contains("running"));
+    assert_eq!((m.mode().unwrap().as_str(), m.state().unwrap().as_str()), ("observe", "running"));
+    assert!(m.enable("enforce").unwrap().contains("running"));
+    assert_eq!(m.mode().unwrap(), "enforce");
     assert_eq!(again.stop(), Some(0));
 }
 
