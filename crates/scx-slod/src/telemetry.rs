@@ -176,7 +176,8 @@ impl Telemetry {
     /// The advisory controller for one unit: p99 queue delay over the last
     /// interval (histogram delta) → recommended weight → systemd.
     fn advise(&mut self, input: &ScanInput, t: &scx_slo_model::Target, stats: &TargetStats) {
-        if t.class != Class::Latency {
+        // Only systemd units have a CPUWeight to set; a bare cgroup path has none.
+        if t.class != Class::Latency || t.key.starts_with('/') {
             return;
         }
         let Some(deadline) = t.deadline else { return };
