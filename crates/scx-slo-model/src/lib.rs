@@ -11,6 +11,7 @@ pub mod config;
 pub mod duration;
 pub mod error;
 pub mod raw;
+pub mod rules;
 pub mod validate;
 
 pub use config::*;

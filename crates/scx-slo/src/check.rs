@@ -110,3 +110,25 @@ pub fn run(file: &Path, json: bool, cpus: Option<u32>) -> u8 {
         INVALID
     }
 }
+
+/// Reads and validates a config, then runs `f` on it; the exit code is
+/// check-config's (an invalid config prints its problems and makes nothing).
+pub fn with_config(path: &Path, f: impl FnOnce(&Config)) -> u8 {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("reading {}: {e}", path.display());
+            return UNREADABLE;
+        }
+    };
+    match scx_slo_model::load_str(&text, None) {
+        Ok(config) => {
+            f(&config);
+            VALID
+        }
+        Err(errors) => {
+            eprintln!("{} is invalid:\n{errors}", path.display());
+            INVALID
+        }
+    }
+}

@@ -72,7 +72,7 @@ enum Command {
     },
     /// Load the scheduler (also closes an open circuit breaker). Root or group scx-slo.
     Enable {
-        /// enforce or auto.
+        /// enforce, advisory, observe, auto, or "" for the config's mode.
         #[arg(long, default_value = "enforce")]
         mode: String,
     },
@@ -103,6 +103,20 @@ enum Command {
     },
     /// Close an open circuit breaker. Root or group scx-slo.
     ResetBreaker,
+    /// Prometheus recording rules and multi-window multi-burn-rate alerts
+    /// from the targets' SLOs (YAML for `rule_files`; promtool checks it).
+    Rules {
+        /// The config.json to read.
+        #[arg(long, default_value = "/etc/scx-slo/config.json")]
+        config: PathBuf,
+    },
+    /// A Grafana dashboard (JSON) for the latency targets: queue-latency
+    /// heatmap, p99 vs objective, misses, budget use, error budget left.
+    Dashboard {
+        /// The config.json to read.
+        #[arg(long, default_value = "/etc/scx-slo/config.json")]
+        config: PathBuf,
+    },
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -146,6 +160,10 @@ fn main() -> ExitCode {
             key,
         }),
         Command::ResetBreaker => control::run(control::Call::ResetBreaker),
+        Command::Rules { config } => check::with_config(&config, |c| println!("{}", scx_slo_model::rules::prometheus_rules(c))),
+        Command::Dashboard { config } => check::with_config(&config, |c| {
+            println!("{:#}", scx_slo_model::rules::grafana_dashboard(c));
+        }),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "scx-slo", &mut std::io::stdout());

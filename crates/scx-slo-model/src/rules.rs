@@ -1,0 +1,383 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! SLOs → Prometheus recording rules and multi-window, multi-burn-rate
+//! alerts (the Google SRE workbook's scheme), and a Grafana dashboard.
+//!
+//! The SLI of a latency target is the share of jobs that finish before their
+//! deadline: `scx_slo_deadline_misses_total / scx_slo_jobs_total`. With an
+//! error budget `1 - availability` over the SLO window:
+//! - page: burn rate 14.4 over 1h and 5m, or 6 over 6h and 30m;
+//! - ticket: burn rate 1 over 3d and 6h.
+//!
+//! Those windows are the workbook's for a 30-day SLO window; for another
+//! window they are scaled by `window / 30d` (so a burn alert still means the
+//! same share of the budget spent), with short windows floored at 1m and
+//! long ones at 5m, below which rates are noise. A threshold
+//! `factor × budget` above 1 is capped at 1 (a ratio cannot exceed it).
+
+use std::fmt::Write;
+
+use serde_json::{json, Value};
+
+use crate::config::{Class, Config, Target};
+use crate::duration::Duration;
+
+/// The window the workbook's burn windows are written for.
+pub const REFERENCE_WINDOW: Duration = Duration::from_secs(30 * 86400);
+
+/// One alerting condition: a long and a short window at a burn rate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BurnWindow {
+    /// Long window.
+    pub long: Duration,
+    /// Short window (the alert resets quickly once the burn stops).
+    pub short: Duration,
+    /// Burn rate: multiples of the rate that spends the budget exactly over the window.
+    pub factor: f64,
+    /// `page` or `ticket`.
+    pub severity: &'static str,
+}
+
+/// The workbook's windows for a 30-day SLO.
+pub const REFERENCE_BURNS: [BurnWindow; 3] = [
+    BurnWindow { long: Duration::from_secs(3600), short: Duration::from_secs(300), factor: 14.4, severity: "page" },
+    BurnWindow { long: Duration::from_secs(6 * 3600), short: Duration::from_secs(1800), factor: 6.0, severity: "page" },
+    BurnWindow { long: Duration::from_secs(3 * 86400), short: Duration::from_secs(6 * 3600), factor: 1.0, severity: "ticket" },
+];
+
+const MIN_SHORT: u64 = 60;
+const MIN_LONG: u64 = 300;
+
+/// The burn windows for an SLO window.
+pub fn burn_windows(window: Duration) -> Vec<BurnWindow> {
+    let scale = window.as_ns() as f64 / REFERENCE_WINDOW.as_ns() as f64;
+    let scaled = |d: Duration, floor: u64| Duration::from_secs(((d.as_ns() as f64 * scale / 1e9).round() as u64).max(floor));
+    REFERENCE_BURNS
+        .iter()
+        .map(|b| BurnWindow { long: scaled(b.long, MIN_LONG), short: scaled(b.short, MIN_SHORT), ..*b })
+        .collect()
+}
+
+/// A Prometheus duration: the largest unit that divides it (`90m`, `3d`).
+pub fn prom_duration(d: Duration) -> String {
+    let s = d.as_ns() / 1_000_000_000;
+    for (unit, len) in [("d", 86400), ("h", 3600), ("m", 60)] {
+        if s > 0 && s % len == 0 {
+            return format!("{}{unit}", s / len);
+        }
+    }
+    format!("{s}s")
+}
+
+/// The miss-ratio recording rule's name for a window.
+pub fn miss_ratio_record(w: Duration) -> String {
+    format!("scx_slo:deadline_miss_ratio:rate{}", prom_duration(w))
+}
+
+/// The alert threshold for a burn rate and an availability.
+pub fn threshold(factor: f64, availability: f64) -> f64 {
+    (factor * (1.0 - availability)).min(1.0)
+}
+
+/// The targets rules are made for: latency targets with a deadline and an SLO.
+pub fn slo_targets(config: &Config) -> impl Iterator<Item = &Target> {
+    config.targets.iter().filter(|t| t.class == Class::Latency && t.deadline.is_some() && t.slo.is_some())
+}
+
+/// A number as PromQL shows it, without float noise (0.001, not 0.0010000000000000009).
+fn num(x: f64) -> String {
+    format!("{}", (x * 1e12).round() / 1e12)
+}
+
+fn q(s: &str) -> String {
+    // A JSON string is a valid YAML double-quoted scalar.
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+fn sel(unit: &str) -> String {
+    format!("{{unit={}}}", q(unit))
+}
+
+/// One recording or alerting rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rule {
+    /// `record` or `alert` name.
+    pub name: String,
+    /// true for an alert.
+    pub alert: bool,
+    /// PromQL.
+    pub expr: String,
+    /// Extra labels.
+    pub labels: Vec<(String, String)>,
+    /// Annotations (alerts).
+    pub annotations: Vec<(String, String)>,
+}
+
+/// The rule group for one target.
+pub fn target_rules(t: &Target) -> Vec<Rule> {
+    let Some(slo) = t.slo else { return Vec::new() };
+    let unit = t.key.as_str();
+    let s = sel(unit);
+    let unit_label = vec![("unit".to_string(), unit.to_string())];
+    let burns = burn_windows(slo.error_budget_window);
+    let mut windows: Vec<Duration> = burns.iter().flat_map(|b| [b.short, b.long]).collect();
+    windows.sort();
+    windows.dedup();
+    let mut rules: Vec<Rule> = windows
+        .iter()
+        .map(|w| Rule {
+            name: miss_ratio_record(*w),
+            alert: false,
+            expr: format!(
+                "sum by (unit) (rate(scx_slo_deadline_misses_total{s}[{d}])) / sum by (unit) (rate(scx_slo_jobs_total{s}[{d}]))",
+                d = prom_duration(*w)
+            ),
+            labels: unit_label.clone(),
+            annotations: Vec::new(),
+        })
+        .collect();
+    let window = prom_duration(slo.error_budget_window);
+    rules.push(Rule {
+        name: "scx_slo:error_budget_remaining:ratio".into(),
+        alert: false,
+        expr: format!(
+            "1 - (sum by (unit) (increase(scx_slo_deadline_misses_total{s}[{window}])) / sum by (unit) (increase(scx_slo_jobs_total{s}[{window}]))) / {eb}",
+            eb = num(1.0 - slo.availability)
+        ),
+        labels: unit_label.clone(),
+        annotations: Vec::new(),
+    });
+    rules.push(Rule {
+        name: "scx_slo:queue_latency_seconds:p99_rate5m".into(),
+        alert: false,
+        expr: format!("histogram_quantile(0.99, sum by (unit, le) (rate(scx_slo_queue_latency_seconds_bucket{s}[5m])))"),
+        labels: unit_label.clone(),
+        annotations: Vec::new(),
+    });
+    for severity in ["page", "ticket"] {
+        let conditions: Vec<String> = burns
+            .iter()
+            .filter(|b| b.severity == severity)
+            .map(|b| {
+                let th = num(threshold(b.factor, slo.availability));
+                format!(
+                    "({long}{s} >= {th} and {short}{s} >= {th})",
+                    long = miss_ratio_record(b.long),
+                    short = miss_ratio_record(b.short)
+                )
+            })
+            .collect();
+        let name = if severity == "page" { "ScxSloErrorBudgetBurnFast" } else { "ScxSloErrorBudgetBurnSlow" };
+        rules.push(Rule {
+            name: name.into(),
+            alert: true,
+            expr: conditions.join(" or "),
+            labels: vec![("severity".into(), severity.into()), ("unit".into(), unit.into())],
+            annotations: vec![
+                ("summary".into(), format!("{unit} is spending its deadline error budget too fast ({severity})")),
+                (
+                    "description".into(),
+                    format!(
+                        "{unit}: jobs missing their {} deadline burn the {:.3}% error budget of its {window} SLO window at the {severity} rate. \
+                         Check `scx-slo explain {unit}` and the queue latency panel.",
+                        t.deadline.map(|d| d.to_string()).unwrap_or_default(),
+                        (1.0 - slo.availability) * 100.0
+                    ),
+                ),
+            ],
+        });
+    }
+    rules
+}
+
+/// The whole rule file, in YAML (`promtool check rules` reads it).
+pub fn prometheus_rules(config: &Config) -> String {
+    let mut out = String::from("# Generated by `scx-slo rules`; do not edit: change the SLOs in the scx-slo config.\ngroups:\n");
+    let mut any = false;
+    for t in slo_targets(config) {
+        any = true;
+        let _ = writeln!(out, "  - name: {}\n    rules:", q(&format!("scx-slo:{}", t.key)));
+        for r in target_rules(t) {
+            let key = if r.alert { "alert" } else { "record" };
+            let _ = writeln!(out, "      - {key}: {}\n        expr: {}", q(&r.name), q(&r.expr));
+            for (field, pairs) in [("labels", &r.labels), ("annotations", &r.annotations)] {
+                if !pairs.is_empty() {
+                    let _ = writeln!(out, "        {field}:");
+                    for (k, v) in pairs {
+                        let _ = writeln!(out, "          {k}: {}", q(v));
+                    }
+                }
+            }
+        }
+    }
+    if !any {
+        out = "# Generated by `scx-slo rules`: no latency target declares an SLO.\ngroups: []\n".into();
+    }
+    out
+}
+
+fn panel(id: u32, title: &str, kind: &str, grid: (u32, u32, u32, u32), targets: Value, extra: Value) -> Value {
+    let mut p = json!({
+        "id": id,
+        "title": title,
+        "type": kind,
+        "datasource": { "type": "prometheus", "uid": "${datasource}" },
+        "gridPos": { "x": grid.0, "y": grid.1, "w": grid.2, "h": grid.3 },
+        "targets": targets,
+    });
+    if let (Some(p), Some(extra)) = (p.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            p.insert(k.clone(), v.clone());
+        }
+    }
+    p
+}
+
+/// A Grafana dashboard: per latency target, a row with the queue-latency
+/// heatmap, p99 against the objective, misses, budget use and the error
+/// budget left.
+pub fn grafana_dashboard(config: &Config) -> Value {
+    let mut panels = Vec::new();
+    let mut id = 1;
+    let mut y = 0;
+    for t in config.targets.iter().filter(|t| t.class == Class::Latency) {
+        let unit = t.key.as_str();
+        let s = sel(unit);
+        let objective = t.slo.and_then(|s| s.latency.p99).or(t.deadline).map_or(0.0, |d| d.as_ns() as f64 / 1e9);
+        panels.push(json!({ "id": id, "type": "row", "title": unit, "collapsed": false, "gridPos": { "x": 0, "y": y, "w": 24, "h": 1 } }));
+        id += 1;
+        y += 1;
+        let specs: [(&str, &str, Value, Value); 5] = [
+            (
+                "Queue latency (wakeup to run)",
+                "heatmap",
+                json!([{ "expr": format!("sum by (le) (rate(scx_slo_queue_latency_seconds_bucket{s}[$__rate_interval]))"), "format": "heatmap", "legendFormat": "{{le}}" }]),
+                json!({ "options": { "calculate": false, "yAxis": { "unit": "s" } } }),
+            ),
+            (
+                "p99 queue latency vs objective",
+                "timeseries",
+                json!([
+                    { "expr": format!("histogram_quantile(0.99, sum by (le) (rate(scx_slo_queue_latency_seconds_bucket{s}[$__rate_interval])))"), "legendFormat": "p99" },
+                    { "expr": format!("vector({objective})"), "legendFormat": "objective" }
+                ]),
+                json!({ "fieldConfig": { "defaults": { "unit": "s" } } }),
+            ),
+            (
+                "Deadline misses / s",
+                "timeseries",
+                json!([{ "expr": format!("sum(rate(scx_slo_deadline_misses_total{s}[$__rate_interval]))"), "legendFormat": "misses" }]),
+                json!({}),
+            ),
+            (
+                "Budget use",
+                "timeseries",
+                json!([{ "expr": format!("scx_slo_budget_utilization{s}"), "legendFormat": "used / budget" }]),
+                json!({ "fieldConfig": { "defaults": { "unit": "percentunit" } } }),
+            ),
+            (
+                "Error budget left",
+                "stat",
+                json!([{ "expr": format!("scx_slo:error_budget_remaining:ratio{s}"), "legendFormat": "left" }]),
+                json!({ "fieldConfig": { "defaults": { "unit": "percentunit", "min": 0, "max": 1 } } }),
+            ),
+        ];
+        for (i, (title, kind, targets, extra)) in specs.into_iter().enumerate() {
+            let (x, w) = [(0, 6), (6, 6), (12, 4), (16, 4), (20, 4)][i];
+            panels.push(panel(id, title, kind, (x, y, w, 8), targets, extra));
+            id += 1;
+        }
+        y += 8;
+    }
+    json!({
+        "title": "scx-slo",
+        "uid": "scx-slo",
+        "tags": ["scx-slo", "slo"],
+        "schemaVersion": 39,
+        "time": { "from": "now-6h", "to": "now" },
+        "refresh": "30s",
+        "templating": { "list": [{ "name": "datasource", "type": "datasource", "query": "prometheus", "label": "Prometheus" }] },
+        "panels": panels,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn thirty_days_gives_the_workbook_windows() {
+        let w = burn_windows(REFERENCE_WINDOW);
+        let names: Vec<(String, String, f64)> = w.iter().map(|b| (prom_duration(b.long), prom_duration(b.short), b.factor)).collect();
+        assert_eq!(
+            names,
+            vec![("1h".into(), "5m".into(), 14.4), ("6h".into(), "30m".into(), 6.0), ("3d".into(), "6h".into(), 1.0)]
+        );
+    }
+
+    #[test]
+    fn other_windows_scale_and_floor() {
+        let w = burn_windows(Duration::from_secs(7 * 86400));
+        // 7/30 of 1h = 14m; of 5m = 70s; of 3d = 16h48m.
+        assert_eq!(prom_duration(w[0].long), "14m");
+        assert_eq!(prom_duration(w[0].short), "70s");
+        assert_eq!(prom_duration(w[2].long), "1008m");
+        let tiny = burn_windows(Duration::from_secs(3600));
+        assert!(tiny.iter().all(|b| b.short.as_ns() >= 60_000_000_000 && b.long.as_ns() >= 300_000_000_000));
+    }
+
+    #[test]
+    fn thresholds_are_burn_times_budget_capped_at_one() {
+        assert!((threshold(14.4, 0.999) - 0.0144).abs() < 1e-12);
+        assert_eq!(threshold(14.4, 0.9), 1.0);
+    }
+
+    #[test]
+    fn example_rules_name_every_window_they_use() {
+        let config = crate::load_str(include_str!("../../../examples/enforce.json"), None).unwrap();
+        let yaml = prometheus_rules(&config);
+        assert!(yaml.contains("scx_slo:deadline_miss_ratio:rate5m"));
+        assert!(yaml.contains("\"ScxSloErrorBudgetBurnFast\""));
+        // worker.service has no SLO: no group.
+        assert!(!yaml.contains("scx-slo:worker.service"));
+        let dash = grafana_dashboard(&config);
+        assert_eq!(dash["panels"].as_array().unwrap().len(), 2 * 6, "a row and five panels per latency target");
+    }
+
+    proptest! {
+        #[test]
+        fn alerts_only_use_recorded_series(availability in 0.5f64..0.99999, days in 1u64..90, hours in 0u64..24) {
+            let window = Duration::from_secs(days * 86400 + hours * 3600);
+            let t = Target {
+                key: "x.service".into(),
+                selector: crate::Selector::Unit { name: "x.service".into(), cgroup: None },
+                class: Class::Latency,
+                budget: None,
+                deadline: Some(Duration::from_ms(5)),
+                priority: 500,
+                preemption: crate::Preemption::Never,
+                weight: 100,
+                slo: Some(crate::Slo { latency: Default::default(), availability, error_budget_window: window }),
+            };
+            let rules = target_rules(&t);
+            let recorded: Vec<&str> = rules.iter().filter(|r| !r.alert).map(|r| r.name.as_str()).collect();
+            for alert in rules.iter().filter(|r| r.alert) {
+                for word in alert.expr.split(|c: char| !(c.is_alphanumeric() || c == ':' || c == '_')) {
+                    if word.starts_with("scx_slo:") {
+                        prop_assert!(recorded.contains(&word), "{word} not recorded");
+                    }
+                }
+            }
+            for b in burn_windows(window) {
+                prop_assert!(b.short < b.long);
+                let th = threshold(b.factor, availability);
+                prop_assert!(th > 0.0 && th <= 1.0);
+            }
+            // Longer SLO windows never shorten the alert windows.
+            let longer = burn_windows(Duration::from_secs((days + 1) * 86400 + hours * 3600));
+            for (a, b) in burn_windows(window).iter().zip(longer.iter()) {
+                prop_assert!(a.long <= b.long && a.short <= b.short);
+            }
+        }
+    }
+}
