@@ -114,14 +114,6 @@ struct {
 	__type(value, struct cpu_slot);
 } cpu_slots SEC(".maps");
 
-/* Per-CPU wakeup sequence for 1-in-N sampling. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, u32);
-	__type(value, u64);
-} wakeup_seq SEC(".maps");
-
 static void ostat_inc(u32 id)
 {
 	u32 zero = 0;
@@ -199,28 +191,40 @@ static u32 task_target(struct task_struct *p)
 static int on_wakeup(struct task_struct *p)
 {
 	u32 zero = 0, target, pid, every = sample_every;
+	struct slo_observe_stats *os = bpf_map_lookup_elem(&observe_stats, &zero);
 	struct slo_target_stats *ts;
-	struct job job = {};
-	u64 *seq;
+	struct job job = {}, *existing;
+	u64 now;
 
-	ostat_inc(SLO_OSTAT_WAKEUPS_SEEN);
-	if (every > 1) {
-		seq = bpf_map_lookup_elem(&wakeup_seq, &zero);
-		if (seq && (++*seq % every)) {
-			ostat_inc(SLO_OSTAT_WAKEUPS_SAMPLED_OUT);
-			return 0;
-		}
+	if (!os)
+		return 0;
+	/* The per-CPU count of wakeups seen doubles as the sampling sequence. */
+	if (++os->cnt[SLO_OSTAT_WAKEUPS_SEEN] % every && every > 1) {
+		os->cnt[SLO_OSTAT_WAKEUPS_SAMPLED_OUT]++;
+		return 0;
 	}
 	target = task_target(p);
 	if (target >= SLO_MAX_TARGETS)
 		return 0;
 	pid = BPF_CORE_READ(p, pid);
-	job.woke_ns = bpf_ktime_get_ns();
-	job.target = target;
-	job.queued = 1;
-	if (bpf_map_update_elem(&jobs, &pid, &job, BPF_ANY)) {
-		ostat_inc(SLO_OSTAT_JOBS_UNTRACKED);
-		return 0;
+	now = bpf_ktime_get_ns();
+	/*
+	 * Reuse the task's entry in place: an LRU hash update (lock, node
+	 * allocation) costs several times a lookup, and a task wakes many times.
+	 */
+	existing = bpf_map_lookup_elem(&jobs, &pid);
+	if (existing) {
+		existing->target = target;
+		existing->queued = 1;
+		existing->woke_ns = now;
+	} else {
+		job.woke_ns = now;
+		job.target = target;
+		job.queued = 1;
+		if (bpf_map_update_elem(&jobs, &pid, &job, BPF_ANY)) {
+			ostat_inc(SLO_OSTAT_JOBS_UNTRACKED);
+			return 0;
+		}
 	}
 	ts = target_stats_of(target);
 	if (ts)
@@ -242,14 +246,18 @@ int BPF_PROG(observe_wakeup_new, struct task_struct *p)
 
 /* prev leaves the CPU: close its job when it goes to sleep. */
 static void switch_out(struct cpu_slot *slot, struct task_struct *prev, bool preempt,
-		       unsigned int prev_state, u64 now)
+		       unsigned int prev_state)
 {
 	const struct slo_target_cfg *cfg;
 	struct slo_target_stats *ts;
-	u32 pid = BPF_CORE_READ(prev, pid);
 	struct job *job;
 	u64 response;
+	u32 pid;
 
+	/* Most switches: no measured job was on this CPU; no read at all. */
+	if (!slot->pid)
+		return;
+	pid = BPF_CORE_READ(prev, pid);
 	if (slot->pid != pid)
 		return;
 	slot->pid = 0;
@@ -259,7 +267,7 @@ static void switch_out(struct cpu_slot *slot, struct task_struct *prev, bool pre
 	job = bpf_map_lookup_elem(&jobs, &pid);
 	if (!job || !job->woke_ns)
 		return;
-	response = now - job->woke_ns;
+	response = bpf_ktime_get_ns() - job->woke_ns;
 	job->woke_ns = 0;
 	ts = target_stats_of(job->target);
 	cfg = bpf_map_lookup_elem(&target_cfg, &job->target);
@@ -268,21 +276,21 @@ static void switch_out(struct cpu_slot *slot, struct task_struct *prev, bool pre
 	ts->cnt[SLO_TSTAT_JOBS]++;
 	if (!cfg || !cfg->deadline_ns)
 		return;
-	if (response > cfg->deadline_ns)
+	if (response > cfg->deadline_ns) {
 		ts->cnt[SLO_TSTAT_DEADLINE_MISSES]++;
-	else {
+	} else {
 		ts->slack_hist[hist_bucket(cfg->deadline_ns - response)]++;
 		ts->cnt[SLO_TSTAT_SLACK_SUM_NS] += cfg->deadline_ns - response;
 	}
 }
 
 /* next gets the CPU: the first run of a job ends its run-queue wait. */
-static void switch_in(struct cpu_slot *slot, struct task_struct *next, u64 now)
+static void switch_in(struct cpu_slot *slot, struct task_struct *next)
 {
 	struct slo_target_stats *ts;
 	u32 pid = BPF_CORE_READ(next, pid);
 	struct job *job;
-	u64 delay;
+	u64 delay, now;
 
 	job = bpf_map_lookup_elem(&jobs, &pid);
 	if (!job || !job->woke_ns)
@@ -295,6 +303,7 @@ static void switch_in(struct cpu_slot *slot, struct task_struct *next, u64 now)
 	if (!job->queued)
 		return;
 	job->queued = 0;
+	now = bpf_ktime_get_ns();
 	delay = now > job->woke_ns ? now - job->woke_ns : 0;
 	ts->cnt[SLO_TSTAT_RQ_DELAY_SUM_NS] += delay;
 	ts->rq_delay_hist[hist_bucket(delay)]++;
@@ -307,12 +316,10 @@ int BPF_PROG(observe_switch, bool preempt, struct task_struct *prev, struct task
 {
 	u32 zero = 0;
 	struct cpu_slot *slot = bpf_map_lookup_elem(&cpu_slots, &zero);
-	u64 now;
 
 	if (!slot)
 		return 0;
-	now = bpf_ktime_get_ns();
-	switch_out(slot, prev, preempt, prev_state, now);
-	switch_in(slot, next, now);
+	switch_out(slot, prev, preempt, prev_state);
+	switch_in(slot, next);
 	return 0;
 }

@@ -7,6 +7,7 @@
 
 mod control;
 mod kernel;
+mod overhead;
 mod scenario;
 mod workload;
 
@@ -84,6 +85,22 @@ enum Cmd {
         #[arg(long, default_value = "/dev/ttyS1")]
         out: PathBuf,
     },
+    /// Host benchmark: hackbench with and without observe mode, same boot;
+    /// prints the JSON summary (time ratio, probe CPU share, ns per probe run).
+    BenchObserve {
+        /// The scx-slod binary.
+        #[arg(long, default_value = "target/release/scx-slod")]
+        daemon: PathBuf,
+        /// Pairs of runs (baseline, observe).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// hackbench arguments.
+        #[arg(long, default_value = "-g 4 -l 2000", allow_hyphen_values = true)]
+        hackbench: String,
+        /// Run hackbench in a cgroup observe mode does not target.
+        #[arg(long)]
+        untargeted: bool,
+    },
     /// Host side: extracts a report from captured guest output, prints it,
     /// optionally writes the JSON; exits 0 only if every check passed.
     Report {
@@ -151,6 +168,22 @@ fn main() -> Result<()> {
             scenario::emit(&report, &out)
         }
         Cmd::Report { file, json } => report(&file, json.as_deref()),
+        Cmd::BenchObserve { daemon, rounds, hackbench, untargeted } => {
+            let settings =
+                overhead::Settings { daemon, rounds, hackbench: hackbench.split_whitespace().map(String::from).collect(), untargeted };
+            let summary = overhead::run(&settings)?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+            eprintln!(
+                "observe overhead: hackbench {:.3} s -> {:.3} s (ratio {:.4}); probes used {:.3}% of one CPU, {:.0} ns per run, {:.0} runs/s",
+                summary.baseline_median_s,
+                summary.observe_median_s,
+                summary.time_ratio,
+                summary.probe_cpu_share * 100.0,
+                summary.probe_ns_per_run,
+                summary.probe_runs_per_s
+            );
+            Ok(())
+        }
     }
 }
 

@@ -973,7 +973,14 @@ impl Engine {
             },
             "probe": (self.active.is_some_and(|m| m != ActiveMode::Enforce)).then(|| {
                 let (ratio, sample_every, budget) = self.telemetry.probe_overhead();
-                json!({ "overhead_ratio": ratio, "sample_every": sample_every, "overhead_budget": budget })
+                let cost = self.telemetry.probe_cost.unwrap_or_default();
+                json!({
+                    "overhead_ratio": ratio,
+                    "sample_every": sample_every,
+                    "overhead_budget": budget,
+                    "run_time_ns": cost.run_time_ns,
+                    "run_count": cost.run_count,
+                })
             }),
             "advisory_weights": self.telemetry.advisory_weights,
             "switch": self.config.switch,

@@ -55,6 +55,8 @@ pub struct Telemetry {
     advisory_hist: BTreeMap<String, Vec<u64>>,
     /// Recommended weights by unit.
     pub advisory_weights: BTreeMap<String, u32>,
+    /// The probes' cumulative cost at the last scan.
+    pub probe_cost: Option<scx_slo_bpf::ProbeCost>,
 }
 
 impl Telemetry {
@@ -75,6 +77,7 @@ impl Telemetry {
             advisory_last: None,
             advisory_hist: BTreeMap::new(),
             advisory_weights: BTreeMap::new(),
+            probe_cost: None,
         }
     }
 
@@ -84,6 +87,7 @@ impl Telemetry {
         self.guard = OverheadGuard::new(budget);
         self.advisory_hist.clear();
         self.advisory_last = None;
+        self.probe_cost = None;
     }
 
     /// The probes' last measured overhead and divisor, for the status.
@@ -102,7 +106,8 @@ impl Telemetry {
         }
         let mut probe = None;
         if let Some(s) = sched.as_deref_mut() {
-            if let Some(cost) = s.probe_cost() {
+            self.probe_cost = s.probe_cost();
+            if let Some(cost) = self.probe_cost {
                 if let Some(n) = self.guard.observe(self.epoch.elapsed(), cost) {
                     match s.set_sample_every(n) {
                         Ok(()) => warn!(
