@@ -135,6 +135,20 @@ let
       configFile;
 
   enforcing = cfg.mode == "enforce";
+
+  listen =
+    let
+      a = cfg.metrics.listenAddress;
+    in
+    "${if lib.hasInfix ":" a then "[${a}]" else a}:${toString cfg.metrics.port}";
+
+  # Recording rules and burn-rate alerts from the SLOs, generated at build
+  # time from the checked config (nixpkgs' prometheus module then runs
+  # promtool on them).
+  ruleFile = pkgs.runCommand "scx-slo-rules.yml" {
+    preferLocalBuild = true;
+    nativeBuildInputs = [ cfg.package ];
+  } "scx-slo rules --config ${checkedConfig} > $out";
   kernelVersion = config.boot.kernelPackages.kernel.version;
   unitStem = name: lib.removeSuffix ".service" name;
 in
@@ -155,12 +169,10 @@ in
       example = "enforce";
       description = ''
         `enforce` loads the scx_slo scheduler and needs a sched_ext kernel
-        (6.12 or newer); `auto` picks the highest mode the host supports.
-
-        ::: {.note}
-        This release runs `enforce` (and `auto` on sched_ext kernels); `observe`
-        and `advisory` are refused by the daemon until they land.
-        :::
+        (6.12 or newer); `advisory` measures and sets each latency unit's
+        CPUWeight through systemd (runtime only); `observe` only measures, on
+        any kernel with BTF; `auto` picks the highest mode the host supports
+        and falls back to observe while enforce backs off (docs/observe.md).
       '';
     };
 
@@ -219,6 +231,32 @@ in
       description = "Run `scx-slo check-config` on the generated config at build time. It needs no kernel, root or network, so it works in the sandbox; turn it off only to work around a checker bug.";
     };
 
+    metrics = {
+      enable = lib.mkEnableOption "the Prometheus endpoint of scx-slod (`/metrics`, docs/metrics.md)";
+      listenAddress = lib.mkOption {
+        type = lib.types.str;
+        default = "127.0.0.1";
+        example = "0.0.0.0";
+        description = "Address the endpoint binds to. Loopback by default: set it (and `openFirewall`) to let a remote Prometheus scrape.";
+      };
+      port = lib.mkOption {
+        type = lib.types.port;
+        default = 9638;
+        description = "TCP port of the endpoint.";
+      };
+      openFirewall = lib.mkOption {
+        type = lib.types.bool;
+        default = false;
+        description = "Open `port` in the firewall.";
+      };
+      alertRules = lib.mkOption {
+        type = lib.types.bool;
+        default = config.services.prometheus.enable or false;
+        defaultText = lib.literalExpression "config.services.prometheus.enable";
+        description = "When this host runs Prometheus: add a scrape job for the endpoint and the rules `scx-slo rules` generates from the targets' SLOs (recording rules and burn-rate alerts) to `services.prometheus.ruleFiles`.";
+      };
+    };
+
     kernel.pinned = lib.mkOption {
       type = lib.types.bool;
       default = enforcing;
@@ -259,6 +297,18 @@ in
 
     users.groups.scx-slo = { };
 
+    networking.firewall.allowedTCPPorts = lib.mkIf (cfg.metrics.enable && cfg.metrics.openFirewall) [ cfg.metrics.port ];
+
+    services.prometheus = lib.mkIf (cfg.metrics.enable && cfg.metrics.alertRules) {
+      ruleFiles = [ ruleFile ];
+      scrapeConfigs = [
+        {
+          job_name = "scx-slo";
+          static_configs = [ { targets = [ listen ]; } ];
+        }
+      ];
+    };
+
     systemd.services.scx-slod = {
       description = "scx-slo: latency SLOs kept by a sched_ext scheduler";
       documentation = [ "https://github.com/scx-slo/scx-slo/tree/main/docs" ];
@@ -272,7 +322,9 @@ in
         Type = "notify";
         NotifyAccess = "main";
         BusName = "org.scxslo1";
-        ExecStart = "${cfg.package}/bin/scx-slod --config /etc/scx-slo/config.json --status-file /run/scx-slo/status.json --state-file /var/lib/scx-slo/state.json --dbus required";
+        ExecStart = "${cfg.package}/bin/scx-slod --config /etc/scx-slo/config.json --status-file /run/scx-slo/status.json --state-file /var/lib/scx-slo/state.json --dbus required --metrics-listen ${
+          if cfg.metrics.enable then listen else "off"
+        }";
         # Through the control plane: the daemon validates the new file whole,
         # keeps the running generation if it is bad, and the reload fails
         # with the checker's message.
@@ -296,15 +348,22 @@ in
         ProtectHome = true;
         PrivateTmp = true;
         PrivateDevices = true;
-        PrivateNetwork = true;
+        # No network at all unless the metrics endpoint is on.
+        PrivateNetwork = !cfg.metrics.enable;
         ProtectHostname = true;
         ProtectClock = true;
         ProtectKernelModules = true;
         ProtectKernelLogs = true;
         ProtectKernelTunables = true;
         ProtectControlGroups = true;
-        # AF_UNIX for the system bus.
-        RestrictAddressFamilies = [ "AF_UNIX" ];
+        # AF_UNIX for the system bus; IP only for the metrics endpoint.
+        RestrictAddressFamilies = [
+          "AF_UNIX"
+        ]
+        ++ lib.optionals cfg.metrics.enable [
+          "AF_INET"
+          "AF_INET6"
+        ];
         RestrictNamespaces = true;
         RestrictRealtime = true;
         RestrictSUIDSGID = true;

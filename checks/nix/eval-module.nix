@@ -11,6 +11,7 @@
   lib,
   options ? import ../../hosts/canary/scx-slo.nix,
   kernelVersion ? "6.12.60",
+  prometheus ? false,
 }:
 let
   fakeDrv = name: {
@@ -52,6 +53,28 @@ let
         default = [ ];
       };
       users.groups = anything;
+      services.dbus.packages = lib.mkOption {
+        type = lib.types.listOf lib.types.anything;
+        default = [ ];
+      };
+      services.prometheus = {
+        enable = lib.mkOption {
+          type = lib.types.bool;
+          default = false;
+        };
+        ruleFiles = lib.mkOption {
+          type = lib.types.listOf lib.types.anything;
+          default = [ ];
+        };
+        scrapeConfigs = lib.mkOption {
+          type = lib.types.listOf lib.types.anything;
+          default = [ ];
+        };
+      };
+      networking.firewall.allowedTCPPorts = lib.mkOption {
+        type = lib.types.listOf lib.types.port;
+        default = [ ];
+      };
       systemd.services = lib.mkOption {
         type = lib.types.attrsOf lib.types.anything;
         default = { };
@@ -64,6 +87,7 @@ let
       stubs
       ../../modules/scx-slo.nix
       { services.scxSlo = options // { enable = true; checkConfig = false; }; }
+      { services.prometheus.enable = prometheus; }
     ];
   };
   cfg = evaluated.config;
@@ -79,5 +103,9 @@ in
     execStart = unit.serviceConfig.ExecStart;
     type = unit.serviceConfig.Type;
     capabilities = unit.serviceConfig.CapabilityBoundingSet;
+    privateNetwork = unit.serviceConfig.PrivateNetwork;
+    addressFamilies = unit.serviceConfig.RestrictAddressFamilies;
+    firewall = cfg.networking.firewall.allowedTCPPorts;
+    prometheusRuleFiles = map (f: f.name) cfg.services.prometheus.ruleFiles;
   };
 }

@@ -5,4 +5,5 @@
 {
   enforce = pkgs.testers.runNixOSTest (import ./enforce.nix { inherit module; });
   reload = pkgs.testers.runNixOSTest (import ./reload.nix { inherit module; });
+  observe = pkgs.testers.runNixOSTest (import ./observe.nix { inherit module; });
 }

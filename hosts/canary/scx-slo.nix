@@ -4,6 +4,8 @@
 {
   mode = "enforce";
   switch = "partial";
+  # /metrics on loopback; with Prometheus on the host, the SLO rules too.
+  metrics.enable = true;
   settings.admission = {
     cpu_capacity = 8;
     overcommit = 0.9;

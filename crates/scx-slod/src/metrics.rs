@@ -306,6 +306,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn docs_list_every_metric() {
+        let doc = include_str!("../../../docs/metrics.md");
+        for m in METRICS {
+            assert!(doc.contains(&format!("| `{}` | {} |", m.name, m.kind)), "docs/metrics.md lacks {}", m.name);
+            assert!(doc.contains(m.help), "docs/metrics.md has another text for {}", m.name);
+        }
+    }
+
+    #[test]
     fn buckets_are_cumulative_and_end_at_infinity() {
         let mut hist = vec![0u64; 24];
         hist[0] = 2;

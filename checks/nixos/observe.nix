@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# Observe and advisory modes on a kernel without sched_ext (6.6 LTS), with a
+# real systemd: `auto` selects advisory (systemd on unified cgroup2); the
+# probes measure api.service next to CPU hogs; advisory raises its
+# CPUWeight through systemd (runtime only); /metrics is scraped over HTTP;
+# Prometheus on the same host loads the generated rules (promtool checks them
+# at build time); the unit passes the systemd-analyze security gate.
+{ module }:
+{
+  name = "scx-slo-observe";
+  nodes.machine =
+    { pkgs, lib, ... }:
+    {
+      imports = [
+        module
+        ./workload.nix
+      ];
+      virtualisation.cores = 2;
+      # A kernel without sched_ext: enforce is unavailable, auto must not pick it.
+      boot.kernelPackages = pkgs.linuxPackages_6_6;
+      services.scxSlo = {
+        enable = true;
+        mode = "auto";
+        kernel.pinned = false;
+        metrics.enable = true;
+        settings.advisory = {
+          interval = "2s";
+          max_step = 2.0;
+        };
+        targets."api.service" = {
+          class = "latency";
+          # 20us of deadline: the hogs' queueing is far over the 10us allowance.
+          budget = {
+            runtime = "10us";
+            period = "10ms";
+          };
+          deadline = "20us";
+          slo = {
+            availability = 0.999;
+            errorBudgetWindow = "7d";
+          };
+        };
+        targets."batch.slice" = {
+          class = "batch";
+          weight = 50;
+        };
+      };
+      services.prometheus.enable = true;
+      environment.systemPackages = [ pkgs.curl ];
+    };
+
+  testScript = ''
+    import json
+
+    machine.wait_for_unit("scx-slod.service")
+    machine.wait_for_unit("api.service")
+
+    with subtest("auto picks advisory on a kernel without sched_ext"):
+        machine.fail("test -d /sys/kernel/sched_ext")
+        mode = machine.succeed("busctl get-property org.scxslo1 /org/scxslo1 org.scxslo1.Manager Mode").strip()
+        assert mode == 's "advisory"', mode
+        status = json.loads(machine.succeed("cat /run/scx-slo/status.json"))
+        assert status["capabilities"]["modes"] == {"enforce": False, "advisory": True, "observe": True}, status["capabilities"]
+
+    with subtest("the probes measure api.service"):
+        machine.wait_until_succeeds(
+            "curl -sf http://127.0.0.1:9638/metrics | grep -E '^scx_slo_queue_latency_seconds_count\\{unit=\"api.service\"\\} [1-9]'",
+            timeout=60,
+        )
+        metrics = machine.succeed("curl -sf http://127.0.0.1:9638/metrics")
+        assert 'scx_slo_mode{mode="advisory"} 1' in metrics, metrics
+
+    with subtest("advisory raises api.service's CPUWeight through systemd"):
+        machine.wait_until_succeeds(
+            "test $(systemctl show -p CPUWeight --value api.service) -gt 100", timeout=60
+        )
+        weight = int(machine.succeed("systemctl show -p CPUWeight --value api.service").strip())
+        assert 100 < weight <= 1000, weight
+        # Runtime only: the unit file is untouched.
+        machine.succeed("test -d /run/systemd/system.control/api.service.d")
+        machine.fail("grep -r CPUWeight /etc/systemd/system/api.service.d 2>/dev/null")
+
+    with subtest("Prometheus scrapes scx-slod and loaded the SLO rules"):
+        machine.wait_for_unit("prometheus.service")
+        machine.wait_until_succeeds(
+            "curl -sf 'http://127.0.0.1:9090/api/v1/rules' | grep -q ScxSloErrorBudgetBurnFast", timeout=60
+        )
+        machine.wait_until_succeeds(
+            "curl -sf 'http://127.0.0.1:9090/api/v1/query?query=scx_slo_jobs_total' | grep -q api.service", timeout=90
+        )
+
+    with subtest("systemd-analyze security gate"):
+        machine.succeed("systemd-analyze security --threshold=5.0 scx-slod.service")
+  '';
+}
