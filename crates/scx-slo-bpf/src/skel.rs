@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! The libbpf-rs skeleton of bpf/scx_slo.bpf.c.
-#![allow(missing_docs, clippy::all)]
+#![allow(missing_docs, clippy::all, clippy::unwrap_used)]
 
 include!(concat!(env!("OUT_DIR"), "/bpf_skel.rs"));

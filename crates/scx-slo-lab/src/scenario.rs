@@ -89,6 +89,22 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Dura
     None
 }
 
+/// GET http://127.0.0.1:9638/metrics (scx-slod's default endpoint).
+pub fn scrape_metrics() -> Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", 9638)).context("connecting to scx-slod's metrics endpoint")?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET /metrics HTTP/1.0\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+/// The value of one exposed sample (`name{labels}`), if present.
+pub fn metric_value(text: &str, sample: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+}
+
 /// Milliseconds with two decimals.
 pub fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e5).round() / 100.0
@@ -389,6 +405,15 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
         format!("{switch}: under-budget tight.service records deadline misses"),
         tight_jobs > 0 && tight_rate >= 0.10,
         format!("misses={tight_miss} of {tight_jobs} jobs, budget exhausted in {} periods", counter(&tight_k, "budget_exhausted")),
+    );
+    // The metrics endpoint reads the same maps: its api.service jobs are at
+    // least what bpftool saw a moment ago (the counters only grow).
+    let metrics = scrape_metrics().unwrap_or_default();
+    let metric_jobs = metric_value(&metrics, "scx_slo_jobs_total{unit=\"api.service\"}");
+    report.check(
+        format!("{switch}: /metrics shows enforce mode and the kernel's api.service counters"),
+        metrics.contains("scx_slo_mode{mode=\"enforce\"} 1") && metric_jobs.is_some_and(|j| j >= api_jobs as f64 && api_jobs > 0),
+        format!("scx_slo_jobs_total={metric_jobs:?}, bpftool jobs={api_jobs}"),
     );
     let batch_ok = hogs.iter().filter(|(n, _)| n.starts_with("hog")).all(|(_, h)| h.iterations > 0 && h.cpu_share >= 0.05);
     report.check(

@@ -61,7 +61,7 @@ pub fn burn_windows(window: Duration) -> Vec<BurnWindow> {
 pub fn prom_duration(d: Duration) -> String {
     let s = d.as_ns() / 1_000_000_000;
     for (unit, len) in [("d", 86400), ("h", 3600), ("m", 60)] {
-        if s > 0 && s % len == 0 {
+        if s > 0 && s.is_multiple_of(len) {
             return format!("{}{unit}", s / len);
         }
     }
