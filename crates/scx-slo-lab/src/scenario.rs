@@ -475,12 +475,12 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
     Ok(())
 }
 
+fn daemon_status() -> Value {
+    std::fs::read_to_string(STATUS_PATH).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok()).unwrap_or_default()
+}
+
 fn daemon_state() -> String {
-    std::fs::read_to_string(STATUS_PATH)
-        .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .and_then(|v| v["state"].as_str().map(str::to_string))
-        .unwrap_or_default()
+    daemon_status()["state"].as_str().unwrap_or_default().to_string()
 }
 
 /// SysRq-S ejects the scheduler: the host is on the default scheduler at
@@ -519,6 +519,14 @@ fn ejection(env: &Env, report: &mut Report) -> Result<()> {
                 "ejection 3: the circuit breaker opens, the scheduler stays off, the daemon stays up and logs the reason",
                 ok,
                 format!("state={}, daemon alive={alive}, daemon state={:?}; log: {}", kernel::sched_ext_state(), daemon_state(), daemon.log_tail()),
+            );
+            // Degrading: with enforce off, the daemon keeps measuring in observe mode.
+            let mode = daemon_status()["mode"].as_str().unwrap_or_default().to_string();
+            let metrics = scrape_metrics().unwrap_or_default();
+            report.check(
+                "ejection 3: enforce off, the daemon falls back to observe mode (status and /metrics)",
+                mode == "observe" && metrics.contains("scx_slo_mode{mode=\"observe\"} 1") && metrics.contains("scx_slo_state{state=\"failed\"} 1"),
+                format!("status mode={mode:?}; metrics mode lines: {}", metrics.lines().filter(|l| l.starts_with("scx_slo_mode{") || l.starts_with("scx_slo_state{")).collect::<Vec<_>>().join(", ")),
             );
         }
     }
