@@ -31,36 +31,13 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "intf.h"
+#include "target_maps.bpf.h"
 
 char _license[] SEC("license") = "GPL";
 
 /* Runtime settings the daemon writes through the mmapped .bss. */
 volatile u64 cfg_gen;			/* bumped after the maps change */
 volatile u32 sample_every = 1;		/* 1: every wakeup; N: one in N per CPU (.data) */
-
-/* cgroup id -> target index; written by the daemon (same as scx_slo). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, SLO_MAX_TARGETS);
-	__type(key, u64);
-	__type(value, u32);
-} cgroup_targets SEC(".maps");
-
-/* Target policies by index; written by the daemon (same as scx_slo). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SLO_MAX_TARGETS);
-	__type(key, u32);
-	__type(value, struct slo_target_cfg);
-} target_cfg SEC(".maps");
-
-/* Per-target statistics, per CPU (same layout as scx_slo's). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, SLO_MAX_TARGETS);
-	__type(key, u32);
-	__type(value, struct slo_target_stats);
-} target_stats SEC(".maps");
 
 /* Probe counters, per CPU. */
 struct {

@@ -24,6 +24,7 @@
  */
 #include <scx/common.bpf.h>
 #include "intf.h"
+#include "target_maps.bpf.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -61,34 +62,10 @@ s64 credit_ns;
 
 UEI_DEFINE(uei);
 
-/* Target policies by index; written by the daemon. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SLO_MAX_TARGETS);
-	__type(key, u32);
-	__type(value, struct slo_target_cfg);
-} target_cfg SEC(".maps");
-
 static struct slo_target_cfg *try_lookup_target_cfg(u32 target)
 {
 	return bpf_map_lookup_elem(&target_cfg, &target);
 }
-
-/* cgroup id (kernfs id, the inode number in cgroupfs) -> target index; daemon. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, SLO_MAX_TARGETS);
-	__type(key, u64);
-	__type(value, u32);
-} cgroup_targets SEC(".maps");
-
-/* Per-target statistics, per CPU; BPF writes, the daemon reads. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, SLO_MAX_TARGETS);
-	__type(key, u32);
-	__type(value, struct slo_target_stats);
-} target_stats SEC(".maps");
 
 static struct slo_target_stats *try_lookup_target_stats(u32 target)
 {

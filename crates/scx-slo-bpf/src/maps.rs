@@ -53,6 +53,15 @@ pub(crate) fn write_targets(
     Ok(())
 }
 
+/// The per-CPU copies of a one-entry per-CPU array of intf.h structs.
+pub(crate) fn read_percpu<T: Copy>(map: &impl MapCore, name: &str) -> Result<Vec<T>> {
+    let per_cpu = map
+        .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
+        .with_context(|| format!("reading {name}"))?
+        .unwrap_or_default();
+    Ok(per_cpu.iter().filter_map(|b| pod_from_bytes(b)).collect())
+}
+
 /// A target's statistics from a `target_stats` map, summed over CPUs.
 pub(crate) fn read_target_stats(stats_map: &impl MapCore, index: u32) -> Result<TargetStats> {
     let per_cpu = stats_map

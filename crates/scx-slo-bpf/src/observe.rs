@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use anyhow::{Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags, OpenObject};
+use libbpf_rs::OpenObject;
 
 use crate::intf;
 use crate::maps::{self, TargetStats};
@@ -118,14 +118,7 @@ impl<'obj> Observer<'obj> {
 
     /// The probes' own counters.
     pub fn counters(&self) -> Result<ObserveCounters> {
-        let per_cpu = self
-            .skel
-            .maps
-            .observe_stats
-            .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
-            .context("reading observe_stats")?
-            .unwrap_or_default();
-        let parsed: Vec<intf::slo_observe_stats> = per_cpu.iter().filter_map(|b| maps::pod_from_bytes(b)).collect();
+        let parsed: Vec<intf::slo_observe_stats> = maps::read_percpu(&self.skel.maps.observe_stats, "observe_stats")?;
         let sum = |id: u32| parsed.iter().map(|s| s.cnt[id as usize]).sum();
         Ok(ObserveCounters {
             wakeups_seen: sum(intf::slo_ostat_id_SLO_OSTAT_WAKEUPS_SEEN),

@@ -180,14 +180,7 @@ impl<'obj> Scheduler<'obj> {
 
     /// Whole-scheduler counters by name, summed over CPUs.
     pub fn global_stats(&self) -> Result<Vec<(&'static str, u64)>> {
-        let per_cpu = self
-            .skel
-            .maps
-            .global_stats
-            .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
-            .context("reading global_stats")?
-            .unwrap_or_default();
-        let parsed: Vec<intf::slo_global_stats> = per_cpu.iter().filter_map(|b| maps::pod_from_bytes(b)).collect();
+        let parsed: Vec<intf::slo_global_stats> = maps::read_percpu(&self.skel.maps.global_stats, "global_stats")?;
         Ok(maps::global_counter_names()
             .iter()
             .map(|(id, name)| (*name, parsed.iter().map(|s| s.cnt[*id as usize]).sum()))
