@@ -5,6 +5,8 @@
 //! scenario and prints its report. On the host: `report` reads the captured
 //! output and prints a summary; its exit code is the scenario's verdict.
 
+mod bench;
+mod bench_report;
 mod control;
 mod kernel;
 mod overhead;
@@ -48,6 +50,30 @@ enum Cmd {
         work: SloDuration,
         #[arg(long, default_value = "5ms")]
         deadline: SloDuration,
+        #[arg(long, default_value = "5s")]
+        duration: SloDuration,
+        /// Arrival process: periodic, or Poisson with `period` as the mean gap.
+        #[arg(long, value_enum, default_value = "periodic")]
+        arrival: workload::Arrival,
+        /// Keep the raw samples in the output (for significance tests).
+        #[arg(long)]
+        samples: bool,
+        #[command(flatten)]
+        placement: Placement,
+    },
+    /// Noisy neighbour: threads bursting `burst` on, `burst` off.
+    Noisy {
+        #[arg(long, default_value_t = 4)]
+        threads: usize,
+        #[arg(long, default_value = "20ms")]
+        burst: SloDuration,
+        #[arg(long, default_value = "5s")]
+        duration: SloDuration,
+        #[command(flatten)]
+        placement: Placement,
+    },
+    /// Fork/exec-heavy load: /bin/true back to back.
+    Forkexec {
         #[arg(long, default_value = "5s")]
         duration: SloDuration,
         #[command(flatten)]
@@ -101,6 +127,15 @@ enum Cmd {
         #[arg(long)]
         untargeted: bool,
     },
+    /// Host side: a bench report (report.json) as the markdown of
+    /// docs/benchmarks.md.
+    BenchTable {
+        /// checks/vm/out/bench/report.json.
+        report: PathBuf,
+        /// The date to print (default: today, UTC).
+        #[arg(long)]
+        date: Option<String>,
+    },
     /// Host side: extracts a report from captured guest output, prints it,
     /// optionally writes the JSON; exits 0 only if every check passed.
     Report {
@@ -139,9 +174,21 @@ fn std_dur(d: SloDuration) -> Duration {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Cmd::Probe { period, work, deadline, duration, placement } => {
+        Cmd::Probe { period, work, deadline, duration, arrival, samples, placement } => {
             let waited = place(&placement)?;
-            let mut r = workload::probe(std_dur(period), std_dur(work), std_dur(duration), std_dur(deadline));
+            let mut r = workload::probe_with(std_dur(period), std_dur(work), std_dur(duration), std_dur(deadline), arrival, samples);
+            r.ext_wait_ms = waited;
+            write_out(&placement, &r)
+        }
+        Cmd::Noisy { threads, burst, duration, placement } => {
+            let waited = place(&placement)?;
+            let mut r = workload::noisy(threads, std_dur(burst), std_dur(duration));
+            r.ext_wait_ms = waited;
+            write_out(&placement, &r)
+        }
+        Cmd::Forkexec { duration, placement } => {
+            let waited = place(&placement)?;
+            let mut r = workload::forkexec(std_dur(duration));
             r.ext_wait_ms = waited;
             write_out(&placement, &r)
         }
@@ -163,11 +210,21 @@ fn main() -> Result<()> {
                 "enforce" => scenario::enforce(&env)?,
                 "demo" => scenario::demo(&env, rounds)?,
                 "control" => control::run(&env)?,
-                other => anyhow::bail!("unknown scenario {other:?}; known: enforce, control, demo"),
+                "bench" => bench::run(&env, rounds, false)?,
+                "bench-quick" => bench::run(&env, rounds, true)?,
+                other => anyhow::bail!("unknown scenario {other:?}; known: enforce, control, demo, bench, bench-quick"),
             };
             scenario::emit(&report, &out)
         }
         Cmd::Report { file, json } => report(&file, json.as_deref()),
+        Cmd::BenchTable { report, date } => {
+            let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).with_context(|| format!("reading {}", report.display()))?)?;
+            let date = date.unwrap_or_else(|| {
+                std::process::Command::new("date").args(["-u", "+%Y-%m-%d"]).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+            });
+            print!("{}", bench_report::markdown(&value, &date));
+            Ok(())
+        }
         Cmd::BenchObserve { daemon, rounds, hackbench, untargeted } => {
             let settings =
                 overhead::Settings { daemon, rounds, hackbench: hackbench.split_whitespace().map(String::from).collect(), untargeted };
@@ -229,8 +286,14 @@ fn report(file: &std::path::Path, json_out: Option<&std::path::Path>) -> Result<
             );
         }
     }
+    if report["facts"].get("results").is_some() {
+        println!("\ntargets (reported, not asserted):");
+        for line in bench_report::targets(&report) {
+            println!("  {line}");
+        }
+    }
     for (key, value) in report["facts"].as_object().into_iter().flatten() {
-        if !["rows", "partial", "all"].contains(&key.as_str()) {
+        if !["rows", "partial", "all", "results"].contains(&key.as_str()) {
             println!("{key}: {value}");
         }
     }

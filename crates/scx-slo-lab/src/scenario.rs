@@ -26,10 +26,10 @@ pub struct Env {
 }
 
 impl Env {
-    fn exe(&self, name: &str) -> PathBuf {
+    pub(crate) fn exe(&self, name: &str) -> PathBuf {
         self.bin.join(name)
     }
-    fn cg(&self, rel: &str) -> PathBuf {
+    pub(crate) fn cg(&self, rel: &str) -> PathBuf {
         self.cgroot.join(rel)
     }
 }
@@ -110,14 +110,14 @@ pub fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e5).round() / 100.0
 }
 
-const CONFIG_PATH: &str = "/etc/scx-slo/config.json";
-const STATUS_PATH: &str = "/run/scx-slo/status.json";
+pub(crate) const CONFIG_PATH: &str = "/etc/scx-slo/config.json";
+pub(crate) const STATUS_PATH: &str = "/run/scx-slo/status.json";
 
 /// The targets every enforce run uses.
-const API: &str = "system.slice/api.service";
+pub(crate) const API: &str = "system.slice/api.service";
 const TIGHT: &str = "system.slice/tight.service";
 const GREEDY: &str = "system.slice/greedy.service";
-const BATCH: &str = "batch.slice/hog.service";
+pub(crate) const BATCH: &str = "batch.slice/hog.service";
 const UNTARGETED: &str = "untargeted";
 
 /// The config every enforce run uses.
@@ -149,17 +149,17 @@ pub fn write_config(value: &Value) -> Result<()> {
     std::fs::write(CONFIG_PATH, serde_json::to_vec_pretty(value)?).context("writing the config")
 }
 
-struct Daemon {
-    child: Child,
+pub(crate) struct Daemon {
+    pub(crate) child: Child,
     log: PathBuf,
 }
 
 impl Daemon {
-    fn start(env: &Env, tag: &str) -> Result<Daemon> {
+    pub(crate) fn start(env: &Env, tag: &str) -> Result<Daemon> {
         Self::start_with(env, tag, &[])
     }
 
-    fn start_with(env: &Env, tag: &str, extra: &[&str]) -> Result<Daemon> {
+    pub(crate) fn start_with(env: &Env, tag: &str, extra: &[&str]) -> Result<Daemon> {
         let log = PathBuf::from(format!("/tmp/scx-slod-{tag}.log"));
         let child = Command::new(env.exe("scx-slod"))
             .args(["--config", CONFIG_PATH, "--status-file", STATUS_PATH])
@@ -171,12 +171,12 @@ impl Daemon {
         Ok(Daemon { child, log })
     }
 
-    fn signal(&self, sig: libc::c_int) {
+    pub(crate) fn signal(&self, sig: libc::c_int) {
         // SAFETY: plain kill(2) on our child.
         unsafe { libc::kill(self.child.id() as i32, sig) };
     }
 
-    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
         let start = Instant::now();
         while start.elapsed() < timeout {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -188,7 +188,7 @@ impl Daemon {
     }
 
     /// Waits for sched_ext to be enabled; gives up early if the daemon exits.
-    fn wait_enabled(&mut self, timeout: Duration) -> Option<Duration> {
+    pub(crate) fn wait_enabled(&mut self, timeout: Duration) -> Option<Duration> {
         let found = wait_until(timeout, || {
             kernel::sched_ext_state() == "enabled" || matches!(self.child.try_wait(), Ok(Some(_)))
         });
@@ -200,7 +200,7 @@ impl Daemon {
         }
     }
 
-    fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(6)..].join(" | ")
@@ -216,7 +216,7 @@ impl Drop for Daemon {
     }
 }
 
-fn spawn_workload(env: &Env, args: &[String]) -> Result<Child> {
+pub(crate) fn spawn_workload(env: &Env, args: &[String]) -> Result<Child> {
     Command::new(env.exe("scx-slo-lab"))
         .args(args)
         .stdout(Stdio::null())
@@ -224,11 +224,11 @@ fn spawn_workload(env: &Env, args: &[String]) -> Result<Child> {
         .with_context(|| format!("spawning scx-slo-lab {}", args.join(" ")))
 }
 
-fn strs(v: &[&str]) -> Vec<String> {
+pub(crate) fn strs(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &str) -> Result<T> {
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &str) -> Result<T> {
     serde_json::from_slice(&std::fs::read(path).with_context(|| format!("reading {path}"))?)
         .with_context(|| format!("parsing {path}"))
 }
@@ -551,7 +551,7 @@ fn invalid_at_start(env: &Env, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-fn uname() -> String {
+pub(crate) fn uname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string()
 }
 
@@ -572,7 +572,7 @@ pub fn enforce(env: &Env) -> Result<Report> {
     Ok(report)
 }
 
-fn num_cpus() -> usize {
+pub(crate) fn num_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 

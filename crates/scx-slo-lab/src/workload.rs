@@ -125,13 +125,39 @@ pub struct ProbeResult {
     pub overruns: usize,
     /// Time waited for SCHED_EXT before measuring, ms.
     pub ext_wait_ms: Option<f64>,
+    /// Raw wake delays, ns (with `--samples`, for significance tests).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wake_ns: Vec<u64>,
+    /// Raw completion times, ns (with `--samples`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub completion_ns: Vec<u64>,
 }
 
-/// Runs a periodic latency probe: every `period`, wake up and burn `work`.
-pub fn probe(period: Duration, work: Duration, duration: Duration, deadline: Duration) -> ProbeResult {
+/// When requests arrive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Arrival {
+    /// Every period.
+    Periodic,
+    /// A Poisson process with the period as mean gap (seeded, reproducible).
+    Poisson,
+}
+
+/// Runs a latency probe: at each arrival, wake up and burn `work`. Each
+/// request's wake delay (arrival → running) and completion (arrival → work
+/// done) are recorded; `keep_samples` keeps the raw values.
+pub fn probe_with(period: Duration, work: Duration, duration: Duration, deadline: Duration, arrival: Arrival, keep_samples: bool) -> ProbeResult {
     let period_ns = period.as_nanos() as u64;
     let start = mono_ns() + period_ns;
     let end = start + duration.as_nanos() as u64;
+    let mut rng = scx_slo_model::stats::Rng::new(u64::from(std::process::id()) ^ 0x5c75_10);
+    let mut gap = || match arrival {
+        Arrival::Periodic => period_ns,
+        Arrival::Poisson => {
+            // Exponential with mean period: -ln(U) * mean, U in (0, 1].
+            let u = ((rng.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+            ((-u.ln()) * period_ns as f64) as u64
+        }
+    };
     let mut next = start;
     let (mut wake, mut done_at) = (Vec::new(), Vec::new());
     let mut overruns = 0;
@@ -142,22 +168,66 @@ pub fn probe(period: Duration, work: Duration, duration: Duration, deadline: Dur
         let done = mono_ns();
         wake.push(woke.saturating_sub(next));
         done_at.push(done.saturating_sub(next));
-        next += period_ns;
+        next += gap();
         if next < done {
-            let skipped = (done - next) / period_ns + 1;
-            overruns += skipped as usize;
-            next += skipped * period_ns;
+            // The previous request overran the next arrival: count and skip.
+            while next < done {
+                overruns += 1;
+                next += gap().max(1);
+            }
         }
     }
     let deadline_ns = deadline.as_nanos() as u64;
     let over_deadline = done_at.iter().filter(|d| **d > deadline_ns).count();
+    let (wake_raw, done_raw) = if keep_samples { (wake.clone(), done_at.clone()) } else { (Vec::new(), Vec::new()) };
     ProbeResult {
         wake_delay_us: Percentiles::of_ns(&mut wake),
         completion_us: Percentiles::of_ns(&mut done_at),
         over_deadline,
         overruns,
         ext_wait_ms: None,
+        wake_ns: wake_raw,
+        completion_ns: done_raw,
     }
+}
+
+/// A noisy neighbour: `threads` threads that burst for `burst`, then sleep
+/// for `burst`, for `duration`; returns work units done.
+pub fn noisy(threads: usize, burst: Duration, duration: Duration) -> HogResult {
+    let start = mono_ns();
+    let end = start + duration.as_nanos() as u64;
+    let handles: Vec<_> = (0..threads.max(1))
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut iterations = 0u64;
+                while mono_ns() < end {
+                    let stop = mono_ns() + burst.as_nanos() as u64;
+                    while mono_ns() < stop {
+                        burn(Duration::from_micros(50));
+                        iterations += 1;
+                    }
+                    std::thread::sleep(burst);
+                }
+                iterations
+            })
+        })
+        .collect();
+    let iterations = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
+    HogResult { iterations, seconds: (mono_ns() - start) as f64 / 1e9, cpu_share: 0.0, ext_wait_ms: None }
+}
+
+/// Fork/exec-heavy load: runs `/bin/true` back to back for `duration`;
+/// returns the number of completed spawns.
+pub fn forkexec(duration: Duration) -> HogResult {
+    let start = mono_ns();
+    let end = start + duration.as_nanos() as u64;
+    let mut iterations = 0u64;
+    while mono_ns() < end {
+        if std::process::Command::new("/bin/true").status().is_ok() {
+            iterations += 1;
+        }
+    }
+    HogResult { iterations, seconds: (mono_ns() - start) as f64 / 1e9, cpu_share: 0.0, ext_wait_ms: None }
 }
 
 /// What a hog did.
@@ -209,9 +279,18 @@ mod tests {
 
     #[test]
     fn probe_measures_its_own_requests() {
-        let r = probe(Duration::from_millis(5), Duration::from_micros(200), Duration::from_millis(100), Duration::from_millis(5));
+        let r = probe_with(Duration::from_millis(5), Duration::from_micros(200), Duration::from_millis(100), Duration::from_millis(5), Arrival::Periodic, false);
         assert!(r.completion_us.n >= 10, "{r:?}");
         assert!(r.completion_us.p50 >= 200.0, "completion includes the 200us of work: {r:?}");
+    }
+
+    #[test]
+    fn poisson_arrivals_keep_their_mean_and_samples() {
+        let r = probe_with(Duration::from_millis(2), Duration::from_micros(50), Duration::from_millis(400), Duration::from_millis(5), Arrival::Poisson, true);
+        // About 200 requests at a 2 ms mean gap; a Poisson count is within 50% of it.
+        assert!(r.completion_us.n > 100 && r.completion_us.n < 300, "{}", r.completion_us.n);
+        assert_eq!(r.wake_ns.len(), r.completion_us.n);
+        assert!(r.completion_ns.iter().zip(&r.wake_ns).all(|(c, w)| c >= w));
     }
 
     #[test]

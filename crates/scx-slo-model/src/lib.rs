@@ -12,6 +12,7 @@ pub mod duration;
 pub mod error;
 pub mod raw;
 pub mod rules;
+pub mod stats;
 pub mod validate;
 
 pub use config::*;

@@ -1,0 +1,416 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The benchmark lab, inside one VM boot: every scenario under the kernel's
+//! default scheduler (EEVDF), scx-slo (partial and all) and the peer
+//! sched_ext schedulers found next to the lab (scx_bpfland, scx_flash,
+//! scx_lavd), repeated. Each cell records the latency unit's raw wake delays
+//! and completions, deadline misses and batch work; the host-side report
+//! turns them into ratios to EEVDF with significance tests
+//! (scx_slo_model::stats). With kernel.bpf_stats_enabled the sched_ext
+//! programs' ns per callback are read from bpftool. The daemon's footprint
+//! (RSS, idle CPU, time to apply 1,000 targets) is measured too.
+//!
+//! Nothing here asserts a speed: a check fails only when a cell could not run.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+
+use crate::kernel;
+use crate::scenario::{
+    num_cpus, read_json, spawn_workload, strs, uname, wait_until, write_config, Daemon, Env, Report, API, BATCH, STATUS_PATH,
+};
+use crate::workload::{HogResult, ProbeResult};
+
+/// Schedulers compared, in order; peers only when their binary is present.
+const SCHEDULERS: [&str; 6] = ["eevdf", "scx_slo-partial", "scx_slo-all", "scx_bpfland", "scx_flash", "scx_lavd"];
+
+/// Request shape of the latency unit: 300 us of CPU every 10 ms, due in 5 ms.
+const PERIOD: &str = "10ms";
+const WORK: &str = "300us";
+const DEADLINE: &str = "5ms";
+
+/// One scenario: what runs next to the latency unit.
+struct Scenario {
+    name: &'static str,
+    /// CPU hogs per CPU in the batch cgroup.
+    hogs_per_cpu: usize,
+    /// Noisy-neighbour threads (bursting) in the batch cgroup.
+    noisy_threads: usize,
+    /// fork/exec loops in the batch cgroup.
+    forkexec: usize,
+    /// cpu.max of the batch cgroup ("max" for none).
+    batch_quota: &'static str,
+    /// Latency units (each its own cgroup and probe).
+    latency_units: usize,
+    /// Poisson arrivals instead of periodic.
+    poisson: bool,
+}
+
+fn scenarios(quick: bool) -> Vec<Scenario> {
+    let base = |name, hogs| Scenario {
+        name,
+        hogs_per_cpu: hogs,
+        noisy_threads: 0,
+        forkexec: 0,
+        batch_quota: "max",
+        latency_units: 1,
+        poisson: false,
+    };
+    if quick {
+        return vec![base("oversub-2x", 2)];
+    }
+    vec![
+        base("oversub-1x", 1),
+        base("oversub-2x", 2),
+        base("oversub-4x", 4),
+        Scenario { noisy_threads: 2 * num_cpus(), ..base("noisy-neighbour", 0) },
+        Scenario { batch_quota: "50000 100000", ..base("batch-throttled", 2) },
+        Scenario { forkexec: num_cpus(), ..base("fork-exec", 1) },
+        Scenario { latency_units: 4, poisson: true, ..base("many-latency-units", 1) },
+    ]
+}
+
+fn latency_cgroup(i: usize) -> String {
+    if i == 0 {
+        API.to_string()
+    } else {
+        format!("system.slice/api{i}.service")
+    }
+}
+
+/// scx-slo's config for a scenario: each latency unit admitted with 1 ms
+/// per 10 ms, the batch cgroup as a batch target.
+fn slo_config(switch: &str, units: usize) -> Value {
+    let mut targets = serde_json::Map::new();
+    for i in 0..units {
+        let key = if i == 0 { "api.service".to_string() } else { format!("api{i}.service") };
+        targets.insert(
+            key,
+            json!({ "class": "latency", "budget": { "runtime": "1ms", "period": "10ms" }, "deadline": DEADLINE,
+                    "priority": 800, "preemption": "lower-priority" }),
+        );
+    }
+    targets.insert("batch.slice".into(), json!({ "class": "batch", "weight": 100 }));
+    json!({ "version": 1, "mode": "enforce", "switch": switch, "targets": targets })
+}
+
+/// A running scheduler for one cell; stops on drop.
+enum Running {
+    Eevdf,
+    Slo(Daemon),
+    Peer(Child),
+}
+
+impl Running {
+    fn stop(self) {
+        match self {
+            Running::Eevdf => {}
+            Running::Slo(mut d) => {
+                d.signal(libc::SIGTERM);
+                d.wait_exit(Duration::from_secs(20));
+            }
+            Running::Peer(mut c) => {
+                // SAFETY: kill(2) on our child.
+                unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_secs(10) && matches!(c.try_wait(), Ok(None)) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        wait_until(Duration::from_secs(10), || kernel::sched_ext_state() != "enabled");
+    }
+}
+
+fn start(env: &Env, scheduler: &str, sc: &Scenario, tag: &str) -> Result<Option<Running>> {
+    match scheduler {
+        "eevdf" => Ok(Some(Running::Eevdf)),
+        s if s.starts_with("scx_slo-") => {
+            let switch = s.trim_start_matches("scx_slo-");
+            write_config(&slo_config(switch, sc.latency_units))?;
+            let mut d = Daemon::start_with(env, tag, &["--metrics-listen", "off"])?;
+            if d.wait_enabled(Duration::from_secs(60)).is_none() {
+                anyhow::bail!("scx_slo did not attach: {}", d.log_tail());
+            }
+            Ok(Some(Running::Slo(d)))
+        }
+        peer => {
+            let exe = env.exe(peer);
+            if !exe.exists() {
+                return Ok(None);
+            }
+            let child = Command::new(&exe)
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(format!("/tmp/{tag}.log"))?)
+                .spawn()
+                .with_context(|| format!("starting {peer}"))?;
+            let mut running = Running::Peer(child);
+            if wait_until(Duration::from_secs(60), || kernel::sched_ext_state() == "enabled").is_none() {
+                let log = std::fs::read_to_string(format!("/tmp/{tag}.log")).unwrap_or_default();
+                if let Running::Peer(c) = &mut running {
+                    let _ = c.kill();
+                }
+                anyhow::bail!("{peer} did not attach: {}", log.lines().rev().take(3).collect::<Vec<_>>().join(" | "));
+            }
+            Ok(Some(running))
+        }
+    }
+}
+
+/// Runs one cell; returns its raw record.
+fn cell(env: &Env, sc: &Scenario, scheduler: &str, round: usize) -> Result<Option<Value>> {
+    let tag = format!("{}-{scheduler}-{round}", sc.name);
+    let _ = std::fs::write(env.cg(BATCH).parent().unwrap_or(Path::new("/")).join("cpu.max"), sc.batch_quota);
+    let _ = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1");
+    let Some(running) = start(env, scheduler, sc, &tag)? else { return Ok(None) };
+    let ext = scheduler != "eevdf";
+    let partial = scheduler == "scx_slo-partial";
+    let secs = format!("{}s", env.seconds);
+    let wait = if partial { strs(&["--wait-ext"]) } else { Vec::new() };
+    let mut kids: Vec<(String, Child)> = Vec::new();
+    for i in 0..sc.latency_units {
+        let out = format!("/tmp/bench-{tag}-api{i}.json");
+        let mut a = strs(&["probe", "--cgroup", &env.cg(&latency_cgroup(i)).display().to_string(), "--period", PERIOD, "--work", WORK,
+            "--deadline", DEADLINE, "--duration", &secs, "--samples", "--out", &out,
+            "--arrival", if sc.poisson { "poisson" } else { "periodic" }]);
+        a.extend(wait.clone());
+        kids.push((out, spawn_workload(env, &a)?));
+    }
+    let batch = env.cg(BATCH).display().to_string();
+    let mut batch_outs = Vec::new();
+    let mut add = |kind: &str, extra: &[&str], kids: &mut Vec<(String, Child)>| -> Result<()> {
+        let out = format!("/tmp/bench-{tag}-{kind}{}.json", batch_outs.len());
+        let mut a = strs(&[kind, "--cgroup", &batch, "--duration", &secs, "--out", &out]);
+        a.extend(strs(extra));
+        a.extend(wait.clone());
+        batch_outs.push(out.clone());
+        kids.push((out, spawn_workload(env, &a)?));
+        Ok(())
+    };
+    for _ in 0..sc.hogs_per_cpu * num_cpus() {
+        add("hog", &[], &mut kids)?;
+    }
+    if sc.noisy_threads > 0 {
+        add("noisy", &["--threads", &sc.noisy_threads.to_string()], &mut kids)?;
+    }
+    for _ in 0..sc.forkexec {
+        add("forkexec", &[], &mut kids)?;
+    }
+    for (_, k) in kids.iter_mut() {
+        k.wait()?;
+    }
+    let probes: Vec<ProbeResult> = (0..sc.latency_units).map(|i| read_json(&format!("/tmp/bench-{tag}-api{i}.json"))).collect::<Result<_>>()?;
+    let batch: Vec<HogResult> = batch_outs.iter().map(|o| read_json(o)).collect::<Result<_>>()?;
+    let bpf = if ext { bpf_callback_cost(env) } else { Value::Null };
+    let rss_kb = match &running {
+        Running::Slo(d) => rss_kb(d.child.id()),
+        _ => None,
+    };
+    running.stop();
+    let _ = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "0");
+    let wake: Vec<u64> = probes.iter().flat_map(|p| p.wake_ns.iter().copied()).collect();
+    let completion: Vec<u64> = probes.iter().flat_map(|p| p.completion_ns.iter().copied()).collect();
+    Ok(Some(json!({
+        "scenario": sc.name,
+        "scheduler": scheduler,
+        "round": round,
+        "wake_ns": wake,
+        "completion_ns": completion,
+        "requests": completion.len(),
+        "over_deadline": probes.iter().map(|p| p.over_deadline).sum::<usize>(),
+        "overruns": probes.iter().map(|p| p.overruns).sum::<usize>(),
+        "batch_work": batch.iter().map(|b| b.iterations).sum::<u64>(),
+        "bpf": bpf,
+        "daemon_rss_kb": rss_kb,
+    })))
+}
+
+/// ns per call of each sched_ext callback of the loaded scheduler, from
+/// bpftool's run_time_ns / run_cnt (kernel.bpf_stats_enabled=1).
+fn bpf_callback_cost(env: &Env) -> Value {
+    let Ok(out) = Command::new(env.exe("bpftool")).args(["-j", "prog", "show"]).output() else { return Value::Null };
+    let Ok(progs) = serde_json::from_slice::<Vec<Value>>(&out.stdout) else { return Value::Null };
+    let mut by_callback: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for p in progs.iter().filter(|p| p["type"] == "struct_ops") {
+        let name = p["name"].as_str().unwrap_or_default();
+        let Some(cb) = ["select_cpu", "enqueue", "dispatch", "running", "stopping", "runnable", "quiescent", "tick"]
+            .into_iter()
+            .find(|cb| name.ends_with(cb))
+        else {
+            continue;
+        };
+        let e = by_callback.entry(cb).or_default();
+        e.0 += p["run_time_ns"].as_u64().unwrap_or(0);
+        e.1 += p["run_cnt"].as_u64().unwrap_or(0);
+    }
+    by_callback
+        .into_iter()
+        .map(|(cb, (ns, cnt))| (cb.to_string(), json!({ "run_time_ns": ns, "run_cnt": cnt, "ns_per_call": if cnt > 0 { ns as f64 / cnt as f64 } else { 0.0 } })))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// The daemon alone: RSS and CPU while idle (attached, no load), and the
+/// time to apply 1,000 targets (the first map fill, from its status).
+fn footprint(env: &Env, idle: Duration) -> Result<Value> {
+    let root = env.cg("bench-many");
+    let mut targets = serde_json::Map::new();
+    for i in 0..1000 {
+        let dir = root.join(format!("t{i}"));
+        std::fs::create_dir_all(&dir)?;
+        targets.insert(format!("/bench-many/t{i}"), json!({ "class": "batch", "weight": 100 }));
+    }
+    write_config(&json!({ "version": 1, "mode": "enforce", "switch": "partial", "targets": targets }))?;
+    let mut d = Daemon::start_with(env, "footprint", &["--metrics-listen", "off"])?;
+    if d.wait_enabled(Duration::from_secs(60)).is_none() {
+        anyhow::bail!("scx_slo did not attach with 1,000 targets: {}", d.log_tail());
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = d.child.id();
+    let hz = 100.0; // USER_HZ on x86-64
+    let before = cpu_ticks(pid);
+    let t = Instant::now();
+    std::thread::sleep(idle);
+    let after = cpu_ticks(pid);
+    let status: Value = serde_json::from_str(&std::fs::read_to_string(STATUS_PATH).unwrap_or_default()).unwrap_or_default();
+    let rss = rss_kb(pid);
+    d.signal(libc::SIGTERM);
+    d.wait_exit(Duration::from_secs(20));
+    for i in 0..1000 {
+        let _ = std::fs::remove_dir(root.join(format!("t{i}")));
+    }
+    let idle_cpu = match (before, after) {
+        (Some(b), Some(a)) => Some((a - b) as f64 / hz / t.elapsed().as_secs_f64()),
+        _ => None,
+    };
+    Ok(json!({
+        "targets": 1000,
+        "apply_1000_targets_us": status["last_apply_us"],
+        "rss_kb": rss,
+        "idle_cpu_share": idle_cpu,
+        "idle_seconds": t.elapsed().as_secs_f64(),
+    }))
+}
+
+fn samples_us(cells: &[&Value], key: &str) -> Vec<f64> {
+    cells.iter().flat_map(|c| c[key].as_array().into_iter().flatten().filter_map(Value::as_u64).map(|ns| ns as f64 / 1e3)).collect()
+}
+
+/// Per scenario and scheduler: rounds pooled; percentiles, misses, batch
+/// work, BPF cost, and the comparison with EEVDF of the same scenario.
+fn summarize(cells: &[Value]) -> Value {
+    use scx_slo_model::stats;
+    let mut out = Vec::new();
+    let mut scenario_names: Vec<&str> = cells.iter().filter_map(|c| c["scenario"].as_str()).collect();
+    scenario_names.dedup();
+    for sc in scenario_names {
+        let of = |sched: &str| cells.iter().filter(|c| c["scenario"] == sc && c["scheduler"] == sched).collect::<Vec<_>>();
+        let base = of("eevdf");
+        let (base_wake, base_done) = (samples_us(&base, "wake_ns"), samples_us(&base, "completion_ns"));
+        let base_work: u64 = base.iter().filter_map(|c| c["batch_work"].as_u64()).sum();
+        let mut names: Vec<&str> = cells.iter().filter(|c| c["scenario"] == sc).filter_map(|c| c["scheduler"].as_str()).collect();
+        names.sort_by_key(|n| SCHEDULERS.iter().position(|s| s == n));
+        names.dedup();
+        for sched in names {
+            let mine = of(sched);
+            let wake = stats::sorted(&samples_us(&mine, "wake_ns"));
+            let done = stats::sorted(&samples_us(&mine, "completion_ns"));
+            let requests: u64 = mine.iter().filter_map(|c| c["requests"].as_u64()).sum();
+            let misses: u64 = mine.iter().filter_map(|c| c["over_deadline"].as_u64()).sum();
+            let work: u64 = mine.iter().filter_map(|c| c["batch_work"].as_u64()).sum();
+            let per_round_p99: Vec<f64> = mine
+                .iter()
+                .map(|c| stats::percentile(&stats::sorted(&samples_us(&[*c], "wake_ns")), 0.99))
+                .collect();
+            let (vs_wake, vs_done) = if sched == "eevdf" {
+                (Value::Null, Value::Null)
+            } else {
+                (json!(stats::compare(&wake, &base_wake, 1)), json!(stats::compare(&done, &base_done, 2)))
+            };
+            out.push(json!({
+                "scenario": sc,
+                "scheduler": sched,
+                "rounds": mine.len(),
+                "requests": requests,
+                "wake_us": { "p50": stats::percentile(&wake, 0.5), "p99": stats::percentile(&wake, 0.99), "p999": stats::percentile(&wake, 0.999) },
+                "completion_us": { "p50": stats::percentile(&done, 0.5), "p99": stats::percentile(&done, 0.99), "p999": stats::percentile(&done, 0.999) },
+                "wake_p99_us_per_round": per_round_p99,
+                "deadline_miss_ratio": if requests > 0 { misses as f64 / requests as f64 } else { 0.0 },
+                "batch_work": work,
+                "batch_work_ratio": if base_work > 0 { work as f64 / base_work as f64 } else { f64::NAN },
+                "vs_eevdf_wake": vs_wake,
+                "vs_eevdf_completion": vs_done,
+                "bpf": mine.last().map(|c| c["bpf"].clone()),
+                "daemon_rss_kb": mine.iter().filter_map(|c| c["daemon_rss_kb"].as_u64()).max(),
+            }));
+        }
+    }
+    Value::Array(out)
+}
+
+/// The benchmark scenario.
+pub fn run(env: &Env, rounds: usize, quick: bool) -> Result<Report> {
+    let mut report = Report::new(if quick { "bench-quick" } else { "bench" });
+    crate::scenario::setup_cgroups(env)?;
+    for i in 1..4 {
+        std::fs::create_dir_all(env.cg(&latency_cgroup(i)))?;
+    }
+    // cpu.max on the batch slice needs the cpu controller delegated down.
+    for dir in ["", "batch.slice"] {
+        let _ = std::fs::write(env.cg(dir).join("cgroup.subtree_control"), "+cpu");
+    }
+    let present: Vec<&str> = SCHEDULERS.iter().copied().filter(|s| !s.starts_with("scx_") || s.starts_with("scx_slo") || env.exe(s).exists()).collect();
+    report.facts.insert("schedulers".into(), json!(present));
+    report.facts.insert("kernel".into(), json!(uname()));
+    report.facts.insert("cpus".into(), json!(num_cpus()));
+    report.facts.insert("seconds_per_cell".into(), json!(env.seconds));
+    report.facts.insert("rounds".into(), json!(rounds));
+    let mut cells = Vec::new();
+    for sc in scenarios(quick) {
+        for round in 0..rounds {
+            // Rotate the order each round so drift does not favour one scheduler.
+            let mut order = present.clone();
+            order.rotate_left(round % present.len());
+            for scheduler in order {
+                match cell(env, &sc, scheduler, round) {
+                    Ok(Some(c)) => cells.push(c),
+                    Ok(None) => {}
+                    Err(e) => report.check(format!("{} / {scheduler} / round {round} ran", sc.name), false, format!("{e:#}")),
+                }
+            }
+        }
+    }
+    report.check(
+        "every cell ran",
+        !cells.is_empty() && report.checks.is_empty(),
+        format!("{} cells", cells.len()),
+    );
+    match footprint(env, Duration::from_secs(if quick { 10 } else { 60 })) {
+        Ok(f) => {
+            report.facts.insert("daemon_footprint".into(), f);
+        }
+        Err(e) => report.check("daemon footprint measured", false, format!("{e:#}")),
+    }
+    report.facts.insert("results".into(), summarize(&cells));
+    report.ok = report.checks.iter().all(|c| c.ok);
+    Ok(report)
+}

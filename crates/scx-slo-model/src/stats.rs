@@ -1,0 +1,257 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! Statistics for comparing latency samples: percentiles, the Mann-Whitney U
+//! test, Cliff's delta, and a bootstrap confidence interval for a ratio of
+//! percentiles. Used by the benchmark lab (a difference is claimed only when
+//! it is significant) and, later, by A/B canaries.
+//!
+//! Pure and deterministic: the bootstrap uses a seeded xorshift generator,
+//! so a report can be recomputed from its samples.
+
+/// The `q` quantile (0..=1) by the nearest-rank method; NaN for no samples.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (q * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+/// Sorted copy.
+pub fn sorted(samples: &[f64]) -> Vec<f64> {
+    let mut v = samples.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v
+}
+
+/// Result of a two-sided Mann-Whitney U test of `a` against `b`.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct MannWhitney {
+    /// U statistic of `a`.
+    pub u: f64,
+    /// z score (normal approximation with tie correction).
+    pub z: f64,
+    /// Two-sided p-value.
+    pub p: f64,
+}
+
+/// Mann-Whitney U with the normal approximation (fine from ~20 samples a
+/// side, which every benchmark cell has), ties corrected.
+pub fn mann_whitney(a: &[f64], b: &[f64]) -> MannWhitney {
+    let (n1, n2) = (a.len() as f64, b.len() as f64);
+    if a.is_empty() || b.is_empty() {
+        return MannWhitney { u: 0.0, z: 0.0, p: 1.0 };
+    }
+    let mut all: Vec<(f64, bool)> = a.iter().map(|x| (*x, true)).chain(b.iter().map(|x| (*x, false))).collect();
+    all.sort_by(|x, y| x.0.total_cmp(&y.0));
+    // Average ranks for ties.
+    let mut rank_sum_a = 0.0;
+    let mut tie_term = 0.0;
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i;
+        while j + 1 < all.len() && all[j + 1].0 == all[i].0 {
+            j += 1;
+        }
+        let avg_rank = (i + j) as f64 / 2.0 + 1.0;
+        let t = (j - i + 1) as f64;
+        tie_term += t * t * t - t;
+        rank_sum_a += all[i..=j].iter().filter(|(_, is_a)| *is_a).count() as f64 * avg_rank;
+        i = j + 1;
+    }
+    let u = rank_sum_a - n1 * (n1 + 1.0) / 2.0;
+    let n = n1 + n2;
+    let mean = n1 * n2 / 2.0;
+    let var = n1 * n2 / 12.0 * ((n + 1.0) - tie_term / (n * (n - 1.0)));
+    if var <= 0.0 {
+        return MannWhitney { u, z: 0.0, p: 1.0 };
+    }
+    // Continuity correction towards the mean.
+    let diff = u - mean;
+    let z = (diff - 0.5 * diff.signum()) / var.sqrt();
+    MannWhitney { u, z, p: (2.0 * normal_sf(z.abs())).min(1.0) }
+}
+
+/// Upper tail of the standard normal, P(Z > x) (Abramowitz-Stegun 7.1.26
+/// erfc, error < 1.5e-7).
+pub fn normal_sf(x: f64) -> f64 {
+    let t = 1.0 / (1.0 + 0.327_591_1 * x / std::f64::consts::SQRT_2);
+    let poly = t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    0.5 * poly * (-(x * x) / 2.0).exp()
+}
+
+/// Cliff's delta: P(a > b) - P(a < b), in -1..=1 (0: no difference).
+pub fn cliffs_delta(a: &[f64], b: &[f64]) -> f64 {
+    if a.is_empty() || b.is_empty() {
+        return 0.0;
+    }
+    let sb = sorted(b);
+    let mut more = 0usize;
+    let mut less = 0usize;
+    for x in a {
+        // Counts of b below and above x, by binary search.
+        let below = sb.partition_point(|y| y < x);
+        let not_above = sb.partition_point(|y| y <= x);
+        more += below;
+        less += sb.len() - not_above;
+    }
+    (more as f64 - less as f64) / (a.len() as f64 * b.len() as f64)
+}
+
+/// A small deterministic generator (xorshift64*).
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded; a zero seed is replaced.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.max(1))
+    }
+    /// Next value.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    /// Uniform index below `n` (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// Bootstrap confidence interval (percentile method) of
+/// `percentile(a, q) / percentile(b, q)`: `(low, high)` at `level` (0.95).
+pub fn bootstrap_ratio_ci(a: &[f64], b: &[f64], q: f64, level: f64, resamples: usize, seed: u64) -> (f64, f64) {
+    if a.is_empty() || b.is_empty() || resamples == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let mut rng = Rng::new(seed);
+    let mut ratios = Vec::with_capacity(resamples);
+    let mut ra = vec![0.0; a.len()];
+    let mut rb = vec![0.0; b.len()];
+    for _ in 0..resamples {
+        for x in ra.iter_mut() {
+            *x = a[rng.below(a.len())];
+        }
+        for x in rb.iter_mut() {
+            *x = b[rng.below(b.len())];
+        }
+        ra.sort_by(|x, y| x.total_cmp(y));
+        rb.sort_by(|x, y| x.total_cmp(y));
+        let den = percentile(&rb, q);
+        ratios.push(if den > 0.0 { percentile(&ra, q) / den } else { f64::INFINITY });
+    }
+    ratios.sort_by(|x, y| x.total_cmp(y));
+    let alpha = (1.0 - level) / 2.0;
+    (percentile(&ratios, alpha), percentile(&ratios, 1.0 - alpha))
+}
+
+/// A comparison of a candidate's samples against a baseline's.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Comparison {
+    /// candidate p50 / baseline p50.
+    pub p50_ratio: f64,
+    /// candidate p99 / baseline p99.
+    pub p99_ratio: f64,
+    /// 95% bootstrap interval of the p99 ratio.
+    pub p99_ratio_ci95: (f64, f64),
+    /// Mann-Whitney on the whole distributions.
+    pub mann_whitney: MannWhitney,
+    /// Cliff's delta (negative: the candidate is lower, i.e. faster).
+    pub cliffs_delta: f64,
+    /// "better", "worse" or "no significant difference" (p < 0.01 and the
+    /// p99 interval excluding 1 in the same direction).
+    pub verdict: &'static str,
+}
+
+/// Compares latency samples (lower is better).
+pub fn compare(candidate: &[f64], baseline: &[f64], seed: u64) -> Comparison {
+    let (c, b) = (sorted(candidate), sorted(baseline));
+    let ratio = |q| {
+        let den = percentile(&b, q);
+        if den > 0.0 {
+            percentile(&c, q) / den
+        } else {
+            f64::NAN
+        }
+    };
+    let ci = bootstrap_ratio_ci(&c, &b, 0.99, 0.95, 1000, seed);
+    let mw = mann_whitney(&c, &b);
+    let delta = cliffs_delta(&c, &b);
+    let verdict = if mw.p < 0.01 && ci.1 < 1.0 && delta < 0.0 {
+        "better"
+    } else if mw.p < 0.01 && ci.0 > 1.0 && delta > 0.0 {
+        "worse"
+    } else {
+        "no significant difference"
+    };
+    Comparison { p50_ratio: ratio(0.5), p99_ratio: ratio(0.99), p99_ratio_ci95: ci, mann_whitney: mw, cliffs_delta: delta, verdict }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.5), 50.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&v, 1.0), 100.0);
+        assert!(percentile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn mann_whitney_matches_a_worked_example() {
+        // Classic example: a = [1..=5], b = [6..=10]: U = 0, every a below every b.
+        let a: Vec<f64> = (1..=5).map(f64::from).collect();
+        let b: Vec<f64> = (6..=10).map(f64::from).collect();
+        let r = mann_whitney(&a, &b);
+        assert_eq!(r.u, 0.0);
+        // Exact two-sided p is 2/252 = 0.0079; the normal approximation with
+        // continuity correction gives about 0.012.
+        assert!(r.p > 0.005 && r.p < 0.02, "{r:?}");
+        // Identical samples: no evidence.
+        assert!(mann_whitney(&a, &a).p > 0.9);
+    }
+
+    #[test]
+    fn normal_tail_is_accurate() {
+        assert!((normal_sf(0.0) - 0.5).abs() < 1e-7);
+        assert!((normal_sf(1.959_964) - 0.025).abs() < 1e-6);
+        assert!((normal_sf(3.0) - 0.001_349_9).abs() < 1e-6);
+    }
+
+    #[test]
+    fn cliffs_delta_bounds_and_sign() {
+        let a = [1.0, 2.0, 3.0];
+        let b = [4.0, 5.0, 6.0];
+        assert_eq!(cliffs_delta(&a, &b), -1.0);
+        assert_eq!(cliffs_delta(&b, &a), 1.0);
+        assert_eq!(cliffs_delta(&a, &a), 0.0);
+    }
+
+    #[test]
+    fn compare_claims_only_significant_differences() {
+        let mut rng = Rng::new(7);
+        let noise = |rng: &mut Rng, scale: f64| (0..400).map(|_| scale * (1.0 + (rng.next_u64() % 1000) as f64 / 1000.0)).collect::<Vec<_>>();
+        let base = noise(&mut rng, 100.0);
+        let same = noise(&mut rng, 100.0);
+        let faster = noise(&mut rng, 10.0);
+        assert_eq!(compare(&same, &base, 1).verdict, "no significant difference");
+        let c = compare(&faster, &base, 1);
+        assert_eq!(c.verdict, "better");
+        assert!(c.p99_ratio < 0.2 && c.p99_ratio_ci95.1 < 0.2, "{c:?}");
+        assert_eq!(compare(&base, &faster, 1).verdict, "worse");
+    }
+
+    #[test]
+    fn bootstrap_is_deterministic() {
+        let a: Vec<f64> = (1..=50).map(f64::from).collect();
+        let b: Vec<f64> = (1..=50).map(|x| f64::from(x) * 2.0).collect();
+        let x = bootstrap_ratio_ci(&a, &b, 0.99, 0.95, 200, 42);
+        assert_eq!(x, bootstrap_ratio_ci(&a, &b, 0.99, 0.95, 200, 42));
+        // The true p99 ratio is 50 / 100.
+        assert!(x.0 <= x.1 && x.0 > 0.3 && x.1 < 0.7, "{x:?}");
+    }
+}
