@@ -64,6 +64,8 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
         return vec![base("oversub-2x", 2)];
     }
     vec![
+        // No load at all: the floor TCG itself puts under every scheduler.
+        base("idle", 0),
         base("oversub-1x", 1),
         base("oversub-2x", 2),
         base("oversub-4x", 4),

@@ -96,12 +96,13 @@ pub fn markdown(report: &Value, date: &str) -> String {
         let _ = writeln!(out);
     }
 
+    let bpf_scenario = if scenarios.contains(&"oversub-2x") { "oversub-2x" } else { scenarios.first().copied().unwrap_or("?") };
     let _ = writeln!(out, "## BPF cost per callback\n");
-    let _ = writeln!(out, "ns per call from `kernel.bpf_stats_enabled` (run_time_ns / run_cnt), scenario `{}`, last round.\n", scenarios.first().copied().unwrap_or("?"));
+    let _ = writeln!(out, "ns per call from `kernel.bpf_stats_enabled` (run_time_ns / run_cnt), scenario `{bpf_scenario}`, last round.\n");
     let cbs = ["select_cpu", "enqueue", "dispatch", "running", "stopping"];
     let _ = writeln!(out, "| scheduler | {} |", cbs.join(" | "));
     let _ = writeln!(out, "|---|{}", "---|".repeat(cbs.len()));
-    for r in results.iter().filter(|r| Some(r["scenario"].as_str().unwrap_or("")) == scenarios.first().copied() && r["scheduler"] != "eevdf") {
+    for r in results.iter().filter(|r| r["scenario"] == bpf_scenario && r["scheduler"] != "eevdf") {
         let cells: Vec<String> =
             cbs.iter().map(|cb| r["bpf"][cb]["ns_per_call"].as_f64().map_or("–".into(), |v| format!("{v:.0}"))).collect();
         let _ = writeln!(out, "| {} | {} |", r["scheduler"].as_str().unwrap_or(""), cells.join(" | "));
@@ -152,6 +153,14 @@ pub fn targets(report: &Value) -> Vec<String> {
         lines.push(format!("{s}, {sc}: batch work {:.2}× EEVDF (target ≥ 0.97×: {})", work, if work >= 0.97 { "met" } else { "missed" }));
         let miss = f(&r["deadline_miss_ratio"]);
         lines.push(format!("{s}, {sc}: deadline misses {:.2}% of admitted requests (target < 0.1%: {})", miss * 100.0, if miss < 0.001 { "met" } else { "missed" }));
+    }
+    for cb in ["enqueue", "dispatch", "running", "stopping"] {
+        let ns = |s: &str| f(&find(sc, s)["bpf"][cb]["ns_per_call"]);
+        let best = peers.iter().map(|p| ns(p)).filter(|x| !x.is_nan() && *x > 0.0).fold(f64::INFINITY, f64::min);
+        let mine = ns("scx_slo-all");
+        if !mine.is_nan() && best.is_finite() {
+            lines.push(format!("BPF {cb}: scx_slo {mine:.0} ns/call vs best peer {best:.0} (target ≤ peers: {})", if mine <= best { "met" } else { "missed" }));
+        }
     }
     let fp = &facts["daemon_footprint"];
     let rss = f(&fp["rss_kb"]) / 1024.0;

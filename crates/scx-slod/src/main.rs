@@ -46,6 +46,10 @@ struct Args {
     /// the scheduler's exit checked.
     #[arg(long, default_value = "100ms")]
     scan_interval: SloDuration,
+    /// How often targets are re-resolved and metrics, the probes' overhead
+    /// guard and advisory are updated.
+    #[arg(long, default_value = "1s")]
+    telemetry_interval: SloDuration,
     /// How often the status file is rewritten.
     #[arg(long, default_value = "1s")]
     status_interval: SloDuration,
@@ -111,6 +115,7 @@ fn run(args: Args) -> i32 {
         status_path: args.status_file.clone(),
         state_path: args.state_file.clone(),
         tick: std_dur(args.scan_interval).max(Duration::from_millis(10)),
+        telemetry_every: std_dur(args.telemetry_interval).max(Duration::from_millis(100)),
         status_every: std_dur(args.status_interval).max(Duration::from_millis(100)),
         debug_bpf: args.debug_bpf,
         backend: args.backend,

