@@ -271,20 +271,41 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
-/// The daemon alone: RSS and CPU while idle (attached, no load), and the
-/// time to apply 1,000 targets (the first map fill, from its status).
+/// The daemon alone. With 1,000 targets: the time of the first map fill
+/// (from its status) and RSS. With the bench's own small config (attached,
+/// no load): CPU over `idle` and RSS.
 fn footprint(env: &Env, idle: Duration) -> Result<Value> {
     let root = env.cg("bench-many");
     let mut targets = serde_json::Map::new();
     for i in 0..1000 {
-        let dir = root.join(format!("t{i}"));
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(root.join(format!("t{i}")))?;
         targets.insert(format!("/bench-many/t{i}"), json!({ "class": "batch", "weight": 100 }));
     }
     write_config(&json!({ "version": 1, "mode": "enforce", "switch": "partial", "targets": targets }))?;
-    let mut d = Daemon::start_with(env, "footprint", &["--metrics-listen", "off"])?;
+    let mut d = Daemon::start_with(env, "footprint-1000", &["--metrics-listen", "off"])?;
     if d.wait_enabled(Duration::from_secs(60)).is_none() {
         anyhow::bail!("scx_slo did not attach with 1,000 targets: {}", d.log_tail());
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let status: Value = serde_json::from_str(&std::fs::read_to_string(STATUS_PATH).unwrap_or_default()).unwrap_or_default();
+    let rss_1000 = rss_kb(d.child.id());
+    let cpu_1000 = cpu_ticks(d.child.id());
+    let t_1000 = Instant::now();
+    std::thread::sleep(Duration::from_secs(10));
+    let cpu_1000 = match (cpu_1000, cpu_ticks(d.child.id())) {
+        (Some(b), Some(a)) => Some((a - b) as f64 / 100.0 / t_1000.elapsed().as_secs_f64()),
+        _ => None,
+    };
+    d.signal(libc::SIGTERM);
+    d.wait_exit(Duration::from_secs(20));
+    for i in 0..1000 {
+        let _ = std::fs::remove_dir(root.join(format!("t{i}")));
+    }
+
+    write_config(&slo_config("partial", 1))?;
+    let mut d = Daemon::start_with(env, "footprint-idle", &["--metrics-listen", "off"])?;
+    if d.wait_enabled(Duration::from_secs(60)).is_none() {
+        anyhow::bail!("scx_slo did not attach: {}", d.log_tail());
     }
     std::thread::sleep(Duration::from_secs(2));
     let pid = d.child.id();
@@ -293,20 +314,17 @@ fn footprint(env: &Env, idle: Duration) -> Result<Value> {
     let t = Instant::now();
     std::thread::sleep(idle);
     let after = cpu_ticks(pid);
-    let status: Value = serde_json::from_str(&std::fs::read_to_string(STATUS_PATH).unwrap_or_default()).unwrap_or_default();
     let rss = rss_kb(pid);
     d.signal(libc::SIGTERM);
     d.wait_exit(Duration::from_secs(20));
-    for i in 0..1000 {
-        let _ = std::fs::remove_dir(root.join(format!("t{i}")));
-    }
     let idle_cpu = match (before, after) {
         (Some(b), Some(a)) => Some((a - b) as f64 / hz / t.elapsed().as_secs_f64()),
         _ => None,
     };
     Ok(json!({
-        "targets": 1000,
         "apply_1000_targets_us": status["last_apply_us"],
+        "rss_kb_1000_targets": rss_1000,
+        "cpu_share_1000_targets": cpu_1000,
         "rss_kb": rss,
         "idle_cpu_share": idle_cpu,
         "idle_seconds": t.elapsed().as_secs_f64(),

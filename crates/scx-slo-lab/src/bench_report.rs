@@ -111,11 +111,13 @@ pub fn markdown(report: &Value, date: &str) -> String {
     let _ = writeln!(out, "\n## scx-slod footprint\n");
     let _ = writeln!(
         out,
-        "- RSS with 1,000 targets: {} KiB; idle CPU over {:.0} s (attached, no load): {:.3}% of one CPU; first apply of 1,000 targets: {:.1} ms (TCG).",
+        "- The bench's config (2 targets), attached, no load: RSS {} KiB, CPU over {:.0} s {:.3}% of one CPU.\n         - 1,000 targets: first map fill {:.1} ms, RSS {} KiB, CPU {:.2}% of one CPU (status file and telemetry every second).\n         - All under TCG: CPU shares are inflated roughly as much as times.",
         fp["rss_kb"],
         f(&fp["idle_seconds"]),
         f(&fp["idle_cpu_share"]) * 100.0,
-        f(&fp["apply_1000_targets_us"]) / 1000.0
+        f(&fp["apply_1000_targets_us"]) / 1000.0,
+        fp["rss_kb_1000_targets"],
+        f(&fp["cpu_share_1000_targets"]) * 100.0
     );
     let _ = writeln!(out, "\n## Targets (issue 7)\n");
     for line in targets(report) {
