@@ -32,6 +32,7 @@
 #include <bpf/bpf_core_read.h>
 #include "intf.h"
 #include "target_maps.bpf.h"
+#include "hist.bpf.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -103,25 +104,6 @@ static void ostat_inc(u32 id)
 static struct slo_target_stats *target_stats_of(u32 target)
 {
 	return bpf_map_lookup_elem(&target_stats, &target);
-}
-
-/* log2 bucket of ns >> SLO_HIST_SHIFT, as in scx_slo.bpf.c. */
-static u32 hist_bucket(u64 ns)
-{
-	u64 v = ns >> SLO_HIST_SHIFT;
-	u32 b = 0;
-
-	if (!v)
-		return 0;
-	b = 64 - __builtin_clzll(v);
-	/*
-	 * Hide b's origin from clang, which would otherwise turn the cap below
-	 * into a compare on v and leave the verifier with an unbounded index.
-	 */
-	asm volatile("" : "+r"(b));
-	if (b >= SLO_HIST_BUCKETS)
-		b = SLO_HIST_BUCKETS - 1;
-	return b;
 }
 
 /* The target of a cgroup: itself or the nearest targeted ancestor. */
@@ -256,7 +238,7 @@ static void switch_out(struct cpu_slot *slot, struct task_struct *prev, bool pre
 	if (response > cfg->deadline_ns) {
 		ts->cnt[SLO_TSTAT_DEADLINE_MISSES]++;
 	} else {
-		ts->slack_hist[hist_bucket(cfg->deadline_ns - response)]++;
+		ts->slack_hist[slo_hist_bucket(cfg->deadline_ns - response)]++;
 		ts->cnt[SLO_TSTAT_SLACK_SUM_NS] += cfg->deadline_ns - response;
 	}
 }
@@ -283,7 +265,7 @@ static void switch_in(struct cpu_slot *slot, struct task_struct *next)
 	now = bpf_ktime_get_ns();
 	delay = now > job->woke_ns ? now - job->woke_ns : 0;
 	ts->cnt[SLO_TSTAT_RQ_DELAY_SUM_NS] += delay;
-	ts->rq_delay_hist[hist_bucket(delay)]++;
+	ts->rq_delay_hist[slo_hist_bucket(delay)]++;
 }
 
 /* TP_PROTO(bool preempt, prev, next, unsigned int prev_state): 5.18+. */

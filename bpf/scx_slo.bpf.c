@@ -25,6 +25,7 @@
 #include <scx/common.bpf.h>
 #include "intf.h"
 #include "target_maps.bpf.h"
+#include "hist.bpf.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -198,20 +199,6 @@ static void tstat_add(struct slo_target_stats *s, enum slo_tstat_id id, u64 v)
 		s->cnt[id] += v;
 }
 
-static u32 hist_bucket(u64 ns)
-{
-	u64 v = ns >> SLO_HIST_SHIFT;
-	u32 b = 0;
-
-	/* Position of the highest set bit + 1, capped. */
-	bpf_for(b, 0, SLO_HIST_BUCKETS - 1) {
-		if (!v)
-			break;
-		v >>= 1;
-	}
-	return b < SLO_HIST_BUCKETS ? b : SLO_HIST_BUCKETS - 1;
-}
-
 static u32 node_of_cpu(s32 cpu)
 {
 	u32 idx = (u32)cpu, node;
@@ -230,7 +217,7 @@ static u32 node_of_cpu(s32 cpu)
 
 static void hist_inc(u64 *hist, u64 ns)
 {
-	u32 b = hist_bucket(ns);
+	u32 b = slo_hist_bucket(ns);
 
 	if (b < SLO_HIST_BUCKETS)
 		hist[b]++;

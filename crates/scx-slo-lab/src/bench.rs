@@ -130,12 +130,15 @@ impl Running {
     }
 }
 
-fn start(env: &Env, scheduler: &str, sc: &Scenario, tag: &str) -> Result<Option<Running>> {
+/// Latency units the scx-slo config declares (the most any scenario uses).
+const MAX_LATENCY_UNITS: usize = 4;
+
+fn start(env: &Env, scheduler: &str, tag: &str) -> Result<Option<Running>> {
     match scheduler {
         "eevdf" => Ok(Some(Running::Eevdf)),
         s if s.starts_with("scx_slo-") => {
             let switch = s.trim_start_matches("scx_slo-");
-            write_config(&slo_config(switch, sc.latency_units))?;
+            write_config(&slo_config(switch, MAX_LATENCY_UNITS))?;
             let mut d = Daemon::start_with(env, tag, &["--metrics-listen", "off"])?;
             if d.wait_enabled(Duration::from_secs(60)).is_none() {
                 anyhow::bail!("scx_slo did not attach: {}", d.log_tail());
@@ -166,12 +169,11 @@ fn start(env: &Env, scheduler: &str, sc: &Scenario, tag: &str) -> Result<Option<
 }
 
 /// Runs one cell; returns its raw record.
-fn cell(env: &Env, sc: &Scenario, scheduler: &str, round: usize) -> Result<Option<Value>> {
+fn cell(env: &Env, sc: &Scenario, scheduler: &str, round: usize, running: &Running) -> Result<Value> {
     let tag = format!("{}-{scheduler}-{round}", sc.name);
     let _ = std::fs::write(env.cg(BATCH).parent().unwrap_or(Path::new("/")).join("cpu.max"), sc.batch_quota);
-    let _ = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1");
-    let Some(running) = start(env, scheduler, sc, &tag)? else { return Ok(None) };
     let ext = scheduler != "eevdf";
+    let bpf_before = if ext { bpf_callback_cost(env) } else { BTreeMap::new() };
     let partial = scheduler == "scx_slo-partial";
     let secs = format!("{}s", env.seconds);
     let wait = if partial { strs(&["--wait-ext"]) } else { Vec::new() };
@@ -209,16 +211,14 @@ fn cell(env: &Env, sc: &Scenario, scheduler: &str, round: usize) -> Result<Optio
     }
     let probes: Vec<ProbeResult> = (0..sc.latency_units).map(|i| read_json(&format!("/tmp/bench-{tag}-api{i}.json"))).collect::<Result<_>>()?;
     let batch: Vec<HogResult> = batch_outs.iter().map(|o| read_json(o)).collect::<Result<_>>()?;
-    let bpf = if ext { bpf_callback_cost(env) } else { Value::Null };
-    let rss_kb = match &running {
+    let bpf = if ext { bpf_delta(&bpf_before, &bpf_callback_cost(env)) } else { Value::Null };
+    let rss_kb = match running {
         Running::Slo(d) => rss_kb(d.child.id()),
         _ => None,
     };
-    running.stop();
-    let _ = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "0");
     let wake: Vec<u64> = probes.iter().flat_map(|p| p.wake_ns.iter().copied()).collect();
     let completion: Vec<u64> = probes.iter().flat_map(|p| p.completion_ns.iter().copied()).collect();
-    Ok(Some(json!({
+    Ok(json!({
         "scenario": sc.name,
         "scheduler": scheduler,
         "round": round,
@@ -230,15 +230,15 @@ fn cell(env: &Env, sc: &Scenario, scheduler: &str, round: usize) -> Result<Optio
         "batch_work": batch.iter().map(|b| b.iterations).sum::<u64>(),
         "bpf": bpf,
         "daemon_rss_kb": rss_kb,
-    })))
+    }))
 }
 
-/// ns per call of each sched_ext callback of the loaded scheduler, from
-/// bpftool's run_time_ns / run_cnt (kernel.bpf_stats_enabled=1).
-fn bpf_callback_cost(env: &Env) -> Value {
-    let Ok(out) = Command::new(env.exe("bpftool")).args(["-j", "prog", "show"]).output() else { return Value::Null };
-    let Ok(progs) = serde_json::from_slice::<Vec<Value>>(&out.stdout) else { return Value::Null };
-    let mut by_callback: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+/// Cumulative (run_time_ns, run_cnt) of each sched_ext callback of the
+/// loaded scheduler, from bpftool (kernel.bpf_stats_enabled=1).
+fn bpf_callback_cost(env: &Env) -> BTreeMap<&'static str, (u64, u64)> {
+    let mut by_callback = BTreeMap::new();
+    let Ok(out) = Command::new(env.exe("bpftool")).args(["-j", "prog", "show"]).output() else { return by_callback };
+    let Ok(progs) = serde_json::from_slice::<Vec<Value>>(&out.stdout) else { return by_callback };
     for p in progs.iter().filter(|p| p["type"] == "struct_ops") {
         let name = p["name"].as_str().unwrap_or_default();
         let Some(cb) = ["select_cpu", "enqueue", "dispatch", "running", "stopping", "runnable", "quiescent", "tick"]
@@ -247,13 +247,22 @@ fn bpf_callback_cost(env: &Env) -> Value {
         else {
             continue;
         };
-        let e = by_callback.entry(cb).or_default();
+        let e: &mut (u64, u64) = by_callback.entry(cb).or_default();
         e.0 += p["run_time_ns"].as_u64().unwrap_or(0);
         e.1 += p["run_cnt"].as_u64().unwrap_or(0);
     }
     by_callback
-        .into_iter()
-        .map(|(cb, (ns, cnt))| (cb.to_string(), json!({ "run_time_ns": ns, "run_cnt": cnt, "ns_per_call": if cnt > 0 { ns as f64 / cnt as f64 } else { 0.0 } })))
+}
+
+/// ns per call of each callback between two readings.
+fn bpf_delta(before: &BTreeMap<&'static str, (u64, u64)>, after: &BTreeMap<&'static str, (u64, u64)>) -> Value {
+    after
+        .iter()
+        .map(|(cb, (ns, cnt))| {
+            let (ns0, cnt0) = before.get(cb).copied().unwrap_or_default();
+            let (ns, cnt) = (ns.saturating_sub(ns0), cnt.saturating_sub(cnt0));
+            (cb.to_string(), json!({ "run_time_ns": ns, "run_cnt": cnt, "ns_per_call": if cnt > 0 { ns as f64 / cnt as f64 } else { 0.0 } }))
+        })
         .collect::<serde_json::Map<_, _>>()
         .into()
 }
@@ -404,21 +413,35 @@ pub fn run(env: &Env, rounds: usize, quick: bool) -> Result<Report> {
     report.facts.insert("cpus".into(), json!(num_cpus()));
     report.facts.insert("seconds_per_cell".into(), json!(env.seconds));
     report.facts.insert("rounds".into(), json!(rounds));
+    // One load per scheduler per round, all scenarios under it: every
+    // sched_ext attach and detach live-patches kernel text, and multi-threaded
+    // TCG occasionally panics on that (docs/testing.md), so the bench toggles
+    // sched_ext rounds × schedulers times, not once per cell.
     let mut cells = Vec::new();
-    for sc in scenarios(quick) {
-        for round in 0..rounds {
-            // Rotate the order each round so drift does not favour one scheduler.
-            let mut order = present.clone();
-            order.rotate_left(round % present.len());
-            for scheduler in order {
-                match cell(env, &sc, scheduler, round) {
-                    Ok(Some(c)) => cells.push(c),
-                    Ok(None) => {}
+    let _ = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1");
+    for round in 0..rounds {
+        // Rotate the order each round so drift does not favour one scheduler.
+        let mut order = present.clone();
+        order.rotate_left(round % present.len());
+        for scheduler in order {
+            let running = match start(env, scheduler, &format!("{scheduler}-{round}")) {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(e) => {
+                    report.check(format!("{scheduler} / round {round} started"), false, format!("{e:#}"));
+                    continue;
+                }
+            };
+            for sc in scenarios(quick) {
+                match cell(env, &sc, scheduler, round, &running) {
+                    Ok(c) => cells.push(c),
                     Err(e) => report.check(format!("{} / {scheduler} / round {round} ran", sc.name), false, format!("{e:#}")),
                 }
             }
+            running.stop();
         }
     }
+    let _ = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "0");
     report.check(
         "every cell ran",
         !cells.is_empty() && report.checks.is_empty(),
