@@ -349,8 +349,13 @@ fn samples_us(cells: &[&Value], key: &str) -> Vec<f64> {
 fn summarize(cells: &[Value]) -> Value {
     use scx_slo_model::stats;
     let mut out = Vec::new();
-    let mut scenario_names: Vec<&str> = cells.iter().filter_map(|c| c["scenario"].as_str()).collect();
-    scenario_names.dedup();
+    // Cells come scheduler by scheduler; keep each scenario once, in first-seen order.
+    let mut scenario_names: Vec<&str> = Vec::new();
+    for name in cells.iter().filter_map(|c| c["scenario"].as_str()) {
+        if !scenario_names.contains(&name) {
+            scenario_names.push(name);
+        }
+    }
     for sc in scenario_names {
         let of = |sched: &str| cells.iter().filter(|c| c["scenario"] == sc && c["scheduler"] == sched).collect::<Vec<_>>();
         let base = of("eevdf");
