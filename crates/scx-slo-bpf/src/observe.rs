@@ -85,11 +85,6 @@ impl<'obj> Observer<'obj> {
         self.links.clear();
     }
 
-    /// Whether the probes are attached.
-    pub fn is_attached(&self) -> bool {
-        !self.links.is_empty()
-    }
-
     /// Writes a whole target set and makes every cgroup verdict stale.
     pub fn apply(&mut self, targets: &[MapTarget]) -> Result<()> {
         let maps = &self.skel.maps;

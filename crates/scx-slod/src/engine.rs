@@ -433,8 +433,12 @@ impl Engine {
         }
     }
 
-    fn scan_input(&self) -> ScanInput<'_> {
-        ScanInput {
+    /// Telemetry for one scan (metrics snapshot, overhead guard, advisory).
+    fn telemetry_scan(&mut self, sched: Option<&mut dyn Backend>) {
+        self.last_telemetry = Some(Instant::now());
+        // Built from the fields directly, so the borrow of `telemetry` stays
+        // disjoint from the ones the input holds.
+        let input = ScanInput {
             config: &self.config,
             resolved: &self.resolved,
             cgroup_root: &self.cgroup_root,
@@ -442,15 +446,8 @@ impl Engine {
             state: self.lifecycle.state().as_str(),
             generation: self.generation,
             capabilities: self.caps.modes().to_vec(),
-        }
-    }
-
-    /// Telemetry for one scan (metrics snapshot, overhead guard, advisory).
-    fn telemetry_scan(&mut self, sched: Option<&mut dyn Backend>) {
-        self.last_telemetry = Some(Instant::now());
-        let mut telemetry = std::mem::replace(&mut self.telemetry, Telemetry::new(Arc::default(), 0.01, None));
-        telemetry.scan(&self.scan_input(), sched);
-        self.telemetry = telemetry;
+        };
+        self.telemetry.scan(&input, sched);
     }
 
     /// What a session loads, in words.

@@ -250,9 +250,4 @@ impl Telemetry {
     pub fn count_exit(&mut self, kind: &str) {
         *self.exits.entry(kind.to_string()).or_default() += 1;
     }
-
-    /// The sampling window the guard decides on.
-    pub fn guard_window() -> Duration {
-        crate::overhead::WINDOW
-    }
 }
