@@ -91,7 +91,21 @@ enum slo_ostat_id {
 	SLO_OSTAT_WAKEUPS_SAMPLED_OUT,	/* skipped by 1-in-N sampling */
 	SLO_OSTAT_CGROUP_WALKS,		/* cgroup verdict cache misses */
 	SLO_OSTAT_JOBS_UNTRACKED,	/* job table full */
+	SLO_OSTAT_SAMPLES_DROPPED,	/* raw-sample ring buffer full */
 	NR_SLO_OSTATS,
+};
+
+/* What a raw sample of observe.bpf.c measured. */
+enum slo_sample_kind {
+	SLO_SAMPLE_QUEUE = 1,		/* wakeup -> first run of the job */
+	SLO_SAMPLE_RESPONSE = 2,	/* wakeup -> the task sleeps again */
+};
+
+/* One raw measurement (observe.bpf.c, with emit_samples set). */
+struct slo_sample {
+	u64 ns;
+	u32 target;
+	u32 kind;		/* enum slo_sample_kind */
 };
 
 enum slo_event_kind {

@@ -23,6 +23,14 @@
  * starts a measured job. The switch side stays cheap for untracked tasks: one
  * per-CPU array read for prev and one hash lookup for next.
  *
+ * Raw samples: with emit_samples set (the benchmark lab sets it; the daemon
+ * never does), every measured queue delay and response time also goes to the
+ * `samples` ring buffer, so a benchmark can test distributions, not buckets.
+ *
+ * A job starts at sched_waking, which fires on the waker's CPU as
+ * try_to_wake_up begins; sched_wakeup can fire later, on the target CPU after
+ * a wakelist IPI, and would hide that wait.
+ *
  * CPU time per target is not counted here: the daemon reads it from the
  * cgroup's cpu.stat, which the kernel keeps exactly and for free.
  */
@@ -39,6 +47,7 @@ char _license[] SEC("license") = "GPL";
 /* Runtime settings the daemon writes through the mmapped .bss. */
 volatile u64 cfg_gen;			/* bumped after the maps change */
 volatile u32 sample_every = 1;		/* 1: every wakeup; N: one in N per CPU (.data) */
+volatile u32 emit_samples;		/* 1: raw samples to `samples` (benchmark lab) */
 
 /* Probe counters, per CPU. */
 struct {
@@ -47,6 +56,12 @@ struct {
 	__type(key, u32);
 	__type(value, struct slo_observe_stats);
 } observe_stats SEC(".maps");
+
+/* Raw samples for the benchmark lab; empty unless emit_samples. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} samples SEC(".maps");
 
 /*
  * A task's cgroup -> its target (or SLO_NO_TARGET), so a wakeup walks the
@@ -99,6 +114,23 @@ static void ostat_inc(u32 id)
 
 	if (s && id < NR_SLO_OSTATS)
 		s->cnt[id]++;
+}
+
+static void emit_sample(u32 target, u32 kind, u64 ns)
+{
+	struct slo_sample *s;
+
+	if (!emit_samples)
+		return;
+	s = bpf_ringbuf_reserve(&samples, sizeof(*s), 0);
+	if (!s) {
+		ostat_inc(SLO_OSTAT_SAMPLES_DROPPED);
+		return;
+	}
+	s->ns = ns;
+	s->target = target;
+	s->kind = kind;
+	bpf_ringbuf_submit(s, 0);
 }
 
 static struct slo_target_stats *target_stats_of(u32 target)
@@ -191,8 +223,8 @@ static int on_wakeup(struct task_struct *p)
 	return 0;
 }
 
-SEC("raw_tp/sched_wakeup")
-int BPF_PROG(observe_wakeup, struct task_struct *p)
+SEC("raw_tp/sched_waking")
+int BPF_PROG(observe_waking, struct task_struct *p)
 {
 	return on_wakeup(p);
 }
@@ -228,6 +260,7 @@ static void switch_out(struct cpu_slot *slot, struct task_struct *prev, bool pre
 		return;
 	response = bpf_ktime_get_ns() - job->woke_ns;
 	job->woke_ns = 0;
+	emit_sample(job->target, SLO_SAMPLE_RESPONSE, response);
 	ts = target_stats_of(job->target);
 	cfg = bpf_map_lookup_elem(&target_cfg, &job->target);
 	if (!ts)
@@ -266,6 +299,7 @@ static void switch_in(struct cpu_slot *slot, struct task_struct *next)
 	delay = now > job->woke_ns ? now - job->woke_ns : 0;
 	ts->cnt[SLO_TSTAT_RQ_DELAY_SUM_NS] += delay;
 	ts->rq_delay_hist[slo_hist_bucket(delay)]++;
+	emit_sample(job->target, SLO_SAMPLE_QUEUE, delay);
 }
 
 /* TP_PROTO(bool preempt, prev, next, unsigned int prev_state): 5.18+. */

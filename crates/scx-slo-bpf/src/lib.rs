@@ -14,7 +14,7 @@ pub mod skel;
 pub mod topology;
 
 pub use maps::{TargetStats, TARGET_COUNTERS};
-pub use observe::{ObserveCounters, Observer, ProbeCost};
+pub use observe::{ObserveCounters, Observer, ProbeCost, Sample, SampleKind};
 pub use probe::KernelFeatures;
 pub use scheduler::{ExitInfo, LoadParams, MapTarget, Scheduler};
 pub use topology::Topology;

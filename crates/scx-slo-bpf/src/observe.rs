@@ -35,6 +35,42 @@ pub struct ObserveCounters {
     pub cgroup_walks: u64,
     /// Jobs not measured because the job table was full.
     pub jobs_untracked: u64,
+    /// Raw samples lost to a full ring buffer.
+    pub samples_dropped: u64,
+}
+
+/// What a raw sample measured (enum slo_sample_kind).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum SampleKind {
+    /// Wakeup → the job's first run.
+    Queue,
+    /// Wakeup → the task sleeps again.
+    Response,
+}
+
+/// One raw measurement of a targeted task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Sample {
+    /// Target index.
+    pub target: u32,
+    /// What was measured.
+    pub kind: SampleKind,
+    /// The measurement, ns.
+    pub ns: u64,
+}
+
+fn parse_sample(bytes: &[u8]) -> Option<Sample> {
+    if bytes.len() < std::mem::size_of::<intf::slo_sample>() {
+        return None;
+    }
+    // SAFETY: length checked; slo_sample is plain old data, read unaligned.
+    let raw: intf::slo_sample = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+    let kind = match raw.kind {
+        k if k == intf::slo_sample_kind_SLO_SAMPLE_QUEUE => SampleKind::Queue,
+        k if k == intf::slo_sample_kind_SLO_SAMPLE_RESPONSE => SampleKind::Response,
+        _ => return None,
+    };
+    Some(Sample { target: raw.target, kind, ns: raw.ns })
 }
 
 /// The loaded observe probes.
@@ -70,7 +106,7 @@ impl<'obj> Observer<'obj> {
         let progs = &self.skel.progs;
         let mut links = Vec::with_capacity(3);
         for (name, prog) in [
-            ("sched_wakeup", &progs.observe_wakeup),
+            ("sched_waking", &progs.observe_waking),
             ("sched_wakeup_new", &progs.observe_wakeup_new),
             ("sched_switch", &progs.observe_switch),
         ] {
@@ -120,7 +156,35 @@ impl<'obj> Observer<'obj> {
             wakeups_sampled_out: sum(intf::slo_ostat_id_SLO_OSTAT_WAKEUPS_SAMPLED_OUT),
             cgroup_walks: sum(intf::slo_ostat_id_SLO_OSTAT_CGROUP_WALKS),
             jobs_untracked: sum(intf::slo_ostat_id_SLO_OSTAT_JOBS_UNTRACKED),
+            samples_dropped: sum(intf::slo_ostat_id_SLO_OSTAT_SAMPLES_DROPPED),
         })
+    }
+
+    /// Raw samples on or off (the benchmark lab; the daemon keeps them off).
+    /// The ring buffer holds 1 MiB (65,536 samples): drain it before it fills.
+    pub fn set_emit_samples(&mut self, on: bool) -> Result<()> {
+        let bss = self.skel.maps.bss_data.as_mut().context("the observe object has no .bss")?;
+        bss.emit_samples = u32::from(on);
+        Ok(())
+    }
+
+    /// Takes every raw sample queued so far.
+    pub fn drain_samples(&self) -> Result<Vec<Sample>> {
+        let out = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let sink = out.clone();
+        let mut builder = libbpf_rs::RingBufferBuilder::new();
+        builder
+            .add(&self.skel.maps.samples, move |bytes: &[u8]| {
+                if let Some(s) = parse_sample(bytes) {
+                    sink.borrow_mut().push(s);
+                }
+                0
+            })
+            .context("opening the samples ring buffer")?;
+        let ring = builder.build().context("mapping the samples ring buffer")?;
+        ring.consume().context("reading the samples ring buffer")?;
+        drop(ring);
+        Ok(std::rc::Rc::try_unwrap(out).map(|c| c.into_inner()).unwrap_or_default())
     }
 
     /// Whether the kernel keeps run-time statistics for the probes.
@@ -132,7 +196,7 @@ impl<'obj> Observer<'obj> {
     pub fn cost(&self) -> Result<ProbeCost> {
         let progs = &self.skel.progs;
         let mut total = ProbeCost::default();
-        for prog in [&progs.observe_wakeup, &progs.observe_wakeup_new, &progs.observe_switch] {
+        for prog in [&progs.observe_waking, &progs.observe_wakeup_new, &progs.observe_switch] {
             let (ns, cnt) = prog_run_stats(prog.as_fd().as_raw_fd())?;
             total.run_time_ns += ns;
             total.run_count += cnt;

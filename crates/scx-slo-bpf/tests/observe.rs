@@ -13,7 +13,7 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 use scx_slo_bpf::intf;
-use scx_slo_bpf::{MapTarget, Observer};
+use scx_slo_bpf::{MapTarget, Observer, SampleKind};
 
 fn cgroup2_root() -> PathBuf {
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
@@ -142,4 +142,48 @@ fn probes_measure_targeted_cgroups_only() {
     let frozen = obs.target_stats(0).expect("stats").get("wakeups");
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(obs.target_stats(0).expect("stats").get("wakeups"), frozen, "detached probes count nothing");
+}
+
+#[test]
+fn raw_samples_match_the_histograms_and_stay_off_by_default() {
+    if !can_run() {
+        return;
+    }
+    let mut object = MaybeUninit::uninit();
+    let mut obs = Observer::load(&mut object).expect("load the observe probes");
+    let mut targeted = TestCgroup::new("samples-targeted");
+    let mut other = TestCgroup::new("samples-other");
+    obs.apply(&[MapTarget { index: 0, cgroup_id: targeted.id(), cfg: latency_cfg(1_000_000_000) }]).expect("apply");
+    obs.attach().expect("attach");
+    let sleeper = "while :; do sleep 0.01; done";
+    targeted.spawn(sleeper);
+    other.spawn(sleeper);
+    // Off by default: the daemon never fills the ring buffer.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(obs.drain_samples().expect("drain").is_empty(), "no samples unless asked");
+
+    let base = obs.target_stats(0).expect("stats");
+    obs.set_emit_samples(true).expect("on");
+    std::thread::sleep(Duration::from_millis(1000));
+    obs.detach();
+    let samples = obs.drain_samples().expect("drain");
+    let now = obs.target_stats(0).expect("stats");
+    let queue: Vec<_> = samples.iter().filter(|s| s.kind == SampleKind::Queue).collect();
+    let response: Vec<_> = samples.iter().filter(|s| s.kind == SampleKind::Response).collect();
+    eprintln!("{} queue, {} response samples", queue.len(), response.len());
+    assert!(samples.iter().all(|s| s.target == 0), "only the targeted cgroup is sampled");
+    assert!(queue.len() >= 20 && response.len() >= 20, "{} queue, {} response", queue.len(), response.len());
+    // One queue sample per histogram entry added while emitting (the switch
+    // from off to on can fall between a job's wakeup and its first run, for each of the shell and its sleep: ±2).
+    let hist_added: u64 = now.rq_delay_hist.iter().sum::<u64>() - base.rq_delay_hist.iter().sum::<u64>();
+    assert!(hist_added.abs_diff(queue.len() as u64) <= 2, "histogram +{hist_added}, samples {}", queue.len());
+    // A sleeper's job takes longer than its wait for the CPU.
+    let median = |v: &mut Vec<u64>| {
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    let mut q: Vec<u64> = queue.iter().map(|s| s.ns).collect();
+    let mut r: Vec<u64> = response.iter().map(|s| s.ns).collect();
+    assert!(median(&mut r) >= median(&mut q), "response {r:?} vs queue {q:?}");
+    assert_eq!(obs.counters().expect("counters").samples_dropped, 0);
 }

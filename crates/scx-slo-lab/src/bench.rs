@@ -32,6 +32,7 @@ const SCHEDULERS: [&str; 6] = ["eevdf", "scx_slo-partial", "scx_slo-all", "scx_b
 const PERIOD: &str = "10ms";
 const WORK: &str = "300us";
 const DEADLINE: &str = "5ms";
+const DEADLINE_NS: u64 = 5_000_000;
 
 /// One scenario: what runs next to the latency unit.
 struct Scenario {
@@ -168,23 +169,80 @@ fn start(env: &Env, scheduler: &str, tag: &str) -> Result<Option<Running>> {
     }
 }
 
+/// The latency units' wakeup-to-run delays and response times, measured in
+/// the kernel the same way under every scheduler: scx-slo's observe probes
+/// (raw tracepoints sched_waking and sched_switch, real clock) with raw
+/// samples on. The probe's own "wake" (timer expiry → running) also holds
+/// the timer interrupt's lateness, which under TCG reaches milliseconds at
+/// p99 whatever the scheduler (docs/benchmarks.md); this is the scheduler's
+/// part alone.
+struct WakeSampler<'obj> {
+    observer: scx_slo_bpf::Observer<'obj>,
+}
+
+impl<'obj> WakeSampler<'obj> {
+    fn start(env: &Env, object: &'obj mut std::mem::MaybeUninit<libbpf_rs::OpenObject>) -> Result<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let mut observer = scx_slo_bpf::Observer::load(object)?;
+        let cfg = scx_slo_bpf::intf::slo_target_cfg {
+            runtime_ns: 1_000_000,
+            period_ns: 10_000_000,
+            deadline_ns: DEADLINE_NS,
+            weight: 100,
+            priority: 0,
+            class: scx_slo_bpf::intf::slo_class_SLO_CLASS_LATENCY as u8,
+            preempt: 0,
+        };
+        let targets = (0..MAX_LATENCY_UNITS)
+            .map(|i| {
+                let dir = env.cg(&latency_cgroup(i));
+                let ino = std::fs::metadata(&dir).with_context(|| format!("{}", dir.display()))?.ino();
+                Ok(scx_slo_bpf::MapTarget { index: i as u32, cgroup_id: ino, cfg })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        observer.apply(&targets)?;
+        observer.set_emit_samples(true)?;
+        observer.attach()?;
+        Ok(WakeSampler { observer })
+    }
+
+    /// Queue delays and response times (ns) since the last call, and the
+    /// samples lost so far to a full ring buffer.
+    fn take(&self) -> Result<(Vec<u64>, Vec<u64>, u64)> {
+        let samples = self.observer.drain_samples()?;
+        let of = |k| samples.iter().filter(|s| s.kind == k).map(|s| s.ns).collect::<Vec<_>>();
+        let dropped = self.observer.counters().map(|c| c.samples_dropped).unwrap_or(0);
+        Ok((of(scx_slo_bpf::SampleKind::Queue), of(scx_slo_bpf::SampleKind::Response), dropped))
+    }
+}
+
 /// Runs one cell; returns its raw record.
-fn cell(env: &Env, sc: &Scenario, scheduler: &str, round: usize, running: &Running) -> Result<Value> {
+fn cell(env: &Env, sc: &Scenario, scheduler: &str, round: usize, running: &Running, sampler: &WakeSampler) -> Result<Value> {
     let tag = format!("{}-{scheduler}-{round}", sc.name);
     let _ = std::fs::write(env.cg(BATCH).parent().unwrap_or(Path::new("/")).join("cpu.max"), sc.batch_quota);
     let ext = scheduler != "eevdf";
     let bpf_before = if ext { bpf_callback_cost(env) } else { BTreeMap::new() };
+    sampler.take()?; // what ran between cells is not this cell's
     let partial = scheduler == "scx_slo-partial";
     let secs = format!("{}s", env.seconds);
     let wait = if partial { strs(&["--wait-ext"]) } else { Vec::new() };
     let mut kids: Vec<(String, Child)> = Vec::new();
+    let (mut probes, mut outs) = (Vec::new(), Vec::new());
     for i in 0..sc.latency_units {
         let out = format!("/tmp/bench-{tag}-api{i}.json");
         let mut a = strs(&["probe", "--cgroup", &env.cg(&latency_cgroup(i)).display().to_string(), "--period", PERIOD, "--work", WORK,
             "--deadline", DEADLINE, "--duration", &secs, "--samples", "--out", &out,
             "--arrival", if sc.poisson { "poisson" } else { "periodic" }]);
         a.extend(wait.clone());
-        kids.push((out, spawn_workload(env, &a)?));
+        a.push("--hold".into());
+        let probe = Command::new(env.exe("scx-slo-lab"))
+            .args(&a)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("spawning a latency probe")?;
+        probes.push(probe);
+        outs.push(out);
     }
     let batch = env.cg(BATCH).display().to_string();
     let mut batch_outs = Vec::new();
@@ -206,27 +264,48 @@ fn cell(env: &Env, sc: &Scenario, scheduler: &str, round: usize, running: &Runni
     for _ in 0..sc.forkexec {
         add("forkexec", &[], &mut kids)?;
     }
+    // The kernel-side samples end where the probes' measurements end: each
+    // probe says `measured` and blocks on stdin (which closes its last job)
+    // until the samples are taken; what it does after (writing its result,
+    // exiting) is not a request.
+    for p in probes.iter_mut() {
+        let mut line = String::new();
+        if let Some(out) = p.stdout.take() {
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line)?;
+        }
+        anyhow::ensure!(line.trim() == "measured", "a latency probe ended early (said {line:?})");
+    }
+    let (queue, response, samples_dropped) = sampler.take()?;
+    for (out, mut p) in outs.into_iter().zip(probes) {
+        drop(p.stdin.take());
+        p.wait()?;
+        kids.push((out, p));
+    }
     for (_, k) in kids.iter_mut() {
         k.wait()?;
     }
-    let probes: Vec<ProbeResult> = (0..sc.latency_units).map(|i| read_json(&format!("/tmp/bench-{tag}-api{i}.json"))).collect::<Result<_>>()?;
+    let probe_results: Vec<ProbeResult> = (0..sc.latency_units).map(|i| read_json(&format!("/tmp/bench-{tag}-api{i}.json"))).collect::<Result<_>>()?;
     let batch: Vec<HogResult> = batch_outs.iter().map(|o| read_json(o)).collect::<Result<_>>()?;
     let bpf = if ext { bpf_delta(&bpf_before, &bpf_callback_cost(env)) } else { Value::Null };
     let rss_kb = match running {
         Running::Slo(d) => rss_kb(d.child.id()),
         _ => None,
     };
-    let wake: Vec<u64> = probes.iter().flat_map(|p| p.wake_ns.iter().copied()).collect();
-    let completion: Vec<u64> = probes.iter().flat_map(|p| p.completion_ns.iter().copied()).collect();
+    let wake: Vec<u64> = probe_results.iter().flat_map(|p| p.wake_ns.iter().copied()).collect();
+    let completion: Vec<u64> = probe_results.iter().flat_map(|p| p.completion_ns.iter().copied()).collect();
     Ok(json!({
         "scenario": sc.name,
         "scheduler": scheduler,
         "round": round,
         "wake_ns": wake,
         "completion_ns": completion,
+        "queue_ns": queue,
+        "response_misses": response.iter().filter(|r| **r > DEADLINE_NS).count(),
+        "response_ns": response,
+        "samples_dropped": samples_dropped,
         "requests": completion.len(),
-        "over_deadline": probes.iter().map(|p| p.over_deadline).sum::<usize>(),
-        "overruns": probes.iter().map(|p| p.overruns).sum::<usize>(),
+        "over_deadline": probe_results.iter().map(|p| p.over_deadline).sum::<usize>(),
+        "overruns": probe_results.iter().map(|p| p.overruns).sum::<usize>(),
         "batch_work": batch.iter().map(|b| b.iterations).sum::<u64>(),
         "bpf": bpf,
         "daemon_rss_kb": rss_kb,
@@ -360,6 +439,7 @@ fn summarize(cells: &[Value]) -> Value {
         let of = |sched: &str| cells.iter().filter(|c| c["scenario"] == sc && c["scheduler"] == sched).collect::<Vec<_>>();
         let base = of("eevdf");
         let (base_wake, base_done) = (samples_us(&base, "wake_ns"), samples_us(&base, "completion_ns"));
+        let base_queue = samples_us(&base, "queue_ns");
         let base_work: u64 = base.iter().filter_map(|c| c["batch_work"].as_u64()).sum();
         let mut names: Vec<&str> = cells.iter().filter(|c| c["scenario"] == sc).filter_map(|c| c["scheduler"].as_str()).collect();
         names.sort_by_key(|n| SCHEDULERS.iter().position(|s| s == n));
@@ -368,6 +448,9 @@ fn summarize(cells: &[Value]) -> Value {
             let mine = of(sched);
             let wake = stats::sorted(&samples_us(&mine, "wake_ns"));
             let done = stats::sorted(&samples_us(&mine, "completion_ns"));
+            let queue = stats::sorted(&samples_us(&mine, "queue_ns"));
+            let response = stats::sorted(&samples_us(&mine, "response_ns"));
+            let response_misses: u64 = mine.iter().filter_map(|c| c["response_misses"].as_u64()).sum();
             let requests: u64 = mine.iter().filter_map(|c| c["requests"].as_u64()).sum();
             let misses: u64 = mine.iter().filter_map(|c| c["over_deadline"].as_u64()).sum();
             let work: u64 = mine.iter().filter_map(|c| c["batch_work"].as_u64()).sum();
@@ -375,10 +458,18 @@ fn summarize(cells: &[Value]) -> Value {
                 .iter()
                 .map(|c| stats::percentile(&stats::sorted(&samples_us(&[*c], "wake_ns")), 0.99))
                 .collect();
-            let (vs_wake, vs_done) = if sched == "eevdf" {
-                (Value::Null, Value::Null)
+            let per_round_queue_p99: Vec<f64> = mine
+                .iter()
+                .map(|c| stats::percentile(&stats::sorted(&samples_us(&[*c], "queue_ns")), 0.99))
+                .collect();
+            let (vs_wake, vs_done, vs_queue) = if sched == "eevdf" {
+                (Value::Null, Value::Null, Value::Null)
             } else {
-                (json!(stats::compare(&wake, &base_wake, 1)), json!(stats::compare(&done, &base_done, 2)))
+                (
+                    json!(stats::compare(&wake, &base_wake, 1)),
+                    json!(stats::compare(&done, &base_done, 2)),
+                    if queue.is_empty() || base_queue.is_empty() { Value::Null } else { json!(stats::compare(&queue, &base_queue, 3)) },
+                )
             };
             out.push(json!({
                 "scenario": sc,
@@ -388,6 +479,12 @@ fn summarize(cells: &[Value]) -> Value {
                 "wake_us": { "p50": stats::percentile(&wake, 0.5), "p99": stats::percentile(&wake, 0.99), "p999": stats::percentile(&wake, 0.999) },
                 "completion_us": { "p50": stats::percentile(&done, 0.5), "p99": stats::percentile(&done, 0.99), "p999": stats::percentile(&done, 0.999) },
                 "wake_p99_us_per_round": per_round_p99,
+                "queue_us": { "p50": stats::percentile(&queue, 0.5), "p99": stats::percentile(&queue, 0.99), "p999": stats::percentile(&queue, 0.999) },
+                "queue_p99_us_per_round": per_round_queue_p99,
+                "vs_eevdf_queue": vs_queue,
+                "response_us": { "p50": stats::percentile(&response, 0.5), "p99": stats::percentile(&response, 0.99), "p999": stats::percentile(&response, 0.999) },
+                "response_miss_ratio": if response.is_empty() { f64::NAN } else { response_misses as f64 / response.len() as f64 },
+                "samples_dropped": mine.iter().filter_map(|c| c["samples_dropped"].as_u64()).max(),
                 "deadline_miss_ratio": if requests > 0 { misses as f64 / requests as f64 } else { 0.0 },
                 "batch_work": work,
                 "batch_work_ratio": if base_work > 0 { work as f64 / base_work as f64 } else { f64::NAN },
@@ -423,6 +520,8 @@ pub fn run(env: &Env, rounds: usize, quick: bool) -> Result<Report> {
     // TCG occasionally panics on that (docs/testing.md), so the bench toggles
     // sched_ext rounds × schedulers times, not once per cell.
     let mut cells = Vec::new();
+    let mut object = std::mem::MaybeUninit::uninit();
+    let sampler = WakeSampler::start(env, &mut object).context("loading the wakeup sampler (observe probes)")?;
     let _ = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1");
     for round in 0..rounds {
         // Rotate the order each round so drift does not favour one scheduler.
@@ -438,7 +537,7 @@ pub fn run(env: &Env, rounds: usize, quick: bool) -> Result<Report> {
                 }
             };
             for sc in scenarios(quick) {
-                match cell(env, &sc, scheduler, round, &running) {
+                match cell(env, &sc, scheduler, round, &running, &sampler) {
                     Ok(c) => cells.push(c),
                     Err(e) => report.check(format!("{} / {scheduler} / round {round} ran", sc.name), false, format!("{e:#}")),
                 }

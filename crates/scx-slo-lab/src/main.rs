@@ -58,6 +58,11 @@ enum Cmd {
         /// Keep the raw samples in the output (for significance tests).
         #[arg(long)]
         samples: bool,
+        /// After the last request: print `measured`, then wait for stdin to
+        /// close before writing the result, so a kernel-side sampler of the
+        /// cgroup can stop before the result is serialized (bench).
+        #[arg(long)]
+        hold: bool,
         #[command(flatten)]
         placement: Placement,
     },
@@ -174,9 +179,15 @@ fn std_dur(d: SloDuration) -> Duration {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Cmd::Probe { period, work, deadline, duration, arrival, samples, placement } => {
+        Cmd::Probe { period, work, deadline, duration, arrival, samples, hold, placement } => {
             let waited = place(&placement)?;
             let mut r = workload::probe_with(std_dur(period), std_dur(work), std_dur(duration), std_dur(deadline), arrival, samples);
+            if hold {
+                use std::io::{Read, Write};
+                println!("measured");
+                std::io::stdout().flush()?;
+                std::io::stdin().read_to_end(&mut Vec::new())?;
+            }
             r.ext_wait_ms = waited;
             write_out(&placement, &r)
         }
