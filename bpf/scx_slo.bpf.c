@@ -238,10 +238,26 @@ static bool is_latency(const struct slo_target_cfg *cfg)
 	return cfg && cfg->class == SLO_CLASS_LATENCY && cfg->period_ns;
 }
 
-/* The task's cgroup v2 id; 0 when it cannot be read. */
+/*
+ * The task's cgroup v2 id. Direct loads, not BPF_CORE_READ: p is a trusted
+ * struct_ops argument, the chain below it is read with the verifier's
+ * fault-handling loads (still CO-RE relocated through vmlinux.h), and
+ * BPF_CORE_READ would cost one bpf_probe_read_kernel call per level on the
+ * hottest path (select_cpu, runnable, enqueue all resolve the target).
+ */
 static u64 task_cgroup_id(struct task_struct *p)
 {
-	return BPF_CORE_READ(p, cgroups, dfl_cgrp, kn, id);
+	struct css_set *cset = p->cgroups; /* RCU: NULL-checked before use */
+	struct cgroup *cgrp;
+	struct kernfs_node *kn;
+
+	if (!cset)
+		return 0;
+	cgrp = cset->dfl_cgrp;
+	if (!cgrp)
+		return 0;
+	kn = cgrp->kn;
+	return kn ? kn->id : 0;
 }
 
 /*
@@ -259,6 +275,11 @@ static u32 task_target(struct task_struct *p, struct task_ctx *tctx)
 	if (tctx->cgid == cgid && tctx->gen == gen)
 		return tctx->target;
 
+	/*
+	 * The walk runs once per cgroup change or config generation, and
+	 * container_of() on a BTF pointer would change its type behind the
+	 * verifier's back: plain BPF_CORE_READ here.
+	 */
 	cgrp = BPF_CORE_READ(p, cgroups, dfl_cgrp);
 	bpf_for(depth, 0, SLO_MAX_CGROUP_DEPTH) {
 		struct cgroup_subsys_state *parent;

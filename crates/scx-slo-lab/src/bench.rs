@@ -440,6 +440,7 @@ fn summarize(cells: &[Value]) -> Value {
         let base = of("eevdf");
         let (base_wake, base_done) = (samples_us(&base, "wake_ns"), samples_us(&base, "completion_ns"));
         let base_queue = samples_us(&base, "queue_ns");
+        let base_response = samples_us(&base, "response_ns");
         let base_work: u64 = base.iter().filter_map(|c| c["batch_work"].as_u64()).sum();
         let mut names: Vec<&str> = cells.iter().filter(|c| c["scenario"] == sc).filter_map(|c| c["scheduler"].as_str()).collect();
         names.sort_by_key(|n| SCHEDULERS.iter().position(|s| s == n));
@@ -462,15 +463,15 @@ fn summarize(cells: &[Value]) -> Value {
                 .iter()
                 .map(|c| stats::percentile(&stats::sorted(&samples_us(&[*c], "queue_ns")), 0.99))
                 .collect();
-            let (vs_wake, vs_done, vs_queue) = if sched == "eevdf" {
-                (Value::Null, Value::Null, Value::Null)
-            } else {
-                (
-                    json!(stats::compare(&wake, &base_wake, 1)),
-                    json!(stats::compare(&done, &base_done, 2)),
-                    if queue.is_empty() || base_queue.is_empty() { Value::Null } else { json!(stats::compare(&queue, &base_queue, 3)) },
-                )
+            let vs = |mine: &[f64], base: &[f64], seed| {
+                if sched == "eevdf" || mine.is_empty() || base.is_empty() {
+                    Value::Null
+                } else {
+                    json!(stats::compare(mine, base, seed))
+                }
             };
+            let (vs_wake, vs_done, vs_queue, vs_response) =
+                (vs(&wake, &base_wake, 1), vs(&done, &base_done, 2), vs(&queue, &base_queue, 3), vs(&response, &base_response, 4));
             out.push(json!({
                 "scenario": sc,
                 "scheduler": sched,
@@ -483,6 +484,7 @@ fn summarize(cells: &[Value]) -> Value {
                 "queue_p99_us_per_round": per_round_queue_p99,
                 "vs_eevdf_queue": vs_queue,
                 "response_us": { "p50": stats::percentile(&response, 0.5), "p99": stats::percentile(&response, 0.99), "p999": stats::percentile(&response, 0.999) },
+                "vs_eevdf_response": vs_response,
                 "response_miss_ratio": if response.is_empty() { f64::NAN } else { response_misses as f64 / response.len() as f64 },
                 "samples_dropped": mine.iter().filter_map(|c| c["samples_dropped"].as_u64()).max(),
                 "deadline_miss_ratio": if requests > 0 { misses as f64 / requests as f64 } else { 0.0 },
