@@ -111,6 +111,12 @@ struct slo_sample {
 enum slo_event_kind {
 	SLO_EVENT_LOW_SLACK = 1,	/* job finished with slack under threshold */
 	SLO_EVENT_DEADLINE_MISS = 2,	/* job ran past its deadline */
+	/*
+	 * Partial switch: a task not yet SCHED_EXT started in, or moved into,
+	 * a targeted cgroup; slack_ns is 1 when every thread of the process
+	 * moved (only its leader is reported).
+	 */
+	SLO_EVENT_NEW_TASK = 3,
 };
 
 /* cgroup's policy; written by the daemon, read by BPF. */

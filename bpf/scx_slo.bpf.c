@@ -49,6 +49,11 @@ const volatile u64 warn_interval_ns = 100000000; /* per-target rate limit */
 const volatile u32 nr_nodes = 1;		/* NUMA nodes (loader) */
 const volatile u32 nr_cpus = 1;			/* possible CPUs (loader) */
 const volatile u32 cpu_to_node[SLO_MAX_CPUS];	/* topology (loader) */
+const volatile bool switch_partial;		/* SCX_OPS_SWITCH_PARTIAL (loader) */
+
+#ifndef SCHED_EXT
+#define SCHED_EXT 7				/* include/uapi/linux/sched.h */
+#endif
 
 /*
  * Runtime state the daemon writes through the mmapped .bss on every apply.
@@ -261,26 +266,15 @@ static u64 task_cgroup_id(struct task_struct *p)
 }
 
 /*
- * The target a task belongs to: its own cgroup or the nearest targeted
- * ancestor (a slice target covers the units inside it). Cached per task and
- * redone when the task changes cgroup or the daemon applies a new config.
+ * The target of a cgroup: itself or the nearest targeted ancestor (a slice
+ * target covers the units inside it). Runs once per task per cgroup change
+ * or config generation; container_of() on a BTF pointer would change its
+ * type behind the verifier's back, so plain BPF_CORE_READ here.
  */
-static u32 task_target(struct task_struct *p, struct task_ctx *tctx)
+static u32 cgroup_target(struct cgroup *cgrp)
 {
-	struct cgroup *cgrp;
-	u64 cgid = task_cgroup_id(p);
-	u64 gen = cfg_gen;
 	u32 depth, target = SLO_NO_TARGET;
 
-	if (tctx->cgid == cgid && tctx->gen == gen)
-		return tctx->target;
-
-	/*
-	 * The walk runs once per cgroup change or config generation, and
-	 * container_of() on a BTF pointer would change its type behind the
-	 * verifier's back: plain BPF_CORE_READ here.
-	 */
-	cgrp = BPF_CORE_READ(p, cgroups, dfl_cgrp);
 	bpf_for(depth, 0, SLO_MAX_CGROUP_DEPTH) {
 		struct cgroup_subsys_state *parent;
 		u64 id;
@@ -299,6 +293,19 @@ static u32 task_target(struct task_struct *p, struct task_ctx *tctx)
 			break;
 		cgrp = container_of(parent, struct cgroup, self);
 	}
+	return target;
+}
+
+/* A task's target, cached in its context (see cgroup_target). */
+static u32 task_target(struct task_struct *p, struct task_ctx *tctx)
+{
+	u64 cgid = task_cgroup_id(p);
+	u64 gen = cfg_gen;
+	u32 target;
+
+	if (tctx->cgid == cgid && tctx->gen == gen)
+		return tctx->target;
+	target = cgroup_target(BPF_CORE_READ(p, cgroups, dfl_cgrp));
 	tctx->cgid = cgid;
 	tctx->gen = gen;
 	tctx->target = target;
@@ -509,6 +516,57 @@ static u64 task_slice(struct task_ctx *tctx, u32 target,
 	}
 	tctx->edf = false;
 	return batch_slice();
+}
+
+/*
+ * Partial switching, event-driven: a task that is not SCHED_EXT and starts
+ * in, or moves into, a targeted cgroup is reported to the daemon, which
+ * switches it at once instead of finding it at its next scan (the scan
+ * stays, slower, as the safety net).
+ */
+static void report_new_task(struct task_struct *p, struct cgroup *cgrp,
+			    bool whole_process)
+{
+	struct slo_event *ev;
+	u32 target;
+
+	if (!switch_partial || p->policy == SCHED_EXT)
+		return;
+	target = cgroup_target(cgrp);
+	if (target == SLO_NO_TARGET)
+		return;
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		gstat_add(SLO_GSTAT_EVENTS_DROPPED, 1);
+		return;
+	}
+	ev->ts_ns = scx_bpf_now();
+	ev->slack_ns = whole_process;
+	ev->target = target;
+	ev->pid = p->pid;
+	ev->kind = SLO_EVENT_NEW_TASK;
+	ev->cpu = bpf_get_smp_processor_id();
+	bpf_ringbuf_submit(ev, 0);
+}
+
+/* A new process or thread; it is in its final cgroup by now. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(slo_fork, struct task_struct *parent, struct task_struct *child)
+{
+	if (switch_partial)
+		report_new_task(child, BPF_CORE_READ(child, cgroups, dfl_cgrp),
+				false);
+	return 0;
+}
+
+/* A task (its leader, with @threadgroup: the whole process) moved. */
+SEC("tp_btf/cgroup_attach_task")
+int BPF_PROG(slo_cgroup_attach, struct cgroup *dst_cgrp, const char *path,
+	     struct task_struct *task, bool threadgroup)
+{
+	if (switch_partial)
+		report_new_task(task, dst_cgrp, threadgroup);
+	return 0;
 }
 
 /* ---- ops ---------------------------------------------------------------- */

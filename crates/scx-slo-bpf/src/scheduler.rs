@@ -113,6 +113,7 @@ impl<'obj> Scheduler<'obj> {
         rodata.numa_migration_threshold = cfg.numa.migration_threshold;
         rodata.slack_warn_ns = cfg.early_warning.slack_threshold.as_ns();
         rodata.warn_interval_ns = cfg.early_warning.min_interval.as_ns();
+        rodata.switch_partial = cfg.switch == SwitchMode::Partial;
         rodata.nr_nodes = params.topology.nr_nodes;
         rodata.nr_cpus = params.topology.nr_cpus;
         for (cpu, node) in params.topology.cpu_to_node.iter().enumerate() {

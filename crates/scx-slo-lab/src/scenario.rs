@@ -314,6 +314,21 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
     children.push(("hog2", spawn_workload(env, &hog("hog2", BATCH))?));
 
     std::thread::sleep(Duration::from_millis(1500));
+    if partial {
+        // The workloads moved themselves into targets after the attach: the
+        // scheduler reports each move and the daemon switches it at once;
+        // its scan (every second) is only the safety net.
+        // (The status file is rewritten every second: wait for it.)
+        let by_event = |s: &Value| s["partial_switch"]["by_event"].as_u64().unwrap_or(0);
+        wait_until(Duration::from_secs(5), || by_event(&daemon_status()) >= 5);
+        let status = daemon_status();
+        let sw = &status["partial_switch"];
+        report.check(
+            format!("{switch}: tasks moving into targets are switched on the scheduler's report, not by polling"),
+            sw["by_event"].as_u64().unwrap_or(0) >= 5,
+            format!("switched by event {}, by scan {}", sw["by_event"], sw["by_scan"]),
+        );
+    }
     let targeted_tids: Vec<i32> = [API, TIGHT, GREEDY, BATCH].iter().flat_map(|c| kernel::cgroup_threads(&env.cg(c))).collect();
     let not_ext: Vec<i32> = targeted_tids.iter().copied().filter(|t| partial && kernel::policy(*t) != SCHED_EXT).collect();
     let ext_flags: Vec<Option<bool>> = targeted_tids.iter().map(|t| kernel::ext_enabled(*t)).collect();

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::mem::MaybeUninit;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -188,6 +188,12 @@ pub struct Engine {
     last_reload_error: Option<String>,
     last_exit: Option<scx_slo_bpf::ExitInfo>,
     events_received: Arc<AtomicU64>,
+    /// Tids the events thread switched to SCHED_EXT (partial mode), for the
+    /// switcher to adopt at its next scan.
+    reported_switched: Arc<Mutex<Vec<i32>>>,
+    /// Threads switched to SCHED_EXT on the scheduler's report / by a scan.
+    switched_by_event: Arc<AtomicU64>,
+    switched_by_scan: u64,
     notified_ready: bool,
     final_status_written: bool,
 }
@@ -300,6 +306,9 @@ impl Engine {
             last_reload_error: None,
             last_exit: None,
             events_received: Arc::new(AtomicU64::new(0)),
+            reported_switched: Arc::new(Mutex::new(Vec::new())),
+            switched_by_event: Arc::new(AtomicU64::new(0)),
+            switched_by_scan: 0,
             notified_ready: false,
             final_status_written: false,
         };
@@ -401,12 +410,21 @@ impl Engine {
     }
 
     /// One wait for a request while no scheduler is loaded.
+    /// How often a loop with nothing to poll wakes on its own: the slower
+    /// telemetry/status cadence (control requests wake it at once). Only
+    /// partial switching needs the scan interval, to catch new threads.
+    fn quiet_tick(&self) -> Duration {
+        self.opts.tick.max(self.opts.telemetry_every.min(self.opts.status_every))
+    }
+
+    /// The wait until `retry_at`, when sooner than `wait`.
+    fn until_retry(&self, wait: Duration) -> Duration {
+        self.retry_at.map_or(wait, |at| wait.min(at.saturating_duration_since(Instant::now())))
+    }
+
     fn idle_tick(&mut self) {
         notify(&[sd_notify::NotifyState::Watchdog]);
-        let mut wait = self.opts.tick;
-        if let Some(at) = self.retry_at {
-            wait = wait.min(at.saturating_duration_since(Instant::now()));
-        }
+        let wait = self.until_retry(self.quiet_tick());
         match self.rx.recv_timeout(wait) {
             Ok(envelope) => self.handle(envelope, None),
             Err(RecvTimeoutError::Timeout) => {}
@@ -528,21 +546,40 @@ impl Engine {
 
     /// The running part of a session.
     fn session_loop(&mut self, sched: &mut dyn Backend, mode: ActiveMode, fallback: bool) {
-        let reader_stop = Arc::new(AtomicBool::new(false));
-        let reader = sched.events_map().map(|map| self.spawn_event_reader(map, Arc::clone(&reader_stop)));
+        let reader_stop = scx_slo_bpf::events::ReaderStop::new();
+        if let Err(e) = &reader_stop {
+            warn!("early-warning events unavailable: {e:#}");
+        }
+        let reader_stop = reader_stop.ok();
+        let reader = match (&reader_stop, sched.events_map()) {
+            (Some(stop), Some(map)) => Some(self.spawn_event_reader(map, Arc::clone(stop))),
+            _ => None,
+        };
 
         // The backoff starts over only after a stable run: a scheduler that
         // is ejected right after every attach backs off 1 s, 2 s, 4 s, ...
         let running_since = Instant::now();
         let mut stable = false;
         let mut last_scan = Instant::now();
+        // Nothing here needs polling faster than the quiet cadence: new
+        // threads of targets are switched when the scheduler reports them
+        // (events thread), the scan is only their safety net; a kernel
+        // ejection is noticed at the next wake (the kernel has put every
+        // task back on its default scheduler by then already). Without the
+        // events thread, partial switching polls at the scan interval.
+        let partial = mode == ActiveMode::Enforce && self.config.switch == scx_slo_model::SwitchMode::Partial;
+        let tick = if partial && reader.is_none() { self.opts.tick } else { self.quiet_tick() };
         loop {
             if !fallback && !stable && running_since.elapsed() >= STABLE_RUN {
                 stable = true;
                 self.breaker.success();
             }
             notify(&[sd_notify::NotifyState::Watchdog]);
-            match self.rx.recv_timeout(self.opts.tick.saturating_sub(last_scan.elapsed())) {
+            let mut wait = tick.saturating_sub(last_scan.elapsed());
+            if fallback {
+                wait = self.until_retry(wait);
+            }
+            match self.rx.recv_timeout(wait) {
                 Ok(envelope) => self.handle(envelope, Some(&mut *sched)),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => self.shutdown = true,
@@ -565,7 +602,7 @@ impl Engine {
                 ));
                 break;
             }
-            if last_scan.elapsed() >= self.opts.tick {
+            if last_scan.elapsed() >= tick {
                 last_scan = Instant::now();
                 self.scan(&mut *sched, mode);
             }
@@ -574,6 +611,15 @@ impl Engine {
         // Disable already detached; stopping and ejection land here too.
         let t = Instant::now();
         sched.detach();
+        // No new-task switching after this point: stop the events thread
+        // before restoring, and restore what it switched too.
+        if let Some(stop) = &reader_stop {
+            stop.stop();
+        }
+        if let Some(handle) = reader {
+            let _ = handle.join();
+        }
+        self.adopt_reported();
         let restored = self.switcher.restore_all();
         if self.shutdown {
             self.write_status(Some(&*sched), true);
@@ -592,18 +638,30 @@ impl Engine {
         }
         self.publish_snapshot();
         self.telemetry_scan(None);
-        reader_stop.store(true, Ordering::Relaxed);
-        if let Some(handle) = reader {
-            let _ = handle.join();
-        }
     }
 
-    fn spawn_event_reader(&self, map: scx_slo_bpf::events::EventsMap, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    fn adopt_reported(&mut self) {
+        let tids = self.reported_switched.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default();
+        self.switcher.adopt(tids);
+    }
+
+    fn spawn_event_reader(&self, map: scx_slo_bpf::events::EventsMap, stop: Arc<scx_slo_bpf::events::ReaderStop>) -> std::thread::JoinHandle<()> {
         let names: Vec<String> = self.config.targets.iter().map(|t| t.key.clone()).collect();
         let received = Arc::clone(&self.events_received);
+        let reported = Arc::clone(&self.reported_switched);
+        let by_event = Arc::clone(&self.switched_by_event);
         let events = self.events.clone();
         std::thread::spawn(move || {
             let result = scx_slo_bpf::events::read_events(map, stop, move |ev| {
+                if ev.kind == scx_slo_bpf::intf::slo_event_kind_SLO_EVENT_NEW_TASK {
+                    let tids = crate::switcher::switch_reported(ev.pid as i32, ev.slack_ns != 0);
+                    debug!(pid = ev.pid, switched = tids.len(), "new task in a target");
+                    by_event.fetch_add(tids.len() as u64, Ordering::Relaxed);
+                    if let Ok(mut r) = reported.lock() {
+                        r.extend(tids);
+                    }
+                    return;
+                }
                 received.fetch_add(1, Ordering::Relaxed);
                 let unit = names.get(ev.target as usize).cloned().unwrap_or_default();
                 let kind = if ev.kind == scx_slo_bpf::intf::slo_event_kind_SLO_EVENT_DEADLINE_MISS {
@@ -673,7 +731,9 @@ impl Engine {
         let every = (self.resolved.len() / SWITCH_SCAN_CGROUPS).max(1) as u64;
         if mode == ActiveMode::Enforce && self.config.switch == scx_slo_model::SwitchMode::Partial && self.scans % every == 0 {
             let dirs: Vec<_> = self.resolved.values().map(|r| r.dir.clone()).collect();
+            self.adopt_reported();
             let report = self.switcher.scan(&dirs);
+            self.switched_by_scan += report.switched as u64;
             if report.switched + report.restored + report.failed > 0 {
                 debug!(switched = report.switched, restored = report.restored, failed = report.failed, "partial switch scan");
             }
@@ -1011,6 +1071,10 @@ impl Engine {
             "attach_ms": self.attach_ms,
             "last_apply_us": self.last_apply_us,
             "switched_threads": self.switcher.switched(),
+            "partial_switch": {
+                "by_event": self.switched_by_event.load(Ordering::Relaxed),
+                "by_scan": self.switched_by_scan,
+            },
             "events_received": self.events_received.load(Ordering::Relaxed),
             "last_reload_error": self.last_reload_error,
             "operator_disabled": self.persistent.operator_disabled,
@@ -1034,7 +1098,7 @@ impl Engine {
 
     fn write_status(&mut self, sched: Option<&dyn Backend>, final_write: bool) {
         self.last_status = Some(Instant::now());
-        if let Err(e) = persist::save_json(&self.opts.status_path, &self.status_value(sched, final_write)) {
+        if let Err(e) = persist::replace_json(&self.opts.status_path, &self.status_value(sched, final_write)) {
             warn!(error = %e, path = %self.opts.status_path.display(), "writing the status file");
         }
     }

@@ -53,6 +53,24 @@ fn threads_below(dir: &Path, out: &mut BTreeSet<i32>) {
     }
 }
 
+/// Switches a task the scheduler reported as new in a target (and, for a
+/// whole process, each of its threads) to SCHED_EXT at once; returns the
+/// tids now SCHED_EXT, for `Switcher::adopt`. Runs on the events thread.
+pub fn switch_reported(tid: i32, whole_process: bool) -> Vec<i32> {
+    let mut tids = vec![tid];
+    if whole_process {
+        if let Ok(entries) = fs::read_dir(format!("/proc/{tid}/task")) {
+            tids.extend(entries.flatten().filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok()).filter(|t| *t != tid));
+        }
+    }
+    tids.retain(|t| match policy_of(*t) {
+        Some(libc::SCHED_OTHER) | Some(libc::SCHED_BATCH) => set_policy(*t, SCHED_EXT).is_ok(),
+        Some(SCHED_EXT) => true,
+        _ => false,
+    });
+    tids
+}
+
 /// Outcome of one scan.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ScanReport {
@@ -105,6 +123,12 @@ impl Switcher {
             }
         }
         report
+    }
+
+    /// Takes over tids switched outside a scan (`switch_reported`), so the
+    /// next scan restores them when they leave the targets.
+    pub fn adopt(&mut self, tids: impl IntoIterator<Item = i32>) {
+        self.switched.extend(tids);
     }
 
     /// Threads currently switched.
