@@ -11,6 +11,9 @@
  *   waits behind EDF work.
  * - Budget that latency targets leave unused in a period becomes credit that
  *   lengthens batch slices from slice_min to slice_max (credit borrowing).
+ *   Short batch slices only serve latency targets that may not preempt: when
+ *   every latency target preempts, batch runs slice_max (a waking latency
+ *   task kicks it anyway).
  * - A waking latency task may kick a CPU running lower-priority work with a
  *   later deadline, when its target's preemption policy allows.
  * - Per-target per-CPU counters and log2 histograms of run-queue delay and
@@ -60,7 +63,14 @@ const volatile bool switch_partial;		/* SCX_OPS_SWITCH_PARTIAL (loader) */
  */
 volatile u64 cfg_gen;			/* bumped after maps change (daemon) */
 volatile u32 nr_targets;		/* targets in target_cfg (daemon) */
-volatile u32 nr_latency_targets;	/* 0: batch always gets slice_max (daemon) */
+volatile u32 nr_latency_targets;	/* latency targets (daemon) */
+/*
+ * Latency targets that may not preempt (daemon). Only their tasks wait for a
+ * running batch slice to end; the others kick it. With none, short batch
+ * slices would buy no latency and cost a context switch every slice_min
+ * (batch throughput), so batch always gets slice_max.
+ */
+volatile u32 nr_waiting_latency_targets;
 volatile u64 lend_interval_ns = 10000000; /* period-roll timer (daemon) */
 
 /* Credit lent by latency targets to batch, in ns (BPF, atomics). */
@@ -367,7 +377,7 @@ static u64 batch_slice(void)
 {
 	s64 extra = (s64)(slice_max_ns - slice_min_ns);
 
-	if (!nr_latency_targets || extra <= 0)
+	if (!nr_waiting_latency_targets || extra <= 0)
 		return slice_max_ns;
 	if (credit_ns >= extra) {
 		__sync_fetch_and_sub(&credit_ns, extra);

@@ -168,6 +168,10 @@ impl<'obj> Scheduler<'obj> {
         let bss = self.skel.maps.bss_data.as_mut().context("the scx_slo object has no .bss")?;
         bss.nr_targets = targets.iter().map(|t| t.index + 1).max().unwrap_or(0);
         bss.nr_latency_targets = latency;
+        bss.nr_waiting_latency_targets = targets
+            .iter()
+            .filter(|t| t.cfg.class == intf::slo_class_SLO_CLASS_LATENCY as u8 && t.cfg.preempt == intf::slo_preempt_SLO_PREEMPT_NEVER as u8)
+            .count() as u32;
         bss.cfg_gen = bss.cfg_gen.wrapping_add(1);
         let data = self.skel.maps.data_data.as_mut().context("the scx_slo object has no .data")?;
         data.lend_interval_ns = shortest.map_or(10_000_000, |p| (p / 2).max(1_000_000));
