@@ -162,6 +162,37 @@ pub struct Comparison {
     /// "better", "worse" or "no significant difference" (p < 0.01 and the
     /// p99 interval excluding 1 in the same direction).
     pub verdict: &'static str,
+    /// The tail alone: "better" / "worse" when the p99 ratio's interval
+    /// lies below / above 1, else "no significant difference". A scheduler
+    /// can cut the tail while its median rises (preemption costs a little on
+    /// every wakeup and saves milliseconds on the worst): `verdict` would
+    /// call that no difference, this does not.
+    pub tail: &'static str,
+    /// The body of the distribution (Mann-Whitney p < 0.01, side of
+    /// Cliff's δ): "lower", "higher" or "no significant difference".
+    pub body: &'static str,
+}
+
+/// The tail verdict from the p99 ratio's interval (see `Comparison::tail`).
+pub fn tail_verdict(ci95: (f64, f64)) -> &'static str {
+    if ci95.1 < 1.0 {
+        "better"
+    } else if ci95.0 > 1.0 {
+        "worse"
+    } else {
+        "no significant difference"
+    }
+}
+
+/// The body verdict from Mann-Whitney's p and Cliff's δ (see `Comparison::body`).
+pub fn body_verdict(p: f64, delta: f64) -> &'static str {
+    if p < 0.01 && delta < 0.0 {
+        "lower"
+    } else if p < 0.01 && delta > 0.0 {
+        "higher"
+    } else {
+        "no significant difference"
+    }
 }
 
 /// Compares latency samples (lower is better).
@@ -185,7 +216,8 @@ pub fn compare(candidate: &[f64], baseline: &[f64], seed: u64) -> Comparison {
     } else {
         "no significant difference"
     };
-    Comparison { p50_ratio: ratio(0.5), p99_ratio: ratio(0.99), p99_ratio_ci95: ci, mann_whitney: mw, cliffs_delta: delta, verdict }
+    let (tail, body) = (tail_verdict(ci), body_verdict(mw.p, delta));
+    Comparison { p50_ratio: ratio(0.5), p99_ratio: ratio(0.99), p99_ratio_ci95: ci, mann_whitney: mw, cliffs_delta: delta, verdict, tail, body }
 }
 
 #[cfg(test)]
@@ -243,6 +275,22 @@ mod tests {
         assert_eq!(c.verdict, "better");
         assert!(c.p99_ratio < 0.2 && c.p99_ratio_ci95.1 < 0.2, "{c:?}");
         assert_eq!(compare(&base, &faster, 1).verdict, "worse");
+        assert_eq!((c.tail, c.body), ("better", "lower"));
+    }
+
+    #[test]
+    fn a_shorter_tail_over_a_higher_body_is_told_apart() {
+        // Baseline: 100..200 with 2% at 3000 (a tail); candidate: 110..220,
+        // no tail. The p99 is far lower, the body slightly higher.
+        let mut rng = Rng::new(11);
+        let mut body = |lo: f64| lo * (1.0 + (rng.next_u64() % 1000) as f64 / 1000.0);
+        let base: Vec<f64> = (0..2000).map(|i| if i % 50 == 0 { 3000.0 } else { body(100.0) }).collect();
+        let cand: Vec<f64> = (0..2000).map(|_| body(110.0)).collect();
+        let c = compare(&cand, &base, 3);
+        assert_eq!(c.tail, "better", "{c:?}");
+        assert_eq!(c.body, "higher", "{c:?}");
+        assert_eq!(c.verdict, "no significant difference");
+        assert!(c.p99_ratio < 0.2, "{c:?}");
     }
 
     #[test]
