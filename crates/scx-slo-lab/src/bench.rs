@@ -20,6 +20,7 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::kernel;
+use crate::sampler::{self, WakeSampler};
 use crate::scenario::{
     num_cpus, read_json, spawn_workload, strs, uname, wait_until, write_config, Daemon, Env, Report, API, BATCH, STATUS_PATH,
 };
@@ -32,7 +33,6 @@ const SCHEDULERS: [&str; 6] = ["eevdf", "scx_slo-partial", "scx_slo-all", "scx_b
 const PERIOD: &str = "10ms";
 const WORK: &str = "300us";
 const DEADLINE: &str = "5ms";
-const DEADLINE_NS: u64 = 5_000_000;
 
 /// One scenario: what runs next to the latency unit.
 struct Scenario {
@@ -169,53 +169,6 @@ fn start(env: &Env, scheduler: &str, tag: &str) -> Result<Option<Running>> {
     }
 }
 
-/// The latency units' wakeup-to-run delays and response times, measured in
-/// the kernel the same way under every scheduler: scx-slo's observe probes
-/// (raw tracepoints sched_waking and sched_switch, real clock) with raw
-/// samples on. The probe's own "wake" (timer expiry → running) also holds
-/// the timer interrupt's lateness, which under TCG reaches milliseconds at
-/// p99 whatever the scheduler (docs/benchmarks.md); this is the scheduler's
-/// part alone.
-struct WakeSampler<'obj> {
-    observer: scx_slo_bpf::Observer<'obj>,
-}
-
-impl<'obj> WakeSampler<'obj> {
-    fn start(env: &Env, object: &'obj mut std::mem::MaybeUninit<libbpf_rs::OpenObject>) -> Result<Self> {
-        use std::os::unix::fs::MetadataExt;
-        let mut observer = scx_slo_bpf::Observer::load(object)?;
-        let cfg = scx_slo_bpf::intf::slo_target_cfg {
-            runtime_ns: 1_000_000,
-            period_ns: 10_000_000,
-            deadline_ns: DEADLINE_NS,
-            weight: 100,
-            priority: 0,
-            class: scx_slo_bpf::intf::slo_class_SLO_CLASS_LATENCY as u8,
-            preempt: 0,
-        };
-        let targets = (0..MAX_LATENCY_UNITS)
-            .map(|i| {
-                let dir = env.cg(&latency_cgroup(i));
-                let ino = std::fs::metadata(&dir).with_context(|| format!("{}", dir.display()))?.ino();
-                Ok(scx_slo_bpf::MapTarget { index: i as u32, cgroup_id: ino, cfg })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        observer.apply(&targets)?;
-        observer.set_emit_samples(true)?;
-        observer.attach()?;
-        Ok(WakeSampler { observer })
-    }
-
-    /// Queue delays and response times (ns) since the last call, and the
-    /// samples lost so far to a full ring buffer.
-    fn take(&self) -> Result<(Vec<u64>, Vec<u64>, u64)> {
-        let samples = self.observer.drain_samples()?;
-        let of = |k| samples.iter().filter(|s| s.kind == k).map(|s| s.ns).collect::<Vec<_>>();
-        let dropped = self.observer.counters().map(|c| c.samples_dropped).unwrap_or(0);
-        Ok((of(scx_slo_bpf::SampleKind::Queue), of(scx_slo_bpf::SampleKind::Response), dropped))
-    }
-}
-
 /// Runs one cell; returns its raw record.
 fn cell(env: &Env, sc: &Scenario, scheduler: &str, round: usize, running: &Running, sampler: &WakeSampler) -> Result<Value> {
     let tag = format!("{}-{scheduler}-{round}", sc.name);
@@ -234,14 +187,7 @@ fn cell(env: &Env, sc: &Scenario, scheduler: &str, round: usize, running: &Runni
             "--deadline", DEADLINE, "--duration", &secs, "--samples", "--out", &out,
             "--arrival", if sc.poisson { "poisson" } else { "periodic" }]);
         a.extend(wait.clone());
-        a.push("--hold".into());
-        let probe = Command::new(env.exe("scx-slo-lab"))
-            .args(&a)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("spawning a latency probe")?;
-        probes.push(probe);
+        probes.push(sampler::spawn_held_probe(env, a)?);
         outs.push(out);
     }
     let batch = env.cg(BATCH).display().to_string();
@@ -264,21 +210,8 @@ fn cell(env: &Env, sc: &Scenario, scheduler: &str, round: usize, running: &Runni
     for _ in 0..sc.forkexec {
         add("forkexec", &[], &mut kids)?;
     }
-    // The kernel-side samples end where the probes' measurements end: each
-    // probe says `measured` and blocks on stdin (which closes its last job)
-    // until the samples are taken; what it does after (writing its result,
-    // exiting) is not a request.
-    for p in probes.iter_mut() {
-        let mut line = String::new();
-        if let Some(out) = p.stdout.take() {
-            std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line)?;
-        }
-        anyhow::ensure!(line.trim() == "measured", "a latency probe ended early (said {line:?})");
-    }
-    let (queue, response, samples_dropped) = sampler.take()?;
-    for (out, mut p) in outs.into_iter().zip(probes) {
-        drop(p.stdin.take());
-        p.wait()?;
+    let (queue, response, samples_dropped) = sampler::finish_held_probes(&mut probes, sampler)?;
+    for (out, p) in outs.into_iter().zip(probes) {
         kids.push((out, p));
     }
     for (_, k) in kids.iter_mut() {
@@ -300,7 +233,7 @@ fn cell(env: &Env, sc: &Scenario, scheduler: &str, round: usize, running: &Runni
         "wake_ns": wake,
         "completion_ns": completion,
         "queue_ns": queue,
-        "response_misses": response.iter().filter(|r| **r > DEADLINE_NS).count(),
+        "response_misses": response.iter().filter(|r| **r > sampler::DEADLINE_NS).count(),
         "response_ns": response,
         "samples_dropped": samples_dropped,
         "requests": completion.len(),
@@ -523,7 +456,8 @@ pub fn run(env: &Env, rounds: usize, quick: bool) -> Result<Report> {
     // sched_ext rounds × schedulers times, not once per cell.
     let mut cells = Vec::new();
     let mut object = std::mem::MaybeUninit::uninit();
-    let sampler = WakeSampler::start(env, &mut object).context("loading the wakeup sampler (observe probes)")?;
+    let cgroups: Vec<String> = (0..MAX_LATENCY_UNITS).map(latency_cgroup).collect();
+    let sampler = WakeSampler::start(env, &cgroups, &mut object).context("loading the wakeup sampler (observe probes)")?;
     let _ = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1");
     for round in 0..rounds {
         // Rotate the order each round so drift does not favour one scheduler.

@@ -10,6 +10,7 @@ mod bench_report;
 mod control;
 mod kernel;
 mod overhead;
+mod sampler;
 mod scenario;
 mod workload;
 
@@ -273,18 +274,18 @@ fn report(file: &std::path::Path, json_out: Option<&std::path::Path>) -> Result<
         println!("  [{}] {}\n         {}", if ok { "PASS" } else { "FAIL" }, c["name"].as_str().unwrap_or(""), c["detail"].as_str().unwrap_or(""));
     }
     if let Some(rows) = report["facts"]["rows"].as_array() {
-        println!("\n| scheduler | wake p50 us | wake p99 us | completion p50 us | completion p99 us | p99.9 us | over 5ms deadline | batch work |");
+        println!("\n| scheduler | queue p50 us | queue p99 us | queue p99.9 us | wake p99 us | completion p99 us | over 5 ms from wakeup [from timer] | batch work |");
         println!("|---|---|---|---|---|---|---|---|");
         for r in rows {
             println!(
-                "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {}/{} | {} |",
+                "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} [{}]/{} | {} |",
                 r["scheduler"].as_str().unwrap_or(""),
-                r["wake_p50_us"].as_f64().unwrap_or(0.0),
+                r["queue_p50_us"].as_f64().unwrap_or(0.0),
+                r["queue_p99_us"].as_f64().unwrap_or(0.0),
+                r["queue_p999_us"].as_f64().unwrap_or(0.0),
                 r["wake_p99_us"].as_f64().unwrap_or(0.0),
-                r["completion_p50_us"].as_f64().unwrap_or(0.0),
                 r["completion_p99_us"].as_f64().unwrap_or(0.0),
-                r["completion_p999_us"].as_f64().unwrap_or(0.0),
-                r["over_deadline"], r["requests"], r["batch_iterations"]
+                r["response_misses"], r["over_deadline"], r["requests"], r["batch_iterations"]
             );
         }
     }

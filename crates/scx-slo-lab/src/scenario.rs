@@ -592,7 +592,7 @@ pub(crate) fn num_cpus() -> usize {
 }
 
 /// One demo phase: the api probe next to two batch hogs.
-fn demo_phase(env: &Env, label: &str, wait_ext: bool) -> Result<Value> {
+fn demo_phase(env: &Env, label: &str, wait_ext: bool, sampler: &crate::sampler::WakeSampler) -> Result<Value> {
     let secs = format!("{}s", env.seconds);
     let mut kids = Vec::new();
     let extra: Vec<String> = if wait_ext { strs(&["--wait-ext"]) } else { vec![] };
@@ -600,17 +600,20 @@ fn demo_phase(env: &Env, label: &str, wait_ext: bool) -> Result<Value> {
     let mut a = strs(&["probe", "--cgroup", &env.cg(API).display().to_string(), "--period", "10ms", "--work", "300us",
         "--deadline", "5ms", "--duration", &secs, "--out", &api_out]);
     a.extend(extra.clone());
-    kids.push(spawn_workload(env, &a)?);
+    sampler.take()?;
+    let mut probe = [crate::sampler::spawn_held_probe(env, a)?];
     for i in 0..2 {
         let mut h = strs(&["hog", "--cgroup", &env.cg(BATCH).display().to_string(), "--duration", &secs,
             "--out", &format!("/tmp/demo-hog{i}-{label}.json")]);
         h.extend(extra.clone());
         kids.push(spawn_workload(env, &h)?);
     }
+    let (mut queue, response, _) = crate::sampler::finish_held_probes(&mut probe, sampler)?;
     for mut k in kids {
         k.wait()?;
     }
     let api: ProbeResult = read_json(&api_out)?;
+    let queue_us = crate::workload::Percentiles::of_ns(&mut queue);
     let hogs: Vec<HogResult> = (0..2).map(|i| read_json(&format!("/tmp/demo-hog{i}-{label}.json"))).collect::<Result<_>>()?;
     Ok(json!({
         "scheduler": label,
@@ -618,6 +621,8 @@ fn demo_phase(env: &Env, label: &str, wait_ext: bool) -> Result<Value> {
         "completion_p50_us": api.completion_us.p50, "completion_p99_us": api.completion_us.p99,
         "completion_p999_us": api.completion_us.p999, "over_deadline": api.over_deadline, "requests": api.completion_us.n,
         "batch_iterations": hogs.iter().map(|h| h.iterations).sum::<u64>(),
+        "queue_p50_us": queue_us.p50, "queue_p99_us": queue_us.p99, "queue_p999_us": queue_us.p999,
+        "response_misses": response.iter().filter(|r| **r > crate::sampler::DEADLINE_NS).count(),
     }))
 }
 
@@ -631,14 +636,17 @@ pub fn demo(env: &Env, rounds: usize) -> Result<Report> {
         t.remove("greedy.service");
     }
     write_config(&config)?;
+    let mut object = std::mem::MaybeUninit::uninit();
+    let sampler = crate::sampler::WakeSampler::start(env, &[API.to_string()], &mut object)
+        .context("loading the wakeup sampler (observe probes)")?;
     let mut rows = Vec::new();
     for round in 0..rounds {
-        rows.push(demo_phase(env, &format!("default-{round}"), false)?);
+        rows.push(demo_phase(env, &format!("default-{round}"), false, &sampler)?);
         let mut daemon = Daemon::start(env, &format!("demo-{round}"))?;
         let up = daemon.wait_enabled(Duration::from_secs(60)).is_some();
         report.check(format!("round {round}: scx_slo enabled"), up, daemon.log_tail());
         if up {
-            rows.push(demo_phase(env, &format!("scx_slo-{round}"), true)?);
+            rows.push(demo_phase(env, &format!("scx_slo-{round}"), true, &sampler)?);
         }
         daemon.signal(libc::SIGTERM);
         daemon.wait_exit(Duration::from_secs(20));
