@@ -65,12 +65,10 @@ impl<'obj> WakeSampler<'obj> {
 /// Spawns a latency probe with `--hold`: it will say `measured` and wait.
 pub(crate) fn spawn_held_probe(env: &Env, mut args: Vec<String>) -> Result<Child> {
     args.push("--hold".into());
-    Command::new(env.exe("scx-slo-lab"))
-        .args(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("spawning a latency probe")
+    let mut cmd = Command::new(env.exe("scx-slo-lab"));
+    cmd.args(&args).stdin(Stdio::piped()).stdout(Stdio::piped());
+    crate::scenario::start_in_cgroup(&mut cmd, &args)?;
+    cmd.spawn().context("spawning a latency probe")
 }
 
 /// The kernel-side samples end where the probes' measurements end: each

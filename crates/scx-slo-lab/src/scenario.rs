@@ -217,11 +217,42 @@ impl Drop for Daemon {
 }
 
 pub(crate) fn spawn_workload(env: &Env, args: &[String]) -> Result<Child> {
-    Command::new(env.exe("scx-slo-lab"))
-        .args(args)
-        .stdout(Stdio::null())
-        .spawn()
-        .with_context(|| format!("spawning scx-slo-lab {}", args.join(" ")))
+    let mut cmd = Command::new(env.exe("scx-slo-lab"));
+    cmd.args(args).stdout(Stdio::null());
+    start_in_cgroup(&mut cmd, args)?;
+    cmd.spawn().with_context(|| format!("spawning scx-slo-lab {}", args.join(" ")))
+}
+
+/// A workload with `--cgroup DIR` starts inside DIR, as systemd starts a
+/// unit's process in its cgroup: the child moves itself between fork and
+/// exec. Otherwise its start-up (exec, loading, argument parsing: tens of ms
+/// under TCG) would run outside every target, in the fair class, which in
+/// partial mode outranks every sched_ext task and showed up as
+/// multi-millisecond waits of the latency unit at the start of each cell.
+pub(crate) fn start_in_cgroup(cmd: &mut Command, args: &[String]) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let Some(dir) = args.iter().position(|a| a == "--cgroup").and_then(|i| args.get(i + 1)) else {
+        return Ok(());
+    };
+    let procs = std::ffi::CString::new(format!("{dir}/cgroup.procs"))?;
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // makes async-signal-safe syscalls on memory prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // "0" moves the writing process.
+            let rc = libc::write(fd, b"0".as_ptr().cast(), 1);
+            libc::close(fd);
+            if rc != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(())
 }
 
 pub(crate) fn strs(v: &[&str]) -> Vec<String> {
