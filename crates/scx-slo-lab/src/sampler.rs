@@ -66,8 +66,8 @@ impl<'obj> WakeSampler<'obj> {
 pub(crate) fn spawn_held_probe(env: &Env, mut args: Vec<String>) -> Result<Child> {
     args.push("--hold".into());
     let mut cmd = Command::new(env.exe("scx-slo-lab"));
+    // It joins its cgroup itself after start-up (see spawn_workload).
     cmd.args(&args).stdin(Stdio::piped()).stdout(Stdio::piped());
-    crate::scenario::start_in_cgroup(&mut cmd, &args)?;
     cmd.spawn().context("spawning a latency probe")
 }
 

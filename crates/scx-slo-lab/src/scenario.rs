@@ -219,13 +219,18 @@ impl Drop for Daemon {
 pub(crate) fn spawn_workload(env: &Env, args: &[String]) -> Result<Child> {
     let mut cmd = Command::new(env.exe("scx-slo-lab"));
     cmd.args(args).stdout(Stdio::null());
-    start_in_cgroup(&mut cmd, args)?;
+    // A latency probe joins its cgroup itself, after its start-up: the
+    // scheduler would count tens of ms of exec and loading as deadline
+    // misses of the target (the enforce checks count every job).
+    if args.first().map(String::as_str) != Some("probe") {
+        start_in_cgroup(&mut cmd, args)?;
+    }
     cmd.spawn().with_context(|| format!("spawning scx-slo-lab {}", args.join(" ")))
 }
 
-/// A workload with `--cgroup DIR` starts inside DIR, as systemd starts a
-/// unit's process in its cgroup: the child moves itself between fork and
-/// exec. Otherwise its start-up (exec, loading, argument parsing: tens of ms
+/// A batch workload with `--cgroup DIR` starts inside DIR, as systemd
+/// starts a unit's process in its cgroup: the child moves itself between
+/// fork and exec. Otherwise its start-up (exec, loading, argument parsing: tens of ms
 /// under TCG) would run outside every target, in the fair class, which in
 /// partial mode outranks every sched_ext task and showed up as
 /// multi-millisecond waits of the latency unit at the start of each cell.
