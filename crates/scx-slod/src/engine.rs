@@ -409,7 +409,6 @@ impl Engine {
         fallback_ok.then_some((ActiveMode::Observe, true))
     }
 
-    /// One wait for a request while no scheduler is loaded.
     /// How often a loop with nothing to poll wakes on its own: the slower
     /// telemetry/status cadence (control requests wake it at once). Only
     /// partial switching needs the scan interval, to catch new threads.
@@ -422,6 +421,7 @@ impl Engine {
         self.retry_at.map_or(wait, |at| wait.min(at.saturating_duration_since(Instant::now())))
     }
 
+    /// One wait for a request while no scheduler is loaded.
     fn idle_tick(&mut self) {
         notify(&[sd_notify::NotifyState::Watchdog]);
         let wait = self.until_retry(self.quiet_tick());
