@@ -537,7 +537,6 @@ static u64 task_slice(struct task_ctx *tctx, u32 target,
 static void report_new_task(struct task_struct *p, struct cgroup *cgrp,
 			    bool whole_process)
 {
-	struct slo_event *ev;
 	u32 target;
 
 	if (!switch_partial || p->policy == SCHED_EXT)
@@ -545,18 +544,7 @@ static void report_new_task(struct task_struct *p, struct cgroup *cgrp,
 	target = cgroup_target(cgrp);
 	if (target == SLO_NO_TARGET)
 		return;
-	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
-	if (!ev) {
-		gstat_add(SLO_GSTAT_EVENTS_DROPPED, 1);
-		return;
-	}
-	ev->ts_ns = scx_bpf_now();
-	ev->slack_ns = whole_process;
-	ev->target = target;
-	ev->pid = p->pid;
-	ev->kind = SLO_EVENT_NEW_TASK;
-	ev->cpu = bpf_get_smp_processor_id();
-	bpf_ringbuf_submit(ev, 0);
+	send_event(target, p, SLO_EVENT_NEW_TASK, whole_process, scx_bpf_now());
 }
 
 /* A new process or thread; it is in its final cgroup by now. */
