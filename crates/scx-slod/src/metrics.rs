@@ -144,25 +144,23 @@ fn gauge_f(e: &mut MetricEncoder, label: Option<(&str, &str)>, v: f64) -> Result
     }
 }
 
-/// A log2 histogram from intf.h as a Prometheus histogram: cumulative
-/// buckets with `le` in seconds (the last, open bucket is `+Inf`).
+/// A log2 histogram from intf.h as prometheus-client wants it: each bucket's
+/// own count with its upper bound `le` in seconds (the last, open bucket is
+/// `+Inf`). The encoder accumulates, so the counts here must not be cumulative.
 pub fn histogram_buckets(hist: &[u64]) -> Vec<(f64, u64)> {
-    let mut cumulative = 0;
     hist.iter()
         .enumerate()
         .map(|(i, n)| {
-            cumulative += n;
             let upper = hist_bucket_upper_ns(i);
-            (if upper == u64::MAX { f64::INFINITY } else { upper as f64 / 1e9 }, cumulative)
+            (if upper == u64::MAX { f64::INFINITY } else { upper as f64 / 1e9 }, *n)
         })
         .collect()
 }
 
 fn histogram(e: &mut MetricEncoder, unit: &str, hist: &[u64], sum_ns: u64) -> Result<(), std::fmt::Error> {
     let labels = [("unit", unit)];
-    let buckets = histogram_buckets(hist);
-    let count = buckets.last().map_or(0, |b| b.1);
-    e.encode_family(&labels)?.encode_histogram::<NoLabelSet>(sum_ns as f64 / 1e9, count, &buckets, None)
+    let count = hist.iter().sum();
+    e.encode_family(&labels)?.encode_histogram::<NoLabelSet>(sum_ns as f64 / 1e9, count, &histogram_buckets(hist), None)
 }
 
 impl Collector for SnapshotCollector {
@@ -315,16 +313,16 @@ mod tests {
     }
 
     #[test]
-    fn buckets_are_cumulative_and_end_at_infinity() {
+    fn buckets_keep_their_own_counts_and_end_at_infinity() {
         let mut hist = vec![0u64; 24];
         hist[0] = 2;
         hist[3] = 5;
         hist[23] = 1;
         let b = histogram_buckets(&hist);
         assert_eq!(b[0], (1024.0 / 1e9, 2));
-        assert_eq!(b[3], (8192.0 / 1e9, 7));
-        assert_eq!(b[23], (f64::INFINITY, 8));
-        assert!(b.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1));
+        assert_eq!(b[3], (8192.0 / 1e9, 5));
+        assert_eq!(b[23], (f64::INFINITY, 1));
+        assert!(b.windows(2).all(|w| w[0].0 < w[1].0));
     }
 
     #[test]
@@ -332,7 +330,8 @@ mod tests {
         let mut stats = TargetStats::sum(&[]);
         stats.counters.insert("jobs", 10);
         stats.counters.insert("deadline_misses", 2);
-        stats.rq_delay_hist[4] = 10;
+        stats.rq_delay_hist[4] = 7;
+        stats.rq_delay_hist[6] = 3;
         let snap = MetricsSnapshot {
             mode: Some(ActiveMode::Observe),
             state: "running",
@@ -358,6 +357,15 @@ mod tests {
         assert!(text.contains("scx_slo_mode{mode=\"observe\"} 1"), "{text}");
         assert!(text.contains("scx_slo_deadline_misses_total{unit=\"api.service\"} 2"), "{text}");
         assert!(text.contains("scx_slo_queue_latency_seconds_count{unit=\"api.service\"} 10"), "{text}");
+        // Rendered buckets are cumulative exactly once: 0 below bucket 4, 7 up to bucket 6, then 10.
+        let buckets: Vec<u64> = text
+            .lines()
+            .filter(|l| l.starts_with("scx_slo_queue_latency_seconds_bucket{"))
+            .map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok()).expect("bucket value"))
+            .collect();
+        assert_eq!(buckets.len(), scx_slo_bpf::intf::slo_consts_SLO_HIST_BUCKETS as usize, "{text}");
+        assert_eq!(&buckets[3..7], &[0, 7, 7, 10], "{text}");
+        assert!(buckets[6..].iter().all(|&n| n == 10), "the +Inf bucket must equal the count:\n{text}");
         assert!(text.contains("scx_slo_scheduler_exits_total{reason=\"error_stall\"} 1"), "{text}");
         assert!(text.contains("scx_slo_cpu_usage_seconds_total{unit=\"api.service\"} 2"), "{text}");
     }
