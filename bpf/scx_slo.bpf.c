@@ -390,7 +390,10 @@ static u64 batch_slice(void)
 /* Charges @used ns to @p's virtual time, scaled inversely to @weight. */
 static void charge_vtime(struct task_struct *p, u64 used, u64 weight)
 {
-	p->scx.dsq_vtime += used * 100 / (weight ? weight : 100);
+	/* Most tasks have the default weight: skip the division (ops.stopping). */
+	if (weight && weight != 100)
+		used = used * 100 / weight;
+	p->scx.dsq_vtime += used;
 }
 
 /* Whether the scx work running on @cctx may be preempted for (@prio, @deadline). */
@@ -766,17 +769,22 @@ void BPF_STRUCT_OPS(slo_running, struct task_struct *p)
 	tctx->started_at_ns = now;
 	target = tctx->target;
 	cctx = try_lookup_cpu_ctx(-1);
-	if (target != SLO_NO_TARGET)
+	/* Only an EDF run needs its target's config here (its priority). */
+	if (tctx->edf && target != SLO_NO_TARGET)
 		cfg = try_lookup_target_cfg(target);
 	if (cctx) {
 		cctx->scx_running = true;
 		cctx->edf = tctx->edf;
-		cctx->priority = (tctx->edf && cfg) ? cfg->priority : 0;
+		cctx->priority = cfg ? cfg->priority : 0;
 		cctx->deadline_ns = tctx->deadline_ns;
 	}
 	if (!tctx->edf) {
-		/* The node's vtime DSQ is being served: reset the wait bound. */
-		nctx = try_lookup_node_ctx(node_of_cpu(scx_bpf_task_cpu(p)));
+		/*
+		 * The node's vtime DSQ is being served: reset the wait bound.
+		 * ops.running runs on the task's CPU, and the verifier inlines
+		 * bpf_get_smp_processor_id() where scx_bpf_task_cpu() is a call.
+		 */
+		nctx = try_lookup_node_ctx(node_of_cpu(bpf_get_smp_processor_id()));
 		if (nctx) {
 			nctx->vtime_served_ns = now;
 			if (p->scx.dsq_vtime > nctx->vtime_now)

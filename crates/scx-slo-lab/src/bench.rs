@@ -51,7 +51,50 @@ struct Scenario {
     poisson: bool,
 }
 
-fn scenarios(quick: bool) -> Vec<Scenario> {
+/// A focused bench: a subset of schedulers and scenarios, for iterating on
+/// the scheduler (its report is not the full table of docs/benchmarks.md).
+#[derive(Debug, Default)]
+pub struct Selection {
+    schedulers: Vec<String>,
+    scenarios: Vec<String>,
+}
+
+impl Selection {
+    /// Comma-separated names; empty lists select everything. Unknown names
+    /// are an error naming them and what is known.
+    pub fn parse(schedulers: &str, scenarios: &str) -> Result<Selection> {
+        let split = |s: &str| s.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect::<Vec<_>>();
+        let sel = Selection { schedulers: split(schedulers), scenarios: split(scenarios) };
+        let known_scenarios: Vec<&str> = all_scenarios().iter().map(|s| s.name).collect();
+        for n in &sel.schedulers {
+            anyhow::ensure!(SCHEDULERS.contains(&n.as_str()), "unknown scheduler {n:?}; known: {}", SCHEDULERS.join(", "));
+        }
+        for n in &sel.scenarios {
+            anyhow::ensure!(known_scenarios.contains(&n.as_str()), "unknown scenario {n:?}; known: {}", known_scenarios.join(", "));
+        }
+        Ok(sel)
+    }
+
+    pub fn is_everything(&self) -> bool {
+        self.schedulers.is_empty() && self.scenarios.is_empty()
+    }
+
+    /// EEVDF always runs: every ratio is against it.
+    fn scheduler(&self, name: &str) -> bool {
+        name == "eevdf" || self.schedulers.is_empty() || self.schedulers.iter().any(|s| s == name)
+    }
+
+    fn scenario(&self, name: &str) -> bool {
+        self.scenarios.is_empty() || self.scenarios.iter().any(|s| s == name)
+    }
+}
+
+fn scenarios(quick: bool, selection: &Selection) -> Vec<Scenario> {
+    let all = if quick { all_scenarios().into_iter().filter(|s| s.name == "oversub-2x").collect() } else { all_scenarios() };
+    all.into_iter().filter(|s| selection.scenario(s.name)).collect()
+}
+
+fn all_scenarios() -> Vec<Scenario> {
     let base = |name, hogs| Scenario {
         name,
         hogs_per_cpu: hogs,
@@ -61,9 +104,6 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
         latency_units: 1,
         poisson: false,
     };
-    if quick {
-        return vec![base("oversub-2x", 2)];
-    }
     vec![
         // No load at all: the floor TCG itself puts under every scheduler.
         base("idle", 0),
@@ -434,7 +474,7 @@ fn summarize(cells: &[Value]) -> Value {
 }
 
 /// The benchmark scenario.
-pub fn run(env: &Env, rounds: usize, quick: bool) -> Result<Report> {
+pub fn run(env: &Env, rounds: usize, quick: bool, selection: &Selection) -> Result<Report> {
     let mut report = Report::new(if quick { "bench-quick" } else { "bench" });
     crate::scenario::setup_cgroups(env)?;
     for i in 1..4 {
@@ -444,8 +484,16 @@ pub fn run(env: &Env, rounds: usize, quick: bool) -> Result<Report> {
     for dir in ["", "batch.slice"] {
         let _ = std::fs::write(env.cg(dir).join("cgroup.subtree_control"), "+cpu");
     }
-    let present: Vec<&str> = SCHEDULERS.iter().copied().filter(|s| !s.starts_with("scx_") || s.starts_with("scx_slo") || env.exe(s).exists()).collect();
+    let present: Vec<&str> = SCHEDULERS
+        .iter()
+        .copied()
+        .filter(|s| !s.starts_with("scx_") || s.starts_with("scx_slo") || env.exe(s).exists())
+        .filter(|s| selection.scheduler(s))
+        .collect();
     report.facts.insert("schedulers".into(), json!(present));
+    if !selection.is_everything() {
+        report.facts.insert("selection".into(), json!(format!("{selection:?}")));
+    }
     report.facts.insert("kernel".into(), json!(uname()));
     report.facts.insert("cpus".into(), json!(num_cpus()));
     report.facts.insert("seconds_per_cell".into(), json!(env.seconds));
@@ -472,7 +520,7 @@ pub fn run(env: &Env, rounds: usize, quick: bool) -> Result<Report> {
                     continue;
                 }
             };
-            for sc in scenarios(quick) {
+            for sc in scenarios(quick, selection) {
                 match cell(env, &sc, scheduler, round, &running, &sampler) {
                     Ok(c) => cells.push(c),
                     Err(e) => report.check(format!("{} / {scheduler} / round {round} ran", sc.name), false, format!("{e:#}")),
@@ -496,4 +544,37 @@ pub fn run(env: &Env, rounds: usize, quick: bool) -> Result<Report> {
     report.facts.insert("results".into(), summarize(&cells));
     report.ok = report.checks.iter().all(|c| c.ok);
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_selection_runs_everything_and_quick_runs_oversub_2x() {
+        let all = Selection::parse("", "").expect("empty");
+        assert!(all.is_everything());
+        assert_eq!(scenarios(false, &all).len(), all_scenarios().len());
+        assert_eq!(scenarios(true, &all).iter().map(|s| s.name).collect::<Vec<_>>(), ["oversub-2x"]);
+        assert!(SCHEDULERS.iter().all(|s| all.scheduler(s)));
+    }
+
+    #[test]
+    fn a_selection_keeps_eevdf_and_only_what_it_names() {
+        let sel = Selection::parse("scx_slo-all, scx_flash", "oversub-2x,fork-exec").expect("valid");
+        assert!(!sel.is_everything());
+        let picked: Vec<&str> = SCHEDULERS.iter().copied().filter(|s| sel.scheduler(s)).collect();
+        assert_eq!(picked, ["eevdf", "scx_slo-all", "scx_flash"]);
+        assert_eq!(scenarios(false, &sel).iter().map(|s| s.name).collect::<Vec<_>>(), ["oversub-2x", "fork-exec"]);
+        // quick stays within its one scenario.
+        assert_eq!(scenarios(true, &Selection::parse("", "fork-exec").expect("valid")).len(), 0);
+    }
+
+    #[test]
+    fn unknown_names_are_refused_by_name() {
+        let e = Selection::parse("scx_rusty", "").expect_err("unknown scheduler");
+        assert!(format!("{e:#}").contains("\"scx_rusty\"") && format!("{e:#}").contains("scx_flash"), "{e:#}");
+        let e = Selection::parse("", "oversub-3x").expect_err("unknown scenario");
+        assert!(format!("{e:#}").contains("\"oversub-3x\"") && format!("{e:#}").contains("oversub-2x"), "{e:#}");
+    }
 }

@@ -116,6 +116,13 @@ enum Cmd {
         /// Where the report goes (the harness's results serial port).
         #[arg(long, default_value = "/dev/ttyS1")]
         out: PathBuf,
+        /// bench: only these schedulers (comma-separated; EEVDF, the
+        /// baseline, always runs). Empty: all.
+        #[arg(long, default_value = "")]
+        only: String,
+        /// bench: only these scenarios (comma-separated). Empty: all.
+        #[arg(long, default_value = "")]
+        scenarios: String,
     },
     /// Host benchmark: hackbench with and without observe mode, same boot;
     /// prints the JSON summary (time ratio, probe CPU share, ns per probe run).
@@ -132,6 +139,14 @@ enum Cmd {
         /// Run hackbench in a cgroup observe mode does not target.
         #[arg(long)]
         untargeted: bool,
+    },
+    /// Host side: checks a focused bench's --only/--scenarios before the
+    /// VM boots (checks/vm/run), so a typo fails in a second, by name.
+    BenchSelection {
+        #[arg(long, default_value = "")]
+        only: String,
+        #[arg(long, default_value = "")]
+        scenarios: String,
     },
     /// Host side: a bench report (report.json) as the markdown of
     /// docs/benchmarks.md.
@@ -216,19 +231,21 @@ fn main() -> Result<()> {
                 std::thread::sleep(Duration::from_secs(3600));
             }
         }
-        Cmd::Scenario { name, bin, cgroot, seconds, rounds, out } => {
+        Cmd::Scenario { name, bin, cgroot, seconds, rounds, out, only, scenarios } => {
             let env = scenario::Env { bin, cgroot, seconds };
+            let selection = bench::Selection::parse(&only, &scenarios)?;
             let report = match name.as_str() {
                 "enforce" => scenario::enforce(&env)?,
                 "demo" => scenario::demo(&env, rounds)?,
                 "control" => control::run(&env)?,
-                "bench" => bench::run(&env, rounds, false)?,
-                "bench-quick" => bench::run(&env, rounds, true)?,
+                "bench" => bench::run(&env, rounds, false, &selection)?,
+                "bench-quick" => bench::run(&env, rounds, true, &selection)?,
                 other => anyhow::bail!("unknown scenario {other:?}; known: enforce, control, demo, bench, bench-quick"),
             };
             scenario::emit(&report, &out)
         }
         Cmd::Report { file, json } => report(&file, json.as_deref()),
+        Cmd::BenchSelection { only, scenarios } => bench::Selection::parse(&only, &scenarios).map(|_| ()),
         Cmd::BenchTable { report, date } => {
             let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).with_context(|| format!("reading {}", report.display()))?)?;
             let date = date.unwrap_or_else(|| {
