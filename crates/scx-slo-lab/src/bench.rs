@@ -60,9 +60,10 @@ pub struct Selection {
 }
 
 impl Selection {
-    /// Comma-separated names; empty lists select everything. Unknown names
+    /// Comma-separated names; empty lists select everything. Unknown names,
+    /// or a selection that leaves `quick` (oversub-2x only) nothing to run,
     /// are an error naming them and what is known.
-    pub fn parse(schedulers: &str, scenarios: &str) -> Result<Selection> {
+    pub fn parse(schedulers: &str, scenarios: &str, quick: bool) -> Result<Selection> {
         let split = |s: &str| s.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect::<Vec<_>>();
         let sel = Selection { schedulers: split(schedulers), scenarios: split(scenarios) };
         let known_scenarios: Vec<&str> = all_scenarios().iter().map(|s| s.name).collect();
@@ -72,6 +73,11 @@ impl Selection {
         for n in &sel.scenarios {
             anyhow::ensure!(known_scenarios.contains(&n.as_str()), "unknown scenario {n:?}; known: {}", known_scenarios.join(", "));
         }
+        anyhow::ensure!(
+            !self::scenarios(quick, &sel).is_empty(),
+            "--quick runs only oversub-2x, and --scenarios {} leaves it nothing",
+            sel.scenarios.join(",")
+        );
         Ok(sel)
     }
 
@@ -552,7 +558,7 @@ mod tests {
 
     #[test]
     fn an_empty_selection_runs_everything_and_quick_runs_oversub_2x() {
-        let all = Selection::parse("", "").expect("empty");
+        let all = Selection::parse("", "", false).expect("empty");
         assert!(all.is_everything());
         assert_eq!(scenarios(false, &all).len(), all_scenarios().len());
         assert_eq!(scenarios(true, &all).iter().map(|s| s.name).collect::<Vec<_>>(), ["oversub-2x"]);
@@ -561,20 +567,22 @@ mod tests {
 
     #[test]
     fn a_selection_keeps_eevdf_and_only_what_it_names() {
-        let sel = Selection::parse("scx_slo-all, scx_flash", "oversub-2x,fork-exec").expect("valid");
+        let sel = Selection::parse("scx_slo-all, scx_flash", "oversub-2x,fork-exec", false).expect("valid");
         assert!(!sel.is_everything());
         let picked: Vec<&str> = SCHEDULERS.iter().copied().filter(|s| sel.scheduler(s)).collect();
         assert_eq!(picked, ["eevdf", "scx_slo-all", "scx_flash"]);
         assert_eq!(scenarios(false, &sel).iter().map(|s| s.name).collect::<Vec<_>>(), ["oversub-2x", "fork-exec"]);
-        // quick stays within its one scenario.
-        assert_eq!(scenarios(true, &Selection::parse("", "fork-exec").expect("valid")).len(), 0);
+        // quick stays within its one scenario, and says so when nothing is left.
+        assert_eq!(scenarios(true, &Selection::parse("", "oversub-2x,fork-exec", true).expect("valid")).len(), 1);
+        let e = Selection::parse("", "fork-exec", true).expect_err("quick has no fork-exec");
+        assert!(format!("{e:#}").contains("--quick runs only oversub-2x"), "{e:#}");
     }
 
     #[test]
     fn unknown_names_are_refused_by_name() {
-        let e = Selection::parse("scx_rusty", "").expect_err("unknown scheduler");
+        let e = Selection::parse("scx_rusty", "", false).expect_err("unknown scheduler");
         assert!(format!("{e:#}").contains("\"scx_rusty\"") && format!("{e:#}").contains("scx_flash"), "{e:#}");
-        let e = Selection::parse("", "oversub-3x").expect_err("unknown scenario");
+        let e = Selection::parse("", "oversub-3x", false).expect_err("unknown scenario");
         assert!(format!("{e:#}").contains("\"oversub-3x\"") && format!("{e:#}").contains("oversub-2x"), "{e:#}");
     }
 }

@@ -147,6 +147,8 @@ enum Cmd {
         only: String,
         #[arg(long, default_value = "")]
         scenarios: String,
+        #[arg(long)]
+        quick: bool,
     },
     /// Host side: a bench report (report.json) as the markdown of
     /// docs/benchmarks.md.
@@ -233,7 +235,7 @@ fn main() -> Result<()> {
         }
         Cmd::Scenario { name, bin, cgroot, seconds, rounds, out, only, scenarios } => {
             let env = scenario::Env { bin, cgroot, seconds };
-            let selection = bench::Selection::parse(&only, &scenarios)?;
+            let selection = bench::Selection::parse(&only, &scenarios, name == "bench-quick")?;
             let report = match name.as_str() {
                 "enforce" => scenario::enforce(&env)?,
                 "demo" => scenario::demo(&env, rounds)?,
@@ -245,7 +247,7 @@ fn main() -> Result<()> {
             scenario::emit(&report, &out)
         }
         Cmd::Report { file, json } => report(&file, json.as_deref()),
-        Cmd::BenchSelection { only, scenarios } => bench::Selection::parse(&only, &scenarios).map(|_| ()),
+        Cmd::BenchSelection { only, scenarios, quick } => bench::Selection::parse(&only, &scenarios, quick).map(|_| ()),
         Cmd::BenchTable { report, date } => {
             let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).with_context(|| format!("reading {}", report.display()))?)?;
             let date = date.unwrap_or_else(|| {
