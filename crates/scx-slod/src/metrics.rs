@@ -145,14 +145,16 @@ fn gauge_f(e: &mut MetricEncoder, label: Option<(&str, &str)>, v: f64) -> Result
 }
 
 /// A log2 histogram from intf.h as prometheus-client wants it: each bucket's
-/// own count with its upper bound `le` in seconds (the last, open bucket is
-/// `+Inf`). The encoder accumulates, so the counts here must not be cumulative.
+/// own count with its upper bound `le` in seconds. The encoder accumulates, so
+/// the counts here must not be cumulative; and it writes `le="+Inf"` only for
+/// `f64::MAX` (its own histograms' last bound), `f64::INFINITY` would come out
+/// as `le="inf"`, which OpenMetrics parsers refuse.
 pub fn histogram_buckets(hist: &[u64]) -> Vec<(f64, u64)> {
     hist.iter()
         .enumerate()
         .map(|(i, n)| {
             let upper = hist_bucket_upper_ns(i);
-            (if upper == u64::MAX { f64::INFINITY } else { upper as f64 / 1e9 }, *n)
+            (if upper == u64::MAX { f64::MAX } else { upper as f64 / 1e9 }, *n)
         })
         .collect()
 }
@@ -313,7 +315,7 @@ mod tests {
     }
 
     #[test]
-    fn buckets_keep_their_own_counts_and_end_at_infinity() {
+    fn buckets_keep_their_own_counts_and_end_at_the_encoders_infinity() {
         let mut hist = vec![0u64; 24];
         hist[0] = 2;
         hist[3] = 5;
@@ -321,7 +323,7 @@ mod tests {
         let b = histogram_buckets(&hist);
         assert_eq!(b[0], (1024.0 / 1e9, 2));
         assert_eq!(b[3], (8192.0 / 1e9, 5));
-        assert_eq!(b[23], (f64::INFINITY, 1));
+        assert_eq!(b[23], (f64::MAX, 1));
         assert!(b.windows(2).all(|w| w[0].0 < w[1].0));
     }
 
@@ -366,6 +368,7 @@ mod tests {
         assert_eq!(buckets.len(), scx_slo_bpf::intf::slo_consts_SLO_HIST_BUCKETS as usize, "{text}");
         assert_eq!(&buckets[3..7], &[0, 7, 7, 10], "{text}");
         assert!(buckets[6..].iter().all(|&n| n == 10), "the +Inf bucket must equal the count:\n{text}");
+        assert!(text.contains("scx_slo_queue_latency_seconds_bucket{le=\"+Inf\",unit=\"api.service\"} 10"), "{text}");
         assert!(text.contains("scx_slo_scheduler_exits_total{reason=\"error_stall\"} 1"), "{text}");
         assert!(text.contains("scx_slo_cpu_usage_seconds_total{unit=\"api.service\"} 2"), "{text}");
     }

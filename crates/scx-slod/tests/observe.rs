@@ -218,6 +218,9 @@ fn observe_measures_targets_next_to_hogs_and_nothing_else() {
     assert!(tight_misses >= 0.5 * tight_jobs, "{text}");
     let slack_within_16us = m[&format!("scx_slo_slack_seconds_bucket{{le=\"0.000016384\",unit=\"{tight}\"}}")];
     assert_eq!(slack_within_16us, tight_slack, "slack above a 10 us deadline:\n{text}");
+    // The rendered histogram is cumulative once and ends at `+Inf` = `_count`.
+    let inf = m[&format!("scx_slo_queue_latency_seconds_bucket{{le=\"+Inf\",unit=\"{api}\"}}")];
+    assert_eq!(inf, m[&key("scx_slo_queue_latency_seconds_count", &api)], "{text}");
     let api_jobs = m[&key("scx_slo_jobs_total", &api)];
     assert!((m[&key("scx_slo_slack_seconds_count", &api)] - api_jobs).abs() <= 2.0, "{text}");
     // The untargeted cgroup is nowhere; the batch target has no deadline misses.
