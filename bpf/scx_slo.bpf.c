@@ -63,7 +63,6 @@ const volatile bool switch_partial;		/* SCX_OPS_SWITCH_PARTIAL (loader) */
  */
 volatile u64 cfg_gen;			/* bumped after maps change (daemon) */
 volatile u32 nr_targets;		/* targets in target_cfg (daemon) */
-volatile u32 nr_latency_targets;	/* latency targets (daemon) */
 /*
  * Latency targets that may not preempt (daemon). Only their tasks wait for a
  * running batch slice to end; the others kick it. With none, short batch
@@ -535,14 +534,15 @@ static u64 task_slice(struct task_ctx *tctx, u32 target,
  * Partial switching, event-driven: a task that is not SCHED_EXT and starts
  * in, or moves into, a targeted cgroup is reported to the daemon, which
  * switches it at once instead of finding it at its next scan (the scan
- * stays, slower, as the safety net).
+ * stays, slower, as the safety net). Callers check switch_partial first, so
+ * that `all` mode's fork path does not even read the child's cgroup.
  */
 static void report_new_task(struct task_struct *p, struct cgroup *cgrp,
 			    bool whole_process)
 {
 	u32 target;
 
-	if (!switch_partial || p->policy == SCHED_EXT)
+	if (p->policy == SCHED_EXT)
 		return;
 	target = cgroup_target(cgrp);
 	if (target == SLO_NO_TARGET)

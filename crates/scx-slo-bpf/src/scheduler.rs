@@ -159,15 +159,10 @@ impl<'obj> Scheduler<'obj> {
                 .with_context(|| format!("resetting budget_state[{}]", t.index))?;
         }
 
-        let latency = targets
-            .iter()
-            .filter(|t| t.cfg.class == intf::slo_class_SLO_CLASS_LATENCY as u8)
-            .count() as u32;
         // Roll periods twice per shortest period, but not more than once per ms.
         let shortest = targets.iter().map(|t| t.cfg.period_ns).filter(|p| *p > 0).min();
         let bss = self.skel.maps.bss_data.as_mut().context("the scx_slo object has no .bss")?;
         bss.nr_targets = targets.iter().map(|t| t.index + 1).max().unwrap_or(0);
-        bss.nr_latency_targets = latency;
         bss.nr_waiting_latency_targets = targets
             .iter()
             .filter(|t| t.cfg.class == intf::slo_class_SLO_CLASS_LATENCY as u8 && t.cfg.preempt == intf::slo_preempt_SLO_PREEMPT_NEVER as u8)

@@ -225,7 +225,7 @@ fn cell(env: &Env, sc: &Scenario, scheduler: &str, round: usize, running: &Runni
     let partial = scheduler == "scx_slo-partial";
     let secs = format!("{}s", env.seconds);
     let wait = if partial { strs(&["--wait-ext"]) } else { Vec::new() };
-    let mut kids: Vec<(String, Child)> = Vec::new();
+    let mut kids: Vec<Child> = Vec::new();
     let (mut probes, mut outs) = (Vec::new(), Vec::new());
     for i in 0..sc.latency_units {
         let out = format!("/tmp/bench-{tag}-api{i}.json");
@@ -238,13 +238,13 @@ fn cell(env: &Env, sc: &Scenario, scheduler: &str, round: usize, running: &Runni
     }
     let batch = env.cg(BATCH).display().to_string();
     let mut batch_outs = Vec::new();
-    let mut add = |kind: &str, extra: &[&str], kids: &mut Vec<(String, Child)>| -> Result<()> {
+    let mut add = |kind: &str, extra: &[&str], kids: &mut Vec<Child>| -> Result<()> {
         let out = format!("/tmp/bench-{tag}-{kind}{}.json", batch_outs.len());
         let mut a = strs(&[kind, "--cgroup", &batch, "--duration", &secs, "--out", &out]);
         a.extend(strs(extra));
         a.extend(wait.clone());
-        batch_outs.push(out.clone());
-        kids.push((out, spawn_workload(env, &a)?));
+        kids.push(spawn_workload(env, &a)?);
+        batch_outs.push(out);
         Ok(())
     };
     for _ in 0..sc.hogs_per_cpu * num_cpus() {
@@ -256,14 +256,12 @@ fn cell(env: &Env, sc: &Scenario, scheduler: &str, round: usize, running: &Runni
     for _ in 0..sc.forkexec {
         add("forkexec", &[], &mut kids)?;
     }
+    // The probes have exited once their samples are taken; the batch runs out its duration.
     let (queue, response, samples_dropped) = sampler::finish_held_probes(&mut probes, sampler)?;
-    for (out, p) in outs.into_iter().zip(probes) {
-        kids.push((out, p));
-    }
-    for (_, k) in kids.iter_mut() {
+    for k in kids.iter_mut() {
         k.wait()?;
     }
-    let probe_results: Vec<ProbeResult> = (0..sc.latency_units).map(|i| read_json(&format!("/tmp/bench-{tag}-api{i}.json"))).collect::<Result<_>>()?;
+    let probe_results: Vec<ProbeResult> = outs.iter().map(|o| read_json(o)).collect::<Result<_>>()?;
     let batch: Vec<HogResult> = batch_outs.iter().map(|o| read_json(o)).collect::<Result<_>>()?;
     let bpf = if ext { bpf_delta(&bpf_before, &bpf_callback_cost(env)) } else { Value::Null };
     let rss_kb = match running {

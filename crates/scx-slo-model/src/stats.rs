@@ -209,14 +209,13 @@ pub fn compare(candidate: &[f64], baseline: &[f64], seed: u64) -> Comparison {
     let ci = bootstrap_ratio_ci(&c, &b, 0.99, 0.95, 1000, seed);
     let mw = mann_whitney(&c, &b);
     let delta = cliffs_delta(&c, &b);
-    let verdict = if mw.p < 0.01 && ci.1 < 1.0 && delta < 0.0 {
-        "better"
-    } else if mw.p < 0.01 && ci.0 > 1.0 && delta > 0.0 {
-        "worse"
-    } else {
-        "no significant difference"
-    };
     let (tail, body) = (tail_verdict(ci), body_verdict(mw.p, delta));
+    // Both at once, in the same direction.
+    let verdict = match (tail, body) {
+        ("better", "lower") => "better",
+        ("worse", "higher") => "worse",
+        _ => "no significant difference",
+    };
     Comparison { p50_ratio: ratio(0.5), p99_ratio: ratio(0.99), p99_ratio_ci95: ci, mann_whitney: mw, cliffs_delta: delta, verdict, tail, body }
 }
 

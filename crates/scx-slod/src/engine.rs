@@ -567,8 +567,7 @@ impl Engine {
         // ejection is noticed at the next wake (the kernel has put every
         // task back on its default scheduler by then already). Without the
         // events thread, partial switching polls at the scan interval.
-        let partial = mode == ActiveMode::Enforce && self.config.switch == scx_slo_model::SwitchMode::Partial;
-        let tick = if partial && reader.is_none() { self.opts.tick } else { self.quiet_tick() };
+        let tick = if self.partial_switching(mode) && reader.is_none() { self.opts.tick } else { self.quiet_tick() };
         loop {
             if !fallback && !stable && running_since.elapsed() >= STABLE_RUN {
                 stable = true;
@@ -638,6 +637,11 @@ impl Engine {
         }
         self.publish_snapshot();
         self.telemetry_scan(None);
+    }
+
+    /// Whether this session switches targeted threads to SCHED_EXT itself.
+    fn partial_switching(&self, mode: ActiveMode) -> bool {
+        mode == ActiveMode::Enforce && self.config.switch == scx_slo_model::SwitchMode::Partial
     }
 
     fn adopt_reported(&mut self) {
@@ -729,7 +733,7 @@ impl Engine {
         // per scan (1,000 targets: every 10th scan; 80% of a TCG vCPU before).
         self.scans = self.scans.wrapping_add(1);
         let every = (self.resolved.len() / SWITCH_SCAN_CGROUPS).max(1) as u64;
-        if mode == ActiveMode::Enforce && self.config.switch == scx_slo_model::SwitchMode::Partial && self.scans % every == 0 {
+        if self.partial_switching(mode) && self.scans % every == 0 {
             let dirs: Vec<_> = self.resolved.values().map(|r| r.dir.clone()).collect();
             self.adopt_reported();
             let report = self.switcher.scan(&dirs);

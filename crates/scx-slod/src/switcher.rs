@@ -33,6 +33,29 @@ fn set_policy(tid: i32, policy: libc::c_int) -> std::io::Result<()> {
     }
 }
 
+/// What giving a thread SCHED_EXT did.
+enum ToExt {
+    /// It was SCHED_OTHER or SCHED_BATCH and is SCHED_EXT now.
+    Switched,
+    /// It already was SCHED_EXT (inherited at fork from a switched parent).
+    Already,
+    /// Its policy could not be changed (permission, gone).
+    Failed,
+    /// Real-time, deadline or idle: never touched.
+    Untouched,
+}
+
+fn to_ext(tid: i32) -> ToExt {
+    match policy_of(tid) {
+        Some(libc::SCHED_OTHER) | Some(libc::SCHED_BATCH) => match set_policy(tid, SCHED_EXT) {
+            Ok(()) => ToExt::Switched,
+            Err(_) => ToExt::Failed,
+        },
+        Some(SCHED_EXT) => ToExt::Already,
+        _ => ToExt::Untouched,
+    }
+}
+
 /// Returns a thread we switched to SCHED_OTHER; false if it is gone or no
 /// longer SCHED_EXT (someone else changed it: leave it alone).
 fn restore(tid: i32) -> bool {
@@ -63,11 +86,7 @@ pub fn switch_reported(tid: i32, whole_process: bool) -> Vec<i32> {
             tids.extend(entries.flatten().filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok()).filter(|t| *t != tid));
         }
     }
-    tids.retain(|t| match policy_of(*t) {
-        Some(libc::SCHED_OTHER) | Some(libc::SCHED_BATCH) => set_policy(*t, SCHED_EXT).is_ok(),
-        Some(SCHED_EXT) => true,
-        _ => false,
-    });
+    tids.retain(|t| matches!(to_ext(*t), ToExt::Switched | ToExt::Already));
     tids
 }
 
@@ -100,19 +119,17 @@ impl Switcher {
         // is a few reads of cgroup.threads.
         let new: Vec<i32> = present.difference(&self.switched).copied().collect();
         for tid in new {
-            match policy_of(tid) {
-                Some(libc::SCHED_OTHER) | Some(libc::SCHED_BATCH) => match set_policy(tid, SCHED_EXT) {
-                    Ok(()) => {
-                        self.switched.insert(tid);
-                        report.switched += 1;
-                    }
-                    Err(_) => report.failed += 1,
-                },
-                Some(SCHED_EXT) => {
-                    // Inherited at fork from a switched parent; undo it on exit too.
+            match to_ext(tid) {
+                ToExt::Switched => {
+                    self.switched.insert(tid);
+                    report.switched += 1;
+                }
+                // Inherited at fork from a switched parent; undo it on exit too.
+                ToExt::Already => {
                     self.switched.insert(tid);
                 }
-                _ => {}
+                ToExt::Failed => report.failed += 1,
+                ToExt::Untouched => {}
             }
         }
         let left: Vec<i32> = self.switched.difference(&present).copied().collect();
