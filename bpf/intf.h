@@ -25,6 +25,8 @@ enum slo_consts {
 	SLO_NO_TARGET = SLO_MAX_TARGETS,
 	SLO_MAX_CPUS = 1024,
 	SLO_MAX_NODES = 64,
+	/* Shortest slice the queue-depth scaling hands out (model: slice floor). */
+	SLO_MIN_SLICE_NS = 50000,
 	/* Cgroup levels walked up from a task's cgroup to find a target. */
 	SLO_MAX_CGROUP_DEPTH = 16,
 	/*
@@ -82,6 +84,7 @@ enum slo_gstat_id {
 	SLO_GSTAT_CREDIT_LENT_NS,	 /* ns of unused latency budget lent */
 	SLO_GSTAT_PREEMPT_KICKS,
 	SLO_GSTAT_EVENTS_DROPPED,	 /* ring buffer full */
+	SLO_GSTAT_WAIT_GUARD_DISPATCHES, /* a task overdue past max_wait/2 served first */
 	NR_SLO_GSTATS,
 };
 
@@ -135,6 +138,11 @@ struct slo_target_stats {
 	u64 cnt[NR_SLO_TSTATS];
 	u64 rq_delay_hist[SLO_HIST_BUCKETS];
 	u64 slack_hist[SLO_HIST_BUCKETS];
+	/*
+	 * Longest runnable wait (queued or preempted -> running) of any task
+	 * of the target on this CPU, in ns: a maximum, not a sum.
+	 */
+	u64 max_wait_ns;
 };
 
 /* Per-target budget accounting shared by all CPUs; written by BPF. */
@@ -148,6 +156,10 @@ struct slo_budget_state {
 /* Whole-scheduler statistics, one copy per CPU; written by BPF. */
 struct slo_global_stats {
 	u64 cnt[NR_SLO_GSTATS];
+	/* Longest runnable wait of any sched_ext task on this CPU, in ns. */
+	u64 max_wait_ns;
+	/* The task (tid) that waited max_wait_ns, for diagnosis. */
+	u64 max_wait_pid;
 };
 
 /* observe.bpf.c's statistics, one copy per CPU; written by BPF. */

@@ -45,7 +45,7 @@ char _license[] SEC("license") = "GPL";
 const volatile bool debug;			/* bpf_printk on (loader) */
 const volatile u64 slice_max_ns = 5000000;	/* longest slice (loader) */
 const volatile u64 slice_min_ns = 500000;	/* batch slice without credit */
-const volatile u64 max_wait_ns = 50000000;	/* bound on vtime DSQ waiting */
+const volatile u64 max_wait_ns = 50000000;	/* bound on any task's wait (loader) */
 const volatile u32 numa_migration_threshold = 4; /* remote depth to steal */
 const volatile u64 slack_warn_ns = 500000;	/* early-warning threshold */
 const volatile u64 warn_interval_ns = 100000000; /* per-target rate limit */
@@ -118,7 +118,13 @@ struct {
 struct task_ctx {
 	u64 cgid;		/* cgroup id the target was resolved for */
 	u64 gen;		/* cfg_gen of that resolution */
-	u64 enq_at_ns;		/* last time the task was queued */
+	/*
+	 * The task's own weighted virtual time. Not p->scx.dsq_vtime: that
+	 * field is only the key of the DSQ the task was last inserted into,
+	 * and for the EDF DSQ the key is an absolute deadline (issue 19).
+	 */
+	u64 vtime;
+	u64 enq_at_ns;		/* since when the task waits runnable, or 0 */
 	u64 started_at_ns;	/* last time it got a CPU */
 	u64 deadline_ns;	/* absolute deadline of the current job */
 	u32 target;		/* index, or SLO_NO_TARGET */
@@ -170,6 +176,7 @@ static struct cpu_ctx *try_lookup_cpu_ctx(s32 cpu)
 struct node_ctx {
 	u64 vtime_now;		/* highest vtime that started running */
 	u64 vtime_served_ns;	/* last time the vtime DSQ was served or empty */
+	u64 guard_scan_ns;	/* last wait-guard scan of the node's DSQs */
 };
 
 struct {
@@ -227,6 +234,25 @@ static u32 node_of_cpu(s32 cpu)
 	barrier_var(idx);
 	node = cpu_to_node[idx & (SLO_MAX_CPUS - 1)];
 	return node < SLO_MAX_NODES ? node : 0;
+}
+
+/*
+ * Records how long @p waited runnable before getting a CPU: the per-CPU
+ * maximum overall (with the waiter's tid) and, for a targeted task, per
+ * target. This is the number the no-starvation guarantee is checked on.
+ */
+static void record_wait(struct task_struct *p, struct slo_target_stats *st,
+			u64 wait)
+{
+	u32 zero = 0;
+	struct slo_global_stats *g = bpf_map_lookup_elem(&global_stats, &zero);
+
+	if (g && wait > g->max_wait_ns) {
+		g->max_wait_ns = wait;
+		g->max_wait_pid = p->pid;
+	}
+	if (st && wait > st->max_wait_ns)
+		st->max_wait_ns = wait;
 }
 
 static void hist_inc(u64 *hist, u64 ns)
@@ -386,13 +412,13 @@ static u64 batch_slice(void)
 	return slice_min_ns;
 }
 
-/* Charges @used ns to @p's virtual time, scaled inversely to @weight. */
-static void charge_vtime(struct task_struct *p, u64 used, u64 weight)
+/* Charges @used ns to the task's virtual time, scaled inversely to @weight. */
+static void charge_vtime(struct task_ctx *tctx, u64 used, u64 weight)
 {
 	/* Most tasks have the default weight: skip the division (ops.stopping). */
 	if (weight && weight != 100)
 		used = used * 100 / weight;
-	p->scx.dsq_vtime += used;
+	tctx->vtime += used;
 }
 
 /* Whether the scx work running on @cctx may be preempted for (@prio, @deadline). */
@@ -528,6 +554,25 @@ static u64 task_slice(struct task_ctx *tctx, u32 target,
 	}
 	tctx->edf = false;
 	return batch_slice();
+}
+
+/*
+ * Slices shrink as the node's queues grow, so that one turn of every queued
+ * task fits in a quarter of max_wait (CFS's sched_latency / nr_running, with
+ * max_wait as the latency). Without it, N queued tasks of slice_max each
+ * wait (N / CPUs) * slice_max for a turn, past any bound (the hunt: 376 ms
+ * with 20 ms slices). Floor: SLO_MIN_SLICE_NS, where overhead would win.
+ */
+static u64 fit_slice(u64 slice, u32 node)
+{
+	u64 nr = scx_bpf_dsq_nr_queued(edf_dsq(node)) +
+		 scx_bpf_dsq_nr_queued(vtime_dsq(node)) + 1;
+	u64 cpus = nr_nodes ? nr_cpus / nr_nodes : nr_cpus;
+	u64 fair = max_wait_ns * (cpus ? cpus : 1) / (4 * nr);
+
+	if (fair < SLO_MIN_SLICE_NS)
+		fair = SLO_MIN_SLICE_NS;
+	return slice < fair ? slice : fair;
 }
 
 /*
@@ -670,7 +715,7 @@ void BPF_STRUCT_OPS(slo_enqueue, struct task_struct *p, u64 enq_flags)
 		st = try_lookup_target_stats(target);
 	}
 
-	slice = task_slice(tctx, target, cfg, now);
+	slice = fit_slice(task_slice(tctx, target, cfg, now), node);
 	if (tctx->edf && cfg) {
 		scx_bpf_dsq_insert_vtime(p, edf_dsq(node), slice,
 					 tctx->deadline_ns, enq_flags);
@@ -693,13 +738,14 @@ void BPF_STRUCT_OPS(slo_enqueue, struct task_struct *p, u64 enq_flags)
 	 * head start, and beyond it it queues like batch work that just
 	 * arrived.
 	 */
-	vtime = p->scx.dsq_vtime;
+	vtime = tctx->vtime;
 	nctx = try_lookup_node_ctx(node);
 	if (nctx) {
 		lag = is_latency(cfg) ? 0 : slice_max_ns;
 		if (nctx->vtime_now > lag && vtime < nctx->vtime_now - lag)
 			vtime = nctx->vtime_now - lag;
 	}
+	tctx->vtime = vtime;
 	scx_bpf_dsq_insert_vtime(p, vtime_dsq(node), slice, vtime, enq_flags);
 	tstat_add(st, SLO_TSTAT_VTIME_ENQUEUES, 1);
 	kick_idle_cpu(p);
@@ -710,6 +756,76 @@ static bool move_from(u64 dsq)
 	return scx_bpf_dsq_move_to_local(dsq, 0);
 }
 
+/*
+ * The wait guard, the mechanism behind "no runnable task waits longer than
+ * max_wait". Neither order protects a task by itself: weighted virtual
+ * time lets a low-weight task fall far behind busier high-weight ones, and
+ * an EDF queue serves later deadlines last. So, at most every
+ * max_wait / 8 per node, the CPU that dispatches walks the node's queues
+ * and moves every task that has waited over max_wait / 2 to its own local
+ * DSQ (or, pinned elsewhere, to its CPU's), ahead of either order; queued
+ * slices are short enough then (fit_slice) that they all get a turn. The walk needs no counter: the kernel's DSQ
+ * iterator visits only the tasks queued when it began (and a counter the
+ * verifier tracks as a constant keeps the loop's states from converging:
+ * tried, 1M instructions and -E2BIG, or "8193 jumps is too complex").
+ * Worst case: max_wait / 2 + max_wait / 8 + the slice in flight when the
+ * task became overdue (at most slice_max, which is at most max_wait) + the
+ * short slices of the tasks moved with it.
+ */
+static bool move_overdue(u64 dsq, s32 cpu, u64 now)
+{
+	struct task_struct *p;
+	u64 target_dsq;
+	bool moved = false;
+	s32 prev;
+
+	bpf_for_each(scx_dsq, p, dsq, 0) {
+		struct task_ctx *tctx;
+
+		tctx = try_lookup_task_ctx(p);
+		if (!tctx || !tctx->enq_at_ns || now < tctx->enq_at_ns ||
+		    now - tctx->enq_at_ns < max_wait_ns / 2)
+			continue;
+		/*
+		 * A local DSQ takes only tasks allowed on its CPU (moving a
+		 * pinned kthread elsewhere is a runtime error that ejects the
+		 * scheduler: the hunt found it with ksoftirqd/1 on CPU 0).
+		 * A task pinned away from here goes to its own CPU, kicked.
+		 */
+		prev = scx_bpf_task_cpu(p);
+		if (bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+			target_dsq = SCX_DSQ_LOCAL;
+		else if (bpf_cpumask_test_cpu(prev, p->cpus_ptr))
+			target_dsq = SCX_DSQ_LOCAL_ON | prev;
+		else
+			continue;
+		if (scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, target_dsq, 0)) {
+			/* Counted here: a loop-carried count would be one more
+			 * precise constant per iteration to the verifier. */
+			gstat_add(SLO_GSTAT_WAIT_GUARD_DISPATCHES, 1);
+			moved = true;
+			if (target_dsq != SCX_DSQ_LOCAL)
+				scx_bpf_kick_cpu(prev, SCX_KICK_PREEMPT);
+		}
+	}
+	return moved;
+}
+
+static bool serve_overdue(struct node_ctx *nctx, u32 node, s32 cpu, u64 now)
+{
+	u64 last = nctx->guard_scan_ns;
+	bool edf, vtime;
+
+	if (now - last < max_wait_ns / 8)
+		return false;
+	/* One CPU of the node scans per interval. */
+	if (__sync_val_compare_and_swap(&nctx->guard_scan_ns, last, now) != last)
+		return false;
+	edf = move_overdue(edf_dsq(node), cpu, now);
+	vtime = move_overdue(vtime_dsq(node), cpu, now);
+	return edf || vtime;
+}
+
 void BPF_STRUCT_OPS(slo_dispatch, s32 cpu, struct task_struct *prev)
 {
 	u32 node = node_of_cpu(cpu), n;
@@ -717,6 +833,8 @@ void BPF_STRUCT_OPS(slo_dispatch, s32 cpu, struct task_struct *prev)
 	u64 now = scx_bpf_now();
 
 	if (!nctx)
+		return;
+	if (serve_overdue(nctx, node, cpu, now))
 		return;
 	/*
 	 * The bound on waiting: when no vtime task of this node has started
@@ -787,22 +905,23 @@ void BPF_STRUCT_OPS(slo_running, struct task_struct *p)
 		nctx = try_lookup_node_ctx(node_of_cpu(bpf_get_smp_processor_id()));
 		if (nctx) {
 			nctx->vtime_served_ns = now;
-			if (p->scx.dsq_vtime > nctx->vtime_now)
-				nctx->vtime_now = p->scx.dsq_vtime;
+			if (tctx->vtime > nctx->vtime_now)
+				nctx->vtime_now = tctx->vtime;
 		}
 	}
-	if (target == SLO_NO_TARGET)
-		return;
-	st = try_lookup_target_stats(target);
+	st = target == SLO_NO_TARGET ? NULL : try_lookup_target_stats(target);
+	delay = tctx->enq_at_ns && now > tctx->enq_at_ns ?
+			now - tctx->enq_at_ns : 0;
+	tctx->enq_at_ns = 0;
+	if (delay)
+		record_wait(p, st, delay);
 	if (!st)
 		return;
 	tstat_add(st, SLO_TSTAT_RUNS, 1);
-	if (tctx->enq_at_ns && now > tctx->enq_at_ns) {
-		delay = now - tctx->enq_at_ns;
+	if (delay) {
 		tstat_add(st, SLO_TSTAT_RQ_DELAY_SUM_NS, delay);
 		hist_inc(st->rq_delay_hist, delay);
 	}
-	tctx->enq_at_ns = 0;
 }
 
 void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
@@ -826,6 +945,13 @@ void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
 		cctx->priority = 0;
 	}
 	used = now > tctx->started_at_ns ? now - tctx->started_at_ns : 0;
+	/*
+	 * Still runnable (slice over, or preempted by a higher class, which
+	 * puts it back on the local DSQ without ops.enqueue): it waits from
+	 * now. An ops.enqueue that follows restamps the same moment.
+	 */
+	if (runnable)
+		tctx->enq_at_ns = now;
 	target = tctx->target;
 	if (target != SLO_NO_TARGET) {
 		cfg = try_lookup_target_cfg(target);
@@ -835,12 +961,18 @@ void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
 	 * Virtual time advances by runtime scaled inversely to weight: the
 	 * target's, or the task's own (from nice). Two separate loads, so the
 	 * compiler cannot merge a map-value and a task pointer into one insn.
+	 * A budgeted EDF run is the target's reservation, outside fair share:
+	 * charging it too would push a latency task's vtime ever further ahead
+	 * of the batch tasks' (by its whole budget, every period), and the
+	 * first time its budget ran out it would queue behind all of them
+	 * until they caught up, for seconds (issue 19).
 	 */
 	if (!cfg) {
-		charge_vtime(p, used, p->scx.weight);
+		charge_vtime(tctx, used, p->scx.weight);
 		return;
 	}
-	charge_vtime(p, used, cfg->weight);
+	if (!tctx->edf)
+		charge_vtime(tctx, used, cfg->weight);
 	tstat_add(st, SLO_TSTAT_RUNTIME_NS, used);
 	if (!is_latency(cfg))
 		return;
@@ -878,12 +1010,27 @@ void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
 	}
 }
 
+/*
+ * A higher class took this CPU (in partial mode, any fair-class task): the
+ * tasks waiting in its local DSQ go back through ops.enqueue to the node's
+ * queues, where other CPUs can run them. A local DSQ never migrates, so
+ * without this a task preempted by a CPU-bound fair task waits as long as
+ * that task runs (the starvation hunt: 4 s, next to one untargeted hog).
+ */
+void BPF_STRUCT_OPS(slo_cpu_release, s32 cpu, struct scx_cpu_release_args *args)
+{
+	scx_bpf_reenqueue_local();
+}
+
 void BPF_STRUCT_OPS(slo_enable, struct task_struct *p)
 {
 	struct node_ctx *nctx = try_lookup_node_ctx(
 		node_of_cpu(scx_bpf_task_cpu(p)));
+	struct task_ctx *tctx = try_lookup_task_ctx(p);
 
-	p->scx.dsq_vtime = nctx ? nctx->vtime_now : 0;
+	/* A task joining sched_ext starts level with the node's clock. */
+	if (tctx)
+		tctx->vtime = nctx ? nctx->vtime_now : 0;
 }
 
 s32 BPF_STRUCT_OPS(slo_init_task, struct task_struct *p,
@@ -974,6 +1121,7 @@ SCX_OPS_DEFINE(slo_ops,
 	       .dispatch = (void *)slo_dispatch,
 	       .running = (void *)slo_running,
 	       .stopping = (void *)slo_stopping,
+	       .cpu_release = (void *)slo_cpu_release,
 	       .enable = (void *)slo_enable,
 	       .init_task = (void *)slo_init_task,
 	       .init = (void *)slo_init,

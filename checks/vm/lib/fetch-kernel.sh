@@ -19,22 +19,9 @@ if [[ -s "$out/vmlinuz" && -s "$out/config" ]]; then
 	exit 0
 fi
 
-host_sources=/etc/apt/sources.list.d/debian.sources
-[[ -r $host_sources ]] || { echo "fetch-kernel: $host_sources not readable; cannot derive an apt source" >&2; exit 2; }
-# The first stanza whose URI ends in /debian is the main archive.
-uri=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i ~ /\/debian\/?$/) { print $i; exit } }' "$host_sources")
-[[ -n $uri ]] || { echo "fetch-kernel: no main archive URI in $host_sources" >&2; exit 2; }
-keyring=$(awk '/^Signed-By:/ { print $2; exit }' "$host_sources")
-
 apt_root="$CACHE/apt-$SUITE"
 mkdir -p "$apt_root/lists/partial" "$apt_root/archives/partial" "$apt_root/etc"
-cat >"$apt_root/etc/guest.sources" <<SRC
-Types: deb
-URIs: $uri
-Suites: $SUITE
-Components: main
-Signed-By: ${keyring:-/usr/share/keyrings/debian-archive-keyring.gpg}
-SRC
+"$(dirname "$0")/../../../scripts/lib/derived-apt-source.sh" "$SUITE" >"$apt_root/etc/guest.sources"
 apt_opts=(
 	-o "Dir::Etc::SourceList=/dev/null"
 	-o "Dir::Etc::SourceParts=$apt_root/etc"

@@ -161,6 +161,9 @@ pub struct TargetStats {
     pub rq_delay_hist: Vec<u64>,
     /// log2 histogram of slack at job completion.
     pub slack_hist: Vec<u64>,
+    /// Longest runnable wait of any task of the target, in ns (the maximum
+    /// over CPUs, not a sum): what the no-starvation bound is checked on.
+    pub max_wait_ns: u64,
 }
 
 impl TargetStats {
@@ -175,8 +178,10 @@ impl TargetStats {
             counters: TARGET_COUNTERS.iter().map(|c| (c.name, 0)).collect(),
             rq_delay_hist: vec![0; intf::slo_consts_SLO_HIST_BUCKETS as usize],
             slack_hist: vec![0; intf::slo_consts_SLO_HIST_BUCKETS as usize],
+            max_wait_ns: 0,
         };
         for cpu in per_cpu {
+            stats.max_wait_ns = stats.max_wait_ns.max(cpu.max_wait_ns);
             for c in TARGET_COUNTERS {
                 if let (Some(v), Some(slot)) = (cpu.cnt.get(c.id as usize), stats.counters.get_mut(c.name)) {
                     *slot = slot.wrapping_add(*v);
@@ -232,6 +237,7 @@ pub fn global_counter_names() -> [(u32, &'static str); intf::slo_gstat_id_NR_SLO
         (intf::slo_gstat_id_SLO_GSTAT_CREDIT_LENT_NS, "credit_lent_ns"),
         (intf::slo_gstat_id_SLO_GSTAT_PREEMPT_KICKS, "preempt_kicks"),
         (intf::slo_gstat_id_SLO_GSTAT_EVENTS_DROPPED, "events_dropped"),
+        (intf::slo_gstat_id_SLO_GSTAT_WAIT_GUARD_DISPATCHES, "wait_guard_dispatches"),
     ]
 }
 
@@ -245,6 +251,8 @@ mod tests {
         assert_eq!(intf::slo_consts_SLO_MAX_TARGETS as usize, scx_slo_model::MAX_TARGETS);
         assert_eq!(std::mem::size_of::<intf::slo_target_cfg>(), 32);
         assert_eq!(TARGET_COUNTERS.len(), intf::slo_tstat_id_NR_SLO_TSTATS as usize);
+        let floor = scx_slo_model::validate::limits::SLICE_RANGE.0;
+        assert_eq!(u64::from(intf::slo_consts_SLO_MIN_SLICE_NS), floor.as_ns(), "the BPF slice floor is the model's");
     }
 
     #[test]
@@ -273,8 +281,11 @@ mod tests {
         b.cnt[intf::slo_tstat_id_SLO_TSTAT_WAKEUPS as usize] = 4;
         a.rq_delay_hist[0] = 98;
         b.rq_delay_hist[5] = 2;
+        a.max_wait_ns = 5_000;
+        b.max_wait_ns = 7_000;
         let s = TargetStats::sum(&[a, b]);
         assert_eq!(s.get("wakeups"), 7);
+        assert_eq!(s.max_wait_ns, 7_000, "a maximum over CPUs, not a sum");
         assert_eq!(TargetStats::quantile_upper_ns(&s.rq_delay_hist, 0.5), Some(1024));
         assert_eq!(TargetStats::quantile_upper_ns(&s.rq_delay_hist, 0.99), Some(32 * 1024));
         assert_eq!(TargetStats::quantile_upper_ns(&[0; 24], 0.99), None);

@@ -178,13 +178,19 @@ impl<'obj> Scheduler<'obj> {
         maps::read_target_stats(&self.skel.maps.target_stats, index)
     }
 
-    /// Whole-scheduler counters by name, summed over CPUs.
+    /// Whole-scheduler counters by name, summed over CPUs, then
+    /// `max_wait_ns` (the longest runnable wait of any task, the maximum over
+    /// CPUs) and `max_wait_pid` (the tid that waited it).
     pub fn global_stats(&self) -> Result<Vec<(&'static str, u64)>> {
         let parsed: Vec<intf::slo_global_stats> = maps::read_percpu(&self.skel.maps.global_stats, "global_stats")?;
-        Ok(maps::global_counter_names()
+        let mut out: Vec<(&'static str, u64)> = maps::global_counter_names()
             .iter()
             .map(|(id, name)| (*name, parsed.iter().map(|s| s.cnt[*id as usize]).sum()))
-            .collect())
+            .collect();
+        let longest = parsed.iter().max_by_key(|s| s.max_wait_ns);
+        out.push(("max_wait_ns", longest.map_or(0, |s| s.max_wait_ns)));
+        out.push(("max_wait_pid", longest.map_or(0, |s| s.max_wait_pid)));
+        Ok(out)
     }
 
     /// The exit info once the scheduler has exited (ejected, unloaded, error).

@@ -21,6 +21,65 @@ pub fn root_ops() -> String {
     std::fs::read_to_string("/sys/kernel/sched_ext/root/ops").map_or_else(|_| String::new(), |s| s.trim().into())
 }
 
+/// `/sys/kernel/sched_ext/enable_seq`: how many times a BPF scheduler was
+/// enabled since boot (6.12+); 0 when the file is missing.
+pub fn enable_seq() -> u64 {
+    std::fs::read_to_string("/sys/kernel/sched_ext/enable_seq").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+}
+
+/// The kernel log's lines that say a BPF scheduler was disabled, with the
+/// reason the kernel gives (`... disabled (runnable task stall)`) and the
+/// line after it (which task, how long).
+pub fn ejection_lines() -> Vec<String> {
+    let out = Command::new("dmesg").output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let lines: Vec<&str> = out.lines().collect();
+    let mut found = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        // "sched_ext: BPF scheduler "scx_slo" disabled (runnable task stall)";
+        // a clean unload says "(unregistered from user space)".
+        if l.contains("sched_ext:") && l.contains("disabled (") && !l.contains("unregistered from") {
+            let next = lines.get(i + 1).filter(|n| n.contains("sched_ext:")).map_or(String::new(), |n| format!(" / {}", n.trim()));
+            found.push(format!("{}{next}", l.trim()));
+        }
+    }
+    found
+}
+
+/// Watches one measurement window for ejections: the scheduler `ops` is
+/// attached when the window opens, and an ejection shows as a state that
+/// is no longer `enabled`, another ops, or a kernel that enabled a
+/// scheduler again meanwhile (the daemon re-attached after an ejection).
+#[derive(Debug)]
+pub struct AttachWatch {
+    ops: String,
+    seq: u64,
+    kernel_lines: usize,
+}
+
+/// What an [`AttachWatch`] saw.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Attachment {
+    /// The scheduler stayed attached for the whole window.
+    pub attached: bool,
+    /// What the kernel said, for every ejection in the window.
+    pub ejections: Vec<String>,
+}
+
+impl AttachWatch {
+    /// Starts watching; `ops` is the scheduler that must stay attached.
+    pub fn start(ops: &str) -> Self {
+        AttachWatch { ops: ops.into(), seq: enable_seq(), kernel_lines: ejection_lines().len() }
+    }
+
+    /// Ends the window.
+    pub fn finish(&self) -> Attachment {
+        let ejections: Vec<String> = ejection_lines().into_iter().skip(self.kernel_lines).collect();
+        let attached =
+            ejections.is_empty() && enable_seq() == self.seq && sched_ext_state() == "enabled" && root_ops() == self.ops;
+        Attachment { attached, ejections }
+    }
+}
+
 /// Policy of a thread (7 = SCHED_EXT), or -1 if it is gone.
 pub fn policy(tid: i32) -> i32 {
     // SAFETY: no pointers.
@@ -77,6 +136,8 @@ pub struct KernelTargetStats {
     pub cnt: Vec<u64>,
     /// `rq_delay_hist[]` summed over CPUs.
     pub rq_delay_hist: Vec<u64>,
+    /// `max_wait_ns`, the maximum over CPUs.
+    pub max_wait_ns: u64,
 }
 
 fn as_u64_vec(v: &Value) -> Vec<u64> {
@@ -99,6 +160,7 @@ pub fn target_stats_by_cgroup(bpftool: &Path, cgroup_ids: &[u64]) -> Result<BTre
         let mut sum = KernelTargetStats { index: *index, ..Default::default() };
         for cpu in entry.get("values").and_then(Value::as_array).into_iter().flatten() {
             let value = cpu.get("value").cloned().unwrap_or(Value::Null);
+            sum.max_wait_ns = sum.max_wait_ns.max(value["max_wait_ns"].as_u64().unwrap_or(0));
             for (field, acc) in [("cnt", &mut sum.cnt), ("rq_delay_hist", &mut sum.rq_delay_hist)] {
                 let v = as_u64_vec(&value[field]);
                 if acc.len() < v.len() {
@@ -112,6 +174,21 @@ pub fn target_stats_by_cgroup(bpftool: &Path, cgroup_ids: &[u64]) -> Result<BTre
         out.insert(*id, sum);
     }
     Ok(out)
+}
+
+/// The scheduler's longest runnable wait of any task, in ns, and the tid
+/// that waited it, from `global_stats` (maximum over CPUs).
+pub fn global_max_wait(bpftool: &Path) -> Result<(u64, u64)> {
+    let entries = bpftool_dump(bpftool, "global_stats")?;
+    let mut best = (0, 0);
+    for cpu in entries.iter().flat_map(|e| e.get("values").and_then(Value::as_array).cloned().unwrap_or_default()) {
+        let v = &cpu["value"];
+        let wait = v["max_wait_ns"].as_u64().unwrap_or(0);
+        if wait > best.0 {
+            best = (wait, v["max_wait_pid"].as_u64().unwrap_or(0));
+        }
+    }
+    Ok(best)
 }
 
 /// `target_cfg` entries in use, as JSON, to compare before and after a reload.

@@ -9,9 +9,11 @@ mod bench;
 mod bench_report;
 mod control;
 mod kernel;
+mod hunt;
 mod overhead;
 mod sampler;
 mod scenario;
+mod threads;
 mod workload;
 
 use std::path::PathBuf;
@@ -92,6 +94,20 @@ enum Cmd {
         #[command(flatten)]
         placement: Placement,
     },
+    /// One process of periodic threads plus a supervising main thread
+    /// (the multi-threaded latency service of issue 19).
+    Threads {
+        /// A worker thread as PERIOD/WORK (e.g. 1ms/50us); repeat for more.
+        #[arg(long = "worker", value_parser = threads::ThreadSpec::parse, required = true)]
+        workers: Vec<threads::ThreadSpec>,
+        /// The main thread's own PERIOD/WORK.
+        #[arg(long, value_parser = threads::ThreadSpec::parse, default_value = "100ms/20us")]
+        main: threads::ThreadSpec,
+        #[arg(long, default_value = "5s")]
+        duration: SloDuration,
+        #[command(flatten)]
+        placement: Placement,
+    },
     /// Sleeps until killed.
     Idle {
         #[command(flatten)]
@@ -123,6 +139,9 @@ enum Cmd {
         /// bench: only these scenarios (comma-separated). Empty: all.
         #[arg(long, default_value = "")]
         scenarios: String,
+        /// hunt: the first random shape's seed (the next ones follow it).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Host benchmark: hackbench with and without observe mode, same boot;
     /// prints the JSON summary (time ratio, probe CPU share, ns per probe run).
@@ -167,6 +186,12 @@ enum Cmd {
         /// Write the report JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// The QEMU version the guest ran under, recorded in the report.
+        #[arg(long)]
+        qemu: Option<String>,
+        /// The TCG threading the guest ran with (multi or single), recorded.
+        #[arg(long)]
+        tcg_thread: Option<String>,
     },
 }
 
@@ -227,13 +252,20 @@ fn main() -> Result<()> {
             r.ext_wait_ms = waited;
             write_out(&placement, &r)
         }
+        Cmd::Threads { workers, main, duration, placement } => {
+            // The process joins its cgroup before any thread exists.
+            let waited = place(&placement)?;
+            let mut r = threads::run(&workers, main, std_dur(duration));
+            r.ext_wait_ms = waited;
+            write_out(&placement, &r)
+        }
         Cmd::Idle { placement } => {
             place(&placement)?;
             loop {
                 std::thread::sleep(Duration::from_secs(3600));
             }
         }
-        Cmd::Scenario { name, bin, cgroot, seconds, rounds, out, only, scenarios } => {
+        Cmd::Scenario { name, bin, cgroot, seconds, rounds, out, only, scenarios, seed } => {
             let env = scenario::Env { bin, cgroot, seconds };
             let selection = bench::Selection::parse(&only, &scenarios, name == "bench-quick")?;
             let report = match name.as_str() {
@@ -242,11 +274,14 @@ fn main() -> Result<()> {
                 "control" => control::run(&env)?,
                 "bench" => bench::run(&env, rounds, false, &selection)?,
                 "bench-quick" => bench::run(&env, rounds, true, &selection)?,
-                other => anyhow::bail!("unknown scenario {other:?}; known: enforce, control, demo, bench, bench-quick"),
+                // --seconds: the time budget for random shapes; --rounds:
+                // how often issue 19's own shape runs first (0 to replay a seed).
+                "hunt" => hunt::run(&env, seed, seconds, rounds)?,
+                other => anyhow::bail!("unknown scenario {other:?}; known: enforce, control, demo, bench, bench-quick, hunt"),
             };
             scenario::emit(&report, &out)
         }
-        Cmd::Report { file, json } => report(&file, json.as_deref()),
+        Cmd::Report { file, json, qemu, tcg_thread } => report(&file, json.as_deref(), qemu, tcg_thread),
         Cmd::BenchSelection { only, scenarios, quick } => bench::Selection::parse(&only, &scenarios, quick).map(|_| ()),
         Cmd::BenchTable { report, date } => {
             let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).with_context(|| format!("reading {}", report.display()))?)?;
@@ -276,18 +311,28 @@ fn main() -> Result<()> {
 }
 
 /// Finds the report in the captured output, prints checks and tables.
-fn report(file: &std::path::Path, json_out: Option<&std::path::Path>) -> Result<()> {
+fn report(
+    file: &std::path::Path,
+    json_out: Option<&std::path::Path>,
+    qemu: Option<String>,
+    tcg_thread: Option<String>,
+) -> Result<()> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let body = text
         .split("SCX_SLO_REPORT_BEGIN")
         .nth(1)
         .and_then(|rest| rest.split("SCX_SLO_REPORT_END").next())
         .context("no report in the guest output: the scenario did not finish (see the console log)")?;
-    let report: serde_json::Value = serde_json::from_str(body.trim()).context("parsing the guest's report")?;
+    let mut report: serde_json::Value = serde_json::from_str(body.trim()).context("parsing the guest's report")?;
+    // What the guest cannot know about itself: the emulator it ran under.
+    report["harness"] = serde_json::json!({ "qemu": qemu, "tcg_thread": tcg_thread });
     if let Some(path) = json_out {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
     }
-    println!("scenario {} on kernel {} ({} CPUs)", report["scenario"], report["kernel"], report["cpus"]);
+    println!(
+        "scenario {} on kernel {} ({} CPUs), QEMU {} TCG thread={}",
+        report["scenario"], report["kernel"], report["cpus"], report["harness"]["qemu"], report["harness"]["tcg_thread"]
+    );
     for c in report["checks"].as_array().into_iter().flatten() {
         let ok = c["ok"].as_bool().unwrap_or(false);
         println!("  [{}] {}\n         {}", if ok { "PASS" } else { "FAIL" }, c["name"].as_str().unwrap_or(""), c["detail"].as_str().unwrap_or(""));
@@ -324,7 +369,7 @@ fn report(file: &std::path::Path, json_out: Option<&std::path::Path>) -> Result<
         }
     }
     for (key, value) in report["facts"].as_object().into_iter().flatten() {
-        if !["rows", "partial", "all", "results"].contains(&key.as_str()) {
+        if !["rows", "partial", "all", "results", "runs"].contains(&key.as_str()) {
             println!("{key}: {value}");
         }
     }

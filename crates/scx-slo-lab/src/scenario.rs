@@ -349,6 +349,7 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
     children.push(("hog1", spawn_workload(env, &hog("hog1", BATCH))?));
     children.push(("hog2", spawn_workload(env, &hog("hog2", BATCH))?));
 
+    let watch = kernel::AttachWatch::start("scx_slo");
     std::thread::sleep(Duration::from_millis(1500));
     if partial {
         // The workloads moved themselves into targets after the attach: the
@@ -398,6 +399,23 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
             report.check(format!("{switch}: workload {name} ran"), false, format!("exit {status}"));
         }
     }
+    // The no-starvation promise, from the kernel's side (issue 19): the
+    // scheduler stayed attached, and no task waited past max_wait (50 ms)
+    // plus slice_max (5 ms), plus in partial mode what fair-class work may add.
+    let attachment = watch.finish();
+    let (max_wait_ns, tid) = kernel::global_max_wait(&bpftool).unwrap_or((0, 0));
+    let bound_ms = 55.0 + if partial { crate::hunt::PARTIAL_FAIR_ALLOWANCE_US as f64 / 1e3 } else { 0.0 };
+    report.check(
+        format!("{switch}: no ejection and no task waits past the bound ({bound_ms:.0} ms)"),
+        attachment.attached && max_wait_ns > 0 && max_wait_ns as f64 / 1e6 <= bound_ms,
+        format!(
+            "attached={} ejections={:?}; longest wait {:.2} ms (tid {tid})",
+            attachment.attached,
+            attachment.ejections,
+            max_wait_ns as f64 / 1e6
+        ),
+    );
+    facts.insert("max_wait_ms".into(), json!(max_wait_ns as f64 / 1e6));
     let api: ProbeResult = read_json(&format!("/tmp/api-{switch}.json"))?;
     let tight: ProbeResult = read_json(&format!("/tmp/tight-{switch}.json"))?;
     let hogs: Vec<(String, HogResult)> = ["greedy", "hog1", "hog2"]

@@ -28,7 +28,7 @@ fn thread_cpu_ns() -> u64 {
     now_ns(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
-fn sleep_until(deadline_ns: u64) {
+pub(crate) fn sleep_until(deadline_ns: u64) {
     let ts = libc::timespec {
         tv_sec: (deadline_ns / 1_000_000_000) as libc::time_t,
         tv_nsec: (deadline_ns % 1_000_000_000) as libc::c_long,
@@ -41,7 +41,7 @@ fn sleep_until(deadline_ns: u64) {
 
 /// Burns `work` of this thread's CPU time (not wall time), so the work is
 /// the same whatever the scheduler does.
-fn burn(work: Duration) {
+pub(crate) fn burn(work: Duration) {
     let until = thread_cpu_ns() + work.as_nanos() as u64;
     let mut x = 0u64;
     while thread_cpu_ns() < until {
