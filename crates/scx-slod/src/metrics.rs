@@ -56,6 +56,7 @@ metrics_table! {
     "scx_slo_deadline_misses_total", "counter", "unit", "Jobs that ran past their (would-be) deadline.";
     "scx_slo_queue_latency_seconds", "histogram", "unit", "Run-queue delay from wakeup to first run.";
     "scx_slo_slack_seconds", "histogram", "unit", "Time left before the deadline when a job completed in time.";
+    "scx_slo_max_wait_seconds", "gauge", "unit", "Longest time any task of the unit waited runnable for a CPU since the scheduler loaded (enforce mode; the no-starvation bound is checked on it).";
     "scx_slo_budget_utilization", "gauge", "unit", "CPU used over the last scan divided by the unit's budget (runtime/period); latency units.";
     "scx_slo_cpu_usage_seconds_total", "counter", "unit", "CPU time of the unit's cgroup (cpu.stat usage_usec).";
     "scx_slo_throttled_periods_total", "counter", "unit", "CFS bandwidth periods in which the unit's cgroup was throttled.";
@@ -220,6 +221,13 @@ impl Collector for SnapshotCollector {
         for (u, st) in &with_stats {
             histogram(&mut e, &u.unit, &st.slack_hist, st.get("slack_sum_ns"))?;
         }
+        let mut e = family(&mut encoder, "scx_slo_max_wait_seconds")?;
+        for (u, st) in &with_stats {
+            // Only the enforce scheduler measures it; observe leaves 0.
+            if st.max_wait_ns > 0 {
+                gauge_f(&mut e, Some(("unit", &u.unit)), st.max_wait_ns as f64 / 1e9)?;
+            }
+        }
         let mut e = family(&mut encoder, "scx_slo_budget_utilization")?;
         for u in &s.units {
             if let Some(v) = u.budget_utilization {
@@ -334,6 +342,7 @@ mod tests {
         stats.counters.insert("deadline_misses", 2);
         stats.rq_delay_hist[4] = 7;
         stats.rq_delay_hist[6] = 3;
+        stats.max_wait_ns = 12_500_000;
         let snap = MetricsSnapshot {
             mode: Some(ActiveMode::Observe),
             state: "running",
@@ -371,5 +380,6 @@ mod tests {
         assert!(text.contains("scx_slo_queue_latency_seconds_bucket{le=\"+Inf\",unit=\"api.service\"} 10"), "{text}");
         assert!(text.contains("scx_slo_scheduler_exits_total{reason=\"error_stall\"} 1"), "{text}");
         assert!(text.contains("scx_slo_cpu_usage_seconds_total{unit=\"api.service\"} 2"), "{text}");
+        assert!(text.contains("scx_slo_max_wait_seconds{unit=\"api.service\"} 0.0125"), "{text}");
     }
 }
