@@ -84,7 +84,7 @@ enum slo_gstat_id {
 	SLO_GSTAT_CREDIT_LENT_NS,	 /* ns of unused latency budget lent */
 	SLO_GSTAT_PREEMPT_KICKS,
 	SLO_GSTAT_EVENTS_DROPPED,	 /* ring buffer full */
-	SLO_GSTAT_WAIT_GUARD_DISPATCHES, /* a task overdue past max_wait/2 served first */
+	SLO_GSTAT_WAIT_GUARD_DISPATCHES, /* a task overdue past max_wait/4 served first */
 	NR_SLO_GSTATS,
 };
 

@@ -762,68 +762,56 @@ static bool move_from(u64 dsq)
  * time lets a low-weight task fall far behind busier high-weight ones, and
  * an EDF queue serves later deadlines last. So, at most every
  * max_wait / 8 per node, the CPU that dispatches walks the node's queues
- * and moves every task that has waited over max_wait / 2 to its own local
- * DSQ (or, pinned elsewhere, to its CPU's), ahead of either order; queued
- * slices are short enough then (fit_slice) that they all get a turn. The walk needs no counter: the kernel's DSQ
- * iterator visits only the tasks queued when it began (and a counter the
- * verifier tracks as a constant keeps the loop's states from converging:
- * tried, 1M instructions and -E2BIG, or "8193 jumps is too complex").
- * Worst case: max_wait / 2 + max_wait / 8 + the slice in flight when the
+ * and re-keys every task that has waited over max_wait / 4 into the node's
+ * EDF DSQ with the time it started waiting as its key: older than any
+ * deadline, so every CPU of the node serves them first, longest-waiting
+ * first. (Moving them to the scanning CPU's own local DSQ instead queued
+ * them all behind each other on one CPU: the CI hunt saw 25.9 ms against
+ * a 23 ms bound; and a local DSQ refuses tasks pinned elsewhere, a runtime
+ * error the hunt found with ksoftirqd/1.) A task that may not run here has
+ * its CPU kicked. Queued slices are short enough then (fit_slice) that they
+ * all get a turn. The walk needs no counter: the kernel's DSQ iterator
+ * visits only the tasks queued when it began (and a counter the verifier
+ * tracks as a constant keeps the loop's states from converging: tried, 1M
+ * instructions and -E2BIG, or "8193 jumps is too complex").
+ * Worst case: max_wait / 4 + max_wait / 8 + the slice in flight when the
  * task became overdue (at most slice_max, which is at most max_wait) + the
- * short slices of the tasks moved with it.
+ * short slices of the overdue tasks ahead of it, shared by the node's CPUs.
  */
-static bool move_overdue(u64 dsq, s32 cpu, u64 now)
+static void move_overdue(u64 dsq, u32 node, s32 cpu, u64 now)
 {
 	struct task_struct *p;
-	u64 target_dsq;
-	bool moved = false;
-	s32 prev;
 
 	bpf_for_each(scx_dsq, p, dsq, 0) {
 		struct task_ctx *tctx;
 
 		tctx = try_lookup_task_ctx(p);
 		if (!tctx || !tctx->enq_at_ns || now < tctx->enq_at_ns ||
-		    now - tctx->enq_at_ns < max_wait_ns / 2)
+		    now - tctx->enq_at_ns < max_wait_ns / 4)
 			continue;
-		/*
-		 * A local DSQ takes only tasks allowed on its CPU (moving a
-		 * pinned kthread elsewhere is a runtime error that ejects the
-		 * scheduler: the hunt found it with ksoftirqd/1 on CPU 0).
-		 * A task pinned away from here goes to its own CPU, kicked.
-		 */
-		prev = scx_bpf_task_cpu(p);
-		if (bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
-			target_dsq = SCX_DSQ_LOCAL;
-		else if (bpf_cpumask_test_cpu(prev, p->cpus_ptr))
-			target_dsq = SCX_DSQ_LOCAL_ON | prev;
-		else
+		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER, tctx->enq_at_ns);
+		if (!scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, edf_dsq(node),
+					    0))
 			continue;
-		if (scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, target_dsq, 0)) {
-			/* Counted here: a loop-carried count would be one more
-			 * precise constant per iteration to the verifier. */
-			gstat_add(SLO_GSTAT_WAIT_GUARD_DISPATCHES, 1);
-			moved = true;
-			if (target_dsq != SCX_DSQ_LOCAL)
-				scx_bpf_kick_cpu(prev, SCX_KICK_PREEMPT);
-		}
+		/* Counted here: a loop-carried count would be one more
+		 * precise constant per iteration to the verifier. */
+		gstat_add(SLO_GSTAT_WAIT_GUARD_DISPATCHES, 1);
+		if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+			scx_bpf_kick_cpu(scx_bpf_task_cpu(p), 0);
 	}
-	return moved;
 }
 
-static bool serve_overdue(struct node_ctx *nctx, u32 node, s32 cpu, u64 now)
+static void serve_overdue(struct node_ctx *nctx, u32 node, s32 cpu, u64 now)
 {
 	u64 last = nctx->guard_scan_ns;
-	bool edf, vtime;
 
 	if (now - last < max_wait_ns / 8)
-		return false;
+		return;
 	/* One CPU of the node scans per interval. */
 	if (__sync_val_compare_and_swap(&nctx->guard_scan_ns, last, now) != last)
-		return false;
-	edf = move_overdue(edf_dsq(node), cpu, now);
-	vtime = move_overdue(vtime_dsq(node), cpu, now);
-	return edf || vtime;
+		return;
+	move_overdue(edf_dsq(node), node, cpu, now);
+	move_overdue(vtime_dsq(node), node, cpu, now);
 }
 
 void BPF_STRUCT_OPS(slo_dispatch, s32 cpu, struct task_struct *prev)
@@ -834,8 +822,8 @@ void BPF_STRUCT_OPS(slo_dispatch, s32 cpu, struct task_struct *prev)
 
 	if (!nctx)
 		return;
-	if (serve_overdue(nctx, node, cpu, now))
-		return;
+	/* Overdue tasks move to the head of the EDF DSQ, served below. */
+	serve_overdue(nctx, node, cpu, now);
 	/*
 	 * The bound on waiting: when no vtime task of this node has started
 	 * for max_wait_ns while some are queued, EDF work has held them off

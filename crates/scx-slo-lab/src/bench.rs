@@ -221,6 +221,8 @@ fn cell(env: &Env, sc: &Scenario, scheduler: &str, round: usize, running: &Runni
     let _ = std::fs::write(env.cg(BATCH).parent().unwrap_or(Path::new("/")).join("cpu.max"), sc.batch_quota);
     let ext = scheduler != "eevdf";
     let bpf_before = if ext { bpf_callback_cost(env) } else { BTreeMap::new() };
+    // Whatever the cell's scheduler registered as: it must stay attached.
+    let watch = ext.then(|| kernel::AttachWatch::start(&kernel::root_ops()));
     sampler.take()?; // what ran between cells is not this cell's
     let partial = scheduler == "scx_slo-partial";
     let secs = format!("{}s", env.seconds);
@@ -263,6 +265,7 @@ fn cell(env: &Env, sc: &Scenario, scheduler: &str, round: usize, running: &Runni
     }
     let probe_results: Vec<ProbeResult> = outs.iter().map(|o| read_json(o)).collect::<Result<_>>()?;
     let batch: Vec<HogResult> = batch_outs.iter().map(|o| read_json(o)).collect::<Result<_>>()?;
+    let attachment = watch.map(|w| w.finish());
     let bpf = if ext { bpf_delta(&bpf_before, &bpf_callback_cost(env)) } else { Value::Null };
     let rss_kb = match running {
         Running::Slo(d) => rss_kb(d.child.id()),
@@ -286,6 +289,10 @@ fn cell(env: &Env, sc: &Scenario, scheduler: &str, round: usize, running: &Runni
         "batch_work": batch.iter().map(|b| b.iterations).sum::<u64>(),
         "bpf": bpf,
         "daemon_rss_kb": rss_kb,
+        // null for EEVDF (nothing to eject); else whether the scheduler
+        // stayed attached for the whole window, and what the kernel said.
+        "attached": attachment.as_ref().map(|a| a.attached),
+        "ejections": attachment.map(|a| a.ejections),
     }))
 }
 
@@ -471,6 +478,9 @@ fn summarize(cells: &[Value]) -> Value {
                 "vs_eevdf_completion": vs_done,
                 "bpf": mine.last().map(|c| c["bpf"].clone()),
                 "daemon_rss_kb": mine.iter().filter_map(|c| c["daemon_rss_kb"].as_u64()).max(),
+                // Cells in which the scheduler stayed attached for the whole
+                // window (EEVDF: null, nothing to eject).
+                "attached_cells": (sched != "eevdf").then(|| mine.iter().filter(|c| c["attached"] == json!(true)).count()),
             }));
         }
     }
@@ -526,7 +536,18 @@ pub fn run(env: &Env, rounds: usize, quick: bool, selection: &Selection) -> Resu
             };
             for sc in scenarios(quick, selection) {
                 match cell(env, &sc, scheduler, round, &running, &sampler) {
-                    Ok(c) => cells.push(c),
+                    Ok(c) => {
+                        // An ejection of scx_slo is a failure wherever it
+                        // happens; a peer's is recorded in its cell.
+                        if scheduler.starts_with("scx_slo") && c["attached"] != json!(true) {
+                            report.check(
+                                format!("{} / {scheduler} / round {round}: scx_slo stayed attached", sc.name),
+                                false,
+                                format!("ejections: {}", c["ejections"]),
+                            );
+                        }
+                        cells.push(c)
+                    }
                     Err(e) => report.check(format!("{} / {scheduler} / round {round} ran", sc.name), false, format!("{e:#}")),
                 }
             }

@@ -161,6 +161,16 @@ pub fn markdown(report: &Value, date: &str) -> String {
                 .join("; ")
         };
         let _ = writeln!(out, "\nQueue p99 per round: {}.", rounds("queue_p99_us_per_round"));
+        let attached: Vec<String> = results
+            .iter()
+            .filter(|r| r["scenario"] == *sc && !r["attached_cells"].is_null())
+            .map(|r| format!("{} {}/{}", r["scheduler"].as_str().unwrap_or(""), r["attached_cells"], r["rounds"]))
+            .collect();
+        let _ = writeln!(
+            out,
+            "\nCells whose scheduler stayed attached for the whole window (no ejection, checked in the kernel): {}.",
+            attached.join(", ")
+        );
         let _ = writeln!(out);
     }
 

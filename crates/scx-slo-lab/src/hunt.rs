@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 use crate::kernel::{self, AttachWatch};
 use crate::scenario::{num_cpus, read_json, spawn_workload, write_config, Daemon, Env, Report};
 use crate::threads::{ThreadSpec, ThreadsResult};
+use crate::workload::SCHED_EXT;
 
 /// SplitMix64: small, seedable, and the same on every machine.
 struct Rng(u64);
@@ -224,9 +225,9 @@ impl Shape {
 
     /// The bound every task's wait is checked against: max_wait plus the
     /// slice in flight when a task became overdue. The wait guard's own worst
-    /// case is max_wait/2 + max_wait/8 + slice_max, so the rest (3/8 of
-    /// max_wait, 19 ms at the default) is headroom for the emulator's vCPU
-    /// stalls, which no scheduler can see. In partial mode every fair-class
+    /// case is max_wait/4 + max_wait/8 + slice_max, so the rest (5/8 of
+    /// max_wait, 31 ms at the default) is room for the short slices of other
+    /// overdue tasks and the emulator's vCPU stalls, which no scheduler sees. In partial mode every fair-class
     /// task (the daemon, this harness, kernel threads) outranks every scx
     /// task and its run adds to the wait: PARTIAL_FAIR_ALLOWANCE_US more.
     fn bound_ns(&self) -> u64 {
@@ -254,6 +255,15 @@ struct Outcome {
     wait_guard_dispatches: u64,
     /// The daemon's last log lines, when the scheduler did not stay attached.
     daemon_log: Option<String>,
+}
+
+/// Sets this thread's scheduling policy (SCHED_EXT or SCHED_OTHER, nice 0).
+fn set_policy(policy: libc::c_int) -> Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: param is a valid sched_param; 0 means this thread.
+    let rc = unsafe { libc::sched_setscheduler(0, policy, &param) };
+    anyhow::ensure!(rc == 0, "sched_setscheduler({policy}): {}", std::io::Error::last_os_error());
+    Ok(())
 }
 
 fn cg_path(env: &Env, rel: &str) -> String {
@@ -290,7 +300,6 @@ fn run_shape(env: &Env, shape: &Shape) -> Result<Outcome> {
         "scx_slo did not attach: {}",
         daemon.log_tail()
     );
-    let watch = AttachWatch::start("scx_slo");
     let partial = shape.switch == "partial";
     let secs = format!("{}s", shape.seconds);
     let wait_ext: &[&str] = if partial { &["--wait-ext"] } else { &[] };
@@ -308,13 +317,23 @@ fn run_shape(env: &Env, shape: &Shape) -> Result<Outcome> {
         a.extend(wait.iter().map(|s| s.to_string()));
         spawn_workload(env, &a)
     };
-    for h in 0..shape.batch_hogs {
-        hogs.push(hog_in(&format!("{ROOT}/batch"), &format!("batch{h}"), wait_ext)?);
-        who.insert(hogs[hogs.len() - 1].id().into(), format!("batch hog {h}"));
-    }
+    // Untargeted hogs first, while the runner is still fair class: they are
+    // the untargeted work of the host.
     for h in 0..shape.untargeted_hogs {
         hogs.push(hog_in(&format!("{ROOT}/untargeted"), &format!("untargeted{h}"), &[])?);
         who.insert(hogs[hogs.len() - 1].id().into(), format!("untargeted hog {h}"));
+    }
+    // In partial mode every fair-class task outranks every scx task, and the
+    // harness's own fork/exec of a dozen workloads (tens of ms each under
+    // TCG) would land in the window as fair-class work: the runner joins
+    // sched_ext itself (its children inherit the policy) for the window.
+    if partial {
+        set_policy(SCHED_EXT)?;
+    }
+    let watch = AttachWatch::start("scx_slo");
+    for h in 0..shape.batch_hogs {
+        hogs.push(hog_in(&format!("{ROOT}/batch"), &format!("batch{h}"), wait_ext)?);
+        who.insert(hogs[hogs.len() - 1].id().into(), format!("batch hog {h}"));
     }
     let mut procs: Vec<(Child, String)> = Vec::new();
     for (i, u) in shape.latency.iter().enumerate() {
@@ -378,6 +397,9 @@ fn run_shape(env: &Env, shape: &Shape) -> Result<Outcome> {
         })
         .unwrap_or(0);
     let daemon_log = (!attachment.attached).then(|| daemon.log_tail());
+    if partial {
+        set_policy(libc::SCHED_OTHER)?;
+    }
     daemon.signal(libc::SIGTERM);
     daemon.wait_exit(Duration::from_secs(20));
     let threads = results.iter().flat_map(|r| r.threads.iter());

@@ -67,8 +67,21 @@ pub struct Attachment {
 
 impl AttachWatch {
     /// Starts watching; `ops` is the scheduler that must stay attached.
+    /// The kernel bumps `enable_seq` just after the state reads `enabled`,
+    /// so a watch opened right after an attach waits (at most 1 s) until two
+    /// reads 20 ms apart agree: the CI hunt once read the count before the
+    /// bump and called a healthy run ejected.
     pub fn start(ops: &str) -> Self {
-        AttachWatch { ops: ops.into(), seq: enable_seq(), kernel_lines: ejection_lines().len() }
+        let mut seq = enable_seq();
+        for _ in 0..50 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let again = enable_seq();
+            if again == seq {
+                break;
+            }
+            seq = again;
+        }
+        AttachWatch { ops: ops.into(), seq, kernel_lines: ejection_lines().len() }
     }
 
     /// Ends the window.

@@ -654,6 +654,8 @@ fn demo_phase(env: &Env, label: &str, wait_ext: bool, sampler: &crate::sampler::
     let mut a = strs(&["probe", "--cgroup", &env.cg(API).display().to_string(), "--period", "10ms", "--work", "300us",
         "--deadline", "5ms", "--duration", &secs, "--out", &api_out]);
     a.extend(extra.clone());
+    // The scx-slo rows must run attached from start to end (wait_ext marks them).
+    let watch = wait_ext.then(|| kernel::AttachWatch::start("scx_slo"));
     sampler.take()?;
     let mut probe = [crate::sampler::spawn_held_probe(env, a)?];
     for i in 0..2 {
@@ -677,6 +679,7 @@ fn demo_phase(env: &Env, label: &str, wait_ext: bool, sampler: &crate::sampler::
         "batch_iterations": hogs.iter().map(|h| h.iterations).sum::<u64>(),
         "queue_p50_us": queue_us.p50, "queue_p99_us": queue_us.p99, "queue_p999_us": queue_us.p999,
         "response_misses": response.iter().filter(|r| **r > crate::sampler::DEADLINE_NS).count(),
+        "attached": watch.map(|w| w.finish()),
     }))
 }
 
@@ -700,7 +703,13 @@ pub fn demo(env: &Env, rounds: usize) -> Result<Report> {
         let up = daemon.wait_enabled(Duration::from_secs(60)).is_some();
         report.check(format!("round {round}: scx_slo enabled"), up, daemon.log_tail());
         if up {
-            rows.push(demo_phase(env, &format!("scx_slo-{round}"), true, &sampler)?);
+            let row = demo_phase(env, &format!("scx_slo-{round}"), true, &sampler)?;
+            report.check(
+                format!("round {round}: scx_slo stayed attached for the whole window"),
+                row["attached"]["attached"] == json!(true),
+                format!("{}", row["attached"]),
+            );
+            rows.push(row);
         }
         daemon.signal(libc::SIGTERM);
         daemon.wait_exit(Duration::from_secs(20));
