@@ -1002,8 +1002,9 @@ void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
  * A higher class took this CPU (in partial mode, any fair-class task): the
  * tasks waiting in its local DSQ go back through ops.enqueue to the node's
  * queues, where other CPUs can run them. A local DSQ never migrates, so
- * without this a task preempted by a CPU-bound fair task waits as long as
- * that task runs (the starvation hunt: 4 s, next to one untargeted hog).
+ * without this a task preempted by a CPU-bound fair task would wait as long
+ * as that task runs. (It does not cure the 4 s waits the hunt saw next to an
+ * untargeted CPU hog in partial mode: docs/scheduler.md.)
  */
 void BPF_STRUCT_OPS(slo_cpu_release, s32 cpu, struct scx_cpu_release_args *args)
 {

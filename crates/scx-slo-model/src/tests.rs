@@ -116,6 +116,11 @@ fn each_validation_error_names_its_path() {
         (with_target("nginx", latency("1ms", "10ms", "5ms")), r#"targets.nginx"#, "neither a unit"),
         (with_target("a b.service", latency("1ms", "10ms", "5ms")), r#"targets."a b.service""#, "does not allow"),
         (with_target(".service", latency("1ms", "10ms", "5ms")), r#"targets.".service""#, "empty name"),
+        // Issue 15: the root slice, and slice names systemd never creates.
+        (with_target("-.slice", json!({ "class": "batch", "weight": 10 })), r#"targets."-.slice""#, "root slice"),
+        (with_target("a--b.slice", json!({ "class": "batch", "weight": 10 })), r#"targets."a--b.slice""#, "can never resolve"),
+        (with_target("-a.slice", json!({ "class": "batch", "weight": 10 })), r#"targets."-a.slice""#, "can never resolve"),
+        (with_target("a-.slice", json!({ "class": "batch", "weight": 10 })), r#"targets."a-.slice""#, "can never resolve"),
         (with_target("/", latency("1ms", "10ms", "5ms")), r#"targets."/""#, "root cgroup"),
         (with_target("/a/../b", latency("1ms", "10ms", "5ms")), r#"targets."/a/../b""#, ".. components"),
         (with_target("/a//b", latency("1ms", "10ms", "5ms")), r#"targets."/a//b""#, "empty component"),

@@ -364,6 +364,22 @@ fn unit_name_problem(name: &str) -> Option<String> {
     if stem.is_empty() {
         return Some(format!("{name:?} has an empty name before {suffix}"));
     }
+    if *suffix == ".slice" {
+        // systemd's root slice is the root cgroup: every task on the host.
+        if stem == "-" {
+            return Some(
+                "\"-.slice\" is the root slice (every task on the host) and cannot be a target; use switch = \"all\" instead"
+                    .into(),
+            );
+        }
+        // In a slice name "-" separates the path (a-b.slice is a.slice/a-b.slice):
+        // a leading, trailing or doubled "-" names a cgroup systemd never creates.
+        if stem.starts_with('-') || stem.ends_with('-') || stem.contains("--") {
+            return Some(format!(
+                "{name:?} can never resolve: in slice names \"-\" separates parent from child, so it may not lead, trail or repeat"
+            ));
+        }
+    }
     if let Some(c) = stem
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || ":-_.\\@".contains(*c)))

@@ -72,8 +72,10 @@ enum Command {
     },
     /// Load the scheduler (also closes an open circuit breaker). Root or group scx-slo.
     Enable {
-        /// enforce, advisory, observe, auto, or "" for the config's mode.
-        #[arg(long, default_value = "enforce")]
+        /// enforce, advisory, observe, auto; by default the config's mode
+        /// (re-enabling after an emergency disable never escalates an
+        /// observe or advisory host to enforce by itself: issue 15).
+        #[arg(long, default_value = "")]
         mode: String,
     },
     /// Emergency stop: the host is back on the default scheduler when this
@@ -178,4 +180,19 @@ fn main() -> ExitCode {
         },
     };
     ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 15: `enable` after an emergency disable must not load the
+    /// scheduler on a host configured for observe or advisory.
+    #[test]
+    fn issue_15_enable_defaults_to_the_configs_mode() {
+        let cli = Cli::try_parse_from(["scx-slo", "enable"]).expect("parses");
+        assert!(matches!(cli.command, Command::Enable { ref mode } if mode.is_empty()), "{cli:?}");
+        let cli = Cli::try_parse_from(["scx-slo", "enable", "--mode", "enforce"]).expect("parses");
+        assert!(matches!(cli.command, Command::Enable { ref mode } if mode == "enforce"), "{cli:?}");
+    }
 }
