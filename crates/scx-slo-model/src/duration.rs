@@ -30,6 +30,9 @@ pub enum DurationError {
         /// The unit that was given.
         unit: String,
     },
+    /// Spaces or a leading zero: one value, one spelling (issue 15).
+    #[error("{0:?} is not a duration: write it without spaces or leading zeros, such as \"5ms\"")]
+    Padded(String),
     /// The value does not fit in 64-bit nanoseconds (about 584 years).
     #[error("{0:?} is too large")]
     Overflow(String),
@@ -84,19 +87,21 @@ impl FromStr for Duration {
     type Err = DurationError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let s = input.trim();
+        let s = input;
         if s.is_empty() {
             return Err(DurationError::Empty);
         }
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
+        if s.chars().any(char::is_whitespace) || (num.len() > 1 && num.starts_with('0')) {
+            return Err(DurationError::Padded(input.chars().take(32).collect()));
+        }
         if num.is_empty() || unit.is_empty() {
             return Err(DurationError::Malformed(input.to_string()));
         }
         let value: u64 = num
             .parse()
             .map_err(|_| DurationError::Overflow(input.to_string()))?;
-        let unit = unit.trim();
         let scale = UNITS
             .iter()
             .find(|(name, _)| *name == unit)
@@ -173,7 +178,12 @@ mod tests {
         assert!(matches!("ms".parse::<Duration>(), Err(DurationError::Malformed(_))));
         assert!(matches!("5".parse::<Duration>(), Err(DurationError::Malformed(_))));
         assert!(matches!("1.5ms".parse::<Duration>(), Err(DurationError::UnknownUnit { .. })));
-        assert!(matches!("5 parsecs".parse::<Duration>(), Err(DurationError::UnknownUnit { .. })));
+        assert!(matches!("5parsecs".parse::<Duration>(), Err(DurationError::UnknownUnit { .. })));
+        // Issue 15: spaces and leading zeros were accepted.
+        for padded in ["5 ms", " 5ms", "5ms ", "05ms", "00s", "5\tms"] {
+            assert!(matches!(padded.parse::<Duration>(), Err(DurationError::Padded(_))), "{padded:?}");
+        }
+        assert_eq!("0s".parse(), Ok(Duration::from_ns(0)), "a lone zero is fine");
         assert!(matches!(
             "99999999999999999999d".parse::<Duration>(),
             Err(DurationError::Overflow(_))
