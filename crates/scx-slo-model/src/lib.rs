@@ -12,12 +12,14 @@ pub mod duration;
 pub mod error;
 pub mod raw;
 pub mod rules;
+pub mod source;
 pub mod stats;
 pub mod validate;
 
 pub use config::*;
 pub use duration::Duration;
 pub use error::{ConfigErrors, JsonPath, Problem};
+pub use source::{read_config_text, SourceError, MAX_CONFIG_BYTES};
 pub use validate::{load_str, parse, validate};
 
 #[cfg(test)]

@@ -58,15 +58,15 @@ fn wire_name(value: &impl Serialize) -> String {
 /// Runs the check and prints the result; returns the exit code.
 pub fn run(file: &Path, json: bool, cpus: Option<u32>) -> u8 {
     let name = file.display().to_string();
-    let text = match std::fs::read_to_string(file) {
+    let text = match scx_slo_model::read_config_text(file) {
         Ok(t) => t,
         Err(e) => {
             if json {
-                println!("{}", serde_json::json!({ "file": name, "valid": false, "error": format!("cannot read: {e}") }));
+                println!("{}", serde_json::json!({ "file": name, "valid": false, "error": e.to_string() }));
             } else {
-                eprintln!("{name}: cannot read: {e}");
+                eprintln!("{name}: {e}");
             }
-            return UNREADABLE;
+            return if e.is_invalid_content() { INVALID } else { UNREADABLE };
         }
     };
     let result = scx_slo_model::load_str(&text, cpus);
@@ -114,11 +114,11 @@ pub fn run(file: &Path, json: bool, cpus: Option<u32>) -> u8 {
 /// Reads and validates a config, then runs `f` on it; the exit code is
 /// check-config's (an invalid config prints its problems and makes nothing).
 pub fn with_config(path: &Path, f: impl FnOnce(&Config)) -> u8 {
-    let text = match std::fs::read_to_string(path) {
+    let text = match scx_slo_model::read_config_text(path) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("reading {}: {e}", path.display());
-            return UNREADABLE;
+            return if e.is_invalid_content() { INVALID } else { UNREADABLE };
         }
     };
     match scx_slo_model::load_str(&text, None) {

@@ -58,3 +58,30 @@ fn json_report_lists_problems_with_paths() {
     let paths: Vec<&str> = report["problems"].as_array().unwrap().iter().map(|p| p["path"].as_str().unwrap()).collect();
     assert!(paths.contains(&"mode") && paths.contains(&r#"targets."x.service".weight"#), "{paths:?}");
 }
+
+/// Issue 15: a readable file that is not UTF-8 is an invalid config (exit 1),
+/// not an unreadable one; a FIFO or a device is refused at once (exit 2)
+/// instead of hanging check-config or reading until memory runs out.
+#[test]
+fn issue_15_non_text_and_non_files_are_refused_by_name() {
+    let dir = std::env::temp_dir().join(format!("scx-slo-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let utf16 = dir.join("utf16.json");
+    std::fs::write(&utf16, [0xff, 0xfe, b'{', 0, b'}', 0]).expect("write");
+    let (code, _, stderr) = check(&[utf16.to_str().expect("utf-8 path")]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("not UTF-8"), "{stderr}");
+
+    let fifo = dir.join("fifo.json");
+    let _ = std::fs::remove_file(&fifo);
+    assert!(Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
+    // Before the fix this call never returned (open(2) waits for a writer).
+    let (code, _, stderr) = check(&[fifo.to_str().expect("utf-8 path")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("a FIFO"), "{stderr}");
+
+    let (code, _, stderr) = check(&["/dev/zero"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

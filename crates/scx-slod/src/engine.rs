@@ -81,8 +81,10 @@ pub struct EngineOptions {
 /// Reads and validates a config file: `(raw JSON, config)`, or an exit code
 /// and message.
 pub fn read_config(path: &std::path::Path) -> Result<(Value, Config), (i32, String)> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| (crate::exit::UNREADABLE_CONFIG, format!("reading {}: {e}", path.display())))?;
+    let text = scx_slo_model::read_config_text(path).map_err(|e| {
+        let code = if e.is_invalid_content() { crate::exit::INVALID_CONFIG } else { crate::exit::UNREADABLE_CONFIG };
+        (code, format!("reading {}: {e}", path.display()))
+    })?;
     let config = scx_slo_model::load_str(&text, Some(online_cpus()))
         .map_err(|errors| (crate::exit::INVALID_CONFIG, format!("{} is invalid:\n{errors}", path.display())))?;
     // load_str accepted the text, so it is JSON.

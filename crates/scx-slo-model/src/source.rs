@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The one place a config file is read (check-config, the daemon at start and
+//! on every reload), bounded before anything is parsed (issue 15): only a
+//! regular file (a FIFO would hang the reader, `/dev/zero` would fill memory),
+//! at most [`MAX_CONFIG_BYTES`], and UTF-8 text. Symlinks are followed, since
+//! NixOS links `/etc/scx-slo/config.json` into the store.
+
+use std::io::Read;
+use std::path::Path;
+
+/// Largest config accepted: 1,024 targets of a few hundred bytes each fit
+/// many times over.
+pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
+/// Why a config file could not be read as text.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// Opening, stat or reading failed.
+    #[error("cannot read: {0}")]
+    Io(#[from] std::io::Error),
+    /// A FIFO, device, directory or socket.
+    #[error("not a regular file ({0}); a config is a regular file")]
+    NotRegular(&'static str),
+    /// Over [`MAX_CONFIG_BYTES`].
+    #[error("larger than {MAX_CONFIG_BYTES} bytes; a config is at most that")]
+    TooLarge,
+    /// Readable, but not text: the config is invalid, not unreadable.
+    #[error("not UTF-8 text (first bad byte at offset {0})")]
+    NotUtf8(usize),
+}
+
+impl SourceError {
+    /// Whether the file's content is at fault (the config is invalid) rather
+    /// than the file itself (it cannot be read): check-config exits 1, not 2.
+    pub fn is_invalid_content(&self) -> bool {
+        matches!(self, SourceError::NotUtf8(_))
+    }
+}
+
+fn kind(meta: &std::fs::Metadata) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_file() {
+        None
+    } else if t.is_dir() {
+        Some("a directory")
+    } else if t.is_fifo() {
+        Some("a FIFO")
+    } else if t.is_char_device() || t.is_block_device() {
+        Some("a device")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else {
+        Some("not a file")
+    }
+}
+
+/// Reads a config file as text, bounded as the module says.
+pub fn read_config_text(path: &Path) -> Result<String, SourceError> {
+    // Stat before open: opening a FIFO for reading blocks until a writer
+    // comes. The opened file is checked again (it could have been swapped).
+    if let Some(what) = kind(&std::fs::metadata(path)?) {
+        return Err(SourceError::NotRegular(what));
+    }
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if let Some(what) = kind(&meta) {
+        return Err(SourceError::NotRegular(what));
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(SourceError::TooLarge);
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // The size can change after the stat: never read more than the limit.
+    file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(SourceError::TooLarge);
+    }
+    String::from_utf8(bytes).map_err(|e| SourceError::NotUtf8(e.utf8_error().valid_up_to()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("scx-slo-source-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_file(&dir);
+        dir
+    }
+
+    #[test]
+    fn issue_15_reads_only_bounded_regular_utf8_files() {
+        let ok = temp("ok.json");
+        std::fs::write(&ok, "{\"version\": 1}").unwrap();
+        assert_eq!(read_config_text(&ok).unwrap(), "{\"version\": 1}");
+
+        let utf16 = temp("utf16.json");
+        std::fs::write(&utf16, [0xff, 0xfe, b'{', 0]).unwrap();
+        let e = read_config_text(&utf16).unwrap_err();
+        assert!(matches!(e, SourceError::NotUtf8(0)) && e.is_invalid_content(), "{e}");
+
+        let big = temp("big.json");
+        std::fs::write(&big, vec![b' '; (MAX_CONFIG_BYTES + 1) as usize]).unwrap();
+        assert!(matches!(read_config_text(&big), Err(SourceError::TooLarge)));
+
+        // /dev/zero would be read until memory runs out; a directory is no config.
+        let e = read_config_text(Path::new("/dev/zero")).unwrap_err();
+        assert!(matches!(e, SourceError::NotRegular("a device")) && !e.is_invalid_content(), "{e}");
+        assert!(matches!(read_config_text(Path::new("/")), Err(SourceError::NotRegular("a directory"))));
+
+        // A FIFO with no writer: refused at once instead of hanging the reader.
+        let fifo = temp("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc_mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(matches!(read_config_text(&fifo), Err(SourceError::NotRegular("a FIFO"))));
+
+        for p in [ok, utf16, big, fifo] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    extern "C" {
+        #[link_name = "mkfifo"]
+        fn libc_mkfifo(path: *const std::os::raw::c_char, mode: u32) -> i32;
+    }
+}
