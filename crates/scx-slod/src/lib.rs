@@ -12,6 +12,7 @@ pub mod control;
 #[allow(missing_docs)]
 pub mod dbus;
 pub mod engine;
+pub mod http;
 pub mod idempotency;
 pub mod lifecycle;
 pub mod metrics;

@@ -144,7 +144,7 @@ fn run(args: Args) -> i32 {
             return code;
         }
     };
-    let _metrics_thread = match metrics_addr.map(|addr| scx_slod::metrics::serve(addr, started.metrics.clone())) {
+    let _metrics_thread = match metrics_addr.map(|addr| scx_slod::http::serve(addr, started.metrics.clone())) {
         None => None,
         Some(Ok(t)) => Some(t),
         Some(Err(e)) => {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! The Prometheus endpoint: the engine publishes a [`MetricsSnapshot`] every
 //! scan, and a prometheus-client collector encodes the latest one on each
-//! scrape, served by tiny_http on its own thread. The numbers are the same
+//! scrape, served by [`crate::http`] on its own thread. The numbers are the same
 //! in every mode: enforce reads the scheduler's maps, observe and advisory
 //! the probes' maps (same layout), and cgroup files are read in all modes.
 //!
@@ -9,7 +9,6 @@
 //! checked against this table by a test.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::collector::Collector;
@@ -278,35 +277,6 @@ pub fn render(registry: &Registry) -> String {
         tracing::error!("encoding metrics: {e}");
     }
     out
-}
-
-/// Binds `addr` and serves `/metrics` on a thread; the error names the
-/// address (a port in use is the usual cause).
-pub fn serve(addr: SocketAddr, snapshot: SharedSnapshot) -> anyhow::Result<std::thread::JoinHandle<()>> {
-    let server = tiny_http::Server::http(addr).map_err(|e| anyhow::anyhow!("binding the metrics endpoint to {addr}: {e}"))?;
-    let registry = registry(snapshot);
-    tracing::info!(%addr, "metrics endpoint listening on http://{addr}/metrics");
-    Ok(std::thread::Builder::new().name("metrics".into()).spawn(move || {
-        for request in server.incoming_requests() {
-            let response = match (request.method(), request.url()) {
-                (tiny_http::Method::Get, "/metrics") => {
-                    let header = tiny_http::Header::from_bytes(
-                        &b"Content-Type"[..],
-                        &b"application/openmetrics-text; version=1.0.0; charset=utf-8"[..],
-                    )
-                    .ok();
-                    let mut r = tiny_http::Response::from_string(render(&registry));
-                    if let Some(h) = header {
-                        r.add_header(h);
-                    }
-                    r
-                }
-                (tiny_http::Method::Get, "/") => tiny_http::Response::from_string("scx-slod: metrics at /metrics\n"),
-                _ => tiny_http::Response::from_string("not found: scx-slod serves GET /metrics\n").with_status_code(404),
-            };
-            let _ = request.respond(response);
-        }
-    })?)
 }
 
 #[cfg(test)]

@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The metrics endpoint's HTTP server: hyper (HTTP/1) on a current-thread
+//! tokio runtime of its own, so that nothing a scraper does reaches the
+//! engine or the D-Bus runtime. Every input is bounded (issue 15: tiny_http
+//! let any local user abort the daemon with one `Content-Length`, grow it by
+//! a 512 MiB header, exhaust its file descriptors with held connections, and
+//! stall every scrape behind one client that never reads):
+//!
+//! - request bodies are never read: no size a client claims is allocated;
+//! - a request head is at most [`MAX_HEAD_BYTES`]; larger is refused;
+//! - a connection must deliver its request head within [`HEAD_TIMEOUT`] and
+//!   is closed after [`CONNECTION_DEADLINE`] whatever it does (a reader that
+//!   never reads);
+//! - at most [`MAX_CONNECTIONS`] at once; over that a new one is closed at
+//!   once, so the daemon keeps its file descriptors;
+//! - no keep-alive: one request per connection.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::registry::Registry;
+
+use crate::metrics::{registry, render, SharedSnapshot};
+
+/// Largest request head (request line and headers) accepted.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Time a client has to send its request head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a connection may stay open.
+pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(10);
+/// Connections served at once.
+pub const MAX_CONNECTIONS: usize = 64;
+
+fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
+    r
+}
+
+fn respond(req: &Request<Incoming>, registry: &Registry) -> Response<Full<Bytes>> {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => {
+            reply(StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", render(registry))
+        }
+        (&Method::GET, "/") => reply(StatusCode::OK, "text/plain", "scx-slod: metrics at /metrics\n".into()),
+        _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found: scx-slod serves GET /metrics\n".into()),
+    }
+}
+
+async fn accept_loop(listener: tokio::net::TcpListener, registry: Arc<Registry>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // EMFILE and friends: wait instead of spinning; the listener stays.
+                tracing::warn!(error = %e, "metrics endpoint: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            drop(stream); // over the limit: closed at once
+            continue;
+        };
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let r = respond(&req, &registry);
+                async move { Ok::<_, Infallible>(r) }
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .max_buf_size(MAX_HEAD_BYTES)
+                .keep_alive(false);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_DEADLINE, conn).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Serves `/metrics` from an already bound listener on a thread of its own.
+pub fn serve_listener(
+    listener: std::net::TcpListener,
+    snapshot: SharedSnapshot,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    listener.set_nonblocking(true)?;
+    let registry = Arc::new(registry(snapshot));
+    Ok(std::thread::Builder::new().name("metrics".into()).spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "metrics endpoint: starting its runtime");
+                return;
+            }
+        };
+        runtime.block_on(async move {
+            match tokio::net::TcpListener::from_std(listener) {
+                Ok(l) => accept_loop(l, registry).await,
+                Err(e) => tracing::error!(error = %e, "metrics endpoint: registering the listener"),
+            }
+        });
+    })?)
+}
+
+/// Binds `addr` and serves `/metrics` on a thread; the error names the
+/// address (a port in use is the usual cause).
+pub fn serve(addr: SocketAddr, snapshot: SharedSnapshot) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("binding the metrics endpoint to {addr}: {e}"))?;
+    tracing::info!(%addr, "metrics endpoint listening on http://{addr}/metrics");
+    serve_listener(listener, snapshot)
+}
