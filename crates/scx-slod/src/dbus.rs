@@ -109,6 +109,33 @@ impl Manager {
     }
 }
 
+/// Longest string argument each member takes, in bytes: checked first, and
+/// an error never echoes the argument (issue 15: a 7 MB unit name given to
+/// Explain came back `{:?}`-escaped in the error, about 35 MB, over the bus's
+/// message limit; dbus-daemon dropped the daemon's connection and with it
+/// the name `org.scxslo1`, so no Disable was possible until a restart).
+pub mod arg_limits {
+    /// A unit name (systemd's own limit) or cgroup path key.
+    pub const UNIT: usize = 255;
+    /// A mode name.
+    pub const MODE: usize = 16;
+    /// An operator's reason for Disable.
+    pub const REASON: usize = 1024;
+    /// An idempotency key.
+    pub const KEY: usize = 128;
+}
+
+/// `value` when it is at most `max` bytes without control characters.
+fn bounded(arg: &str, value: String, max: usize) -> Result<String, Error> {
+    if value.len() > max {
+        return Err(Error::InvalidArgument(format!("{arg} is {} bytes; at most {max}", value.len())));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::InvalidArgument(format!("{arg} contains a control character")));
+    }
+    Ok(value)
+}
+
 #[interface(name = "org.scxslo1.Manager")]
 impl Manager {
     /// The status document (JSON): state, mode, generation, targets with the
@@ -124,6 +151,7 @@ impl Manager {
 
     /// Why a unit has its budget and priority now (JSON).
     async fn explain(&self, unit: String) -> Result<String, Error> {
+        let unit = bounded("unit", unit, arg_limits::UNIT)?;
         Ok(self.engine.call(Request::Explain { unit }).await?)
     }
 
@@ -134,6 +162,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         mode: String,
     ) -> Result<String, Error> {
+        let mode = bounded("mode", mode, arg_limits::MODE)?;
         self.mutate(&header, conn, "Enable", Request::Enable { mode }).await
     }
 
@@ -144,6 +173,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         reason: String,
     ) -> Result<String, Error> {
+        let reason = bounded("reason", reason, arg_limits::REASON)?;
         self.mutate(&header, conn, "Disable", Request::Disable { reason }).await
     }
 
@@ -162,7 +192,9 @@ impl Manager {
         period_us: u64,
         idempotency_key: String,
     ) -> Result<String, Error> {
-        let request = Request::SetBudget { unit, runtime_us, period_us, key: idempotency_key };
+        let unit = bounded("unit", unit, arg_limits::UNIT)?;
+        let key = bounded("idempotency_key", idempotency_key, arg_limits::KEY)?;
+        let request = Request::SetBudget { unit, runtime_us, period_us, key };
         self.mutate(&header, conn, "SetBudget", request).await
     }
 

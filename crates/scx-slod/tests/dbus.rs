@@ -111,6 +111,16 @@ fn every_method_through_zbus_with_idempotency_and_bad_arguments() {
     let explain: serde_json::Value = serde_json::from_str(&m.explain("api.service").unwrap()).unwrap();
     assert_eq!(explain["priority"], 800);
     assert!(error_name(&m.explain("nope.service").unwrap_err()).starts_with("org.scxslo1.Error.InvalidArgument"));
+    // Issue 15: a 7 MB argument of control bytes is refused without being
+    // echoed (the escaped echo was over the bus's message limit and cost the
+    // daemon its bus name); the daemon keeps answering on the same name.
+    let huge = "\u{1}".repeat(7 << 20);
+    let e = m.explain(&huge).unwrap_err();
+    assert!(error_name(&e).starts_with("org.scxslo1.Error.InvalidArgument") && e.to_string().len() < 200, "{:.300}", e.to_string());
+    assert!(error_name(&m.explain("a\u{1}.service").unwrap_err()).contains("control character"));
+    assert!(error_name(&m.set_budget("api.service", 4000, 10000, &"k".repeat(129)).unwrap_err()).contains("at most 128"));
+    assert!(error_name(&m.disable(&"r".repeat(1025)).unwrap_err()).contains("at most 1024"));
+    assert_eq!(m.state().unwrap(), "running", "the daemon still owns its name and answers");
 
     // SetBudget: applied as a new generation, idempotent, admission-checked.
     let first = m.set_budget("api.service", 4000, 10000, "key-1").unwrap();
