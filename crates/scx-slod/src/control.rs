@@ -138,15 +138,47 @@ pub enum Event {
 pub struct EngineHandle {
     pub(crate) tx: SyncSender<Envelope>,
     pub(crate) snapshot: Arc<Mutex<Snapshot>>,
+    /// Read slots: see [`ENGINE_QUEUE`] and [`READ_SLOTS`].
+    pub(crate) reads: Arc<tokio::sync::Semaphore>,
+}
+
+/// Requests the engine queues at most.
+pub const ENGINE_QUEUE: usize = 64;
+/// Reads (Status, ListTargets, Explain) queued or being answered at most.
+/// Any local user may read, so reads alone must never fill the queue or the
+/// daemon's memory (issue 15: 800 large Explain calls as `nobody` made
+/// root's calls wait 8.4 s or get Busy, and RSS went from 10 MB to 1.47 GB):
+/// past this a read is told Busy at once, and at least
+/// `ENGINE_QUEUE - READ_SLOTS` places stay for mutations, so Disable waits
+/// behind at most `READ_SLOTS` reads.
+pub const READ_SLOTS: usize = 4;
+
+impl Request {
+    /// Whether any local user may send it (it changes nothing).
+    pub fn is_read(&self) -> bool {
+        matches!(self, Request::Status | Request::ListTargets | Request::Explain { .. })
+    }
 }
 
 impl EngineHandle {
     /// Sends a request and waits for its result.
     pub async fn call(&self, request: Request) -> Reply {
+        // Held until the reply arrives, so a read's place counts while the
+        // engine works on it too.
+        let _slot = if request.is_read() {
+            match self.reads.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => return Err(ControlError::Busy(format!("{READ_SLOTS} reads are already waiting for the engine"))),
+            }
+        } else {
+            None
+        };
         let (tx, rx) = tokio::sync::oneshot::channel();
         match self.tx.try_send(Envelope { request, reply: Some(tx) }) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(ControlError::Busy("the engine has 64 requests queued".into())),
+            Err(TrySendError::Full(_)) => {
+                return Err(ControlError::Busy(format!("the engine has {ENGINE_QUEUE} requests queued")))
+            }
             Err(TrySendError::Disconnected(_)) => return Err(ControlError::Failed("the engine has stopped".into())),
         }
         rx.await.unwrap_or_else(|_| Err(ControlError::Failed("the engine stopped before replying".into())))
@@ -160,5 +192,51 @@ impl EngineHandle {
     /// The current snapshot.
     pub fn snapshot(&self) -> Snapshot {
         self.snapshot.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 15: reads cannot fill the engine's queue; a Disable behind any
+    /// number of read attempts is still queued (an engine that never
+    /// answers stands in for one that is busy).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn issue_15_reads_never_take_the_emergency_lane() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(ENGINE_QUEUE);
+        let handle = EngineHandle {
+            tx,
+            snapshot: Arc::default(),
+            reads: Arc::new(tokio::sync::Semaphore::new(READ_SLOTS)),
+        };
+        let mut waiting = Vec::new();
+        for _ in 0..READ_SLOTS {
+            let h = handle.clone();
+            waiting.push(tokio::spawn(async move { h.call(Request::Explain { unit: "api.service".into() }).await }));
+        }
+        while handle.reads.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..100 {
+            let busy = handle.call(Request::Status).await;
+            assert!(matches!(busy, Err(ControlError::Busy(_))), "{busy:?}");
+        }
+        let h = handle.clone();
+        let disable = tokio::spawn(async move { h.call(Request::Disable { reason: "incident".into() }).await });
+        // The engine sees the reads, then the Disable: nothing was dropped.
+        let mut seen = Vec::new();
+        while seen.len() < READ_SLOTS + 1 {
+            let envelope = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("queued");
+            seen.push(envelope.request.is_read());
+            if let Some(reply) = envelope.reply {
+                let _ = reply.send(Ok("done".into()));
+            }
+        }
+        assert_eq!(seen.iter().filter(|r| !**r).count(), 1, "the Disable was queued: {seen:?}");
+        assert_eq!(disable.await.expect("join").expect("reply"), "done");
+        for w in waiting {
+            assert!(w.await.expect("join").is_ok());
+        }
     }
 }

@@ -260,7 +260,7 @@ impl Engine {
         let breaker = if persistent.breaker_open { Breaker::opened(opts.breaker) } else { Breaker::new(opts.breaker) };
         let wanted_on = persistent.operator_disabled.is_none() && !persistent.breaker_open;
 
-        let (tx, rx) = std::sync::mpsc::sync_channel(64);
+        let (tx, rx) = std::sync::mpsc::sync_channel(crate::control::ENGINE_QUEUE);
         let (events_tx, events_rx) = tokio::sync::mpsc::channel(256);
         let snapshot = Arc::new(Mutex::new(Snapshot::default()));
         let metrics: SharedSnapshot = Arc::default();
@@ -315,7 +315,11 @@ impl Engine {
             final_status_written: false,
         };
         engine.publish_snapshot();
-        Ok(Started { engine, handle: crate::control::EngineHandle { tx, snapshot }, events: events_rx, metrics })
+        Ok(Started { engine, handle: crate::control::EngineHandle {
+                tx,
+                snapshot,
+                reads: Arc::new(tokio::sync::Semaphore::new(crate::control::READ_SLOTS)),
+            }, events: events_rx, metrics })
     }
 
     fn now(&self) -> Duration {
