@@ -401,10 +401,12 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
     }
     // The no-starvation promise, from the kernel's side (issue 19): the
     // scheduler stayed attached, and no task waited past max_wait (50 ms)
-    // plus slice_max (5 ms), plus in partial mode what fair-class work may add.
+    // plus slice_max (5 ms), plus what the emulator and, in partial mode,
+    // fair-class work may add (the hunt's allowances).
     let attachment = watch.finish();
     let (max_wait_ns, tid) = kernel::global_max_wait(&bpftool).unwrap_or((0, 0));
-    let bound_ms = 55.0 + if partial { crate::hunt::PARTIAL_FAIR_ALLOWANCE_US as f64 / 1e3 } else { 0.0 };
+    let allowance_us = crate::hunt::EMULATOR_ALLOWANCE_US + if partial { crate::hunt::PARTIAL_FAIR_ALLOWANCE_US } else { 0 };
+    let bound_ms = 55.0 + allowance_us as f64 / 1e3;
     report.check(
         format!("{switch}: no ejection and no task waits past the bound ({bound_ms:.0} ms)"),
         attachment.attached && max_wait_ns > 0 && max_wait_ns as f64 / 1e6 <= bound_ms,
