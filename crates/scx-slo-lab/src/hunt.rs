@@ -86,12 +86,12 @@ const ROOT: &str = "hunt";
 /// the same shape (seed 1796086309, all mode, max_wait 20 ms) read 15.1 ms
 /// in one boot and 28.1 ms in another on 2026-12-01, so 20 ms. On KVM or
 /// hardware this term is 0.
-pub(crate) const EMULATOR_ALLOWANCE_US: u64 = 20_000;
+const EMULATOR_ALLOWANCE_US: u64 = 20_000;
 
 /// What fair-class work may add to a wait in partial mode, in us: the
 /// longest the hunt saw over the all-mode bound was 34 ms (10 partial shapes
 /// without untargeted hogs, 2026-12-01), so 50 ms.
-pub(crate) const PARTIAL_FAIR_ALLOWANCE_US: u64 = 50_000;
+const PARTIAL_FAIR_ALLOWANCE_US: u64 = 50_000;
 
 fn lat_cg(i: usize) -> String {
     format!("{ROOT}/lat{i}")
@@ -239,9 +239,16 @@ impl Shape {
     /// task and its run adds to the wait: PARTIAL_FAIR_ALLOWANCE_US more.
     /// Under TCG, EMULATOR_ALLOWANCE_US more in every mode.
     fn bound_ns(&self) -> u64 {
-        let fair = if self.switch == "partial" { PARTIAL_FAIR_ALLOWANCE_US } else { 0 };
-        (self.max_wait_us + self.slice_max_us + fair + EMULATOR_ALLOWANCE_US) * 1_000
+        wait_bound_ns(self.max_wait_us, self.slice_max_us, self.switch == "partial")
     }
+}
+
+/// The wait bound the VM checks hold the scheduler to (see
+/// [`Shape::bound_ns`]): max_wait + slice_max, plus the emulator's and, in
+/// partial mode, fair-class work's allowances. `enforce` uses it too.
+pub(crate) fn wait_bound_ns(max_wait_us: u64, slice_max_us: u64, partial: bool) -> u64 {
+    let fair = if partial { PARTIAL_FAIR_ALLOWANCE_US } else { 0 };
+    (max_wait_us + slice_max_us + fair + EMULATOR_ALLOWANCE_US) * 1_000
 }
 
 /// What one run of a shape showed.
@@ -385,25 +392,13 @@ fn run_shape(env: &Env, shape: &Shape) -> Result<Outcome> {
     }
     let attachment = watch.finish();
     let bpftool = env.exe("bpftool");
-    let (max_wait_ns, max_wait_tid) = kernel::global_max_wait(&bpftool).unwrap_or((0, 0));
+    let global = kernel::global_stats(&bpftool).unwrap_or_default();
+    let (max_wait_ns, max_wait_tid) = (global.max_wait_ns, global.max_wait_tid);
     let ids: Vec<u64> = (0..shape.latency.len())
         .map(|i| kernel::cgroup_id(&env.cg(&lat_cg(i))))
         .collect::<Result<_>>()?;
     let stats = kernel::target_stats_by_cgroup(&bpftool, &ids)?;
-    let guard = kernel::bpftool_dump(&bpftool, "global_stats")
-        .ok()
-        .and_then(|e| {
-            let id = scx_slo_bpf::intf::slo_gstat_id_SLO_GSTAT_WAIT_GUARD_DISPATCHES as usize;
-            Some(
-                e.first()?
-                    .get("values")?
-                    .as_array()?
-                    .iter()
-                    .map(|c| c["value"]["cnt"][id].as_u64().unwrap_or(0))
-                    .sum(),
-            )
-        })
-        .unwrap_or(0);
+
     let daemon_log = (!attachment.attached).then(|| daemon.log_tail());
     if partial {
         set_policy(libc::SCHED_OTHER)?;
@@ -423,7 +418,7 @@ fn run_shape(env: &Env, shape: &Shape) -> Result<Outcome> {
             .collect(),
         longest_thread_gap_ms: threads.clone().map(|t| t.longest_gap_ms).fold(0.0, f64::max),
         threads_that_never_ran: threads.filter(|t| t.wakeups == 0).count(),
-        wait_guard_dispatches: guard,
+        wait_guard_dispatches: global.counter(scx_slo_bpf::intf::slo_gstat_id_SLO_GSTAT_WAIT_GUARD_DISPATCHES),
         daemon_log,
     })
 }

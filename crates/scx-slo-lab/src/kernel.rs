@@ -189,19 +189,45 @@ pub fn target_stats_by_cgroup(bpftool: &Path, cgroup_ids: &[u64]) -> Result<BTre
     Ok(out)
 }
 
-/// The scheduler's longest runnable wait of any task, in ns, and the tid
-/// that waited it, from `global_stats` (maximum over CPUs).
-pub fn global_max_wait(bpftool: &Path) -> Result<(u64, u64)> {
+/// The scheduler's `global_stats`, read once: counters summed over CPUs and
+/// the longest runnable wait of any task (the maximum over CPUs).
+#[derive(Debug, Default, Clone)]
+pub struct GlobalStats {
+    /// `cnt[]` summed over CPUs, indexed by `enum slo_gstat_id`.
+    pub cnt: Vec<u64>,
+    /// Longest runnable wait, ns.
+    pub max_wait_ns: u64,
+    /// The tid that waited it.
+    pub max_wait_tid: u64,
+}
+
+impl GlobalStats {
+    /// A counter by its `enum slo_gstat_id` value; 0 when absent.
+    pub fn counter(&self, id: u32) -> u64 {
+        self.cnt.get(id as usize).copied().unwrap_or(0)
+    }
+}
+
+/// Reads `global_stats` with bpftool.
+pub fn global_stats(bpftool: &Path) -> Result<GlobalStats> {
     let entries = bpftool_dump(bpftool, "global_stats")?;
-    let mut best = (0, 0);
+    let mut out = GlobalStats::default();
     for cpu in entries.iter().flat_map(|e| e.get("values").and_then(Value::as_array).cloned().unwrap_or_default()) {
         let v = &cpu["value"];
+        let cnt = as_u64_vec(&v["cnt"]);
+        if out.cnt.len() < cnt.len() {
+            out.cnt.resize(cnt.len(), 0);
+        }
+        for (a, x) in out.cnt.iter_mut().zip(cnt) {
+            *a += x;
+        }
         let wait = v["max_wait_ns"].as_u64().unwrap_or(0);
-        if wait > best.0 {
-            best = (wait, v["max_wait_pid"].as_u64().unwrap_or(0));
+        if wait > out.max_wait_ns {
+            out.max_wait_ns = wait;
+            out.max_wait_tid = v["max_wait_pid"].as_u64().unwrap_or(0);
         }
     }
-    Ok(best)
+    Ok(out)
 }
 
 /// `target_cfg` entries in use, as JSON, to compare before and after a reload.

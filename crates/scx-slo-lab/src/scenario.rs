@@ -400,13 +400,13 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
         }
     }
     // The no-starvation promise, from the kernel's side (issue 19): the
-    // scheduler stayed attached, and no task waited past max_wait (50 ms)
-    // plus slice_max (5 ms), plus what the emulator and, in partial mode,
-    // fair-class work may add (the hunt's allowances).
+    // scheduler stayed attached, and no task waited past the hunt's bound
+    // for this config's (default) max_wait and slice_max.
     let attachment = watch.finish();
-    let (max_wait_ns, tid) = kernel::global_max_wait(&bpftool).unwrap_or((0, 0));
-    let allowance_us = crate::hunt::EMULATOR_ALLOWANCE_US + if partial { crate::hunt::PARTIAL_FAIR_ALLOWANCE_US } else { 0 };
-    let bound_ms = 55.0 + allowance_us as f64 / 1e3;
+    let global = kernel::global_stats(&bpftool).unwrap_or_default();
+    let (max_wait_ns, tid) = (global.max_wait_ns, global.max_wait_tid);
+    let (max_wait, slice_max) = (scx_slo_model::validate::defaults::MAX_WAIT, scx_slo_model::validate::defaults::SLICE_MAX);
+    let bound_ms = crate::hunt::wait_bound_ns(max_wait.as_ns() / 1_000, slice_max.as_ns() / 1_000, partial) as f64 / 1e6;
     report.check(
         format!("{switch}: no ejection and no task waits past the bound ({bound_ms:.0} ms)"),
         attachment.attached && max_wait_ns > 0 && max_wait_ns as f64 / 1e6 <= bound_ms,
