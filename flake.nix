@@ -19,11 +19,9 @@
     }:
     let
       system = "x86_64-linux";
-      pkgs = import nixpkgs {
-        inherit system;
-        overlays = [ self.overlays.default ];
-      };
+      pkgs = nixpkgs.legacyPackages.${system};
       lib = nixpkgs.lib;
+      scx-slo = pkgs.callPackage ./nix/package.nix { };
 
       host =
         path:
@@ -35,14 +33,11 @@
           ];
         };
 
-      # deploy-rs activation with a health gate: if scx-slod is not healthy
-      # within 30 s, activation fails and deploy-rs rolls back.
-      gatedActivation =
-        nixos:
-        deploy-rs.lib.${system}.activate.custom nixos.config.system.build.toplevel ''
-          ./bin/switch-to-configuration switch
-          ${pkgs.scx-slo}/bin/scx-slo health --wait 30s
-        '';
+      # deploy-rs activation with the health gate (nix/deploy.nix).
+      gatedActivation = import ./nix/deploy.nix {
+        inherit (deploy-rs.lib.${system}) activate;
+        inherit scx-slo;
+      };
     in
     {
       overlays.default = final: _prev: {
@@ -50,16 +45,13 @@
       };
 
       packages.${system} = {
-        scx-slo = pkgs.scx-slo;
-        default = pkgs.scx-slo;
+        inherit scx-slo;
+        default = scx-slo;
         # The kernel enforce mode is supported on: 6.12 with sched_ext and BTF.
         kernel = pkgs.linuxPackages_6_12.kernel;
       };
 
-      nixosModules.default = {
-        imports = [ ./modules/scx-slo.nix ];
-        nixpkgs.overlays = [ self.overlays.default ];
-      };
+      nixosModules.default = import ./modules/flake.nix self;
 
       nixosConfigurations = {
         canary = host ./hosts/canary;
@@ -94,22 +86,28 @@
         tests
         // deploy-rs.lib.${system}.deployChecks self.deploy
         // {
-          package = pkgs.scx-slo;
+          package = scx-slo;
           # A bad option set must fail the build with the checker's message.
           bad-config =
             let
+              # The checker's own words, taken from a real run by
+              # crates/scx-slo/tests/nix.rs.
+              expectedLines = builtins.filter (line: line != "" && !lib.hasPrefix "#" line) (
+                lib.splitString "\n" (builtins.readFile ./checks/nixos/bad-config.expected)
+              );
               failed = pkgs.testers.testBuildFailure
                 (host ./checks/nixos/bad-config-host.nix).config.environment.etc."scx-slo/config.json".source;
             in
             pkgs.runCommand "scx-slo-bad-config-fails" { } ''
-              grep -q 'targets."api.service".budget.runtime: 12ms exceeds period 10ms' ${failed}/testBuildFailure.log
-              grep -q 'latency budgets reserve' ${failed}/testBuildFailure.log
+              ${lib.concatMapStrings (line: ''
+                grep -qF -- ${lib.escapeShellArg line} ${failed}/testBuildFailure.log
+              '') expectedLines}
               touch $out
             '';
         };
 
       devShells.${system}.default = pkgs.mkShell {
-        inputsFrom = [ pkgs.scx-slo ];
+        inputsFrom = [ scx-slo ];
         packages = [
           pkgs.cargo
           pkgs.rustc

@@ -120,12 +120,27 @@ let
 
   configFile = settingsFormat.generate "scx-slo-config.json" generated;
 
+  # The sections scx-slod reads only when the scheduler loads (engine.rs,
+  # load_time_change): the daemon refuses them on reload, so a change to any
+  # of them must restart the unit. Everything else (targets, budgets,
+  # admission, advisory, observe) reloads without a restart.
+  loadTimeSections = [
+    "mode"
+    "switch"
+    "scheduler"
+    "numa"
+    "early_warning"
+  ];
+  loadTimeConfig = lib.filterAttrs (name: _: lib.elem name loadTimeSections) generated;
+
   checkedConfig =
     if cfg.checkConfig then
       pkgs.runCommand "scx-slo-config-checked.json"
         {
           preferLocalBuild = true;
           nativeBuildInputs = [ cfg.package ];
+          # The file before the check, for tooling and the offline evaluation.
+          passthru.unchecked = configFile;
         }
         ''
           scx-slo check-config ${lib.optionalString (cfg.cpus != null) "--cpus ${toString cfg.cpus}"} ${configFile}
@@ -135,6 +150,8 @@ let
       configFile;
 
   enforcing = cfg.mode == "enforce";
+  # Partial mode gives the targets' threads SCHED_EXT; auto may pick enforce.
+  switchesThreads = lib.elem cfg.mode [ "enforce" "auto" ] && cfg.switch == "partial";
 
   listen =
     let
@@ -314,7 +331,12 @@ in
       documentation = [ "https://github.com/scx-slo/scx-slo/tree/main/docs" ];
       wantedBy = [ "multi-user.target" ];
       after = [ "systemd-journald.socket" ];
+      # switch-to-configuration reloads a unit whose file changed only in
+      # X-Reload-Triggers and restarts it on any other change, so the
+      # load-time sections go into restartTriggers (a restart) and the whole
+      # file into reloadTriggers (a reload when nothing load-time changed).
       reloadTriggers = [ checkedConfig ];
+      restartTriggers = [ (builtins.toJSON loadTimeConfig) ];
       unitConfig.ConditionPathIsDirectory = lib.mkIf enforcing "/sys/kernel/sched_ext";
       startLimitBurst = 5;
       startLimitIntervalSec = 300;
@@ -365,7 +387,13 @@ in
           "AF_INET6"
         ];
         RestrictNamespaces = true;
-        RestrictRealtime = true;
+        # systemd's RestrictRealtime= filter lets sched_setscheduler() set
+        # only SCHED_OTHER, SCHED_BATCH and SCHED_IDLE, so it also refuses
+        # SCHED_EXT (7), which partial mode gives the targets' threads:
+        # measured in the systemd guest, the targets silently stayed on the
+        # fair class. Kept on where no thread is switched (switch = "all",
+        # observe, advisory).
+        RestrictRealtime = !switchesThreads;
         RestrictSUIDSGID = true;
         LockPersonality = true;
         MemoryDenyWriteExecute = true;

@@ -3,7 +3,8 @@
 # services.scxSlo option values -> config.json (schema v1, docs/config.md).
 #
 # Plain Nix with builtins only, so that the NixOS module and the offline CI
-# check (checks/nix/run, no nixpkgs) generate the config with the same code.
+# checks (crates/scx-slo/tests/nix.rs, no nixpkgs) generate the config with
+# the same code.
 # Nulls mean "unset": they are dropped, and scx-slo's own defaults apply, so
 # every default lives in one place (crates/scx-slo-model).
 #

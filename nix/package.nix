@@ -15,6 +15,18 @@
 }:
 let
   manifest = (lib.importTOML ../Cargo.toml).workspace.package;
+  sourceFiles = lib.fileset.unions [
+    ../Cargo.toml
+    ../Cargo.lock
+    ../.cargo
+    ../crates
+    ../bpf
+    ../examples
+    ../data
+    # Read by tests at compile time (include_str!) or run time.
+    ../docs/org.scxslo1.Manager.xml
+    ../docs/metrics.md
+  ];
 in
 rustPlatform.buildRustPackage {
   pname = "scx-slo";
@@ -22,17 +34,12 @@ rustPlatform.buildRustPackage {
 
   src = lib.fileset.toSource {
     root = ../.;
-    fileset = lib.fileset.unions [
-      ../Cargo.toml
-      ../Cargo.lock
-      ../.cargo
-      ../crates
-      ../bpf
-      ../examples
-      ../data
-      ../docs/org.scxslo1.Manager.xml
-    ];
+    fileset = sourceFiles;
   };
+  # checks/nix/package-source copies exactly these files (evaluated with
+  # nixpkgs' lib) and compiles the workspace's tests in the copy, so a file
+  # the build or a test includes but the fileset leaves out fails CI.
+  passthru = { inherit sourceFiles; };
 
   cargoLock.lockFile = ../Cargo.lock;
 

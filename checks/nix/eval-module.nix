@@ -1,111 +1,101 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# Evaluates modules/scx-slo.nix with lib.evalModules against stub NixOS
-# options and a stub pkgs, without building anything: option types, defaults,
-# assertions and the generated unit. For machines that have nixpkgs' lib but
-# cannot build (where `nix flake check` is out of reach):
+# Evaluates the NixOS module as the flake exports it (modules/flake.nix) with
+# nixpkgs' real module system, for every host in hosts/ (as
+# nixosConfigurations builds them) and every node of the NixOS tests in
+# checks/nixos/ (with the read-only pkgs of runNixOSTest), against the
+# stand-ins in nixos-stand-ins.nix and pkgs-stand-in.nix. Nothing is built.
+#
+# For each: failed assertions, warnings, the kernel, the generated config
+# (crates/scx-slo/tests/nix.rs runs `scx-slo check-config` on it), the whole
+# systemd.services.scx-slod declaration, the unit file NixOS would write
+# from it (systemd-unit.nix), and the same for each specialisation.
 #
 #   nix-instantiate --eval --strict --json checks/nix/eval-module.nix \
-#     --arg lib 'import <nixpkgs/lib>' -A summary
-{
-  lib,
-  options ? import ../../hosts/canary/scx-slo.nix,
-  kernelVersion ? "6.12.60",
-  prometheus ? false,
-}:
+#     --arg lib "import $(scripts/lib/nixpkgs-lib.sh)" -A hosts.canary
+{ lib }:
 let
-  fakeDrv = name: {
-    type = "derivation";
-    inherit name;
-    outPath = "/nix/store/00000000000000000000000000000000-${name}";
-  };
-  pkgs = {
-    formats.json = _: {
-      type = lib.types.attrsOf lib.types.anything;
-      generate = name: value: (fakeDrv name) // { json = builtins.toJSON value; };
+  pkgs = import ./pkgs-stand-in.nix { inherit lib; };
+  version = (lib.importTOML ../../Cargo.toml).workspace.package.version;
+  # The flake's `self`, as far as modules/flake.nix reads it.
+  self.packages.x86_64-linux.scx-slo = pkgs.writeText "scx-slo-${version}" "the scx-slo package";
+  module = import ../../modules/flake.nix self;
+  renderUnit = import ./systemd-unit.nix { inherit lib pkgs; };
+
+  evaluate =
+    readOnlyPkgs: modules:
+    lib.evalModules {
+      modules = [
+        (import ./nixos-stand-ins.nix { inherit readOnlyPkgs; })
+        { _module.args.pkgs = pkgs; }
+      ]
+      ++ modules;
     };
-    runCommand = name: _env: _script: fakeDrv name;
-    coreutils = fakeDrv "coreutils";
-    scx-slo = fakeDrv "scx-slo";
-    linuxPackages_6_12.kernel.version = kernelVersion;
-  };
-  anything = lib.mkOption {
-    type = lib.types.anything;
-    default = { };
-  };
-  stubs = {
-    options = {
-      assertions = lib.mkOption {
-        type = lib.types.listOf lib.types.anything;
-        default = [ ];
-      };
-      warnings = lib.mkOption {
-        type = lib.types.listOf lib.types.str;
-        default = [ ];
-      };
-      boot.kernelPackages = lib.mkOption {
-        type = lib.types.anything;
-        default.kernel.version = "6.1.0";
-      };
-      environment.etc = anything;
-      environment.systemPackages = lib.mkOption {
-        type = lib.types.listOf lib.types.anything;
-        default = [ ];
-      };
-      users.groups = anything;
-      services.dbus.packages = lib.mkOption {
-        type = lib.types.listOf lib.types.anything;
-        default = [ ];
-      };
-      services.prometheus = {
-        enable = lib.mkOption {
-          type = lib.types.bool;
-          default = false;
-        };
-        ruleFiles = lib.mkOption {
-          type = lib.types.listOf lib.types.anything;
-          default = [ ];
-        };
-        scrapeConfigs = lib.mkOption {
-          type = lib.types.listOf lib.types.anything;
-          default = [ ];
-        };
-      };
-      networking.firewall.allowedTCPPorts = lib.mkOption {
-        type = lib.types.listOf lib.types.port;
-        default = [ ];
-      };
-      systemd.services = lib.mkOption {
-        type = lib.types.attrsOf lib.types.anything;
-        default = { };
-      };
+
+  summarize =
+    evaluated:
+    let
+      cfg = evaluated.config;
+      scx = cfg.services.scxSlo;
+      service = cfg.systemd.services.scx-slod;
+      source = cfg.environment.etc."scx-slo/config.json".source;
+      # With checkConfig the file is the checker's output; the unchecked one
+      # is its passthru (as in nixpkgs), else it is the generated file.
+      unchecked = source.unchecked or source;
+      scripts = lib.filterAttrs (_: text: text != null) (
+        lib.mapAttrs (_: s: s.serviceConfig.ExecStart.text or null) cfg.systemd.services
+      );
+    in
+    {
+      failedAssertions = map (a: a.message) (builtins.filter (a: !a.assertion) cfg.assertions);
+      inherit (cfg) warnings;
+      # Forces the read-only nixpkgs options: an overlay set by the module fails here.
+      overlays = builtins.length cfg.nixpkgs.overlays;
+      kernel = cfg.boot.kernelPackages.kernel.version;
+      enabled = scx.enable;
+    }
+    // lib.optionalAttrs scx.enable {
+      package = toString scx.package;
+      config = unchecked.value;
+      configPath = toString source;
+      checkScript = source.script or null;
+      inherit (scx) cpus checkConfig;
+      inherit service;
+      unit = renderUnit "scx-slod" service;
+      dbusPackages = map toString cfg.services.dbus.packages;
+      groups = builtins.attrNames cfg.users.groups;
+      firewall = cfg.networking.firewall.allowedTCPPorts;
+      prometheusRuleFiles = map toString cfg.services.prometheus.ruleFiles;
+    }
+    // {
+      # Every service's ExecStart, and the text of those that are scripts
+      # (writeShellScript), for the checks on hosts/common.nix.
+      execStarts = lib.mapAttrs (_: s: toString (s.serviceConfig.ExecStart or "")) cfg.systemd.services;
+      inherit scripts;
+      # As NixOS's specialisation module: the parent's configuration plus
+      # this one's, without the parent's specialisations.
+      specialisations = lib.mapAttrs (
+        _: s:
+        summarize (
+          evaluated.extendModules {
+            modules = [
+              s.configuration
+              { specialisation = lib.mkOverride 0 { }; }
+            ];
+          }
+        )
+      ) cfg.specialisation;
     };
-  };
-  evaluated = lib.evalModules {
-    specialArgs = { inherit pkgs; };
-    modules = [
-      stubs
-      ../../modules/scx-slo.nix
-      { services.scxSlo = options // { enable = true; checkConfig = false; }; }
-      { services.prometheus.enable = prometheus; }
-    ];
-  };
-  cfg = evaluated.config;
-  unit = cfg.systemd.services.scx-slod;
+
+  hostDirs = lib.filterAttrs (_: type: type == "directory") (builtins.readDir ../../hosts);
 in
 {
-  summary = {
-    failedAssertions = map (a: a.message) (builtins.filter (a: !a.assertion) cfg.assertions);
-    inherit (cfg) warnings;
-    kernel = cfg.boot.kernelPackages.kernel.version;
-    # checkConfig is off here: the stub pkgs cannot run the checker.
-    configJson = builtins.fromJSON cfg.environment.etc."scx-slo/config.json".source.json;
-    execStart = unit.serviceConfig.ExecStart;
-    type = unit.serviceConfig.Type;
-    capabilities = unit.serviceConfig.CapabilityBoundingSet;
-    privateNetwork = unit.serviceConfig.PrivateNetwork;
-    addressFamilies = unit.serviceConfig.RestrictAddressFamilies;
-    firewall = cfg.networking.firewall.allowedTCPPorts;
-    prometheusRuleFiles = map (f: f.name) cfg.services.prometheus.ruleFiles;
-  };
+  hosts =
+    lib.mapAttrs (name: _: summarize (evaluate false [ module ../../hosts/${name} ])) hostDirs
+    // {
+      bad-config = summarize (evaluate false [ module ../nixos/bad-config-host.nix ]);
+    };
+  nodes = lib.mapAttrs (
+    _: test: lib.mapAttrs (_: node: summarize (evaluate true [ node ])) (import test { inherit module; }).nodes
+  ) (import ../nixos/tests.nix);
 }

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # services.scxSlo of the canary, as plain data: the NixOS config uses it, and
-# checks/nix/run generates its config.json without nixpkgs and checks it.
+# crates/scx-slo/tests/nix.rs generates its config.json without nixpkgs and
+# checks it; checks/nix/eval-module.nix evaluates the host with the module.
 {
   mode = "enforce";
   switch = "partial";

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # services.scxSlo option values that must generate examples/enforce.json
 # exactly: the agreement test between the Nix options and the Rust schema
-# (checks/nix/run). Every field of the schema appears here.
+# (crates/scx-slo/tests/nix.rs). Every field of the schema appears here.
 {
   mode = "enforce";
   switch = "partial";

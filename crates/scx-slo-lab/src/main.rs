@@ -13,6 +13,7 @@ mod hunt;
 mod overhead;
 mod sampler;
 mod scenario;
+mod systemd;
 mod threads;
 mod workload;
 
@@ -277,7 +278,9 @@ fn main() -> Result<()> {
                 // --seconds: the time budget for random shapes; --rounds:
                 // how often issue 19's own shape runs first (0 to replay a seed).
                 "hunt" => hunt::run(&env, seed, seconds, rounds)?,
-                other => anyhow::bail!("unknown scenario {other:?}; known: enforce, control, demo, bench, bench-quick, hunt"),
+                // Runs as a unit under systemd in the Debian guest.
+                "systemd" => systemd::run_scenario()?,
+                other => anyhow::bail!("unknown scenario {other:?}; known: enforce, control, demo, bench, bench-quick, hunt, systemd"),
             };
             scenario::emit(&report, &out)
         }

@@ -19,7 +19,7 @@ pub mod validate;
 pub use config::*;
 pub use duration::Duration;
 pub use error::{ConfigErrors, JsonPath, Problem};
-pub use source::{read_config_text, SourceError, MAX_CONFIG_BYTES};
+pub use source::{config_digest, read_config_text, SourceError, MAX_CONFIG_BYTES};
 pub use validate::{load_str, parse, validate};
 
 #[cfg(test)]

@@ -79,9 +79,24 @@ pub fn read_config_text(path: &Path) -> Result<String, SourceError> {
     String::from_utf8(bytes).map_err(|e| SourceError::NotUtf8(e.utf8_error().valid_up_to()))
 }
 
+/// The SHA-256 of a config's text, in hex: how the deploy gate (`scx-slo
+/// health --expect-config`) tells that the daemon runs the file just deployed,
+/// not an older one a failed reload left in place.
+pub fn config_digest(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digest_is_sha256_hex() {
+        // sha256("") and sha256("abc"), the FIPS 180-2 test vectors.
+        assert_eq!(config_digest(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(config_digest("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
 
     fn temp(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("scx-slo-source-{}-{name}", std::process::id()));

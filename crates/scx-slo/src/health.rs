@@ -1,14 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! `scx-slo health`: the deploy gate. Healthy means the daemon is running
-//! (its status file is fresh and says so) and, when it runs enforce mode,
-//! the kernel shows scx_slo attached. Until the D-Bus control plane lands it
-//! reads the status file; the kernel facts come from sysfs, not the daemon.
+//! (its status file is fresh and says so), when it runs enforce mode the
+//! kernel shows scx_slo attached, and, with `--expect-config`, the running
+//! generation came from the deployed file (the same SHA-256): a deploy whose
+//! reload the daemon refused is not healthy, though the old generation runs.
+//! It reads the status file (no bus needed, so it works from activation
+//! scripts); the kernel facts come from sysfs, not the daemon.
 
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Why the host is not healthy, or `Ok` with a one-line summary.
-pub fn probe(status_file: &Path, max_age: Duration) -> Result<String, String> {
+pub fn probe(status_file: &Path, max_age: Duration, expect_config: Option<&Path>) -> Result<String, String> {
     let meta = std::fs::metadata(status_file)
         .map_err(|e| format!("{}: {e} (is scx-slod running?)", status_file.display()))?;
     let age = meta
@@ -42,6 +45,21 @@ pub fn probe(status_file: &Path, max_age: Duration) -> Result<String, String> {
             ));
         }
     }
+    if let Some(path) = expect_config {
+        let text = scx_slo_model::read_config_text(path).map_err(|e| format!("--expect-config {}: {e}", path.display()))?;
+        let expected = scx_slo_model::config_digest(&text);
+        let running = status["config_sha256"].as_str().unwrap_or("none");
+        if running != expected {
+            return Err(format!(
+                "the daemon runs generation {} from config sha256 {}, but {} is sha256 {}: the deployed config is not applied{}",
+                status["generation"],
+                &running[..running.len().min(12)],
+                path.display(),
+                &expected[..12],
+                status["last_reload_error"].as_str().map(|e| format!(" (last reload refused: {e})")).unwrap_or_default()
+            ));
+        }
+    }
     let pending: Vec<&str> = status["targets"]
         .as_array()
         .into_iter()
@@ -59,10 +77,10 @@ pub fn probe(status_file: &Path, max_age: Duration) -> Result<String, String> {
 }
 
 /// Polls until healthy or `wait` has passed; returns the exit code.
-pub fn run(status_file: &Path, wait: Duration, max_age: Duration) -> u8 {
+pub fn run(status_file: &Path, wait: Duration, max_age: Duration, expect_config: Option<&Path>) -> u8 {
     let start = Instant::now();
     loop {
-        match probe(status_file, max_age) {
+        match probe(status_file, max_age, expect_config) {
             Ok(summary) => {
                 println!("{summary}");
                 return 0;
@@ -88,21 +106,21 @@ mod tests {
 
     #[test]
     fn missing_file_names_the_daemon() {
-        let e = probe(Path::new("/nonexistent/status.json"), Duration::from_secs(5)).unwrap_err();
+        let e = probe(Path::new("/nonexistent/status.json"), Duration::from_secs(5), None).unwrap_err();
         assert!(e.contains("is scx-slod running"), "{e}");
     }
 
     #[test]
     fn stopped_daemon_is_unhealthy() {
         let p = status_file("stopped", r#"{"state":"stopped","mode":"enforce","targets":[]}"#);
-        assert!(probe(&p, Duration::from_secs(60)).unwrap_err().contains("\"stopped\""));
+        assert!(probe(&p, Duration::from_secs(60), None).unwrap_err().contains("\"stopped\""));
     }
 
     #[test]
     fn stale_file_is_unhealthy() {
         let p = status_file("stale", r#"{"state":"running","mode":"observe","targets":[]}"#);
         std::thread::sleep(Duration::from_millis(30));
-        assert!(probe(&p, Duration::from_millis(1)).unwrap_err().contains("not updating"));
+        assert!(probe(&p, Duration::from_millis(1), None).unwrap_err().contains("not updating"));
     }
 
     #[test]
@@ -111,7 +129,27 @@ mod tests {
             "ok",
             r#"{"state":"running","mode":"observe","generation":3,"targets":[{"key":"a.service","cgroup_id":1},{"key":"b.service","cgroup_id":null}]}"#,
         );
-        let s = probe(&p, Duration::from_secs(60)).unwrap();
+        let s = probe(&p, Duration::from_secs(60), None).unwrap();
         assert!(s.contains("generation 3") && s.contains("b.service"), "{s}");
+    }
+
+    #[test]
+    fn expect_config_compares_the_running_digest_with_the_file() {
+        let deployed = status_file("deployed-config", r#"{"version":1}"#);
+        let digest = scx_slo_model::config_digest(r#"{"version":1}"#);
+        let running = status_file(
+            "expect-ok",
+            &format!(r#"{{"state":"running","mode":"observe","generation":4,"config_sha256":"{digest}","targets":[]}}"#),
+        );
+        assert!(probe(&running, Duration::from_secs(60), Some(&deployed)).is_ok());
+        // A refused reload: the old generation runs, the new file is on disk.
+        let stale = status_file(
+            "expect-stale",
+            r#"{"state":"running","mode":"observe","generation":3,"config_sha256":"0123456789abcdef","last_reload_error":"invalid config: x","targets":[]}"#,
+        );
+        let e = probe(&stale, Duration::from_secs(60), Some(&deployed)).unwrap_err();
+        assert!(e.contains("generation 3") && e.contains("not applied") && e.contains("last reload refused: invalid config: x"), "{e}");
+        let e = probe(&running, Duration::from_secs(60), Some(Path::new("/nonexistent/config.json"))).unwrap_err();
+        assert!(e.contains("--expect-config /nonexistent/config.json"), "{e}");
     }
 }

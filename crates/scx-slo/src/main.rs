@@ -39,8 +39,9 @@ enum Command {
         #[arg(long)]
         cpus: Option<u32>,
     },
-    /// Deploy gate: exit 0 when scx-slod runs and (in enforce mode) the
-    /// kernel shows scx_slo attached; 1 otherwise, with the reason.
+    /// Deploy gate: exit 0 when scx-slod runs, (in enforce mode) the
+    /// kernel shows scx_slo attached and (with --expect-config) the daemon
+    /// runs that file's config; 1 otherwise, with the reason.
     Health {
         /// Keep trying this long before giving up.
         #[arg(long, default_value = "0s")]
@@ -51,6 +52,11 @@ enum Command {
         /// A status file older than this means the daemon is stuck.
         #[arg(long, default_value = "10s")]
         max_age: scx_slo_model::Duration,
+        /// The config just deployed: healthy only once the daemon's running
+        /// generation came from exactly this file's text (same SHA-256),
+        /// so a reload the daemon refused fails the deploy.
+        #[arg(long)]
+        expect_config: Option<PathBuf>,
     },
     /// The daemon's state, mode, generation and per-target kernel counters.
     Status {
@@ -146,8 +152,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::CheckConfig { file, json, cpus } => check::run(&file, json, cpus),
-        Command::Health { wait, status_file, max_age } => {
-            health::run(&status_file, std_duration(wait), std_duration(max_age))
+        Command::Health { wait, status_file, max_age, expect_config } => {
+            health::run(&status_file, std_duration(wait), std_duration(max_age), expect_config.as_deref())
         }
         Command::Status { json } => control::run(control::Call::Status { json }),
         Command::List { json } => control::run(control::Call::List { json }),

@@ -4,7 +4,15 @@
 //! values into JSON that the Rust schema accepts field for field; the example
 //! hosts' configs pass `scx-slo check-config`; bad options fail it.
 //!
-//! Needs Debian's nix-bin (scripts/setup installs it). Without it the tests
+//! And the module itself, evaluated by nixpkgs' real module system
+//! (checks/nix/eval-module.nix with the vendored lib 25.05) for every host
+//! and every NixOS test node: assertions, warnings, read-only pkgs, the
+//! generated config through the real checker, the unit NixOS would write,
+//! what a config change does to it (reload or restart), the example batch
+//! job, and the deploy-rs activation run for its three paths.
+//!
+//! Needs Debian's nix-bin (scripts/setup installs it) and nixpkgs' lib
+//! (../shared/vendor/nixpkgs-lib, or <nixpkgs/lib>). Without them the tests
 //! are skipped on a developer machine and fail under CI=true.
 
 use std::path::{Path, PathBuf};
@@ -126,4 +134,231 @@ fn nulls_are_dropped_so_rust_defaults_apply() {
         r#"import ./nix/config.nix { targets."x.service" = { class = "batch"; weight = null; slo = null; budget = null; }; }"#,
     );
     assert_eq!(value, serde_json::json!({ "version": 1, "targets": { "x.service": { "class": "batch" } } }));
+}
+
+/// nixpkgs' lib for the module evaluation (scripts/lib/nixpkgs-lib.sh), or
+/// None when the machine has none (skipped; a failure in CI).
+fn nixpkgs_lib() -> Option<String> {
+    if !have_nix() {
+        return None;
+    }
+    let out = Command::new(repo().join("scripts/lib/nixpkgs-lib.sh")).output().unwrap();
+    if !out.status.success() {
+        assert!(std::env::var_os("CI").is_none(), "no nixpkgs lib in CI: ../shared/vendor/nixpkgs-lib or <nixpkgs/lib>");
+        eprintln!("skipped: no nixpkgs lib (../shared/vendor/nixpkgs-lib or <nixpkgs/lib>)");
+        return None;
+    }
+    Some(String::from_utf8(out.stdout).unwrap().trim().to_string())
+}
+
+/// One attribute of checks/nix/eval-module.nix, as JSON.
+fn eval_module(lib: &str, attr: &str) -> serde_json::Value {
+    let out = Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json", "checks/nix/eval-module.nix", "--arg", "lib"])
+        .arg(format!("import {lib}"))
+        .args(["-A", attr])
+        .current_dir(repo())
+        .output()
+        .expect("running nix-instantiate");
+    assert!(out.status.success(), "evaluating {attr}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("nix-instantiate printed JSON")
+}
+
+/// Every evaluated configuration with its name: hosts, test nodes, and
+/// their specialisations.
+fn evaluated(lib: &str) -> Vec<(String, serde_json::Value)> {
+    fn walk(name: String, v: &serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
+        for (spec, s) in v["specialisations"].as_object().into_iter().flatten() {
+            walk(format!("{name} specialisation {spec}"), s, out);
+        }
+        out.push((name, v.clone()));
+    }
+    let mut all = Vec::new();
+    for (host, v) in eval_module(lib, "hosts").as_object().unwrap() {
+        walk(format!("hosts.{host}"), v, &mut all);
+    }
+    for (test, nodes) in eval_module(lib, "nodes").as_object().unwrap() {
+        for (node, v) in nodes.as_object().unwrap() {
+            walk(format!("checks/nixos/{test}.nix node {node}"), v, &mut all);
+        }
+    }
+    all
+}
+
+fn check_config_cpus(value: &serde_json::Value, name: &str, cpus: Option<u64>) -> (Option<i32>, String) {
+    let path = std::env::temp_dir().join(format!("scx-slo-nix-{}-{}.json", std::process::id(), name.replace(['/', ' ', '.'], "-")));
+    std::fs::write(&path, serde_json::to_vec_pretty(value).unwrap()).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scx-slo"));
+    cmd.arg("check-config");
+    if let Some(n) = cpus {
+        cmd.arg("--cpus").arg(n.to_string());
+    }
+    let out = cmd.arg(&path).output().unwrap();
+    (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn the_module_evaluates_for_every_host_and_test_node() {
+    let Some(lib) = nixpkgs_lib() else { return };
+    let all = evaluated(&lib);
+    let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+    for expected in ["hosts.canary", "hosts.fleet", "hosts.test-vm", "checks/nixos/enforce.nix node machine", "checks/nixos/systemd.nix node machine"] {
+        assert!(names.contains(&expected), "{expected} was not evaluated: {names:?}");
+    }
+    for (name, v) in &all {
+        let bad = name.starts_with("hosts.bad-config");
+        assert_eq!(v["failedAssertions"], serde_json::json!([]), "{name}");
+        // The bad host names a unit no configuration defines: the module's warning.
+        let warnings = if bad {
+            serde_json::json!([r#"services.scxSlo.targets."db.service": no systemd.services.db in this configuration; fine if a package provides it, otherwise the target never resolves."#])
+        } else {
+            serde_json::json!([])
+        };
+        assert_eq!(v["warnings"], warnings, "{name}");
+        if v["enabled"] != true {
+            continue;
+        }
+        // The build-time check runs the packaged checker on the generated file.
+        let script = v["checkScript"].as_str().unwrap_or_else(|| panic!("{name}: checkConfig is off"));
+        assert!(script.contains(&format!("{}/bin/scx-slo check-config", v["package"].as_str().unwrap())) || script.starts_with("scx-slo check-config"), "{name}: {script}");
+        if let Some(cpus) = v["cpus"].as_u64() {
+            assert!(script.contains(&format!("--cpus {cpus}")), "{name}: {script}");
+        }
+        let (code, out) = check_config_cpus(&v["config"], name, v["cpus"].as_u64());
+        assert_eq!(code, Some(if bad { 1 } else { 0 }), "{name}: {out}");
+        // The unit NixOS writes has every key the module declares.
+        let unit = v["unit"].as_str().unwrap();
+        for (key, value) in v["service"]["serviceConfig"].as_object().unwrap() {
+            assert!(unit.contains(&format!("\n{key}=")), "{name}: the unit lacks {key} ({value}):\n{unit}");
+        }
+        assert!(unit.contains(&format!("ExecStart={}/bin/scx-slod --config /etc/scx-slo/config.json", v["package"].as_str().unwrap())), "{unit}");
+        assert!(unit.contains("\nX-Reload-Triggers=/nix/store/") && unit.contains("\nX-Restart-Triggers=/nix/store/"), "{unit}");
+        assert_eq!(v["groups"], serde_json::json!(["scx-slo"]), "{name}");
+        assert_eq!(v["dbusPackages"], serde_json::json!([v["package"]]), "{name}");
+    }
+}
+
+#[test]
+fn the_bad_config_host_fails_with_the_lines_the_flake_check_greps_for() {
+    let Some(lib) = nixpkgs_lib() else { return };
+    let host = eval_module(&lib, "hosts.bad-config");
+    let (code, out) = check_config_cpus(&host["config"], "bad-config-host", host["cpus"].as_u64());
+    assert_eq!(code, Some(1), "{out}");
+    let expected = std::fs::read_to_string(repo().join("checks/nixos/bad-config.expected")).unwrap();
+    let lines: Vec<&str> = expected.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    assert!(lines.len() >= 2, "{lines:?}");
+    for line in lines {
+        assert!(out.contains(line), "check-config no longer prints {line:?}; it printed:\n{out}");
+    }
+}
+
+/// switch-to-configuration's rule: a unit whose file changed only in
+/// X-Reload-Triggers is reloaded; any other change restarts it.
+fn switch_action(old: &str, new: &str) -> &'static str {
+    let strip = |u: &str| u.lines().filter(|l| !l.starts_with("X-Reload-Triggers=")).collect::<Vec<_>>().join("\n");
+    if old == new {
+        "none"
+    } else if strip(old) == strip(new) {
+        "reload"
+    } else {
+        "restart"
+    }
+}
+
+#[test]
+fn budget_changes_reload_and_load_time_changes_restart() {
+    let Some(lib) = nixpkgs_lib() else { return };
+    let node = eval_module(&lib, "nodes.reload.machine");
+    let base = node["unit"].as_str().unwrap();
+    let specs = node["specialisations"].as_object().unwrap();
+    let mut seen = Vec::new();
+    for (name, spec) in specs {
+        let expected = if name.starts_with("reload-") {
+            "reload"
+        } else if name.starts_with("restart-") {
+            "restart"
+        } else {
+            panic!("specialisation {name}: name it reload-* or restart-* after what a switch must do")
+        };
+        assert_eq!(switch_action(base, spec["unit"].as_str().unwrap()), expected, "specialisation {name}");
+        seen.push(name.clone());
+    }
+    // One of each kind of section the daemon refuses on reload, and a budget.
+    for needed in ["reload-bigger-budget", "restart-scheduler", "restart-switch", "restart-numa", "restart-early-warning", "restart-mode"] {
+        assert!(seen.iter().any(|s| s == needed), "checks/nixos/reload.nix lacks specialisation {needed}: {seen:?}");
+    }
+}
+
+#[test]
+fn the_example_batch_job_runs_and_no_exec_start_relies_on_a_glob() {
+    let Some(lib) = nixpkgs_lib() else { return };
+    for (name, v) in evaluated(&lib) {
+        for (unit, exec) in v["execStarts"].as_object().unwrap() {
+            // systemd does not expand globs: a `*` reaches the program as is.
+            assert!(!exec.as_str().unwrap().contains('*'), "{name}: systemd.services.{unit}.serviceConfig.ExecStart has a glob: {exec}");
+        }
+    }
+    let canary = eval_module(&lib, "hosts.canary");
+    let script = canary["scripts"]["reindex"].as_str().expect("hosts/common.nix's reindex job is a script");
+    let out = Command::new("bash").arg("-c").arg(script).output().unwrap();
+    assert!(out.status.success(), "the reindex job exits {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn deploy_activation_switches_boots_and_dry_activates_with_the_health_gate() {
+    let Some(_lib) = nixpkgs_lib() else { return };
+    let dir = std::env::temp_dir().join(format!("scx-slo-deploy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("profile/bin")).unwrap();
+    std::fs::create_dir_all(dir.join("scx-slo/bin")).unwrap();
+    let log = dir.join("log");
+    let fake = |path: std::path::PathBuf, name: &str| {
+        std::fs::write(&path, format!("#!/bin/sh\necho \"{name} $*\" >> {}\n", log.display())).unwrap();
+        Command::new("chmod").arg("+x").arg(&path).status().unwrap();
+    };
+    fake(dir.join("profile/bin/switch-to-configuration"), "switch-to-configuration");
+    fake(dir.join("scx-slo/bin/scx-slo"), "scx-slo");
+    let script = nix_eval_json(&format!("import ./checks/nix/deploy-activation.nix {{ scxSlo = \"{}\"; }}", dir.join("scx-slo").display()));
+    let run = |env: &[(&str, &str)]| {
+        let _ = std::fs::remove_file(&log);
+        let out = Command::new("bash").arg("-c").arg(script.as_str().unwrap()).env("PROFILE", dir.join("profile")).envs(env.iter().copied()).output().unwrap();
+        assert!(out.status.success(), "{env:?}: {}", String::from_utf8_lossy(&out.stderr));
+        std::fs::read_to_string(&log).unwrap_or_default()
+    };
+    let switch = run(&[]);
+    assert_eq!(
+        switch,
+        format!("switch-to-configuration switch\nscx-slo health --wait 30s --expect-config {}/etc/scx-slo/config.json\n", dir.join("profile").display())
+    );
+    assert_eq!(run(&[("BOOT", "1")]), "switch-to-configuration boot\n", "deploy --boot must install the boot entry");
+    assert_eq!(run(&[("DRY_ACTIVATE", "1")]), "switch-to-configuration dry-activate\n");
+}
+
+#[test]
+fn the_flake_evaluates_offline_with_every_check_and_gated_deploys() {
+    let Some(lib) = nixpkgs_lib() else { return };
+    let out = Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json", "checks/nix/eval-flake.nix", "--arg", "lib"])
+        .arg(format!("import {lib}"))
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let flake: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checks: Vec<&str> = flake["checks"].as_array().unwrap().iter().filter_map(|c| c.as_str()).collect();
+    let tests = nix_eval_json("builtins.attrNames (import ./checks/nixos/tests.nix)");
+    for name in tests.as_array().unwrap().iter().filter_map(|t| t.as_str()).chain(["bad-config", "package", "deploy-schema", "deploy-activate"]) {
+        assert!(checks.contains(&name), "checks.x86_64-linux lacks {name}: {checks:?}");
+    }
+    for (name, host) in flake["nixosConfigurations"].as_object().unwrap() {
+        assert_eq!(host["failedAssertions"], serde_json::json!([]), "nixosConfigurations.{name}");
+    }
+    let nodes = flake["deploy"].as_object().unwrap();
+    assert!(!nodes.is_empty());
+    for (name, node) in nodes {
+        let activation = node["activation"].as_str().unwrap();
+        for needed in ["switch-to-configuration switch", "switch-to-configuration boot", "switch-to-configuration dry-activate", "health --wait 30s --expect-config"] {
+            assert!(activation.contains(needed), "deploy.nodes.{name}: the activation lacks {needed:?}:\n{activation}");
+        }
+    }
 }

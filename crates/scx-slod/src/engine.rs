@@ -78,9 +78,9 @@ pub struct EngineOptions {
     pub systemd_bus: Option<String>,
 }
 
-/// Reads and validates a config file: `(raw JSON, config)`, or an exit code
-/// and message.
-pub fn read_config(path: &std::path::Path) -> Result<(Value, Config), (i32, String)> {
+/// Reads and validates a config file: `(raw JSON, config, SHA-256 of the
+/// text)`, or an exit code and message.
+pub fn read_config(path: &std::path::Path) -> Result<(Value, Config, String), (i32, String)> {
     let text = scx_slo_model::read_config_text(path).map_err(|e| {
         let code = if e.is_invalid_content() { crate::exit::INVALID_CONFIG } else { crate::exit::UNREADABLE_CONFIG };
         (code, format!("reading {}: {e}", path.display()))
@@ -89,7 +89,7 @@ pub fn read_config(path: &std::path::Path) -> Result<(Value, Config), (i32, Stri
         .map_err(|errors| (crate::exit::INVALID_CONFIG, format!("{} is invalid:\n{errors}", path.display())))?;
     // load_str accepted the text, so it is JSON.
     let raw = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Ok((raw, config))
+    Ok((raw, config, scx_slo_model::config_digest(&text)))
 }
 
 fn online_cpus() -> u32 {
@@ -188,6 +188,8 @@ pub struct Engine {
     attach_ms: f64,
     last_apply_us: f64,
     last_reload_error: Option<String>,
+    /// SHA-256 of the config file text the running generation came from.
+    config_sha256: String,
     last_exit: Option<scx_slo_bpf::ExitInfo>,
     events_received: Arc<AtomicU64>,
     /// Tids the events thread switched to SCHED_EXT (partial mode), for the
@@ -196,6 +198,11 @@ pub struct Engine {
     /// Threads switched to SCHED_EXT on the scheduler's report / by a scan.
     switched_by_event: Arc<AtomicU64>,
     switched_by_scan: u64,
+    /// Threads the kernel refused SCHED_EXT (EPERM...), the last reason, and
+    /// when that was last logged.
+    switch_refusals: u64,
+    switch_last_refusal: Option<String>,
+    switch_refused_warned: Option<Instant>,
     notified_ready: bool,
     final_status_written: bool,
 }
@@ -216,7 +223,7 @@ impl Engine {
     /// Validates the config, probes the kernel and restores persistent state.
     /// `Err` carries the process exit code and the message.
     pub fn new(opts: EngineOptions) -> Result<Started, (i32, String)> {
-        let (raw, config) = read_config(&opts.config_path)?;
+        let (raw, config, config_sha256) = read_config(&opts.config_path)?;
         let features = KernelFeatures::probe();
         let cgroup_root = resolver::cgroup2_root();
         let mut caps = Capabilities::probe(&features, cgroup_root.as_deref());
@@ -306,11 +313,15 @@ impl Engine {
             attach_ms: 0.0,
             last_apply_us: 0.0,
             last_reload_error: None,
+            config_sha256,
             last_exit: None,
             events_received: Arc::new(AtomicU64::new(0)),
             reported_switched: Arc::new(Mutex::new(Vec::new())),
             switched_by_event: Arc::new(AtomicU64::new(0)),
             switched_by_scan: 0,
+            switch_refusals: 0,
+            switch_last_refusal: None,
+            switch_refused_warned: None,
             notified_ready: false,
             final_status_written: false,
         };
@@ -747,6 +758,22 @@ impl Engine {
             if report.switched + report.restored + report.failed > 0 {
                 debug!(switched = report.switched, restored = report.restored, failed = report.failed, "partial switch scan");
             }
+            if let Some(errno) = report.refused_errno {
+                // The targets are not on scx_slo: say so, at most once a minute.
+                self.switch_refusals += report.failed as u64;
+                let why = std::io::Error::from_raw_os_error(errno).to_string();
+                if self.switch_refused_warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                    self.switch_refused_warned = Some(Instant::now());
+                    warn!(
+                        event = "partial_switch_refused",
+                        threads = report.failed,
+                        errno,
+                        "the kernel refused SCHED_EXT for {} target threads ({why}): they stay on the fair class; under systemd, RestrictRealtime=yes refuses policy 7 and CAP_SYS_NICE is needed (docs/nixos.md)",
+                        report.failed
+                    );
+                }
+                self.switch_last_refusal = Some(why);
+            }
         }
         if slow_due {
             self.telemetry_scan(Some(sched));
@@ -876,13 +903,17 @@ impl Engine {
     fn reload(&mut self, sched: Option<&mut dyn Backend>) -> Reply {
         let result = match read_config(&self.opts.config_path) {
             Err((_, msg)) => Err(ControlError::InvalidConfig(msg)),
-            Ok((raw, _)) => {
+            Ok((raw, _, digest)) => {
                 // Overrides survive a reload when they still fit.
                 let overrides = self.persistent.budget_overrides.clone();
-                match effective(&raw, &overrides) {
+                let applied = match effective(&raw, &overrides) {
                     Ok(config) => self.apply_config(raw, config, sched),
                     Err(e) => Err(ControlError::InvalidConfig(format!("with the runtime budget overrides: {e}"))),
+                };
+                if applied.is_ok() {
+                    self.config_sha256 = digest;
                 }
+                applied
             }
         };
         match &result {
@@ -1075,6 +1106,7 @@ impl Engine {
             "switch": self.config.switch,
             "generation": self.generation,
             "config_path": self.opts.config_path.display().to_string(),
+            "config_sha256": self.config_sha256,
             "backend": format!("{:?}", self.opts.backend).to_lowercase(),
             "kernel": self.features,
             "load_ms": self.load_ms,
@@ -1084,6 +1116,8 @@ impl Engine {
             "partial_switch": {
                 "by_event": self.switched_by_event.load(Ordering::Relaxed),
                 "by_scan": self.switched_by_scan,
+                "refused": self.switch_refusals,
+                "last_refusal": self.switch_last_refusal,
             },
             "events_received": self.events_received.load(Ordering::Relaxed),
             "last_reload_error": self.last_reload_error,

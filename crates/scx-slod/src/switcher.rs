@@ -39,8 +39,10 @@ enum ToExt {
     Switched,
     /// It already was SCHED_EXT (inherited at fork from a switched parent).
     Already,
-    /// Its policy could not be changed (permission, gone).
-    Failed,
+    /// Its policy could not be changed: the errno (EPERM: a seccomp filter
+    /// such as systemd's RestrictRealtime=, or a missing CAP_SYS_NICE;
+    /// ESRCH: the thread is gone).
+    Failed(i32),
     /// Real-time, deadline or idle: never touched.
     Untouched,
 }
@@ -49,7 +51,7 @@ fn to_ext(tid: i32) -> ToExt {
     match policy_of(tid) {
         Some(libc::SCHED_OTHER) | Some(libc::SCHED_BATCH) => match set_policy(tid, SCHED_EXT) {
             Ok(()) => ToExt::Switched,
-            Err(_) => ToExt::Failed,
+            Err(e) => ToExt::Failed(e.raw_os_error().unwrap_or(0)),
         },
         Some(SCHED_EXT) => ToExt::Already,
         _ => ToExt::Untouched,
@@ -99,6 +101,9 @@ pub struct ScanReport {
     pub restored: usize,
     /// Threads whose policy could not be changed (permission, gone).
     pub failed: usize,
+    /// The last errno of a refused change other than ESRCH (a thread that
+    /// exited is not a problem; a refusal is).
+    pub refused_errno: Option<i32>,
 }
 
 /// Keeps the threads of targeted cgroups on SCHED_EXT.
@@ -128,7 +133,12 @@ impl Switcher {
                 ToExt::Already => {
                     self.switched.insert(tid);
                 }
-                ToExt::Failed => report.failed += 1,
+                ToExt::Failed(errno) => {
+                    report.failed += 1;
+                    if errno != libc::ESRCH {
+                        report.refused_errno = Some(errno);
+                    }
+                }
                 ToExt::Untouched => {}
             }
         }
