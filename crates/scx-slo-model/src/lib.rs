@@ -12,6 +12,7 @@ pub mod duration;
 pub mod error;
 pub mod raw;
 pub mod rules;
+pub mod shape;
 pub mod source;
 pub mod stats;
 pub mod validate;

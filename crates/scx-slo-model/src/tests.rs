@@ -119,6 +119,17 @@ fn each_validation_error_names_its_path() {
         // Issue 15: the root slice, and slice names systemd never creates.
         (with_target("-.slice", json!({ "class": "batch", "weight": 10 })), r#"targets."-.slice""#, "root slice"),
         (with_target("a--b.slice", json!({ "class": "batch", "weight": 10 })), r#"targets."a--b.slice""#, "can never resolve"),
+        // A slice and the cgroup path it implies are one cgroup (issue 15).
+        (
+            json!({ "version": 1, "targets": { "batch.slice": { "class": "batch" }, "/batch.slice": { "class": "batch" } } }),
+            r#"targets."batch.slice""#,
+            "already targeted by \"/batch.slice\"",
+        ),
+        (
+            json!({ "version": 1, "targets": { "a-b.slice": { "class": "batch" }, "/a.slice/a-b.slice": { "class": "batch" } } }),
+            r#"targets."a-b.slice""#,
+            "already targeted",
+        ),
         (with_target("-a.slice", json!({ "class": "batch", "weight": 10 })), r#"targets."-a.slice""#, "can never resolve"),
         (with_target("a-.slice", json!({ "class": "batch", "weight": 10 })), r#"targets."a-.slice""#, "can never resolve"),
         (with_target("/", latency("1ms", "10ms", "5ms")), r#"targets."/""#, "root cgroup"),

@@ -128,6 +128,15 @@ fn parse_partial(text: &str) -> (Option<RawConfig>, ConfigErrors) {
         errors.push(root, "a config is a JSON object");
         return (None, errors);
     };
+    // Value keeps the last of two equal keys and the derived sections accept
+    // arrays: both would pass unnoticed below.
+    let shape = crate::shape::shape_problems(text);
+    if !shape.is_empty() {
+        for (path, message) in shape {
+            errors.push(path, message);
+        }
+        return (None, errors);
+    }
     let mut raw = RawConfig::default();
     for (key, value) in map {
         let path = root.key(key.as_str());
@@ -561,17 +570,30 @@ fn validate_slo(errors: &mut ConfigErrors, path: &JsonPath, raw: RawSlo) -> Slo 
     }
 }
 
-/// Two targets resolving to the same cgroup would race for its map entry.
+/// The cgroup a slice always lives at: systemd nests `a-b.slice` in
+/// `a.slice`, so `a-b.slice` is `/a.slice/a-b.slice`.
+pub fn slice_cgroup(name: &str) -> Option<String> {
+    let stem = name.strip_suffix(".slice")?;
+    let parts: Vec<&str> = stem.split('-').collect();
+    Some((1..=parts.len()).map(|n| format!("/{}.slice", parts[..n].join("-"))).collect())
+}
+
+/// Two targets resolving to the same cgroup would race for its map entry:
+/// explicit paths, `cgroup` overrides and the paths slices imply (a
+/// `.service` resolves at run time, through its Slice=).
 fn check_duplicate_cgroups(errors: &mut ConfigErrors, path: &JsonPath, targets: &[Target]) {
-    let mut seen: std::collections::BTreeMap<&str, &str> = Default::default();
+    let mut seen: std::collections::BTreeMap<String, &str> = Default::default();
     for t in targets {
-        let explicit = match &t.selector {
-            Selector::Cgroup { path } => Some(path.as_str()),
-            Selector::Unit { cgroup, .. } => cgroup.as_deref(),
+        let cgroup = match &t.selector {
+            Selector::Cgroup { path } => Some(path.trim_end_matches('/').to_string()),
+            Selector::Unit { cgroup: Some(cg), .. } => Some(cg.trim_end_matches('/').to_string()),
+            Selector::Unit { name, cgroup: None } => slice_cgroup(name),
         };
-        if let Some(cg) = explicit {
-            if let Some(first) = seen.insert(cg, &t.key) {
+        if let Some(cg) = cgroup {
+            if let Some(first) = seen.get(&cg) {
                 errors.push(path.key(t.key.as_str()), format!("cgroup {cg:?} is already targeted by {first:?}"));
+            } else {
+                seen.insert(cg, &t.key);
             }
         }
     }
