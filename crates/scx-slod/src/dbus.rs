@@ -291,6 +291,46 @@ pub fn private_bus_config(socket: &str, includedir: &str) -> String {
 
 /// Serves the object, takes the name, and forwards engine events as signals
 /// until the connection or the engine goes away.
+/// How often the connection is checked, and how many failed checks in a
+/// row count as lost (one can be a busy bus).
+pub const BUS_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+const BUS_CHECK_FAILURES: u32 = 2;
+
+/// Returns when the connection to the bus is gone or org.scxslo1 is no
+/// longer ours: dbus-daemon dropping the connection (an oversized message,
+/// a restart of the bus) leaves a process that looks alive but that no
+/// operator can reach, so the caller stops and systemd restarts it.
+pub async fn watch_bus(conn: Connection) -> String {
+    let mut failures = 0;
+    loop {
+        tokio::time::sleep(BUS_CHECK_EVERY).await;
+        let ours = conn.unique_name().map(|n| n.to_string());
+        let owner = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            conn.call_method(Some("org.freedesktop.DBus"), "/org/freedesktop/DBus", Some("org.freedesktop.DBus"), "GetNameOwner", &(BUS_NAME)),
+        )
+        .await;
+        let why = match owner {
+            Err(_) => Some("the bus did not answer GetNameOwner within 5 s".to_string()),
+            Ok(Err(e)) => Some(format!("GetNameOwner({BUS_NAME}) failed: {e}")),
+            Ok(Ok(reply)) => match reply.body().deserialize::<String>() {
+                Ok(owner) if Some(&owner) == ours.as_ref() => None,
+                Ok(owner) => Some(format!("{BUS_NAME} is owned by {owner}, not by this daemon ({})", ours.unwrap_or_default())),
+                Err(e) => Some(format!("GetNameOwner reply: {e}")),
+            },
+        };
+        match why {
+            None => failures = 0,
+            Some(why) => {
+                failures += 1;
+                if failures >= BUS_CHECK_FAILURES {
+                    return why;
+                }
+            }
+        }
+    }
+}
+
 pub async fn serve(engine: EngineHandle, mut events: tokio::sync::mpsc::Receiver<Event>) -> zbus::Result<Connection> {
     let conn = zbus::connection::Builder::system()?
         .serve_at(OBJECT_PATH, Manager { engine })?

@@ -190,6 +190,8 @@ pub struct Engine {
     last_reload_error: Option<String>,
     /// SHA-256 of the config file text the running generation came from.
     config_sha256: String,
+    /// Why the last write of the persistent state failed (None: it held).
+    persist_error: Option<String>,
     last_exit: Option<scx_slo_bpf::ExitInfo>,
     events_received: Arc<AtomicU64>,
     /// Tids the events thread switched to SCHED_EXT (partial mode), for the
@@ -314,6 +316,7 @@ impl Engine {
             last_apply_us: 0.0,
             last_reload_error: None,
             config_sha256,
+            persist_error: None,
             last_exit: None,
             events_received: Arc::new(AtomicU64::new(0)),
             reported_switched: Arc::new(Mutex::new(Vec::new())),
@@ -365,9 +368,22 @@ impl Engine {
         }
     }
 
-    fn save_persistent(&self) {
-        if let Err(e) = persist::save_json(&self.opts.state_path, &self.persistent) {
-            error!(path = %self.opts.state_path.display(), error = %e, "writing persistent state");
+    /// Writes the persistent state. On failure (a read-only or full state
+    /// directory) it logs, keeps the error for Status, and returns the clause
+    /// a reply must carry: a reply never says "stays off across restarts"
+    /// when the disk does not hold it.
+    fn save_persistent(&mut self) -> String {
+        match persist::save_json(&self.opts.state_path, &self.persistent) {
+            Ok(()) => {
+                self.persist_error = None;
+                String::new()
+            }
+            Err(e) => {
+                error!(event = "persist_failed", path = %self.opts.state_path.display(), error = %e, "writing persistent state");
+                let why = format!("{}: {e}", self.opts.state_path.display());
+                self.persist_error = Some(why.clone());
+                format!("; NOT saved ({why}): a restart of scx-slod forgets it")
+            }
         }
     }
 
@@ -711,7 +727,7 @@ impl Engine {
             Decision::Open => {
                 self.retry_at = None;
                 self.persistent.breaker_open = true;
-                self.save_persistent();
+                let _ = self.save_persistent();
                 self.go(
                     State::Failed,
                     format!(
@@ -842,7 +858,10 @@ impl Engine {
         self.breaker.reset();
         self.persistent.breaker_open = false;
         self.persistent.operator_disabled = None;
-        self.save_persistent();
+        let unsaved = self.save_persistent();
+        if !unsaved.is_empty() {
+            warn!("Enable is not persisted{unsaved}");
+        }
         self.wanted_on = true;
         self.retry_at = None;
         if was_open {
@@ -867,13 +886,17 @@ impl Engine {
         self.wanted_on = false;
         self.retry_at = None;
         self.persistent.operator_disabled = Some(reason.clone());
-        self.save_persistent();
+        let unsaved = self.save_persistent();
         warn!(event = "operator_disable", reason = %reason, detach_ms = format!("{detach_ms:.2}"), restored_threads = restored, "disabled by an operator");
         self.go(State::Disabled, format!("disabled by an operator: {reason}"));
         for pending in self.pending_enable.drain(..) {
             let _ = pending.send(Err(ControlError::Failed("disabled before the scheduler started".into())));
         }
-        Ok(format!("disabled in {detach_ms:.2} ms; stays off across restarts until Enable"))
+        if unsaved.is_empty() {
+            Ok(format!("disabled in {detach_ms:.2} ms; stays off across restarts until Enable"))
+        } else {
+            Ok(format!("disabled in {detach_ms:.2} ms, until scx-slod restarts{unsaved}"))
+        }
     }
 
     fn apply_config(&mut self, raw: Value, config: Config, sched: Option<&mut dyn Backend>) -> Reply {
@@ -967,24 +990,24 @@ impl Engine {
         let raw = self.raw.clone();
         let reply = self.apply_config(raw, config, sched)?;
         self.persistent.budget_overrides = overrides;
-        self.save_persistent();
+        let unsaved = self.save_persistent();
         info!(event = "budget_override", unit, runtime_us, period_us, generation = self.generation, "budget override");
-        Ok(format!("{unit}: budget {runtime_us}us per {period_us}us; {reply}"))
+        Ok(format!("{unit}: budget {runtime_us}us per {period_us}us; {reply}{unsaved}"))
     }
 
     fn reset_breaker(&mut self) -> String {
         self.breaker.reset();
         self.persistent.breaker_open = false;
-        self.save_persistent();
+        let unsaved = self.save_persistent();
         if self.lifecycle.state() == State::Failed {
             self.retry_at = None;
             info!("circuit breaker reset by an operator");
             if !self.wanted_on {
                 self.go(State::Disabled, "circuit breaker reset");
             }
-            return "circuit breaker closed; retrying now".into();
+            return format!("circuit breaker closed; retrying now{unsaved}");
         }
-        "circuit breaker closed".into()
+        format!("circuit breaker closed{unsaved}")
     }
 
     fn list_targets(&self) -> String {
@@ -1122,6 +1145,7 @@ impl Engine {
             "events_received": self.events_received.load(Ordering::Relaxed),
             "last_reload_error": self.last_reload_error,
             "operator_disabled": self.persistent.operator_disabled,
+            "persist_error": self.persist_error,
             "breaker": { "open": self.breaker.is_open(), "recent_failures": self.breaker.recent_failures() },
             "budget_overrides": self.persistent.budget_overrides,
             "targets": targets,

@@ -35,4 +35,8 @@ pub mod exit {
     pub const MODE_UNAVAILABLE: i32 = 3;
     /// Could not start (topology, state file, D-Bus when required).
     pub const LOAD_FAILED: i32 = 4;
+    /// The system bus connection or the name org.scxslo1 was lost while
+    /// running: the daemon stops cleanly so that systemd restarts it onto
+    /// the bus (Restart=on-failure), instead of running on unreachable.
+    pub const BUS_LOST: i32 = 5;
 }

@@ -191,11 +191,19 @@ fn run(args: Args) -> i32 {
                 }
             }
         });
+        let bus_lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let _conn = match dbus_mode {
             DbusMode::Off => None,
             mode => match scx_slod::dbus::serve(handle.clone(), events).await {
                 Ok(conn) => {
                     info!(name = scx_slod::dbus::BUS_NAME, "serving on the system bus");
+                    let (watched, lost, stop) = (conn.clone(), bus_lost.clone(), handle.clone());
+                    tokio::spawn(async move {
+                        let why = scx_slod::dbus::watch_bus(watched).await;
+                        error!(event = "bus_lost", reason = %why, "lost the system bus: stopping so that systemd restarts scx-slod onto it");
+                        lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                        stop.post(Request::Shutdown);
+                    });
                     Some(conn)
                 }
                 Err(e) if mode == DbusMode::Required => {
@@ -210,7 +218,11 @@ fn run(args: Args) -> i32 {
                 }
             },
         };
-        tokio::task::spawn_blocking(move || engine_thread.join().ok()).await.ok().flatten()
+        let code = tokio::task::spawn_blocking(move || engine_thread.join().ok()).await.ok().flatten();
+        if bus_lost.load(std::sync::atomic::Ordering::SeqCst) {
+            return Some(scx_slod::exit::BUS_LOST);
+        }
+        code
     });
     code.unwrap_or(scx_slod::exit::LOAD_FAILED)
 }

@@ -40,37 +40,69 @@ pub struct Loaded {
     pub quarantined: Option<String>,
 }
 
-/// Reads the state; a missing file is the default state.
-pub fn load(path: &Path) -> std::io::Result<Loaded> {
-    let text = match std::fs::read_to_string(path) {
+/// Largest state file read: 1,024 overrides of a few dozen bytes each fit
+/// many times over. A larger one is corrupt, not a reason to fill memory.
+pub const MAX_STATE_BYTES: u64 = 1 << 20;
+
+/// The state in the file, or why its content cannot be used (it is then
+/// quarantined).
+fn read_state(path: &Path) -> std::io::Result<Result<PersistentState, String>> {
+    use std::io::Read;
+    let meta = std::fs::symlink_metadata(path)?;
+    if !meta.file_type().is_file() {
+        return Ok(Err("not a regular file".into()));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(MAX_STATE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_STATE_BYTES {
+        return Ok(Err(format!("larger than {MAX_STATE_BYTES} bytes")));
+    }
+    let text = match String::from_utf8(bytes) {
         Ok(t) => t,
+        Err(e) => return Ok(Err(format!("not UTF-8 text (first bad byte at offset {})", e.utf8_error().valid_up_to()))),
+    };
+    Ok(serde_json::from_str(&text).map_err(|e| e.to_string()))
+}
+
+/// Reads the state; a missing file is the default state. Anything else that
+/// is not a valid state (not JSON, not UTF-8, too large, not a regular file)
+/// is moved aside under a name of its own and the defaults are used: a
+/// corrupt file must never keep the daemon from starting.
+pub fn load(path: &Path) -> std::io::Result<Loaded> {
+    let why = match read_state(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(Loaded { state: PersistentState::default(), quarantined: None })
         }
         Err(e) => return Err(e),
+        Ok(Ok(state)) => return Ok(Loaded { state, quarantined: None }),
+        Ok(Err(why)) => why,
     };
-    match serde_json::from_str(&text) {
-        Ok(state) => Ok(Loaded { state, quarantined: None }),
-        Err(e) => {
-            let aside = corrupt_name(path);
-            std::fs::rename(path, &aside)?;
-            Ok(Loaded {
-                state: PersistentState::default(),
-                quarantined: Some(format!(
-                    "{} was corrupt ({e}); kept as {} and starting from defaults",
-                    path.display(),
-                    aside.display()
-                )),
-            })
-        }
-    }
+    let aside = quarantine(path)?;
+    Ok(Loaded {
+        state: PersistentState::default(),
+        quarantined: Some(format!("{} was corrupt ({why}); kept as {} and starting from defaults", path.display(), aside.display())),
+    })
 }
 
-fn corrupt_name(path: &Path) -> PathBuf {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    path.with_extension(format!("json.corrupt-{stamp}"))
+/// Moves `path` aside to a name no earlier quarantine has: the time to the
+/// nanosecond, then a counter if that exists too (a second corruption in
+/// the same second overwrote the first).
+fn quarantine(path: &Path) -> std::io::Result<PathBuf> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let stem = format!("json.corrupt-{}.{:09}", now.as_secs(), now.subsec_nanos());
+    for n in 0..1000u32 {
+        let aside = path.with_extension(if n == 0 { stem.clone() } else { format!("{stem}-{n}") });
+        // A hard link fails if the name exists, so nothing is overwritten.
+        match std::fs::hard_link(path, &aside) {
+            Ok(()) => {
+                std::fs::remove_file(path)?;
+                return Ok(aside);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other(format!("no free quarantine name next to {}", path.display())))
 }
 
 /// Writes `value` to `path` atomically and durably (persistent state).
@@ -86,23 +118,33 @@ pub fn replace_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> 
     write_json(path, value, false)
 }
 
+static TMP_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 fn write_json(path: &Path, value: &impl Serialize, durable: bool) -> std::io::Result<()> {
     // A bare file name has the empty path as parent: that is the current directory.
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("json.tmp");
-    {
+    // A name of this write's own, created exclusively (O_EXCL never follows
+    // a symlink planted there) and readable by the owner only.
+    let tmp = path.with_extension(format!("json.tmp-{}-{}", std::process::id(), TMP_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+    let written = (|| {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&tmp)?;
         // Buffered: serde writes token by token, and an unbuffered file made
         // a 1,000-target status a syscall per token (38% of a CPU, measured).
-        let mut f = std::io::BufWriter::with_capacity(64 * 1024, std::fs::File::create(&tmp)?);
+        let mut f = std::io::BufWriter::with_capacity(64 * 1024, file);
         serde_json::to_writer_pretty(&mut f, value)?;
         f.write_all(b"\n")?;
         let f = f.into_inner().map_err(|e| e.into_error())?;
         if durable {
             f.sync_all()?;
         }
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
-    std::fs::rename(&tmp, path)?;
     if !durable {
         return Ok(());
     }
@@ -145,5 +187,52 @@ mod tests {
         let kept: Vec<_> = std::fs::read_dir(&d).unwrap().flatten().collect();
         assert_eq!(kept.len(), 1);
         assert_eq!(std::fs::read_to_string(kept[0].path()).unwrap(), "{ not json");
+    }
+
+    #[test]
+    fn non_utf8_utf16_and_fifo_state_files_are_quarantined_each_under_its_own_name() {
+        let d = dir("hostile");
+        let path = d.join("state.json");
+        // UTF-16 (with BOM), bare invalid bytes, and a FIFO: each one moved
+        // aside, the daemon starts from defaults, nothing overwritten.
+        let utf16: Vec<u8> = "\u{feff}{}".encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+        for (i, bytes) in [utf16, vec![0xff, 0xfe, 0x00, b'{']].into_iter().enumerate() {
+            std::fs::write(&path, &bytes).unwrap();
+            let loaded = load(&path).unwrap();
+            assert_eq!(loaded.state, PersistentState::default(), "case {i}");
+            assert!(loaded.quarantined.unwrap().contains("UTF-8"), "case {i}");
+        }
+        std::process::Command::new("mkfifo").arg(&path).status().unwrap();
+        let loaded = load(&path).unwrap();
+        assert!(loaded.quarantined.unwrap().contains("not a regular file"));
+        let kept = std::fs::read_dir(&d).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains("corrupt-")).count();
+        assert_eq!(kept, 3, "three quarantines, three files");
+    }
+
+    #[test]
+    fn writes_never_follow_a_planted_symlink_and_leave_no_temp_file() {
+        let d = dir("symlink");
+        let path = d.join("state.json");
+        let victim = d.join("victim");
+        std::fs::write(&victim, "untouched").unwrap();
+        // Whatever temp name an attacker guesses, the old fixed one included.
+        std::os::unix::fs::symlink(&victim, d.join("state.json.tmp")).unwrap();
+        save_json(&path, &PersistentState::default()).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+        assert_eq!(load(&path).unwrap().state, PersistentState::default());
+        let leftovers = std::fs::read_dir(&d).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains("tmp-")).count();
+        assert_eq!(leftovers, 0);
+    }
+
+    #[test]
+    fn a_failed_write_is_an_error_not_a_silent_success() {
+        let d = dir("readonly");
+        let path = d.join("sub/state.json");
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        // A file where the directory should be: the write cannot succeed, as
+        // root too (a read-only mode would not stop root).
+        std::fs::remove_dir(d.join("sub")).unwrap();
+        std::fs::write(d.join("sub"), "").unwrap();
+        assert!(save_json(&path, &PersistentState::default()).is_err());
     }
 }

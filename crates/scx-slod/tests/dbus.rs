@@ -253,3 +253,53 @@ fn an_unprivileged_caller_reads_but_cannot_mutate() {
         assert_eq!(daemon.stop(), Some(0));
     }
 }
+
+#[test]
+fn losing_the_bus_stops_the_daemon_so_systemd_restarts_it() {
+    if !tools_present() {
+        return;
+    }
+    let mut bus = Bus::start("bus-lost", true);
+    let config = config_file(&bus);
+    let mut daemon = Daemon::start(&bus, &config);
+    bus.kill_daemon();
+    // Two failed checks, BUS_CHECK_EVERY apart, then a clean stop.
+    let deadline = Instant::now() + scx_slod::dbus::BUS_CHECK_EVERY * 4 + Duration::from_secs(5);
+    let code = loop {
+        if let Some(status) = daemon.child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(Instant::now() < deadline, "scx-slod kept running without its bus");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(code, Some(scx_slod::exit::BUS_LOST));
+    let log = std::fs::read_to_string(bus.dir.join("scx-slod.log")).unwrap_or_default();
+    assert!(log.contains("bus_lost") || log.contains("lost the system bus"), "{log}");
+}
+
+#[test]
+fn a_disable_that_cannot_be_saved_says_so() {
+    if !tools_present() {
+        return;
+    }
+    let bus = Bus::start("persist-fails", true);
+    let config = config_file(&bus);
+    let daemon = Daemon::start(&bus, &config);
+    // A non-empty directory where state.json goes: the rename fails, for
+    // root too (a read-only mode would not stop root).
+    let state = bus.dir.join("state.json");
+    let _ = std::fs::remove_file(&state);
+    std::fs::create_dir_all(state.join("blocked")).unwrap();
+    let conn = bus.connection();
+    let reply = manager(&conn).disable("persistence test").unwrap();
+    assert!(reply.contains("NOT saved") && reply.contains("until scx-slod restarts") && !reply.contains("stays off across restarts"), "{reply}");
+    let status: serde_json::Value = serde_json::from_str(&manager(&conn).status().unwrap()).unwrap();
+    assert!(status["persist_error"].as_str().is_some_and(|e| e.contains("state.json")), "{status}");
+    // Once the directory is writable again, the next save clears it.
+    std::fs::remove_dir_all(&state).unwrap();
+    let reply = manager(&conn).enable("").unwrap();
+    assert!(!reply.contains("NOT saved"), "{reply}");
+    let status: serde_json::Value = serde_json::from_str(&manager(&conn).status().unwrap()).unwrap();
+    assert!(status["persist_error"].is_null(), "{status}");
+    daemon.stop();
+}

@@ -68,6 +68,12 @@ impl Bus {
             .expect("connecting to the private bus")
     }
 
+    /// Stops the bus daemon, as a crash or a restart of dbus-daemon would.
+    pub fn kill_daemon(&mut self) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+    }
+
     pub fn busctl(&self, as_nobody: bool, args: &[&str]) -> (bool, String) {
         let mut cmd = if as_nobody {
             let mut c = Command::new("setpriv");
