@@ -405,6 +405,16 @@ in
           "perf_event_open"
         ];
         UMask = "0077";
+
+        # Bounds on what the daemon can take from the host, measured in the
+        # systemd guest (docs/nixos.md) with at least 4x headroom: file
+        # descriptors (BPF maps, programs and links, the bus, and at most 64
+        # metrics connections: http.rs MAX_CONNECTIONS), threads (the
+        # engine, the event reader, the metrics thread, two async workers),
+        # and memory (BPF maps are charged to the unit's cgroup).
+        LimitNOFILE = 1024;
+        TasksMax = 64;
+        MemoryMax = "256M";
       };
     };
   };

@@ -139,6 +139,10 @@ fn expected_shown(key: &str, value: &Value) -> Option<(String, String)> {
         k => k,
     };
     let mut want = words(value);
+    // systemd shows sizes in bytes: MemoryMax=256M is 268435456.
+    if key.starts_with("Memory") {
+        want = want.iter().map(|w| bytes(w).map_or(w.clone(), |b| b.to_string())).collect();
+    }
     let mut shown = show("scx-slod.service", property).split_whitespace().map(String::from).collect::<Vec<_>>();
     if key == "CapabilityBoundingSet" {
         want = want.iter().map(|c| c.to_lowercase()).collect();
@@ -147,6 +151,20 @@ fn expected_shown(key: &str, value: &Value) -> Option<(String, String)> {
     want.sort();
     shown.sort();
     Some((want.join(" "), shown.join(" ")))
+}
+
+/// A systemd size ("256M", "1G", "4096") in bytes.
+fn bytes(size: &str) -> Option<u64> {
+    let (digits, unit) = size.split_at(size.find(|c: char| !c.is_ascii_digit()).unwrap_or(size.len()));
+    let shift = match unit {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok().map(|n| n << shift)
 }
 
 /// Every serviceConfig key the module declares, as systemd loaded it.
@@ -417,6 +435,30 @@ pub fn run_scenario() -> Result<Report> {
         format!("{overall} (gate {gate:.1})"),
     );
     facts.insert("security_exposure".into(), json!(exposure));
+
+    // The unit's limits, against what the daemon used since the last (re)start
+    // (MemoryPeak is the cgroup's high-water mark, BPF maps included).
+    let limits = [("TasksMax", "TasksCurrent"), ("MemoryMax", "MemoryPeak")];
+    let mut used = Vec::new();
+    let mut headroom_ok = true;
+    for (max, current) in limits {
+        let (limit, now) = (show("scx-slod.service", max), show("scx-slod.service", current));
+        let (l, n) = (limit.parse::<f64>().unwrap_or(f64::INFINITY), now.parse::<f64>().unwrap_or(f64::NAN));
+        headroom_ok &= n * 4.0 <= l;
+        used.push(format!("{current} {now} of {max} {limit}"));
+        facts.insert(current.to_string(), json!(n));
+    }
+    let pid = main_pid();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(usize::MAX);
+    let nofile = show("scx-slod.service", "LimitNOFILE").parse::<usize>().unwrap_or(0);
+    // Every metrics connection the daemon accepts holds a descriptor too.
+    headroom_ok &= (fds + 64) * 4 <= nofile;
+    facts.insert("open_fds".into(), json!(fds));
+    report.check(
+        "the unit's limits (LimitNOFILE, TasksMax, MemoryMax) leave at least 4x headroom",
+        headroom_ok,
+        format!("{}; {fds} open descriptors (+64 metrics connections at most) of LimitNOFILE {nofile}", used.join("; ")),
+    );
 
     // Advisory mode against the real systemd: the starved unit's CPUWeight moves.
     let weight_before = show("api.service", "CPUWeight");

@@ -27,6 +27,8 @@ pub enum Call {
     Reload,
     /// Budget override.
     SetBudget { unit: String, runtime_us: u64, period_us: u64, key: String },
+    /// Remove a budget override.
+    ClearBudget { unit: String },
     /// Close the breaker.
     ResetBreaker,
 }
@@ -80,6 +82,7 @@ pub fn run(call: Call) -> u8 {
         Call::Disable { reason } => manager.disable(&reason),
         Call::Reload => manager.reload(),
         Call::SetBudget { unit, runtime_us, period_us, key } => manager.set_budget(&unit, runtime_us, period_us, &key),
+        Call::ClearBudget { unit } => manager.clear_budget(&unit),
         Call::ResetBreaker => manager.reset_breaker(),
     };
     match result {

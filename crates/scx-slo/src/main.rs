@@ -109,6 +109,12 @@ enum Command {
         #[arg(long, default_value = "")]
         key: String,
     },
+    /// Remove a SetBudget override: the config file's budget applies again
+    /// (a new generation; persisted). Root or group scx-slo.
+    ClearBudget {
+        /// The target, e.g. api.service.
+        unit: String,
+    },
     /// Close an open circuit breaker. Root or group scx-slo.
     ResetBreaker,
     /// Prometheus recording rules and multi-window multi-burn-rate alerts
@@ -161,6 +167,7 @@ fn main() -> ExitCode {
         Command::Enable { mode } => control::run(control::Call::Enable { mode }),
         Command::Disable { reason } => control::run(control::Call::Disable { reason }),
         Command::Reload => control::run(control::Call::Reload),
+        Command::ClearBudget { unit } => control::run(control::Call::ClearBudget { unit }),
         Command::SetBudget { unit, runtime, period, key } => control::run(control::Call::SetBudget {
             unit,
             runtime_us: runtime.as_us(),

@@ -45,6 +45,11 @@ pub enum Request {
         /// Idempotency key; empty for none.
         key: String,
     },
+    /// Remove a budget override: the config file's budget applies again.
+    ClearBudget {
+        /// Target key.
+        unit: String,
+    },
     /// Close an open circuit breaker.
     ResetBreaker,
     /// Stop the daemon (signals).

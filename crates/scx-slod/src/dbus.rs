@@ -198,6 +198,13 @@ impl Manager {
         self.mutate(&header, conn, "SetBudget", request).await
     }
 
+    /// Removes a SetBudget override: the config file's budget applies again
+    /// (a new generation; persisted).
+    async fn clear_budget(&self, #[zbus(header)] header: Header<'_>, #[zbus(connection)] conn: &Connection, unit: String) -> Result<String, Error> {
+        let unit = bounded("unit", unit, arg_limits::UNIT)?;
+        self.mutate(&header, conn, "ClearBudget", Request::ClearBudget { unit }).await
+    }
+
     /// Closes an open circuit breaker.
     async fn reset_breaker(&self, #[zbus(header)] header: Header<'_>, #[zbus(connection)] conn: &Connection) -> Result<String, Error> {
         self.mutate(&header, conn, "ResetBreaker", Request::ResetBreaker).await
@@ -247,6 +254,8 @@ pub trait Manager {
     fn reload(&self) -> zbus::Result<String>;
     /// See the service.
     fn set_budget(&self, unit: &str, runtime_us: u64, period_us: u64, idempotency_key: &str) -> zbus::Result<String>;
+    /// See the service.
+    fn clear_budget(&self, unit: &str) -> zbus::Result<String>;
     /// See the service.
     fn reset_breaker(&self) -> zbus::Result<String>;
     /// See the service.

@@ -117,12 +117,34 @@ fn load_time_change(old: &Config, new: &Config) -> Option<&'static str> {
 fn effective(raw: &Value, overrides: &BTreeMap<String, BudgetOverride>) -> Result<Config, String> {
     let mut patched = raw.clone();
     for (unit, o) in overrides {
-        let target = &mut patched["targets"][unit.as_str()];
-        if target.is_object() {
+        // get_mut, not indexing: `patched["targets"][unit]` would insert a
+        // null target for an override whose target the file no longer has.
+        if let Some(target) = patched.get_mut("targets").and_then(|t| t.get_mut(unit.as_str())).filter(|t| t.is_object()) {
             target["budget"] = json!({ "runtime": format!("{}us", o.runtime_us), "period": format!("{}us", o.period_us) });
         }
     }
     scx_slo_model::load_str(&patched.to_string(), Some(online_cpus())).map_err(|e| e.to_string())
+}
+
+/// Splits the overrides into those that still apply to `raw` and those that
+/// do not, with why: an override's target was removed from the file or is
+/// no longer a latency target. A reload drops the latter (and says so)
+/// instead of failing on them: the file is the operator's newer word.
+fn applicable_overrides(raw: &Value, overrides: &BTreeMap<String, BudgetOverride>) -> (BTreeMap<String, BudgetOverride>, Vec<String>) {
+    let mut kept = BTreeMap::new();
+    let mut dropped = Vec::new();
+    for (unit, o) in overrides {
+        match raw.get("targets").and_then(|t| t.get(unit.as_str())) {
+            None => dropped.push(format!("{unit} (no longer in the config)")),
+            Some(t) if t.get("class").and_then(Value::as_str) != Some("latency") => {
+                dropped.push(format!("{unit} (now class {})", t.get("class").map_or("unset".to_string(), |c| c.to_string())))
+            }
+            Some(_) => {
+                kept.insert(unit.clone(), *o);
+            }
+        }
+    }
+    (kept, dropped)
 }
 
 /// Index assignment: a target's position in the (sorted) config.
@@ -818,6 +840,7 @@ impl Engine {
             Request::SetBudget { unit, runtime_us, period_us, key } => {
                 self.set_budget_idempotent(&unit, runtime_us, period_us, &key, sched)
             }
+            Request::ClearBudget { unit } => self.clear_budget(&unit, sched),
             Request::ResetBreaker => Ok(self.reset_breaker()),
             Request::Shutdown => {
                 info!("stop requested");
@@ -927,16 +950,27 @@ impl Engine {
         let result = match read_config(&self.opts.config_path) {
             Err((_, msg)) => Err(ControlError::InvalidConfig(msg)),
             Ok((raw, _, digest)) => {
-                // Overrides survive a reload when they still fit.
-                let overrides = self.persistent.budget_overrides.clone();
+                // Overrides survive a reload when their target is still a
+                // latency target and they still fit admission.
+                let (overrides, dropped) = applicable_overrides(&raw, &self.persistent.budget_overrides);
                 let applied = match effective(&raw, &overrides) {
                     Ok(config) => self.apply_config(raw, config, sched),
                     Err(e) => Err(ControlError::InvalidConfig(format!("with the runtime budget overrides: {e}"))),
                 };
-                if applied.is_ok() {
-                    self.config_sha256 = digest;
+                match applied {
+                    Ok(reply) => {
+                        self.config_sha256 = digest;
+                        if dropped.is_empty() {
+                            Ok(reply)
+                        } else {
+                            self.persistent.budget_overrides = overrides;
+                            let unsaved = self.save_persistent();
+                            warn!(event = "budget_override_dropped", overrides = %dropped.join(", "), "budget overrides dropped by a reload");
+                            Ok(format!("{reply}; budget overrides dropped: {}{unsaved}", dropped.join(", ")))
+                        }
+                    }
+                    Err(e) => Err(e),
                 }
-                applied
             }
         };
         match &result {
@@ -993,6 +1027,24 @@ impl Engine {
         let unsaved = self.save_persistent();
         info!(event = "budget_override", unit, runtime_us, period_us, generation = self.generation, "budget override");
         Ok(format!("{unit}: budget {runtime_us}us per {period_us}us; {reply}{unsaved}"))
+    }
+
+    fn clear_budget(&mut self, unit: &str, sched: Option<&mut dyn Backend>) -> Reply {
+        let mut overrides = self.persistent.budget_overrides.clone();
+        if overrides.remove(unit).is_none() {
+            let known: Vec<&str> = self.persistent.budget_overrides.keys().map(String::as_str).collect();
+            return Err(ControlError::InvalidArgument(format!(
+                "unit: {unit:?} has no budget override (overrides: {})",
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            )));
+        }
+        let config = effective(&self.raw, &overrides).map_err(ControlError::InvalidConfig)?;
+        let raw = self.raw.clone();
+        let reply = self.apply_config(raw, config, sched)?;
+        self.persistent.budget_overrides = overrides;
+        let unsaved = self.save_persistent();
+        info!(event = "budget_override_cleared", unit, generation = self.generation, "budget override removed");
+        Ok(format!("{unit}: budget override removed, the config file's budget applies; {reply}{unsaved}"))
     }
 
     fn reset_breaker(&mut self) -> String {
@@ -1148,6 +1200,14 @@ impl Engine {
             "persist_error": self.persist_error,
             "breaker": { "open": self.breaker.is_open(), "recent_failures": self.breaker.recent_failures() },
             "budget_overrides": self.persistent.budget_overrides,
+            // Each override next to what the file declares for that target:
+            // the drift an operator must decide about (ClearBudget undoes it).
+            "budget_override_drift": self.persistent.budget_overrides.iter().map(|(unit, o)| {
+                (unit.clone(), json!({
+                    "override": format!("{}us per {}us", o.runtime_us, o.period_us),
+                    "config_file": self.raw.get("targets").and_then(|t| t.get(unit.as_str())).and_then(|t| t.get("budget")),
+                }))
+            }).collect::<BTreeMap<_, _>>(),
             "targets": targets,
             "global": sched.and_then(|s| s.global_stats().ok()).map(|g| g.into_iter().collect::<BTreeMap<_, _>>()),
             "exit": self.last_exit,

@@ -163,7 +163,7 @@ fn run(args: Args) -> i32 {
         }
     };
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).max_blocking_threads(4).enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             error!(error = %e, "starting the async runtime");

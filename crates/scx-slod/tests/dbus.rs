@@ -303,3 +303,37 @@ fn a_disable_that_cannot_be_saved_says_so() {
     assert!(status["persist_error"].is_null(), "{status}");
     daemon.stop();
 }
+
+#[test]
+fn a_budget_override_can_be_cleared_and_a_reload_drops_one_whose_target_is_gone() {
+    if !tools_present() {
+        return;
+    }
+    let bus = Bus::start("overrides", true);
+    let config = config_file(&bus);
+    let daemon = Daemon::start(&bus, &config);
+    let conn = bus.connection();
+    let m = manager(&conn);
+    let status = |m: &ManagerProxyBlocking| serde_json::from_str::<serde_json::Value>(&m.status().unwrap()).unwrap();
+
+    m.set_budget("api.service", 1000, 10000, "").unwrap();
+    let s = status(&m);
+    assert_eq!(s["budget_override_drift"]["api.service"]["override"], "1000us per 10000us", "{s}");
+    assert!(s["budget_override_drift"]["api.service"]["config_file"].is_object(), "{s}");
+    let reply = m.clear_budget("api.service").unwrap();
+    assert!(reply.contains("override removed"), "{reply}");
+    assert_eq!(status(&m)["budget_overrides"], serde_json::json!({}));
+    let e = m.clear_budget("api.service").unwrap_err();
+    assert!(error_name(&e).contains("InvalidArgument") && error_name(&e).contains("no budget override"), "{}", error_name(&e));
+
+    // The override's target leaves the file: the reload succeeds and says
+    // the override was dropped, instead of failing every reload from now on.
+    m.set_budget("api.service", 1000, 10000, "").unwrap();
+    let mut file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    file["targets"].as_object_mut().unwrap().remove("api.service");
+    std::fs::write(&config, serde_json::to_string(&file).unwrap()).unwrap();
+    let reply = m.reload().unwrap();
+    assert!(reply.contains("budget overrides dropped: api.service (no longer in the config)"), "{reply}");
+    assert_eq!(status(&m)["budget_overrides"], serde_json::json!({}));
+    daemon.stop();
+}
