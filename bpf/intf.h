@@ -58,8 +58,8 @@ enum slo_tstat_id {
 	SLO_TSTAT_WAKEUPS,		/* task became runnable (a job started) */
 	SLO_TSTAT_RUNS,			/* task got a CPU */
 	SLO_TSTAT_RUNTIME_NS,		/* CPU time consumed */
-	SLO_TSTAT_JOBS,			/* jobs completed (task went to sleep) */
-	SLO_TSTAT_DEADLINE_MISSES,	/* jobs that ran past their deadline */
+	SLO_TSTAT_JOBS,			/* jobs ended: the task slept, or ran on past its deadline */
+	SLO_TSTAT_DEADLINE_MISSES,	/* ended jobs that missed their deadline (<= JOBS) */
 	SLO_TSTAT_BUDGET_EXHAUSTED,	/* periods in which the budget ran out */
 	SLO_TSTAT_EDF_ENQUEUES,		/* queued earliest-deadline-first */
 	SLO_TSTAT_VTIME_ENQUEUES,	/* queued by virtual time */

@@ -33,9 +33,11 @@ pub(crate) fn write_targets(
         cfg_map
             .update(&key, pod_bytes(&t.cfg), MapFlags::ANY)
             .with_context(|| format!("writing target_cfg[{}]", t.index))?;
-        stats_map
-            .update_percpu(&key, &zero_stats, MapFlags::ANY)
-            .with_context(|| format!("zeroing target_stats[{}]", t.index))?;
+        if t.fresh {
+            stats_map
+                .update_percpu(&key, &zero_stats, MapFlags::ANY)
+                .with_context(|| format!("zeroing target_stats[{}]", t.index))?;
+        }
     }
     let mut now_mapped = Vec::with_capacity(targets.len());
     for t in targets {
@@ -139,8 +141,8 @@ counters! {
     slo_tstat_id_SLO_TSTAT_WAKEUPS => "wakeups", "Times a task of the target became runnable (a job started).";
     slo_tstat_id_SLO_TSTAT_RUNS => "runs", "Times a task of the target got a CPU.";
     slo_tstat_id_SLO_TSTAT_RUNTIME_NS => "runtime_ns", "CPU time the target's tasks consumed, in nanoseconds.";
-    slo_tstat_id_SLO_TSTAT_JOBS => "jobs", "Jobs completed (a task went back to sleep).";
-    slo_tstat_id_SLO_TSTAT_DEADLINE_MISSES => "deadline_misses", "Jobs that ran past their deadline.";
+    slo_tstat_id_SLO_TSTAT_JOBS => "jobs", "Jobs ended: a task went back to sleep, or was still running past its deadline (that job ends missed, the next one starts).";
+    slo_tstat_id_SLO_TSTAT_DEADLINE_MISSES => "deadline_misses", "Ended jobs that ran past their deadline; never more than jobs.";
     slo_tstat_id_SLO_TSTAT_BUDGET_EXHAUSTED => "budget_exhausted", "Periods in which the target used up its budget.";
     slo_tstat_id_SLO_TSTAT_EDF_ENQUEUES => "edf_enqueues", "Times queued earliest-deadline-first.";
     slo_tstat_id_SLO_TSTAT_VTIME_ENQUEUES => "vtime_enqueues", "Times queued by weighted virtual time.";
@@ -182,9 +184,14 @@ impl TargetStats {
         };
         for cpu in per_cpu {
             stats.max_wait_ns = stats.max_wait_ns.max(cpu.max_wait_ns);
+            // The scheduler counts a job before its miss, so misses <= jobs in
+            // each CPU's copy; a copy read between the two adds could show
+            // one more miss than jobs, and no reader may see misses > jobs.
+            let jobs = cpu.cnt.get(intf::slo_tstat_id_SLO_TSTAT_JOBS as usize).copied().unwrap_or(0);
             for c in TARGET_COUNTERS {
                 if let (Some(v), Some(slot)) = (cpu.cnt.get(c.id as usize), stats.counters.get_mut(c.name)) {
-                    *slot = slot.wrapping_add(*v);
+                    let v = if c.id == intf::slo_tstat_id_SLO_TSTAT_DEADLINE_MISSES { (*v).min(jobs) } else { *v };
+                    *slot = slot.wrapping_add(v);
                 }
             }
             for (sum, v) in stats.rq_delay_hist.iter_mut().zip(cpu.rq_delay_hist.iter()) {

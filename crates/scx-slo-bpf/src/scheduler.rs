@@ -38,6 +38,11 @@ pub struct MapTarget {
     pub cgroup_id: u64,
     /// Policy.
     pub cfg: intf::slo_target_cfg,
+    /// The slot is new to this target: zero its counters. A target keeps its
+    /// slot, and its counters keep counting, across applies (reloads,
+    /// SetBudget, a unit restart that changes its cgroup), so Prometheus
+    /// never sees a counter go backwards while the daemon runs.
+    pub fresh: bool,
 }
 
 /// Why the scheduler stopped, read from its user_exit_info.

@@ -97,9 +97,9 @@ fn probes_measure_targeted_cgroups_only() {
     let mut impossible = TestCgroup::new("impossible");
     let mut other = TestCgroup::new("other");
     obs.apply(&[
-        MapTarget { index: 0, cgroup_id: targeted.id(), cfg: latency_cfg(1_000_000_000) },
+        MapTarget { index: 0, cgroup_id: targeted.id(), cfg: latency_cfg(1_000_000_000), fresh: true },
         // 1 ns: every job misses.
-        MapTarget { index: 1, cgroup_id: impossible.id(), cfg: latency_cfg(1) },
+        MapTarget { index: 1, cgroup_id: impossible.id(), cfg: latency_cfg(1), fresh: true },
     ])
     .expect("apply");
     obs.attach().expect("attach");
@@ -153,7 +153,7 @@ fn raw_samples_match_the_histograms_and_stay_off_by_default() {
     let mut obs = Observer::load(&mut object).expect("load the observe probes");
     let mut targeted = TestCgroup::new("samples-targeted");
     let mut other = TestCgroup::new("samples-other");
-    obs.apply(&[MapTarget { index: 0, cgroup_id: targeted.id(), cfg: latency_cfg(1_000_000_000) }]).expect("apply");
+    obs.apply(&[MapTarget { index: 0, cgroup_id: targeted.id(), cfg: latency_cfg(1_000_000_000), fresh: true }]).expect("apply");
     obs.attach().expect("attach");
     let sleeper = "while :; do sleep 0.01; done";
     targeted.spawn(sleeper);

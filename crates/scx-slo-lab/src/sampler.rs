@@ -43,7 +43,7 @@ impl<'obj> WakeSampler<'obj> {
             .map(|(i, cg)| {
                 let dir = env.cg(cg);
                 let ino = std::fs::metadata(&dir).with_context(|| format!("{}", dir.display()))?.ino();
-                Ok(scx_slo_bpf::MapTarget { index: i as u32, cgroup_id: ino, cfg })
+                Ok(scx_slo_bpf::MapTarget { index: i as u32, cgroup_id: ino, cfg, fresh: true })
             })
             .collect::<Result<Vec<_>>>()?;
         observer.apply(&targets)?;

@@ -77,6 +77,14 @@ fn health(expect_config: bool, wait: &str) -> (bool, String) {
     (code == Some(0), format!("{}{}", out.trim(), err.trim()))
 }
 
+/// api.service's (jobs, deadline misses) from the status file.
+fn api_counters() -> Option<(u64, u64)> {
+    let status: Value = serde_json::from_str(&std::fs::read_to_string("/run/scx-slo/status.json").ok()?).ok()?;
+    let api = status["targets"].as_array()?.iter().find(|t| t["key"] == "api.service")?;
+    let counters = &api["stats"]["counters"];
+    Some((counters["jobs"].as_u64()?, counters["deadline_misses"].as_u64()?))
+}
+
 /// switch-to-configuration's rule for a changed unit: only X-Reload-Triggers
 /// changed -> reload; anything else -> restart.
 pub fn switch_action(old: &str, new: &str) -> &'static str {
@@ -328,6 +336,7 @@ pub fn run_scenario() -> Result<Report> {
     );
 
     // A budget change: reload, generation + 1, same process.
+    let counters_before = api_counters();
     let before_gen = generation();
     let before_pid = main_pid();
     let (action, took, ok, err) = switch(base, &variants["reload-bigger-budget"])?;
@@ -339,6 +348,17 @@ pub fn run_scenario() -> Result<Report> {
         format!("switch action {action}, systemctl {:.0} ms {err}; generation {before_gen:?} -> {after_gen:?}; health: {why}", ms(took)),
     );
     facts.insert("reload_ms".into(), json!(ms(took)));
+    // The SLI across the reload: the counters keep counting (same slot) and
+    // never show more misses than jobs.
+    std::thread::sleep(Duration::from_secs(3));
+    let counters_after = api_counters();
+    let monotonic = matches!((counters_before, counters_after), (Some((j0, m0)), Some((j1, m1))) if j1 >= j0 && m1 >= m0 && j0 > 0);
+    let sound = counters_after.is_some_and(|(j, m)| m <= j);
+    report.check(
+        "api.service's jobs and misses keep counting across the reload, and misses <= jobs",
+        monotonic && sound,
+        format!("(jobs, misses) before the reload {counters_before:?}, 3 s after {counters_after:?}"),
+    );
 
     // A bad config: the reload fails, the running generation stays.
     let mut bad = variants["reload-bigger-budget"].clone();

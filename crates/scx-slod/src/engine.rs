@@ -19,7 +19,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use scx_slo_bpf::{KernelFeatures, LoadParams, MapTarget, Observer, Scheduler, Topology};
+use scx_slo_bpf::{KernelFeatures, LoadParams, Observer, Scheduler, Topology};
 use scx_slo_model::{Class, Config};
 use serde_json::{json, Value};
 use tracing::{debug, error, info, warn};
@@ -147,21 +147,6 @@ fn applicable_overrides(raw: &Value, overrides: &BTreeMap<String, BudgetOverride
     (kept, dropped)
 }
 
-/// Index assignment: a target's position in the (sorted) config.
-fn map_targets(config: &Config, resolved: &BTreeMap<String, Resolved>) -> Vec<MapTarget> {
-    config
-        .targets
-        .iter()
-        .enumerate()
-        .filter_map(|(i, t)| {
-            resolved.get(&t.key).map(|r| MapTarget {
-                index: i as u32,
-                cgroup_id: r.cgroup_id,
-                cfg: scx_slo_bpf::maps::target_cfg(t),
-            })
-        })
-        .collect()
-}
 
 /// Tells systemd about the lifecycle; a no-op outside systemd.
 fn notify(states: &[sd_notify::NotifyState]) {
@@ -214,6 +199,8 @@ pub struct Engine {
     config_sha256: String,
     /// Why the last write of the persistent state failed (None: it held).
     persist_error: Option<String>,
+    /// Each target's map slot, stable across applies.
+    slots: crate::slots::Slots,
     last_exit: Option<scx_slo_bpf::ExitInfo>,
     events_received: Arc<AtomicU64>,
     /// Tids the events thread switched to SCHED_EXT (partial mode), for the
@@ -339,6 +326,7 @@ impl Engine {
             last_reload_error: None,
             config_sha256,
             persist_error: None,
+            slots: Default::default(),
             last_exit: None,
             events_received: Arc::new(AtomicU64::new(0)),
             reported_switched: Arc::new(Mutex::new(Vec::new())),
@@ -513,6 +501,7 @@ impl Engine {
         // disjoint from the ones the input holds.
         let input = ScanInput {
             config: &self.config,
+            slots: &self.slots,
             resolved: &self.resolved,
             cgroup_root: &self.cgroup_root,
             mode: self.active,
@@ -556,9 +545,13 @@ impl Engine {
         self.load_ms = started.elapsed().as_secs_f64() * 1e3;
         self.resolved = resolver::resolve_all(&self.cgroup_root, &self.config);
         let t = Instant::now();
-        if let Err(e) = sched.apply(&map_targets(&self.config, &self.resolved)) {
+        self.slots.new_maps();
+        self.slots.assign(&self.config);
+        let targets = self.slots.map_targets(&self.config, &self.resolved);
+        if let Err(e) = sched.apply(&targets) {
             return fail(self, format!("filling the maps of {what}: {e:#}"));
         }
+        self.slots.written(&self.config, &targets);
         self.last_apply_us = t.elapsed().as_secs_f64() * 1e6;
         let t = Instant::now();
         if let Err(e) = sched.attach() {
@@ -774,8 +767,10 @@ impl Engine {
         let now_resolved = if slow_due { resolver::resolve_all(&self.cgroup_root, &self.config) } else { self.resolved.clone() };
         if now_resolved != self.resolved {
             let t = Instant::now();
-            match sched.apply(&map_targets(&self.config, &now_resolved)) {
+            let targets = self.slots.map_targets(&self.config, &now_resolved);
+            match sched.apply(&targets) {
                 Ok(()) => {
+                    self.slots.written(&self.config, &targets);
                     self.last_apply_us = t.elapsed().as_secs_f64() * 1e6;
                     info!(resolved = now_resolved.len(), "target cgroups changed; maps updated");
                     self.resolved = now_resolved;
@@ -930,12 +925,19 @@ impl Engine {
             )));
         }
         let resolved = resolver::resolve_all(&self.cgroup_root, &config);
+        // On a copy: if the maps cannot be written, the running generation
+        // keeps its slots.
+        let mut slots = self.slots.clone();
+        slots.assign(&config);
         if let Some(s) = sched {
             let t = Instant::now();
-            s.apply(&map_targets(&config, &resolved))
+            let targets = slots.map_targets(&config, &resolved);
+            s.apply(&targets)
                 .map_err(|e| ControlError::Failed(format!("writing maps: {e:#}; generation {} stays", self.generation)))?;
+            slots.written(&config, &targets);
             self.last_apply_us = t.elapsed().as_secs_f64() * 1e6;
         }
+        self.slots = slots;
         self.raw = raw;
         self.config = config;
         self.resolved = resolved;
@@ -1085,7 +1087,7 @@ impl Engine {
     }
 
     fn explain(&self, unit: &str, sched: Option<&dyn Backend>) -> Reply {
-        let Some((index, t)) = self.config.targets.iter().enumerate().find(|(_, t)| t.key == unit) else {
+        let Some(t) = self.config.targets.iter().find(|t| t.key == unit) else {
             return Err(ControlError::InvalidArgument(format!(
                 "unit {unit:?} is not a target (targets: {})",
                 self.config.targets.iter().map(|t| t.key.as_str()).collect::<Vec<_>>().join(", ")
@@ -1101,7 +1103,7 @@ impl Engine {
             ),
             None => format!("{}", self.opts.config_path.display()),
         };
-        let stats = sched.and_then(|s| s.target_stats(index as u32).ok());
+        let stats = self.slots.get(unit).and_then(|slot| sched.and_then(|s| s.target_stats(slot).ok()));
         let r = self.resolved.get(unit);
         Ok(json!({
             "unit": unit,
@@ -1139,15 +1141,15 @@ impl Engine {
             .config
             .targets
             .iter()
-            .enumerate()
-            .map(|(i, t)| {
+            .map(|t| {
                 let r = self.resolved.get(&t.key);
-                let stats = r.and(sched).and_then(|s| s.target_stats(i as u32).ok());
+                let slot = self.slots.get(&t.key);
+                let stats = r.and(sched).zip(slot).and_then(|(s, slot)| s.target_stats(slot).ok());
                 let q = |q| stats.as_ref().and_then(|s| scx_slo_bpf::TargetStats::quantile_upper_ns(&s.rq_delay_hist, q));
                 json!({
                     "key": t.key,
                     "class": t.class,
-                    "index": i,
+                    "index": slot,
                     "cgroup": r.map(|r| r.dir.display().to_string()),
                     "cgroup_id": r.map(|r| r.cgroup_id),
                     "rq_delay_p50_le_ns": q(0.5),

@@ -20,6 +20,7 @@ pub mod modes;
 pub mod overhead;
 pub mod persist;
 pub mod resolver;
+pub mod slots;
 pub mod switcher;
 pub mod telemetry;
 

@@ -51,8 +51,8 @@ metrics_table! {
     "scx_slo_cpu_steal_ratio", "gauge", "", "Share of host CPU time stolen by the hypervisor over the last scan (/proc/stat).";
     "scx_slo_target_resolved", "gauge", "unit", "1 when the target's cgroup was found, else 0.";
     "scx_slo_wakeups_total", "counter", "unit", "Jobs started: a task of the unit became runnable (sampled in observe mode).";
-    "scx_slo_jobs_total", "counter", "unit", "Jobs completed: a task of the unit went back to sleep.";
-    "scx_slo_deadline_misses_total", "counter", "unit", "Jobs that ran past their (would-be) deadline.";
+    "scx_slo_jobs_total", "counter", "unit", "Jobs ended: a task of the unit went back to sleep, or ran on past its deadline (docs/metrics.md).";
+    "scx_slo_deadline_misses_total", "counter", "unit", "Ended jobs that ran past their (would-be) deadline; never more than jobs.";
     "scx_slo_queue_latency_seconds", "histogram", "unit", "Run-queue delay from wakeup to first run.";
     "scx_slo_slack_seconds", "histogram", "unit", "Time left before the deadline when a job completed in time.";
     "scx_slo_max_wait_seconds", "gauge", "unit", "Longest time any task of the unit waited runnable for a CPU since the scheduler loaded (enforce mode; the no-starvation bound is checked on it).";

@@ -29,6 +29,8 @@ pub const ATTRIBUTION_EVERY: Duration = Duration::from_secs(5);
 pub struct ScanInput<'a> {
     /// The applied config.
     pub config: &'a Config,
+    /// Each target's map slot.
+    pub slots: &'a crate::slots::Slots,
     /// Resolved targets.
     pub resolved: &'a BTreeMap<String, Resolved>,
     /// cgroup2 mount point.
@@ -145,10 +147,10 @@ impl Telemetry {
             self.last_attribution = Some(now);
         }
         let mut units = Vec::with_capacity(input.config.targets.len());
-        for (index, t) in input.config.targets.iter().enumerate() {
+        for t in &input.config.targets {
             let r = input.resolved.get(&t.key);
-            let stats: Option<TargetStats> = match (r, sched.as_deref()) {
-                (Some(_), Some(s)) => s.target_stats(index as u32).ok(),
+            let stats: Option<TargetStats> = match (r, sched.as_deref(), input.slots.get(&t.key)) {
+                (Some(_), Some(s), Some(slot)) => s.target_stats(slot).ok(),
                 _ => None,
             };
             let (cgroup, budget_utilization) = match r {
