@@ -72,21 +72,27 @@ async fn accept_loop(listener: tokio::net::TcpListener, registry: Arc<Registry>)
         };
         let registry = registry.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let r = respond(&req, &registry);
-                async move { Ok::<_, Infallible>(r) }
-            });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEAD_TIMEOUT)
-                .max_buf_size(MAX_HEAD_BYTES)
-                .keep_alive(false);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_DEADLINE, conn).await;
+            serve_io(stream, registry).await;
             drop(permit);
         });
     }
+}
+
+/// One connection, on any byte stream: the listener's, or the fuzz
+/// target's in-memory pipe. Bounded by the head size, the head timeout and
+/// the connection deadline whatever the peer sends.
+pub async fn serve_io<I>(io: I, registry: Arc<Registry>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let r = respond(&req, &registry);
+        async move { Ok::<_, Infallible>(r) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(HEAD_TIMEOUT).max_buf_size(MAX_HEAD_BYTES).keep_alive(false);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let _ = tokio::time::timeout(CONNECTION_DEADLINE, conn).await;
 }
 
 /// Serves `/metrics` from an already bound listener on a thread of its own.
