@@ -15,12 +15,15 @@ use crate::scenario::{self, ms, wait_until as wait, Env, Report};
 
 const BUS_SOCKET: &str = "/run/dbus/system_bus_socket";
 
-fn start_bus(env: &Env) -> Result<Child> {
+pub(crate) fn start_bus(env: &Env) -> Result<Child> {
     std::fs::create_dir_all("/run/dbus")?;
     std::fs::create_dir_all("/etc/dbus-1/system.d")?;
     std::fs::copy(env.bin.join("org.scxslo1.conf"), "/etc/dbus-1/system.d/org.scxslo1.conf")
         .context("installing the bus policy")?;
     std::fs::write("/etc/dbus-1/guest.conf", scx_slod::dbus::private_bus_config(BUS_SOCKET, "/etc/dbus-1/system.d"))?;
+    // A bus that died leaves its socket behind: waiting for the path alone
+    // would then connect to nothing (the chaos scenario restarts the bus).
+    let _ = std::fs::remove_file(BUS_SOCKET);
     let child = Command::new(env.bin.join("dbus-daemon"))
         .args(["--nofork", "--nopidfile", "--config-file=/etc/dbus-1/guest.conf"])
         .stdout(Stdio::null())
@@ -34,7 +37,7 @@ fn start_bus(env: &Env) -> Result<Child> {
     Ok(child)
 }
 
-fn daemon(env: &Env) -> Result<Child> {
+pub(crate) fn daemon(env: &Env) -> Result<Child> {
     Command::new(env.bin.join("scx-slod"))
         .args(["--config", "/etc/scx-slo/config.json", "--dbus", "required", "--retry-backoff", "1s"])
         .stderr(std::fs::File::create("/tmp/scx-slod-control.log")?)
@@ -42,7 +45,7 @@ fn daemon(env: &Env) -> Result<Child> {
         .context("starting scx-slod")
 }
 
-fn manager(conn: &zbus::blocking::Connection) -> Result<ManagerProxyBlocking<'static>> {
+pub(crate) fn manager(conn: &zbus::blocking::Connection) -> Result<ManagerProxyBlocking<'static>> {
     Ok(ManagerProxyBlocking::builder(conn).cache_properties(zbus::proxy::CacheProperties::No).build()?)
 }
 

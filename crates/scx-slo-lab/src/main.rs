@@ -7,6 +7,7 @@
 
 mod bench;
 mod bench_report;
+mod chaos;
 mod control;
 mod kernel;
 mod hunt;
@@ -108,6 +109,12 @@ enum Cmd {
         duration: SloDuration,
         #[command(flatten)]
         placement: Placement,
+    },
+    /// The chaos scenario's D-Bus flood client: Explain with a maximal
+    /// unit name in a loop (run as an unprivileged user).
+    DbusFlood {
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
     },
     /// Sleeps until killed.
     Idle {
@@ -278,13 +285,15 @@ fn main() -> Result<()> {
                 // --seconds: the time budget for random shapes; --rounds:
                 // how often issue 19's own shape runs first (0 to replay a seed).
                 "hunt" => hunt::run(&env, seed, seconds, rounds)?,
+                "chaos" => chaos::run(&env)?,
                 // Runs as a unit under systemd in the Debian guest.
                 "systemd" => systemd::run_scenario()?,
-                other => anyhow::bail!("unknown scenario {other:?}; known: enforce, control, demo, bench, bench-quick, hunt, systemd"),
+                other => anyhow::bail!("unknown scenario {other:?}; known: enforce, control, demo, bench, bench-quick, hunt, systemd, chaos"),
             };
             scenario::emit(&report, &out)
         }
         Cmd::Report { file, json, qemu, tcg_thread } => report(&file, json.as_deref(), qemu, tcg_thread),
+        Cmd::DbusFlood { seconds } => chaos::flood_client(seconds),
         Cmd::BenchSelection { only, scenarios, quick } => bench::Selection::parse(&only, &scenarios, quick).map(|_| ()),
         Cmd::BenchTable { report, date } => {
             let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).with_context(|| format!("reading {}", report.display()))?)?;

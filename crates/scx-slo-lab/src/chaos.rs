@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The `chaos` VM scenario (issue 15): faults injected into a running
+//! enforce-mode daemon under load, with the same invariants checked after
+//! each one: the kernel is on a known scheduler (scx_slo attached, or the
+//! default one), an operator's Disable returns within its budget with the
+//! default scheduler in place, state.json parses, and api.service's jobs and
+//! misses never go backwards. Faults: a garbage config reloaded, the state
+//! directory read-only, an HTTP flood, a D-Bus flood by an unprivileged
+//! user, the target's cgroup removed and recreated, dbus-daemon restarted,
+//! and kill -9.
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use scx_slod::dbus::ManagerProxyBlocking;
+use serde_json::{json, Value};
+
+use crate::control::{daemon, manager, start_bus};
+use crate::kernel;
+use crate::scenario::{self, ms, strs, wait_until as wait, Env, Report, API, BATCH};
+
+/// Disable's budget: the emergency path must answer within this under any flood.
+const DISABLE_BUDGET: Duration = Duration::from_secs(2);
+
+/// What the invariants saw after a fault.
+struct Invariants {
+    known_scheduler: bool,
+    disable_ms: Option<f64>,
+    state_parses: bool,
+    /// api.service's (jobs, misses) before the Disable.
+    counters: Option<(u64, u64)>,
+    /// The same after the Enable that follows: a re-attach loads new maps,
+    /// so this is the next fault's baseline.
+    baseline: Option<(u64, u64)>,
+}
+
+fn api_counters(m: &ManagerProxyBlocking) -> Option<(u64, u64)> {
+    let status: Value = serde_json::from_str(&m.status().ok()?).ok()?;
+    let api = status["targets"].as_array()?.iter().find(|t| t["key"] == "api.service")?;
+    Some((api["stats"]["counters"]["jobs"].as_u64()?, api["stats"]["counters"]["deadline_misses"].as_u64()?))
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// The invariants, with a Disable/Enable round trip when `disable` is set.
+fn invariants(m: &ManagerProxyBlocking, disable: bool) -> Invariants {
+    let state = kernel::sched_ext_state();
+    let known_scheduler = state == "disabled" || (state == "enabled" && kernel::root_ops() == "scx_slo");
+    let counters = api_counters(m);
+    let disable_ms = disable.then(|| {
+        let t = Instant::now();
+        let ok = m.disable("chaos invariant").is_ok() && kernel::sched_ext_state() == "disabled";
+        let took = t.elapsed();
+        let _ = m.enable("enforce");
+        (ok && took <= DISABLE_BUDGET).then(|| ms(took))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let baseline = api_counters(m);
+    let state_parses = match std::fs::read("/var/lib/scx-slo/state.json") {
+        Ok(bytes) => serde_json::from_slice::<Value>(&bytes).is_ok(),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    };
+    Invariants { known_scheduler, disable_ms: disable_ms.flatten(), state_parses, counters, baseline }
+}
+
+/// Records one fault's check: its own verdict and the invariants after it.
+fn fault(report: &mut Report, name: &str, ok: bool, detail: String, m: &ManagerProxyBlocking, last: &mut Option<(u64, u64)>) {
+    let inv = invariants(m, true);
+    let monotonic = match (*last, inv.counters) {
+        (Some((j0, m0)), Some((j1, m1))) => j1 >= j0 && m1 >= m0,
+        _ => true,
+    };
+    let sound = inv.counters.is_none_or(|(j, mi)| mi <= j);
+    *last = inv.baseline;
+    report.check(
+        format!("chaos: {name}"),
+        ok && inv.known_scheduler && inv.disable_ms.is_some() && inv.state_parses && monotonic && sound,
+        format!(
+            "{detail}; after: known scheduler {}, Disable {} (budget {} ms), state.json parses {}, api (jobs, misses) {:?} (monotonic {monotonic}, misses <= jobs {sound})",
+            inv.known_scheduler,
+            inv.disable_ms.map_or("FAILED or over budget".into(), |d| format!("{d:.1} ms")),
+            DISABLE_BUDGET.as_millis(),
+            inv.state_parses,
+            inv.counters
+        ),
+    );
+}
+
+/// Opens `n` connections to the metrics endpoint, each sending a head that
+/// announces a 100 GB body and then holding the connection.
+fn http_flood(n: usize) -> Vec<std::net::TcpStream> {
+    (0..n)
+        .filter_map(|_| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", 9638)).ok()?;
+            let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nContent-Length: 100000000000\r\nX-Pad: ");
+            let _ = s.write_all(&[b'a'; 8192]);
+            Some(s)
+        })
+        .collect()
+}
+
+/// `n` processes as nobody, each calling Explain as fast as it can for
+/// `seconds` (the lab's `dbus-flood`).
+fn dbus_flood(env: &Env, n: usize, seconds: u64) -> Result<Vec<Child>> {
+    use std::os::unix::process::CommandExt;
+    (0..n)
+        .map(|_| {
+            Command::new(env.exe("scx-slo-lab"))
+                .args(["dbus-flood", "--seconds", &seconds.to_string()])
+                .uid(65534)
+                .gid(65534)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("spawning dbus-flood")
+        })
+        .collect()
+}
+
+/// The flood's client: Explain with a maximal unit name, in a loop.
+pub fn flood_client(seconds: u64) -> Result<()> {
+    let conn = zbus::blocking::Connection::system()?;
+    let m = manager(&conn)?;
+    let unit = "x".repeat(scx_slod::dbus::arg_limits::UNIT);
+    let end = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < end {
+        let _ = m.explain(&unit);
+    }
+    Ok(())
+}
+
+/// Runs the scenario.
+pub fn run(env: &Env) -> Result<Report> {
+    let mut report = Report::new("chaos");
+    scenario::setup_cgroups(env)?;
+    let mut config = scenario::enforce_config("partial");
+    config["scheduler"] = json!({ "max_wait": "50ms" });
+    scenario::write_config(&config)?;
+    let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
+    let mut bus = start_bus(env)?;
+    let conn = zbus::blocking::Connection::system().context("connecting to the guest's system bus")?;
+    let m = manager(&conn)?;
+    let mut d = daemon(env)?;
+    let up = wait(Duration::from_secs(60), || m.state().is_ok_and(|s| s == "running"));
+    report.check("the daemon runs scx_slo before any fault", up.is_some() && kernel::root_ops() == "scx_slo", kernel::sched_ext_state());
+    if up.is_none() {
+        return Ok(report);
+    }
+    // Load: a hog per CPU in batch, a bursty latency unit in api.service.
+    let mut load: Vec<Child> = Vec::new();
+    for _ in 0..scenario::num_cpus() {
+        load.push(scenario::spawn_workload(env, &strs(&["hog", "--duration", "900s", "--cgroup", &env.cg(BATCH).display().to_string()]))?);
+    }
+    let api_args = strs(&["noisy", "--threads", "1", "--burst", "1ms", "--duration", "900s", "--cgroup", &env.cg(API).display().to_string()]);
+    let mut api = scenario::spawn_workload(env, &api_args)?;
+    std::thread::sleep(Duration::from_secs(3));
+    let mut last = api_counters(&m);
+    let mut faults = 0;
+
+    // 1. A garbage config, reloaded.
+    std::fs::write(scenario::CONFIG_PATH, b"{\"version\": 1, \"targets\": {\"a\0\xff")?;
+    let gen = m.config_generation().ok();
+    let refused = m.reload().is_err();
+    let same = m.config_generation().ok() == gen;
+    scenario::write_config(&config)?;
+    faults += 1;
+    fault(&mut report, "a garbage config is refused on reload", refused && same && kernel::root_ops() == "scx_slo", format!("reload refused {refused}, generation kept {same}"), &m, &mut last);
+
+    // 2. The state directory read-only.
+    std::fs::create_dir_all("/var/lib/scx-slo")?;
+    let ro = Command::new("mount").args(["-t", "tmpfs", "-o", "ro", "tmpfs", "/var/lib/scx-slo"]).status()?.success();
+    let reply = m.disable("chaos: read-only state dir").unwrap_or_else(|e| e.to_string());
+    let honest = reply.contains("NOT saved");
+    let _ = m.enable("enforce");
+    let _ = Command::new("umount").arg("/var/lib/scx-slo").status();
+    faults += 1;
+    fault(&mut report, "a read-only state directory: Disable says it is not saved", ro && honest, format!("reply: {reply}"), &m, &mut last);
+
+    // 3. An HTTP flood: 200 held connections announcing 100 GB bodies.
+    let pid = d.id();
+    let rss_before = rss_kb(pid);
+    let held = http_flood(200);
+    let during = invariants(&m, true);
+    last = during.baseline;
+    let alive = d.try_wait()?.is_none();
+    let rss_http = rss_kb(pid);
+    drop(held);
+    std::thread::sleep(Duration::from_secs(1));
+    let scrape = scenario::scrape_metrics().map(|t| t.contains("scx_slo_mode")).unwrap_or(false);
+    faults += 1;
+    fault(
+        &mut report,
+        "an HTTP flood (200 held connections, 100 GB Content-Length)",
+        alive && during.disable_ms.is_some() && scrape,
+        format!("Disable during the flood {:?} ms; peak RSS {rss_before} -> {rss_http} kB; scrape after {scrape}", during.disable_ms),
+        &m,
+        &mut last,
+    );
+    report.facts.insert("http_flood".into(), json!({ "disable_ms": during.disable_ms, "peak_rss_kb": rss_http }));
+
+    // 4. A D-Bus flood as nobody: 16 processes calling Explain for 8 s.
+    let mut flood = dbus_flood(env, 16, 8)?;
+    std::thread::sleep(Duration::from_secs(2));
+    let mut disable_ms = Vec::new();
+    for _ in 0..5 {
+        let inv = invariants(&m, true);
+        last = inv.baseline;
+        if let Some(d) = inv.disable_ms {
+            disable_ms.push(d);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for c in &mut flood {
+        let _ = c.wait();
+    }
+    let rss_dbus = rss_kb(pid);
+    faults += 1;
+    fault(
+        &mut report,
+        "a D-Bus flood by nobody (16 processes of Explain): root's Disable stays within budget",
+        disable_ms.len() == 5,
+        format!("Disable during the flood ms {disable_ms:?}; peak RSS {rss_dbus} kB"),
+        &m,
+        &mut last,
+    );
+    report.facts.insert("dbus_flood".into(), json!({ "disable_ms": disable_ms, "peak_rss_kb": rss_dbus }));
+
+    // 5. The target's cgroup removed and recreated (a unit restart).
+    let _ = api.kill();
+    let _ = api.wait();
+    let dir = env.cg(API);
+    let removed = wait(Duration::from_secs(5), || std::fs::remove_dir(&dir).is_ok()).is_some();
+    std::fs::create_dir_all(&dir)?;
+    let new_id = kernel::cgroup_id(&dir)?;
+    api = scenario::spawn_workload(env, &api_args)?;
+    let resolved = wait(Duration::from_secs(20), || {
+        serde_json::from_str::<Value>(&m.status().unwrap_or_default()).ok().is_some_and(|s| {
+            s["targets"].as_array().into_iter().flatten().any(|t| t["key"] == "api.service" && t["cgroup_id"] == new_id)
+        })
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    faults += 1;
+    fault(&mut report, "the target's cgroup removed and recreated", removed && resolved.is_some(), format!("removed {removed}; the new cgroup resolved after {resolved:?}"), &m, &mut last);
+
+    // 6. dbus-daemon restarted: the daemon stops (exit 5) for its supervisor.
+    // A new daemon loads new maps: its counters start again.
+    last = None;
+    let _ = bus.kill();
+    let _ = bus.wait();
+    let exited = wait(Duration::from_secs(15), || d.try_wait().ok().flatten().is_some());
+    let code = d.try_wait()?.and_then(|s| s.code());
+    let off = kernel::sched_ext_state() == "disabled";
+    bus = start_bus(env)?;
+    d = daemon(env)?;
+    let conn = zbus::blocking::Connection::system()?;
+    let m = manager(&conn)?;
+    let back = wait(Duration::from_secs(60), || m.state().is_ok_and(|s| s == "running") && kernel::root_ops() == "scx_slo");
+    faults += 1;
+    fault(
+        &mut report,
+        "dbus-daemon restarted: scx-slod stops with exit 5 on the default scheduler, and a restart brings it back",
+        exited.is_some() && code == Some(scx_slod::exit::BUS_LOST) && off && back.is_some(),
+        format!("exit {code:?} after {exited:?}; kernel disabled then {off}; back after {back:?}"),
+        &m,
+        &mut last,
+    );
+
+    // 7. kill -9 under load.
+    last = None;
+    let _ = d.kill();
+    let _ = d.wait();
+    let dropped = wait(Duration::from_secs(10), || kernel::sched_ext_state() == "disabled");
+    d = daemon(env)?;
+    let back = wait(Duration::from_secs(60), || m.state().is_ok_and(|s| s == "running") && kernel::root_ops() == "scx_slo");
+    faults += 1;
+    fault(&mut report, "kill -9 under load", dropped.is_some() && back.is_some(), format!("default scheduler after {dropped:?}, back after {back:?}"), &m, &mut last);
+
+    report.facts.insert("faults_injected".into(), json!(faults));
+    let _ = m.disable("chaos done");
+    for mut c in load.into_iter().chain([api]) {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let _ = d.kill();
+    let _ = d.wait();
+    let _ = bus.kill();
+    let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
+    report.ok = report.checks.iter().all(|c| c.ok);
+    Ok(report)
+}
