@@ -17,7 +17,7 @@ use anyhow::{Context, Result};
 use scx_slod::dbus::ManagerProxyBlocking;
 use serde_json::{json, Value};
 
-use crate::control::{daemon, manager, start_bus};
+use crate::control::{daemon, manager, start_bus, start_fresh};
 use crate::kernel;
 use crate::scenario::{self, ms, strs, wait_until as wait, Env, Report, API, BATCH};
 
@@ -139,16 +139,10 @@ pub fn flood_client(seconds: u64) -> Result<()> {
 /// Runs the scenario.
 pub fn run(env: &Env) -> Result<Report> {
     let mut report = Report::new("chaos");
-    scenario::setup_cgroups(env)?;
     let mut config = scenario::enforce_config("partial");
     config["scheduler"] = json!({ "max_wait": "50ms" });
-    scenario::write_config(&config)?;
-    let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
-    let mut bus = start_bus(env)?;
-    let conn = zbus::blocking::Connection::system().context("connecting to the guest's system bus")?;
+    let (mut bus, conn, mut d, up) = start_fresh(env, &config)?;
     let m = manager(&conn)?;
-    let mut d = daemon(env)?;
-    let up = wait(Duration::from_secs(60), || m.state().is_ok_and(|s| s == "running"));
     report.check("the daemon runs scx_slo before any fault", up.is_some() && kernel::root_ops() == "scx_slo", kernel::sched_ext_state());
     if up.is_none() {
         return Ok(report);

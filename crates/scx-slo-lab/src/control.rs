@@ -57,17 +57,27 @@ fn summary(mut v: Vec<f64>) -> Value {
     json!({ "n": v.len(), "min": v[0], "median": v[v.len() / 2], "max": v[v.len() - 1] })
 }
 
+/// A fresh start for a control-plane scenario (control, chaos): the config
+/// written, no state file, the guest's bus, and scx-slod on it. Returns the
+/// bus, a connection to it, the daemon, and how long it took to run (None:
+/// not within 60 s).
+pub(crate) fn start_fresh(env: &Env, config: &Value) -> Result<(Child, zbus::blocking::Connection, Child, Option<Duration>)> {
+    scenario::setup_cgroups(env)?;
+    scenario::write_config(config)?;
+    let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
+    let bus = start_bus(env)?;
+    let conn = zbus::blocking::Connection::system().context("connecting to the guest's system bus")?;
+    let m = manager(&conn)?;
+    let d = daemon(env)?;
+    let up = wait(Duration::from_secs(60), || m.state().is_ok_and(|s| s == "running"));
+    Ok((bus, conn, d, up))
+}
+
 /// Runs the scenario.
 pub fn run(env: &Env) -> Result<Report> {
     let mut report = Report::new("control");
-    scenario::setup_cgroups(env)?;
-    scenario::write_config(&scenario::enforce_config("partial"))?;
-    let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
-    let mut bus = start_bus(env)?;
-    let conn = zbus::blocking::Connection::system().context("connecting to the guest's system bus")?;
+    let (mut bus, conn, mut d, up) = start_fresh(env, &scenario::enforce_config("partial"))?;
     let m = manager(&conn)?;
-    let mut d = daemon(env)?;
-    let up = wait(Duration::from_secs(60), || m.state().is_ok_and(|s| s == "running"));
     report.check("the daemon serves org.scxslo1 and runs the scheduler", up.is_some() && kernel::sched_ext_state() == "enabled",
         format!("state={:?}, kernel={}", m.state().ok(), kernel::sched_ext_state()));
     if up.is_none() {
