@@ -2,12 +2,10 @@
 //! Typed views of the structs in bpf/intf.h: the one place where model
 //! durations become `_ns` map fields, and where map bytes become Rust values.
 
-use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use libbpf_rs::{MapCore, MapFlags};
 use scx_slo_model::{Class, Preemption, Target};
-use serde::Serialize;
 
 use crate::intf;
 use crate::scheduler::MapTarget;
@@ -71,7 +69,7 @@ pub(crate) fn read_target_stats(stats_map: &impl MapCore, index: u32) -> Result<
         .with_context(|| format!("reading target_stats[{index}]"))?
         .unwrap_or_default();
     let parsed: Vec<intf::slo_target_stats> = per_cpu.iter().filter_map(|b| pod_from_bytes(b)).collect();
-    Ok(TargetStats::sum(&parsed))
+    Ok(sum_target_stats(&parsed))
 }
 
 /// `struct slo_target_cfg` from a validated target.
@@ -154,73 +152,54 @@ counters! {
     slo_tstat_id_SLO_TSTAT_SLACK_SUM_NS => "slack_sum_ns", "Slack of jobs that met their deadline, summed, in nanoseconds.";
 }
 
-/// A target's statistics summed over CPUs.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct TargetStats {
-    /// Counters by name (see [`TARGET_COUNTERS`]).
-    pub counters: BTreeMap<&'static str, u64>,
-    /// log2 histogram of run-queue delay; see [`hist_bucket_upper_ns`].
-    pub rq_delay_hist: Vec<u64>,
-    /// log2 histogram of slack at job completion.
-    pub slack_hist: Vec<u64>,
-    /// Longest runnable wait of any task of the target, in ns (the maximum
-    /// over CPUs, not a sum): what the no-starvation bound is checked on.
-    pub max_wait_ns: u64,
+pub use scx_slo_api::TargetStats;
+
+/// Sums a target's per-CPU copies.
+pub fn sum_target_stats(per_cpu: &[intf::slo_target_stats]) -> TargetStats {
+    let mut stats = TargetStats {
+        counters: TARGET_COUNTERS.iter().map(|c| (c.name.to_string(), 0)).collect(),
+        rq_delay_hist: vec![0; intf::slo_consts_SLO_HIST_BUCKETS as usize],
+        slack_hist: vec![0; intf::slo_consts_SLO_HIST_BUCKETS as usize],
+        max_wait_ns: 0,
+    };
+    for cpu in per_cpu {
+        stats.max_wait_ns = stats.max_wait_ns.max(cpu.max_wait_ns);
+        // The scheduler counts a job before its miss, so misses <= jobs in
+        // each CPU's copy; a copy read between the two adds could show
+        // one more miss than jobs, and no reader may see misses > jobs.
+        let jobs = cpu.cnt.get(intf::slo_tstat_id_SLO_TSTAT_JOBS as usize).copied().unwrap_or(0);
+        for c in TARGET_COUNTERS {
+            if let (Some(v), Some(slot)) = (cpu.cnt.get(c.id as usize), stats.counters.get_mut(c.name)) {
+                let v = if c.id == intf::slo_tstat_id_SLO_TSTAT_DEADLINE_MISSES { (*v).min(jobs) } else { *v };
+                *slot = slot.wrapping_add(v);
+            }
+        }
+        for (sum, v) in stats.rq_delay_hist.iter_mut().zip(cpu.rq_delay_hist.iter()) {
+            *sum = sum.wrapping_add(*v);
+        }
+        for (sum, v) in stats.slack_hist.iter_mut().zip(cpu.slack_hist.iter()) {
+            *sum = sum.wrapping_add(*v);
+        }
+    }
+    stats
 }
 
-impl TargetStats {
-    /// A counter by name; 0 for an unknown name.
-    pub fn get(&self, name: &str) -> u64 {
-        self.counters.get(name).copied().unwrap_or(0)
+/// The smallest bucket bound under which `q` (0..=1) of the samples fall,
+/// in ns; `None` with no samples.
+pub fn quantile_upper_ns(hist: &[u64], q: f64) -> Option<u64> {
+    let total: u64 = hist.iter().sum();
+    if total == 0 {
+        return None;
     }
-
-    /// Sums per-CPU copies.
-    pub fn sum(per_cpu: &[intf::slo_target_stats]) -> Self {
-        let mut stats = TargetStats {
-            counters: TARGET_COUNTERS.iter().map(|c| (c.name, 0)).collect(),
-            rq_delay_hist: vec![0; intf::slo_consts_SLO_HIST_BUCKETS as usize],
-            slack_hist: vec![0; intf::slo_consts_SLO_HIST_BUCKETS as usize],
-            max_wait_ns: 0,
-        };
-        for cpu in per_cpu {
-            stats.max_wait_ns = stats.max_wait_ns.max(cpu.max_wait_ns);
-            // The scheduler counts a job before its miss, so misses <= jobs in
-            // each CPU's copy; a copy read between the two adds could show
-            // one more miss than jobs, and no reader may see misses > jobs.
-            let jobs = cpu.cnt.get(intf::slo_tstat_id_SLO_TSTAT_JOBS as usize).copied().unwrap_or(0);
-            for c in TARGET_COUNTERS {
-                if let (Some(v), Some(slot)) = (cpu.cnt.get(c.id as usize), stats.counters.get_mut(c.name)) {
-                    let v = if c.id == intf::slo_tstat_id_SLO_TSTAT_DEADLINE_MISSES { (*v).min(jobs) } else { *v };
-                    *slot = slot.wrapping_add(v);
-                }
-            }
-            for (sum, v) in stats.rq_delay_hist.iter_mut().zip(cpu.rq_delay_hist.iter()) {
-                *sum = sum.wrapping_add(*v);
-            }
-            for (sum, v) in stats.slack_hist.iter_mut().zip(cpu.slack_hist.iter()) {
-                *sum = sum.wrapping_add(*v);
-            }
+    let want = (q * total as f64).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (i, n) in hist.iter().enumerate() {
+        seen += n;
+        if seen >= want {
+            return Some(hist_bucket_upper_ns(i));
         }
-        stats
     }
-
-    /// The smallest bucket bound under which `q` (0..=1) of the samples fall,
-    /// in ns; `None` with no samples.
-    pub fn quantile_upper_ns(hist: &[u64], q: f64) -> Option<u64> {
-        let total: u64 = hist.iter().sum();
-        if total == 0 {
-            return None;
-        }
-        let want = (q * total as f64).ceil().max(1.0) as u64;
-        let mut seen = 0;
-        for (i, n) in hist.iter().enumerate() {
-            seen += n;
-            if seen >= want {
-                return Some(hist_bucket_upper_ns(i));
-            }
-        }
-        Some(u64::MAX)
-    }
+    Some(u64::MAX)
 }
 
 /// Exclusive upper bound of histogram bucket `i` in ns (the last is open).
@@ -290,12 +269,12 @@ mod tests {
         b.rq_delay_hist[5] = 2;
         a.max_wait_ns = 5_000;
         b.max_wait_ns = 7_000;
-        let s = TargetStats::sum(&[a, b]);
+        let s = sum_target_stats(&[a, b]);
         assert_eq!(s.get("wakeups"), 7);
         assert_eq!(s.max_wait_ns, 7_000, "a maximum over CPUs, not a sum");
-        assert_eq!(TargetStats::quantile_upper_ns(&s.rq_delay_hist, 0.5), Some(1024));
-        assert_eq!(TargetStats::quantile_upper_ns(&s.rq_delay_hist, 0.99), Some(32 * 1024));
-        assert_eq!(TargetStats::quantile_upper_ns(&[0; 24], 0.99), None);
+        assert_eq!(quantile_upper_ns(&s.rq_delay_hist, 0.5), Some(1024));
+        assert_eq!(quantile_upper_ns(&s.rq_delay_hist, 0.99), Some(32 * 1024));
+        assert_eq!(quantile_upper_ns(&[0; 24], 0.99), None);
     }
 }
 

@@ -8,7 +8,6 @@ use anyhow::{Context, Result};
 use libbpf_rs::{MapCore, MapFlags, OpenObject};
 use scx_slo_model::{Config, SwitchMode};
 use scx_utils::{scx_ops_attach, scx_ops_load, scx_ops_open};
-use serde::Serialize;
 
 use crate::intf;
 use crate::maps::{self, TargetStats};
@@ -45,28 +44,7 @@ pub struct MapTarget {
     pub fresh: bool,
 }
 
-/// Why the scheduler stopped, read from its user_exit_info.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ExitInfo {
-    /// `enum scx_exit_kind` value.
-    pub kind: i32,
-    /// Its name (`error_stall`, `sysrq`, ...).
-    pub kind_name: &'static str,
-    /// Exit code (scx_bpf_exit / restart requests).
-    pub exit_code: i64,
-    /// The kernel's reason text.
-    pub reason: String,
-    /// The scheduler's or kernel's message.
-    pub msg: String,
-}
-
-impl ExitInfo {
-    /// True for exits caused by a failure (stall, BPF error), not by an
-    /// unload or an operator's SysRq.
-    pub fn is_error(&self) -> bool {
-        self.kind >= 1024
-    }
-}
+pub use scx_slo_api::host::ExitInfo;
 
 fn exit_kind_name(kind: i32) -> &'static str {
     match kind {
@@ -209,7 +187,7 @@ impl<'obj> Scheduler<'obj> {
         }
         Some(ExitInfo {
             kind,
-            kind_name: exit_kind_name(kind),
+            kind_name: exit_kind_name(kind).to_string(),
             exit_code: data.uei.exit_code,
             reason: c_string(&data.uei.reason),
             msg: c_string(&data.uei.msg),

@@ -67,7 +67,7 @@ pub enum Preemption {
 }
 
 /// CPU time a latency target may use per period, across all its CPUs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Budget {
     /// Runtime per period.
     pub runtime: Duration,

@@ -121,7 +121,7 @@ impl Backend for Simulated {
     }
     fn target_stats(&self, index: u32) -> anyhow::Result<TargetStats> {
         anyhow::ensure!(self.applied.iter().any(|t| t.index == index), "no target at index {index}");
-        Ok(TargetStats::sum(&[]))
+        Ok(scx_slo_bpf::maps::sum_target_stats(&[]))
     }
     fn global_stats(&self) -> anyhow::Result<Vec<(&'static str, u64)>> {
         Ok(Vec::new())

@@ -6,9 +6,9 @@
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::lifecycle::State;
+use scx_slo_api::State;
 
 /// A request to the engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,37 +56,7 @@ pub enum Request {
     Shutdown,
 }
 
-/// Errors of control calls, as `org.scxslo1.Error.<Name>` on D-Bus.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-pub enum ControlError {
-    /// The caller may not do this.
-    #[error("access denied: {0}")]
-    AccessDenied(String),
-    /// An argument is wrong; the message names it.
-    #[error("invalid argument: {0}")]
-    InvalidArgument(String),
-    /// The config (file or after an override) is invalid; nothing changed.
-    #[error("invalid config: {0}")]
-    InvalidConfig(String),
-    /// The circuit breaker is open.
-    #[error("circuit breaker open: {0}")]
-    BreakerOpen(String),
-    /// Not available in this build or on this kernel.
-    #[error("not supported: {0}")]
-    NotSupported(String),
-    /// The same idempotency key was used with other arguments.
-    #[error("idempotency conflict: {0}")]
-    Conflict(String),
-    /// The engine's queue is full; try again.
-    #[error("busy: {0}")]
-    Busy(String),
-    /// The work failed; the running state is unchanged unless said otherwise.
-    #[error("failed: {0}")]
-    Failed(String),
-}
-
-/// A reply: a JSON or text payload, or an error.
-pub type Reply = Result<String, ControlError>;
+pub use scx_slo_api::{ControlError, Reply};
 
 /// A request with the way back.
 pub struct Envelope {

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! `org.scxslo1.Manager` on the system bus (or `DBUS_SYSTEM_BUS_ADDRESS`):
-//! a thin front that authorizes and forwards to the engine. The proxy and
-//! the error enum are shared with the CLI.
+//! a thin front that authorizes and forwards to the engine. The names, the
+//! argument bounds, the proxy and the error enum are the wire crate's
+//! (scx-slo-api), shared with every client.
 //!
 //! Authorization has two layers: the bus policy (data/org.scxslo1.conf) lets
 //! anyone read and only root and group `scx-slo` call mutating methods, and
@@ -12,56 +13,10 @@ use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::{fdo, interface, Connection};
 
-use crate::control::{ControlError, EngineHandle, Event, Request};
+pub use scx_slo_api::dbus::{arg_limits, bounded, private_bus_config, ManagerProxy, ManagerProxyBlocking, BUS_NAME, INTERFACE, OBJECT_PATH, OPERATOR_GROUP};
+use scx_slo_api::ControlError as Error;
 
-/// Bus name.
-pub const BUS_NAME: &str = "org.scxslo1";
-/// Object path.
-pub const OBJECT_PATH: &str = "/org/scxslo1";
-/// Interface name.
-pub const INTERFACE: &str = "org.scxslo1.Manager";
-/// Operators' group.
-pub const OPERATOR_GROUP: &str = "scx-slo";
-
-/// D-Bus errors: `org.scxslo1.Error.<Name>`.
-#[derive(Debug, zbus::DBusError)]
-#[zbus(prefix = "org.scxslo1.Error")]
-pub enum Error {
-    /// A transport error.
-    #[zbus(error)]
-    ZBus(zbus::Error),
-    /// The caller may not do this.
-    AccessDenied(String),
-    /// An argument is wrong.
-    InvalidArgument(String),
-    /// The config is invalid; nothing changed.
-    InvalidConfig(String),
-    /// The circuit breaker is open.
-    BreakerOpen(String),
-    /// Not available here.
-    NotSupported(String),
-    /// Idempotency key reused with other arguments.
-    Conflict(String),
-    /// Try again.
-    Busy(String),
-    /// The work failed.
-    Failed(String),
-}
-
-impl From<ControlError> for Error {
-    fn from(e: ControlError) -> Self {
-        match e {
-            ControlError::AccessDenied(m) => Error::AccessDenied(m),
-            ControlError::InvalidArgument(m) => Error::InvalidArgument(m),
-            ControlError::InvalidConfig(m) => Error::InvalidConfig(m),
-            ControlError::BreakerOpen(m) => Error::BreakerOpen(m),
-            ControlError::NotSupported(m) => Error::NotSupported(m),
-            ControlError::Conflict(m) => Error::Conflict(m),
-            ControlError::Busy(m) => Error::Busy(m),
-            ControlError::Failed(m) => Error::Failed(m),
-        }
-    }
-}
+use crate::control::{EngineHandle, Event, Request};
 
 /// The gid of the operators' group, if it exists.
 fn operator_gid() -> Option<u32> {
@@ -83,7 +38,7 @@ impl Manager {
             .sender()
             .ok_or_else(|| Error::AccessDenied("the call has no sender".into()))?
             .to_owned();
-        let dbus = fdo::DBusProxy::new(conn).await?;
+        let dbus = fdo::DBusProxy::new(conn).await.map_err(|e| Error::Failed(format!("asking the bus who called: {e}")))?;
         let creds = dbus
             .get_connection_credentials(sender.clone().into())
             .await
@@ -107,35 +62,6 @@ impl Manager {
         info!(event = "control_call", member, ?request, "control call");
         Ok(self.engine.call(request).await?)
     }
-}
-
-/// Longest string argument each member takes, in bytes: checked first, and
-/// an error never echoes the argument (issue 15: a 7 MB unit name given to
-/// Explain came back `{:?}`-escaped in the error, about 35 MB, over the bus's
-/// message limit; dbus-daemon dropped the daemon's connection and with it
-/// the name `org.scxslo1`, so no Disable was possible until a restart).
-pub mod arg_limits {
-    /// A unit name (systemd's own limit) or cgroup path key.
-    pub const UNIT: usize = 255;
-    /// A mode name.
-    pub const MODE: usize = 16;
-    /// An operator's reason for Disable.
-    pub const REASON: usize = 1024;
-    /// An idempotency key.
-    pub const KEY: usize = 128;
-}
-
-/// `value` when it is at most `max` bytes without control characters. The
-/// error names the argument and its size, never echoes it (a 7 MB reply once
-/// knocked the daemon off the bus). Public for the fuzz target.
-pub fn bounded(arg: &str, value: String, max: usize) -> Result<String, Error> {
-    if value.len() > max {
-        return Err(Error::InvalidArgument(format!("{arg} is {} bytes; at most {max}", value.len())));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(Error::InvalidArgument(format!("{arg} contains a control character")));
-    }
-    Ok(value)
 }
 
 #[interface(name = "org.scxslo1.Manager")]
@@ -239,69 +165,6 @@ impl Manager {
     async fn emit_slo_violation(emitter: &SignalEmitter<'_>, unit: &str, kind: &str, slack_ns: i64) -> zbus::Result<()>;
 }
 
-/// The client side, for the CLI and tests.
-#[zbus::proxy(interface = "org.scxslo1.Manager", default_service = "org.scxslo1", default_path = "/org/scxslo1")]
-pub trait Manager {
-    /// See the service.
-    fn status(&self) -> zbus::Result<String>;
-    /// See the service.
-    fn list_targets(&self) -> zbus::Result<String>;
-    /// See the service.
-    fn explain(&self, unit: &str) -> zbus::Result<String>;
-    /// See the service.
-    fn enable(&self, mode: &str) -> zbus::Result<String>;
-    /// See the service.
-    fn disable(&self, reason: &str) -> zbus::Result<String>;
-    /// See the service.
-    fn reload(&self) -> zbus::Result<String>;
-    /// See the service.
-    fn set_budget(&self, unit: &str, runtime_us: u64, period_us: u64, idempotency_key: &str) -> zbus::Result<String>;
-    /// See the service.
-    fn clear_budget(&self, unit: &str) -> zbus::Result<String>;
-    /// See the service.
-    fn reset_breaker(&self) -> zbus::Result<String>;
-    /// See the service.
-    #[zbus(property)]
-    fn mode(&self) -> zbus::Result<String>;
-    /// See the service.
-    #[zbus(property)]
-    fn state(&self) -> zbus::Result<String>;
-    /// See the service.
-    #[zbus(property)]
-    fn config_generation(&self) -> zbus::Result<u64>;
-}
-
-/// A dbus-daemon config for a private system-type bus listening on `socket`
-/// that allows everything and then includes the policy files in `includedir`
-/// (so a test decides whether the project's policy applies). For the D-Bus
-/// tests and the VM scenarios; production uses the distribution's bus.
-pub fn private_bus_config(socket: &str, includedir: &str) -> String {
-    format!(
-        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-  </policy>
-  <includedir>{includedir}</includedir>
-</busconfig>"#
-    )
-}
-
-/// Serves the object, takes the name, and forwards engine events as signals
-/// until the connection or the engine goes away.
 /// How often the connection is checked, and how many failed checks in a
 /// row count as lost (one can be a busy bus).
 pub const BUS_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
@@ -342,6 +205,8 @@ pub async fn watch_bus(conn: Connection) -> String {
     }
 }
 
+/// Serves the object, takes the name, and forwards engine events as signals
+/// until the connection or the engine goes away.
 pub async fn serve(engine: EngineHandle, mut events: tokio::sync::mpsc::Receiver<Event>) -> zbus::Result<Connection> {
     let conn = zbus::connection::Builder::system()?
         .serve_at(OBJECT_PATH, Manager { engine })?

@@ -235,9 +235,9 @@ impl Engine {
     /// `Err` carries the process exit code and the message.
     pub fn new(opts: EngineOptions) -> Result<Started, (i32, String)> {
         let (raw, config, config_sha256) = read_config(&opts.config_path)?;
-        let features = KernelFeatures::probe();
+        let features = scx_slo_bpf::probe::probe();
         let cgroup_root = resolver::cgroup2_root();
-        let mut caps = Capabilities::probe(&features, cgroup_root.as_deref());
+        let mut caps = crate::modes::probe(&features, cgroup_root.as_deref());
         if opts.systemd_bus.is_some() {
             // Test hook: a private bus plays systemd on a host without it.
             caps.systemd = true;
@@ -639,7 +639,7 @@ impl Engine {
                 break;
             }
             if let Some(exit) = sched.exit_info() {
-                self.telemetry.count_exit(exit.kind_name);
+                self.telemetry.count_exit(&exit.kind_name);
                 self.last_exit = Some(exit.clone());
                 sched.detach();
                 self.switcher.restore_all();
@@ -1145,7 +1145,7 @@ impl Engine {
                 let r = self.resolved.get(&t.key);
                 let slot = self.slots.get(&t.key);
                 let stats = r.and(sched).zip(slot).and_then(|(s, slot)| s.target_stats(slot).ok());
-                let q = |q| stats.as_ref().and_then(|s| scx_slo_bpf::TargetStats::quantile_upper_ns(&s.rq_delay_hist, q));
+                let q = |q| stats.as_ref().and_then(|s| scx_slo_bpf::maps::quantile_upper_ns(&s.rq_delay_hist, q));
                 json!({
                     "key": t.key,
                     "class": t.class,

@@ -3,66 +3,31 @@
 //! changes state, every transition is checked here, and each accepted one is
 //! returned so the caller logs and signals it.
 
-use std::fmt;
-
 use serde::Serialize;
 
-/// Where the daemon is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    /// No scheduler loaded; either never enabled or disabled by an operator.
-    Disabled,
-    /// Loading and attaching the scheduler (or the probes); also on the
-    /// way from one mode to another (Enable with another mode).
-    Starting,
-    /// The scheduler is attached and the config applied.
-    Running,
-    /// The scheduler failed or was ejected; retrying with backoff.
-    Degraded,
-    /// The circuit breaker is open: no more retries until an operator resets it.
-    Failed,
-}
+pub use scx_slo_api::State;
 
-impl State {
-    /// The name on D-Bus, in metrics and in the status document.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Disabled => "disabled",
-            State::Starting => "starting",
-            State::Running => "running",
-            State::Degraded => "degraded",
-            State::Failed => "failed",
-        }
-    }
-
-    /// Whether `self → to` is a transition the daemon may make.
-    pub fn may_become(self, to: State) -> bool {
-        use State::*;
-        matches!(
-            (self, to),
-            (Disabled, Starting)
-                | (Starting, Running)
-                | (Starting, Degraded)
-                | (Starting, Failed)
-                | (Starting, Disabled)
-                | (Running, Disabled)
-                | (Running, Starting)
-                | (Running, Degraded)
-                | (Running, Failed)
-                | (Degraded, Starting)
-                | (Degraded, Failed)
-                | (Degraded, Disabled)
-                | (Failed, Starting)
-                | (Failed, Disabled)
-        )
-    }
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// Whether `from → to` is a transition the daemon may make (never into
+/// [`State::Stopped`], which only the final status file shows).
+pub fn may_become(from: State, to: State) -> bool {
+    use State::*;
+    matches!(
+        (from, to),
+        (Disabled, Starting)
+            | (Starting, Running)
+            | (Starting, Degraded)
+            | (Starting, Failed)
+            | (Starting, Disabled)
+            | (Running, Disabled)
+            | (Running, Starting)
+            | (Running, Degraded)
+            | (Running, Failed)
+            | (Degraded, Starting)
+            | (Degraded, Failed)
+            | (Degraded, Disabled)
+            | (Failed, Starting)
+            | (Failed, Disabled)
+    )
 }
 
 /// An accepted transition.
@@ -100,7 +65,7 @@ impl Lifecycle {
         if self.state == to {
             return Ok(None);
         }
-        if !self.state.may_become(to) {
+        if !may_become(self.state, to) {
             return Err(format!("cannot go from {} to {}", self.state, to));
         }
         let t = Transition { from: self.state, to, reason: reason.into() };
@@ -151,7 +116,7 @@ mod tests {
     #[test]
     fn an_operator_can_disable_from_every_active_state() {
         for from in [State::Starting, State::Running, State::Degraded, State::Failed] {
-            assert!(from.may_become(State::Disabled), "{from}");
+            assert!(may_become(from, State::Disabled), "{from}");
         }
     }
 }

@@ -307,7 +307,7 @@ mod tests {
 
     #[test]
     fn renders_every_family_with_its_help() {
-        let mut stats = TargetStats::sum(&[]);
+        let mut stats = scx_slo_bpf::maps::sum_target_stats(&[]);
         stats.counters.insert("jobs", 10);
         stats.counters.insert("deadline_misses", 2);
         stats.rq_delay_hist[4] = 7;

@@ -10,14 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// A budget set at runtime with SetBudget, overriding the config.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BudgetOverride {
-    /// Runtime per period, µs.
-    pub runtime_us: u64,
-    /// Period, µs.
-    pub period_us: u64,
-}
+pub use scx_slo_api::BudgetOverride;
 
 /// The persisted state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

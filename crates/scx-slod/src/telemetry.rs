@@ -218,7 +218,7 @@ impl Telemetry {
         let prev = self.advisory_hist.insert(t.key.clone(), stats.rq_delay_hist.clone());
         let Some(prev) = prev else { return };
         let delta: Vec<u64> = stats.rq_delay_hist.iter().zip(prev.iter().chain(std::iter::repeat(&0))).map(|(a, b)| a.saturating_sub(*b)).collect();
-        let p99 = TargetStats::quantile_upper_ns(&delta, 0.99);
+        let p99 = scx_slo_bpf::maps::quantile_upper_ns(&delta, 0.99);
         let settings = &input.config.advisory;
         let current = self.advisory_weights.get(&t.key).copied().unwrap_or(t.weight.max(settings.min_weight));
         let Some(next) = advisory::recommend(settings, current, p99, deadline.as_ns()) else { return };

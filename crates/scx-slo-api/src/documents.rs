@@ -1,0 +1,282 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The documents the daemon serves as JSON: Status (also the status file),
+//! ListTargets and Explain. The daemon builds these types and serializes
+//! them; every reader (the CLI, the deploy gate, the lab, tests) parses them
+//! back into the same types, so a renamed field breaks the build, not an
+//! operator's script. Each document carries [`DOCUMENT_VERSION`]; a field is
+//! only ever added (with a default for older documents) within a version.
+
+use std::collections::BTreeMap;
+
+use scx_slo_model::{Budget, Class, Duration, Mode, Preemption, SwitchMode};
+use serde::{Deserialize, Serialize};
+
+use crate::host::{Capabilities, ExitInfo, KernelFeatures};
+use crate::state::{ActiveMode, State};
+
+/// The version of Status, ListTargets and Explain.
+pub const DOCUMENT_VERSION: u32 = 1;
+
+fn document_version() -> u32 {
+    DOCUMENT_VERSION
+}
+
+/// A budget set at runtime with SetBudget, overriding the config file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetOverride {
+    /// Runtime per period, µs.
+    pub runtime_us: u64,
+    /// Period, µs.
+    pub period_us: u64,
+}
+
+/// A target's statistics from the scheduler, summed over CPUs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetStats {
+    /// Counters by name (the scheduler's counter table).
+    pub counters: BTreeMap<String, u64>,
+    /// log2 histogram of run-queue delay.
+    pub rq_delay_hist: Vec<u64>,
+    /// log2 histogram of slack at job completion.
+    pub slack_hist: Vec<u64>,
+    /// Longest runnable wait of any task of the target, in ns (the maximum
+    /// over CPUs, not a sum): what the no-starvation bound is checked on.
+    pub max_wait_ns: u64,
+}
+
+impl TargetStats {
+    /// A counter by name; 0 for an unknown name.
+    pub fn get(&self, name: &str) -> u64 {
+        self.counters.get(name).copied().unwrap_or(0)
+    }
+}
+
+/// Which modes the host can run, and the facts that decided it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CapabilityReport {
+    /// Each mode and whether this host can run it.
+    pub modes: BTreeMap<String, bool>,
+    /// What was probed.
+    pub host: Capabilities,
+}
+
+/// The observe probes' cost against their budget.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProbeReport {
+    /// Probe CPU time over wall time.
+    pub overhead_ratio: f64,
+    /// One event in this many is measured.
+    pub sample_every: u32,
+    /// The budget the ratio is held under.
+    pub overhead_budget: f64,
+    /// Probe CPU time so far, ns.
+    pub run_time_ns: u64,
+    /// Probe runs so far.
+    pub run_count: u64,
+}
+
+/// Partial switching: threads moved to SCHED_EXT and refusals.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartialSwitchReport {
+    /// Switched when the scheduler reported a new task.
+    pub by_event: u64,
+    /// Switched by the periodic scan.
+    pub by_scan: u64,
+    /// Threads the kernel refused SCHED_EXT.
+    pub refused: u64,
+    /// The last refusal's reason.
+    pub last_refusal: Option<String>,
+}
+
+/// The circuit breaker.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakerReport {
+    /// Open: no retries until ResetBreaker or Enable.
+    pub open: bool,
+    /// Failures inside the breaker's window.
+    pub recent_failures: usize,
+}
+
+/// An override next to what the config file says: the drift an operator
+/// must decide about (ClearBudget undoes it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OverrideDrift {
+    /// The override, e.g. `2000us per 10000us`.
+    #[serde(rename = "override")]
+    pub override_: String,
+    /// The file's budget for the target, as written there.
+    pub config_file: Option<serde_json::Value>,
+}
+
+/// One target in Status.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TargetStatus {
+    /// The target's key.
+    pub key: String,
+    /// Its class.
+    pub class: Class,
+    /// Its map slot, while it has one.
+    pub index: Option<u32>,
+    /// Its cgroup directory, once resolved.
+    pub cgroup: Option<String>,
+    /// Its cgroup id, once resolved.
+    pub cgroup_id: Option<u64>,
+    /// Run-queue delay p50, as the upper bound of its histogram bucket.
+    pub rq_delay_p50_le_ns: Option<u64>,
+    /// Run-queue delay p99, likewise.
+    pub rq_delay_p99_le_ns: Option<u64>,
+    /// The scheduler's statistics (enforce mode, resolved targets).
+    pub stats: Option<TargetStats>,
+}
+
+/// The status document: `Status` on D-Bus and the status file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// [`DOCUMENT_VERSION`].
+    #[serde(default = "document_version")]
+    pub version: u32,
+    /// Lifecycle state (`stopped` in the file written at a stop).
+    pub state: State,
+    /// The mode running now, or `none`.
+    pub mode: String,
+    /// The mode the daemon runs when it can.
+    pub primary_mode: ActiveMode,
+    /// The mode the config asks for.
+    pub requested_mode: Mode,
+    /// Modes this host can run.
+    pub capabilities: CapabilityReport,
+    /// The observe probes' cost (observe and advisory).
+    pub probe: Option<ProbeReport>,
+    /// CPUWeight set per target in advisory mode.
+    #[serde(default)]
+    pub advisory_weights: BTreeMap<String, u32>,
+    /// Partial or full switching.
+    pub switch: SwitchMode,
+    /// The applied config generation.
+    pub generation: u64,
+    /// The config file.
+    pub config_path: String,
+    /// SHA-256 of the config file text the running generation came from.
+    pub config_sha256: String,
+    /// `bpf` or `simulated`.
+    pub backend: String,
+    /// What the kernel offers.
+    pub kernel: KernelFeatures,
+    /// Last load time, ms.
+    pub load_ms: f64,
+    /// Last attach time, ms.
+    pub attach_ms: f64,
+    /// Last map update, µs.
+    pub last_apply_us: f64,
+    /// Threads on SCHED_EXT by partial switching now.
+    pub switched_threads: usize,
+    /// Partial switching's counts.
+    pub partial_switch: PartialSwitchReport,
+    /// Early-warning events received.
+    pub events_received: u64,
+    /// Why the last reload was refused (cleared by the next good one).
+    pub last_reload_error: Option<String>,
+    /// The reason of an operator's Disable still in force.
+    pub operator_disabled: Option<String>,
+    /// Why the persistent state could not be written, if it could not.
+    pub persist_error: Option<String>,
+    /// The circuit breaker.
+    pub breaker: BreakerReport,
+    /// SetBudget overrides by target.
+    pub budget_overrides: BTreeMap<String, BudgetOverride>,
+    /// Each override next to the file's budget.
+    pub budget_override_drift: BTreeMap<String, OverrideDrift>,
+    /// The targets.
+    pub targets: Vec<TargetStatus>,
+    /// Whole-scheduler counters (enforce mode).
+    pub global: Option<BTreeMap<String, u64>>,
+    /// Why the scheduler last stopped, when the kernel ejected it.
+    pub exit: Option<ExitInfo>,
+}
+
+/// One target in ListTargets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TargetEntry {
+    /// The target's key.
+    pub key: String,
+    /// Its class.
+    pub class: Class,
+    /// Its cgroup directory, once resolved.
+    pub cgroup: Option<String>,
+    /// Its cgroup id, once resolved.
+    pub cgroup_id: Option<u64>,
+    /// The budget in force (the override's, if any).
+    pub budget: Option<Budget>,
+    /// Relative deadline.
+    pub deadline: Option<Duration>,
+    /// Priority.
+    pub priority: u16,
+    /// Whether a SetBudget override sets the budget.
+    #[serde(rename = "override")]
+    pub overridden: bool,
+}
+
+/// Explain's recent counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecentCounters {
+    /// Wakeups.
+    pub wakeups: u64,
+    /// Jobs ended.
+    pub jobs: u64,
+    /// Jobs that missed their deadline.
+    pub deadline_misses: u64,
+    /// Periods the budget ran out.
+    pub budget_exhausted: u64,
+}
+
+/// Why a unit is scheduled as it is now.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Explain {
+    /// [`DOCUMENT_VERSION`].
+    #[serde(default = "document_version")]
+    pub version: u32,
+    /// The target's key.
+    pub unit: String,
+    /// The daemon's state.
+    pub state: State,
+    /// The applied generation.
+    pub generation: u64,
+    /// Where its settings come from: the file, or an override over it.
+    pub source: String,
+    /// Class.
+    pub class: Class,
+    /// Budget in force.
+    pub budget: Option<Budget>,
+    /// Relative deadline.
+    pub deadline: Option<Duration>,
+    /// Priority.
+    pub priority: u16,
+    /// Preemption policy.
+    pub preemption: Preemption,
+    /// Weight.
+    pub weight: u32,
+    /// Its cgroup directory, once resolved.
+    pub cgroup: Option<String>,
+    /// Its cgroup id, once resolved.
+    pub cgroup_id: Option<u64>,
+    /// The scheduling it gets now, in words.
+    pub why: String,
+    /// Its counters (enforce mode, resolved).
+    pub recent: Option<RecentCounters>,
+}
+
+/// ListTargets: the targets and their resolution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TargetList {
+    /// [`DOCUMENT_VERSION`].
+    #[serde(default = "document_version")]
+    pub version: u32,
+    /// The targets in config order.
+    pub targets: Vec<TargetEntry>,
+}
+
+/// Parses a document; the error names the document and the field that does
+/// not fit.
+pub fn parse<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, String> {
+    serde_json::from_str(text).map_err(|e| format!("{what} does not fit scx-slo's document version {DOCUMENT_VERSION}: {e}"))
+}
