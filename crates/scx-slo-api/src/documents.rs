@@ -129,8 +129,9 @@ pub struct TargetStatus {
     pub stats: Option<TargetStats>,
 }
 
-/// The status document: `Status` on D-Bus and the status file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The status document: `Status` on D-Bus and the status file. `Default` is
+/// a daemon that runs nothing and has no targets (for clients' tests).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     /// [`DOCUMENT_VERSION`].
     #[serde(default = "document_version")]

@@ -8,10 +8,11 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// Where the daemon is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     /// No scheduler loaded; either never enabled or disabled by an operator.
+    #[default]
     Disabled,
     /// Loading and attaching the scheduler (or the probes); also on the
     /// way from one mode to another (Enable with another mode).
@@ -48,10 +49,11 @@ impl fmt::Display for State {
 }
 
 /// A mode the daemon actually runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ActiveMode {
-    /// Probes only.
+    /// Probes only (the default: the mode that changes nothing).
+    #[default]
     Observe,
     /// Probes plus CPUWeight through systemd.
     Advisory,

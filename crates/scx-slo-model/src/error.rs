@@ -22,6 +22,11 @@ impl JsonPath {
         JsonPath(segments)
     }
 
+    /// The keys from the root down.
+    pub fn segments(&self) -> &[String] {
+        &self.0
+    }
+
     /// This path extended by a path that serde_path_to_error reported.
     pub fn join_serde(&self, inner: &serde_path_to_error::Path) -> Self {
         use serde_path_to_error::Segment;

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! Text → [`RawConfig`] → [`Config`], collecting every problem with its path.
 
+use std::collections::BTreeMap;
+
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -74,8 +76,22 @@ pub mod defaults {
 /// `"auto"`: the daemon passes the host's CPUs; the offline checker passes
 /// `None` and admission is then left to the daemon.
 pub fn load_str(text: &str, online_cpus: Option<u32>) -> Result<Config, ConfigErrors> {
+    load_str_with_budgets(text, online_cpus, &BTreeMap::new())
+}
+
+/// [`load_str`] with some latency targets' budgets replaced (the daemon's
+/// runtime overrides) before validation, so an override is checked by the
+/// same rules, with the same messages, as a budget written in the file, and
+/// admission runs on the result as a whole. An override for a key the file
+/// does not have is ignored here (the caller decides what to say about it).
+pub fn load_str_with_budgets(text: &str, online_cpus: Option<u32>, budgets: &BTreeMap<String, Budget>) -> Result<Config, ConfigErrors> {
     let (raw, mut errors) = parse_partial(text);
-    let Some(raw) = raw else { return Err(errors) };
+    let Some(mut raw) = raw else { return Err(errors) };
+    for (key, target) in &mut raw.targets {
+        if let (Some(b), Some(t)) = (budgets.get(key), target.as_mut()) {
+            t.budget = Some(RawBudget { runtime: b.runtime, period: b.period });
+        }
+    }
     // Validate what did parse, so that one run reports parse and value
     // problems together.
     let config = match validate(raw) {

@@ -7,12 +7,7 @@ use scx_slo_model::admission;
 use scx_slo_model::{Class, Config, ConfigErrors};
 use serde::Serialize;
 
-/// Exit code for a valid config.
-pub const VALID: u8 = 0;
-/// Exit code for an invalid config.
-pub const INVALID: u8 = 1;
-/// Exit code for an unreadable file.
-pub const UNREADABLE: u8 = 2;
+use scx_slo_api::exit::cli::{OK as VALID, REFUSED as INVALID, USAGE as UNREADABLE};
 
 #[derive(Serialize)]
 struct Summary {
@@ -62,7 +57,7 @@ pub fn run(file: &Path, json: bool, cpus: Option<u32>) -> u8 {
         Ok(t) => t,
         Err(e) => {
             if json {
-                println!("{}", serde_json::json!({ "file": name, "valid": false, "error": e.to_string() }));
+                outln!("{}", serde_json::json!({ "file": name, "valid": false, "error": e.to_string() }));
             } else {
                 eprintln!("{name}: {e}");
             }
@@ -77,7 +72,7 @@ pub fn run(file: &Path, json: bool, cpus: Option<u32>) -> u8 {
     if json {
         let report = Report { file: name, valid: result.is_ok(), problems: &problems, summary };
         match serde_json::to_string_pretty(&report) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => outln!("{s}"),
             Err(e) => eprintln!("{e}"),
         }
     } else if let Some(s) = summary {
@@ -85,7 +80,7 @@ pub fn run(file: &Path, json: bool, cpus: Option<u32>) -> u8 {
             Some(limit) => format!("{limit:.3} admitted"),
             None => "capacity \"auto\": the daemon admits against the host's CPUs".to_string(),
         };
-        println!(
+        outln!(
             "{name}: valid: {} targets ({} latency, {} batch), mode {}, switch {}; latency budgets reserve {:.3} CPUs ({admitted})",
             s.targets,
             s.latency_targets,

@@ -1,15 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! The daemon commands: `status`, `list`, `explain`, `enable`, `disable`,
-//! `reload`, `set-budget`, `reset-breaker`, over D-Bus (the system bus, or
-//! `DBUS_SYSTEM_BUS_ADDRESS`), through the proxy scx-slod exports.
+//! `reload`, `set-budget`, `clear-budget`, `reset-breaker`, over D-Bus (the
+//! system bus, or `DBUS_SYSTEM_BUS_ADDRESS`), through the wire crate's proxy;
+//! replies are read as its typed documents.
 
-use scx_slod::dbus::ManagerProxyBlocking;
-use serde_json::Value;
-
-/// Exit code: the daemon refused or the call failed.
-pub const REFUSED: u8 = 1;
-/// Exit code: the daemon cannot be reached.
-pub const UNREACHABLE: u8 = 3;
+use scx_slo_api::dbus::ManagerProxyBlocking;
+use scx_slo_api::documents::{parse, TargetList};
+use scx_slo_api::exit::cli::{OK, REFUSED, UNREACHABLE};
+use scx_slo_api::{Explain, Status};
 
 /// What to ask the daemon.
 pub enum Call {
@@ -75,9 +73,9 @@ pub fn run(call: Call) -> u8 {
         }
     };
     let result = match call {
-        Call::Status { json } => manager.status().map(|s| if json { s } else { status_table(&s) }),
-        Call::List { json } => manager.list_targets().map(|s| if json { s } else { list_table(&s) }),
-        Call::Explain { unit } => manager.explain(&unit).map(|s| pretty(&s)),
+        Call::Status { json } => manager.status().map(|s| if json { s } else { shown(parse::<Status>("Status", &s), status_table) }),
+        Call::List { json } => manager.list_targets().map(|s| if json { s } else { shown(parse::<TargetList>("ListTargets", &s), list_table) }),
+        Call::Explain { unit } => manager.explain(&unit).map(|s| shown(parse::<Explain>("Explain", &s), |e| pretty(&e))),
         Call::Enable { mode } => manager.enable(&mode),
         Call::Disable { reason } => manager.disable(&reason),
         Call::Reload => manager.reload(),
@@ -87,8 +85,8 @@ pub fn run(call: Call) -> u8 {
     };
     match result {
         Ok(text) => {
-            println!("{text}");
-            0
+            outln!("{text}");
+            OK
         }
         Err(e) => {
             let (code, msg) = describe(e);
@@ -98,67 +96,79 @@ pub fn run(call: Call) -> u8 {
     }
 }
 
-fn pretty(json: &str) -> String {
-    serde_json::from_str::<Value>(json)
-        .ok()
-        .and_then(|v| serde_json::to_string_pretty(&v).ok())
-        .unwrap_or_else(|| json.to_string())
+/// A document as a table, or, when it does not fit this CLI's version of
+/// the documents (a newer daemon), why, with the raw JSON to read instead.
+fn shown<T>(doc: Result<T, String>, table: impl Fn(&T) -> String) -> String {
+    match doc {
+        Ok(doc) => table(&doc),
+        Err(why) => format!("({why}; use --json)"),
+    }
 }
 
-fn us(ns: &Value) -> String {
-    ns.as_u64().map_or("-".into(), |n| if n == u64::MAX { ">4s".into() } else { format!("{}", n / 1000) })
+fn pretty(doc: &impl serde::Serialize) -> String {
+    serde_json::to_string_pretty(doc).unwrap_or_default()
+}
+
+fn us(ns: Option<u64>) -> String {
+    ns.map_or("-".into(), |n| if n == u64::MAX { ">4s".into() } else { format!("{}", n / 1000) })
+}
+
+fn count(stats: Option<&scx_slo_api::TargetStats>, name: &str) -> String {
+    stats.and_then(|s| s.counters.get(name)).map_or("-".into(), u64::to_string)
 }
 
 /// The status document as an operator reads it.
-pub fn status_table(json: &str) -> String {
-    let Ok(s) = serde_json::from_str::<Value>(json) else { return json.to_string() };
+pub fn status_table(s: &Status) -> String {
     let mut out = format!(
         "state {}  mode {}  switch {}  generation {}  breaker {}\n",
-        s["state"].as_str().unwrap_or("?"),
-        s["mode"].as_str().unwrap_or("?"),
-        s["switch"].as_str().unwrap_or("?"),
-        s["generation"],
-        if s["breaker"]["open"] == true { "OPEN" } else { "closed" },
+        s.state,
+        s.mode,
+        wire_name(&s.switch),
+        s.generation,
+        if s.breaker.open { "OPEN" } else { "closed" },
     );
-    if let Some(reason) = s["operator_disabled"].as_str() {
+    if let Some(reason) = &s.operator_disabled {
         out.push_str(&format!("disabled by an operator: {reason}\n"));
     }
-    if let Some(e) = s["last_reload_error"].as_str() {
+    if let Some(e) = &s.last_reload_error {
         out.push_str(&format!("last reload rejected: {e}\n"));
     }
     out.push_str(&format!("{:<28} {:<8} {:>9} {:>9} {:>8} {:>13}\n", "TARGET", "CLASS", "WAKEUPS", "JOBS", "MISSES", "RQ-P99<=US"));
-    for t in s["targets"].as_array().into_iter().flatten() {
-        let c = &t["stats"]["counters"];
-        let resolved = !t["cgroup_id"].is_null();
+    for t in &s.targets {
+        let stats = t.stats.as_ref();
         out.push_str(&format!(
             "{:<28} {:<8} {:>9} {:>9} {:>8} {:>13}{}\n",
-            t["key"].as_str().unwrap_or("?"),
-            t["class"].as_str().unwrap_or("?"),
-            c["wakeups"].as_u64().map_or("-".into(), |v| v.to_string()),
-            c["jobs"].as_u64().map_or("-".into(), |v| v.to_string()),
-            c["deadline_misses"].as_u64().map_or("-".into(), |v| v.to_string()),
-            us(&t["rq_delay_p99_le_ns"]),
-            if resolved { "" } else { "  (no cgroup yet)" },
+            t.key,
+            wire_name(&t.class),
+            count(stats, "wakeups"),
+            count(stats, "jobs"),
+            count(stats, "deadline_misses"),
+            us(t.rq_delay_p99_le_ns),
+            if t.cgroup_id.is_some() { "" } else { "  (no cgroup yet)" },
         ));
     }
     out.trim_end().to_string()
 }
 
-fn list_table(json: &str) -> String {
-    let Ok(v) = serde_json::from_str::<Value>(json) else { return json.to_string() };
+/// The name a value has on the wire (`latency`, `partial`).
+fn wire_name(value: &impl serde::Serialize) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+fn list_table(list: &TargetList) -> String {
     let mut out = format!("{:<28} {:<8} {:>8} {:>22} {:<}\n", "TARGET", "CLASS", "PRIORITY", "BUDGET", "CGROUP");
-    for t in v.as_array().into_iter().flatten() {
-        let budget = match (&t["budget"]["runtime"], &t["budget"]["period"]) {
-            (Value::String(r), Value::String(p)) => format!("{r}/{p}{}", if t["override"] == true { " (override)" } else { "" }),
-            _ => "-".into(),
+    for t in &list.targets {
+        let budget = match t.budget {
+            Some(b) => format!("{}/{}{}", b.runtime, b.period, if t.overridden { " (override)" } else { "" }),
+            None => "-".into(),
         };
         out.push_str(&format!(
             "{:<28} {:<8} {:>8} {:>22} {}\n",
-            t["key"].as_str().unwrap_or("?"),
-            t["class"].as_str().unwrap_or("?"),
-            t["priority"],
+            t.key,
+            wire_name(&t.class),
+            t.priority,
             budget,
-            t["cgroup"].as_str().unwrap_or("(not running)"),
+            t.cgroup.as_deref().unwrap_or("(not running)"),
         ));
     }
     out.trim_end().to_string()
@@ -166,18 +176,40 @@ fn list_table(json: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use scx_slo_api::{State, TargetStats, TargetStatus};
+    use scx_slo_model::Class;
+
     use super::*;
 
     #[test]
     fn status_table_shows_state_targets_and_unresolved_ones() {
-        let doc = r#"{"state":"running","mode":"enforce","switch":"partial","generation":2,"breaker":{"open":false},
-            "operator_disabled":null,"last_reload_error":"bad","targets":[
-            {"key":"api.service","class":"latency","cgroup_id":5,"rq_delay_p99_le_ns":65536,
-             "stats":{"counters":{"wakeups":10,"jobs":9,"deadline_misses":1}}},
-            {"key":"x.service","class":"batch","cgroup_id":null,"stats":null}]}"#;
-        let t = status_table(doc);
+        let target = |key: &str, class, cgroup_id, stats| TargetStatus {
+            key: key.into(),
+            class,
+            index: None,
+            cgroup: None,
+            cgroup_id,
+            rq_delay_p50_le_ns: None,
+            rq_delay_p99_le_ns: cgroup_id.map(|_| 65536),
+            stats,
+        };
+        let counters = [("wakeups", 10), ("jobs", 9), ("deadline_misses", 1)].map(|(k, v)| (k.to_string(), v)).into();
+        let status = Status {
+            state: State::Running,
+            mode: "enforce".into(),
+            generation: 2,
+            last_reload_error: Some("bad".into()),
+            targets: vec![
+                target("api.service", Class::Latency, Some(5), Some(TargetStats { counters, ..Default::default() })),
+                target("x.service", Class::Batch, None, None),
+            ],
+            ..Default::default()
+        };
+        let t = status_table(&status);
         assert!(t.contains("state running") && t.contains("generation 2") && t.contains("last reload rejected: bad"), "{t}");
         assert!(t.lines().any(|l| l.starts_with("api.service") && l.contains(" 10 ") && l.trim_end().ends_with("65")), "{t}");
         assert!(t.contains("(no cgroup yet)"), "{t}");
+        // The document survives the wire.
+        assert_eq!(parse::<Status>("Status", &serde_json::to_string(&status).unwrap()).unwrap(), status);
     }
 }

@@ -10,6 +10,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
+use scx_slo_api::documents::parse;
+use scx_slo_api::{ActiveMode, State, Status};
+
 /// Why the host is not healthy, or `Ok` with a one-line summary.
 pub fn probe(status_file: &Path, max_age: Duration, expect_config: Option<&Path>) -> Result<String, String> {
     let meta = std::fs::metadata(status_file)
@@ -28,13 +31,11 @@ pub fn probe(status_file: &Path, max_age: Duration, expect_config: Option<&Path>
         ));
     }
     let text = std::fs::read_to_string(status_file).map_err(|e| format!("{}: {e}", status_file.display()))?;
-    let status: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: not a status document: {e}", status_file.display()))?;
-    let state = status["state"].as_str().unwrap_or("unknown");
-    if state != "running" {
-        return Err(format!("daemon state is {state:?}, not \"running\""));
+    let status: Status = parse(&status_file.display().to_string(), &text)?;
+    if status.state != State::Running {
+        return Err(format!("daemon state is \"{}\", not \"running\"", status.state));
     }
-    if status["mode"] == "enforce" {
+    if status.mode == ActiveMode::Enforce.as_str() {
         let kernel_state = std::fs::read_to_string("/sys/kernel/sched_ext/state").unwrap_or_default();
         let ops = std::fs::read_to_string("/sys/kernel/sched_ext/root/ops").unwrap_or_default();
         if kernel_state.trim() != "enabled" || ops.trim() != "scx_slo" {
@@ -48,30 +49,24 @@ pub fn probe(status_file: &Path, max_age: Duration, expect_config: Option<&Path>
     if let Some(path) = expect_config {
         let text = scx_slo_model::read_config_text(path).map_err(|e| format!("--expect-config {}: {e}", path.display()))?;
         let expected = scx_slo_model::config_digest(&text);
-        let running = status["config_sha256"].as_str().unwrap_or("none");
+        let running = status.config_sha256.as_str();
         if running != expected {
             return Err(format!(
                 "the daemon runs generation {} from config sha256 {}, but {} is sha256 {}: the deployed config is not applied{}",
-                status["generation"],
-                &running[..running.len().min(12)],
+                status.generation,
+                running.get(..12).unwrap_or(running),
                 path.display(),
                 &expected[..12],
-                status["last_reload_error"].as_str().map(|e| format!(" (last reload refused: {e})")).unwrap_or_default()
+                status.last_reload_error.as_ref().map(|e| format!(" (last reload refused: {e})")).unwrap_or_default()
             ));
         }
     }
-    let pending: Vec<&str> = status["targets"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|t| t["cgroup_id"].is_null())
-        .filter_map(|t| t["key"].as_str())
-        .collect();
+    let pending: Vec<&str> = status.targets.iter().filter(|t| t.cgroup_id.is_none()).map(|t| t.key.as_str()).collect();
     Ok(format!(
         "healthy: state running, mode {}, generation {}, {} targets{}",
-        status["mode"].as_str().unwrap_or("?"),
-        status["generation"],
-        status["targets"].as_array().map_or(0, Vec::len),
+        status.mode,
+        status.generation,
+        status.targets.len(),
         if pending.is_empty() { String::new() } else { format!(" ({} not resolved yet: {})", pending.len(), pending.join(", ")) }
     ))
 }
@@ -82,12 +77,12 @@ pub fn run(status_file: &Path, wait: Duration, max_age: Duration, expect_config:
     loop {
         match probe(status_file, max_age, expect_config) {
             Ok(summary) => {
-                println!("{summary}");
-                return 0;
+                outln!("{summary}");
+                return scx_slo_api::exit::cli::OK;
             }
             Err(why) if start.elapsed() >= wait => {
                 eprintln!("unhealthy: {why}");
-                return 1;
+                return scx_slo_api::exit::cli::REFUSED;
             }
             Err(_) => std::thread::sleep(Duration::from_millis(500)),
         }
@@ -96,12 +91,32 @@ pub fn run(status_file: &Path, wait: Duration, max_age: Duration, expect_config:
 
 #[cfg(test)]
 mod tests {
+    use scx_slo_api::TargetStatus;
+    use scx_slo_model::Class;
+
     use super::*;
 
-    fn status_file(name: &str, body: &str) -> std::path::PathBuf {
+    fn status_file(name: &str, status: &Status) -> std::path::PathBuf {
         let p = std::env::temp_dir().join(format!("scx-slo-health-{}-{name}.json", std::process::id()));
-        std::fs::write(&p, body).unwrap();
+        std::fs::write(&p, serde_json::to_string(status).unwrap()).unwrap();
         p
+    }
+
+    fn status(state: State, mode: &str) -> Status {
+        Status { state, mode: mode.into(), ..Default::default() }
+    }
+
+    fn target(key: &str, cgroup_id: Option<u64>) -> TargetStatus {
+        TargetStatus {
+            key: key.into(),
+            class: Class::Latency,
+            index: None,
+            cgroup: None,
+            cgroup_id,
+            rq_delay_p50_le_ns: None,
+            rq_delay_p99_le_ns: None,
+            stats: None,
+        }
     }
 
     #[test]
@@ -112,42 +127,49 @@ mod tests {
 
     #[test]
     fn stopped_daemon_is_unhealthy() {
-        let p = status_file("stopped", r#"{"state":"stopped","mode":"enforce","targets":[]}"#);
+        let p = status_file("stopped", &status(State::Stopped, "enforce"));
         assert!(probe(&p, Duration::from_secs(60), None).unwrap_err().contains("\"stopped\""));
     }
 
     #[test]
+    fn a_file_that_is_not_a_status_document_is_named() {
+        let p = std::env::temp_dir().join(format!("scx-slo-health-{}-foreign.json", std::process::id()));
+        std::fs::write(&p, r#"{"state":"running"}"#).unwrap();
+        let e = probe(&p, Duration::from_secs(60), None).unwrap_err();
+        assert!(e.contains("foreign.json") && e.contains("document version 1"), "{e}");
+    }
+
+    #[test]
     fn stale_file_is_unhealthy() {
-        let p = status_file("stale", r#"{"state":"running","mode":"observe","targets":[]}"#);
+        let p = status_file("stale", &status(State::Running, "observe"));
         std::thread::sleep(Duration::from_millis(30));
         assert!(probe(&p, Duration::from_millis(1), None).unwrap_err().contains("not updating"));
     }
 
     #[test]
     fn running_non_enforce_daemon_is_healthy_and_lists_pending_targets() {
-        let p = status_file(
-            "ok",
-            r#"{"state":"running","mode":"observe","generation":3,"targets":[{"key":"a.service","cgroup_id":1},{"key":"b.service","cgroup_id":null}]}"#,
-        );
-        let s = probe(&p, Duration::from_secs(60), None).unwrap();
+        let mut s = status(State::Running, "observe");
+        s.generation = 3;
+        s.targets = vec![target("a.service", Some(1)), target("b.service", None)];
+        let s = probe(&status_file("ok", &s), Duration::from_secs(60), None).unwrap();
         assert!(s.contains("generation 3") && s.contains("b.service"), "{s}");
     }
 
     #[test]
     fn expect_config_compares_the_running_digest_with_the_file() {
-        let deployed = status_file("deployed-config", r#"{"version":1}"#);
-        let digest = scx_slo_model::config_digest(r#"{"version":1}"#);
-        let running = status_file(
-            "expect-ok",
-            &format!(r#"{{"state":"running","mode":"observe","generation":4,"config_sha256":"{digest}","targets":[]}}"#),
-        );
+        let deployed = std::env::temp_dir().join(format!("scx-slo-health-{}-deployed-config.json", std::process::id()));
+        std::fs::write(&deployed, r#"{"version":1}"#).unwrap();
+        let mut ok = status(State::Running, "observe");
+        ok.generation = 4;
+        ok.config_sha256 = scx_slo_model::config_digest(r#"{"version":1}"#);
+        let running = status_file("expect-ok", &ok);
         assert!(probe(&running, Duration::from_secs(60), Some(&deployed)).is_ok());
         // A refused reload: the old generation runs, the new file is on disk.
-        let stale = status_file(
-            "expect-stale",
-            r#"{"state":"running","mode":"observe","generation":3,"config_sha256":"0123456789abcdef","last_reload_error":"invalid config: x","targets":[]}"#,
-        );
-        let e = probe(&stale, Duration::from_secs(60), Some(&deployed)).unwrap_err();
+        let mut old = status(State::Running, "observe");
+        old.generation = 3;
+        old.config_sha256 = "0123456789abcdef".into();
+        old.last_reload_error = Some("invalid config: x".into());
+        let e = probe(&status_file("expect-stale", &old), Duration::from_secs(60), Some(&deployed)).unwrap_err();
         assert!(e.contains("generation 3") && e.contains("not applied") && e.contains("last reload refused: invalid config: x"), "{e}");
         let e = probe(&running, Duration::from_secs(60), Some(Path::new("/nonexistent/config.json"))).unwrap_err();
         assert!(e.contains("--expect-config /nonexistent/config.json"), "{e}");

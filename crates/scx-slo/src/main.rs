@@ -1,10 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! scx-slo: the operator's command line.
 //!
-//! Exit codes: 0 success (a valid config, a healthy host, a call done);
-//! 1 the config is invalid, the host unhealthy, or the daemon refused the
-//! call (the D-Bus error is printed); 2 the file could not be read or the
-//! command line is wrong; 3 the daemon cannot be reached.
+//! Exit codes (scx_slo_api::exit::cli): 0 success (a valid config, a
+//! healthy host, a call done); 1 the config is invalid, the host unhealthy,
+//! or the daemon refused the call (the D-Bus error is printed); 2 the file
+//! could not be read or the command line is wrong; 3 the daemon cannot be
+//! reached.
+
+/// `println!` for the CLI's output: a reader that went away (`scx-slo
+/// status --json | head -1`) ends the program quietly instead of a panic
+/// about a broken pipe; any other write error is reported (exit 2).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::print(&format!($($arg)*))
+    };
+}
 
 mod check;
 mod control;
@@ -143,6 +153,19 @@ enum Command {
     },
 }
 
+/// Writes one line to stdout (see `outln!`).
+fn print(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{text}").and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(i32::from(scx_slo_api::exit::cli::OK));
+        }
+        eprintln!("scx-slo: writing to stdout: {e}");
+        std::process::exit(i32::from(scx_slo_api::exit::cli::USAGE));
+    }
+}
+
 fn std_duration(d: scx_slo_model::Duration) -> std::time::Duration {
     std::time::Duration::from_nanos(d.as_ns())
 }
@@ -175,14 +198,16 @@ fn main() -> ExitCode {
             key,
         }),
         Command::ResetBreaker => control::run(control::Call::ResetBreaker),
-        Command::Rules { config } => check::with_config(&config, |c| println!("{}", scx_slo_model::rules::prometheus_rules(c))),
+        Command::Rules { config } => check::with_config(&config, |c| outln!("{}", scx_slo_model::rules::prometheus_rules(c))),
         Command::Dashboard { config } => check::with_config(&config, |c| {
-            println!("{:#}", scx_slo_model::rules::grafana_dashboard(c));
+            outln!("{:#}", scx_slo_model::rules::grafana_dashboard(c));
         }),
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(shell, &mut Cli::command(), "scx-slo", &mut std::io::stdout());
-            0
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "scx-slo", &mut script);
+            outln!("{}", String::from_utf8_lossy(&script).trim_end());
+            scx_slo_api::exit::cli::OK
         }
         Command::Man { dir } => match write_man(&dir) {
             Ok(()) => 0,

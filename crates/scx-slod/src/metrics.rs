@@ -308,8 +308,8 @@ mod tests {
     #[test]
     fn renders_every_family_with_its_help() {
         let mut stats = scx_slo_bpf::maps::sum_target_stats(&[]);
-        stats.counters.insert("jobs", 10);
-        stats.counters.insert("deadline_misses", 2);
+        stats.counters.insert("jobs".into(), 10);
+        stats.counters.insert("deadline_misses".into(), 2);
         stats.rq_delay_hist[4] = 7;
         stats.rq_delay_hist[6] = 3;
         stats.max_wait_ns = 12_500_000;

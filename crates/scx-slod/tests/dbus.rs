@@ -14,6 +14,8 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::{tools_present, Bus};
+use scx_slo_api::documents::{parse, TargetList};
+use scx_slo_api::{Explain, State, Status};
 use scx_slod::dbus::ManagerProxyBlocking;
 
 struct Daemon {
@@ -103,13 +105,14 @@ fn every_method_through_zbus_with_idempotency_and_bad_arguments() {
     let conn = bus.connection();
     let m = manager(&conn);
 
-    let status: serde_json::Value = serde_json::from_str(&m.status().unwrap()).unwrap();
-    assert_eq!(status["state"], "running");
+    // The typed documents of the wire crate: a renamed field fails here.
+    let status: Status = parse("Status", &m.status().unwrap()).unwrap();
+    assert_eq!((status.version, status.state), (1, State::Running));
     assert_eq!(m.config_generation().unwrap(), 1);
-    let targets: serde_json::Value = serde_json::from_str(&m.list_targets().unwrap()).unwrap();
-    assert_eq!(targets.as_array().unwrap().len(), 4);
-    let explain: serde_json::Value = serde_json::from_str(&m.explain("api.service").unwrap()).unwrap();
-    assert_eq!(explain["priority"], 800);
+    let list: TargetList = parse("ListTargets", &m.list_targets().unwrap()).unwrap();
+    assert_eq!(list.targets.len(), 4);
+    let explain: Explain = parse("Explain", &m.explain("api.service").unwrap()).unwrap();
+    assert_eq!(explain.priority, 800);
     assert!(error_name(&m.explain("nope.service").unwrap_err()).starts_with("org.scxslo1.Error.InvalidArgument"));
     // Issue 15: a 7 MB argument of control bytes is refused without being
     // echoed (the escaped echo was over the bus's message limit and cost the
@@ -132,8 +135,8 @@ fn every_method_through_zbus_with_idempotency_and_bad_arguments() {
     for (unit, runtime, period, expect) in [
         ("nope.service", 1000, 10000, "InvalidArgument"),
         ("batch.slice", 1000, 10000, "InvalidArgument"),
-        ("api.service", 1000, 0, "InvalidArgument"),
-        ("api.service", 20000, 10000, "InvalidArgument"),
+        ("api.service", 1000, 0, "InvalidArgument"),          // the validator's rules
+        ("api.service", 20000, 10000, "InvalidArgument"),     // apply to an override
         ("api.service", u64::MAX, u64::MAX, "InvalidArgument"),
         ("api.service", 1000, 2000, "InvalidConfig"),   // deadline 5ms > period 2ms
         ("api.service", 9_500_000, 10_000_000, "InvalidConfig"), // admission
@@ -293,14 +296,14 @@ fn a_disable_that_cannot_be_saved_says_so() {
     let conn = bus.connection();
     let reply = manager(&conn).disable("persistence test").unwrap();
     assert!(reply.contains("NOT saved") && reply.contains("until scx-slod restarts") && !reply.contains("stays off across restarts"), "{reply}");
-    let status: serde_json::Value = serde_json::from_str(&manager(&conn).status().unwrap()).unwrap();
-    assert!(status["persist_error"].as_str().is_some_and(|e| e.contains("state.json")), "{status}");
+    let status: Status = parse("Status", &manager(&conn).status().unwrap()).unwrap();
+    assert!(status.persist_error.as_deref().is_some_and(|e| e.contains("state.json")), "{status:?}");
     // Once the directory is writable again, the next save clears it.
     std::fs::remove_dir_all(&state).unwrap();
     let reply = manager(&conn).enable("").unwrap();
     assert!(!reply.contains("NOT saved"), "{reply}");
-    let status: serde_json::Value = serde_json::from_str(&manager(&conn).status().unwrap()).unwrap();
-    assert!(status["persist_error"].is_null(), "{status}");
+    let status: Status = parse("Status", &manager(&conn).status().unwrap()).unwrap();
+    assert!(status.persist_error.is_none(), "{status:?}");
     daemon.stop();
 }
 
@@ -314,15 +317,16 @@ fn a_budget_override_can_be_cleared_and_a_reload_drops_one_whose_target_is_gone(
     let daemon = Daemon::start(&bus, &config);
     let conn = bus.connection();
     let m = manager(&conn);
-    let status = |m: &ManagerProxyBlocking| serde_json::from_str::<serde_json::Value>(&m.status().unwrap()).unwrap();
+    let status = |m: &ManagerProxyBlocking| parse::<Status>("Status", &m.status().unwrap()).unwrap();
 
     m.set_budget("api.service", 1000, 10000, "").unwrap();
     let s = status(&m);
-    assert_eq!(s["budget_override_drift"]["api.service"]["override"], "1000us per 10000us", "{s}");
-    assert!(s["budget_override_drift"]["api.service"]["config_file"].is_object(), "{s}");
+    let drift = &s.budget_override_drift["api.service"];
+    assert_eq!(drift.override_, "1000us per 10000us", "{s:?}");
+    assert!(drift.config_file.as_ref().is_some_and(serde_json::Value::is_object), "{s:?}");
     let reply = m.clear_budget("api.service").unwrap();
     assert!(reply.contains("override removed"), "{reply}");
-    assert_eq!(status(&m)["budget_overrides"], serde_json::json!({}));
+    assert!(status(&m).budget_overrides.is_empty());
     let e = m.clear_budget("api.service").unwrap_err();
     assert!(error_name(&e).contains("InvalidArgument") && error_name(&e).contains("no budget override"), "{}", error_name(&e));
 
@@ -334,6 +338,6 @@ fn a_budget_override_can_be_cleared_and_a_reload_drops_one_whose_target_is_gone(
     std::fs::write(&config, serde_json::to_string(&file).unwrap()).unwrap();
     let reply = m.reload().unwrap();
     assert!(reply.contains("budget overrides dropped: api.service (no longer in the config)"), "{reply}");
-    assert_eq!(status(&m)["budget_overrides"], serde_json::json!({}));
+    assert!(status(&m).budget_overrides.is_empty());
     daemon.stop();
 }

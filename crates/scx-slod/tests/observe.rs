@@ -138,8 +138,10 @@ impl Daemon {
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
     }
-    fn status(&self) -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(self.dir.join("status.json")).unwrap_or_default()).unwrap_or_default()
+    /// The status file as the wire crate's document; `None` before the first write.
+    fn status(&self) -> Option<scx_slo_api::Status> {
+        let text = std::fs::read_to_string(self.dir.join("status.json")).ok()?;
+        Some(scx_slo_api::documents::parse("the status file", &text).expect("the status file is a Status document"))
     }
     fn stop(&mut self) -> Option<i32> {
         // SAFETY: plain kill(2) on our child.
@@ -233,10 +235,10 @@ fn observe_measures_targets_next_to_hogs_and_nothing_else() {
     assert!(m.contains_key("scx_slo_probe_overhead_ratio"), "{text}");
     assert!(m["scx_slo_probe_sample_every"] >= 1.0);
 
-    let status = daemon.status();
-    assert_eq!(status["mode"], "observe", "{status}");
-    assert_eq!(status["capabilities"]["modes"]["observe"], true, "{status}");
-    assert!(status["probe"]["overhead_ratio"].is_number(), "{status}");
+    let status = daemon.status().expect("a status file");
+    assert_eq!(status.mode, "observe", "{status:?}");
+    assert_eq!(status.capabilities.modes.get("observe"), Some(&true), "{status:?}");
+    assert!(status.probe.as_ref().is_some_and(|p| p.overhead_ratio.is_finite()), "{status:?}");
     assert_eq!(daemon.stop(), Some(0));
 }
 

@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! What the engine needs from the machine, behind a trait: reading the config
+//! file, finding target cgroups, writing the state and status files, telling
+//! systemd. The daemon uses [`SystemHost`]; the engine's unit tests use a
+//! host in memory, so every request and transition is tested without root,
+//! a bus or a kernel.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use scx_slo_api::Status;
+use scx_slo_model::Config;
+use tracing::debug;
+
+use super::generation::ConfigFile;
+use crate::persist::{self, PersistentState};
+use crate::resolver::{self, Resolved};
+
+/// Why a config file cannot be used: the exit code at start, and the message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigRefused {
+    /// `exit::INVALID_CONFIG` or `exit::UNREADABLE_CONFIG`.
+    pub code: i32,
+    /// What is wrong, naming the file.
+    pub message: String,
+}
+
+/// The machine, as the engine sees it.
+pub trait Host: Send {
+    /// Reads and validates the config file: the file and its config.
+    fn read_config(&self) -> Result<(ConfigFile, Config), ConfigRefused>;
+    /// CPUs admission counts when `cpu_capacity` is `auto`.
+    fn online_cpus(&self) -> u32;
+    /// The cgroup2 mount.
+    fn cgroup_root(&self) -> &Path;
+    /// Each target's cgroup, for those that exist now.
+    fn resolve_all(&self, config: &Config) -> BTreeMap<String, Resolved>;
+    /// Writes the persistent state durably; the error says where and why.
+    fn save_state(&self, state: &PersistentState) -> Result<(), String>;
+    /// Replaces the status file.
+    fn write_status(&self, status: &Status) -> Result<(), String>;
+    /// Tells systemd (READY, STATUS, WATCHDOG, STOPPING).
+    fn notify(&self, states: &[sd_notify::NotifyState]);
+}
+
+/// Reads and validates a config file: the file and its config, or why not.
+pub fn read_config(path: &Path, cpus: u32) -> Result<(ConfigFile, Config), ConfigRefused> {
+    let text = scx_slo_model::read_config_text(path).map_err(|e| ConfigRefused {
+        code: if e.is_invalid_content() { crate::exit::INVALID_CONFIG } else { crate::exit::UNREADABLE_CONFIG },
+        message: format!("reading {}: {e}", path.display()),
+    })?;
+    let config = scx_slo_model::load_str(&text, Some(cpus))
+        .map_err(|errors| ConfigRefused { code: crate::exit::INVALID_CONFIG, message: format!("{} is invalid:\n{errors}", path.display()) })?;
+    Ok((ConfigFile::from_text(text), config))
+}
+
+/// The CPUs online now.
+pub fn online_cpus() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
+/// The real machine.
+pub struct SystemHost {
+    /// The config file.
+    pub config_path: PathBuf,
+    /// The persistent state file.
+    pub state_path: PathBuf,
+    /// The status file.
+    pub status_path: PathBuf,
+    /// The cgroup2 mount.
+    pub cgroup_root: PathBuf,
+}
+
+impl Host for SystemHost {
+    fn read_config(&self) -> Result<(ConfigFile, Config), ConfigRefused> {
+        read_config(&self.config_path, online_cpus())
+    }
+
+    fn online_cpus(&self) -> u32 {
+        online_cpus()
+    }
+
+    fn cgroup_root(&self) -> &Path {
+        &self.cgroup_root
+    }
+
+    fn resolve_all(&self, config: &Config) -> BTreeMap<String, Resolved> {
+        resolver::resolve_all(&self.cgroup_root, config)
+    }
+
+    fn save_state(&self, state: &PersistentState) -> Result<(), String> {
+        persist::save_json(&self.state_path, state).map_err(|e| format!("{}: {e}", self.state_path.display()))
+    }
+
+    fn write_status(&self, status: &Status) -> Result<(), String> {
+        persist::replace_json(&self.status_path, status).map_err(|e| format!("{}: {e}", self.status_path.display()))
+    }
+
+    fn notify(&self, states: &[sd_notify::NotifyState]) {
+        if let Err(e) = sd_notify::notify(states) {
+            debug!(error = %e, "sd_notify");
+        }
+    }
+}

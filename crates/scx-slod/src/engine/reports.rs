@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The documents the engine serves, built as the wire crate's types: Status
+//! (also the status file), ListTargets and Explain.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use scx_slo_api::documents::{BreakerReport, CapabilityReport, OverrideDrift, ProbeReport, RecentCounters, TargetList};
+use scx_slo_api::{ActiveMode, ControlError, Explain, Reply, State, Status, TargetEntry, TargetStatus, DOCUMENT_VERSION};
+use scx_slo_model::Class;
+
+use super::Engine;
+use crate::backend::Backend;
+
+fn to_json(doc: &impl serde::Serialize) -> Reply {
+    serde_json::to_string(doc).map_err(|e| ControlError::Failed(format!("serializing the reply: {e}")))
+}
+
+impl Engine {
+    /// The cgroup directory and id of a target, once resolved.
+    fn cgroup_of(&self, unit: &str) -> (Option<String>, Option<u64>) {
+        let r = self.resolved.get(unit);
+        (r.map(|r| r.dir.display().to_string()), r.map(|r| r.cgroup_id))
+    }
+
+    /// The status document; `final_write` is the file written at a stop.
+    pub(super) fn status(&self, sched: Option<&dyn Backend>, final_write: bool) -> Status {
+        let targets = self
+            .generation
+            .config
+            .targets
+            .iter()
+            .map(|t| {
+                let slot = self.slots.get(&t.key);
+                let stats = self.resolved.get(&t.key).and(sched).zip(slot).and_then(|(s, slot)| s.target_stats(slot).ok());
+                let q = |q| stats.as_ref().and_then(|s| scx_slo_bpf::maps::quantile_upper_ns(&s.rq_delay_hist, q));
+                let (cgroup, cgroup_id) = self.cgroup_of(&t.key);
+                TargetStatus {
+                    key: t.key.clone(),
+                    class: t.class,
+                    index: slot,
+                    cgroup,
+                    cgroup_id,
+                    rq_delay_p50_le_ns: q(0.5),
+                    rq_delay_p99_le_ns: q(0.99),
+                    stats,
+                }
+            })
+            .collect();
+        let state = self.supervisor.state();
+        let caps = self.supervisor.capabilities();
+        let (open, recent_failures) = self.supervisor.breaker();
+        let probe = self.supervisor.active.is_some_and(|m| m != ActiveMode::Enforce).then(|| {
+            let (overhead_ratio, sample_every, overhead_budget) = self.telemetry.probe_overhead();
+            let cost = self.telemetry.probe_cost.unwrap_or_default();
+            ProbeReport { overhead_ratio, sample_every, overhead_budget, run_time_ns: cost.run_time_ns, run_count: cost.run_count }
+        });
+        let overrides = &self.generation.overrides;
+        Status {
+            version: DOCUMENT_VERSION,
+            state: if final_write && state == State::Running { State::Stopped } else { state },
+            mode: ActiveMode::name_of(self.supervisor.active).into(),
+            primary_mode: self.supervisor.primary(),
+            requested_mode: self.generation.config.mode,
+            capabilities: CapabilityReport {
+                modes: caps.modes().iter().map(|(m, ok)| (m.as_str().to_string(), *ok)).collect(),
+                host: caps.clone(),
+            },
+            probe,
+            advisory_weights: self.telemetry.advisory_weights.clone(),
+            switch: self.generation.config.switch,
+            generation: self.generation.number,
+            config_path: self.opts.config_path.display().to_string(),
+            config_sha256: self.generation.file.sha256.clone(),
+            backend: format!("{:?}", self.opts.backend).to_lowercase(),
+            kernel: self.features.clone(),
+            load_ms: self.timings.load_ms,
+            attach_ms: self.timings.attach_ms,
+            last_apply_us: self.timings.last_apply_us,
+            switched_threads: self.partial.switched(),
+            partial_switch: self.partial.report(),
+            events_received: self.events_received.load(Ordering::Relaxed),
+            last_reload_error: self.last_reload_error.clone(),
+            operator_disabled: self.supervisor.operator_disabled().map(str::to_string),
+            persist_error: self.persist_error.clone(),
+            breaker: BreakerReport { open, recent_failures },
+            budget_overrides: overrides.clone(),
+            budget_override_drift: overrides
+                .iter()
+                .map(|(unit, o)| {
+                    let drift = OverrideDrift {
+                        override_: format!("{}us per {}us", o.runtime_us, o.period_us),
+                        config_file: self.generation.file.budget_as_written(unit),
+                    };
+                    (unit.clone(), drift)
+                })
+                .collect(),
+            targets,
+            global: sched.and_then(|s| s.global_stats().ok()).map(|g| g.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>()),
+            exit: self.last_exit.clone(),
+        }
+    }
+
+    pub(super) fn status_json(&self, sched: Option<&dyn Backend>) -> Reply {
+        to_json(&self.status(sched, false))
+    }
+
+    pub(super) fn list_json(&self) -> Reply {
+        let targets = self
+            .generation
+            .config
+            .targets
+            .iter()
+            .map(|t| {
+                let (cgroup, cgroup_id) = self.cgroup_of(&t.key);
+                TargetEntry {
+                    key: t.key.clone(),
+                    class: t.class,
+                    cgroup,
+                    cgroup_id,
+                    budget: t.budget,
+                    deadline: t.deadline,
+                    priority: t.priority,
+                    overridden: self.generation.overrides.contains_key(&t.key),
+                }
+            })
+            .collect();
+        to_json(&TargetList { version: DOCUMENT_VERSION, targets })
+    }
+
+    pub(super) fn explain_json(&self, unit: &str, sched: Option<&dyn Backend>) -> Reply {
+        let Some(t) = self.generation.config.targets.iter().find(|t| t.key == unit) else {
+            return Err(ControlError::InvalidArgument(format!(
+                "unit {unit:?} is not a target (targets: {})",
+                self.generation.config.targets.iter().map(|t| t.key.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        };
+        let config_path = self.opts.config_path.display();
+        let source = match self.generation.overrides.get(unit) {
+            Some(o) => format!(
+                "SetBudget override ({}us per {}us) over {config_path} (budget there: {})",
+                o.runtime_us,
+                o.period_us,
+                self.generation.file.budget_as_written(unit).unwrap_or_default()
+            ),
+            None => config_path.to_string(),
+        };
+        let stats = self.slots.get(unit).and_then(|slot| sched.and_then(|s| s.target_stats(slot).ok()));
+        let (cgroup, cgroup_id) = self.cgroup_of(unit);
+        let state = self.supervisor.state();
+        let why = match (cgroup_id, state) {
+            (None, _) => "no cgroup found yet: the unit is not running (or the cgroup path is wrong); it is retried every scan".to_string(),
+            (Some(_), State::Running) => match t.class {
+                Class::Latency => "earliest-deadline-first while its budget lasts in each period, then fair share".to_string(),
+                Class::Batch => "weighted virtual time".to_string(),
+            },
+            (Some(_), state) => format!("scx-slo is {state}: the unit runs on the kernel's default scheduler"),
+        };
+        to_json(&Explain {
+            version: DOCUMENT_VERSION,
+            unit: unit.to_string(),
+            state,
+            generation: self.generation.number,
+            source,
+            class: t.class,
+            budget: t.budget,
+            deadline: t.deadline,
+            priority: t.priority,
+            preemption: t.preemption,
+            weight: t.weight,
+            cgroup,
+            cgroup_id,
+            why,
+            recent: stats.map(|s| RecentCounters {
+                wakeups: s.get("wakeups"),
+                jobs: s.get("jobs"),
+                deadline_misses: s.get("deadline_misses"),
+                budget_exhausted: s.get("budget_exhausted"),
+            }),
+        })
+    }
+}

@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The control requests, one method each. Every reply says what happened and
+//! nothing more: a change is reported only after it took effect (maps
+//! written, state saved, or the reply says it was not saved).
+
+use std::time::Instant;
+
+use scx_slo_api::{BudgetOverride, ControlError, Reply};
+use tracing::{error, info, warn};
+
+use super::generation::Candidate;
+use super::supervisor::EnableOutcome;
+use super::Engine;
+use crate::backend::Backend;
+use crate::control::{Envelope, Event, Request};
+use crate::idempotency::Lookup;
+
+impl Engine {
+    /// Answers one request (or parks an Enable until its session attached).
+    pub(super) fn handle(&mut self, envelope: Envelope, sched: Option<&mut dyn Backend>) {
+        let Envelope { request, reply } = envelope;
+        let result = match request {
+            Request::Status => self.status_json(sched.as_deref()),
+            Request::ListTargets => self.list_json(),
+            Request::Explain { unit } => self.explain_json(&unit, sched.as_deref()),
+            Request::Enable { mode } => match self.enable(&mode, sched.is_some()) {
+                Ok(EnableOutcome::SessionStarts) => {
+                    // The reply comes when the session attached or failed.
+                    if let Some(r) = reply {
+                        self.supervisor.park(r);
+                    }
+                    return;
+                }
+                Ok(EnableOutcome::AlreadyRunning) => Ok(format!("already running generation {}", self.generation.number)),
+                Err(e) => Err(e),
+            },
+            Request::Disable { reason } => self.disable(reason, sched),
+            Request::Reload => self.reload(sched),
+            Request::SetBudget { unit, runtime_us, period_us, key } => {
+                let args = format!("{unit}\u{1f}{runtime_us}\u{1f}{period_us}");
+                self.idempotent(&key, &args, |engine| engine.set_budget(&unit, BudgetOverride { runtime_us, period_us }, sched))
+            }
+            Request::ClearBudget { unit } => self.clear_budget(&unit, sched),
+            Request::ResetBreaker => Ok(self.reset_breaker()),
+            Request::Shutdown => {
+                info!("stop requested");
+                self.shutdown = true;
+                Ok("stopping".into())
+            }
+        };
+        if let Some(r) = reply {
+            let _ = r.send(result);
+        }
+    }
+
+    fn enable(&mut self, mode: &str, running: bool) -> Result<EnableOutcome, ControlError> {
+        let outcome = self.supervisor.enable(mode, self.generation.config.mode, running)?;
+        let unsaved = self.save_persistent();
+        if !unsaved.is_empty() {
+            warn!("Enable is not persisted{unsaved}");
+        }
+        Ok(outcome)
+    }
+
+    fn disable(&mut self, reason: String, sched: Option<&mut dyn Backend>) -> Reply {
+        if reason.trim().is_empty() {
+            return Err(ControlError::InvalidArgument("reason: say why (it is kept in the state file and the journal)".into()));
+        }
+        let t = Instant::now();
+        if let Some(s) = sched {
+            s.detach();
+        }
+        let restored = self.partial.restore_all();
+        let detach_ms = t.elapsed().as_secs_f64() * 1e3;
+        let transition = self.supervisor.disable(&reason);
+        let unsaved = self.save_persistent();
+        warn!(event = "operator_disable", reason = %reason, detach_ms = format!("{detach_ms:.2}"), restored_threads = restored, "disabled by an operator");
+        self.announce(transition);
+        if unsaved.is_empty() {
+            Ok(format!("disabled in {detach_ms:.2} ms; stays off across restarts until Enable"))
+        } else {
+            Ok(format!("disabled in {detach_ms:.2} ms, until scx-slod restarts{unsaved}"))
+        }
+    }
+
+    /// Writes a candidate's maps (while a backend is loaded) and makes it the
+    /// running generation; on a failed write nothing changes.
+    fn apply(&mut self, candidate: Candidate, sched: Option<&mut dyn Backend>) -> Reply {
+        let resolved = self.host.resolve_all(&candidate.config);
+        // On a copy: if the maps cannot be written, the running generation
+        // keeps its slots.
+        let mut slots = self.slots.clone();
+        slots.assign(&candidate.config);
+        if let Some(s) = sched {
+            let t = Instant::now();
+            let targets = slots.map_targets(&candidate.config, &resolved);
+            s.apply(&targets).map_err(|e| {
+                ControlError::Failed(format!("writing maps: {e:#}; generation {} stays", self.generation.number))
+            })?;
+            slots.written(&candidate.config, &targets);
+            self.timings.last_apply_us = t.elapsed().as_secs_f64() * 1e6;
+        }
+        self.slots = slots;
+        self.resolved = resolved;
+        self.generation.commit(candidate);
+        self.publish_snapshot();
+        let _ = self.events.try_send(Event::PropertiesChanged);
+        let (number, targets, us) = (self.generation.number, self.generation.config.targets.len(), self.timings.last_apply_us);
+        info!(generation = number, targets, apply_us = format!("{us:.0}"), "generation applied");
+        Ok(format!("generation {number} applied ({targets} targets, {us:.0} us)"))
+    }
+
+    fn reload(&mut self, sched: Option<&mut dyn Backend>) -> Reply {
+        let result = self
+            .host
+            .read_config()
+            .map_err(|refused| ControlError::InvalidConfig(refused.message))
+            .and_then(|(file, _)| self.generation.reload(file, self.host.online_cpus()))
+            .and_then(|candidate| {
+                let dropped = candidate.dropped.join(", ");
+                let reply = self.apply(candidate, sched)?;
+                if dropped.is_empty() {
+                    return Ok(reply);
+                }
+                let unsaved = self.save_persistent();
+                warn!(event = "budget_override_dropped", overrides = %dropped, "budget overrides dropped by a reload");
+                Ok(format!("{reply}; budget overrides dropped: {dropped}{unsaved}"))
+            });
+        match &result {
+            Ok(_) => self.last_reload_error = None,
+            Err(e) => {
+                error!("reload rejected, generation {} stays: {e}", self.generation.number);
+                self.last_reload_error = Some(e.to_string());
+            }
+        }
+        result
+    }
+
+    /// Runs `call` once per idempotency key (empty: no key): a retry with
+    /// the same key and arguments gets the first reply, with other
+    /// arguments a conflict.
+    fn idempotent(&mut self, key: &str, args: &str, call: impl FnOnce(&mut Self) -> Reply) -> Reply {
+        if key.is_empty() {
+            return call(self);
+        }
+        match self.idempotency.check(key, args, self.epoch.elapsed()) {
+            Lookup::Replay(first) => return first,
+            Lookup::Conflict => return Err(ControlError::Conflict(format!("key {key:?} was used with other arguments within the last hour"))),
+            Lookup::New => {}
+        }
+        let result = call(self);
+        self.idempotency.record(key, args, result.clone(), self.epoch.elapsed());
+        result
+    }
+
+    fn set_budget(&mut self, unit: &str, budget: BudgetOverride, sched: Option<&mut dyn Backend>) -> Reply {
+        self.generation.latency_target(unit)?;
+        let mut overrides = self.generation.overrides.clone();
+        overrides.insert(unit.to_string(), budget);
+        let candidate = self.generation.with_overrides(overrides, self.host.online_cpus())?;
+        let reply = self.apply(candidate, sched)?;
+        let unsaved = self.save_persistent();
+        let BudgetOverride { runtime_us, period_us } = budget;
+        info!(event = "budget_override", unit, runtime_us, period_us, generation = self.generation.number, "budget override");
+        Ok(format!("{unit}: budget {runtime_us}us per {period_us}us; {reply}{unsaved}"))
+    }
+
+    fn clear_budget(&mut self, unit: &str, sched: Option<&mut dyn Backend>) -> Reply {
+        let mut overrides = self.generation.overrides.clone();
+        if overrides.remove(unit).is_none() {
+            let known: Vec<&str> = self.generation.overrides.keys().map(String::as_str).collect();
+            return Err(ControlError::InvalidArgument(format!(
+                "unit: {unit:?} has no budget override (overrides: {})",
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            )));
+        }
+        let candidate = self.generation.with_overrides(overrides, self.host.online_cpus())?;
+        let reply = self.apply(candidate, sched)?;
+        let unsaved = self.save_persistent();
+        info!(event = "budget_override_cleared", unit, generation = self.generation.number, "budget override removed");
+        Ok(format!("{unit}: budget override removed, the config file's budget applies; {reply}{unsaved}"))
+    }
+
+    fn reset_breaker(&mut self) -> String {
+        let (retrying, transition) = self.supervisor.reset_breaker();
+        let unsaved = self.save_persistent();
+        self.announce(transition);
+        if retrying {
+            format!("circuit breaker closed; retrying now{unsaved}")
+        } else {
+            format!("circuit breaker closed{unsaved}")
+        }
+    }
+}
