@@ -150,7 +150,6 @@ struct slo_budget_state {
 	u64 period_start_ns;	/* start of the current period */
 	u64 used_ns;		/* CPU time used in the current period */
 	u64 last_warning_ns;	/* for the early-warning rate limit */
-	u64 lent_ns;		/* unused budget lent to batch, total */
 };
 
 /* Whole-scheduler statistics, one copy per CPU; written by BPF. */
@@ -179,7 +178,7 @@ struct slo_event {
 
 #ifndef __cplusplus
 _Static_assert(sizeof(struct slo_target_cfg) == 32, "slo_target_cfg layout");
-_Static_assert(sizeof(struct slo_budget_state) == 32, "slo_budget_state layout");
+_Static_assert(sizeof(struct slo_budget_state) == 24, "slo_budget_state layout");
 _Static_assert(sizeof(struct slo_event) == 32, "slo_event layout");
 _Static_assert(SLO_NO_TARGET == SLO_MAX_TARGETS, "no-target sentinel");
 #endif

@@ -32,17 +32,10 @@
 
 char _license[] SEC("license") = "GPL";
 
-#define dbg(fmt, args...)                                                      \
-	do {                                                                   \
-		if (debug)                                                     \
-			bpf_printk(fmt, ##args);                               \
-	} while (0)
-
 /*
  * Load-time tunables: set by scx-slo-bpf from the validated config before
  * load, so the verifier sees constants. Defaults only matter for tests.
  */
-const volatile bool debug;			/* bpf_printk on (loader) */
 const volatile u64 slice_max_ns = 5000000;	/* longest slice (loader) */
 const volatile u64 slice_min_ns = 500000;	/* batch slice without credit */
 const volatile u64 max_wait_ns = 50000000;	/* bound on any task's wait (loader) */
@@ -379,7 +372,6 @@ static void roll_period(struct slo_budget_state *bs,
 	used = __sync_lock_test_and_set(&bs->used_ns, 0);
 	/* A start of 0 is the first period: nothing was reserved before it. */
 	if (start && used < cfg->runtime_ns) {
-		__sync_fetch_and_add(&bs->lent_ns, cfg->runtime_ns - used);
 		lend_credit(cfg->runtime_ns - used);
 	}
 }

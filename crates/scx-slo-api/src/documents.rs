@@ -281,3 +281,31 @@ pub struct TargetList {
 pub fn parse<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, String> {
     serde_json::from_str(text).map_err(|e| format!("{what} does not fit scx-slo's document version {DOCUMENT_VERSION}: {e}"))
 }
+
+/// The largest status file read: a daemon with 4,096 targets and every
+/// counter writes about 2 MB.
+pub const MAX_STATUS_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads a status file (`/run/scx-slo/status.json`) as a [`Status`]; the
+/// error names the file and what is wrong with it.
+pub fn read_status_file(path: &std::path::Path) -> Result<Status, String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_STATUS_FILE_BYTES).read_to_string(&mut text))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    parse(&path.display().to_string(), &text)
+}
+
+impl Status {
+    /// A target's entry.
+    pub fn target(&self, key: &str) -> Option<&TargetStatus> {
+        self.targets.iter().find(|t| t.key == key)
+    }
+
+    /// A target's (jobs, deadline misses), when the scheduler counts it.
+    pub fn jobs_and_misses(&self, key: &str) -> Option<(u64, u64)> {
+        let stats = self.target(key)?.stats.as_ref()?;
+        Some((stats.get("jobs"), stats.get("deadline_misses")))
+    }
+}

@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::state::ActiveMode;
 
+/// The scheduling policy `SCHED_EXT` (include/uapi/linux/sched.h; not in
+/// libc yet): a thread with it runs on the sched_ext scheduler.
+pub const SCHED_EXT: i32 = 7;
+
 /// sysfs directory that exists when the kernel has CONFIG_SCHED_CLASS_EXT.
 pub const SCHED_EXT_DIR: &str = "/sys/kernel/sched_ext";
 

@@ -40,7 +40,7 @@ pub fn read_events(map: EventsMap, stop: Arc<ReaderStop>, mut on_event: impl FnM
     let mut builder = libbpf_rs::RingBufferBuilder::new();
     builder
         .add(&map.0, move |bytes: &[u8]| {
-            if let Some(ev) = crate::maps::parse_event(bytes) {
+            if let Some(ev) = parse_event(bytes) {
                 on_event(ev);
             }
             0
@@ -67,4 +67,9 @@ pub fn read_events(map: EventsMap, stop: Arc<ReaderStop>, mut on_event: impl FnM
             return Ok(());
         }
     }
+}
+
+/// A `struct slo_event` from the ring buffer.
+pub fn parse_event(bytes: &[u8]) -> Option<intf::slo_event> {
+    crate::maps::pod_from_bytes(bytes)
 }

@@ -13,10 +13,10 @@ pub mod scheduler;
 pub mod skel;
 pub mod topology;
 
-pub use maps::{TargetStats, TARGET_COUNTERS};
+pub use maps::{MapTarget, TargetStats, TARGET_COUNTERS};
 pub use observe::{ObserveCounters, Observer, ProbeCost, Sample, SampleKind};
 pub use probe::KernelFeatures;
-pub use scheduler::{ExitInfo, LoadParams, MapTarget, Scheduler};
+pub use scheduler::{ExitInfo, LoadParams, Scheduler};
 pub use topology::Topology;
 
 /// Storage a loaded scheduler borrows (see `Scheduler::load`).

@@ -8,7 +8,6 @@ use libbpf_rs::{MapCore, MapFlags};
 use scx_slo_model::{Class, Preemption, Target};
 
 use crate::intf;
-use crate::scheduler::MapTarget;
 
 /// Writes a whole target set into the maps both BPF objects share by
 /// layout: policies first (and zeroed stats for every written index), then
@@ -70,6 +69,22 @@ pub(crate) fn read_target_stats(stats_map: &impl MapCore, index: u32) -> Result<
         .unwrap_or_default();
     let parsed: Vec<intf::slo_target_stats> = per_cpu.iter().filter_map(|b| pod_from_bytes(b)).collect();
     Ok(sum_target_stats(&parsed))
+}
+
+/// One target as the maps hold it.
+#[derive(Clone, Debug)]
+pub struct MapTarget {
+    /// Index into `target_cfg`/`target_stats`.
+    pub index: u32,
+    /// cgroup v2 id (the directory's inode number).
+    pub cgroup_id: u64,
+    /// Policy.
+    pub cfg: intf::slo_target_cfg,
+    /// The slot is new to this target: zero its counters. A target keeps its
+    /// slot, and its counters keep counting, across applies (reloads,
+    /// SetBudget, a unit restart that changes its cgroup), so Prometheus
+    /// never sees a counter go backwards while the daemon runs.
+    pub fresh: bool,
 }
 
 /// `struct slo_target_cfg` from a validated target.
@@ -276,9 +291,4 @@ mod tests {
         assert_eq!(quantile_upper_ns(&s.rq_delay_hist, 0.99), Some(32 * 1024));
         assert_eq!(quantile_upper_ns(&[0; 24], 0.99), None);
     }
-}
-
-/// A `struct slo_event` from the ring buffer.
-pub fn parse_event(bytes: &[u8]) -> Option<intf::slo_event> {
-    pod_from_bytes(bytes)
 }

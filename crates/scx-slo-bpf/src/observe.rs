@@ -13,7 +13,7 @@ use libbpf_rs::OpenObject;
 use crate::intf;
 use crate::maps::{self, TargetStats};
 use crate::observe_skel::{ObserveSkel, ObserveSkelBuilder};
-use crate::scheduler::MapTarget;
+use crate::maps::MapTarget;
 
 /// Cumulative run time of the probes, from the kernel's bpf_stats.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]

@@ -10,7 +10,7 @@ use scx_slo_model::{Config, SwitchMode};
 use scx_utils::{scx_ops_attach, scx_ops_load, scx_ops_open};
 
 use crate::intf;
-use crate::maps::{self, TargetStats};
+use crate::maps::{self, MapTarget, TargetStats};
 use crate::skel::{BpfSkel, BpfSkelBuilder};
 use crate::topology::Topology;
 
@@ -24,24 +24,6 @@ pub struct LoadParams {
     pub config: Config,
     /// Machine shape.
     pub topology: Topology,
-    /// `bpf_printk` tracing in the scheduler.
-    pub debug: bool,
-}
-
-/// One target as the maps hold it.
-#[derive(Clone, Debug)]
-pub struct MapTarget {
-    /// Index into `target_cfg`/`target_stats`.
-    pub index: u32,
-    /// cgroup v2 id (the directory's inode number).
-    pub cgroup_id: u64,
-    /// Policy.
-    pub cfg: intf::slo_target_cfg,
-    /// The slot is new to this target: zero its counters. A target keeps its
-    /// slot, and its counters keep counting, across applies (reloads,
-    /// SetBudget, a unit restart that changes its cgroup), so Prometheus
-    /// never sees a counter go backwards while the daemon runs.
-    pub fresh: bool,
 }
 
 pub use scx_slo_api::host::ExitInfo;
@@ -89,7 +71,6 @@ impl<'obj> Scheduler<'obj> {
             .rodata_data
             .as_mut()
             .context("the scx_slo object has no .rodata section")?;
-        rodata.debug = params.debug;
         rodata.slice_max_ns = cfg.scheduler.slice_max.as_ns();
         rodata.slice_min_ns = cfg.scheduler.slice_min.as_ns();
         rodata.max_wait_ns = cfg.scheduler.max_wait.as_ns();

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use crate::kernel;
 use crate::sampler::{self, WakeSampler};
 use crate::scenario::{
-    num_cpus, read_json, spawn_workload, strs, uname, wait_until, write_config, Daemon, Env, Report, API, BATCH, STATUS_PATH,
+    num_cpus, read_json, spawn_workload, strs, uname, wait_until, write_config, Daemon, Env, Report, API, BATCH,
 };
 use crate::workload::{HogResult, ProbeResult};
 
@@ -359,7 +359,7 @@ fn footprint(env: &Env, idle: Duration) -> Result<Value> {
         anyhow::bail!("scx_slo did not attach with 1,000 targets: {}", d.log_tail());
     }
     std::thread::sleep(Duration::from_secs(3));
-    let status: Value = serde_json::from_str(&std::fs::read_to_string(STATUS_PATH).unwrap_or_default()).unwrap_or_default();
+    let apply_us = crate::scenario::daemon_status().map(|s| s.last_apply_us);
     let rss_1000 = rss_kb(d.child.id());
     let cpu_1000 = cpu_ticks(d.child.id());
     let t_1000 = Instant::now();
@@ -394,7 +394,7 @@ fn footprint(env: &Env, idle: Duration) -> Result<Value> {
         _ => None,
     };
     Ok(json!({
-        "apply_1000_targets_us": status["last_apply_us"],
+        "apply_1000_targets_us": apply_us,
         "rss_kb_1000_targets": rss_1000,
         "cpu_share_1000_targets": cpu_1000,
         "rss_kb": rss,

@@ -14,7 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use scx_slod::dbus::ManagerProxyBlocking;
+use scx_slo_api::dbus::ManagerProxyBlocking;
+use scx_slo_api::documents::parse;
+use scx_slo_api::Status;
 use serde_json::{json, Value};
 
 use crate::control::{daemon, manager, start_bus, start_fresh};
@@ -36,10 +38,12 @@ struct Invariants {
     baseline: Option<(u64, u64)>,
 }
 
+fn status(m: &ManagerProxyBlocking) -> Option<Status> {
+    parse("Status", &m.status().ok()?).ok()
+}
+
 fn api_counters(m: &ManagerProxyBlocking) -> Option<(u64, u64)> {
-    let status: Value = serde_json::from_str(&m.status().ok()?).ok()?;
-    let api = status["targets"].as_array()?.iter().find(|t| t["key"] == "api.service")?;
-    Some((api["stats"]["counters"]["jobs"].as_u64()?, api["stats"]["counters"]["deadline_misses"].as_u64()?))
+    status(m)?.jobs_and_misses("api.service")
 }
 
 fn rss_kb(pid: u32) -> u64 {
@@ -128,7 +132,7 @@ fn dbus_flood(env: &Env, n: usize, seconds: u64) -> Result<Vec<Child>> {
 pub fn flood_client(seconds: u64) -> Result<()> {
     let conn = zbus::blocking::Connection::system()?;
     let m = manager(&conn)?;
-    let unit = "x".repeat(scx_slod::dbus::arg_limits::UNIT);
+    let unit = "x".repeat(scx_slo_api::dbus::arg_limits::UNIT);
     let end = Instant::now() + Duration::from_secs(seconds);
     while Instant::now() < end {
         let _ = m.explain(&unit);
@@ -235,9 +239,7 @@ pub fn run(env: &Env) -> Result<Report> {
     let new_id = kernel::cgroup_id(&dir)?;
     api = scenario::spawn_workload(env, &api_args)?;
     let resolved = wait(Duration::from_secs(20), || {
-        serde_json::from_str::<Value>(&m.status().unwrap_or_default()).ok().is_some_and(|s| {
-            s["targets"].as_array().into_iter().flatten().any(|t| t["key"] == "api.service" && t["cgroup_id"] == new_id)
-        })
+        status(&m).is_some_and(|s| s.target("api.service").is_some_and(|t| t.cgroup_id == Some(new_id)))
     });
     std::thread::sleep(Duration::from_secs(2));
     faults += 1;
@@ -260,7 +262,7 @@ pub fn run(env: &Env) -> Result<Report> {
     fault(
         &mut report,
         "dbus-daemon restarted: scx-slod stops with exit 5 on the default scheduler, and a restart brings it back",
-        exited.is_some() && code == Some(scx_slod::exit::BUS_LOST) && off && back.is_some(),
+        exited.is_some() && code == Some(scx_slo_api::exit::daemon::BUS_LOST) && off && back.is_some(),
         format!("exit {code:?} after {exited:?}; kernel disabled then {off}; back after {back:?}"),
         &m,
         &mut last,

@@ -7,7 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use scx_slod::dbus::ManagerProxyBlocking;
+use scx_slo_api::dbus::ManagerProxyBlocking;
+use scx_slo_api::documents::parse;
+use scx_slo_api::Status;
 use serde_json::{json, Value};
 
 use crate::kernel;
@@ -20,7 +22,7 @@ pub(crate) fn start_bus(env: &Env) -> Result<Child> {
     std::fs::create_dir_all("/etc/dbus-1/system.d")?;
     std::fs::copy(env.bin.join("org.scxslo1.conf"), "/etc/dbus-1/system.d/org.scxslo1.conf")
         .context("installing the bus policy")?;
-    std::fs::write("/etc/dbus-1/guest.conf", scx_slod::dbus::private_bus_config(BUS_SOCKET, "/etc/dbus-1/system.d"))?;
+    std::fs::write("/etc/dbus-1/guest.conf", scx_slo_api::dbus::private_bus_config(BUS_SOCKET, "/etc/dbus-1/system.d"))?;
     // A bus that died leaves its socket behind: waiting for the path alone
     // would then connect to nothing (the chaos scenario restarts the bus).
     let _ = std::fs::remove_file(BUS_SOCKET);
@@ -120,9 +122,9 @@ pub fn run(env: &Env) -> Result<Report> {
     let t = Instant::now();
     let reply = m.reload().context("Reload with 1000 targets")?;
     let reload_ms = ms(t.elapsed());
-    let status: Value = serde_json::from_str(&m.status()?)?;
-    let apply_us = status["last_apply_us"].as_f64().unwrap_or(-1.0);
-    let resolved = status["targets"].as_array().map_or(0, |t| t.iter().filter(|t| !t["cgroup_id"].is_null()).count());
+    let status: Status = parse("Status", &m.status()?).map_err(anyhow::Error::msg)?;
+    let apply_us = status.last_apply_us;
+    let resolved = status.targets.iter().filter(|t| t.cgroup_id.is_some()).count();
     report.check("Reload applies 1,000 targets as one generation", reply.contains("1000 targets") && resolved == 1000,
         format!("{reply}; whole call {reload_ms} ms; {resolved} resolved"));
     report.facts.insert("reload_1000_targets".into(), json!({ "apply_us": apply_us, "call_ms": reload_ms }));

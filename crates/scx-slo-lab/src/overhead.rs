@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use serde_json::Value;
 
 /// Benchmark settings.
 pub struct Settings {
@@ -114,11 +113,11 @@ impl Daemon {
 
     /// (run_time_ns, run_count) from the status file, once observing.
     fn probe(&self) -> Option<(u64, u64)> {
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(&self.status).ok()?).ok()?;
-        if v["mode"] != "observe" {
+        let status = scx_slo_api::documents::read_status_file(&self.status).ok()?;
+        if status.mode != "observe" {
             return None;
         }
-        Some((v["probe"]["run_time_ns"].as_u64()?, v["probe"]["run_count"].as_u64()?))
+        status.probe.map(|p| (p.run_time_ns, p.run_count))
     }
 
     /// A reading taken after the next status write.

@@ -356,14 +356,13 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
         // scheduler reports each move and the daemon switches it at once;
         // its scan (every second) is only the safety net.
         // (The status file is rewritten every second: wait for it.)
-        let by_event = |s: &Value| s["partial_switch"]["by_event"].as_u64().unwrap_or(0);
-        wait_until(Duration::from_secs(5), || by_event(&daemon_status()) >= 5);
-        let status = daemon_status();
-        let sw = &status["partial_switch"];
+        let switched = || daemon_status().map(|s| s.partial_switch).unwrap_or_default();
+        wait_until(Duration::from_secs(5), || switched().by_event >= 5);
+        let sw = switched();
         report.check(
             format!("{switch}: tasks moving into targets are switched on the scheduler's report, not by polling"),
-            sw["by_event"].as_u64().unwrap_or(0) >= 5,
-            format!("switched by event {}, by scan {}", sw["by_event"], sw["by_scan"]),
+            sw.by_event >= 5,
+            format!("switched by event {}, by scan {}", sw.by_event, sw.by_scan),
         );
     }
     let targeted_tids: Vec<i32> = [API, TIGHT, GREEDY, BATCH].iter().flat_map(|c| kernel::cgroup_threads(&env.cg(c))).collect();
@@ -518,12 +517,11 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
     );
     write_config(&enforce_config(switch))?;
 
-    if let Ok(text) = std::fs::read_to_string(STATUS_PATH) {
-        if let Ok(status) = serde_json::from_str::<Value>(&text) {
-            for k in ["load_ms", "attach_ms", "last_apply_us", "switched_threads"] {
-                facts.insert(format!("daemon_{k}"), status[k].clone());
-            }
-        }
+    if let Some(s) = daemon_status() {
+        facts.insert("daemon_load_ms".into(), json!(s.load_ms));
+        facts.insert("daemon_attach_ms".into(), json!(s.attach_ms));
+        facts.insert("daemon_last_apply_us".into(), json!(s.last_apply_us));
+        facts.insert("daemon_switched_threads".into(), json!(s.switched_threads));
     }
 
     // Clean stop: the kernel goes back to its default scheduler.
@@ -546,12 +544,13 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
     Ok(())
 }
 
-fn daemon_status() -> Value {
-    std::fs::read_to_string(STATUS_PATH).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok()).unwrap_or_default()
+/// The daemon's status file, when there is one and it is a Status document.
+pub(crate) fn daemon_status() -> Option<scx_slo_api::Status> {
+    scx_slo_api::documents::read_status_file(std::path::Path::new(STATUS_PATH)).ok()
 }
 
 fn daemon_state() -> String {
-    daemon_status()["state"].as_str().unwrap_or_default().to_string()
+    daemon_status().map(|s| s.state.to_string()).unwrap_or_default()
 }
 
 /// SysRq-S ejects the scheduler: the host is on the default scheduler at
@@ -592,7 +591,7 @@ fn ejection(env: &Env, report: &mut Report) -> Result<()> {
                 format!("state={}, daemon alive={alive}, daemon state={:?}; log: {}", kernel::sched_ext_state(), daemon_state(), daemon.log_tail()),
             );
             // Degrading: with enforce off, the daemon keeps measuring in observe mode.
-            let mode = daemon_status()["mode"].as_str().unwrap_or_default().to_string();
+            let mode = daemon_status().map(|s| s.mode).unwrap_or_default();
             let metrics = scrape_metrics().unwrap_or_default();
             report.check(
                 "ejection 3: enforce off, the daemon falls back to observe mode (status and /metrics)",

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use crate::scenario::{ms, wait_until, Report};
+use scx_slo_api::documents::PartialSwitchReport;
+
+use crate::scenario::{self, ms, wait_until, Report};
 
 const MODULE_JSON: &str = "/etc/scx-slo-guest/module.json";
 const UNIT_PATH: &str = "/etc/systemd/system/scx-slod.service";
@@ -79,10 +81,7 @@ fn health(expect_config: bool, wait: &str) -> (bool, String) {
 
 /// api.service's (jobs, deadline misses) from the status file.
 fn api_counters() -> Option<(u64, u64)> {
-    let status: Value = serde_json::from_str(&std::fs::read_to_string("/run/scx-slo/status.json").ok()?).ok()?;
-    let api = status["targets"].as_array()?.iter().find(|t| t["key"] == "api.service")?;
-    let counters = &api["stats"]["counters"];
-    Some((counters["jobs"].as_u64()?, counters["deadline_misses"].as_u64()?))
+    scenario::daemon_status()?.jobs_and_misses("api.service")
 }
 
 /// switch-to-configuration's rule for a changed unit: only X-Reload-Triggers
@@ -302,19 +301,19 @@ pub fn run_scenario() -> Result<Report> {
     });
     // The status file is rewritten every few seconds: wait for one written
     // after a switching scan.
-    let mut status = Value::Null;
+    let mut switched = PartialSwitchReport::default();
     wait_until(Duration::from_secs(15), || {
-        status = serde_json::from_str(&std::fs::read_to_string("/run/scx-slo/status.json").unwrap_or_default()).unwrap_or(Value::Null);
-        status["partial_switch"]["by_scan"].as_u64().unwrap_or(0) + status["partial_switch"]["by_event"].as_u64().unwrap_or(0) > 0
+        switched = scenario::daemon_status().map(|s| s.partial_switch).unwrap_or_default();
+        switched.by_scan + switched.by_event > 0
     });
     report.check(
         "systemctl start returns after READY=1 with scx_slo attached, and the hardening lets it switch the targets' threads",
-        code == Some(0) && active == "active" && state == "enabled" && ops == "scx_slo" && policy_ok.is_some() && status["partial_switch"]["refused"] == 0,
+        code == Some(0) && active == "active" && state == "enabled" && ops == "scx_slo" && policy_ok.is_some() && switched.refused == 0,
         format!(
-            "start took {:.0} ms ({err}), ActiveState {active}, kernel {state}/{ops} when it returned; api.service's main thread on SCHED_EXT: {}; status partial_switch {}",
+            "start took {:.0} ms ({err}), ActiveState {active}, kernel {state}/{ops} when it returned; api.service's main thread on SCHED_EXT: {}; status partial_switch {:?}",
             ms(ready),
             policy_ok.map_or("no".into(), |d| format!("after {:.0} ms", ms(d))),
-            status["partial_switch"]
+            switched
         ),
     );
     facts.insert("ready_ms".into(), json!(ms(ready)));

@@ -9,8 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-/// SCHED_EXT from include/uapi/linux/sched.h.
-pub const SCHED_EXT: libc::c_int = 7;
+pub use scx_slo_api::host::SCHED_EXT;
 
 fn now_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };

@@ -10,8 +10,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use scx_slo_api::documents::parse;
-use scx_slo_api::{ActiveMode, State, Status};
+use scx_slo_api::documents::read_status_file;
+use scx_slo_api::{ActiveMode, State};
 
 /// Why the host is not healthy, or `Ok` with a one-line summary.
 pub fn probe(status_file: &Path, max_age: Duration, expect_config: Option<&Path>) -> Result<String, String> {
@@ -30,8 +30,7 @@ pub fn probe(status_file: &Path, max_age: Duration, expect_config: Option<&Path>
             max_age.as_secs_f64()
         ));
     }
-    let text = std::fs::read_to_string(status_file).map_err(|e| format!("{}: {e}", status_file.display()))?;
-    let status: Status = parse(&status_file.display().to_string(), &text)?;
+    let status = read_status_file(status_file)?;
     if status.state != State::Running {
         return Err(format!("daemon state is \"{}\", not \"running\"", status.state));
     }
@@ -91,7 +90,7 @@ pub fn run(status_file: &Path, wait: Duration, max_age: Duration, expect_config:
 
 #[cfg(test)]
 mod tests {
-    use scx_slo_api::TargetStatus;
+    use scx_slo_api::{Status, TargetStatus};
     use scx_slo_model::Class;
 
     use super::*;

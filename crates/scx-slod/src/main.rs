@@ -68,9 +68,6 @@ struct Args {
     /// Scheduler backend; `simulated` keeps maps in memory (control-plane tests).
     #[arg(long, value_enum, default_value_t = BackendKind::Bpf, hide = true)]
     backend: BackendKind,
-    /// Enable bpf_printk tracing in the scheduler (trace_pipe).
-    #[arg(long)]
-    debug_bpf: bool,
     /// Where the Prometheus endpoint listens (`/metrics`), or `off`. Only
     /// loopback unless an operator sets another address.
     #[arg(long, default_value = "127.0.0.1:9638")]
@@ -117,7 +114,6 @@ fn run(args: Args) -> i32 {
         tick: std_dur(args.scan_interval).max(Duration::from_millis(10)),
         telemetry_every: std_dur(args.telemetry_interval).max(Duration::from_millis(100)),
         status_every: std_dur(args.status_interval).max(Duration::from_millis(100)),
-        debug_bpf: args.debug_bpf,
         backend: args.backend,
         breaker: BreakerConfig {
             max_failures: args.breaker_failures.max(1),

@@ -12,8 +12,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// `SCHED_EXT` from include/uapi/linux/sched.h (not in libc yet).
-pub const SCHED_EXT: libc::c_int = 7;
+pub use scx_slo_api::host::SCHED_EXT;
 
 /// Current policy of a thread, or `None` if it is gone.
 pub fn policy_of(tid: i32) -> Option<libc::c_int> {

@@ -29,6 +29,8 @@ mod reports;
 mod requests;
 mod session;
 pub mod supervisor;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::mem::MaybeUninit;
@@ -80,8 +82,6 @@ pub struct EngineOptions {
     pub telemetry_every: Duration,
     /// Status file period.
     pub status_every: Duration,
-    /// bpf_printk in the scheduler.
-    pub debug_bpf: bool,
     /// Backend.
     pub backend: BackendKind,
     /// Breaker settings.

@@ -39,8 +39,7 @@ impl Engine {
         match (self.opts.backend, mode) {
             (BackendKind::Simulated, _) => Ok(Box::new(Simulated::default())),
             (BackendKind::Bpf, ActiveMode::Enforce) => {
-                let params =
-                    LoadParams { config: self.generation.config.clone(), topology: self.topology.clone(), debug: self.opts.debug_bpf };
+                let params = LoadParams { config: self.generation.config.clone(), topology: self.topology.clone() };
                 Ok(Box::new(Scheduler::load(object, &params)?))
             }
             (BackendKind::Bpf, ActiveMode::Observe | ActiveMode::Advisory) => Ok(Box::new(Observer::load(object)?)),
@@ -53,7 +52,7 @@ impl Engine {
     }
 
     /// Fills a freshly loaded backend's maps and attaches it.
-    fn start(&mut self, sched: &mut dyn Backend) -> Result<(), String> {
+    pub(super) fn start(&mut self, sched: &mut dyn Backend) -> Result<(), String> {
         self.resolved = self.host.resolve_all(&self.generation.config);
         let t = Instant::now();
         self.slots.new_maps();

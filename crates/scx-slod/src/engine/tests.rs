@@ -1,0 +1,400 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The request state machine without root, a bus or a kernel: the engine on a
+//! host in memory, with a backend that records what it is told (and can be
+//! told to fail). Every request, each of its error replies, and each
+//! lifecycle transition the engine makes, with what it persists and reports.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use scx_slo_api::documents::{parse, TargetList};
+use scx_slo_api::{Capabilities, ControlError, Explain, ExitInfo, KernelFeatures, State, Status, TargetStats};
+use scx_slo_bpf::{MapTarget, Topology};
+use scx_slo_model::Config;
+
+use super::generation::ConfigFile;
+use super::host::{ConfigRefused, Host};
+use super::{BackendKind, Engine, EngineOptions, Probed};
+use crate::backend::Backend;
+use crate::breaker::BreakerConfig;
+use crate::control::{EngineHandle, Envelope, Reply, Request};
+use crate::persist::PersistentState;
+use crate::resolver::Resolved;
+
+const EXAMPLE: &str = include_str!("../../../../examples/enforce.json");
+
+/// The machine in memory; clones share it, so a test keeps one to look at.
+#[derive(Clone, Default)]
+struct MemoryHost {
+    config: Arc<Mutex<String>>,
+    saved: Arc<Mutex<Vec<PersistentState>>>,
+    statuses: Arc<Mutex<Vec<Status>>>,
+    notified: Arc<Mutex<Vec<String>>>,
+    disk_read_only: Arc<AtomicBool>,
+}
+
+impl MemoryHost {
+    fn new(config: &str) -> Self {
+        let host = MemoryHost::default();
+        *host.config.lock().unwrap() = config.to_string();
+        host
+    }
+
+    fn last_saved(&self) -> PersistentState {
+        self.saved.lock().unwrap().last().cloned().expect("the state was saved")
+    }
+}
+
+impl Host for MemoryHost {
+    fn read_config(&self) -> Result<(ConfigFile, Config), ConfigRefused> {
+        let text = self.config.lock().unwrap().clone();
+        let config = scx_slo_model::load_str(&text, Some(2))
+            .map_err(|e| ConfigRefused { code: crate::exit::INVALID_CONFIG, message: format!("config.json is invalid:\n{e}") })?;
+        Ok((ConfigFile::from_text(text), config))
+    }
+    fn online_cpus(&self) -> u32 {
+        2
+    }
+    fn cgroup_root(&self) -> &Path {
+        Path::new("/nonexistent-cgroup-root")
+    }
+    /// Every target but `batch.slice` runs; ids follow config order.
+    fn resolve_all(&self, config: &Config) -> BTreeMap<String, Resolved> {
+        let running = config.targets.iter().enumerate().filter(|(_, t)| t.key != "batch.slice");
+        running.map(|(i, t)| (t.key.clone(), Resolved { dir: PathBuf::from(format!("/cg/{}", t.key)), cgroup_id: 100 + i as u64 })).collect()
+    }
+    fn save_state(&self, state: &PersistentState) -> Result<(), String> {
+        if self.disk_read_only.load(Ordering::Relaxed) {
+            return Err("/var/lib/scx-slo/state.json: Read-only file system (os error 30)".into());
+        }
+        self.saved.lock().unwrap().push(state.clone());
+        Ok(())
+    }
+    fn write_status(&self, status: &Status) -> Result<(), String> {
+        self.statuses.lock().unwrap().push(status.clone());
+        Ok(())
+    }
+    fn notify(&self, states: &[sd_notify::NotifyState]) {
+        self.notified.lock().unwrap().extend(states.iter().map(|s| format!("{s:?}")));
+    }
+}
+
+/// A loaded backend that records what it is told.
+#[derive(Default)]
+struct Recording {
+    attached: bool,
+    detaches: u32,
+    applied: Vec<MapTarget>,
+    fail_apply: bool,
+    exit: Option<ExitInfo>,
+}
+
+impl Backend for Recording {
+    fn attach(&mut self) -> anyhow::Result<()> {
+        self.attached = true;
+        Ok(())
+    }
+    fn apply(&mut self, targets: &[MapTarget]) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.fail_apply, "map update: E2BIG");
+        self.applied = targets.to_vec();
+        Ok(())
+    }
+    fn detach(&mut self) {
+        self.attached = false;
+        self.detaches += 1;
+    }
+    fn exit_info(&self) -> Option<ExitInfo> {
+        self.exit.clone()
+    }
+    fn target_stats(&self, index: u32) -> anyhow::Result<TargetStats> {
+        anyhow::ensure!(self.applied.iter().any(|t| t.index == index), "no target at {index}");
+        Ok(TargetStats { counters: [("wakeups".to_string(), 7)].into(), ..Default::default() })
+    }
+    fn global_stats(&self) -> anyhow::Result<Vec<(&'static str, u64)>> {
+        Ok(vec![("enqueues", 3)])
+    }
+    fn events_map(&self) -> Option<scx_slo_bpf::events::EventsMap> {
+        None
+    }
+}
+
+fn caps() -> Capabilities {
+    Capabilities { sched_ext: true, btf: true, cgroup2: true, cgroup2_unified: true, systemd: false, enforce_unavailable: None }
+}
+
+fn options() -> EngineOptions {
+    EngineOptions {
+        config_path: "/etc/scx-slo/config.json".into(),
+        status_path: "/run/scx-slo/status.json".into(),
+        state_path: "/var/lib/scx-slo/state.json".into(),
+        tick: Duration::from_millis(10),
+        telemetry_every: Duration::from_millis(10),
+        status_every: Duration::from_millis(10),
+        backend: BackendKind::Simulated,
+        breaker: BreakerConfig::default(),
+        systemd_bus: None,
+    }
+}
+
+fn engine_with(host: &MemoryHost, persistent: PersistentState) -> (Engine, EngineHandle) {
+    let probed = Probed {
+        features: KernelFeatures::default(),
+        caps: caps(),
+        topology: Topology { nr_cpus: 2, nr_nodes: 1, cpu_to_node: vec![0, 0] },
+        persistent,
+    };
+    let started = Engine::with_host(options(), Box::new(host.clone()), probed).expect("the engine starts");
+    (started.engine, started.handle)
+}
+
+fn engine(host: &MemoryHost) -> (Engine, EngineHandle) {
+    engine_with(host, PersistentState::default())
+}
+
+/// One request answered at once (None: it was parked).
+fn call(engine: &mut Engine, sched: Option<&mut dyn Backend>, request: Request) -> Option<Reply> {
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    engine.handle(Envelope { request, reply: Some(tx) }, sched);
+    rx.try_recv().ok()
+}
+
+fn ok(reply: Option<Reply>) -> String {
+    reply.expect("answered").expect("succeeded")
+}
+
+fn err(reply: Option<Reply>) -> ControlError {
+    reply.expect("answered").expect_err("refused")
+}
+
+fn status(engine: &mut Engine, sched: Option<&mut dyn Backend>) -> Status {
+    parse("Status", &ok(call(engine, sched, Request::Status))).expect("a Status document")
+}
+
+fn set_budget(unit: &str, runtime_us: u64, period_us: u64, key: &str) -> Request {
+    Request::SetBudget { unit: unit.into(), runtime_us, period_us, key: key.into() }
+}
+
+/// A running engine: the session's start without its loop.
+fn running(engine: &mut Engine, backend: &mut Recording) {
+    let t = engine.supervisor.go(State::Starting, "test");
+    engine.announce(t);
+    engine.start(backend).expect("maps filled and attached");
+    engine.supervisor.attached(scx_slo_api::ActiveMode::Enforce, false);
+    let t = engine.supervisor.go(State::Running, "test");
+    engine.announce(t);
+}
+
+#[test]
+fn reads_are_typed_documents_and_an_unknown_unit_is_named() {
+    let host = MemoryHost::new(EXAMPLE);
+    let (mut e, _h) = engine(&host);
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    let s = status(&mut e, Some(&mut b));
+    assert_eq!((s.state, s.mode.as_str(), s.generation, s.targets.len()), (State::Running, "enforce", 1, 4));
+    assert_eq!(s.config_sha256, scx_slo_model::config_digest(EXAMPLE));
+    let api = s.targets.iter().find(|t| t.key == "api.service").unwrap();
+    assert_eq!((api.cgroup_id, api.stats.as_ref().map(|s| s.get("wakeups"))), (Some(101), Some(7)), "{api:?}");
+    assert_eq!(s.global.as_ref().and_then(|g| g.get("enqueues")), Some(&3));
+    let batch = s.targets.iter().find(|t| t.key == "batch.slice").unwrap();
+    assert!(batch.cgroup_id.is_none() && batch.stats.is_none(), "an unresolved target has no counters: {batch:?}");
+
+    let list: TargetList = parse("ListTargets", &ok(call(&mut e, None, Request::ListTargets))).unwrap();
+    assert_eq!(list.targets.iter().map(|t| t.key.as_str()).collect::<Vec<_>>(), ["/legacy/cron-jobs", "api.service", "batch.slice", "worker.service"]);
+    let x: Explain = parse("Explain", &ok(call(&mut e, Some(&mut b), Request::Explain { unit: "api.service".into() }))).unwrap();
+    assert!(x.why.contains("earliest-deadline-first") && x.recent.as_ref().is_some_and(|r| r.wakeups == 7), "{x:?}");
+    let x: Explain = parse("Explain", &ok(call(&mut e, None, Request::Explain { unit: "batch.slice".into() }))).unwrap();
+    assert!(x.why.contains("no cgroup found yet"), "{x:?}");
+    match err(call(&mut e, None, Request::Explain { unit: "nope.service".into() })) {
+        ControlError::InvalidArgument(m) => assert!(m.contains("\"nope.service\"") && m.contains("api.service, batch.slice"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn enable_parks_until_the_session_runs_and_refuses_bad_modes() {
+    let host = MemoryHost::new(EXAMPLE);
+    let (mut e, _h) = engine(&host);
+    assert!(matches!(err(call(&mut e, None, Request::Enable { mode: "turbo".into() })), ControlError::InvalidArgument(m) if m.contains("use enforce")));
+    // Idle: the reply waits for the session (None here).
+    assert!(call(&mut e, None, Request::Enable { mode: "".into() }).is_none());
+    assert!(!host.last_saved().breaker_open && host.last_saved().operator_disabled.is_none());
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    assert_eq!(ok(call(&mut e, Some(&mut b), Request::Enable { mode: "enforce".into() })), "already running generation 1");
+}
+
+#[test]
+fn enable_a_mode_the_host_lacks_is_not_supported() {
+    let host = MemoryHost::new(EXAMPLE);
+    let probed = Probed {
+        features: KernelFeatures::default(),
+        caps: Capabilities { sched_ext: false, enforce_unavailable: Some("kernel x has no sched_ext".into()), ..caps() },
+        topology: Topology { nr_cpus: 2, nr_nodes: 1, cpu_to_node: vec![0, 0] },
+        persistent: PersistentState::default(),
+    };
+    // The config asks for enforce: the engine does not start.
+    let refused = Engine::with_host(options(), Box::new(host.clone()), probed).err().expect("refused");
+    assert_eq!(refused.0, crate::exit::MODE_UNAVAILABLE);
+    assert!(refused.1.contains("no sched_ext"), "{}", refused.1);
+}
+
+#[test]
+fn disable_detaches_before_it_replies_and_persists_or_says_it_did_not() {
+    let host = MemoryHost::new(EXAMPLE);
+    let (mut e, _h) = engine(&host);
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    assert!(matches!(err(call(&mut e, Some(&mut b), Request::Disable { reason: "  ".into() })), ControlError::InvalidArgument(m) if m.starts_with("reason")));
+    assert!(b.attached && e.supervisor.state() == State::Running, "a refused Disable changes nothing");
+    let reply = ok(call(&mut e, Some(&mut b), Request::Disable { reason: "incident 42".into() }));
+    assert!(reply.contains("stays off across restarts"), "{reply}");
+    assert!(!b.attached && b.detaches == 1);
+    assert_eq!(e.supervisor.state(), State::Disabled);
+    assert_eq!(host.last_saved().operator_disabled.as_deref(), Some("incident 42"));
+    assert!(host.notified.lock().unwrap().iter().any(|n| n.contains("disabled by an operator: incident 42")));
+
+    // A read-only disk: the reply and Status say it is not saved.
+    let (mut e, _h) = engine(&host);
+    running(&mut e, &mut b);
+    host.disk_read_only.store(true, Ordering::Relaxed);
+    let reply = ok(call(&mut e, Some(&mut b), Request::Disable { reason: "again".into() }));
+    assert!(reply.contains("until scx-slod restarts") && reply.contains("NOT saved"), "{reply}");
+    assert!(status(&mut e, None).persist_error.is_some_and(|p| p.contains("Read-only")));
+    host.disk_read_only.store(false, Ordering::Relaxed);
+}
+
+#[test]
+fn reload_applies_a_new_generation_or_keeps_the_running_one() {
+    let host = MemoryHost::new(EXAMPLE);
+    let (mut e, _h) = engine(&host);
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    assert!(ok(call(&mut e, Some(&mut b), Request::Reload)).starts_with("generation 2 applied (4 targets"));
+
+    // Invalid: refused with the validator's words, generation 2 stays and
+    // Status says why until the next good reload.
+    *host.config.lock().unwrap() = EXAMPLE.replace("\"3ms\"", "\"30ms\"");
+    assert!(matches!(err(call(&mut e, Some(&mut b), Request::Reload)), ControlError::InvalidConfig(m) if m.contains("budget.runtime")));
+    let s = status(&mut e, None);
+    assert_eq!(s.generation, 2);
+    assert!(s.last_reload_error.is_some_and(|r| r.starts_with("invalid config")));
+
+    // A load-time section: refused, named.
+    *host.config.lock().unwrap() = EXAMPLE.replace("\"slice_max\": \"5ms\"", "\"slice_max\": \"4ms\"");
+    assert!(matches!(err(call(&mut e, Some(&mut b), Request::Reload)), ControlError::InvalidConfig(m) if m.contains("`scheduler` is fixed")));
+
+    // The maps cannot be written: Failed, nothing changes.
+    *host.config.lock().unwrap() = EXAMPLE.replace("\"priority\": 800", "\"priority\": 900");
+    b.fail_apply = true;
+    assert!(matches!(err(call(&mut e, Some(&mut b), Request::Reload)), ControlError::Failed(m) if m.contains("generation 2 stays")));
+    b.fail_apply = false;
+    assert_eq!(ok(call(&mut e, Some(&mut b), Request::Reload)).split(' ').nth(1), Some("3"));
+    let s = status(&mut e, None);
+    assert!(s.last_reload_error.is_none() && s.config_sha256 == scx_slo_model::config_digest(&host.config.lock().unwrap()));
+}
+
+#[test]
+fn set_budget_is_validated_applied_persisted_and_idempotent() {
+    let host = MemoryHost::new(EXAMPLE);
+    let (mut e, _h) = engine(&host);
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    for (request, what) in [
+        (set_budget("nope.service", 1000, 10_000, ""), "not a target"),
+        (set_budget("batch.slice", 1000, 10_000, ""), "batch target"),
+        (set_budget("api.service", 1000, 0, ""), "budget.period"),
+        (set_budget("api.service", 20_000, 10_000, ""), "budget.runtime"),
+    ] {
+        assert!(matches!(err(call(&mut e, Some(&mut b), request)), ControlError::InvalidArgument(m) if m.contains(what)), "{what}");
+    }
+    // Admission and the target's deadline are the config's, not the argument's.
+    assert!(matches!(err(call(&mut e, Some(&mut b), set_budget("api.service", 1000, 2000, ""))), ControlError::InvalidConfig(_)));
+    assert!(matches!(err(call(&mut e, Some(&mut b), set_budget("api.service", 9_500_000, 10_000_000, ""))), ControlError::InvalidConfig(m) if m.contains("deadline")));
+    assert_eq!(e.generation.number, 1, "refused calls change nothing");
+    assert!(host.saved.lock().unwrap().is_empty());
+
+    let first = ok(call(&mut e, Some(&mut b), set_budget("api.service", 4000, 10_000, "k1")));
+    assert!(first.starts_with("api.service: budget 4000us per 10000us; generation 2 applied"), "{first}");
+    let api = b.applied.iter().find(|t| t.cgroup_id == 101).expect("api.service in the maps");
+    assert_eq!((api.cfg.runtime_ns, api.cfg.period_ns), (4_000_000, 10_000_000));
+    assert_eq!(host.last_saved().budget_overrides["api.service"].runtime_us, 4000);
+    assert_eq!(ok(call(&mut e, Some(&mut b), set_budget("api.service", 4000, 10_000, "k1"))), first, "a replay");
+    assert!(matches!(err(call(&mut e, Some(&mut b), set_budget("api.service", 3000, 10_000, "k1"))), ControlError::Conflict(_)));
+    assert_eq!(e.generation.number, 2);
+    let list: TargetList = parse("ListTargets", &ok(call(&mut e, None, Request::ListTargets))).unwrap();
+    assert_eq!(list.targets.iter().filter(|t| t.overridden).map(|t| t.key.as_str()).collect::<Vec<_>>(), ["api.service"]);
+    let s = status(&mut e, None);
+    assert_eq!(s.budget_override_drift["api.service"].override_, "4000us per 10000us");
+
+    // The maps cannot be written: nothing applied, nothing persisted.
+    b.fail_apply = true;
+    assert!(matches!(err(call(&mut e, Some(&mut b), set_budget("worker.service", 500, 20_000, ""))), ControlError::Failed(_)));
+    b.fail_apply = false;
+    assert!(!host.last_saved().budget_overrides.contains_key("worker.service"));
+
+    // ClearBudget.
+    assert!(matches!(err(call(&mut e, Some(&mut b), Request::ClearBudget { unit: "worker.service".into() })), ControlError::InvalidArgument(m) if m.contains("overrides: api.service")));
+    assert!(ok(call(&mut e, Some(&mut b), Request::ClearBudget { unit: "api.service".into() })).contains("generation 3 applied"));
+    assert!(host.last_saved().budget_overrides.is_empty());
+
+    // Overrides survive a restart, and a reload that removes their target drops them, saying so.
+    ok(call(&mut e, Some(&mut b), set_budget("api.service", 2000, 10_000, "")));
+    let (mut e, _h) = engine_with(&host, host.last_saved());
+    let api = e.generation.config.targets.iter().find(|t| t.key == "api.service").unwrap();
+    assert_eq!(api.budget.map(|b| b.runtime.as_ns()), Some(2_000_000));
+    let mut json: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
+    json["targets"].as_object_mut().unwrap().remove("api.service");
+    *host.config.lock().unwrap() = json.to_string();
+    let reply = ok(call(&mut e, None, Request::Reload));
+    assert!(reply.contains("budget overrides dropped: api.service (no longer in the config)"), "{reply}");
+    assert!(host.last_saved().budget_overrides.is_empty());
+}
+
+#[test]
+fn failures_back_off_open_the_breaker_and_enable_or_reset_close_it() {
+    let host = MemoryHost::new(EXAMPLE);
+    let (mut e, _h) = engine(&host);
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    e.failed("ejected".into());
+    assert_eq!(e.supervisor.state(), State::Degraded);
+    for _ in 0..2 {
+        e.supervisor.go(State::Starting, "retry");
+        e.failed("ejected".into());
+    }
+    assert_eq!(e.supervisor.state(), State::Failed);
+    assert!(host.last_saved().breaker_open);
+    assert!(status(&mut e, None).breaker.open);
+    assert_eq!(ok(call(&mut e, None, Request::ResetBreaker)), "circuit breaker closed; retrying now");
+    assert!(!host.last_saved().breaker_open);
+    let (mut fresh, _h) = engine(&host);
+    assert_eq!(ok(call(&mut fresh, None, Request::ResetBreaker)), "circuit breaker closed");
+
+    // Restored open after a restart: Enable closes it and is persisted.
+    let (mut e, _h) = engine_with(&host, PersistentState { breaker_open: true, ..Default::default() });
+    assert_eq!(e.supervisor.state(), State::Failed);
+    assert!(call(&mut e, None, Request::Enable { mode: "".into() }).is_none());
+    assert!(!host.last_saved().breaker_open && e.supervisor.wanted_on());
+}
+
+#[test]
+fn a_whole_run_attaches_answers_enable_and_writes_a_final_status() {
+    let host = MemoryHost::new(EXAMPLE);
+    let (e, handle) = engine_with(&host, PersistentState { operator_disabled: Some("before".into()), ..Default::default() });
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    handle.tx.try_send(Envelope { request: Request::Enable { mode: "".into() }, reply: Some(tx) }).unwrap();
+    let runner = std::thread::spawn(move || e.run());
+    let reply = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(rx).unwrap();
+    assert_eq!(reply, Ok("running generation 1".to_string()), "Enable is answered once the session runs");
+    assert_eq!(handle.snapshot().state, State::Running);
+    assert!(handle.post(Request::Shutdown));
+    assert_eq!(runner.join().unwrap(), crate::exit::OK);
+    let last = host.statuses.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(last.state, State::Stopped, "the last status file never reads running");
+    let notified = host.notified.lock().unwrap().join("\n");
+    assert!(notified.contains("Ready") && notified.contains("Stopping"), "{notified}");
+}
