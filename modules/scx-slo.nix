@@ -16,7 +16,17 @@ let
   cfg = config.services.scxSlo;
   settingsFormat = pkgs.formats.json { };
 
-  duration = lib.types.strMatching "[0-9]+(ns|us|ms|s|m|h|d)";
+  # Enums, ranges and defaults come from the config's schema, which
+  # `scx-slo schema` generates from the validator's own constants
+  # (data/config.schema.json, committed; a test fails when it is stale).
+  schema = lib.importJSON ../data/config.schema.json;
+  top = schema.properties;
+  targetSchema = schema."$defs".target.properties;
+  # builtins.match anchors the whole string itself.
+  duration = lib.types.strMatching (
+    lib.removePrefix "^" (lib.removeSuffix "$" schema."$defs".duration.pattern)
+  );
+  between = field: lib.types.ints.between field.minimum field.maximum;
 
   budgetType = lib.types.submodule {
     options = {
@@ -28,7 +38,7 @@ let
       period = lib.mkOption {
         type = duration;
         example = "10ms";
-        description = "Replenishment period of the budget, 100us to 10s.";
+        description = "Replenishment period of the budget, ${targetSchema.budget.properties.period."x-range"}.";
       };
     };
   };
@@ -48,13 +58,13 @@ let
         type = lib.types.nullOr lib.types.float;
         default = null;
         example = 0.999;
-        description = "Fraction of good events, strictly between 0 and 1 (null: 0.999).";
+        description = "Fraction of good events, strictly between 0 and 1 (null: ${toString targetSchema.slo.properties.availability.default}).";
       };
       errorBudgetWindow = lib.mkOption {
         type = lib.types.nullOr duration;
         default = null;
         example = "30d";
-        description = "Window the error budget is counted over, 1h to 90d (null: 30d).";
+        description = "Window the error budget is counted over, ${targetSchema.slo.properties.error_budget_window."x-range"} (null: ${targetSchema.slo.properties.error_budget_window.default}).";
       };
     };
   };
@@ -62,10 +72,7 @@ let
   targetType = lib.types.submodule {
     options = {
       class = lib.mkOption {
-        type = lib.types.enum [
-          "latency"
-          "batch"
-        ];
+        type = lib.types.enum targetSchema.class.enum;
         example = "latency";
         description = "`latency`: earliest-deadline-first while the budget lasts, then fair share. `batch`: weighted virtual time.";
       };
@@ -81,26 +88,25 @@ let
         description = "Relative deadline of each request (wakeup to sleep); latency targets only. runtime <= deadline <= period.";
       };
       priority = lib.mkOption {
-        type = lib.types.nullOr (lib.types.ints.between 0 1000);
+        type = lib.types.nullOr (between targetSchema.priority);
         default = null;
         example = 800;
-        description = "0 (lowest) to 1000; higher wins preemption (null: 500 for latency, 0 for batch).";
+        description =
+          let
+            byClass = targetSchema.priority."x-default-by-class";
+          in
+          "${targetSchema.priority."x-range"}, higher wins preemption (null: ${toString byClass.latency} for latency, ${toString byClass.batch} for batch).";
       };
       preemption = lib.mkOption {
-        type = lib.types.nullOr (
-          lib.types.enum [
-            "never"
-            "lower-priority"
-          ]
-        );
+        type = lib.types.nullOr (lib.types.enum targetSchema.preemption.enum);
         default = null;
         description = "Whether a waking task may take the CPU of lower-priority work with a later deadline (null: lower-priority for latency; batch targets only accept never).";
       };
       weight = lib.mkOption {
-        type = lib.types.nullOr (lib.types.ints.between 1 10000);
+        type = lib.types.nullOr (between targetSchema.weight);
         default = null;
         example = 200;
-        description = "Share in virtual time on systemd's CPUWeight scale (null: 100).";
+        description = "Share in virtual time on systemd's CPUWeight scale, ${targetSchema.weight."x-range"} (null: ${toString targetSchema.weight.default}).";
       };
       cgroup = lib.mkOption {
         type = lib.types.nullOr lib.types.str;
@@ -176,13 +182,8 @@ in
     package = lib.mkPackageOption pkgs "scx-slo" { };
 
     mode = lib.mkOption {
-      type = lib.types.enum [
-        "auto"
-        "observe"
-        "advisory"
-        "enforce"
-      ];
-      default = "auto";
+      type = lib.types.enum top.mode.enum;
+      default = top.mode.default;
       example = "enforce";
       description = ''
         `enforce` loads the scx_slo scheduler and needs a sched_ext kernel
@@ -194,11 +195,8 @@ in
     };
 
     switch = lib.mkOption {
-      type = lib.types.enum [
-        "partial"
-        "all"
-      ];
-      default = "partial";
+      type = lib.types.enum top.switch.enum;
+      default = top.switch.default;
       description = ''
         `partial`: only the targets' threads run on scx_slo (the canary form);
         note that the kernel's fair class then outranks them, so put batch work

@@ -26,6 +26,7 @@ let
     # Read by tests at compile time (include_str!) or run time.
     ../docs/org.scxslo1.Manager.xml
     ../docs/metrics.md
+    ../docs/config.md
   ];
 in
 rustPlatform.buildRustPackage {

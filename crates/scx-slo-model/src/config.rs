@@ -35,6 +35,11 @@ pub enum Mode {
     Enforce,
 }
 
+impl Mode {
+    /// Every mode, in the order the docs list them.
+    pub const ALL: [Mode; 4] = [Mode::Auto, Mode::Observe, Mode::Advisory, Mode::Enforce];
+}
+
 /// Which tasks the sched_ext scheduler takes in enforce mode.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -44,6 +49,11 @@ pub enum SwitchMode {
     Partial,
     /// Every task on the host.
     All,
+}
+
+impl SwitchMode {
+    /// Every switch mode.
+    pub const ALL: [SwitchMode; 2] = [SwitchMode::Partial, SwitchMode::All];
 }
 
 /// How a target is scheduled.
@@ -56,6 +66,11 @@ pub enum Class {
     Batch,
 }
 
+impl Class {
+    /// Every class.
+    pub const ALL: [Class; 2] = [Class::Latency, Class::Batch];
+}
+
 /// Whether a waking task of this target may preempt a running one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -64,6 +79,11 @@ pub enum Preemption {
     Never,
     /// Kicks a CPU running lower-priority work when its deadline is earlier.
     LowerPriority,
+}
+
+impl Preemption {
+    /// Every policy.
+    pub const ALL: [Preemption; 2] = [Preemption::Never, Preemption::LowerPriority];
 }
 
 /// CPU time a latency target may use per period, across all its CPUs.

@@ -38,7 +38,8 @@ pub enum DurationError {
     Overflow(String),
 }
 
-const UNITS: [(&str, u64); 7] = [
+/// The units a duration takes, with their size in nanoseconds.
+pub const UNITS: [(&str, u64); 7] = [
     ("ns", 1),
     ("us", 1_000),
     ("ms", 1_000_000),

@@ -7,17 +7,20 @@
 #![deny(missing_docs)]
 
 pub mod admission;
+pub mod bounds;
 pub mod config;
 pub mod duration;
 pub mod error;
 pub mod raw;
 pub mod rules;
+pub mod schema;
 pub mod shape;
 pub mod source;
 pub mod stats;
 pub mod validate;
 
 pub use config::*;
+pub use bounds::{defaults, limits};
 pub use duration::Duration;
 pub use error::{ConfigErrors, JsonPath, Problem};
 pub use source::{config_digest, read_config_text, SourceError, MAX_CONFIG_BYTES};

@@ -12,63 +12,7 @@ use crate::duration::Duration;
 use crate::error::{ConfigErrors, JsonPath};
 use crate::raw::*;
 
-/// Limits on budgets and deadlines, chosen so that the BPF side's arithmetic
-/// cannot overflow and a budget is larger than the scheduler's own overhead.
-pub mod limits {
-    use crate::duration::Duration;
-    /// Smallest runtime or deadline: below this, scheduling overhead dominates.
-    pub const MIN_RUNTIME: Duration = Duration::from_us(10);
-    /// Shortest period.
-    pub const MIN_PERIOD: Duration = Duration::from_us(100);
-    /// Longest period.
-    pub const MAX_PERIOD: Duration = Duration::from_secs(10);
-    /// Slice bounds.
-    pub const SLICE_RANGE: (Duration, Duration) = (Duration::from_us(50), Duration::from_ms(100));
-    /// Bound-on-waiting range; the upper end stays well under the sched_ext
-    /// watchdog timeout the scheduler declares (10 s).
-    pub const MAX_WAIT_RANGE: (Duration, Duration) = (Duration::from_us(100), Duration::from_secs(1));
-    /// Error budget window range.
-    pub const WINDOW_RANGE: (Duration, Duration) = (Duration::from_secs(3600), Duration::from_secs(90 * 86400));
-    /// Largest CPU capacity accepted.
-    pub const MAX_CPUS: u64 = 4096;
-    /// Overcommit factor range (exclusive lower bound, inclusive upper).
-    pub const OVERCOMMIT_MAX: f64 = 4.0;
-}
-
-/// Defaults: one table, used by the validator and printed in docs/config.md.
-pub mod defaults {
-    use crate::duration::Duration;
-    /// `admission.overcommit`, SCHED_DEADLINE's default bandwidth cap.
-    pub const OVERCOMMIT: f64 = 0.95;
-    /// `scheduler.slice_max`.
-    pub const SLICE_MAX: Duration = Duration::from_ms(5);
-    /// `scheduler.slice_min`.
-    pub const SLICE_MIN: Duration = Duration::from_us(500);
-    /// `scheduler.max_wait`.
-    pub const MAX_WAIT: Duration = Duration::from_ms(50);
-    /// `numa.migration_threshold`.
-    pub const MIGRATION_THRESHOLD: u32 = 4;
-    /// `early_warning.slack_threshold`.
-    pub const SLACK_THRESHOLD: Duration = Duration::from_us(500);
-    /// `early_warning.min_interval`.
-    pub const WARNING_INTERVAL: Duration = Duration::from_ms(100);
-    /// Priority of latency targets that set none.
-    pub const LATENCY_PRIORITY: u16 = 500;
-    /// `slo.availability`.
-    pub const AVAILABILITY: f64 = 0.999;
-    /// `slo.error_budget_window`.
-    pub const ERROR_BUDGET_WINDOW: Duration = Duration::from_secs(30 * 86400);
-    /// `observe.overhead_budget`: 1% of one CPU.
-    pub const OVERHEAD_BUDGET: f64 = 0.01;
-    /// `advisory.interval`.
-    pub const ADVISORY_INTERVAL: Duration = Duration::from_secs(30);
-    /// `advisory.max_step`.
-    pub const ADVISORY_MAX_STEP: f64 = 2.0;
-    /// `advisory.min_weight`: a latency target never goes below the default.
-    pub const ADVISORY_MIN_WEIGHT: u32 = 100;
-    /// `advisory.max_weight`.
-    pub const ADVISORY_MAX_WEIGHT: u32 = 1000;
-}
+pub use crate::bounds::{defaults, limits};
 
 /// Parses and validates a config, running offline admission control.
 ///
@@ -217,8 +161,8 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
     let numa_raw = raw.numa.unwrap_or_default();
     let migration_threshold = match numa_raw.migration_threshold {
         None => defaults::MIGRATION_THRESHOLD,
-        Some(n) => u32::try_from(n).ok().filter(|n| *n <= 1_000_000).unwrap_or_else(|| {
-            errors.push(root.key("numa").key("migration_threshold"), format!("{n} is outside 0..=1000000"));
+        Some(n) => u32::try_from(n).ok().filter(|n| *n <= limits::MIGRATION_THRESHOLD_MAX).unwrap_or_else(|| {
+            errors.push(root.key("numa").key("migration_threshold"), format!("{n} is outside 0..={}", limits::MIGRATION_THRESHOLD_MAX));
             defaults::MIGRATION_THRESHOLD
         }),
     };
@@ -229,13 +173,13 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
             &mut errors,
             ew_path.key("slack_threshold"),
             warn_raw.slack_threshold.unwrap_or(defaults::SLACK_THRESHOLD),
-            (Duration::ZERO, Duration::from_secs(10)),
+            limits::SLACK_THRESHOLD_RANGE,
         ),
         min_interval: in_range(
             &mut errors,
             ew_path.key("min_interval"),
             warn_raw.min_interval.unwrap_or(defaults::WARNING_INTERVAL),
-            (Duration::from_ms(1), Duration::from_secs(3600)),
+            limits::WARNING_INTERVAL_RANGE,
         ),
     };
 
@@ -280,10 +224,10 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
 
 fn validate_observe(errors: &mut ConfigErrors, raw: RawObserve) -> ObserveSettings {
     let overhead_budget = raw.overhead_budget.unwrap_or(defaults::OVERHEAD_BUDGET);
-    if !(overhead_budget > 0.0 && overhead_budget <= 0.5) {
+    if !(overhead_budget > 0.0 && overhead_budget <= limits::OVERHEAD_BUDGET_MAX) {
         errors.push(
             JsonPath::root().key("observe").key("overhead_budget"),
-            format!("{overhead_budget} is outside (0, 0.5]: it is a fraction of one CPU, e.g. 0.01 for 1%"),
+            format!("{overhead_budget} is outside (0, {}]: it is a fraction of one CPU, e.g. 0.01 for 1%", limits::OVERHEAD_BUDGET_MAX),
         );
     }
     ObserveSettings { overhead_budget }
@@ -295,11 +239,11 @@ fn validate_advisory(errors: &mut ConfigErrors, raw: RawAdvisory) -> AdvisorySet
         errors,
         path.key("interval"),
         raw.interval.unwrap_or(defaults::ADVISORY_INTERVAL),
-        (Duration::from_secs(1), Duration::from_secs(3600)),
+        limits::ADVISORY_INTERVAL_RANGE,
     );
     let max_step = raw.max_step.unwrap_or(defaults::ADVISORY_MAX_STEP);
-    if !(max_step > 1.0 && max_step <= 10.0) {
-        errors.push(path.key("max_step"), format!("{max_step} is outside (1, 10]: the largest factor one change may apply"));
+    if !(max_step > 1.0 && max_step <= limits::ADVISORY_MAX_STEP_MAX) {
+        errors.push(path.key("max_step"), format!("{max_step} is outside (1, {}]: the largest factor one change may apply", limits::ADVISORY_MAX_STEP_MAX));
     }
     let (lo, hi) = WEIGHT_RANGE;
     let mut weight = |name: &str, value: Option<u64>, default: u32| match value {
@@ -314,7 +258,7 @@ fn validate_advisory(errors: &mut ConfigErrors, raw: RawAdvisory) -> AdvisorySet
     if min_weight > max_weight {
         errors.push(path.key("min_weight"), format!("{min_weight} is above max_weight {max_weight}"));
     }
-    AdvisorySettings { interval, dry_run: raw.dry_run.unwrap_or(false), max_step, min_weight, max_weight }
+    AdvisorySettings { interval, dry_run: raw.dry_run.unwrap_or(defaults::ADVISORY_DRY_RUN), max_step, min_weight, max_weight }
 }
 
 fn validate_admission(errors: &mut ConfigErrors, raw: RawAdmission) -> Admission {
@@ -457,7 +401,7 @@ fn validate_target(errors: &mut ConfigErrors, path: &JsonPath, key: String, raw:
     let priority = match raw.priority {
         None => match raw.class {
             Class::Latency => defaults::LATENCY_PRIORITY,
-            Class::Batch => 0,
+            Class::Batch => defaults::BATCH_PRIORITY,
         },
         Some(p) if p <= u64::from(MAX_PRIORITY) => p as u16,
         Some(p) => {

@@ -141,6 +141,10 @@ enum Command {
         #[arg(long, default_value = "/etc/scx-slo/config.json")]
         config: PathBuf,
     },
+    /// Print the config's JSON Schema, generated from the model's own
+    /// constants (data/config.schema.json is this output; the NixOS module
+    /// reads its enums, ranges and defaults).
+    Schema,
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -202,6 +206,10 @@ fn main() -> ExitCode {
         Command::Dashboard { config } => check::with_config(&config, |c| {
             outln!("{:#}", scx_slo_model::rules::grafana_dashboard(c));
         }),
+        Command::Schema => {
+            outln!("{}", scx_slo_model::schema::config_schema_text().trim_end());
+            scx_slo_api::exit::cli::OK
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut script = Vec::new();
