@@ -29,6 +29,9 @@ pub enum State {
 }
 
 impl State {
+    /// The states the lifecycle moves through (not [`State::Stopped`]).
+    pub const LIFECYCLE: [State; 5] = [State::Disabled, State::Starting, State::Running, State::Degraded, State::Failed];
+
     /// The name on D-Bus, in metrics and in the status document.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -62,6 +65,9 @@ pub enum ActiveMode {
 }
 
 impl ActiveMode {
+    /// Every mode, lowest first.
+    pub const ALL: [ActiveMode; 3] = [ActiveMode::Observe, ActiveMode::Advisory, ActiveMode::Enforce];
+
     /// The name on D-Bus, in metrics and in the status document.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -130,8 +130,9 @@ pub(crate) fn pod_from_bytes<T: Copy>(bytes: &[u8]) -> Option<T> {
 }
 
 /// One per-target counter: its id in intf.h, its name everywhere else, and
-/// its description. This table is the only list of names: status output,
-/// JSON and (later) metrics all come from it.
+/// its description. This table is the only list of them: the map readers,
+/// the status document, and the Prometheus families of those exported (with
+/// this help text; docs/metrics.md is checked against it) come from it.
 pub struct Counter {
     /// `enum slo_tstat_id` value.
     pub id: u32,
@@ -139,23 +140,27 @@ pub struct Counter {
     pub name: &'static str,
     /// One-line description.
     pub help: &'static str,
+    /// The Prometheus counter it is exported as (`unit` label), if it is.
+    pub metric: Option<&'static str>,
 }
 
 macro_rules! counters {
-    ($($id:ident => $name:literal, $help:literal;)*) => {
+    ($($id:ident => $name:literal $(as $metric:literal)?, $help:literal;)*) => {
         /// Every per-target counter, in intf.h order.
         pub const TARGET_COUNTERS: &[Counter] = &[
-            $(Counter { id: intf::$id, name: $name, help: $help },)*
+            $(Counter { id: intf::$id, name: $name, help: $help, metric: counters!(@metric $($metric)?) },)*
         ];
     };
+    (@metric $metric:literal) => { Some($metric) };
+    (@metric) => { None };
 }
 
 counters! {
-    slo_tstat_id_SLO_TSTAT_WAKEUPS => "wakeups", "Times a task of the target became runnable (a job started).";
+    slo_tstat_id_SLO_TSTAT_WAKEUPS => "wakeups" as "scx_slo_wakeups_total", "Jobs started: a task of the unit became runnable (sampled in observe mode).";
     slo_tstat_id_SLO_TSTAT_RUNS => "runs", "Times a task of the target got a CPU.";
     slo_tstat_id_SLO_TSTAT_RUNTIME_NS => "runtime_ns", "CPU time the target's tasks consumed, in nanoseconds.";
-    slo_tstat_id_SLO_TSTAT_JOBS => "jobs", "Jobs ended: a task went back to sleep, or was still running past its deadline (that job ends missed, the next one starts).";
-    slo_tstat_id_SLO_TSTAT_DEADLINE_MISSES => "deadline_misses", "Ended jobs that ran past their deadline; never more than jobs.";
+    slo_tstat_id_SLO_TSTAT_JOBS => "jobs" as "scx_slo_jobs_total", "Jobs ended: a task of the unit went back to sleep, or was still running past its deadline (that job ends missed, the next one starts).";
+    slo_tstat_id_SLO_TSTAT_DEADLINE_MISSES => "deadline_misses" as "scx_slo_deadline_misses_total", "Ended jobs that ran past their (would-be) deadline; never more than jobs.";
     slo_tstat_id_SLO_TSTAT_BUDGET_EXHAUSTED => "budget_exhausted", "Periods in which the target used up its budget.";
     slo_tstat_id_SLO_TSTAT_EDF_ENQUEUES => "edf_enqueues", "Times queued earliest-deadline-first.";
     slo_tstat_id_SLO_TSTAT_VTIME_ENQUEUES => "vtime_enqueues", "Times queued by weighted virtual time.";

@@ -5,8 +5,10 @@
 //! in every mode: enforce reads the scheduler's maps, observe and advisory
 //! the probes' maps (same layout), and cgroup files are read in all modes.
 //!
-//! Every metric is described once, in [`METRICS`]; docs/metrics.md is
-//! checked against this table by a test.
+//! Every metric is described once: the daemon's own in [`METRICS`], the
+//! per-target scheduler counters in scx-slo-bpf's `TARGET_COUNTERS` (their
+//! `metric` name and help text); [`metrics`] lists both, and docs/metrics.md
+//! is checked against that list by a test.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -20,8 +22,10 @@ use scx_slo_bpf::TargetStats;
 
 use crate::attribution::CgroupReading;
 use crate::modes::ActiveMode;
+use scx_slo_api::State;
 
 /// One metric family: name (as exposed, counters with `_total`), kind, help.
+#[derive(Clone, Copy, Debug)]
 pub struct MetricDesc {
     /// Full name.
     pub name: &'static str,
@@ -35,9 +39,18 @@ pub struct MetricDesc {
 
 macro_rules! metrics_table {
     ($($name:literal, $kind:literal, $labels:literal, $help:literal;)*) => {
-        /// Every metric scx-slod exports.
+        /// The metrics that are not scheduler counters.
         pub const METRICS: &[MetricDesc] = &[$(MetricDesc { name: $name, kind: $kind, labels: $labels, help: $help },)*];
     };
+}
+
+/// Every metric scx-slod exports: [`METRICS`] and the exported counters of
+/// `TARGET_COUNTERS`.
+pub fn metrics() -> impl Iterator<Item = MetricDesc> {
+    let counters = scx_slo_bpf::TARGET_COUNTERS
+        .iter()
+        .filter_map(|c| c.metric.map(|name| MetricDesc { name, kind: "counter", labels: "unit", help: c.help }));
+    METRICS.iter().copied().chain(counters)
 }
 
 metrics_table! {
@@ -50,9 +63,6 @@ metrics_table! {
     "scx_slo_probe_sample_every", "gauge", "", "The probes measure one wakeup in this many (1 = all); raised when over the overhead budget.";
     "scx_slo_cpu_steal_ratio", "gauge", "", "Share of host CPU time stolen by the hypervisor over the last scan (/proc/stat).";
     "scx_slo_target_resolved", "gauge", "unit", "1 when the target's cgroup was found, else 0.";
-    "scx_slo_wakeups_total", "counter", "unit", "Jobs started: a task of the unit became runnable (sampled in observe mode).";
-    "scx_slo_jobs_total", "counter", "unit", "Jobs ended: a task of the unit went back to sleep, or ran on past its deadline (docs/metrics.md).";
-    "scx_slo_deadline_misses_total", "counter", "unit", "Ended jobs that ran past their (would-be) deadline; never more than jobs.";
     "scx_slo_queue_latency_seconds", "histogram", "unit", "Run-queue delay from wakeup to first run.";
     "scx_slo_slack_seconds", "histogram", "unit", "Time left before the deadline when a job completed in time.";
     "scx_slo_max_wait_seconds", "gauge", "unit", "Longest time any task of the unit waited runnable for a CPU since the scheduler loaded (enforce mode; the no-starvation bound is checked on it).";
@@ -104,8 +114,6 @@ pub struct MetricsSnapshot {
     pub units: Vec<UnitMetrics>,
 }
 
-const STATES: [&str; 5] = ["disabled", "starting", "running", "degraded", "failed"];
-const MODES: [&str; 4] = ["enforce", "advisory", "observe", "none"];
 
 /// The latest snapshot, shared between the engine and the HTTP thread.
 pub type SharedSnapshot = Arc<Mutex<MetricsSnapshot>>;
@@ -113,13 +121,13 @@ pub type SharedSnapshot = Arc<Mutex<MetricsSnapshot>>;
 #[derive(Debug)]
 struct SnapshotCollector(SharedSnapshot);
 
-fn desc(name: &str) -> &'static MetricDesc {
-    METRICS.iter().find(|m| m.name == name).unwrap_or(&METRICS[0])
+fn desc(name: &str) -> MetricDesc {
+    metrics().find(|m| m.name == name).unwrap_or(METRICS[0])
 }
 
 /// Starts a family: the descriptor from [`METRICS`]. prometheus-client adds
 /// `_total` to counters itself, so the base name goes in.
-fn family<'a>(encoder: &'a mut DescriptorEncoder, name: &'static str) -> Result<MetricEncoder<'a>, std::fmt::Error> {
+fn family<'a>(encoder: &'a mut DescriptorEncoder, name: &str) -> Result<MetricEncoder<'a>, std::fmt::Error> {
     let d = desc(name);
     let (base, kind) = match d.kind {
         "counter" => (d.name.strip_suffix("_total").unwrap_or(d.name), MetricType::Counter),
@@ -173,11 +181,11 @@ impl Collector for SnapshotCollector {
         };
         let current_mode = s.mode.map_or("none", ActiveMode::as_str);
         let mut e = family(&mut encoder, "scx_slo_mode")?;
-        for m in MODES {
+        for m in ActiveMode::ALL.iter().rev().map(|m| m.as_str()).chain(["none"]) {
             gauge_f(&mut e, Some(("mode", m)), f64::from(u8::from(m == current_mode)))?;
         }
         let mut e = family(&mut encoder, "scx_slo_state")?;
-        for st in STATES {
+        for st in State::LIFECYCLE.map(State::as_str) {
             gauge_f(&mut e, Some(("state", st)), f64::from(u8::from(st == s.state)))?;
         }
         let mut e = family(&mut encoder, "scx_slo_capability")?;
@@ -202,14 +210,11 @@ impl Collector for SnapshotCollector {
             gauge_f(&mut e, Some(("unit", &u.unit)), f64::from(u8::from(u.resolved)))?;
         }
         let with_stats: Vec<(&UnitMetrics, &TargetStats)> = s.units.iter().filter_map(|u| u.stats.as_ref().map(|st| (u, st))).collect();
-        for (name, counter_name) in [
-            ("scx_slo_wakeups_total", "wakeups"),
-            ("scx_slo_jobs_total", "jobs"),
-            ("scx_slo_deadline_misses_total", "deadline_misses"),
-        ] {
+        for c in scx_slo_bpf::TARGET_COUNTERS {
+            let Some(name) = c.metric else { continue };
             let mut e = family(&mut encoder, name)?;
             for (u, st) in &with_stats {
-                counter(&mut e, ("unit", &u.unit), st.get(counter_name))?;
+                counter(&mut e, ("unit", &u.unit), st.get(c.name))?;
             }
         }
         let mut e = family(&mut encoder, "scx_slo_queue_latency_seconds")?;
@@ -286,7 +291,7 @@ mod tests {
     #[test]
     fn docs_list_every_metric() {
         let doc = include_str!("../../../docs/metrics.md");
-        for m in METRICS {
+        for m in metrics() {
             assert!(doc.contains(&format!("| `{}` | {} |", m.name, m.kind)), "docs/metrics.md lacks {}", m.name);
             assert!(doc.contains(m.help), "docs/metrics.md has another text for {}", m.name);
         }
@@ -332,7 +337,7 @@ mod tests {
             }],
         };
         let text = render(&registry(Arc::new(Mutex::new(snap))));
-        for m in METRICS {
+        for m in metrics() {
             assert!(text.contains(&format!("# HELP {} {}", m.name.strip_suffix("_total").unwrap_or(m.name), m.help)), "{} missing:\n{text}", m.name);
         }
         assert!(text.contains("scx_slo_mode{mode=\"observe\"} 1"), "{text}");
