@@ -39,6 +39,18 @@ enum slo_consts {
 	/* DSQ ids: two per NUMA node. */
 	SLO_DSQ_EDF_BASE = 0x100,
 	SLO_DSQ_VTIME_BASE = 0x200,
+	/* Weight that runs at wall-clock virtual time (systemd's CPUWeight
+	 * default); equals scx_slo_model::DEFAULT_WEIGHT. */
+	SLO_DEFAULT_WEIGHT = 100,
+	/* The sched_ext watchdog: a task runnable this long ejects the
+	 * scheduler. scheduler.max_wait's upper bound stays well below it. */
+	SLO_WATCHDOG_TIMEOUT_MS = 10000,
+	/* The period-roll (lend) timer: twice per shortest period, never more
+	 * often than the minimum; the default until a latency target exists. */
+	SLO_LEND_INTERVAL_NS = 10000000,
+	SLO_LEND_INTERVAL_MIN_NS = 1000000,
+	/* Lent credit is capped at this many slice_max per CPU. */
+	SLO_CREDIT_CAP_SLICES_PER_CPU = 4,
 };
 
 enum slo_class {

@@ -138,30 +138,6 @@ static struct slo_target_stats *target_stats_of(u32 target)
 	return bpf_map_lookup_elem(&target_stats, &target);
 }
 
-/* The target of a cgroup: itself or the nearest targeted ancestor. */
-static u32 walk_cgroups(struct cgroup *cgrp)
-{
-	u32 depth;
-
-	for (depth = 0; depth < SLO_MAX_CGROUP_DEPTH; depth++) {
-		struct cgroup_subsys_state *parent;
-		u64 id;
-		u32 *idx;
-
-		if (!cgrp)
-			break;
-		id = BPF_CORE_READ(cgrp, kn, id);
-		idx = bpf_map_lookup_elem(&cgroup_targets, &id);
-		if (idx)
-			return *idx < SLO_MAX_TARGETS ? *idx : SLO_NO_TARGET;
-		parent = BPF_CORE_READ(cgrp, self.parent);
-		if (!parent)
-			break;
-		cgrp = container_of(parent, struct cgroup, self);
-	}
-	return SLO_NO_TARGET;
-}
-
 static u32 task_target(struct task_struct *p)
 {
 	struct cgroup *cgrp = BPF_CORE_READ(p, cgroups, dfl_cgrp);
@@ -174,7 +150,7 @@ static u32 task_target(struct task_struct *p)
 		return v->target;
 	ostat_inc(SLO_OSTAT_CGROUP_WALKS);
 	fresh.gen = gen;
-	fresh.target = walk_cgroups(cgrp);
+	fresh.target = slo_cgroup_target(cgrp);
 	bpf_map_update_elem(&cgroup_verdicts, &cgid, &fresh, BPF_ANY);
 	return fresh.target;
 }

@@ -27,6 +27,7 @@
  */
 #include <scx/common.bpf.h>
 #include "intf.h"
+#define SLO_DEPTH_LOOP bpf_for
 #include "target_maps.bpf.h"
 #include "hist.bpf.h"
 
@@ -63,7 +64,7 @@ volatile u32 nr_targets;		/* targets in target_cfg (daemon) */
  * (batch throughput), so batch always gets slice_max.
  */
 volatile u32 nr_waiting_latency_targets;
-volatile u64 lend_interval_ns = 10000000; /* period-roll timer (daemon) */
+volatile u64 lend_interval_ns = SLO_LEND_INTERVAL_NS; /* period-roll timer (daemon) */
 
 /* Credit lent by latency targets to batch, in ns (BPF, atomics). */
 s64 credit_ns;
@@ -293,38 +294,7 @@ static u64 task_cgroup_id(struct task_struct *p)
 	return kn ? kn->id : 0;
 }
 
-/*
- * The target of a cgroup: itself or the nearest targeted ancestor (a slice
- * target covers the units inside it). Runs once per task per cgroup change
- * or config generation; container_of() on a BTF pointer would change its
- * type behind the verifier's back, so plain BPF_CORE_READ here.
- */
-static u32 cgroup_target(struct cgroup *cgrp)
-{
-	u32 depth, target = SLO_NO_TARGET;
-
-	bpf_for(depth, 0, SLO_MAX_CGROUP_DEPTH) {
-		struct cgroup_subsys_state *parent;
-		u64 id;
-		u32 *idx;
-
-		if (!cgrp)
-			break;
-		id = BPF_CORE_READ(cgrp, kn, id);
-		idx = bpf_map_lookup_elem(&cgroup_targets, &id);
-		if (idx) {
-			target = *idx < SLO_MAX_TARGETS ? *idx : SLO_NO_TARGET;
-			break;
-		}
-		parent = BPF_CORE_READ(cgrp, self.parent);
-		if (!parent)
-			break;
-		cgrp = container_of(parent, struct cgroup, self);
-	}
-	return target;
-}
-
-/* A task's target, cached in its context (see cgroup_target). */
+/* A task's target, cached in its context (see slo_cgroup_target). */
 static u32 task_target(struct task_struct *p, struct task_ctx *tctx)
 {
 	u64 cgid = task_cgroup_id(p);
@@ -333,7 +303,7 @@ static u32 task_target(struct task_struct *p, struct task_ctx *tctx)
 
 	if (tctx->cgid == cgid && tctx->gen == gen)
 		return tctx->target;
-	target = cgroup_target(BPF_CORE_READ(p, cgroups, dfl_cgrp));
+	target = slo_cgroup_target(BPF_CORE_READ(p, cgroups, dfl_cgrp));
 	tctx->cgid = cgid;
 	tctx->gen = gen;
 	tctx->target = target;
@@ -342,7 +312,7 @@ static u32 task_target(struct task_struct *p, struct task_ctx *tctx)
 
 static void lend_credit(u64 ns)
 {
-	s64 cap = (s64)(slice_max_ns * nr_cpus * 4);
+	s64 cap = (s64)(slice_max_ns * nr_cpus * SLO_CREDIT_CAP_SLICES_PER_CPU);
 
 	if (!ns)
 		return;
@@ -408,8 +378,8 @@ static u64 batch_slice(void)
 static void charge_vtime(struct task_ctx *tctx, u64 used, u64 weight)
 {
 	/* Most tasks have the default weight: skip the division (ops.stopping). */
-	if (weight && weight != 100)
-		used = used * 100 / weight;
+	if (weight && weight != SLO_DEFAULT_WEIGHT)
+		used = used * SLO_DEFAULT_WEIGHT / weight;
 	tctx->vtime += used;
 }
 
@@ -581,7 +551,7 @@ static void report_new_task(struct task_struct *p, struct cgroup *cgrp,
 
 	if (p->policy == SCHED_EXT)
 		return;
-	target = cgroup_target(cgrp);
+	target = slo_cgroup_target(cgrp);
 	if (target == SLO_NO_TARGET)
 		return;
 	send_event(target, p, SLO_EVENT_NEW_TASK, whole_process, scx_bpf_now());
@@ -1056,8 +1026,8 @@ static int lend_timer_fn(void *map, int *key, struct bpf_timer *timer)
 		if (bs && is_latency(cfg))
 			roll_period(bs, cfg, now);
 	}
-	if (interval < 1000000)
-		interval = 1000000;
+	if (interval < SLO_LEND_INTERVAL_MIN_NS)
+		interval = SLO_LEND_INTERVAL_MIN_NS;
 	bpf_timer_start(timer, interval, 0);
 	return 0;
 }
@@ -1119,5 +1089,5 @@ SCX_OPS_DEFINE(slo_ops,
 	       .init_task = (void *)slo_init_task,
 	       .init = (void *)slo_init,
 	       .exit = (void *)slo_exit,
-	       .timeout_ms = 10000,
+	       .timeout_ms = SLO_WATCHDOG_TIMEOUT_MS,
 	       .name = "scx_slo");

@@ -255,6 +255,12 @@ mod tests {
     #[test]
     fn limits_agree_with_the_model() {
         assert_eq!(intf::slo_consts_SLO_MAX_TARGETS as usize, scx_slo_model::MAX_TARGETS);
+        // The constants the model and the scheduler share (intf.h is the
+        // scheduler's side; a change on one side only fails here).
+        assert_eq!(intf::slo_consts_SLO_DEFAULT_WEIGHT, scx_slo_model::DEFAULT_WEIGHT);
+        assert_eq!(u64::from(intf::slo_consts_SLO_MIN_SLICE_NS), scx_slo_model::limits::SLICE_RANGE.0.as_ns());
+        let watchdog = scx_slo_model::Duration::from_ms(u64::from(intf::slo_consts_SLO_WATCHDOG_TIMEOUT_MS));
+        assert!(scx_slo_model::limits::MAX_WAIT_RANGE.1 < watchdog, "max_wait's bound must stay under the watchdog");
         assert_eq!(std::mem::size_of::<intf::slo_target_cfg>(), 32);
         assert_eq!(TARGET_COUNTERS.len(), intf::slo_tstat_id_NR_SLO_TSTATS as usize);
         let floor = scx_slo_model::validate::limits::SLICE_RANGE.0;

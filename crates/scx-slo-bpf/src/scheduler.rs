@@ -133,7 +133,8 @@ impl<'obj> Scheduler<'obj> {
             .count() as u32;
         bss.cfg_gen = bss.cfg_gen.wrapping_add(1);
         let data = self.skel.maps.data_data.as_mut().context("the scx_slo object has no .data")?;
-        data.lend_interval_ns = shortest.map_or(10_000_000, |p| (p / 2).max(1_000_000));
+        let (default, min) = (u64::from(intf::slo_consts_SLO_LEND_INTERVAL_NS), u64::from(intf::slo_consts_SLO_LEND_INTERVAL_MIN_NS));
+        data.lend_interval_ns = shortest.map_or(default, |p| (p / 2).max(min));
         Ok(())
     }
 
