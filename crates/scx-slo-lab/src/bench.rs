@@ -21,18 +21,20 @@ use serde_json::{json, Value};
 
 use crate::kernel;
 use crate::sampler::{self, WakeSampler};
-use crate::scenario::{
-    num_cpus, read_json, spawn_workload, strs, uname, wait_until, write_config, Daemon, Env, Report, API, BATCH,
-};
-use crate::workload::{HogResult, ProbeResult};
+use crate::daemon::{write_config, Daemon};
+use crate::fixtures::{API, BATCH};
+use crate::harness::{num_cpus, read_json, uname, wait_until, Env, Report};
+use crate::spawn::Workload;
+use crate::workload::{Arrival, HogResult, ProbeResult};
+use scx_slo_model::Duration as SloDuration;
 
 /// Schedulers compared, in order; peers only when their binary is present.
 const SCHEDULERS: [&str; 6] = ["eevdf", "scx_slo-partial", "scx_slo-all", "scx_bpfland", "scx_flash", "scx_lavd"];
 
 /// Request shape of the latency unit: 300 us of CPU every 10 ms, due in 5 ms.
-const PERIOD: &str = "10ms";
-const WORK: &str = "300us";
-const DEADLINE: &str = "5ms";
+const PERIOD: SloDuration = SloDuration::from_ms(10);
+const WORK: SloDuration = SloDuration::from_us(300);
+const DEADLINE: SloDuration = SloDuration::from_ms(5);
 
 /// One scenario: what runs next to the latency unit.
 struct Scenario {
@@ -139,7 +141,7 @@ fn slo_config(switch: &str, units: usize) -> Value {
         let key = if i == 0 { "api.service".to_string() } else { format!("api{i}.service") };
         targets.insert(
             key,
-            json!({ "class": "latency", "budget": { "runtime": "1ms", "period": "10ms" }, "deadline": DEADLINE,
+            json!({ "class": "latency", "budget": { "runtime": "1ms", "period": "10ms" }, "deadline": DEADLINE.to_string(),
                     "priority": 800, "preemption": "lower-priority" }),
         );
     }
@@ -225,38 +227,32 @@ fn cell(env: &Env, sc: &Scenario, scheduler: &str, round: usize, running: &Runni
     let watch = ext.then(|| kernel::AttachWatch::start(&kernel::root_ops()));
     sampler.take()?; // what ran between cells is not this cell's
     let partial = scheduler == "scx_slo-partial";
-    let secs = format!("{}s", env.seconds);
-    let wait = if partial { strs(&["--wait-ext"]) } else { Vec::new() };
+    let secs = SloDuration::from_secs(env.seconds);
     let mut kids: Vec<Child> = Vec::new();
     let (mut probes, mut outs) = (Vec::new(), Vec::new());
+    let arrival = if sc.poisson { Arrival::Poisson } else { Arrival::Periodic };
     for i in 0..sc.latency_units {
         let out = format!("/tmp/bench-{tag}-api{i}.json");
-        let mut a = strs(&["probe", "--cgroup", &env.cg(&latency_cgroup(i)).display().to_string(), "--period", PERIOD, "--work", WORK,
-            "--deadline", DEADLINE, "--duration", &secs, "--samples", "--out", &out,
-            "--arrival", if sc.poisson { "poisson" } else { "periodic" }]);
-        a.extend(wait.clone());
-        probes.push(sampler::spawn_held_probe(env, a)?);
+        let probe = Workload::probe().cgroup(env.cg(&latency_cgroup(i))).period(PERIOD).work(WORK).deadline(DEADLINE);
+        let probe = probe.duration(secs).samples().out(&out).arrival(arrival).wait_ext(partial);
+        probes.push(probe.spawn_held(env)?);
         outs.push(out);
     }
-    let batch = env.cg(BATCH).display().to_string();
     let mut batch_outs = Vec::new();
-    let mut add = |kind: &str, extra: &[&str], kids: &mut Vec<Child>| -> Result<()> {
-        let out = format!("/tmp/bench-{tag}-{kind}{}.json", batch_outs.len());
-        let mut a = strs(&[kind, "--cgroup", &batch, "--duration", &secs, "--out", &out]);
-        a.extend(strs(extra));
-        a.extend(wait.clone());
-        kids.push(spawn_workload(env, &a)?);
+    let mut add = |workload: Workload, kids: &mut Vec<Child>| -> Result<()> {
+        let out = format!("/tmp/bench-{tag}-{}{}.json", workload.args()[0], batch_outs.len());
+        kids.push(workload.cgroup(env.cg(BATCH)).duration(secs).out(&out).wait_ext(partial).spawn(env)?);
         batch_outs.push(out);
         Ok(())
     };
     for _ in 0..sc.hogs_per_cpu * num_cpus() {
-        add("hog", &[], &mut kids)?;
+        add(Workload::hog(), &mut kids)?;
     }
     if sc.noisy_threads > 0 {
-        add("noisy", &["--threads", &sc.noisy_threads.to_string()], &mut kids)?;
+        add(Workload::noisy().threads_only(sc.noisy_threads), &mut kids)?;
     }
     for _ in 0..sc.forkexec {
-        add("forkexec", &[], &mut kids)?;
+        add(Workload::forkexec(), &mut kids)?;
     }
     // The probes have exited once their samples are taken; the batch runs out its duration.
     let (queue, response, samples_dropped) = sampler::finish_held_probes(&mut probes, sampler)?;
@@ -359,7 +355,7 @@ fn footprint(env: &Env, idle: Duration) -> Result<Value> {
         anyhow::bail!("scx_slo did not attach with 1,000 targets: {}", d.log_tail());
     }
     std::thread::sleep(Duration::from_secs(3));
-    let apply_us = crate::scenario::daemon_status().map(|s| s.last_apply_us);
+    let apply_us = crate::daemon::daemon_status().map(|s| s.last_apply_us);
     let rss_1000 = rss_kb(d.child.id());
     let cpu_1000 = cpu_ticks(d.child.id());
     let t_1000 = Instant::now();
@@ -490,7 +486,7 @@ fn summarize(cells: &[Value]) -> Value {
 /// The benchmark scenario.
 pub fn run(env: &Env, rounds: usize, quick: bool, selection: &Selection) -> Result<Report> {
     let mut report = Report::new(if quick { "bench-quick" } else { "bench" });
-    crate::scenario::setup_cgroups(env)?;
+    crate::fixtures::setup_cgroups(env)?;
     for i in 1..4 {
         std::fs::create_dir_all(env.cg(&latency_cgroup(i)))?;
     }

@@ -21,7 +21,11 @@ use serde_json::{json, Value};
 
 use crate::control::{daemon, manager, start_bus, start_fresh};
 use crate::kernel;
-use crate::scenario::{self, ms, strs, wait_until as wait, Env, Report, API, BATCH};
+use crate::daemon::{write_config, CONFIG_PATH};
+use crate::fixtures::{enforce_config, API, BATCH};
+use crate::harness::{ms, num_cpus, scrape_metrics, wait_until as wait, Env, Report};
+use crate::spawn::Workload;
+use scx_slo_model::Duration as SloDuration;
 
 /// Disable's budget: the emergency path must answer within this under any flood.
 const DISABLE_BUDGET: Duration = Duration::from_secs(2);
@@ -143,7 +147,7 @@ pub fn flood_client(seconds: u64) -> Result<()> {
 /// Runs the scenario.
 pub fn run(env: &Env) -> Result<Report> {
     let mut report = Report::new("chaos");
-    let mut config = scenario::enforce_config("partial");
+    let mut config = enforce_config("partial");
     config["scheduler"] = json!({ "max_wait": "50ms" });
     let (mut bus, conn, mut d, up) = start_fresh(env, &config)?;
     let m = manager(&conn)?;
@@ -153,21 +157,21 @@ pub fn run(env: &Env) -> Result<Report> {
     }
     // Load: a hog per CPU in batch, a bursty latency unit in api.service.
     let mut load: Vec<Child> = Vec::new();
-    for _ in 0..scenario::num_cpus() {
-        load.push(scenario::spawn_workload(env, &strs(&["hog", "--duration", "900s", "--cgroup", &env.cg(BATCH).display().to_string()]))?);
+    for _ in 0..num_cpus() {
+        load.push(Workload::hog().duration(SloDuration::from_secs(900)).cgroup(env.cg(BATCH)).spawn(env)?);
     }
-    let api_args = strs(&["noisy", "--threads", "1", "--burst", "1ms", "--duration", "900s", "--cgroup", &env.cg(API).display().to_string()]);
-    let mut api = scenario::spawn_workload(env, &api_args)?;
+    let api_load = Workload::noisy().bursts(1, SloDuration::from_ms(1)).duration(SloDuration::from_secs(900)).cgroup(env.cg(API));
+    let mut api = api_load.spawn(env)?;
     std::thread::sleep(Duration::from_secs(3));
     let mut last = api_counters(&m);
     let mut faults = 0;
 
     // 1. A garbage config, reloaded.
-    std::fs::write(scenario::CONFIG_PATH, b"{\"version\": 1, \"targets\": {\"a\0\xff")?;
+    std::fs::write(CONFIG_PATH, b"{\"version\": 1, \"targets\": {\"a\0\xff")?;
     let gen = m.config_generation().ok();
     let refused = m.reload().is_err();
     let same = m.config_generation().ok() == gen;
-    scenario::write_config(&config)?;
+    write_config(&config)?;
     faults += 1;
     fault(&mut report, "a garbage config is refused on reload", refused && same && kernel::root_ops() == "scx_slo", format!("reload refused {refused}, generation kept {same}"), &m, &mut last);
 
@@ -191,7 +195,7 @@ pub fn run(env: &Env) -> Result<Report> {
     let rss_http = rss_kb(pid);
     drop(held);
     std::thread::sleep(Duration::from_secs(1));
-    let scrape = scenario::scrape_metrics().map(|t| t.contains("scx_slo_mode")).unwrap_or(false);
+    let scrape = scrape_metrics().map(|t| t.contains("scx_slo_mode")).unwrap_or(false);
     faults += 1;
     fault(
         &mut report,
@@ -237,7 +241,7 @@ pub fn run(env: &Env) -> Result<Report> {
     let removed = wait(Duration::from_secs(5), || std::fs::remove_dir(&dir).is_ok()).is_some();
     std::fs::create_dir_all(&dir)?;
     let new_id = kernel::cgroup_id(&dir)?;
-    api = scenario::spawn_workload(env, &api_args)?;
+    api = api_load.spawn(env)?;
     let resolved = wait(Duration::from_secs(20), || {
         status(&m).is_some_and(|s| s.target("api.service").is_some_and(|t| t.cgroup_id == Some(new_id)))
     });

@@ -13,7 +13,9 @@ use scx_slo_api::Status;
 use serde_json::{json, Value};
 
 use crate::kernel;
-use crate::scenario::{self, ms, wait_until as wait, Env, Report};
+use crate::daemon::write_config;
+use crate::fixtures::{enforce_config, setup_cgroups};
+use crate::harness::{ms, wait_until as wait, Env, Report};
 
 const BUS_SOCKET: &str = "/run/dbus/system_bus_socket";
 
@@ -64,8 +66,8 @@ fn summary(mut v: Vec<f64>) -> Value {
 /// bus, a connection to it, the daemon, and how long it took to run (None:
 /// not within 60 s).
 pub(crate) fn start_fresh(env: &Env, config: &Value) -> Result<(Child, zbus::blocking::Connection, Child, Option<Duration>)> {
-    scenario::setup_cgroups(env)?;
-    scenario::write_config(config)?;
+    setup_cgroups(env)?;
+    write_config(config)?;
     let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
     let bus = start_bus(env)?;
     let conn = zbus::blocking::Connection::system().context("connecting to the guest's system bus")?;
@@ -78,7 +80,7 @@ pub(crate) fn start_fresh(env: &Env, config: &Value) -> Result<(Child, zbus::blo
 /// Runs the scenario.
 pub fn run(env: &Env) -> Result<Report> {
     let mut report = Report::new("control");
-    let (mut bus, conn, mut d, up) = start_fresh(env, &scenario::enforce_config("partial"))?;
+    let (mut bus, conn, mut d, up) = start_fresh(env, &enforce_config("partial"))?;
     let m = manager(&conn)?;
     report.check("the daemon serves org.scxslo1 and runs the scheduler", up.is_some() && kernel::sched_ext_state() == "enabled",
         format!("state={:?}, kernel={}", m.state().ok(), kernel::sched_ext_state()));
@@ -112,13 +114,13 @@ pub fn run(env: &Env) -> Result<Report> {
     report.facts.insert("enable_ms".into(), summary(enable_ms));
 
     // 1,000 targets in one reload.
-    let mut big = scenario::enforce_config("partial");
+    let mut big = enforce_config("partial");
     for i in 0..996 {
         let path = format!("/bench/u{i}");
         std::fs::create_dir_all(env.cgroot.join(path.trim_start_matches('/')))?;
         big["targets"][path] = json!({ "class": "batch", "weight": 100 });
     }
-    scenario::write_config(&big)?;
+    write_config(&big)?;
     let t = Instant::now();
     let reply = m.reload().context("Reload with 1000 targets")?;
     let reload_ms = ms(t.elapsed());
@@ -128,7 +130,7 @@ pub fn run(env: &Env) -> Result<Report> {
     report.check("Reload applies 1,000 targets as one generation", reply.contains("1000 targets") && resolved == 1000,
         format!("{reply}; whole call {reload_ms} ms; {resolved} resolved"));
     report.facts.insert("reload_1000_targets".into(), json!({ "apply_us": apply_us, "call_ms": reload_ms }));
-    scenario::write_config(&scenario::enforce_config("partial"))?;
+    write_config(&enforce_config("partial"))?;
     m.reload().context("Reload back to 4 targets")?;
 
     // kill -9, 20 times: the kernel drops the scheduler; a restart re-applies.

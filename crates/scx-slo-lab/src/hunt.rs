@@ -21,7 +21,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::kernel::{self, AttachWatch};
-use crate::scenario::{num_cpus, read_json, spawn_workload, write_config, Daemon, Env, Report};
+use crate::daemon::{write_config, Daemon};
+use crate::harness::{num_cpus, read_json, Env, Report};
+use crate::spawn::Workload;
 use crate::threads::{ThreadSpec, ThreadsResult};
 use crate::workload::SCHED_EXT;
 
@@ -281,10 +283,6 @@ fn set_policy(policy: libc::c_int) -> Result<()> {
     Ok(())
 }
 
-fn cg_path(env: &Env, rel: &str) -> String {
-    env.cg(rel).display().to_string()
-}
-
 fn setup(env: &Env, shape: &Shape) -> Result<()> {
     let _ = remove_tree(&env.cg(ROOT));
     for i in 0..shape.latency.len() {
@@ -316,26 +314,16 @@ fn run_shape(env: &Env, shape: &Shape) -> Result<Outcome> {
         daemon.log_tail()
     );
     let partial = shape.switch == "partial";
-    let secs = format!("{}s", shape.seconds);
-    let wait_ext: &[&str] = if partial { &["--wait-ext"] } else { &[] };
+    let secs = scx_slo_model::Duration::from_secs(shape.seconds);
     let mut hogs: Vec<Child> = Vec::new();
     let mut who: std::collections::BTreeMap<u64, String> = Default::default();
-    let hog_in = |cg: &str, tag: &str, wait: &[&str]| -> Result<Child> {
-        let mut a = vec![
-            "hog".to_string(),
-            "--cgroup".into(),
-            cg_path(env, cg),
-            "--duration".into(),
-            secs.clone(),
-        ];
-        a.extend(["--out".to_string(), format!("/tmp/hunt-{tag}.json")]);
-        a.extend(wait.iter().map(|s| s.to_string()));
-        spawn_workload(env, &a)
+    let hog_in = |cg: &str, tag: &str, wait_ext: bool| -> Result<Child> {
+        Workload::hog().cgroup(env.cg(cg)).duration(secs).out(format!("/tmp/hunt-{tag}.json")).wait_ext(wait_ext).spawn(env)
     };
     // Untargeted hogs first, while the runner is still fair class: they are
     // the untargeted work of the host.
     for h in 0..shape.untargeted_hogs {
-        hogs.push(hog_in(&format!("{ROOT}/untargeted"), &format!("untargeted{h}"), &[])?);
+        hogs.push(hog_in(&format!("{ROOT}/untargeted"), &format!("untargeted{h}"), false)?);
         who.insert(hogs[hogs.len() - 1].id().into(), format!("untargeted hog {h}"));
     }
     // In partial mode every fair-class task outranks every scx task, and the
@@ -347,28 +335,16 @@ fn run_shape(env: &Env, shape: &Shape) -> Result<Outcome> {
     }
     let watch = AttachWatch::start("scx_slo");
     for h in 0..shape.batch_hogs {
-        hogs.push(hog_in(&format!("{ROOT}/batch"), &format!("batch{h}"), wait_ext)?);
+        hogs.push(hog_in(&format!("{ROOT}/batch"), &format!("batch{h}"), partial)?);
         who.insert(hogs[hogs.len() - 1].id().into(), format!("batch hog {h}"));
     }
     let mut procs: Vec<(Child, String)> = Vec::new();
     for (i, u) in shape.latency.iter().enumerate() {
         let cg = if u.in_sub_cgroup { format!("{}/sub", lat_cg(i)) } else { lat_cg(i) };
         let out = format!("/tmp/hunt-lat{i}.json");
-        let mut a = vec!["threads".to_string()];
-        for w in &u.workers {
-            a.extend(["--worker".to_string(), w.arg()]);
-        }
-        a.extend([
-            "--main".to_string(),
-            u.main.arg(),
-            "--duration".into(),
-            secs.clone(),
-            "--cgroup".into(),
-            cg_path(env, &cg),
-        ]);
-        a.extend(["--out".to_string(), out.clone()]);
-        a.extend(wait_ext.iter().map(|s| s.to_string()));
-        procs.push((spawn_workload(env, &a)?, out));
+        let threads = u.workers.iter().fold(Workload::threads(), |w, spec| w.worker(spec));
+        let threads = threads.main_thread(&u.main).duration(secs).cgroup(env.cg(&cg)).out(&out).wait_ext(partial);
+        procs.push((threads.spawn(env)?, out));
     }
     if let Some(dst) = shape.move_to {
         std::thread::sleep(Duration::from_millis(shape.seconds * 500));

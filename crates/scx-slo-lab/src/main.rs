@@ -9,11 +9,16 @@ mod bench;
 mod bench_report;
 mod chaos;
 mod control;
-mod kernel;
+mod daemon;
+mod demo;
+mod enforce;
+mod fixtures;
+mod harness;
 mod hunt;
+mod kernel;
 mod overhead;
 mod sampler;
-mod scenario;
+mod spawn;
 mod systemd;
 mod threads;
 mod workload;
@@ -274,11 +279,11 @@ fn main() -> Result<()> {
             }
         }
         Cmd::Scenario { name, bin, cgroot, seconds, rounds, out, only, scenarios, seed } => {
-            let env = scenario::Env { bin, cgroot, seconds };
+            let env = harness::Env { bin, cgroot, seconds };
             let selection = bench::Selection::parse(&only, &scenarios, name == "bench-quick")?;
             let report = match name.as_str() {
-                "enforce" => scenario::enforce(&env)?,
-                "demo" => scenario::demo(&env, rounds)?,
+                "enforce" => enforce::enforce(&env)?,
+                "demo" => demo::demo(&env, rounds)?,
                 "control" => control::run(&env)?,
                 "bench" => bench::run(&env, rounds, false, &selection)?,
                 "bench-quick" => bench::run(&env, rounds, true, &selection)?,
@@ -290,7 +295,7 @@ fn main() -> Result<()> {
                 "systemd" => systemd::run_scenario()?,
                 other => anyhow::bail!("unknown scenario {other:?}; known: enforce, control, demo, bench, bench-quick, hunt, systemd, chaos"),
             };
-            scenario::emit(&report, &out)
+            harness::emit(&report, &out)
         }
         Cmd::Report { file, json, qemu, tcg_thread } => report(&file, json.as_deref(), qemu, tcg_thread),
         Cmd::DbusFlood { seconds } => chaos::flood_client(seconds),
@@ -391,4 +396,44 @@ fn report(
         std::process::exit(1);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use scx_slo_model::Duration as D;
+
+    use super::Cli;
+    use crate::spawn::Workload;
+    use crate::threads::ThreadSpec;
+
+    /// Every argument the typed builder writes is one this binary's own
+    /// command line takes: the builder and the subcommands cannot drift.
+    #[test]
+    fn the_workload_builder_speaks_the_subcommands_language() {
+        let spec = ThreadSpec::parse("1ms/50us").unwrap();
+        let all = [
+            Workload::probe()
+                .cgroup("/sys/fs/cgroup/a")
+                .period(D::from_ms(10))
+                .work(D::from_us(300))
+                .deadline(D::from_ms(5))
+                .duration(D::from_secs(6))
+                .arrival(crate::workload::Arrival::Poisson)
+                .samples()
+                .out("/tmp/x.json")
+                .wait_ext(true),
+            Workload::hog().cgroup("/sys/fs/cgroup/b").duration(D::from_secs(6)).out("/tmp/h.json").wait_ext(true),
+            Workload::noisy().bursts(2, D::from_ms(1)).duration(D::from_secs(1)),
+            Workload::forkexec().duration(D::from_secs(1)),
+            Workload::idle().cgroup("/sys/fs/cgroup/c"),
+            Workload::threads().worker(&spec).worker(&spec).main_thread(&spec).duration(D::from_secs(2)),
+        ];
+        for w in all {
+            let argv = std::iter::once("scx-slo-lab".to_string()).chain(w.args());
+            if let Err(e) = Cli::try_parse_from(argv) {
+                panic!("{:?} does not parse: {e}", w.args());
+            }
+        }
+    }
 }

@@ -2,11 +2,11 @@
 //! The scheduler's own part of a latency probe's wake delay, measured in the
 //! kernel (bench and demo), and the probe protocol that bounds it.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 
 use anyhow::{Context, Result};
 
-use crate::scenario::Env;
+use crate::harness::Env;
 
 /// The latency probes' deadline, for misses counted from the wakeup.
 pub(crate) const DEADLINE_NS: u64 = 5_000_000;
@@ -60,15 +60,6 @@ impl<'obj> WakeSampler<'obj> {
         let dropped = self.observer.counters().map(|c| c.samples_dropped).unwrap_or(0);
         Ok((of(scx_slo_bpf::SampleKind::Queue), of(scx_slo_bpf::SampleKind::Response), dropped))
     }
-}
-
-/// Spawns a latency probe with `--hold`: it will say `measured` and wait.
-pub(crate) fn spawn_held_probe(env: &Env, mut args: Vec<String>) -> Result<Child> {
-    args.push("--hold".into());
-    let mut cmd = Command::new(env.exe("scx-slo-lab"));
-    // It joins its cgroup itself after start-up (see spawn_workload).
-    cmd.args(&args).stdin(Stdio::piped()).stdout(Stdio::piped());
-    cmd.spawn().context("spawning a latency probe")
 }
 
 /// The kernel-side samples end where the probes' measurements end: each

@@ -20,7 +20,8 @@ use serde_json::{json, Value};
 
 use scx_slo_api::documents::PartialSwitchReport;
 
-use crate::scenario::{self, ms, wait_until, Report};
+use crate::daemon::daemon_status;
+use crate::harness::{ms, wait_until, Report};
 
 const MODULE_JSON: &str = "/etc/scx-slo-guest/module.json";
 const UNIT_PATH: &str = "/etc/systemd/system/scx-slod.service";
@@ -81,7 +82,7 @@ fn health(expect_config: bool, wait: &str) -> (bool, String) {
 
 /// api.service's (jobs, deadline misses) from the status file.
 fn api_counters() -> Option<(u64, u64)> {
-    scenario::daemon_status()?.jobs_and_misses("api.service")
+    daemon_status()?.jobs_and_misses("api.service")
 }
 
 /// switch-to-configuration's rule for a changed unit: only X-Reload-Triggers
@@ -303,7 +304,7 @@ pub fn run_scenario() -> Result<Report> {
     // after a switching scan.
     let mut switched = PartialSwitchReport::default();
     wait_until(Duration::from_secs(15), || {
-        switched = scenario::daemon_status().map(|s| s.partial_switch).unwrap_or_default();
+        switched = daemon_status().map(|s| s.partial_switch).unwrap_or_default();
         switched.by_scan + switched.by_event > 0
     });
     report.check(

@@ -1,281 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! Scenarios that run inside the VM guest (as init's child, as root) and
-//! check what the kernel shows. `enforce` is the acceptance test of enforce
-//! mode; `demo` compares the default scheduler with scx-slo.
+//! The enforce scenario: the acceptance test of enforce mode on a real
+//! sched_ext kernel (both switch modes, ejections and the breaker, a config
+//! refused at start), checked on what the kernel shows.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::daemon::{daemon_state, daemon_status, write_config, Daemon, CONFIG_PATH};
+use crate::fixtures::{enforce_config, setup_cgroups, API, BATCH, GREEDY, TIGHT, UNTARGETED};
+use crate::harness::{metric_value, ms, read_json, scrape_metrics, wait_until, Env, Report};
 use crate::kernel;
+use crate::spawn::Workload;
 use crate::workload::{HogResult, ProbeResult, SCHED_EXT};
-
-/// Where the guest keeps things.
-pub struct Env {
-    /// Directory with scx-slod, scx-slo, scx-slo-lab and bpftool.
-    pub bin: PathBuf,
-    /// cgroup2 mount.
-    pub cgroot: PathBuf,
-    /// Seconds each measurement runs.
-    pub seconds: u64,
-}
-
-impl Env {
-    pub(crate) fn exe(&self, name: &str) -> PathBuf {
-        self.bin.join(name)
-    }
-    pub(crate) fn cg(&self, rel: &str) -> PathBuf {
-        self.cgroot.join(rel)
-    }
-}
-
-/// One check: what was expected, whether the kernel showed it, and what it showed.
-#[derive(Debug, Serialize)]
-pub struct Check {
-    /// What is checked, named after the behaviour.
-    pub name: String,
-    /// Passed.
-    pub ok: bool,
-    /// The observed values.
-    pub detail: String,
-}
-
-/// The report a scenario prints.
-#[derive(Debug, Serialize, Default)]
-pub struct Report {
-    /// Scenario name.
-    pub scenario: String,
-    /// Every check passed.
-    pub ok: bool,
-    /// `uname -r` of the guest.
-    pub kernel: String,
-    /// CPUs in the guest.
-    pub cpus: usize,
-    /// Checks in order.
-    pub checks: Vec<Check>,
-    /// Numbers worth keeping (per mode).
-    pub facts: BTreeMap<String, Value>,
-}
-
-impl Report {
-    /// An empty report for a scenario on this guest.
-    pub fn new(scenario: &str) -> Self {
-        Report { scenario: scenario.into(), kernel: uname(), cpus: num_cpus(), ..Default::default() }
-    }
-
-    /// Records a check (and prints it on the console).
-    pub fn check(&mut self, name: impl Into<String>, ok: bool, detail: impl Into<String>) {
-        let (name, detail) = (name.into(), detail.into());
-        eprintln!("[{}] {name}: {detail}", if ok { "PASS" } else { "FAIL" });
-        self.checks.push(Check { name, ok, detail });
-    }
-}
-
-/// Polls `f` every 2 ms (fine enough to time a disable) until it holds;
-/// returns how long that took.
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if f() {
-            return Some(start.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    None
-}
-
-/// GET http://127.0.0.1:9638/metrics (scx-slod's default endpoint).
-pub fn scrape_metrics() -> Result<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", 9638)).context("connecting to scx-slod's metrics endpoint")?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET /metrics HTTP/1.0\r\n\r\n")?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    Ok(out)
-}
-
-/// The value of one exposed sample (`name{labels}`), if present.
-pub fn metric_value(text: &str, sample: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
-}
-
-/// Milliseconds with two decimals.
-pub fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e5).round() / 100.0
-}
-
-pub(crate) const CONFIG_PATH: &str = "/etc/scx-slo/config.json";
-pub(crate) const STATUS_PATH: &str = "/run/scx-slo/status.json";
-
-/// The targets every enforce run uses.
-pub(crate) const API: &str = "system.slice/api.service";
-const TIGHT: &str = "system.slice/tight.service";
-const GREEDY: &str = "system.slice/greedy.service";
-pub(crate) const BATCH: &str = "batch.slice/hog.service";
-const UNTARGETED: &str = "untargeted";
-
-/// The config every enforce run uses.
-pub fn enforce_config(switch: &str) -> Value {
-    json!({
-        "version": 1,
-        "mode": "enforce",
-        "switch": switch,
-        "targets": {
-            // Admitted: 3 ms of CPU per 10 ms for 300 us requests.
-            "api.service": { "class": "latency", "budget": { "runtime": "3ms", "period": "10ms" },
-                             "deadline": "5ms", "priority": 800, "preemption": "lower-priority" },
-            // Deliberately too small: 100 us per 10 ms for 3 ms requests due
-            // in 4 ms. Past its budget it gets a fair share (about half a CPU
-            // next to the hogs), which needs ~6 ms for the rest of a request.
-            "tight.service": { "class": "latency", "budget": { "runtime": "100us", "period": "10ms" },
-                               "deadline": "4ms", "priority": 700, "preemption": "lower-priority" },
-            // A CPU-bound latency unit: its budget must not starve batch.
-            "greedy.service": { "class": "latency", "budget": { "runtime": "5ms", "period": "10ms" },
-                                "deadline": "10ms", "priority": 100, "preemption": "never" },
-            "batch.slice": { "class": "batch", "weight": 100 }
-        }
-    })
-}
-
-/// Writes the guest's config file.
-pub fn write_config(value: &Value) -> Result<()> {
-    std::fs::create_dir_all("/etc/scx-slo")?;
-    std::fs::write(CONFIG_PATH, serde_json::to_vec_pretty(value)?).context("writing the config")
-}
-
-pub(crate) struct Daemon {
-    pub(crate) child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    pub(crate) fn start(env: &Env, tag: &str) -> Result<Daemon> {
-        Self::start_with(env, tag, &[])
-    }
-
-    pub(crate) fn start_with(env: &Env, tag: &str, extra: &[&str]) -> Result<Daemon> {
-        let log = PathBuf::from(format!("/tmp/scx-slod-{tag}.log"));
-        let child = Command::new(env.exe("scx-slod"))
-            .args(["--config", CONFIG_PATH, "--status-file", STATUS_PATH])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()
-            .context("starting scx-slod")?;
-        Ok(Daemon { child, log })
-    }
-
-    pub(crate) fn signal(&self, sig: libc::c_int) {
-        // SAFETY: plain kill(2) on our child.
-        unsafe { libc::kill(self.child.id() as i32, sig) };
-    }
-
-    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let start = Instant::now();
-        while start.elapsed() < timeout {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code().or(Some(-1));
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        None
-    }
-
-    /// Waits for sched_ext to be enabled; gives up early if the daemon exits.
-    pub(crate) fn wait_enabled(&mut self, timeout: Duration) -> Option<Duration> {
-        let found = wait_until(timeout, || {
-            kernel::sched_ext_state() == "enabled" || matches!(self.child.try_wait(), Ok(Some(_)))
-        });
-        if kernel::sched_ext_state() == "enabled" {
-            found
-        } else {
-            eprintln!("--- scx-slod log ({}) ---\n{}", self.log.display(), std::fs::read_to_string(&self.log).unwrap_or_default());
-            None
-        }
-    }
-
-    pub(crate) fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(6)..].join(" | ")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-pub(crate) fn spawn_workload(env: &Env, args: &[String]) -> Result<Child> {
-    let mut cmd = Command::new(env.exe("scx-slo-lab"));
-    cmd.args(args).stdout(Stdio::null());
-    // A latency probe joins its cgroup itself, after its start-up: the
-    // scheduler would count tens of ms of exec and loading as deadline
-    // misses of the target (the enforce checks count every job).
-    if args.first().map(String::as_str) != Some("probe") {
-        start_in_cgroup(&mut cmd, args)?;
-    }
-    cmd.spawn().with_context(|| format!("spawning scx-slo-lab {}", args.join(" ")))
-}
-
-/// A batch workload with `--cgroup DIR` starts inside DIR, as systemd
-/// starts a unit's process in its cgroup: the child moves itself between
-/// fork and exec. Otherwise its start-up (exec, loading, argument parsing: tens of ms
-/// under TCG) would run outside every target, in the fair class, which in
-/// partial mode outranks every sched_ext task and showed up as
-/// multi-millisecond waits of the latency unit at the start of each cell.
-pub(crate) fn start_in_cgroup(cmd: &mut Command, args: &[String]) -> Result<()> {
-    use std::os::unix::process::CommandExt;
-    let Some(dir) = args.iter().position(|a| a == "--cgroup").and_then(|i| args.get(i + 1)) else {
-        return Ok(());
-    };
-    let procs = std::ffi::CString::new(format!("{dir}/cgroup.procs"))?;
-    // SAFETY: the closure runs in the child between fork and exec and only
-    // makes async-signal-safe syscalls on memory prepared before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-            if fd < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // "0" moves the writing process.
-            let rc = libc::write(fd, b"0".as_ptr().cast(), 1);
-            libc::close(fd);
-            if rc != 1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    Ok(())
-}
-
-pub(crate) fn strs(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
-}
-
-pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &str) -> Result<T> {
-    serde_json::from_slice(&std::fs::read(path).with_context(|| format!("reading {path}"))?)
-        .with_context(|| format!("parsing {path}"))
-}
-
-/// Creates the scenario's unit cgroups.
-pub fn setup_cgroups(env: &Env) -> Result<()> {
-    for rel in [API, TIGHT, GREEDY, BATCH, UNTARGETED] {
-        std::fs::create_dir_all(env.cg(rel)).with_context(|| format!("creating cgroup {rel}"))?;
-    }
-    Ok(())
-}
 
 fn counter(stats: &kernel::KernelTargetStats, name: &str) -> u64 {
     scx_slo_bpf::TARGET_COUNTERS
@@ -290,14 +30,14 @@ fn counter(stats: &kernel::KernelTargetStats, name: &str) -> u64 {
 fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
     let partial = switch == "partial";
     let bpftool = env.exe("bpftool");
-    let secs = env.seconds.to_string();
+    let secs = scx_slo_model::Duration::from_secs(env.seconds);
     let mut facts = serde_json::Map::new();
 
     report.check(format!("{switch}: sched_ext disabled before start"), kernel::sched_ext_state() == "disabled", kernel::sched_ext_state());
 
     // Tasks that exist before the scheduler: one in a target, one untargeted.
-    let mut pre_api = spawn_workload(env, &strs(&["idle", "--cgroup", &env.cg(API).display().to_string()]))?;
-    let mut pre_untargeted = spawn_workload(env, &strs(&["idle", "--cgroup", &env.cg(UNTARGETED).display().to_string()]))?;
+    let mut pre_api = Workload::idle().cgroup(env.cg(API)).spawn(env)?;
+    let mut pre_untargeted = Workload::idle().cgroup(env.cg(UNTARGETED)).spawn(env)?;
     std::thread::sleep(Duration::from_millis(200));
 
     write_config(&enforce_config(switch))?;
@@ -329,25 +69,18 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
 
     // Measurement workloads start after attach and move into their cgroups;
     // in partial mode each waits until the daemon switched it.
-    let wait_ext: &[&str] = if partial { &["--wait-ext"] } else { &[] };
+    use scx_slo_model::Duration as D;
     let mut children: Vec<(&str, Child)> = Vec::new();
-    let probe = |name: &str, cg: &str, work: &str, deadline: &str| -> Vec<String> {
-        let mut a = strs(&["probe", "--cgroup", &env.cg(cg).display().to_string(), "--period", "10ms", "--work", work,
-            "--deadline", deadline, "--duration", &format!("{secs}s"), "--out", &format!("/tmp/{name}-{switch}.json")]);
-        a.extend(strs(wait_ext));
-        a
+    let probe = |name: &str, cg: &str, work: D, deadline: D| {
+        let probe = Workload::probe().cgroup(env.cg(cg)).period(D::from_ms(10)).work(work).deadline(deadline).duration(secs);
+        probe.out(format!("/tmp/{name}-{switch}.json")).wait_ext(partial)
     };
-    let hog = |name: &str, cg: &str| -> Vec<String> {
-        let mut a = strs(&["hog", "--cgroup", &env.cg(cg).display().to_string(), "--duration", &format!("{secs}s"),
-            "--out", &format!("/tmp/{name}-{switch}.json")]);
-        a.extend(strs(wait_ext));
-        a
-    };
-    children.push(("api", spawn_workload(env, &probe("api", API, "300us", "5ms"))?));
-    children.push(("tight", spawn_workload(env, &probe("tight", TIGHT, "3ms", "4ms"))?));
-    children.push(("greedy", spawn_workload(env, &hog("greedy", GREEDY))?));
-    children.push(("hog1", spawn_workload(env, &hog("hog1", BATCH))?));
-    children.push(("hog2", spawn_workload(env, &hog("hog2", BATCH))?));
+    let hog = |name: &str, cg: &str| Workload::hog().cgroup(env.cg(cg)).duration(secs).out(format!("/tmp/{name}-{switch}.json")).wait_ext(partial);
+    children.push(("api", probe("api", API, D::from_us(300), D::from_ms(5)).spawn(env)?));
+    children.push(("tight", probe("tight", TIGHT, D::from_ms(3), D::from_ms(4)).spawn(env)?));
+    children.push(("greedy", hog("greedy", GREEDY).spawn(env)?));
+    children.push(("hog1", hog("hog1", BATCH).spawn(env)?));
+    children.push(("hog2", hog("hog2", BATCH).spawn(env)?));
 
     let watch = kernel::AttachWatch::start("scx_slo");
     std::thread::sleep(Duration::from_millis(1500));
@@ -404,7 +137,7 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
     let attachment = watch.finish();
     let global = kernel::global_stats(&bpftool).unwrap_or_default();
     let (max_wait_ns, tid) = (global.max_wait_ns, global.max_wait_tid);
-    let (max_wait, slice_max) = (scx_slo_model::validate::defaults::MAX_WAIT, scx_slo_model::validate::defaults::SLICE_MAX);
+    let (max_wait, slice_max) = (scx_slo_model::defaults::MAX_WAIT, scx_slo_model::defaults::SLICE_MAX);
     let bound_ms = crate::hunt::wait_bound_ns(max_wait.as_ns() / 1_000, slice_max.as_ns() / 1_000, partial) as f64 / 1e6;
     report.check(
         format!("{switch}: no ejection and no task waits past the bound ({bound_ms:.0} ms)"),
@@ -545,14 +278,6 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
 }
 
 /// The daemon's status file, when there is one and it is a Status document.
-pub(crate) fn daemon_status() -> Option<scx_slo_api::Status> {
-    scx_slo_api::documents::read_status_file(std::path::Path::new(STATUS_PATH)).ok()
-}
-
-fn daemon_state() -> String {
-    daemon_status().map(|s| s.state.to_string()).unwrap_or_default()
-}
-
 /// SysRq-S ejects the scheduler: the host is on the default scheduler at
 /// once, the daemon backs off and re-attaches; the third ejection within the
 /// window opens the breaker and it stays off.
@@ -621,11 +346,6 @@ fn invalid_at_start(env: &Env, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn uname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string()
-}
-
-/// The enforce-mode acceptance scenario: partial and all in one boot.
 pub fn enforce(env: &Env) -> Result<Report> {
     let mut report = Report::new("enforce");
     setup_cgroups(env)?;
@@ -642,94 +362,3 @@ pub fn enforce(env: &Env) -> Result<Report> {
     Ok(report)
 }
 
-pub(crate) fn num_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// One demo phase: the api probe next to two batch hogs.
-fn demo_phase(env: &Env, label: &str, wait_ext: bool, sampler: &crate::sampler::WakeSampler) -> Result<Value> {
-    let secs = format!("{}s", env.seconds);
-    let mut kids = Vec::new();
-    let extra: Vec<String> = if wait_ext { strs(&["--wait-ext"]) } else { vec![] };
-    let api_out = format!("/tmp/demo-api-{label}.json");
-    let mut a = strs(&["probe", "--cgroup", &env.cg(API).display().to_string(), "--period", "10ms", "--work", "300us",
-        "--deadline", "5ms", "--duration", &secs, "--out", &api_out]);
-    a.extend(extra.clone());
-    // The scx-slo rows must run attached from start to end (wait_ext marks them).
-    let watch = wait_ext.then(|| kernel::AttachWatch::start("scx_slo"));
-    sampler.take()?;
-    let mut probe = [crate::sampler::spawn_held_probe(env, a)?];
-    for i in 0..2 {
-        let mut h = strs(&["hog", "--cgroup", &env.cg(BATCH).display().to_string(), "--duration", &secs,
-            "--out", &format!("/tmp/demo-hog{i}-{label}.json")]);
-        h.extend(extra.clone());
-        kids.push(spawn_workload(env, &h)?);
-    }
-    let (mut queue, response, _) = crate::sampler::finish_held_probes(&mut probe, sampler)?;
-    for mut k in kids {
-        k.wait()?;
-    }
-    let api: ProbeResult = read_json(&api_out)?;
-    let queue_us = crate::workload::Percentiles::of_ns(&mut queue);
-    let hogs: Vec<HogResult> = (0..2).map(|i| read_json(&format!("/tmp/demo-hog{i}-{label}.json"))).collect::<Result<_>>()?;
-    Ok(json!({
-        "scheduler": label,
-        "wake_p50_us": api.wake_delay_us.p50, "wake_p99_us": api.wake_delay_us.p99,
-        "completion_p50_us": api.completion_us.p50, "completion_p99_us": api.completion_us.p99,
-        "completion_p999_us": api.completion_us.p999, "over_deadline": api.over_deadline, "requests": api.completion_us.n,
-        "batch_iterations": hogs.iter().map(|h| h.iterations).sum::<u64>(),
-        "queue_p50_us": queue_us.p50, "queue_p99_us": queue_us.p99, "queue_p999_us": queue_us.p999,
-        "response_misses": response.iter().filter(|r| **r > crate::sampler::DEADLINE_NS).count(),
-        "attached": watch.map(|w| w.finish()),
-    }))
-}
-
-/// The README demo: default scheduler vs scx-slo (partial), same boot, repeated.
-pub fn demo(env: &Env, rounds: usize) -> Result<Report> {
-    let mut report = Report::new("demo");
-    setup_cgroups(env)?;
-    let mut config = enforce_config("partial");
-    if let Some(t) = config["targets"].as_object_mut() {
-        t.remove("tight.service");
-        t.remove("greedy.service");
-    }
-    write_config(&config)?;
-    let mut object = std::mem::MaybeUninit::uninit();
-    let sampler = crate::sampler::WakeSampler::start(env, &[API.to_string()], &mut object)
-        .context("loading the wakeup sampler (observe probes)")?;
-    let mut rows = Vec::new();
-    for round in 0..rounds {
-        rows.push(demo_phase(env, &format!("default-{round}"), false, &sampler)?);
-        let mut daemon = Daemon::start(env, &format!("demo-{round}"))?;
-        let up = daemon.wait_enabled(Duration::from_secs(60)).is_some();
-        report.check(format!("round {round}: scx_slo enabled"), up, daemon.log_tail());
-        if up {
-            let row = demo_phase(env, &format!("scx_slo-{round}"), true, &sampler)?;
-            report.check(
-                format!("round {round}: scx_slo stayed attached for the whole window"),
-                row["attached"]["attached"] == json!(true),
-                format!("{}", row["attached"]),
-            );
-            rows.push(row);
-        }
-        daemon.signal(libc::SIGTERM);
-        daemon.wait_exit(Duration::from_secs(20));
-    }
-    report.facts.insert("rows".into(), Value::Array(rows));
-    report.ok = report.checks.iter().all(|c| c.ok);
-    Ok(report)
-}
-
-/// Prints the report between markers the host harness looks for.
-pub fn emit(report: &Report, out: &Path) -> Result<()> {
-    let text = format!(
-        "\nSCX_SLO_REPORT_BEGIN\n{}\nSCX_SLO_REPORT_END\n",
-        serde_json::to_string(report)?
-    );
-    std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(out)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
-        .with_context(|| format!("writing the report to {}", out.display()))
-}
