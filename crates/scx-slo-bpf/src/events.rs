@@ -4,7 +4,7 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 
 use crate::intf;
 
@@ -21,7 +21,7 @@ impl ReaderStop {
     pub fn new() -> Result<Arc<Self>> {
         // SAFETY: plain syscall; a non-negative return is a new fd we own.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        anyhow::ensure!(fd >= 0, "eventfd: {}", std::io::Error::last_os_error());
+        crate::ensure!(fd >= 0, "eventfd: {}", std::io::Error::last_os_error());
         // SAFETY: fd is fresh and owned by nobody else.
         Ok(Arc::new(ReaderStop(unsafe { OwnedFd::from_raw_fd(fd) })))
     }

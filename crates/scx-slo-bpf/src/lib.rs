@@ -3,6 +3,7 @@
 //! maps, the enforce-mode loader, the observe-mode probes and the kernel
 //! feature probe.
 
+pub mod error;
 pub mod events;
 pub mod intf;
 pub mod maps;
@@ -13,6 +14,7 @@ pub mod scheduler;
 pub mod skel;
 pub mod topology;
 
+pub use error::{Error, Result};
 pub use maps::{MapTarget, TargetStats, TARGET_COUNTERS};
 pub use observe::{ObserveCounters, Observer, ProbeCost, Sample, SampleKind};
 pub use probe::KernelFeatures;

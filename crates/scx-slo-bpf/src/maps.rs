@@ -3,7 +3,7 @@
 //! durations become `_ns` map fields, and where map bytes become Rust values.
 
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use libbpf_rs::{MapCore, MapFlags};
 use scx_slo_model::{Class, Preemption, Target};
 
@@ -21,11 +21,11 @@ pub(crate) fn write_targets(
     mapped: &mut Vec<u64>,
 ) -> Result<()> {
     let max = intf::slo_consts_SLO_MAX_TARGETS;
-    anyhow::ensure!(targets.len() <= max as usize, "{} targets; at most {max}", targets.len());
+    crate::ensure!(targets.len() <= max as usize, "{} targets; at most {max}", targets.len());
     let cpus = libbpf_rs::num_possible_cpus().context("counting possible CPUs")?;
     let zero_stats = vec![vec![0u8; std::mem::size_of::<intf::slo_target_stats>()]; cpus];
     for t in targets {
-        anyhow::ensure!(t.index < max, "target index {} out of range", t.index);
+        crate::ensure!(t.index < max, "target index {} out of range", t.index);
         let key = t.index.to_ne_bytes();
         cfg_map
             .update(&key, pod_bytes(&t.cfg), MapFlags::ANY)

@@ -6,7 +6,7 @@
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::OpenObject;
 
@@ -211,7 +211,7 @@ fn prog_run_stats(fd: i32) -> Result<(u64, u64)> {
     let mut len = std::mem::size_of_val(&info) as u32;
     // SAFETY: info is a properly sized, zeroed bpf_prog_info; len is its size.
     let rc = unsafe { libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(fd, &mut info, &mut len) };
-    anyhow::ensure!(rc == 0, "reading BPF program info: errno {}", -rc);
+    crate::ensure!(rc == 0, "reading BPF program info: errno {}", -rc);
     Ok((info.run_time_ns, info.run_cnt))
 }
 

@@ -4,14 +4,13 @@
 
 use std::mem::MaybeUninit;
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use libbpf_rs::{MapCore, MapFlags, OpenObject};
 use scx_slo_model::{Config, SwitchMode};
-use scx_utils::{scx_ops_attach, scx_ops_load, scx_ops_open};
 
 use crate::intf;
 use crate::maps::{self, MapTarget, TargetStats};
-use crate::skel::{BpfSkel, BpfSkelBuilder};
+use crate::skel::BpfSkel;
 use crate::topology::Topology;
 
 /// The name the kernel shows in /sys/kernel/sched_ext/root/ops.
@@ -60,10 +59,7 @@ impl<'obj> Scheduler<'obj> {
     /// Opens the object, fills rodata and struct_ops flags, and loads it
     /// (the verifier runs here). Not yet attached.
     pub fn load(open_object: &'obj mut MaybeUninit<OpenObject>, params: &LoadParams) -> Result<Self> {
-        let builder = BpfSkelBuilder::default();
-        let open_opts: Option<libbpf_rs::libbpf_sys::bpf_object_open_opts> = None;
-        let mut skel = scx_ops_open!(builder, open_object, slo_ops, open_opts)
-            .context("opening the scx_slo BPF object")?;
+        let mut skel = scx_loader::open(open_object).context("opening the scx_slo BPF object")?;
 
         let cfg = &params.config;
         let rodata = skel
@@ -99,13 +95,13 @@ impl<'obj> Scheduler<'obj> {
             SwitchMode::All => 0,
         };
 
-        let skel = scx_ops_load!(skel, slo_ops, uei).context("loading scx_slo (BPF verifier)")?;
+        let skel = scx_loader::load(skel).context("loading scx_slo (BPF verifier)")?;
         Ok(Scheduler { skel, link: None, mapped_cgroups: Vec::new() })
     }
 
     /// Attaches the struct_ops: from here on the kernel schedules with scx_slo.
     pub fn attach(&mut self) -> Result<()> {
-        let link = scx_ops_attach!(self.skel, slo_ops).context("attaching scx_slo")?;
+        let link = scx_loader::attach(&mut self.skel).context("attaching scx_slo")?;
         self.link = Some(link);
         Ok(())
     }
@@ -193,5 +189,31 @@ impl<'obj> Scheduler<'obj> {
 impl Drop for Scheduler<'_> {
     fn drop(&mut self) {
         self.detach();
+    }
+}
+
+/// scx_utils' loader macros call anyhow's `context` on libbpf's results
+/// themselves: they expand here, where this crate's [`crate::error::Context`]
+/// is not in scope to make those calls ambiguous.
+mod scx_loader {
+    use std::mem::MaybeUninit;
+
+    use libbpf_rs::OpenObject;
+    use scx_utils::{scx_ops_attach, scx_ops_load, scx_ops_open};
+
+    use crate::skel::{BpfSkel, BpfSkelBuilder, OpenBpfSkel};
+
+    pub(super) fn open(open_object: &mut MaybeUninit<OpenObject>) -> anyhow::Result<OpenBpfSkel<'_>> {
+        let builder = BpfSkelBuilder::default();
+        let open_opts: Option<libbpf_rs::libbpf_sys::bpf_object_open_opts> = None;
+        scx_ops_open!(builder, open_object, slo_ops, open_opts)
+    }
+
+    pub(super) fn load(mut skel: OpenBpfSkel<'_>) -> anyhow::Result<BpfSkel<'_>> {
+        scx_ops_load!(skel, slo_ops, uei)
+    }
+
+    pub(super) fn attach(skel: &mut BpfSkel<'_>) -> anyhow::Result<libbpf_rs::Link> {
+        scx_ops_attach!(skel, slo_ops)
     }
 }

@@ -38,20 +38,20 @@ pub fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
 impl Topology {
     /// Reads `/sys/devices/system/cpu/possible` and each CPU's `nodeN` link.
     /// A machine without NUMA information is one node.
-    pub fn from_sysfs() -> anyhow::Result<Self> {
+    pub fn from_sysfs() -> crate::error::Result<Self> {
         Self::from_root(Path::new("/sys/devices/system"))
     }
 
     /// As [`Self::from_sysfs`] with another root (tests).
-    pub fn from_root(root: &Path) -> anyhow::Result<Self> {
-        use anyhow::Context;
+    pub fn from_root(root: &Path) -> crate::error::Result<Self> {
+        use crate::error::Context;
         let possible_path = root.join("cpu/possible");
         let possible = fs::read_to_string(&possible_path)
             .with_context(|| format!("reading {}", possible_path.display()))?;
         let cpus = parse_cpu_list(&possible)
             .with_context(|| format!("parsing {}: {possible:?}", possible_path.display()))?;
         let nr_cpus = cpus.iter().max().map_or(1, |m| m + 1);
-        anyhow::ensure!(
+        crate::ensure!(
             nr_cpus <= intf::slo_consts_SLO_MAX_CPUS,
             "{nr_cpus} possible CPUs; scx_slo supports {}",
             intf::slo_consts_SLO_MAX_CPUS
@@ -69,7 +69,7 @@ impl Topology {
             }
         }
         let nr_nodes = cpu_to_node.iter().max().map_or(1, |m| m + 1);
-        anyhow::ensure!(
+        crate::ensure!(
             nr_nodes <= intf::slo_consts_SLO_MAX_NODES,
             "{nr_nodes} NUMA nodes; scx_slo supports {}",
             intf::slo_consts_SLO_MAX_NODES

@@ -42,8 +42,18 @@ pub fn recommend(settings: &AdvisorySettings, current: u32, p99_queue_ns: Option
     (change >= MIN_CHANGE && next != current).then_some(next)
 }
 
+/// A call to systemd that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("systemd {call}: {cause}")]
+pub struct SystemdError {
+    /// The call, with its arguments.
+    pub call: String,
+    /// zbus's error.
+    pub cause: zbus::Error,
+}
+
 /// Sets a unit's CPUWeight for this boot (runtime = true) through systemd.
-pub fn set_cpu_weight(bus: &zbus::blocking::Connection, unit: &str, weight: u32) -> anyhow::Result<()> {
+pub fn set_cpu_weight(bus: &zbus::blocking::Connection, unit: &str, weight: u32) -> Result<(), SystemdError> {
     let props = vec![("CPUWeight", zbus::zvariant::Value::U64(u64::from(weight)))];
     bus.call_method(
         Some("org.freedesktop.systemd1"),
@@ -52,16 +62,18 @@ pub fn set_cpu_weight(bus: &zbus::blocking::Connection, unit: &str, weight: u32)
         "SetUnitProperties",
         &(unit, true, props),
     )
-    .map_err(|e| anyhow::anyhow!("systemd SetUnitProperties({unit}, CPUWeight={weight}): {e}"))?;
+    .map_err(|cause| SystemdError { call: format!("SetUnitProperties({unit}, CPUWeight={weight})"), cause })?;
     Ok(())
 }
 
 /// The bus systemd listens on: the system bus, or an address (tests).
-pub fn connect(address: Option<&str>) -> anyhow::Result<zbus::blocking::Connection> {
-    Ok(match address {
-        None => zbus::blocking::Connection::system()?,
-        Some(a) => zbus::blocking::connection::Builder::address(a)?.build()?,
-    })
+pub fn connect(address: Option<&str>) -> Result<zbus::blocking::Connection, SystemdError> {
+    let call = || format!("bus connection ({})", address.unwrap_or("system bus"));
+    let connected = match address {
+        None => zbus::blocking::Connection::system(),
+        Some(a) => zbus::blocking::connection::Builder::address(a).and_then(|b| b.build()),
+    };
+    connected.map_err(|cause| SystemdError { call: call(), cause })
 }
 
 #[cfg(test)]

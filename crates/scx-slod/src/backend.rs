@@ -9,17 +9,17 @@ use scx_slo_bpf::{ExitInfo, MapTarget, Observer, ProbeCost, Scheduler, TargetSta
 /// A loaded scheduler, attached or not.
 pub trait Backend {
     /// Attaches: from here the kernel (or the simulation) schedules.
-    fn attach(&mut self) -> anyhow::Result<()>;
+    fn attach(&mut self) -> scx_slo_bpf::Result<()>;
     /// Writes a whole target set as one generation.
-    fn apply(&mut self, targets: &[MapTarget]) -> anyhow::Result<()>;
+    fn apply(&mut self, targets: &[MapTarget]) -> scx_slo_bpf::Result<()>;
     /// Detaches; idempotent.
     fn detach(&mut self);
     /// Why it exited, once it has.
     fn exit_info(&self) -> Option<ExitInfo>;
     /// A target's statistics.
-    fn target_stats(&self, index: u32) -> anyhow::Result<TargetStats>;
+    fn target_stats(&self, index: u32) -> scx_slo_bpf::Result<TargetStats>;
     /// Whole-scheduler counters.
-    fn global_stats(&self) -> anyhow::Result<Vec<(&'static str, u64)>>;
+    fn global_stats(&self) -> scx_slo_bpf::Result<Vec<(&'static str, u64)>>;
     /// The events ring buffer, when there is one.
     fn events_map(&self) -> Option<scx_slo_bpf::events::EventsMap>;
     /// The probes' cumulative run time (observe probes only).
@@ -27,16 +27,16 @@ pub trait Backend {
         None
     }
     /// Measure one wakeup in `n` (observe probes only).
-    fn set_sample_every(&mut self, _n: u32) -> anyhow::Result<()> {
+    fn set_sample_every(&mut self, _n: u32) -> scx_slo_bpf::Result<()> {
         Ok(())
     }
 }
 
 impl Backend for Scheduler<'_> {
-    fn attach(&mut self) -> anyhow::Result<()> {
+    fn attach(&mut self) -> scx_slo_bpf::Result<()> {
         Scheduler::attach(self)
     }
-    fn apply(&mut self, targets: &[MapTarget]) -> anyhow::Result<()> {
+    fn apply(&mut self, targets: &[MapTarget]) -> scx_slo_bpf::Result<()> {
         Scheduler::apply(self, targets)
     }
     fn detach(&mut self) {
@@ -45,10 +45,10 @@ impl Backend for Scheduler<'_> {
     fn exit_info(&self) -> Option<ExitInfo> {
         Scheduler::exit_info(self)
     }
-    fn target_stats(&self, index: u32) -> anyhow::Result<TargetStats> {
+    fn target_stats(&self, index: u32) -> scx_slo_bpf::Result<TargetStats> {
         Scheduler::target_stats(self, index)
     }
-    fn global_stats(&self) -> anyhow::Result<Vec<(&'static str, u64)>> {
+    fn global_stats(&self) -> scx_slo_bpf::Result<Vec<(&'static str, u64)>> {
         Scheduler::global_stats(self)
     }
     fn events_map(&self) -> Option<scx_slo_bpf::events::EventsMap> {
@@ -57,10 +57,10 @@ impl Backend for Scheduler<'_> {
 }
 
 impl Backend for Observer<'_> {
-    fn attach(&mut self) -> anyhow::Result<()> {
+    fn attach(&mut self) -> scx_slo_bpf::Result<()> {
         Observer::attach(self)
     }
-    fn apply(&mut self, targets: &[MapTarget]) -> anyhow::Result<()> {
+    fn apply(&mut self, targets: &[MapTarget]) -> scx_slo_bpf::Result<()> {
         Observer::apply(self, targets)
     }
     fn detach(&mut self) {
@@ -70,10 +70,10 @@ impl Backend for Observer<'_> {
         // Tracepoint links are not ejected by the kernel.
         None
     }
-    fn target_stats(&self, index: u32) -> anyhow::Result<TargetStats> {
+    fn target_stats(&self, index: u32) -> scx_slo_bpf::Result<TargetStats> {
         Observer::target_stats(self, index)
     }
-    fn global_stats(&self) -> anyhow::Result<Vec<(&'static str, u64)>> {
+    fn global_stats(&self) -> scx_slo_bpf::Result<Vec<(&'static str, u64)>> {
         let c = self.counters()?;
         Ok(vec![
             ("wakeups_seen", c.wakeups_seen),
@@ -92,7 +92,7 @@ impl Backend for Observer<'_> {
         }
         self.cost().ok()
     }
-    fn set_sample_every(&mut self, n: u32) -> anyhow::Result<()> {
+    fn set_sample_every(&mut self, n: u32) -> scx_slo_bpf::Result<()> {
         Observer::set_sample_every(self, n)
     }
 }
@@ -105,11 +105,11 @@ pub struct Simulated {
 }
 
 impl Backend for Simulated {
-    fn attach(&mut self) -> anyhow::Result<()> {
+    fn attach(&mut self) -> scx_slo_bpf::Result<()> {
         self.attached = true;
         Ok(())
     }
-    fn apply(&mut self, targets: &[MapTarget]) -> anyhow::Result<()> {
+    fn apply(&mut self, targets: &[MapTarget]) -> scx_slo_bpf::Result<()> {
         self.applied = targets.to_vec();
         Ok(())
     }
@@ -119,11 +119,11 @@ impl Backend for Simulated {
     fn exit_info(&self) -> Option<ExitInfo> {
         None
     }
-    fn target_stats(&self, index: u32) -> anyhow::Result<TargetStats> {
-        anyhow::ensure!(self.applied.iter().any(|t| t.index == index), "no target at index {index}");
+    fn target_stats(&self, index: u32) -> scx_slo_bpf::Result<TargetStats> {
+        scx_slo_bpf::ensure!(self.applied.iter().any(|t| t.index == index), "no target at index {index}");
         Ok(scx_slo_bpf::maps::sum_target_stats(&[]))
     }
-    fn global_stats(&self) -> anyhow::Result<Vec<(&'static str, u64)>> {
+    fn global_stats(&self) -> scx_slo_bpf::Result<Vec<(&'static str, u64)>> {
         Ok(Vec::new())
     }
     fn events_map(&self) -> Option<scx_slo_bpf::events::EventsMap> {

@@ -99,7 +99,7 @@ where
 pub fn serve_listener(
     listener: std::net::TcpListener,
     snapshot: SharedSnapshot,
-) -> anyhow::Result<std::thread::JoinHandle<()>> {
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     listener.set_nonblocking(true)?;
     let registry = Arc::new(registry(snapshot));
     Ok(std::thread::Builder::new().name("metrics".into()).spawn(move || {
@@ -121,9 +121,9 @@ pub fn serve_listener(
 
 /// Binds `addr` and serves `/metrics` on a thread; the error names the
 /// address (a port in use is the usual cause).
-pub fn serve(addr: SocketAddr, snapshot: SharedSnapshot) -> anyhow::Result<std::thread::JoinHandle<()>> {
-    let listener =
-        std::net::TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("binding the metrics endpoint to {addr}: {e}"))?;
+pub fn serve(addr: SocketAddr, snapshot: SharedSnapshot) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("binding the metrics endpoint to {addr}: {e}")))?;
     tracing::info!(%addr, "metrics endpoint listening on http://{addr}/metrics");
     serve_listener(listener, snapshot)
 }

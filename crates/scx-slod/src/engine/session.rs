@@ -35,7 +35,7 @@ impl Engine {
         &self,
         mode: ActiveMode,
         object: &'obj mut MaybeUninit<scx_slo_bpf::OpenObject>,
-    ) -> anyhow::Result<Box<dyn Backend + 'obj>> {
+    ) -> scx_slo_bpf::Result<Box<dyn Backend + 'obj>> {
         match (self.opts.backend, mode) {
             (BackendKind::Simulated, _) => Ok(Box::new(Simulated::default())),
             (BackendKind::Bpf, ActiveMode::Enforce) => {

@@ -93,12 +93,12 @@ struct Recording {
 }
 
 impl Backend for Recording {
-    fn attach(&mut self) -> anyhow::Result<()> {
+    fn attach(&mut self) -> scx_slo_bpf::Result<()> {
         self.attached = true;
         Ok(())
     }
-    fn apply(&mut self, targets: &[MapTarget]) -> anyhow::Result<()> {
-        anyhow::ensure!(!self.fail_apply, "map update: E2BIG");
+    fn apply(&mut self, targets: &[MapTarget]) -> scx_slo_bpf::Result<()> {
+        scx_slo_bpf::ensure!(!self.fail_apply, "map update: E2BIG");
         self.applied = targets.to_vec();
         Ok(())
     }
@@ -109,11 +109,11 @@ impl Backend for Recording {
     fn exit_info(&self) -> Option<ExitInfo> {
         self.exit.clone()
     }
-    fn target_stats(&self, index: u32) -> anyhow::Result<TargetStats> {
-        anyhow::ensure!(self.applied.iter().any(|t| t.index == index), "no target at {index}");
+    fn target_stats(&self, index: u32) -> scx_slo_bpf::Result<TargetStats> {
+        scx_slo_bpf::ensure!(self.applied.iter().any(|t| t.index == index), "no target at {index}");
         Ok(TargetStats { counters: [("wakeups".to_string(), 7)].into(), ..Default::default() })
     }
-    fn global_stats(&self) -> anyhow::Result<Vec<(&'static str, u64)>> {
+    fn global_stats(&self) -> scx_slo_bpf::Result<Vec<(&'static str, u64)>> {
         Ok(vec![("enqueues", 3)])
     }
     fn events_map(&self) -> Option<scx_slo_bpf::events::EventsMap> {
