@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use scx_slo_model::{Budget, Class, Duration, Mode, Preemption, SwitchMode};
+use scx_slo_model::{Budget, Class, Duration, Mode, SwitchMode, Target};
 use serde::{Deserialize, Serialize};
 
 use crate::host::{Capabilities, ExitInfo, KernelFeatures};
@@ -244,18 +244,10 @@ pub struct Explain {
     pub generation: u64,
     /// Where its settings come from: the file, or an override over it.
     pub source: String,
-    /// Class.
-    pub class: Class,
-    /// Budget in force.
-    pub budget: Option<Budget>,
-    /// Relative deadline.
-    pub deadline: Option<Duration>,
-    /// Priority.
-    pub priority: u16,
-    /// Preemption policy.
-    pub preemption: Preemption,
-    /// Weight.
-    pub weight: u32,
+    /// The target as validated, with the budget in force (its fields sit at
+    /// the top level of the document: `class`, `budget`, `priority`, ...).
+    #[serde(flatten)]
+    pub target: Target,
     /// Its cgroup directory, once resolved.
     pub cgroup: Option<String>,
     /// Its cgroup id, once resolved.

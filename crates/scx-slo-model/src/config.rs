@@ -105,7 +105,7 @@ impl Budget {
 }
 
 /// Latency objectives of a target's SLO (used by observe, metrics and alerts).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LatencyObjectives {
     /// Median.
     pub p50: Option<Duration>,
@@ -116,7 +116,7 @@ pub struct LatencyObjectives {
 }
 
 /// A target's service-level objective.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Slo {
     /// Latency percentiles the service should meet.
     pub latency: LatencyObjectives,
@@ -127,7 +127,7 @@ pub struct Slo {
 }
 
 /// How a target finds its cgroup.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Selector {
     /// A systemd unit or slice, optionally with an explicit cgroup path.
@@ -145,7 +145,7 @@ pub enum Selector {
 }
 
 /// One validated target.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Target {
     /// The key it had in `targets`, used in paths, metrics and logs.
     pub key: String,

@@ -25,28 +25,23 @@ impl Engine {
 
     /// The status document; `final_write` is the file written at a stop.
     pub(super) fn status(&self, sched: Option<&dyn Backend>, final_write: bool) -> Status {
-        let targets = self
-            .generation
-            .config
-            .targets
-            .iter()
-            .map(|t| {
-                let slot = self.slots.get(&t.key);
-                let stats = self.resolved.get(&t.key).and(sched).zip(slot).and_then(|(s, slot)| s.target_stats(slot).ok());
-                let q = |q| stats.as_ref().and_then(|s| scx_slo_bpf::maps::quantile_upper_ns(&s.rq_delay_hist, q));
-                let (cgroup, cgroup_id) = self.cgroup_of(&t.key);
-                TargetStatus {
-                    key: t.key.clone(),
-                    class: t.class,
-                    index: slot,
-                    cgroup,
-                    cgroup_id,
-                    rq_delay_p50_le_ns: q(0.5),
-                    rq_delay_p99_le_ns: q(0.99),
-                    stats,
-                }
-            })
-            .collect();
+        let targets = self.generation.config.targets.iter().map(|t| {
+            let slot = self.slots.get(&t.key);
+            let stats = self.resolved.get(&t.key).and(sched).zip(slot).and_then(|(s, slot)| s.target_stats(slot).ok());
+            let q = |q| stats.as_ref().and_then(|s| scx_slo_bpf::maps::quantile_upper_ns(&s.rq_delay_hist, q));
+            let (cgroup, cgroup_id) = self.cgroup_of(&t.key);
+            TargetStatus {
+                key: t.key.clone(),
+                class: t.class,
+                index: slot,
+                cgroup,
+                cgroup_id,
+                rq_delay_p50_le_ns: q(0.5),
+                rq_delay_p99_le_ns: q(0.99),
+                stats,
+            }
+        })
+        .collect();
         let state = self.supervisor.state();
         let caps = self.supervisor.capabilities();
         let (open, recent_failures) = self.supervisor.breaker();
@@ -106,25 +101,20 @@ impl Engine {
     }
 
     pub(super) fn list_json(&self) -> Reply {
-        let targets = self
-            .generation
-            .config
-            .targets
-            .iter()
-            .map(|t| {
-                let (cgroup, cgroup_id) = self.cgroup_of(&t.key);
-                TargetEntry {
-                    key: t.key.clone(),
-                    class: t.class,
-                    cgroup,
-                    cgroup_id,
-                    budget: t.budget,
-                    deadline: t.deadline,
-                    priority: t.priority,
-                    overridden: self.generation.overrides.contains_key(&t.key),
-                }
-            })
-            .collect();
+        let targets = self.generation.config.targets.iter().map(|t| {
+            let (cgroup, cgroup_id) = self.cgroup_of(&t.key);
+            TargetEntry {
+                key: t.key.clone(),
+                class: t.class,
+                cgroup,
+                cgroup_id,
+                budget: t.budget,
+                deadline: t.deadline,
+                priority: t.priority,
+                overridden: self.generation.overrides.contains_key(&t.key),
+            }
+        })
+        .collect();
         to_json(&TargetList { version: DOCUMENT_VERSION, targets })
     }
 
@@ -162,12 +152,7 @@ impl Engine {
             state,
             generation: self.generation.number,
             source,
-            class: t.class,
-            budget: t.budget,
-            deadline: t.deadline,
-            priority: t.priority,
-            preemption: t.preemption,
-            weight: t.weight,
+            target: t.clone(),
             cgroup,
             cgroup_id,
             why,
