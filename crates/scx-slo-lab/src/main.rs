@@ -19,6 +19,7 @@ mod kernel;
 mod overhead;
 mod sampler;
 mod spawn;
+mod switch_action;
 mod systemd;
 mod threads;
 mod workload;

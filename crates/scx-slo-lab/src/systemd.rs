@@ -22,6 +22,7 @@ use scx_slo_api::documents::PartialSwitchReport;
 
 use crate::daemon::daemon_status;
 use crate::harness::{ms, wait_until, Report};
+use crate::switch_action::switch_action;
 
 const MODULE_JSON: &str = "/etc/scx-slo-guest/module.json";
 const UNIT_PATH: &str = "/etc/systemd/system/scx-slod.service";
@@ -83,19 +84,6 @@ fn health(expect_config: bool, wait: &str) -> (bool, String) {
 /// api.service's (jobs, deadline misses) from the status file.
 fn api_counters() -> Option<(u64, u64)> {
     daemon_status()?.jobs_and_misses("api.service")
-}
-
-/// switch-to-configuration's rule for a changed unit: only X-Reload-Triggers
-/// changed -> reload; anything else -> restart.
-pub fn switch_action(old: &str, new: &str) -> &'static str {
-    let strip = |u: &str| u.lines().filter(|l| !l.starts_with("X-Reload-Triggers=")).collect::<Vec<_>>().join("\n");
-    if old == new {
-        "none"
-    } else if strip(old) == strip(new) {
-        "reload"
-    } else {
-        "restart"
-    }
 }
 
 /// Installs one variant as NixOS activation would: the config file in the

@@ -252,18 +252,10 @@ fn the_bad_config_host_fails_with_the_lines_the_flake_check_greps_for() {
     }
 }
 
-/// switch-to-configuration's rule: a unit whose file changed only in
-/// X-Reload-Triggers is reloaded; any other change restarts it.
-fn switch_action(old: &str, new: &str) -> &'static str {
-    let strip = |u: &str| u.lines().filter(|l| !l.starts_with("X-Reload-Triggers=")).collect::<Vec<_>>().join("\n");
-    if old == new {
-        "none"
-    } else if strip(old) == strip(new) {
-        "reload"
-    } else {
-        "restart"
-    }
-}
+/// switch-to-configuration's rule, shared with the lab's systemd guest.
+#[path = "../../scx-slo-lab/src/switch_action.rs"]
+mod switch_action;
+use switch_action::switch_action;
 
 #[test]
 fn budget_changes_reload_and_load_time_changes_restart() {
