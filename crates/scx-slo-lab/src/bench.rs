@@ -23,7 +23,7 @@ use crate::kernel;
 use crate::sampler::{self, WakeSampler};
 use crate::daemon::{write_config, Daemon};
 use crate::fixtures::{API, BATCH};
-use crate::harness::{num_cpus, read_json, uname, wait_until, Env, Report};
+use crate::harness::{cpu_ticks, num_cpus, proc_status_kb, read_json, uname, wait_until, Env, Report};
 use crate::spawn::Workload;
 use crate::workload::{Arrival, HogResult, ProbeResult};
 use scx_slo_model::Duration as SloDuration;
@@ -264,7 +264,7 @@ fn cell(env: &Env, sc: &Scenario, scheduler: &str, round: usize, running: &Runni
     let attachment = watch.map(|w| w.finish());
     let bpf = if ext { bpf_delta(&bpf_before, &bpf_callback_cost(env)) } else { Value::Null };
     let rss_kb = match running {
-        Running::Slo(d) => rss_kb(d.child.id()),
+        Running::Slo(d) => proc_status_kb("VmRSS", d.child.id()),
         _ => None,
     };
     let wake: Vec<u64> = probe_results.iter().flat_map(|p| p.wake_ns.iter().copied()).collect();
@@ -326,19 +326,6 @@ fn bpf_delta(before: &BTreeMap<&'static str, (u64, u64)>, after: &BTreeMap<&'sta
         .into()
 }
 
-fn rss_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok())
-}
-
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = after.split_whitespace().collect();
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-}
-
 /// The daemon alone. With 1,000 targets: the time of the first map fill
 /// (from its status) and RSS. With the bench's own small config (attached,
 /// no load): CPU over `idle` and RSS.
@@ -356,7 +343,7 @@ fn footprint(env: &Env, idle: Duration) -> Result<Value> {
     }
     std::thread::sleep(Duration::from_secs(3));
     let apply_us = crate::daemon::daemon_status().map(|s| s.last_apply_us);
-    let rss_1000 = rss_kb(d.child.id());
+    let rss_1000 = proc_status_kb("VmRSS", d.child.id());
     let cpu_1000 = cpu_ticks(d.child.id());
     let t_1000 = Instant::now();
     std::thread::sleep(Duration::from_secs(10));
@@ -382,7 +369,7 @@ fn footprint(env: &Env, idle: Duration) -> Result<Value> {
     let t = Instant::now();
     std::thread::sleep(idle);
     let after = cpu_ticks(pid);
-    let rss = rss_kb(pid);
+    let rss = proc_status_kb("VmRSS", pid);
     d.signal(libc::SIGTERM);
     d.wait_exit(Duration::from_secs(20));
     let idle_cpu = match (before, after) {

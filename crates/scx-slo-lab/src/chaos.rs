@@ -23,7 +23,7 @@ use crate::control::{daemon, manager, start_bus, start_fresh};
 use crate::kernel;
 use crate::daemon::{write_config, CONFIG_PATH};
 use crate::fixtures::{enforce_config, API, BATCH};
-use crate::harness::{ms, num_cpus, scrape_metrics, wait_until as wait, Env, Report};
+use crate::harness::{ms, num_cpus, proc_status_kb, scrape_metrics, wait_until as wait, Env, Report};
 use crate::spawn::Workload;
 use scx_slo_model::Duration as SloDuration;
 
@@ -50,11 +50,9 @@ fn api_counters(m: &ManagerProxyBlocking) -> Option<(u64, u64)> {
     status(m)?.jobs_and_misses("api.service")
 }
 
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
-        .unwrap_or(0)
+/// The daemon's peak RSS (VmHWM), kB; 0 when unreadable.
+fn peak_rss_kb(pid: u32) -> u64 {
+    proc_status_kb("VmHWM", pid).unwrap_or(0)
 }
 
 /// The invariants, with a Disable/Enable round trip when `disable` is set.
@@ -187,12 +185,12 @@ pub fn run(env: &Env) -> Result<Report> {
 
     // 3. An HTTP flood: 200 held connections announcing 100 GB bodies.
     let pid = d.id();
-    let rss_before = rss_kb(pid);
+    let rss_before = peak_rss_kb(pid);
     let held = http_flood(200);
     let during = invariants(&m, true);
     last = during.baseline;
     let alive = d.try_wait()?.is_none();
-    let rss_http = rss_kb(pid);
+    let rss_http = peak_rss_kb(pid);
     drop(held);
     std::thread::sleep(Duration::from_secs(1));
     let scrape = scrape_metrics().map(|t| t.contains("scx_slo_mode")).unwrap_or(false);
@@ -222,7 +220,7 @@ pub fn run(env: &Env) -> Result<Report> {
     for c in &mut flood {
         let _ = c.wait();
     }
-    let rss_dbus = rss_kb(pid);
+    let rss_dbus = peak_rss_kb(pid);
     faults += 1;
     fault(
         &mut report,

@@ -120,6 +120,21 @@ pub(crate) fn num_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// A kB field of /proc/PID/status (`VmRSS`, `VmHWM`).
+pub(crate) fn proc_status_kb(field: &str, pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let value = status.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
+    value.split_whitespace().next()?.parse().ok()
+}
+
+/// utime + stime of a process, in clock ticks.
+pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
 /// Prints the report between markers the host harness looks for.
 pub fn emit(report: &Report, out: &Path) -> Result<()> {
     let text = format!(
@@ -132,4 +147,18 @@ pub fn emit(report: &Report, out: &Path) -> Result<()> {
         .open(out)
         .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
         .with_context(|| format!("writing the report to {}", out.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_status_fields_are_read_by_their_whole_name() {
+        let me = std::process::id();
+        assert!(proc_status_kb("VmRSS", me).is_some_and(|kb| kb > 0));
+        assert!(proc_status_kb("VmHWM", me).is_some_and(|kb| kb > 0));
+        assert_eq!(proc_status_kb("VmRS", me), None, "a prefix of a field is not the field");
+        assert!(cpu_ticks(me).is_some());
+    }
 }

@@ -9,10 +9,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use scx_slo_api::Status;
+use scx_slo_bpf::Topology;
 use scx_slo_model::Config;
-use tracing::debug;
+use tracing::{debug, error};
 
 use super::generation::ConfigFile;
+use super::options::{BackendKind, EngineOptions, Probed};
 use crate::persist::{self, PersistentState};
 use crate::resolver::{self, Resolved};
 
@@ -57,6 +59,46 @@ pub fn read_config(path: &Path, cpus: u32) -> Result<(ConfigFile, Config), Confi
 /// The CPUs online now.
 pub fn online_cpus() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
+/// Probes the machine for the engine: the config is valid, the mode it asks
+/// for is available, cgroup2 is mounted, the topology and the persistent
+/// state are readable. `Err` carries the process exit code and the message.
+pub fn probe(opts: &EngineOptions) -> Result<(SystemHost, Probed), (i32, String)> {
+    let (_, config) = read_config(&opts.config_path, online_cpus()).map_err(|r| (r.code, r.message))?;
+    let features = scx_slo_bpf::probe::probe();
+    let cgroup_root = resolver::cgroup2_root();
+    let mut caps = crate::modes::probe(&features, cgroup_root.as_deref());
+    if opts.systemd_bus.is_some() {
+        // Test hook: a private bus plays systemd on a host without it.
+        caps.systemd = true;
+        caps.cgroup2_unified = caps.cgroup2;
+    }
+    if opts.backend == BackendKind::Simulated {
+        caps.sched_ext = true;
+        caps.enforce_unavailable = None;
+    }
+    // Checked here, before anything else, for the exit code.
+    caps.select(config.mode).map_err(|why| {
+        (crate::exit::MODE_UNAVAILABLE, format!("mode {}: {why}", serde_json::to_string(&config.mode).unwrap_or_default()))
+    })?;
+    let cgroup_root = cgroup_root.ok_or((
+        crate::exit::MODE_UNAVAILABLE,
+        "no cgroup2 hierarchy is mounted; scx-slo targets cgroups by their v2 id".to_string(),
+    ))?;
+    let topology = Topology::from_sysfs().map_err(|e| (crate::exit::LOAD_FAILED, format!("reading the CPU topology: {e:#}")))?;
+    let loaded = persist::load(&opts.state_path)
+        .map_err(|e| (crate::exit::LOAD_FAILED, format!("reading {}: {e}", opts.state_path.display())))?;
+    if let Some(msg) = &loaded.quarantined {
+        error!("{msg}");
+    }
+    let host = SystemHost {
+        config_path: opts.config_path.clone(),
+        state_path: opts.state_path.clone(),
+        status_path: opts.status_path.clone(),
+        cgroup_root,
+    };
+    Ok((host, Probed { features, caps, topology, persistent: loaded.state }))
 }
 
 /// The real machine.

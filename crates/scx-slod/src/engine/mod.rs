@@ -15,7 +15,9 @@
 //! - [`generation`]: the config file, the overrides, the validated config;
 //! - [`supervisor`]: lifecycle, backoff, breaker, fallback, waiting Enables;
 //! - [`partial`]: switching the targets' threads to SCHED_EXT;
-//! - [`host`]: the machine (files, cgroups, systemd), behind a trait;
+//! - [`host`]: the machine (files, cgroups, systemd), behind a trait, and
+//!   probing it at start;
+//! - `options`: what the engine is started with;
 //! - [`requests`]: the control requests, one method each;
 //! - [`reports`]: the typed Status, ListTargets and Explain documents;
 //! - [`session`]: loading, attaching and running a backend.
@@ -24,6 +26,7 @@
 
 pub mod generation;
 pub mod host;
+mod options;
 pub mod partial;
 mod reports;
 mod requests;
@@ -34,7 +37,6 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::mem::MaybeUninit;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -45,63 +47,18 @@ use scx_slo_bpf::Topology;
 use tracing::{error, info, warn};
 
 use crate::backend::Backend;
-use crate::breaker::BreakerConfig;
 use crate::control::{Envelope, Event, Snapshot};
 use crate::idempotency::IdempotencyStore;
 use crate::lifecycle::Transition;
 use crate::metrics::SharedSnapshot;
-use crate::persist::{self, PersistentState};
-use crate::resolver::{self, Resolved};
+use crate::persist::PersistentState;
+use crate::resolver::Resolved;
 use crate::telemetry::{ScanInput, Telemetry};
 use generation::Generation;
-use host::{ConfigRefused, Host, SystemHost};
+pub use options::{BackendKind, EngineOptions, Probed};
+use host::{ConfigRefused, Host};
 use partial::PartialSwitching;
 use supervisor::Supervisor;
-
-/// Which scheduler the engine drives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum BackendKind {
-    /// The scx_slo BPF scheduler (needs sched_ext).
-    Bpf,
-    /// An in-memory stand-in for control-plane tests on any host.
-    Simulated,
-}
-
-/// Everything the engine is started with.
-pub struct EngineOptions {
-    /// The config file.
-    pub config_path: PathBuf,
-    /// Where the status document goes.
-    pub status_path: PathBuf,
-    /// Where persistent state goes.
-    pub state_path: PathBuf,
-    /// Scan period (partial switching, exit checks).
-    pub tick: Duration,
-    /// Period of the slower work: re-resolving targets, reading cgroup
-    /// files and maps for metrics, the overhead guard and advisory.
-    pub telemetry_every: Duration,
-    /// Status file period.
-    pub status_every: Duration,
-    /// Backend.
-    pub backend: BackendKind,
-    /// Breaker settings.
-    pub breaker: BreakerConfig,
-    /// systemd's bus for advisory mode (None: the system bus). Tests point it
-    /// at a private bus, which also stands in for systemd's presence.
-    pub systemd_bus: Option<String>,
-}
-
-/// What the engine found on the machine before it started.
-pub struct Probed {
-    /// The kernel's features.
-    pub features: KernelFeatures,
-    /// What the host offers.
-    pub caps: scx_slo_api::Capabilities,
-    /// The CPUs and their nodes.
-    pub topology: Topology,
-    /// The persistent state as loaded.
-    pub persistent: PersistentState,
-}
 
 /// Last load, attach and map-update times.
 #[derive(Clone, Copy, Debug, Default)]
@@ -159,40 +116,7 @@ impl Engine {
     /// Validates the config, probes the machine and restores persistent
     /// state. `Err` carries the process exit code and the message.
     pub fn new(opts: EngineOptions) -> Result<Started, (i32, String)> {
-        let (_, config) = host::read_config(&opts.config_path, host::online_cpus()).map_err(|r| (r.code, r.message))?;
-        let features = scx_slo_bpf::probe::probe();
-        let cgroup_root = resolver::cgroup2_root();
-        let mut caps = crate::modes::probe(&features, cgroup_root.as_deref());
-        if opts.systemd_bus.is_some() {
-            // Test hook: a private bus plays systemd on a host without it.
-            caps.systemd = true;
-            caps.cgroup2_unified = caps.cgroup2;
-        }
-        if opts.backend == BackendKind::Simulated {
-            caps.sched_ext = true;
-            caps.enforce_unavailable = None;
-        }
-        // Checked here, before anything else, for the exit code.
-        caps.select(config.mode).map_err(|why| {
-            (crate::exit::MODE_UNAVAILABLE, format!("mode {}: {why}", serde_json::to_string(&config.mode).unwrap_or_default()))
-        })?;
-        let cgroup_root = cgroup_root.ok_or((
-            crate::exit::MODE_UNAVAILABLE,
-            "no cgroup2 hierarchy is mounted; scx-slo targets cgroups by their v2 id".to_string(),
-        ))?;
-        let topology = Topology::from_sysfs().map_err(|e| (crate::exit::LOAD_FAILED, format!("reading the CPU topology: {e:#}")))?;
-        let loaded = persist::load(&opts.state_path)
-            .map_err(|e| (crate::exit::LOAD_FAILED, format!("reading {}: {e}", opts.state_path.display())))?;
-        if let Some(msg) = &loaded.quarantined {
-            error!("{msg}");
-        }
-        let host = SystemHost {
-            config_path: opts.config_path.clone(),
-            state_path: opts.state_path.clone(),
-            status_path: opts.status_path.clone(),
-            cgroup_root,
-        };
-        let probed = Probed { features, caps, topology, persistent: loaded.state };
+        let (host, probed) = host::probe(&opts)?;
         Engine::with_host(opts, Box::new(host), probed)
     }
 
