@@ -11,26 +11,12 @@
 {
   name = "scx-slo-reload";
   nodes.machine =
-    { lib, pkgs, ... }:
+    { lib, ... }:
     {
       imports = [
         module
-        ./workload.nix
+        ./enforce-node.nix
       ];
-      environment.systemPackages = [ pkgs.jq ];
-      services.scxSlo = {
-        enable = true;
-        mode = "enforce";
-        settings.admission.cpu_capacity = 2;
-        targets."api.service" = {
-          class = "latency";
-          budget = {
-            runtime = "2ms";
-            period = "10ms";
-          };
-          deadline = "5ms";
-        };
-      };
       specialisation = {
         reload-bigger-budget.configuration = {
           services.scxSlo.targets."api.service".budget.runtime = lib.mkForce "4ms";

@@ -15,26 +15,14 @@ in
 {
   name = "scx-slo-systemd";
   nodes.machine =
-    { lib, pkgs, ... }:
+    { lib, ... }:
     {
       imports = [
         module
-        ./workload.nix
+        ./enforce-node.nix
       ];
-      environment.systemPackages = [ pkgs.jq ];
       services.scxSlo = {
-        enable = true;
-        mode = "enforce";
         metrics.enable = true;
-        settings.admission.cpu_capacity = 2;
-        targets."api.service" = {
-          class = "latency";
-          budget = {
-            runtime = "2ms";
-            period = "10ms";
-          };
-          deadline = "5ms";
-        };
         targets."batch.slice" = {
           class = "batch";
           weight = 50;
