@@ -91,7 +91,7 @@ fn api_counters() -> Option<(u64, u64)> {
 /// systemd told (daemon-reload).
 fn install(variant: &Value) -> Result<()> {
     let store_path = variant["configPath"].as_str().context("configPath")?;
-    std::fs::create_dir_all(std::path::Path::new(store_path).parent().unwrap())?;
+    std::fs::create_dir_all(std::path::Path::new(store_path).parent().context("configPath has no directory")?)?;
     std::fs::write(store_path, serde_json::to_string_pretty(&variant["config"])?)?;
     std::fs::create_dir_all("/etc/scx-slo")?;
     let _ = std::fs::remove_file(CONFIG_LINK);

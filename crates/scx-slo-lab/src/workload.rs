@@ -148,7 +148,7 @@ pub fn probe_with(period: Duration, work: Duration, duration: Duration, deadline
     let period_ns = period.as_nanos() as u64;
     let start = mono_ns() + period_ns;
     let end = start + duration.as_nanos() as u64;
-    let mut rng = scx_slo_model::stats::Rng::new(u64::from(std::process::id()) ^ 0x5c75_10);
+    let mut rng = scx_slo_model::stats::Rng::new(u64::from(std::process::id()) ^ 0x005c_7510);
     let mut gap = || match arrival {
         Arrival::Periodic => period_ns,
         Arrival::Poisson => {

@@ -48,8 +48,8 @@ pub fn recommend(settings: &AdvisorySettings, current: u32, p99_queue_ns: Option
 pub struct SystemdError {
     /// The call, with its arguments.
     pub call: String,
-    /// zbus's error.
-    pub cause: zbus::Error,
+    /// zbus's error (boxed: it is large, and this is the rare path).
+    pub cause: Box<zbus::Error>,
 }
 
 /// Sets a unit's CPUWeight for this boot (runtime = true) through systemd.
@@ -62,7 +62,7 @@ pub fn set_cpu_weight(bus: &zbus::blocking::Connection, unit: &str, weight: u32)
         "SetUnitProperties",
         &(unit, true, props),
     )
-    .map_err(|cause| SystemdError { call: format!("SetUnitProperties({unit}, CPUWeight={weight})"), cause })?;
+    .map_err(|cause| SystemdError { call: format!("SetUnitProperties({unit}, CPUWeight={weight})"), cause: Box::new(cause) })?;
     Ok(())
 }
 
@@ -73,7 +73,7 @@ pub fn connect(address: Option<&str>) -> Result<zbus::blocking::Connection, Syst
         None => zbus::blocking::Connection::system(),
         Some(a) => zbus::blocking::connection::Builder::address(a).and_then(|b| b.build()),
     };
-    connected.map_err(|cause| SystemdError { call: call(), cause })
+    connected.map_err(|cause| SystemdError { call: call(), cause: Box::new(cause) })
 }
 
 #[cfg(test)]

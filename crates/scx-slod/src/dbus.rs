@@ -60,7 +60,7 @@ impl Manager {
     async fn mutate(&self, header: &Header<'_>, conn: &Connection, member: &str, request: Request) -> Result<String, Error> {
         self.authorize(header, conn, member).await?;
         info!(event = "control_call", member, ?request, "control call");
-        Ok(self.engine.call(request).await?)
+        self.engine.call(request).await
     }
 }
 
@@ -69,18 +69,18 @@ impl Manager {
     /// The status document (JSON): state, mode, generation, targets with the
     /// kernel's counters, breaker, overrides.
     async fn status(&self) -> Result<String, Error> {
-        Ok(self.engine.call(Request::Status).await?)
+        self.engine.call(Request::Status).await
     }
 
     /// Targets and their cgroups (JSON array).
     async fn list_targets(&self) -> Result<String, Error> {
-        Ok(self.engine.call(Request::ListTargets).await?)
+        self.engine.call(Request::ListTargets).await
     }
 
     /// Why a unit has its budget and priority now (JSON).
     async fn explain(&self, unit: String) -> Result<String, Error> {
         let unit = bounded("unit", unit, arg_limits::UNIT)?;
-        Ok(self.engine.call(Request::Explain { unit }).await?)
+        self.engine.call(Request::Explain { unit }).await
     }
 
     /// Loads the scheduler (closes the breaker); replies once it runs or failed.

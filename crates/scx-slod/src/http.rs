@@ -102,7 +102,7 @@ pub fn serve_listener(
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     listener.set_nonblocking(true)?;
     let registry = Arc::new(registry(snapshot));
-    Ok(std::thread::Builder::new().name("metrics".into()).spawn(move || {
+    std::thread::Builder::new().name("metrics".into()).spawn(move || {
         let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(r) => r,
             Err(e) => {
@@ -116,7 +116,7 @@ pub fn serve_listener(
                 Err(e) => tracing::error!(error = %e, "metrics endpoint: registering the listener"),
             }
         });
-    })?)
+    })
 }
 
 /// Binds `addr` and serves `/metrics` on a thread; the error names the

@@ -133,7 +133,7 @@ fn run(args: Args) -> i32 {
             }
         },
     };
-    let started = match Engine::new(opts) {
+    let started = match Engine::start(opts) {
         Ok(s) => s,
         Err((code, msg)) => {
             error!("{msg}");

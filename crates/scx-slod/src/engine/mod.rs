@@ -100,7 +100,7 @@ pub struct Engine {
     final_status_written: bool,
 }
 
-/// What `Engine::new` needs that it cannot check itself.
+/// A started engine and the ways into it.
 pub struct Started {
     /// The engine, to run on its own thread.
     pub engine: Engine,
@@ -115,7 +115,7 @@ pub struct Started {
 impl Engine {
     /// Validates the config, probes the machine and restores persistent
     /// state. `Err` carries the process exit code and the message.
-    pub fn new(opts: EngineOptions) -> Result<Started, (i32, String)> {
+    pub fn start(opts: EngineOptions) -> Result<Started, (i32, String)> {
         let (host, probed) = host::probe(&opts)?;
         Engine::with_host(opts, Box::new(host), probed)
     }

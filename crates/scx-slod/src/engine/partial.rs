@@ -59,7 +59,7 @@ impl PartialSwitching {
     pub fn scan(&mut self, dirs: Vec<PathBuf>) {
         self.scans = self.scans.wrapping_add(1);
         let every = (dirs.len() / SCAN_CGROUPS).max(1) as u64;
-        if self.scans % every != 0 {
+        if !self.scans.is_multiple_of(every) {
             return;
         }
         self.adopt_reported();

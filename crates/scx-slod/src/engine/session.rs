@@ -52,7 +52,7 @@ impl Engine {
     }
 
     /// Fills a freshly loaded backend's maps and attaches it.
-    pub(super) fn start(&mut self, sched: &mut dyn Backend) -> Result<(), String> {
+    pub(super) fn fill_and_attach(&mut self, sched: &mut dyn Backend) -> Result<(), String> {
         self.resolved = self.host.resolve_all(&self.generation.config);
         let t = Instant::now();
         self.slots.new_maps();
@@ -84,7 +84,7 @@ impl Engine {
             Err(why) => return self.session_failed(fallback, why),
         };
         self.timings.load_ms = started.elapsed().as_secs_f64() * 1e3;
-        if let Err(why) = self.start(sched.as_mut()) {
+        if let Err(why) = self.fill_and_attach(sched.as_mut()) {
             return self.session_failed(fallback, format!("{what}: {why}"));
         }
         self.supervisor.attached(mode, fallback);

@@ -181,7 +181,7 @@ fn set_budget(unit: &str, runtime_us: u64, period_us: u64, key: &str) -> Request
 fn running(engine: &mut Engine, backend: &mut Recording) {
     let t = engine.supervisor.go(State::Starting, "test");
     engine.announce(t);
-    engine.start(backend).expect("maps filled and attached");
+    engine.fill_and_attach(backend).expect("maps filled and attached");
     engine.supervisor.attached(scx_slo_api::ActiveMode::Enforce, false);
     let t = engine.supervisor.go(State::Running, "test");
     engine.announce(t);
