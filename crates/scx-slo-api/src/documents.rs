@@ -49,6 +49,43 @@ impl TargetStats {
     pub fn get(&self, name: &str) -> u64 {
         self.counters.get(name).copied().unwrap_or(0)
     }
+
+    /// Adds `other` in: counters and histogram buckets sum (wrapping, as the
+    /// kernel's do), the longest wait is the larger of the two.
+    pub fn add(&mut self, other: &TargetStats) {
+        for (name, v) in &other.counters {
+            let slot = self.counters.entry(name.clone()).or_default();
+            *slot = slot.wrapping_add(*v);
+        }
+        for (mine, theirs) in [(&mut self.rq_delay_hist, &other.rq_delay_hist), (&mut self.slack_hist, &other.slack_hist)] {
+            if mine.len() < theirs.len() {
+                mine.resize(theirs.len(), 0);
+            }
+            for (m, t) in mine.iter_mut().zip(theirs) {
+                *m = m.wrapping_add(*t);
+            }
+        }
+        self.max_wait_ns = self.max_wait_ns.max(other.max_wait_ns);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_add_up_counters_and_buckets_and_keep_the_longest_wait() {
+        let mut a = TargetStats { counters: [("jobs".to_string(), 5)].into(), rq_delay_hist: vec![1, 2], slack_hist: vec![], max_wait_ns: 9 };
+        let b = TargetStats {
+            counters: [("jobs".to_string(), 3), ("deadline_misses".to_string(), 1)].into(),
+            rq_delay_hist: vec![1, 1, 4],
+            slack_hist: vec![2],
+            max_wait_ns: 7,
+        };
+        a.add(&b);
+        assert_eq!((a.get("jobs"), a.get("deadline_misses"), a.max_wait_ns), (8, 1, 9));
+        assert_eq!((a.rq_delay_hist, a.slack_hist), (vec![2, 3, 4], vec![2]));
+    }
 }
 
 /// Which modes the host can run, and the facts that decided it.

@@ -37,8 +37,9 @@ struct Invariants {
     state_parses: bool,
     /// api.service's (jobs, misses) before the Disable.
     counters: Option<(u64, u64)>,
-    /// The same after the Enable that follows: a re-attach loads new maps,
-    /// so this is the next fault's baseline.
+    /// The same after the Enable that follows. The re-attach loads new
+    /// maps, but the daemon carries the ended session's counts: these must
+    /// not be below `counters`. The next fault's baseline.
     baseline: Option<(u64, u64)>,
 }
 
@@ -79,22 +80,25 @@ fn invariants(m: &ManagerProxyBlocking, disable: bool) -> Invariants {
 /// Records one fault's check: its own verdict and the invariants after it.
 fn fault(report: &mut Report, name: &str, ok: bool, detail: String, m: &ManagerProxyBlocking, last: &mut Option<(u64, u64)>) {
     let inv = invariants(m, true);
-    let monotonic = match (*last, inv.counters) {
+    let grew = |from: Option<(u64, u64)>, to: Option<(u64, u64)>| match (from, to) {
         (Some((j0, m0)), Some((j1, m1))) => j1 >= j0 && m1 >= m0,
         _ => true,
     };
+    // Through the fault, and through the invariants' own Disable/Enable.
+    let monotonic = grew(*last, inv.counters) && grew(inv.counters, inv.baseline);
     let sound = inv.counters.is_none_or(|(j, mi)| mi <= j);
     *last = inv.baseline;
     report.check(
         format!("chaos: {name}"),
         ok && inv.known_scheduler && inv.disable_ms.is_some() && inv.state_parses && monotonic && sound,
         format!(
-            "{detail}; after: known scheduler {}, Disable {} (budget {} ms), state.json parses {}, api (jobs, misses) {:?} (monotonic {monotonic}, misses <= jobs {sound})",
+            "{detail}; after: known scheduler {}, Disable {} (budget {} ms), state.json parses {}, api (jobs, misses) {:?}, after a re-attach {:?} (monotonic {monotonic}, misses <= jobs {sound})",
             inv.known_scheduler,
             inv.disable_ms.map_or("FAILED or over budget".into(), |d| format!("{d:.1} ms")),
             DISABLE_BUDGET.as_millis(),
             inv.state_parses,
-            inv.counters
+            inv.counters,
+            inv.baseline
         ),
     );
 }

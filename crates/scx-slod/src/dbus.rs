@@ -27,12 +27,71 @@ fn operator_gid() -> Option<u32> {
     (!gr.is_null()).then(|| unsafe { (*gr).gr_gid })
 }
 
+/// Reads one connection may have waiting at once. Anyone may read, and the
+/// engine takes [`crate::control::READ_SLOTS`] reads at a time: without a
+/// per-sender share, one flooding connection held them all and every other
+/// reader (a monitoring agent, an operator's `scx-slo status`) got Busy.
+/// Per connection, not per user: a user's second connection is another
+/// sender, but each costs that user a connection to the bus, which the bus
+/// bounds.
+pub const READS_PER_SENDER: usize = 2;
+
+/// In-flight reads by sender; an entry lives only while its sender has one.
+#[derive(Debug, Default)]
+pub struct SenderQuota {
+    inflight: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+/// One read's place in its sender's share, given back when dropped.
+pub struct SenderSlot<'a> {
+    quota: &'a SenderQuota,
+    sender: String,
+}
+
+impl SenderQuota {
+    /// A place for one more read of `sender`, or Busy past its share.
+    pub fn acquire(&self, sender: &str) -> Result<SenderSlot<'_>, Error> {
+        let mut map = self.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = map.entry(sender.to_string()).or_default();
+        if *n >= READS_PER_SENDER {
+            return Err(Error::Busy(format!("this connection already has {READS_PER_SENDER} reads waiting; wait for their replies")));
+        }
+        *n += 1;
+        Ok(SenderSlot { quota: self, sender: sender.to_string() })
+    }
+
+    /// Senders with reads in flight.
+    pub fn senders(&self) -> usize {
+        self.inflight.lock().map_or(0, |m| m.len())
+    }
+}
+
+impl Drop for SenderSlot<'_> {
+    fn drop(&mut self) {
+        let mut map = self.quota.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&self.sender) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.sender);
+            }
+        }
+    }
+}
+
 /// The service object.
 pub struct Manager {
     engine: EngineHandle,
+    reads: SenderQuota,
 }
 
 impl Manager {
+    /// A read, within its sender's share.
+    async fn read(&self, header: &Header<'_>, request: Request) -> Result<String, Error> {
+        let sender = header.sender().map(|s| s.to_string()).unwrap_or_default();
+        let _slot = self.reads.acquire(&sender)?;
+        self.engine.call(request).await
+    }
+
     async fn authorize(&self, header: &Header<'_>, conn: &Connection, member: &str) -> Result<(), Error> {
         let sender = header
             .sender()
@@ -68,19 +127,19 @@ impl Manager {
 impl Manager {
     /// The status document (JSON): state, mode, generation, targets with the
     /// kernel's counters, breaker, overrides.
-    async fn status(&self) -> Result<String, Error> {
-        self.engine.call(Request::Status).await
+    async fn status(&self, #[zbus(header)] header: Header<'_>) -> Result<String, Error> {
+        self.read(&header, Request::Status).await
     }
 
     /// Targets and their cgroups (JSON array).
-    async fn list_targets(&self) -> Result<String, Error> {
-        self.engine.call(Request::ListTargets).await
+    async fn list_targets(&self, #[zbus(header)] header: Header<'_>) -> Result<String, Error> {
+        self.read(&header, Request::ListTargets).await
     }
 
     /// Why a unit has its budget and priority now (JSON).
-    async fn explain(&self, unit: String) -> Result<String, Error> {
+    async fn explain(&self, #[zbus(header)] header: Header<'_>, unit: String) -> Result<String, Error> {
         let unit = bounded("unit", unit, arg_limits::UNIT)?;
-        self.engine.call(Request::Explain { unit }).await
+        self.read(&header, Request::Explain { unit }).await
     }
 
     /// Loads the scheduler (closes the breaker); replies once it runs or failed.
@@ -209,7 +268,7 @@ pub async fn watch_bus(conn: Connection) -> String {
 /// until the connection or the engine goes away.
 pub async fn serve(engine: EngineHandle, mut events: tokio::sync::mpsc::Receiver<Event>) -> zbus::Result<Connection> {
     let conn = zbus::connection::Builder::system()?
-        .serve_at(OBJECT_PATH, Manager { engine })?
+        .serve_at(OBJECT_PATH, Manager { engine, reads: SenderQuota::default() })?
         .name(BUS_NAME)?
         .build()
         .await?;
@@ -240,4 +299,24 @@ async fn emit(conn: &Connection, event: Event) -> zbus::Result<()> {
     manager.state_changed(emitter).await?;
     manager.mode_changed(emitter).await?;
     manager.config_generation_changed(emitter).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 15: one connection cannot take every read slot; its places
+    /// come back as its replies go out, and nothing stays behind.
+    #[test]
+    fn each_sender_gets_a_share_of_the_reads() {
+        let quota = SenderQuota::default();
+        let a1 = quota.acquire(":1.7").unwrap();
+        let _a2 = quota.acquire(":1.7").unwrap();
+        assert!(matches!(quota.acquire(":1.7"), Err(Error::Busy(m)) if m.contains("2 reads waiting")));
+        let _b = quota.acquire(":1.8").expect("another sender still reads");
+        drop(a1);
+        let _a3 = quota.acquire(":1.7").expect("a place came back");
+        drop((_a2, _a3, _b));
+        assert_eq!(quota.senders(), 0, "no entry outlives its reads");
+    }
 }

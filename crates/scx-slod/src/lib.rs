@@ -7,6 +7,7 @@ pub mod advisory;
 pub mod attribution;
 pub mod backend;
 pub mod breaker;
+pub mod carry;
 pub mod control;
 // zbus's #[interface] generates undocumented property-change helpers.
 #[allow(missing_docs)]

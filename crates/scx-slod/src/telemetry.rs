@@ -31,6 +31,8 @@ pub struct ScanInput<'a> {
     pub config: &'a Config,
     /// Each target's map slot.
     pub slots: &'a crate::slots::Slots,
+    /// What ended sessions counted (added to the live maps).
+    pub carried: &'a crate::carry::Carried,
     /// Resolved targets.
     pub resolved: &'a BTreeMap<String, Resolved>,
     /// cgroup2 mount point.
@@ -149,10 +151,11 @@ impl Telemetry {
         let mut units = Vec::with_capacity(input.config.targets.len());
         for t in &input.config.targets {
             let r = input.resolved.get(&t.key);
-            let stats: Option<TargetStats> = match (r, sched.as_deref(), input.slots.get(&t.key)) {
+            let live: Option<TargetStats> = match (r, sched.as_deref(), input.slots.get(&t.key)) {
                 (Some(_), Some(s), Some(slot)) => s.target_stats(slot).ok(),
                 _ => None,
             };
+            let stats = input.carried.total(&t.key, live);
             let (cgroup, budget_utilization) = match r {
                 Some(r) if attribute => {
                     let c = attribution::read_cgroup(input.cgroup_root, &r.dir);

@@ -85,6 +85,8 @@ pub struct Engine {
     resolved: BTreeMap<String, Resolved>,
     /// Each target's map slot, stable across applies.
     slots: crate::slots::Slots,
+    /// What ended sessions counted: counters never go backwards.
+    carried: crate::carry::Carried,
     partial: PartialSwitching,
     timings: Timings,
     last_reload_error: Option<String>,
@@ -156,6 +158,7 @@ impl Engine {
             telemetry,
             resolved: BTreeMap::new(),
             slots: Default::default(),
+            carried: Default::default(),
             partial: PartialSwitching::default(),
             timings: Timings::default(),
             last_reload_error: None,
@@ -239,6 +242,7 @@ impl Engine {
         let input = ScanInput {
             config: &self.generation.config,
             slots: &self.slots,
+            carried: &self.carried,
             resolved: &self.resolved,
             cgroup_root: self.host.cgroup_root(),
             mode: self.supervisor.active,

@@ -27,7 +27,8 @@ impl Engine {
     pub(super) fn status(&self, sched: Option<&dyn Backend>, final_write: bool) -> Status {
         let targets = self.generation.config.targets.iter().map(|t| {
             let slot = self.slots.get(&t.key);
-            let stats = self.resolved.get(&t.key).and(sched).zip(slot).and_then(|(s, slot)| s.target_stats(slot).ok());
+            let live = self.resolved.get(&t.key).and(sched).zip(slot).and_then(|(s, slot)| s.target_stats(slot).ok());
+            let stats = self.carried.total(&t.key, live);
             let q = |q| stats.as_ref().and_then(|s| scx_slo_bpf::maps::quantile_upper_ns(&s.rq_delay_hist, q));
             let (cgroup, cgroup_id) = self.cgroup_of(&t.key);
             TargetStatus {
@@ -135,7 +136,8 @@ impl Engine {
             ),
             None => config_path.to_string(),
         };
-        let stats = self.slots.get(unit).and_then(|slot| sched.and_then(|s| s.target_stats(slot).ok()));
+        let live = self.slots.get(unit).and_then(|slot| sched.and_then(|s| s.target_stats(slot).ok()));
+        let stats = self.carried.total(unit, live);
         let (cgroup, cgroup_id) = self.cgroup_of(unit);
         let state = self.supervisor.state();
         let why = match (cgroup_id, state) {

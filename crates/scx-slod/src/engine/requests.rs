@@ -103,6 +103,7 @@ impl Engine {
         self.slots = slots;
         self.resolved = resolved;
         self.generation.commit(candidate);
+        self.carried.retain(&self.generation.config);
         self.publish_snapshot();
         let _ = self.events.try_send(Event::PropertiesChanged);
         let (number, targets, us) = (self.generation.number, self.generation.config.targets.len(), self.timings.last_apply_us);

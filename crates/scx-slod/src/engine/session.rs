@@ -217,6 +217,11 @@ impl Engine {
         if self.shutdown {
             self.write_status(Some(&*sched), true);
             self.final_status_written = true;
+        }
+        // After the final status (which reads the live maps itself): from
+        // here the ended session's counts are carried.
+        self.carried.session_ended(&self.generation.config, &self.slots, &self.resolved, &*sched);
+        if self.shutdown {
             info!(
                 detach_ms = format!("{:.1}", t.elapsed().as_secs_f64() * 1e3),
                 restored_threads = restored,

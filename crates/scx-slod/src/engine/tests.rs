@@ -382,6 +382,28 @@ fn failures_back_off_open_the_breaker_and_enable_or_reset_close_it() {
 }
 
 #[test]
+fn counters_carry_over_a_re_attach() {
+    let host = MemoryHost::new(EXAMPLE);
+    let (mut e, _h) = engine(&host);
+    let wakeups = |s: &Status| s.target("api.service").and_then(|t| t.stats.as_ref()).map(|s| s.get("wakeups"));
+    let mut first = Recording::default();
+    running(&mut e, &mut first);
+    assert_eq!(wakeups(&status(&mut e, Some(&mut first))), Some(7));
+    // The session ends (Disable, an ejection, a mode switch): its counts stay.
+    e.carried.session_ended(&e.generation.config, &e.slots, &e.resolved, &first);
+    assert_eq!(wakeups(&status(&mut e, None)), Some(7), "between sessions");
+    let mut second = Recording::default();
+    running(&mut e, &mut second);
+    assert_eq!(wakeups(&status(&mut e, Some(&mut second))), Some(14), "new maps start at zero; the total does not");
+    // A target that leaves the config leaves its count behind.
+    let mut json: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
+    json["targets"].as_object_mut().unwrap().remove("api.service");
+    *host.config.lock().unwrap() = json.to_string();
+    ok(call(&mut e, Some(&mut second), Request::Reload));
+    assert_eq!(e.carried.total("api.service", None), None);
+}
+
+#[test]
 fn a_whole_run_attaches_answers_enable_and_writes_a_final_status() {
     let host = MemoryHost::new(EXAMPLE);
     let (e, handle) = engine_with(&host, PersistentState { operator_disabled: Some("before".into()), ..Default::default() });

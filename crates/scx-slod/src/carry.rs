@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! Counters that outlive a session (issue 15). A new session loads a new BPF
+//! object, whose maps start at zero: without this, every Disable and Enable,
+//! ejection and retry, or mode switch reset the targets' counters, and
+//! Prometheus saw `scx_slo_jobs_total` go backwards while the daemon ran.
+//! When a session ends, each target's final statistics are added here, and
+//! every reader (Status, Explain, the metrics) sees these plus the live
+//! maps. So counters only grow for the daemon's lifetime. A restart of the
+//! daemon starts them again, as any exporter's restart does.
+
+use std::collections::BTreeMap;
+
+use scx_slo_api::TargetStats;
+use scx_slo_model::Config;
+
+use crate::backend::Backend;
+use crate::resolver::Resolved;
+use crate::slots::Slots;
+
+/// Each target's statistics from the sessions that ended.
+#[derive(Clone, Debug, Default)]
+pub struct Carried {
+    by_key: BTreeMap<String, TargetStats>,
+}
+
+impl Carried {
+    /// Adds what a session that is ending counted, for every target in its
+    /// maps (resolved: a slot that was never written for a target holds
+    /// nothing of it).
+    pub fn session_ended(&mut self, config: &Config, slots: &Slots, resolved: &BTreeMap<String, Resolved>, sched: &dyn Backend) {
+        for t in config.targets.iter().filter(|t| resolved.contains_key(&t.key)) {
+            if let Some(stats) = slots.get(&t.key).and_then(|slot| sched.target_stats(slot).ok()) {
+                self.by_key.entry(t.key.clone()).or_default().add(&stats);
+            }
+        }
+    }
+
+    /// Forgets targets that left the config.
+    pub fn retain(&mut self, config: &Config) {
+        self.by_key.retain(|k, _| config.targets.iter().any(|t| &t.key == k));
+    }
+
+    /// A target's statistics for the daemon's lifetime: the sessions that
+    /// ended plus `live` (the running session's, if any); `None` when there
+    /// is neither.
+    pub fn total(&self, key: &str, live: Option<TargetStats>) -> Option<TargetStats> {
+        match (self.by_key.get(key), live) {
+            (None, live) => live,
+            (Some(carried), None) => Some(carried.clone()),
+            (Some(carried), Some(live)) => {
+                let mut sum = carried.clone();
+                sum.add(&live);
+                Some(sum)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jobs(n: u64) -> TargetStats {
+        TargetStats { counters: [("jobs".to_string(), n)].into(), ..Default::default() }
+    }
+
+    #[test]
+    fn totals_grow_across_sessions_and_forget_removed_targets() {
+        let mut c = Carried::default();
+        assert_eq!(c.total("api.service", None), None);
+        c.by_key.insert("api.service".into(), jobs(100));
+        assert_eq!(c.total("api.service", Some(jobs(5))).map(|s| s.get("jobs")), Some(105), "carried plus live");
+        assert_eq!(c.total("api.service", None).map(|s| s.get("jobs")), Some(100), "between sessions");
+        let config = scx_slo_model::load_str(r#"{"version":1,"targets":{"batch.slice":{"class":"batch"}}}"#, None).unwrap();
+        c.retain(&config);
+        assert_eq!(c.total("api.service", None), None);
+    }
+}
