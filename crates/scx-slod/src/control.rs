@@ -32,8 +32,13 @@ pub enum Request {
         /// Recorded in the state file and the journal.
         reason: String,
     },
-    /// Re-read and apply the config file as one generation.
-    Reload,
+    /// Apply the config file as one generation. The caller read it, off
+    /// the engine thread ([`EngineHandle::read_config`]): the text, or why it
+    /// could not be read.
+    Reload {
+        /// The file's text, or what went wrong reading it.
+        text: Result<String, String>,
+    },
     /// Override a latency target's budget (admission-checked).
     SetBudget {
         /// Target key.
@@ -115,7 +120,14 @@ pub struct EngineHandle {
     pub(crate) snapshot: Arc<Mutex<Snapshot>>,
     /// Read slots: see [`ENGINE_QUEUE`] and [`READ_SLOTS`].
     pub(crate) reads: Arc<tokio::sync::Semaphore>,
+    /// The config file, read for Reload here and not on the engine thread.
+    pub(crate) config_path: Arc<std::path::PathBuf>,
 }
+
+/// How long reading the config file for a reload may take. The read is off
+/// the engine thread (a hung file system never delays a Disable); past this
+/// the reload is refused with the reason.
+pub const CONFIG_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Requests the engine queues at most.
 pub const ENGINE_QUEUE: usize = 64;
@@ -159,6 +171,24 @@ impl EngineHandle {
         rx.await.unwrap_or_else(|_| Err(ControlError::Failed("the engine stopped before replying".into())))
     }
 
+    /// Reads the config file on a blocking thread, bounded in time (and, by
+    /// `read_config_text`, in size and file type): its text, or why not.
+    pub async fn read_config(&self) -> Result<String, String> {
+        let path = Arc::clone(&self.config_path);
+        let read = tokio::task::spawn_blocking(move || scx_slo_model::read_config_text(&path).map_err(|e| format!("reading {}: {e}", path.display())));
+        match tokio::time::timeout(CONFIG_READ_TIMEOUT, read).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(format!("reading {}: {e}", self.config_path.display())),
+            Err(_) => Err(format!("reading {} took over {} s", self.config_path.display(), CONFIG_READ_TIMEOUT.as_secs())),
+        }
+    }
+
+    /// Reads the config file and applies it (Reload).
+    pub async fn reload(&self) -> Reply {
+        let text = self.read_config().await;
+        self.call(Request::Reload { text }).await
+    }
+
     /// Sends a request without waiting (signal handlers).
     pub fn post(&self, request: Request) -> bool {
         self.tx.try_send(Envelope { request, reply: None }).is_ok()
@@ -174,6 +204,29 @@ impl EngineHandle {
 mod tests {
     use super::*;
 
+    /// Issue 15: the config is read off the engine thread, and a FIFO (which
+    /// would block a reader until a writer comes) is refused by name.
+    #[tokio::test]
+    async fn reload_reads_the_file_off_the_engine_thread_and_refuses_a_fifo() {
+        let dir = std::env::temp_dir().join(format!("scx-slod-read-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("config.json");
+        let _ = std::fs::remove_file(&fifo);
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let (tx, _rx) = std::sync::mpsc::sync_channel(1);
+        let handle = EngineHandle {
+            tx,
+            snapshot: Arc::default(),
+            reads: Arc::new(tokio::sync::Semaphore::new(READ_SLOTS)),
+            config_path: Arc::new(fifo.clone()),
+        };
+        let e = handle.read_config().await.unwrap_err();
+        assert!(e.contains("not a regular file") && e.contains("config.json"), "{e}");
+        std::fs::write(dir.join("ok.json"), "{}").unwrap();
+        let handle = EngineHandle { config_path: Arc::new(dir.join("ok.json")), ..handle };
+        assert_eq!(handle.read_config().await.as_deref(), Ok("{}"));
+    }
+
     /// Issue 15: reads cannot fill the engine's queue; a Disable behind any
     /// number of read attempts is still queued (an engine that never
     /// answers stands in for one that is busy).
@@ -184,6 +237,7 @@ mod tests {
             tx,
             snapshot: Arc::default(),
             reads: Arc::new(tokio::sync::Semaphore::new(READ_SLOTS)),
+            config_path: Arc::new("/nonexistent/config.json".into()),
         };
         let mut waiting = Vec::new();
         for _ in 0..READ_SLOTS {

@@ -166,7 +166,11 @@ impl Manager {
 
     /// Re-reads the config file and applies it as one generation.
     async fn reload(&self, #[zbus(header)] header: Header<'_>, #[zbus(connection)] conn: &Connection) -> Result<String, Error> {
-        self.mutate(&header, conn, "Reload", Request::Reload).await
+        // Authorized before the file is read: an unprivileged caller never
+        // makes the daemon read anything.
+        self.authorize(&header, conn, "Reload").await?;
+        info!(event = "control_call", member = "Reload", "control call");
+        self.engine.reload().await
     }
 
     /// Overrides a latency target's budget (admission-checked, persisted).

@@ -181,7 +181,14 @@ fn run(args: Args) -> i32 {
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    _ = hup.recv() => { info!("SIGHUP: reload"); signals.post(Request::Reload); }
+                    _ = hup.recv() => {
+                        info!("SIGHUP: reload");
+                        let h = signals.clone();
+                        tokio::spawn(async move {
+                            let text = h.read_config().await;
+                            h.post(Request::Reload { text });
+                        });
+                    }
                     _ = term.recv() => { signals.post(Request::Shutdown); }
                     _ = int.recv() => { signals.post(Request::Shutdown); }
                 }

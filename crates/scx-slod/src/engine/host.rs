@@ -51,6 +51,11 @@ pub fn read_config(path: &Path, cpus: u32) -> Result<(ConfigFile, Config), Confi
         code: if e.is_invalid_content() { crate::exit::INVALID_CONFIG } else { crate::exit::UNREADABLE_CONFIG },
         message: format!("reading {}: {e}", path.display()),
     })?;
+    parse_config(path, text, cpus)
+}
+
+/// Validates a config file's text (`path` names it in the message).
+pub fn parse_config(path: &Path, text: String, cpus: u32) -> Result<(ConfigFile, Config), ConfigRefused> {
     let config = scx_slo_model::load_str(&text, Some(cpus))
         .map_err(|errors| ConfigRefused { code: crate::exit::INVALID_CONFIG, message: format!("{} is invalid:\n{errors}", path.display()) })?;
     Ok((ConfigFile::from_text(text), config))

@@ -177,6 +177,7 @@ impl Engine {
             tx,
             snapshot,
             reads: Arc::new(tokio::sync::Semaphore::new(crate::control::READ_SLOTS)),
+            config_path: Arc::new(engine.opts.config_path.clone()),
         };
         Ok(Started { engine, handle, events: events_rx, metrics })
     }

@@ -35,7 +35,7 @@ impl Engine {
                 Err(e) => Err(e),
             },
             Request::Disable { reason } => self.disable(reason, sched),
-            Request::Reload => self.reload(sched),
+            Request::Reload { text } => self.reload(text, sched),
             Request::SetBudget { unit, runtime_us, period_us, key } => {
                 let args = format!("{unit}\u{1f}{runtime_us}\u{1f}{period_us}");
                 self.idempotent(&key, &args, |engine| engine.set_budget(&unit, BudgetOverride { runtime_us, period_us }, sched))
@@ -111,12 +111,12 @@ impl Engine {
         Ok(format!("generation {number} applied ({targets} targets, {us:.0} us)"))
     }
 
-    fn reload(&mut self, sched: Option<&mut dyn Backend>) -> Reply {
-        let result = self
-            .host
-            .read_config()
-            .map_err(|refused| ControlError::InvalidConfig(refused.message))
-            .and_then(|(file, _)| self.generation.reload(file, self.host.online_cpus()))
+    fn reload(&mut self, text: Result<String, String>, sched: Option<&mut dyn Backend>) -> Reply {
+        let cpus = self.host.online_cpus();
+        let result = text
+            .map_err(ControlError::InvalidConfig)
+            .and_then(|text| super::host::parse_config(&self.opts.config_path, text, cpus).map_err(|r| ControlError::InvalidConfig(r.message)))
+            .and_then(|(file, _)| self.generation.reload(file, cpus))
             .and_then(|candidate| {
                 let dropped = candidate.dropped.join(", ");
                 let reply = self.apply(candidate, sched)?;

@@ -173,6 +173,11 @@ fn status(engine: &mut Engine, sched: Option<&mut dyn Backend>) -> Status {
     parse("Status", &ok(call(engine, sched, Request::Status))).expect("a Status document")
 }
 
+/// Reload with the host's config file as the D-Bus handler reads it.
+fn reload(host: &MemoryHost) -> Request {
+    Request::Reload { text: Ok(host.config.lock().unwrap().clone()) }
+}
+
 fn set_budget(unit: &str, runtime_us: u64, period_us: u64, key: &str) -> Request {
     Request::SetBudget { unit: unit.into(), runtime_us, period_us, key: key.into() }
 }
@@ -273,26 +278,30 @@ fn reload_applies_a_new_generation_or_keeps_the_running_one() {
     let (mut e, _h) = engine(&host);
     let mut b = Recording::default();
     running(&mut e, &mut b);
-    assert!(ok(call(&mut e, Some(&mut b), Request::Reload)).starts_with("generation 2 applied (4 targets"));
+    assert!(ok(call(&mut e, Some(&mut b), reload(&host))).starts_with("generation 2 applied (4 targets"));
 
     // Invalid: refused with the validator's words, generation 2 stays and
     // Status says why until the next good reload.
     *host.config.lock().unwrap() = EXAMPLE.replace("\"3ms\"", "\"30ms\"");
-    assert!(matches!(err(call(&mut e, Some(&mut b), Request::Reload)), ControlError::InvalidConfig(m) if m.contains("budget.runtime")));
+    assert!(matches!(err(call(&mut e, Some(&mut b), reload(&host))), ControlError::InvalidConfig(m) if m.contains("budget.runtime")));
     let s = status(&mut e, None);
     assert_eq!(s.generation, 2);
     assert!(s.last_reload_error.is_some_and(|r| r.starts_with("invalid config")));
 
+    // An unreadable file (the handler's reason) is refused, nothing changes.
+    let unreadable = Request::Reload { text: Err("reading /etc/scx-slo/config.json took over 10 s".into()) };
+    assert!(matches!(err(call(&mut e, Some(&mut b), unreadable)), ControlError::InvalidConfig(m) if m.contains("took over 10 s")));
+
     // A load-time section: refused, named.
     *host.config.lock().unwrap() = EXAMPLE.replace("\"slice_max\": \"5ms\"", "\"slice_max\": \"4ms\"");
-    assert!(matches!(err(call(&mut e, Some(&mut b), Request::Reload)), ControlError::InvalidConfig(m) if m.contains("`scheduler` is fixed")));
+    assert!(matches!(err(call(&mut e, Some(&mut b), reload(&host))), ControlError::InvalidConfig(m) if m.contains("`scheduler` is fixed")));
 
     // The maps cannot be written: Failed, nothing changes.
     *host.config.lock().unwrap() = EXAMPLE.replace("\"priority\": 800", "\"priority\": 900");
     b.fail_apply = true;
-    assert!(matches!(err(call(&mut e, Some(&mut b), Request::Reload)), ControlError::Failed(m) if m.contains("generation 2 stays")));
+    assert!(matches!(err(call(&mut e, Some(&mut b), reload(&host))), ControlError::Failed(m) if m.contains("generation 2 stays")));
     b.fail_apply = false;
-    assert_eq!(ok(call(&mut e, Some(&mut b), Request::Reload)).split(' ').nth(1), Some("3"));
+    assert_eq!(ok(call(&mut e, Some(&mut b), reload(&host))).split(' ').nth(1), Some("3"));
     let s = status(&mut e, None);
     assert!(s.last_reload_error.is_none() && s.config_sha256 == scx_slo_model::config_digest(&host.config.lock().unwrap()));
 }
@@ -349,7 +358,7 @@ fn set_budget_is_validated_applied_persisted_and_idempotent() {
     let mut json: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
     json["targets"].as_object_mut().unwrap().remove("api.service");
     *host.config.lock().unwrap() = json.to_string();
-    let reply = ok(call(&mut e, None, Request::Reload));
+    let reply = ok(call(&mut e, None, reload(&host)));
     assert!(reply.contains("budget overrides dropped: api.service (no longer in the config)"), "{reply}");
     assert!(host.last_saved().budget_overrides.is_empty());
 }
@@ -399,7 +408,7 @@ fn counters_carry_over_a_re_attach() {
     let mut json: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
     json["targets"].as_object_mut().unwrap().remove("api.service");
     *host.config.lock().unwrap() = json.to_string();
-    ok(call(&mut e, Some(&mut second), Request::Reload));
+    ok(call(&mut e, Some(&mut second), reload(&host)));
     assert_eq!(e.carried.total("api.service", None), None);
 }
 
