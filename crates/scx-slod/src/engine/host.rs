@@ -27,10 +27,9 @@ pub struct ConfigRefused {
     pub message: String,
 }
 
-/// The machine, as the engine sees it.
+/// The machine, as the engine sees it. (The config file is read before the
+/// engine starts, and for a reload by the caller, off the engine thread.)
 pub trait Host: Send {
-    /// Reads and validates the config file: the file and its config.
-    fn read_config(&self) -> Result<(ConfigFile, Config), ConfigRefused>;
     /// CPUs admission counts when `cpu_capacity` is `auto`.
     fn online_cpus(&self) -> u32;
     /// The cgroup2 mount.
@@ -70,7 +69,7 @@ pub fn online_cpus() -> u32 {
 /// for is available, cgroup2 is mounted, the topology and the persistent
 /// state are readable. `Err` carries the process exit code and the message.
 pub fn probe(opts: &EngineOptions) -> Result<(SystemHost, Probed), (i32, String)> {
-    let (_, config) = read_config(&opts.config_path, online_cpus()).map_err(|r| (r.code, r.message))?;
+    let (file, config) = read_config(&opts.config_path, online_cpus()).map_err(|r| (r.code, r.message))?;
     let features = scx_slo_bpf::probe::probe();
     let cgroup_root = resolver::cgroup2_root();
     let mut caps = crate::modes::probe(&features, cgroup_root.as_deref());
@@ -103,7 +102,7 @@ pub fn probe(opts: &EngineOptions) -> Result<(SystemHost, Probed), (i32, String)
         status_path: opts.status_path.clone(),
         cgroup_root,
     };
-    Ok((host, Probed { features, caps, topology, persistent: loaded.state }))
+    Ok((host, Probed { file, config, features, caps, topology, persistent: loaded.state }))
 }
 
 /// The real machine.
@@ -119,10 +118,6 @@ pub struct SystemHost {
 }
 
 impl Host for SystemHost {
-    fn read_config(&self) -> Result<(ConfigFile, Config), ConfigRefused> {
-        read_config(&self.config_path, online_cpus())
-    }
-
     fn online_cpus(&self) -> u32 {
         online_cpus()
     }

@@ -56,7 +56,7 @@ use crate::resolver::Resolved;
 use crate::telemetry::{ScanInput, Telemetry};
 use generation::Generation;
 pub use options::{BackendKind, EngineOptions, Probed};
-use host::{ConfigRefused, Host};
+use host::Host;
 use partial::PartialSwitching;
 use supervisor::Supervisor;
 
@@ -125,7 +125,7 @@ impl Engine {
     /// The engine on a given host with what was probed (the unit tests'
     /// way in: a host in memory, no root).
     pub fn with_host(opts: EngineOptions, host: Box<dyn Host>, probed: Probed) -> Result<Started, (i32, String)> {
-        let (file, config) = host.read_config().map_err(|ConfigRefused { code, message }| (code, message))?;
+        let Probed { file, config, .. } = probed;
         let primary = probed.caps.select(config.mode).map_err(|why| {
             (crate::exit::MODE_UNAVAILABLE, format!("mode {}: {why}", serde_json::to_string(&config.mode).unwrap_or_default()))
         })?;

@@ -8,6 +8,9 @@ use std::time::Duration;
 use scx_slo_api::{Capabilities, KernelFeatures};
 use scx_slo_bpf::Topology;
 
+use scx_slo_model::Config;
+
+use super::generation::ConfigFile;
 use crate::breaker::BreakerConfig;
 use crate::persist::PersistentState;
 
@@ -46,6 +49,10 @@ pub struct EngineOptions {
 
 /// What the engine found on the machine before it started.
 pub struct Probed {
+    /// The config file as read at start.
+    pub file: ConfigFile,
+    /// Its validated config.
+    pub config: Config,
     /// The kernel's features.
     pub features: KernelFeatures,
     /// What the host offers.

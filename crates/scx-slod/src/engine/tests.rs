@@ -15,8 +15,7 @@ use scx_slo_api::{Capabilities, ControlError, Explain, ExitInfo, KernelFeatures,
 use scx_slo_bpf::{MapTarget, Topology};
 use scx_slo_model::Config;
 
-use super::generation::ConfigFile;
-use super::host::{ConfigRefused, Host};
+use super::host::Host;
 use super::{BackendKind, Engine, EngineOptions, Probed};
 use crate::backend::Backend;
 use crate::breaker::BreakerConfig;
@@ -43,18 +42,20 @@ impl MemoryHost {
         host
     }
 
+    /// What probing finds at start: this host's config file, parsed as the
+    /// daemon parses it.
+    fn probed(&self, caps: Capabilities, persistent: PersistentState) -> Probed {
+        let text = self.config.lock().unwrap().clone();
+        let (file, config) = super::host::parse_config(Path::new("/etc/scx-slo/config.json"), text, 2).expect("a valid config");
+        Probed { file, config, features: KernelFeatures::default(), caps, topology: Topology { nr_cpus: 2, nr_nodes: 1, cpu_to_node: vec![0, 0] }, persistent }
+    }
+
     fn last_saved(&self) -> PersistentState {
         self.saved.lock().unwrap().last().cloned().expect("the state was saved")
     }
 }
 
 impl Host for MemoryHost {
-    fn read_config(&self) -> Result<(ConfigFile, Config), ConfigRefused> {
-        let text = self.config.lock().unwrap().clone();
-        let config = scx_slo_model::load_str(&text, Some(2))
-            .map_err(|e| ConfigRefused { code: crate::exit::INVALID_CONFIG, message: format!("config.json is invalid:\n{e}") })?;
-        Ok((ConfigFile::from_text(text), config))
-    }
     fn online_cpus(&self) -> u32 {
         2
     }
@@ -140,12 +141,7 @@ fn options() -> EngineOptions {
 }
 
 fn engine_with(host: &MemoryHost, persistent: PersistentState) -> (Engine, EngineHandle) {
-    let probed = Probed {
-        features: KernelFeatures::default(),
-        caps: caps(),
-        topology: Topology { nr_cpus: 2, nr_nodes: 1, cpu_to_node: vec![0, 0] },
-        persistent,
-    };
+    let probed = host.probed(caps(), persistent);
     let started = Engine::with_host(options(), Box::new(host.clone()), probed).expect("the engine starts");
     (started.engine, started.handle)
 }
@@ -235,12 +231,8 @@ fn enable_parks_until_the_session_runs_and_refuses_bad_modes() {
 #[test]
 fn enable_a_mode_the_host_lacks_is_not_supported() {
     let host = MemoryHost::new(EXAMPLE);
-    let probed = Probed {
-        features: KernelFeatures::default(),
-        caps: Capabilities { sched_ext: false, enforce_unavailable: Some("kernel x has no sched_ext".into()), ..caps() },
-        topology: Topology { nr_cpus: 2, nr_nodes: 1, cpu_to_node: vec![0, 0] },
-        persistent: PersistentState::default(),
-    };
+    let no_sched_ext = Capabilities { sched_ext: false, enforce_unavailable: Some("kernel x has no sched_ext".into()), ..caps() };
+    let probed = host.probed(no_sched_ext, PersistentState::default());
     // The config asks for enforce: the engine does not start.
     let refused = Engine::with_host(options(), Box::new(host.clone()), probed).err().expect("refused");
     assert_eq!(refused.0, crate::exit::MODE_UNAVAILABLE);
