@@ -37,7 +37,8 @@ impl Carried {
 
     /// Forgets targets that left the config.
     pub fn retain(&mut self, config: &Config) {
-        self.by_key.retain(|k, _| config.targets.iter().any(|t| &t.key == k));
+        let keys: std::collections::BTreeSet<&str> = config.targets.iter().map(|t| t.key.as_str()).collect();
+        self.by_key.retain(|k, _| keys.contains(k.as_str()));
     }
 
     /// A target's statistics for the daemon's lifetime: the sessions that

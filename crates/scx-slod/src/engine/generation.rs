@@ -26,7 +26,8 @@ pub struct ConfigFile {
 }
 
 impl ConfigFile {
-    /// A file's text; `None` when it is not JSON (the validator says why).
+    /// A file's text (its `json` is null when it is not JSON: the validator
+    /// says why).
     pub fn from_text(text: String) -> ConfigFile {
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
         let sha256 = scx_slo_model::config_digest(&text);

@@ -4,6 +4,7 @@
 //! thread) and by a periodic scan as the safety net, and moved back when the
 //! session ends. This owns the switcher and its counts.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use scx_slo_api::documents::PartialSwitchReport;
 use tracing::{debug, warn};
 
+use crate::resolver::Resolved;
 use crate::switcher::Switcher;
 
 /// Cgroups the scan reads per pass, about: with many targets the scan visits
@@ -54,14 +56,16 @@ impl PartialSwitching {
         self.switcher.adopt(tids);
     }
 
-    /// One scan pass over the targets' cgroups (every pass visits about
-    /// [`SCAN_CGROUPS`] cgroups' worth).
-    pub fn scan(&mut self, dirs: Vec<PathBuf>) {
+    /// One scan pass over the resolved targets' cgroups (every pass visits
+    /// about [`SCAN_CGROUPS`] cgroups' worth; the list is built only for a
+    /// pass that runs).
+    pub fn scan(&mut self, resolved: &BTreeMap<String, Resolved>) {
         self.scans = self.scans.wrapping_add(1);
-        let every = (dirs.len() / SCAN_CGROUPS).max(1) as u64;
+        let every = (resolved.len() / SCAN_CGROUPS).max(1) as u64;
         if !self.scans.is_multiple_of(every) {
             return;
         }
+        let dirs: Vec<PathBuf> = resolved.values().map(|r| r.dir.clone()).collect();
         self.adopt_reported();
         let report = self.switcher.scan(&dirs);
         self.by_scan += report.switched as u64;

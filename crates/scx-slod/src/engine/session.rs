@@ -293,8 +293,7 @@ impl Engine {
             }
         }
         if self.partial_switching(mode) {
-            let dirs = self.resolved.values().map(|r| r.dir.clone()).collect();
-            self.partial.scan(dirs);
+            self.partial.scan(&self.resolved);
         }
         if slow_due {
             self.telemetry_scan(Some(sched));
