@@ -82,10 +82,9 @@ pub fn probe(opts: &EngineOptions) -> Result<(SystemHost, Probed), (i32, String)
         caps.sched_ext = true;
         caps.enforce_unavailable = None;
     }
-    // Checked here, before anything else, for the exit code.
-    caps.select(config.mode).map_err(|why| {
-        (crate::exit::MODE_UNAVAILABLE, format!("mode {}: {why}", serde_json::to_string(&config.mode).unwrap_or_default()))
-    })?;
+    // Checked here, before the cgroup mount and the topology, for the exit
+    // code (the engine selects again from what is probed).
+    select_mode(&caps, config.mode)?;
     let cgroup_root = cgroup_root.ok_or((
         crate::exit::MODE_UNAVAILABLE,
         "no cgroup2 hierarchy is mounted; scx-slo targets cgroups by their v2 id".to_string(),
@@ -103,6 +102,14 @@ pub fn probe(opts: &EngineOptions) -> Result<(SystemHost, Probed), (i32, String)
         cgroup_root,
     };
     Ok((host, Probed { file, config, features, caps, topology, persistent: loaded.state }))
+}
+
+/// The mode `requested` gets on a host with `caps`, or the exit code and
+/// why it is unavailable.
+pub fn select_mode(caps: &scx_slo_api::Capabilities, requested: scx_slo_model::Mode) -> Result<scx_slo_api::ActiveMode, (i32, String)> {
+    caps.select(requested).map_err(|why| {
+        (crate::exit::MODE_UNAVAILABLE, format!("mode {}: {why}", serde_json::to_string(&requested).unwrap_or_default()))
+    })
 }
 
 /// The real machine.

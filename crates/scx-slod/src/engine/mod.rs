@@ -126,9 +126,7 @@ impl Engine {
     /// way in: a host in memory, no root).
     pub fn with_host(opts: EngineOptions, host: Box<dyn Host>, probed: Probed) -> Result<Started, (i32, String)> {
         let Probed { file, config, .. } = probed;
-        let primary = probed.caps.select(config.mode).map_err(|why| {
-            (crate::exit::MODE_UNAVAILABLE, format!("mode {}: {why}", serde_json::to_string(&config.mode).unwrap_or_default()))
-        })?;
+        let primary = host::select_mode(&probed.caps, config.mode)?;
         info!(mode = primary.as_str(), requested = ?config.mode, capabilities = ?probed.caps.modes(), "mode selected");
         let persistent = probed.persistent;
         let (generation, dropped) = Generation::first(file, config, persistent.budget_overrides, host.online_cpus());
