@@ -126,6 +126,13 @@ impl Workload {
         self.flag("--wait-ext", on)
     }
 
+    /// This binary with the workload's arguments.
+    fn command(&self, env: &Env) -> Command {
+        let mut cmd = Command::new(env.exe("scx-slo-lab"));
+        cmd.args(self.args());
+        cmd
+    }
+
     /// The command line after the binary.
     pub(crate) fn args(&self) -> Vec<String> {
         std::iter::once(self.kind.to_string()).chain(self.args.iter().cloned()).collect()
@@ -136,8 +143,8 @@ impl Workload {
     /// tens of ms of exec and loading as deadline misses of the target (the
     /// enforce checks count every job).
     pub(crate) fn spawn(&self, env: &Env) -> Result<Child> {
-        let mut cmd = Command::new(env.exe("scx-slo-lab"));
-        cmd.args(self.args()).stdout(Stdio::null());
+        let mut cmd = self.command(env);
+        cmd.stdout(Stdio::null());
         if self.kind != "probe" {
             if let Some(dir) = &self.cgroup {
                 start_in_cgroup(&mut cmd, dir)?;
@@ -149,9 +156,9 @@ impl Workload {
     /// Starts a probe that holds its result until told (see
     /// `sampler::finish_held_probes`).
     pub(crate) fn spawn_held(&self, env: &Env) -> Result<Child> {
-        let mut cmd = Command::new(env.exe("scx-slo-lab"));
+        let mut cmd = self.command(env);
         // It joins its cgroup itself after start-up (see spawn).
-        cmd.args(self.args()).arg("--hold").stdin(Stdio::piped()).stdout(Stdio::piped());
+        cmd.arg("--hold").stdin(Stdio::piped()).stdout(Stdio::piped());
         cmd.spawn().context("spawning a latency probe")
     }
 }

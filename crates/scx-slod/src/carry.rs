@@ -43,17 +43,17 @@ impl Carried {
 
     /// A target's statistics for the daemon's lifetime: the sessions that
     /// ended plus `live` (the running session's, if any); `None` when there
-    /// is neither.
+    /// is neither. The counters and histograms add up; `max_wait_ns` is a
+    /// gauge of the running scheduler ("since the scheduler loaded", what the
+    /// no-starvation bound is checked on), so it stays the live session's.
     pub fn total(&self, key: &str, live: Option<TargetStats>) -> Option<TargetStats> {
-        match (self.by_key.get(key), live) {
-            (None, live) => live,
-            (Some(carried), None) => Some(carried.clone()),
-            (Some(carried), Some(live)) => {
-                let mut sum = carried.clone();
-                sum.add(&live);
-                Some(sum)
-            }
+        let Some(carried) = self.by_key.get(key) else { return live };
+        let mut sum = carried.clone();
+        sum.max_wait_ns = 0;
+        if let Some(live) = live {
+            sum.add(&live);
         }
+        Some(sum)
     }
 }
 
@@ -72,6 +72,11 @@ mod tests {
         c.by_key.insert("api.service".into(), jobs(100));
         assert_eq!(c.total("api.service", Some(jobs(5))).map(|s| s.get("jobs")), Some(105), "carried plus live");
         assert_eq!(c.total("api.service", None).map(|s| s.get("jobs")), Some(100), "between sessions");
+        // The longest wait is the running scheduler's, not the lifetime's.
+        c.by_key.insert("api.service".into(), TargetStats { max_wait_ns: 9_000, ..jobs(100) });
+        let live = TargetStats { max_wait_ns: 2_000, ..jobs(5) };
+        assert_eq!(c.total("api.service", Some(live)).map(|s| s.max_wait_ns), Some(2_000));
+        assert_eq!(c.total("api.service", None).map(|s| s.max_wait_ns), Some(0));
         let config = scx_slo_model::load_str(r#"{"version":1,"targets":{"batch.slice":{"class":"batch"}}}"#, None).unwrap();
         c.retain(&config);
         assert_eq!(c.total("api.service", None), None);

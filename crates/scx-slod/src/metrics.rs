@@ -114,7 +114,6 @@ pub struct MetricsSnapshot {
     pub units: Vec<UnitMetrics>,
 }
 
-
 /// The latest snapshot, shared between the engine and the HTTP thread.
 pub type SharedSnapshot = Arc<Mutex<MetricsSnapshot>>;
 
