@@ -75,7 +75,7 @@ pub fn run(call: Call) -> u8 {
     let result = match call {
         Call::Status { json } => manager.status().map(|s| if json { s } else { shown(parse::<Status>("Status", &s), status_table) }),
         Call::List { json } => manager.list_targets().map(|s| if json { s } else { shown(parse::<TargetList>("ListTargets", &s), list_table) }),
-        Call::Explain { unit } => manager.explain(&unit).map(|s| shown(parse::<Explain>("Explain", &s), |e| pretty(&e))),
+        Call::Explain { unit } => manager.explain(&unit).map(|s| shown(parse::<Explain>("Explain", &s), |_| pretty(&s))),
         Call::Enable { mode } => manager.enable(&mode),
         Call::Disable { reason } => manager.disable(&reason),
         Call::Reload => manager.reload(),
@@ -105,8 +105,10 @@ fn shown<T>(doc: Result<T, String>, table: impl Fn(&T) -> String) -> String {
     }
 }
 
-fn pretty(doc: &impl serde::Serialize) -> String {
-    serde_json::to_string_pretty(doc).unwrap_or_default()
+/// The document as the daemon sent it, indented: every field, including
+/// ones a newer daemon adds that this CLI's types do not know.
+fn pretty(json: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(json).and_then(|v| serde_json::to_string_pretty(&v)).unwrap_or_else(|_| json.to_string())
 }
 
 fn us(ns: Option<u64>) -> String {
