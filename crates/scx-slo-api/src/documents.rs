@@ -74,6 +74,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_status_file_too_large_or_not_text_is_named_not_misparsed() {
+        let dir = std::env::temp_dir().join(format!("scx-slo-api-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let big = dir.join("big.json");
+        std::fs::write(&big, vec![b' '; (MAX_STATUS_FILE_BYTES + 1) as usize]).unwrap();
+        assert!(read_status_file(&big).unwrap_err().contains("larger than"));
+        let binary = dir.join("binary.json");
+        std::fs::write(&binary, [0xff, 0xfe, 0x00]).unwrap();
+        assert!(read_status_file(&binary).unwrap_err().contains("binary.json"));
+        let empty = dir.join("empty.json");
+        std::fs::write(&empty, "").unwrap();
+        assert!(read_status_file(&empty).unwrap_err().contains("document version 1"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn stats_add_up_counters_and_buckets_and_keep_the_longest_wait() {
         let mut a = TargetStats { counters: [("jobs".to_string(), 5)].into(), rq_delay_hist: vec![1, 2], slack_hist: vec![], max_wait_ns: 9 };
         let b = TargetStats {
@@ -321,8 +337,11 @@ pub fn read_status_file(path: &std::path::Path) -> Result<Status, String> {
     use std::io::Read;
     let mut text = String::new();
     std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_STATUS_FILE_BYTES).read_to_string(&mut text))
+        .and_then(|f| f.take(MAX_STATUS_FILE_BYTES + 1).read_to_string(&mut text))
         .map_err(|e| format!("{}: {e}", path.display()))?;
+    if text.len() as u64 > MAX_STATUS_FILE_BYTES {
+        return Err(format!("{}: larger than {MAX_STATUS_FILE_BYTES} bytes; not a status file", path.display()));
+    }
     parse(&path.display().to_string(), &text)
 }
 
