@@ -617,6 +617,22 @@ s32 BPF_STRUCT_OPS(slo_select_cpu, struct task_struct *p, s32 prev_cpu,
 		gstat_add(SLO_GSTAT_PREEMPT_KICKS, 1);
 		return victim;
 	}
+	/*
+	 * Partial mode: an idle CPU may be taken by a fair-class task before
+	 * it picks up what we put in its local DSQ, and the kernel calls
+	 * ops.cpu_release only when a higher class takes a CPU from *scx*,
+	 * not from idle. Nothing would re-queue the task: it would wait in
+	 * that local DSQ for as long as the fair task runs. So in partial
+	 * mode the task goes through ops.enqueue to the node's shared queues,
+	 * which every CPU running scx work serves; the wakeup still lands on
+	 * @cpu, which reschedules and takes it from there. This closes one
+	 * way to strand a task next to busy fair work, not every one (the
+	 * kernel's balance can still move a task to a local DSQ a fair task
+	 * then outranks): see docs/scheduler.md, "Partial mode next to busy
+	 * fair-class work".
+	 */
+	if (switch_partial)
+		return cpu;
 	slice = task_slice(tctx, target, cfg, now);
 	/*
 	 * An idle CPU's local DSQ can already hold a task (one the kernel

@@ -181,11 +181,12 @@ impl Shape {
             });
         }
         // Untargeted CPU hogs only in `all` mode. In partial mode they run in
-        // the fair class, which outranks every scx task; with one fair hog
-        // on 2 vCPUs the hunt saw 4 s waits of batch hogs (seeds 101, 102,
-        // 105, 107, 109 of `--seed 100 --rounds 0` before this rule), not yet
-        // root-caused: see docs/scheduler.md, "Partial mode next to busy
-        // fair-class work".
+        // the fair class, which outranks every scx task on 6.17 (no ext DL
+        // server): a fair hog on every CPU starves scx tasks by design
+        // (3.9-4.0 s waits), and a single fair hog on 2 vCPUs still left one
+        // batch hog at 0.3-8 % of a CPU for seconds in 5 of 18 shapes while
+        // its siblings ran, in a place the wait guard's DSQ walk never sees:
+        // see docs/scheduler.md, "Partial mode next to busy fair-class work".
         let max_untargeted = if switch == "partial" { 0 } else { cpus };
         Shape {
             name: format!("seed-{seed}"),
@@ -272,6 +273,9 @@ struct Outcome {
     wait_guard_dispatches: u64,
     /// The daemon's last log lines, when the scheduler did not stay attached.
     daemon_log: Option<String>,
+    /// Each hog's CPU time over its wall time: a hog that really waited
+    /// seconds shows it here, a stale wait stamp does not.
+    hog_cpu_share: std::collections::BTreeMap<String, f64>,
 }
 
 /// Sets this thread's scheduling policy (SCHED_EXT or SCHED_OTHER, nice 0).
@@ -366,6 +370,14 @@ fn run_shape(env: &Env, shape: &Shape) -> Result<Outcome> {
     for mut h in hogs {
         h.wait()?;
     }
+    let mut hog_cpu_share = std::collections::BTreeMap::new();
+    for (tid, name) in &who {
+        if let Some(tag) = name.strip_prefix("batch hog ").map(|h| format!("batch{h}")).or_else(|| name.strip_prefix("untargeted hog ").map(|h| format!("untargeted{h}"))) {
+            if let Ok(r) = read_json::<crate::workload::HogResult>(&format!("/tmp/hunt-{tag}.json")) {
+                hog_cpu_share.insert(format!("{name} (tid {tid}, policy {:?}, per cpu {:?})", r.policy, r.per_cpu), (r.cpu_share * 1000.0).round() / 1000.0);
+            }
+        }
+    }
     let attachment = watch.finish();
     let bpftool = env.exe("bpftool");
     let global = kernel::global_stats(&bpftool).unwrap_or_default();
@@ -396,6 +408,7 @@ fn run_shape(env: &Env, shape: &Shape) -> Result<Outcome> {
         threads_that_never_ran: threads.filter(|t| t.wakeups == 0).count(),
         wait_guard_dispatches: global.counter(scx_slo_bpf::intf::slo_gstat_id_SLO_GSTAT_WAIT_GUARD_DISPATCHES),
         daemon_log,
+        hog_cpu_share,
     })
 }
 
@@ -411,8 +424,9 @@ fn judge(report: &mut Report, shape: &Shape, outcome: Result<Outcome>) -> Value 
                 format!("{}: no ejection, every task's wait within the bound ({bound_ms:.0} ms)", shape.name),
                 ok,
                 format!(
-                    "attached={} ejections={:?}; longest wait {:.2} ms (tid {}: {}), per latency target {:?} ms; longest thread gap {:.1} ms; \
+                    "hog CPU shares {:?}; attached={} ejections={:?}; longest wait {:.2} ms (tid {}: {}), per latency target {:?} ms; longest thread gap {:.1} ms; \
                      threads that never ran {}; wait-guard dispatches {}{}{}",
+                    o.hog_cpu_share,
                     o.attached,
                     o.ejections,
                     o.max_wait_ms,

@@ -262,8 +262,11 @@ fn main() -> Result<()> {
         }
         Cmd::Hog { duration, placement } => {
             let waited = place(&placement)?;
+            // SAFETY: sched_getscheduler(0) reads the calling thread's policy.
+            let before = unsafe { libc::sched_getscheduler(0) };
             let mut r = workload::hog(std_dur(duration));
             r.ext_wait_ms = waited;
+            r.policy = Some((before, unsafe { libc::sched_getscheduler(0) }));
             write_out(&placement, &r)
         }
         Cmd::Threads { workers, main, duration, placement } => {

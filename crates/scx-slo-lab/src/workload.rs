@@ -212,7 +212,7 @@ pub fn noisy(threads: usize, burst: Duration, duration: Duration) -> HogResult {
         })
         .collect();
     let iterations = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
-    HogResult { iterations, seconds: (mono_ns() - start) as f64 / 1e9, cpu_share: 0.0, ext_wait_ms: None }
+    HogResult { iterations, seconds: (mono_ns() - start) as f64 / 1e9, cpu_share: 0.0, ext_wait_ms: None, policy: None, per_cpu: Default::default() }
 }
 
 /// Fork/exec-heavy load: runs `/bin/true` back to back for `duration`;
@@ -226,7 +226,7 @@ pub fn forkexec(duration: Duration) -> HogResult {
             iterations += 1;
         }
     }
-    HogResult { iterations, seconds: (mono_ns() - start) as f64 / 1e9, cpu_share: 0.0, ext_wait_ms: None }
+    HogResult { iterations, seconds: (mono_ns() - start) as f64 / 1e9, cpu_share: 0.0, ext_wait_ms: None, policy: None, per_cpu: Default::default() }
 }
 
 /// What a hog did.
@@ -240,6 +240,15 @@ pub struct HogResult {
     pub cpu_share: f64,
     /// Time waited for SCHED_EXT before measuring, ms.
     pub ext_wait_ms: Option<f64>,
+    /// The scheduling policy when the spinning began and when it ended
+    /// (`sched_getscheduler`: 0 other, 7 ext): a hog that left sched_ext
+    /// mid-run would outrank every scx task in partial mode.
+    #[serde(default)]
+    pub policy: Option<(i32, i32)>,
+    /// Work units done on each CPU (`sched_getcpu` per unit): where a hog
+    /// ran, to tell a task stranded behind another CPU's work.
+    #[serde(default)]
+    pub per_cpu: std::collections::BTreeMap<i32, u64>,
 }
 
 /// Spins for `duration`, counting work units of 4096 multiply-adds.
@@ -249,11 +258,14 @@ pub fn hog(duration: Duration) -> HogResult {
     let end = start + duration.as_nanos() as u64;
     let mut iterations = 0u64;
     let mut x = 1u64;
+    let mut per_cpu = std::collections::BTreeMap::new();
     while mono_ns() < end {
         for _ in 0..4096 {
             x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
         }
         iterations += 1;
+        // SAFETY: sched_getcpu has no preconditions.
+        *per_cpu.entry(unsafe { libc::sched_getcpu() }).or_insert(0) += 1;
     }
     let wall = (mono_ns() - start) as f64;
     HogResult {
@@ -261,6 +273,8 @@ pub fn hog(duration: Duration) -> HogResult {
         seconds: wall / 1e9,
         cpu_share: (thread_cpu_ns() - cpu_start) as f64 / wall,
         ext_wait_ms: None,
+        policy: None,
+        per_cpu,
     }
 }
 
