@@ -6,8 +6,10 @@
 //! the daemon and the NixOS build all go through [`load_str`].
 #![deny(missing_docs)]
 
+pub mod adaptive;
 pub mod admission;
 pub mod bounds;
+pub mod canary;
 pub mod config;
 pub mod duration;
 pub mod error;
