@@ -292,7 +292,7 @@ in
       }
       {
         assertion = !enforcing || lib.versionAtLeast kernelVersion "6.12";
-        message = "services.scxSlo.mode = \"enforce\" needs a sched_ext kernel (6.12 or newer), but boot.kernelPackages is ${kernelVersion}; set services.scxSlo.kernel.pinned = true or pick a newer kernel.";
+        message = "services.scxSlo.mode = \"enforce\" needs a sched_ext kernel (6.12 or newer; verified on 6.12.117 and 6.17.13), but boot.kernelPackages is ${kernelVersion}; set services.scxSlo.kernel.pinned = true or pick a newer kernel.";
       }
     ];
 

@@ -54,6 +54,14 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
     if enabled.is_none() {
         return Ok(());
     }
+    // Recorded, not asserted: the kernel matrix in docs/testing.md.
+    match kernel::verified_insns(&bpftool) {
+        Ok(insns) => {
+            eprintln!("{switch}: verified instructions per program {insns:?}");
+            facts.insert("verified_insns".into(), json!(insns));
+        }
+        Err(e) => eprintln!("{switch}: no verifier counts: {e:#}"),
+    }
 
     // Existing tasks: switched (partial) or on sched_ext anyway (all).
     let pre_pid = pre_api.id() as i32;

@@ -121,6 +121,27 @@ pub fn cgroup_id(dir: &Path) -> Result<u64> {
     Ok(std::fs::metadata(dir).with_context(|| format!("stat {}", dir.display()))?.ino())
 }
 
+/// The verifier's instruction count (`verified_insns`) of each loaded
+/// scx_slo program, by name: the struct_ops callbacks and the tp_btf
+/// programs (every one is named `slo_*`). What a new kernel's verifier
+/// costs, and how close a program is to its limit, kernel by kernel.
+pub fn verified_insns(bpftool: &Path) -> Result<BTreeMap<String, u64>> {
+    let out = Command::new(bpftool)
+        .args(["-j", "prog", "show"])
+        .output()
+        .with_context(|| format!("running {} prog show", bpftool.display()))?;
+    anyhow::ensure!(out.status.success(), "bpftool prog show: {}", String::from_utf8_lossy(&out.stderr).trim());
+    let progs: Vec<Value> = serde_json::from_slice(&out.stdout).context("parsing bpftool prog show JSON")?;
+    Ok(progs
+        .iter()
+        .filter_map(|p| {
+            let name = p.get("name")?.as_str()?;
+            let insns = p.get("verified_insns")?.as_u64()?;
+            name.starts_with("slo_").then(|| (name.to_string(), insns))
+        })
+        .collect())
+}
+
 /// Dumps a BPF map by name with bpftool; returns BTF-formatted entries.
 pub fn bpftool_dump(bpftool: &Path, map: &str) -> Result<Vec<Value>> {
     let out = Command::new(bpftool)
