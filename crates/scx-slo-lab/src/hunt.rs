@@ -321,14 +321,19 @@ fn run_shape(env: &Env, shape: &Shape) -> Result<Outcome> {
     let secs = scx_slo_model::Duration::from_secs(shape.seconds);
     let mut hogs: Vec<Child> = Vec::new();
     let mut who: std::collections::BTreeMap<u64, String> = Default::default();
-    let hog_in = |cg: &str, tag: &str, wait_ext: bool| -> Result<Child> {
-        Workload::hog().cgroup(env.cg(cg)).duration(secs).out(format!("/tmp/hunt-{tag}.json")).wait_ext(wait_ext).spawn(env)
+    // Each hog's pid, name and result file, for the CPU shares below.
+    let mut hog_outs: Vec<(u64, String, String)> = Vec::new();
+    let mut hog_in = |cg: &str, tag: &str, name: String, wait_ext: bool| -> Result<Child> {
+        let out = format!("/tmp/hunt-{tag}.json");
+        let child = Workload::hog().cgroup(env.cg(cg)).duration(secs).out(&out).wait_ext(wait_ext).spawn(env)?;
+        who.insert(child.id().into(), name.clone());
+        hog_outs.push((child.id().into(), name, out));
+        Ok(child)
     };
     // Untargeted hogs first, while the runner is still fair class: they are
     // the untargeted work of the host.
     for h in 0..shape.untargeted_hogs {
-        hogs.push(hog_in(&format!("{ROOT}/untargeted"), &format!("untargeted{h}"), false)?);
-        who.insert(hogs[hogs.len() - 1].id().into(), format!("untargeted hog {h}"));
+        hogs.push(hog_in(&format!("{ROOT}/untargeted"), &format!("untargeted{h}"), format!("untargeted hog {h}"), false)?);
     }
     // In partial mode every fair-class task outranks every scx task, and the
     // harness's own fork/exec of a dozen workloads (tens of ms each under
@@ -339,8 +344,7 @@ fn run_shape(env: &Env, shape: &Shape) -> Result<Outcome> {
     }
     let watch = AttachWatch::start("scx_slo");
     for h in 0..shape.batch_hogs {
-        hogs.push(hog_in(&format!("{ROOT}/batch"), &format!("batch{h}"), partial)?);
-        who.insert(hogs[hogs.len() - 1].id().into(), format!("batch hog {h}"));
+        hogs.push(hog_in(&format!("{ROOT}/batch"), &format!("batch{h}"), format!("batch hog {h}"), partial)?);
     }
     let mut procs: Vec<(Child, String)> = Vec::new();
     for (i, u) in shape.latency.iter().enumerate() {
@@ -371,11 +375,9 @@ fn run_shape(env: &Env, shape: &Shape) -> Result<Outcome> {
         h.wait()?;
     }
     let mut hog_cpu_share = std::collections::BTreeMap::new();
-    for (tid, name) in &who {
-        if let Some(tag) = name.strip_prefix("batch hog ").map(|h| format!("batch{h}")).or_else(|| name.strip_prefix("untargeted hog ").map(|h| format!("untargeted{h}"))) {
-            if let Ok(r) = read_json::<crate::workload::HogResult>(&format!("/tmp/hunt-{tag}.json")) {
-                hog_cpu_share.insert(format!("{name} (tid {tid}, policy {:?}, per cpu {:?})", r.policy, r.per_cpu), (r.cpu_share * 1000.0).round() / 1000.0);
-            }
+    for (tid, name, out) in &hog_outs {
+        if let Ok(r) = read_json::<crate::workload::HogResult>(out) {
+            hog_cpu_share.insert(format!("{name} (tid {tid}, policy {:?}, per cpu {:?})", r.policy, r.per_cpu), (r.cpu_share * 1000.0).round() / 1000.0);
         }
     }
     let attachment = watch.finish();

@@ -137,8 +137,7 @@ pub fn judge(candidate: &[f64], baseline: &[f64], policy: &CanaryPolicy, seed: u
     let den = stats::percentile(&b, 0.99);
     let p99_ratio = if den > 0.0 { stats::percentile(&c, 0.99) / den } else { f64::NAN };
     let ratios = stats::bootstrap_ratios(&c, &b, 0.99, policy.resamples, seed);
-    let alpha = (1.0 - LEVEL) / 2.0;
-    let ci = (stats::percentile(&ratios, alpha), stats::percentile(&ratios, 1.0 - alpha));
+    let ci = stats::interval(&ratios, LEVEL);
     let upper = stats::percentile(&ratios, SAME_LEVEL);
     let mw = stats::mann_whitney(&c, &b);
     let delta = stats::cliffs_delta(&c, &b);

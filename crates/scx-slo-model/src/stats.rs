@@ -154,12 +154,17 @@ impl Rng {
 /// distribution as resampling, at a cost that does not grow with the sample
 /// (a canary's window holds tens of thousands).
 pub fn bootstrap_ratio_ci(a: &[f64], b: &[f64], q: f64, level: f64, resamples: usize, seed: u64) -> (f64, f64) {
-    let ratios = bootstrap_ratios(a, b, q, resamples, seed);
-    if ratios.is_empty() {
+    interval(&bootstrap_ratios(a, b, q, resamples, seed), level)
+}
+
+/// The two-sided percentile interval at `level` of a sorted bootstrap
+/// distribution ([`bootstrap_ratios`]); NaNs when it is empty.
+pub fn interval(sorted_ratios: &[f64], level: f64) -> (f64, f64) {
+    if sorted_ratios.is_empty() {
         return (f64::NAN, f64::NAN);
     }
     let alpha = (1.0 - level) / 2.0;
-    (percentile(&ratios, alpha), percentile(&ratios, 1.0 - alpha))
+    (percentile(sorted_ratios, alpha), percentile(sorted_ratios, 1.0 - alpha))
 }
 
 /// The bootstrap distribution behind [`bootstrap_ratio_ci`], sorted: one
