@@ -69,6 +69,75 @@ let
     };
   };
 
+  adaptiveSchema = targetSchema.adaptive.properties;
+  gainType = field: lib.types.addCheck lib.types.number (g: g >= field.minimum && g <= field.maximum);
+  adaptiveType = lib.types.submodule {
+    options = {
+      objective = lib.mkOption {
+        type = lib.types.nullOr duration;
+        default = null;
+        example = "2ms";
+        description = "The run-queue delay p99 the controller keeps the unit under (null: `slo.latency.p99`; one of the two is required).";
+      };
+      interval = lib.mkOption {
+        type = lib.types.nullOr duration;
+        default = null;
+        example = "10s";
+        description = "How often it measures and may change the budget, ${adaptiveSchema.interval."x-range"} (null: ${adaptiveSchema.interval.default}).";
+      };
+      minRuntime = lib.mkOption {
+        type = lib.types.nullOr duration;
+        default = null;
+        description = "Lowest runtime it sets (null: ${adaptiveSchema.min_runtime."x-default"}).";
+      };
+      maxRuntime = lib.mkOption {
+        type = lib.types.nullOr duration;
+        default = null;
+        description = "Highest runtime it sets, at most the deadline (null: ${adaptiveSchema.max_runtime."x-default"}).";
+      };
+      maxStep = lib.mkOption {
+        type = lib.types.nullOr lib.types.float;
+        default = null;
+        example = 1.5;
+        description = "Largest factor one change applies, ${adaptiveSchema.max_step."x-range"} (null: ${toString adaptiveSchema.max_step.default}).";
+      };
+      cooldown = lib.mkOption {
+        type = lib.types.nullOr (between adaptiveSchema.cooldown);
+        default = null;
+        description = "Intervals it holds after a change, ${adaptiveSchema.cooldown."x-range"} (null: ${toString adaptiveSchema.cooldown.default}).";
+      };
+      minSamples = lib.mkOption {
+        type = lib.types.nullOr (between adaptiveSchema.min_samples);
+        default = null;
+        description = "Jobs an interval needs before its p99 counts (null: ${toString adaptiveSchema.min_samples.default}).";
+      };
+      gains = lib.mkOption {
+        type = lib.types.nullOr (
+          lib.types.submodule {
+            options = lib.genAttrs [ "kp" "ki" "kd" ] (
+              g:
+              lib.mkOption {
+                type = lib.types.nullOr (gainType adaptiveSchema.gains.properties.${g});
+                default = null;
+                description = "PID gain ${g}, ${adaptiveSchema.gains.properties.${g}."x-range"} (null: ${toString adaptiveSchema.gains.properties.${g}.default}).";
+              }
+            );
+          }
+        );
+        default = null;
+        description = "PID gains per interval on the log of the runtime (docs/tuning.md shows how the defaults were tuned).";
+      };
+      # A bool, never null: nix/config.nix drops nulls and the sets they
+      # empty, so an all-default block (`adaptive = { };`) still reaches
+      # config.json as `{ "dry_run": false }` and turns the controller on.
+      dryRun = lib.mkOption {
+        type = lib.types.bool;
+        default = adaptiveSchema.dry_run.default;
+        description = "Log what it would set; change nothing.";
+      };
+    };
+  };
+
   targetType = lib.types.submodule {
     options = {
       class = lib.mkOption {
@@ -118,6 +187,15 @@ let
         type = lib.types.nullOr sloType;
         default = null;
         description = "The service-level objective, for metrics and alerts.";
+      };
+      adaptive = lib.mkOption {
+        type = lib.types.nullOr adaptiveType;
+        default = null;
+        example = {
+          interval = "30s";
+          maxStep = 1.25;
+        };
+        description = "Latency targets only: adapt `budget.runtime` to the measured run-queue delay p99 with a PID controller, admission-checked like SetBudget (docs/config.md, docs/tuning.md). Null: a static budget.";
       };
     };
   };

@@ -67,6 +67,24 @@ let
           availability = t.slo.availability or null;
           error_budget_window = t.slo.errorBudgetWindow or null;
         };
+    adaptive =
+      if (t.adaptive or null) == null then
+        null
+      else
+        let
+          a = t.adaptive;
+        in
+        {
+          objective = a.objective or null;
+          interval = a.interval or null;
+          min_runtime = a.minRuntime or null;
+          max_runtime = a.maxRuntime or null;
+          max_step = a.maxStep or null;
+          cooldown = a.cooldown or null;
+          min_samples = a.minSamples or null;
+          gains = a.gains or null;
+          dry_run = a.dryRun or null;
+        };
   };
 in
 clean (

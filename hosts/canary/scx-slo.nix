@@ -29,6 +29,13 @@
         availability = 0.999;
         errorBudgetWindow = "30d";
       };
+      # The canary learns api.service's budget (docs/tuning.md): the run-queue
+      # delay p99 kept under 1ms, the runtime between 1ms and the deadline.
+      adaptive = {
+        objective = "1ms";
+        minRuntime = "1ms";
+        interval = "30s";
+      };
     };
     "batch.slice" = {
       class = "batch";

@@ -60,6 +60,21 @@
       priority = 300;
       preemption = "never";
       weight = null;
+      adaptive = {
+        objective = "2ms";
+        interval = "30s";
+        minRuntime = "500us";
+        maxRuntime = "5ms";
+        maxStep = 1.25;
+        cooldown = 1;
+        minSamples = 200;
+        gains = {
+          kp = 0.1;
+          ki = 0.35;
+          kd = 0.05;
+        };
+        dryRun = false;
+      };
     };
     "batch.slice" = {
       class = "batch";

@@ -161,6 +161,48 @@ pub struct OverrideDrift {
     pub config_file: Option<serde_json::Value>,
 }
 
+/// A target's budget controller now (issue 14, docs/tuning.md).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AdaptiveReport {
+    /// The runtime the controller holds in force, µs.
+    pub runtime_us: u64,
+    /// The config file's runtime, where it started, µs.
+    pub config_runtime_us: u64,
+    /// The p99 it keeps the run-queue delay under, µs.
+    pub objective_us: u64,
+    /// Logs what it would set, changes nothing.
+    pub dry_run: bool,
+    /// Budget changes applied since scx-slod started.
+    pub changes: u64,
+    /// Steps admission (or a failed map write) refused since scx-slod started.
+    pub refused: u64,
+    /// The last interval's decision.
+    pub last: Option<AdaptiveDecision>,
+    /// The last change it applied (kept across restarts): why the budget
+    /// in force is what it is.
+    pub last_change: Option<AdaptiveDecision>,
+}
+
+/// One interval of a budget controller.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdaptiveDecision {
+    /// When, in seconds since the Unix epoch.
+    pub at_unix_s: u64,
+    /// The interval's run-queue delay p99, µs (None: no jobs).
+    pub p99_us: Option<f64>,
+    /// Jobs it was computed from.
+    pub samples: u64,
+    /// The runtime before, µs.
+    pub from_us: u64,
+    /// The runtime proposed, µs (`from_us` when it held).
+    pub to_us: u64,
+    /// `applied`, `refused`, `dry-run`, or why it held: `not-enough-data`,
+    /// `cooldown`, `on-target`, `at-limit`.
+    pub outcome: String,
+    /// The same in words, with the refusal's reason.
+    pub why: String,
+}
+
 /// One target in Status.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TargetStatus {
@@ -238,6 +280,9 @@ pub struct Status {
     pub breaker: BreakerReport,
     /// SetBudget overrides by target.
     pub budget_overrides: BTreeMap<String, BudgetOverride>,
+    /// The budget controller of each target with an `adaptive` block.
+    #[serde(default)]
+    pub adaptive: BTreeMap<String, AdaptiveReport>,
     /// Each override next to the file's budget.
     pub budget_override_drift: BTreeMap<String, OverrideDrift>,
     /// The targets.
@@ -309,6 +354,10 @@ pub struct Explain {
     pub why: String,
     /// Its counters (enforce mode, resolved).
     pub recent: Option<RecentCounters>,
+    /// Its budget controller, when it has an `adaptive` block: the budget
+    /// in force and why (the block itself is under `adaptive`).
+    #[serde(default)]
+    pub adaptation: Option<AdaptiveReport>,
 }
 
 /// ListTargets: the targets and their resolution.

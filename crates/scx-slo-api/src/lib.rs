@@ -14,7 +14,7 @@ pub mod exit;
 pub mod host;
 pub mod state;
 
-pub use documents::{BudgetOverride, Explain, Status, TargetEntry, TargetList, TargetStats, TargetStatus, DOCUMENT_VERSION};
+pub use documents::{AdaptiveDecision, AdaptiveReport, BudgetOverride, Explain, Status, TargetEntry, TargetList, TargetStats, TargetStatus, DOCUMENT_VERSION};
 pub use error::{ControlError, Reply};
 pub use host::{Capabilities, ExitInfo, KernelFeatures};
 pub use state::{ActiveMode, State};

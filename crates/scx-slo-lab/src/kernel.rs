@@ -125,6 +125,11 @@ pub fn cgroup_id(dir: &Path) -> Result<u64> {
 /// scx_slo program, by name: the struct_ops callbacks and the tp_btf
 /// programs (every one is named `slo_*`). What a new kernel's verifier
 /// costs, and how close a program is to its limit, kernel by kernel.
+///
+/// bookworm's bpftool (7.1) does not print `verified_insns`, so the count
+/// comes from the kernel itself: the fdinfo of every open BPF program fd
+/// (`prog_id:` and `verified_insns:`, since 5.16), joined by id with the
+/// names bpftool lists.
 pub fn verified_insns(bpftool: &Path) -> Result<BTreeMap<String, u64>> {
     let out = Command::new(bpftool)
         .args(["-j", "prog", "show"])
@@ -132,14 +137,49 @@ pub fn verified_insns(bpftool: &Path) -> Result<BTreeMap<String, u64>> {
         .with_context(|| format!("running {} prog show", bpftool.display()))?;
     anyhow::ensure!(out.status.success(), "bpftool prog show: {}", String::from_utf8_lossy(&out.stderr).trim());
     let progs: Vec<Value> = serde_json::from_slice(&out.stdout).context("parsing bpftool prog show JSON")?;
-    Ok(progs
+    let names: BTreeMap<u64, String> = progs
         .iter()
         .filter_map(|p| {
             let name = p.get("name")?.as_str()?;
-            let insns = p.get("verified_insns")?.as_u64()?;
-            name.starts_with("slo_").then(|| (name.to_string(), insns))
+            let id = p.get("id")?.as_u64()?;
+            name.starts_with("slo_").then(|| (id, name.to_string()))
         })
-        .collect())
+        .collect();
+    anyhow::ensure!(!names.is_empty(), "bpftool lists no slo_* program");
+    let counts = prog_fdinfo_insns();
+    let found: BTreeMap<String, u64> =
+        names.iter().filter_map(|(id, name)| counts.get(id).map(|n| (name.clone(), *n))).collect();
+    anyhow::ensure!(!found.is_empty(), "no open fd of the {} slo_* programs shows verified_insns in its fdinfo", names.len());
+    Ok(found)
+}
+
+/// `prog_id → verified_insns` from the fdinfo of every BPF program fd open
+/// in any process.
+fn prog_fdinfo_insns() -> BTreeMap<u64, u64> {
+    let mut counts = BTreeMap::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else { return counts };
+    for proc_dir in procs.flatten() {
+        let Ok(fds) = std::fs::read_dir(proc_dir.path().join("fd")) else { continue };
+        for fd in fds.flatten() {
+            let is_prog = std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy() == "anon_inode:bpf-prog");
+            if !is_prog {
+                continue;
+            }
+            let info = proc_dir.path().join("fdinfo").join(fd.file_name());
+            if let Some((id, insns)) = std::fs::read_to_string(info).ok().and_then(|t| parse_prog_fdinfo(&t)) {
+                counts.insert(id, insns);
+            }
+        }
+    }
+    counts
+}
+
+/// `(prog_id, verified_insns)` from a BPF program's fdinfo text.
+fn parse_prog_fdinfo(text: &str) -> Option<(u64, u64)> {
+    let field = |key: &str| {
+        text.lines().find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix(':')).and_then(|v| v.trim().parse::<u64>().ok()))
+    };
+    Some((field("prog_id")?, field("verified_insns")?))
 }
 
 /// Dumps a BPF map by name with bpftool; returns BTF-formatted entries.
@@ -258,4 +298,26 @@ pub fn target_cfg_snapshot(bpftool: &Path) -> Result<Vec<Value>> {
         .filter(|e| e.get("value").and_then(|v| v.get("period_ns")).and_then(Value::as_u64).unwrap_or(0) > 0
             || e.get("value").and_then(|v| v.get("weight")).and_then(Value::as_u64).unwrap_or(0) > 0)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_prog_fdinfo;
+
+    #[test]
+    fn fdinfo_of_a_program_gives_its_id_and_verified_instructions() {
+        // As 6.17 prints it for a struct_ops program.
+        let text = "pos:\t0\nflags:\t02000002\nmnt_id:\t16\nino:\t1057\nprog_type:\t27\nprog_jited:\t1\n\
+                    prog_tag:\t8f2e4c3b9a1d0e57\nmemlock:\t8192\nprog_id:\t42\nrun_time_ns:\t0\nrun_cnt:\t0\n\
+                    recursion_misses:\t0\nverified_insns:\t1234\n";
+        assert_eq!(parse_prog_fdinfo(text), Some((42, 1234)));
+    }
+
+    #[test]
+    fn fdinfo_without_the_count_is_skipped() {
+        // A kernel before 5.16, or a map's fdinfo.
+        assert_eq!(parse_prog_fdinfo("prog_type:\t27\nprog_id:\t42\n"), None);
+        assert_eq!(parse_prog_fdinfo("map_type:\t2\nmap_id:\t7\n"), None);
+        assert_eq!(parse_prog_fdinfo("prog_id:\tx\nverified_insns:\t1\n"), None);
+    }
 }

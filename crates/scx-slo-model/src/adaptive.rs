@@ -55,7 +55,7 @@ pub const LOWER_SLOWDOWN: f64 = 3.0;
 pub const ERROR_CAP: f64 = 1.386_294_361_119_890_6; // ln 4
 
 /// PID gains, per interval, on the log of the runtime budget.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Gains {
     /// Proportional: reacts to the change of the error.
     pub kp: f64,
@@ -150,7 +150,26 @@ pub struct Controller {
     cooldown_left: u32,
 }
 
+impl ControllerLimits {
+    /// The limits a target's `adaptive` block sets.
+    pub fn of(a: &crate::config::Adaptive) -> ControllerLimits {
+        ControllerLimits {
+            min_runtime: a.min_runtime,
+            max_runtime: a.max_runtime,
+            max_step: a.max_step,
+            cooldown_intervals: a.cooldown,
+            min_samples: a.min_samples,
+        }
+    }
+}
+
 impl Controller {
+    /// The controller a target's `adaptive` block describes, starting from
+    /// `runtime` (the budget in force).
+    pub fn for_target(a: &crate::config::Adaptive, runtime: Duration) -> Controller {
+        Controller::new(a.gains, ControllerLimits::of(a), a.objective, runtime)
+    }
+
     /// A controller starting from `runtime` (the config's budget, or a
     /// learned one), steering the p99 under `objective`.
     pub fn new(gains: Gains, limits: ControllerLimits, objective: Duration, runtime: Duration) -> Controller {

@@ -37,6 +37,19 @@ pub mod limits {
     pub const ADVISORY_INTERVAL_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(3600));
     /// Largest `advisory.max_step` (exclusive lower bound 1).
     pub const ADVISORY_MAX_STEP_MAX: f64 = 10.0;
+    /// `targets.<name>.adaptive.interval` range: at least a second, so one
+    /// interval holds enough jobs for a p99.
+    pub const ADAPTIVE_INTERVAL_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(3600));
+    /// Largest `adaptive.max_step` (exclusive lower bound 1): one change at
+    /// most doubles a budget.
+    pub const ADAPTIVE_MAX_STEP_MAX: f64 = 2.0;
+    /// Largest `adaptive.cooldown`, in intervals.
+    pub const ADAPTIVE_COOLDOWN_MAX: u64 = 100;
+    /// `adaptive.min_samples` range.
+    pub const ADAPTIVE_MIN_SAMPLES_RANGE: (u64, u64) = (1, 1_000_000_000);
+    /// Largest PID gain: past it one interval's error moves the budget by
+    /// more than `max_step` allows anyway.
+    pub const ADAPTIVE_GAIN_MAX: f64 = 5.0;
 }
 
 /// Defaults: one table, used by the validator and published by `scx-slo
@@ -77,5 +90,18 @@ pub mod defaults {
     pub const ADVISORY_MAX_WEIGHT: u32 = 1000;
     /// `advisory.dry_run`.
     pub const ADVISORY_DRY_RUN: bool = false;
+    /// `adaptive.interval`.
+    pub const ADAPTIVE_INTERVAL: Duration = Duration::from_secs(30);
+    /// `adaptive.max_step`: at most 25% more per change (and a third of that,
+    /// in the log, less: see `adaptive::LOWER_SLOWDOWN`).
+    pub const ADAPTIVE_MAX_STEP: f64 = 1.25;
+    /// `adaptive.cooldown`: intervals to hold after a change.
+    pub const ADAPTIVE_COOLDOWN: u32 = 1;
+    /// `adaptive.min_samples`: jobs an interval needs before its p99 counts.
+    pub const ADAPTIVE_MIN_SAMPLES: u64 = 200;
+    /// `adaptive.min_runtime` is the deadline divided by this.
+    pub const ADAPTIVE_MIN_RUNTIME_DIVISOR: u64 = 10;
+    /// `adaptive.dry_run`.
+    pub const ADAPTIVE_DRY_RUN: bool = false;
 }
 

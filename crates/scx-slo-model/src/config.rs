@@ -126,6 +126,33 @@ pub struct Slo {
     pub error_budget_window: Duration,
 }
 
+/// A latency target's runtime-budget controller (`targets.<name>.adaptive`,
+/// docs/tuning.md): every `interval` it compares the target's run-queue
+/// delay p99 with `objective` and moves `budget.runtime` within
+/// `[min_runtime, max_runtime]`, through the same admission-checked path as
+/// SetBudget.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Adaptive {
+    /// The p99 it steers under (`slo.latency.p99` when not set).
+    pub objective: Duration,
+    /// How often it measures and may change the budget.
+    pub interval: Duration,
+    /// Lowest runtime it sets.
+    pub min_runtime: Duration,
+    /// Highest runtime it sets (at most the deadline).
+    pub max_runtime: Duration,
+    /// Largest factor one change applies, in (1, 2].
+    pub max_step: f64,
+    /// Intervals it holds after a change.
+    pub cooldown: u32,
+    /// Jobs an interval needs before its p99 counts.
+    pub min_samples: u64,
+    /// PID gains on the log of the runtime.
+    pub gains: crate::adaptive::Gains,
+    /// Log what it would set; change nothing.
+    pub dry_run: bool,
+}
+
 /// How a target finds its cgroup.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -165,6 +192,8 @@ pub struct Target {
     pub weight: u32,
     /// The SLO, when one is declared.
     pub slo: Option<Slo>,
+    /// The runtime-budget controller, when enabled (latency targets only).
+    pub adaptive: Option<Adaptive>,
 }
 
 /// Admission control settings.

@@ -125,6 +125,42 @@ pub struct RawSlo {
     pub error_budget_window: Option<Duration>,
 }
 
+/// `targets.<name>.adaptive.gains`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGains {
+    /// Proportional.
+    pub kp: Option<f64>,
+    /// Integral.
+    pub ki: Option<f64>,
+    /// Derivative.
+    pub kd: Option<f64>,
+}
+
+/// `targets.<name>.adaptive`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdaptive {
+    /// The p99 to keep; default `slo.latency.p99`.
+    pub objective: Option<Duration>,
+    /// How often the controller runs.
+    pub interval: Option<Duration>,
+    /// Lowest runtime it may set.
+    pub min_runtime: Option<Duration>,
+    /// Highest runtime it may set.
+    pub max_runtime: Option<Duration>,
+    /// Largest factor per change.
+    pub max_step: Option<f64>,
+    /// Intervals to hold after a change.
+    pub cooldown: Option<u64>,
+    /// Jobs an interval needs.
+    pub min_samples: Option<u64>,
+    /// PID gains.
+    pub gains: Option<RawGains>,
+    /// Log instead of applying.
+    pub dry_run: Option<bool>,
+}
+
 /// `targets.<name>`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -145,6 +181,8 @@ pub struct RawTarget {
     pub cgroup: Option<String>,
     /// Service-level objective.
     pub slo: Option<RawSlo>,
+    /// The runtime-budget controller.
+    pub adaptive: Option<RawAdaptive>,
 }
 
 /// Top-level keys, each parsed separately so that one bad section does not hide

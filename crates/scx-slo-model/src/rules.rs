@@ -358,6 +358,7 @@ mod tests {
                 preemption: crate::Preemption::Never,
                 weight: 100,
                 slo: Some(crate::Slo { latency: Default::default(), availability, error_budget_window: window }),
+                adaptive: None,
             };
             let rules = target_rules(&t);
             let recorded: Vec<&str> = rules.iter().filter(|r| !r.alert).map(|r| r.name.as_str()).collect();

@@ -81,6 +81,40 @@ fn priority() -> Value {
     v
 }
 
+/// A gain in `[0, ADAPTIVE_GAIN_MAX]`.
+fn gain(doc: &str, default: f64) -> Value {
+    let hi = limits::ADAPTIVE_GAIN_MAX;
+    json!({ "type": "number", "minimum": 0, "maximum": hi, "x-range": format!("[0, {hi}]"), "default": default, "description": doc })
+}
+
+/// `targets.<name>.adaptive`: latency targets only; the runtime bounds'
+/// defaults depend on the deadline (`x-default`).
+fn adaptive() -> Value {
+    let g = crate::adaptive::DEFAULT_GAINS;
+    let (lo, hi) = limits::ADAPTIVE_MIN_SAMPLES_RANGE;
+    let mut min_runtime = duration("lowest runtime the controller sets", None, None);
+    min_runtime["x-default"] = json!(format!("deadline / {} (at least {})", defaults::ADAPTIVE_MIN_RUNTIME_DIVISOR, limits::MIN_RUNTIME));
+    let mut max_runtime = duration("highest runtime the controller sets; at most the deadline", None, None);
+    max_runtime["x-default"] = json!("the deadline");
+    let mut objective = duration("the run-queue delay p99 to keep", None, None);
+    objective["x-default"] = json!("slo.latency.p99");
+    object("latency targets only: adapt budget.runtime to the measured p99 (docs/tuning.md)", json!({
+        "objective": objective,
+        "interval": duration("how often it measures and may change the budget", Some(defaults::ADAPTIVE_INTERVAL), Some(limits::ADAPTIVE_INTERVAL_RANGE)),
+        "min_runtime": min_runtime,
+        "max_runtime": max_runtime,
+        "max_step": fraction("largest factor one change applies (lowering: a third of it in the log)", defaults::ADAPTIVE_MAX_STEP, 1.0, limits::ADAPTIVE_MAX_STEP_MAX),
+        "cooldown": integer("intervals it holds after a change", Some(u64::from(defaults::ADAPTIVE_COOLDOWN)), (0, limits::ADAPTIVE_COOLDOWN_MAX)),
+        "min_samples": integer("jobs an interval needs before its p99 counts", Some(defaults::ADAPTIVE_MIN_SAMPLES), (lo, hi)),
+        "gains": object("PID gains on the log of the runtime, per interval", json!({
+            "kp": gain("proportional", g.kp),
+            "ki": gain("integral", g.ki),
+            "kd": gain("derivative", g.kd),
+        })),
+        "dry_run": { "type": "boolean", "default": defaults::ADAPTIVE_DRY_RUN, "description": "log what it would set, change nothing" },
+    }))
+}
+
 fn target() -> Value {
     let mut t = object(
         "A target: a systemd unit (.service, .slice, .scope) or a cgroup path (starting with /).",
@@ -113,6 +147,7 @@ fn target() -> Value {
                 },
                 "error_budget_window": duration("the window the error budget is counted over", Some(defaults::ERROR_BUDGET_WINDOW), Some(limits::WINDOW_RANGE)),
             })),
+            "adaptive": adaptive(),
         }),
     );
     t["required"] = json!(["class"]);

@@ -250,3 +250,50 @@ proptest! {
         prop_assert!(config.is_ok(), "{:?}", config.err().map(|e| e.to_string()));
     }
 }
+
+/// A latency target with an `adaptive` block (runtime 2ms per 10ms, deadline 5ms).
+fn adaptive_target(block: Value) -> Value {
+    let mut t = latency("2ms", "10ms", "5ms");
+    t["adaptive"] = block;
+    t
+}
+
+#[test]
+fn an_adaptive_block_fills_its_defaults_from_the_deadline_and_the_slo() {
+    let mut t = adaptive_target(json!({}));
+    t["slo"] = json!({ "latency": { "p99": "4ms" } });
+    let config = load_str(&with_target("api.service", t).to_string(), None).expect("valid");
+    let a = config.targets[0].adaptive.expect("adaptive");
+    assert_eq!(a.objective, Duration::from_ms(4));
+    assert_eq!((a.min_runtime, a.max_runtime), (Duration::from_us(500), Duration::from_ms(5)));
+    assert_eq!((a.interval, a.max_step, a.cooldown, a.min_samples), (Duration::from_secs(30), 1.25, 1, 200));
+    assert_eq!(a.gains, crate::adaptive::DEFAULT_GAINS);
+    assert!(!a.dry_run);
+    // Without the block the budget is static.
+    let config = load_str(&with_target("api.service", latency("2ms", "10ms", "5ms")).to_string(), None).unwrap();
+    assert_eq!(config.targets[0].adaptive, None);
+}
+
+#[test]
+fn adaptive_blocks_are_rejected_at_the_field_that_is_wrong() {
+    let at = |block: Value| with_target("api.service", adaptive_target(block));
+    let p = "targets.\"api.service\".adaptive";
+    assert_rejected_at(at(json!({})), &format!("{p}.objective"), "set adaptive.objective or slo.latency.p99");
+    assert_rejected_at(at(json!({ "objective": "0s" })), &format!("{p}.objective"), "can never be met");
+    assert_rejected_at(at(json!({ "objective": "1ms", "interval": "100ms" })), &format!("{p}.interval"), "outside 1s..=1h");
+    assert_rejected_at(at(json!({ "objective": "1ms", "max_runtime": "6ms" })), &format!("{p}.max_runtime"), "exceeds the deadline 5ms");
+    assert_rejected_at(at(json!({ "objective": "1ms", "min_runtime": "5us" })), &format!("{p}.min_runtime"), "below the minimum 10us");
+    assert_rejected_at(at(json!({ "objective": "1ms", "min_runtime": "3ms", "max_runtime": "2500us" })), &format!("{p}.min_runtime"), "above max_runtime");
+    // The budget in force must sit inside the clamps.
+    assert_rejected_at(at(json!({ "objective": "1ms", "min_runtime": "3ms" })), &format!("{p}.min_runtime"), "budget.runtime 2ms is below min_runtime 3ms");
+    assert_rejected_at(at(json!({ "objective": "1ms", "max_runtime": "1ms" })), &format!("{p}.max_runtime"), "budget.runtime 2ms is above max_runtime 1ms");
+    assert_rejected_at(at(json!({ "objective": "1ms", "max_step": 1.0 })), &format!("{p}.max_step"), "outside (1, 2]");
+    assert_rejected_at(at(json!({ "objective": "1ms", "max_step": 3 })), &format!("{p}.max_step"), "outside (1, 2]");
+    assert_rejected_at(at(json!({ "objective": "1ms", "cooldown": 101 })), &format!("{p}.cooldown"), "outside 0..=100");
+    assert_rejected_at(at(json!({ "objective": "1ms", "min_samples": 0 })), &format!("{p}.min_samples"), "outside 1..=");
+    assert_rejected_at(at(json!({ "objective": "1ms", "gains": { "ki": -0.1 } })), &format!("{p}.gains.ki"), "outside [0, 5]");
+    assert_rejected_at(at(json!({ "objective": "1ms", "gains": { "kp": 0, "ki": 0 } })), &format!("{p}.gains"), "never move the budget");
+    assert_rejected_at(at(json!({ "objective": "1ms", "gain": {} })), &format!("{p}.gain"), "unknown field `gain`");
+    let batch = json!({ "class": "batch", "adaptive": { "objective": "1ms" } });
+    assert_rejected_at(with_target("batch.slice", batch), &format!("targets.\"batch.slice\".adaptive"), "only latency targets");
+}

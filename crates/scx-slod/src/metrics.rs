@@ -72,6 +72,10 @@ metrics_table! {
     "scx_slo_throttled_seconds_total", "counter", "unit", "Time the unit's cgroup spent throttled by CFS bandwidth control.";
     "scx_slo_cpu_pressure_seconds_total", "counter", "unit", "Time some task of the unit waited for a CPU (cpu.pressure some total).";
     "scx_slo_advisory_cpu_weight", "gauge", "unit", "CPUWeight advisory mode recommends (and, unless dry-run, applied) for the unit.";
+    "scx_slo_adaptive_runtime_seconds", "gauge", "unit", "Runtime budget per period the adaptive controller holds in force for the unit (enforce mode, targets with an adaptive block).";
+    "scx_slo_adaptive_p99_seconds", "gauge", "unit", "Run-queue delay p99 of the unit's last adaptive interval, the controller's input.";
+    "scx_slo_adaptive_changes_total", "counter", "unit", "Runtime budget changes the adaptive controller applied since scx-slod started.";
+    "scx_slo_adaptive_refused_total", "counter", "unit", "Runtime budget steps admission refused (logged, never forced) since scx-slod started.";
 }
 
 /// One target's numbers.
@@ -89,6 +93,8 @@ pub struct UnitMetrics {
     pub cgroup: CgroupReading,
     /// Advisory recommendation.
     pub advisory_weight: Option<u32>,
+    /// The adaptive controller, when the target has one.
+    pub adaptive: Option<scx_slo_api::AdaptiveReport>,
 }
 
 /// Everything one scrape shows.
@@ -263,6 +269,25 @@ impl Collector for SnapshotCollector {
                 gauge_f(&mut e, Some(("unit", &u.unit)), f64::from(w))?;
             }
         }
+        let adaptive: Vec<(&str, &scx_slo_api::AdaptiveReport)> = s.units.iter().filter_map(|u| u.adaptive.as_ref().map(|a| (u.unit.as_str(), a))).collect();
+        let mut e = family(&mut encoder, "scx_slo_adaptive_runtime_seconds")?;
+        for (unit, a) in &adaptive {
+            gauge_f(&mut e, Some(("unit", unit)), a.runtime_us as f64 / 1e6)?;
+        }
+        let mut e = family(&mut encoder, "scx_slo_adaptive_p99_seconds")?;
+        for (unit, a) in &adaptive {
+            if let Some(p99) = a.last.as_ref().and_then(|d| d.p99_us) {
+                gauge_f(&mut e, Some(("unit", unit)), p99 / 1e6)?;
+            }
+        }
+        let mut e = family(&mut encoder, "scx_slo_adaptive_changes_total")?;
+        for (unit, a) in &adaptive {
+            counter(&mut e, ("unit", unit), a.changes)?;
+        }
+        let mut e = family(&mut encoder, "scx_slo_adaptive_refused_total")?;
+        for (unit, a) in &adaptive {
+            counter(&mut e, ("unit", unit), a.refused)?;
+        }
         Ok(())
     }
 }
@@ -333,6 +358,21 @@ mod tests {
                 budget_utilization: Some(0.5),
                 cgroup: CgroupReading { usage_usec: Some(2_000_000), nr_throttled: Some(1), throttled_usec: Some(500), pressure_some_usec: Some(7) },
                 advisory_weight: Some(150),
+                adaptive: Some(scx_slo_api::AdaptiveReport {
+                    runtime_us: 2500,
+                    changes: 3,
+                    refused: 1,
+                    last: Some(scx_slo_api::AdaptiveDecision {
+                        at_unix_s: 0,
+                        p99_us: Some(750.0),
+                        samples: 900,
+                        from_us: 2500,
+                        to_us: 2500,
+                        outcome: "on-target".into(),
+                        why: String::new(),
+                    }),
+                    ..Default::default()
+                }),
             }],
         };
         let text = render(&registry(Arc::new(Mutex::new(snap))));
@@ -355,5 +395,9 @@ mod tests {
         assert!(text.contains("scx_slo_scheduler_exits_total{reason=\"error_stall\"} 1"), "{text}");
         assert!(text.contains("scx_slo_cpu_usage_seconds_total{unit=\"api.service\"} 2"), "{text}");
         assert!(text.contains("scx_slo_max_wait_seconds{unit=\"api.service\"} 0.0125"), "{text}");
+        assert!(text.contains("scx_slo_adaptive_runtime_seconds{unit=\"api.service\"} 0.0025"), "{text}");
+        assert!(text.contains("scx_slo_adaptive_p99_seconds{unit=\"api.service\"} 0.00075"), "{text}");
+        assert!(text.contains("scx_slo_adaptive_changes_total{unit=\"api.service\"} 3"), "{text}");
+        assert!(text.contains("scx_slo_adaptive_refused_total{unit=\"api.service\"} 1"), "{text}");
     }
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! State that survives restarts, in `/var/lib/scx-slo/state.json`: an
-//! operator's disable, the breaker, budget overrides. Written atomically
+//! operator's disable, the breaker, budget overrides (an operator's, or an
+//! adaptive target's learned budget) and why the controller set the latter. Written atomically
 //! (temp file, fsync, rename, fsync of the directory); a corrupt file is moved
 //! aside with a clear error, never silently dropped.
 
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub use scx_slo_api::BudgetOverride;
 
 /// The persisted state.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PersistentState {
     /// Why an operator disabled scx-slo; it stays disabled until Enable.
@@ -22,6 +23,10 @@ pub struct PersistentState {
     pub breaker_open: bool,
     /// Budget overrides by target key.
     pub budget_overrides: BTreeMap<String, BudgetOverride>,
+    /// The last change each adaptive target's controller applied: the
+    /// learned budget itself is its budget override; this says why.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub adaptive_changes: BTreeMap<String, scx_slo_api::AdaptiveDecision>,
 }
 
 /// The outcome of loading.

@@ -45,6 +45,8 @@ pub struct ScanInput<'a> {
     pub generation: u64,
     /// Mode availability.
     pub capabilities: Vec<(ActiveMode, bool)>,
+    /// The adaptive targets' controllers.
+    pub adaptive: BTreeMap<String, scx_slo_api::AdaptiveReport>,
 }
 
 /// The per-scan state.
@@ -182,6 +184,7 @@ impl Telemetry {
                 budget_utilization,
                 cgroup,
                 advisory_weight: self.advisory_weights.get(&t.key).copied(),
+                adaptive: input.adaptive.get(&t.key).cloned(),
             });
         }
         let snap = MetricsSnapshot {

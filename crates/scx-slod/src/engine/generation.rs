@@ -243,7 +243,11 @@ mod tests {
         // not copies of them.
         assert!(effective(&file, &one("api.service", 0, 0), 2).is_err());
         assert!(effective(&file, &one("api.service", 20_000, 10_000), 2).is_err());
-        // Admission: 2 CPUs x 0.95.
+        // Admission: 2 CPUs x 0.95 (without worker's adaptive block, whose
+        // max_runtime would refuse its budget first).
+        let mut json = file.json.clone();
+        json["targets"]["worker.service"].as_object_mut().unwrap().remove("adaptive");
+        let file = ConfigFile::from_text(json.to_string());
         let mut o = one("api.service", 5000, 5000);
         o.insert("worker.service".to_string(), BudgetOverride { runtime_us: 20000, period_us: 20000 });
         assert!(effective(&file, &o, 2).unwrap_err().to_string().contains("latency budgets reserve"));

@@ -20,10 +20,12 @@
 //! - `options`: what the engine is started with;
 //! - [`requests`]: the control requests, one method each;
 //! - [`reports`]: the typed Status, ListTargets and Explain documents;
-//! - [`session`]: loading, attaching and running a backend.
+//! - [`session`]: loading, attaching and running a backend;
+//! - [`adaptive`]: the adaptive targets' budget controllers.
 //!
 //! This file holds the engine's state and the loop that ties them together.
 
+mod adaptive;
 pub mod generation;
 pub mod host;
 mod options;
@@ -76,6 +78,7 @@ pub struct Engine {
     snapshot: Arc<Mutex<Snapshot>>,
     events: tokio::sync::mpsc::Sender<Event>,
     generation: Generation,
+    adaptation: adaptive::Adaptation,
     supervisor: Supervisor,
     idempotency: IdempotencyStore<Reply>,
     features: KernelFeatures,
@@ -129,6 +132,7 @@ impl Engine {
         let primary = host::select_mode(&probed.caps, config.mode)?;
         info!(mode = primary.as_str(), requested = ?config.mode, capabilities = ?probed.caps.modes(), "mode selected");
         let persistent = probed.persistent;
+        let adaptive_changes = persistent.adaptive_changes;
         let (generation, dropped) = Generation::first(file, config, persistent.budget_overrides, host.online_cpus());
         if let Some(warning) = dropped {
             warn!("{warning}");
@@ -148,6 +152,7 @@ impl Engine {
             rx,
             snapshot: Arc::clone(&snapshot),
             events: events_tx,
+            adaptation: adaptive::Adaptation::new(&generation.config, &adaptive_changes),
             generation,
             supervisor,
             idempotency: IdempotencyStore::new(Duration::from_secs(3600), 4096),
@@ -238,6 +243,7 @@ impl Engine {
     fn telemetry_scan(&mut self, sched: Option<&mut dyn Backend>) {
         self.last_telemetry = Some(Instant::now());
         let caps = self.supervisor.capabilities().modes().to_vec();
+        let adaptive = self.adaptive_reports();
         let input = ScanInput {
             config: &self.generation.config,
             slots: &self.slots,
@@ -248,6 +254,7 @@ impl Engine {
             state: self.supervisor.state().as_str(),
             generation: self.generation.number,
             capabilities: caps,
+            adaptive,
         };
         self.telemetry.scan(&input, sched);
     }
@@ -292,6 +299,7 @@ impl Engine {
             operator_disabled: self.supervisor.operator_disabled().map(str::to_string),
             breaker_open,
             budget_overrides: self.generation.overrides.clone(),
+            adaptive_changes: self.adaptation.last_changes(),
         };
         match self.host.save_state(&state) {
             Ok(()) => {

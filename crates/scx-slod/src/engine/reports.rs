@@ -91,6 +91,7 @@ impl Engine {
                     (unit.clone(), drift)
                 })
                 .collect(),
+            adaptive: self.adaptive_reports(),
             targets,
             global: sched.and_then(|s| s.global_stats().ok()).map(|g| g.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>()),
             exit: self.last_exit.clone(),
@@ -128,6 +129,12 @@ impl Engine {
         };
         let config_path = self.opts.config_path.display();
         let source = match self.generation.overrides.get(unit) {
+            Some(o) if self.adaptation.set_by_controller(unit, o.runtime_us) => format!(
+                "the adaptive controller's budget ({}us per {}us, see adaptation.last_change) over {config_path} (budget there: {})",
+                o.runtime_us,
+                o.period_us,
+                self.generation.file.budget_as_written(unit).unwrap_or_default()
+            ),
             Some(o) => format!(
                 "SetBudget override ({}us per {}us) over {config_path} (budget there: {})",
                 o.runtime_us,
@@ -164,6 +171,23 @@ impl Engine {
                 deadline_misses: s.get("deadline_misses"),
                 budget_exhausted: s.get("budget_exhausted"),
             }),
+            adaptation: self.adaptation.report(unit, self.file_runtime(unit)),
         })
+    }
+
+    /// `targets.<unit>.budget.runtime` as the config file writes it.
+    fn file_runtime(&self, unit: &str) -> Option<scx_slo_model::Duration> {
+        let budget = self.generation.file.budget_as_written(unit)?;
+        budget.get("runtime")?.as_str()?.parse().ok()
+    }
+
+    /// Every adaptive target's controller report.
+    pub(super) fn adaptive_reports(&self) -> BTreeMap<String, scx_slo_api::AdaptiveReport> {
+        self.generation
+            .config
+            .targets
+            .iter()
+            .filter_map(|t| self.adaptation.report(&t.key, self.file_runtime(&t.key)).map(|r| (t.key.clone(), r)))
+            .collect()
     }
 }

@@ -85,7 +85,7 @@ impl Engine {
 
     /// Writes a candidate's maps (while a backend is loaded) and makes it the
     /// running generation; on a failed write nothing changes.
-    fn apply(&mut self, candidate: Candidate, sched: Option<&mut dyn Backend>) -> Reply {
+    pub(super) fn apply(&mut self, candidate: Candidate, sched: Option<&mut dyn Backend>) -> Reply {
         let resolved = self.host.resolve_all(&candidate.config);
         // On a copy: if the maps cannot be written, the running generation
         // keeps its slots.
@@ -120,6 +120,7 @@ impl Engine {
             .and_then(|candidate| {
                 let dropped = candidate.dropped.join(", ");
                 let reply = self.apply(candidate, sched)?;
+                self.adaptation.follow(&self.generation.config);
                 if dropped.is_empty() {
                     return Ok(reply);
                 }
@@ -160,6 +161,8 @@ impl Engine {
         overrides.insert(unit.to_string(), budget);
         let candidate = self.generation.with_overrides(overrides, self.host.online_cpus())?;
         let reply = self.apply(candidate, sched)?;
+        // The operator's budget is the adaptive controller's new start.
+        self.adaptation.follow(&self.generation.config);
         let unsaved = self.save_persistent();
         let BudgetOverride { runtime_us, period_us } = budget;
         info!(event = "budget_override", unit, runtime_us, period_us, generation = self.generation.number, "budget override");
@@ -177,6 +180,7 @@ impl Engine {
         }
         let candidate = self.generation.with_overrides(overrides, self.host.online_cpus())?;
         let reply = self.apply(candidate, sched)?;
+        self.adaptation.follow(&self.generation.config);
         let unsaved = self.save_persistent();
         info!(event = "budget_override_cleared", unit, generation = self.generation.number, "budget override removed");
         Ok(format!("{unit}: budget override removed, the config file's budget applies; {reply}{unsaved}"))

@@ -61,6 +61,7 @@ impl Engine {
         sched.apply(&targets).map_err(|e| format!("filling the maps: {e:#}"))?;
         self.slots.written(&self.generation.config, &targets);
         self.timings.last_apply_us = t.elapsed().as_secs_f64() * 1e6;
+        self.adaptation.session_started();
         let t = Instant::now();
         sched.attach().map_err(|e| format!("attaching: {e:#}"))?;
         self.timings.attach_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -294,6 +295,10 @@ impl Engine {
         }
         if self.partial_switching(mode) {
             self.partial.scan(&self.resolved);
+        }
+        // Budgets exist only while scx_slo schedules.
+        if mode == ActiveMode::Enforce {
+            self.adapt(&mut *sched, Instant::now());
         }
         if slow_due {
             self.telemetry_scan(Some(sched));

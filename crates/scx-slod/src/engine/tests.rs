@@ -91,6 +91,8 @@ struct Recording {
     applied: Vec<MapTarget>,
     fail_apply: bool,
     exit: Option<ExitInfo>,
+    /// Run-queue delay histograms by map index (the adaptive tests' input).
+    rq_delay: BTreeMap<u32, Vec<u64>>,
 }
 
 impl Backend for Recording {
@@ -112,7 +114,8 @@ impl Backend for Recording {
     }
     fn target_stats(&self, index: u32) -> scx_slo_bpf::Result<TargetStats> {
         scx_slo_bpf::ensure!(self.applied.iter().any(|t| t.index == index), "no target at {index}");
-        Ok(TargetStats { counters: [("wakeups".to_string(), 7)].into(), ..Default::default() })
+        let rq_delay_hist = self.rq_delay.get(&index).cloned().unwrap_or_default();
+        Ok(TargetStats { counters: [("wakeups".to_string(), 7)].into(), rq_delay_hist, ..Default::default() })
     }
     fn global_stats(&self) -> scx_slo_bpf::Result<Vec<(&'static str, u64)>> {
         Ok(vec![("enqueues", 3)])
@@ -420,4 +423,141 @@ fn a_whole_run_attaches_answers_enable_and_writes_a_final_status() {
     assert_eq!(last.state, State::Stopped, "the last status file never reads running");
     let notified = host.notified.lock().unwrap().join("\n");
     assert!(notified.contains("Ready") && notified.contains("Stopping"), "{notified}");
+}
+
+/// The example's adaptive target: worker.service, 1ms per 20ms, objective
+/// 2ms (setpoint 1.5ms; the budget rises past 1.8ms), clamps 500us..5ms,
+/// max_step 1.25, cooldown 1, 200 jobs an interval, every 30 s.
+const WORKER: &str = "worker.service";
+
+/// Adds `n` jobs of about `us` µs of run-queue delay to `unit`'s histogram.
+fn add_jobs(e: &Engine, b: &mut Recording, unit: &str, n: u64, us: u64) {
+    let slot = e.slots.get(unit).expect("a slot");
+    let hist = b.rq_delay.entry(slot).or_insert_with(|| vec![0; scx_slo_bpf::intf::slo_consts_SLO_HIST_BUCKETS as usize]);
+    let bucket = (0..hist.len()).find(|i| scx_slo_bpf::maps::hist_bucket_upper_ns(*i) > us * 1000).unwrap();
+    hist[bucket] += n;
+}
+
+/// Runs the adaptive pass at `t` seconds after `start`.
+fn adapt_at(e: &mut Engine, b: &mut Recording, start: std::time::Instant, t: u64) {
+    e.adapt(b, start + Duration::from_secs(t));
+}
+
+fn worker_runtime(b: &Recording, e: &Engine) -> u64 {
+    let slot = e.slots.get(WORKER).unwrap();
+    b.applied.iter().find(|t| t.index == slot).map(|t| t.cfg.runtime_ns).expect("worker in the maps")
+}
+
+#[test]
+fn an_adaptive_target_over_its_objective_gets_more_budget_through_admission_and_keeps_it() {
+    let host = MemoryHost::new(EXAMPLE);
+    let (mut e, _h) = engine(&host);
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    let start = std::time::Instant::now();
+    assert_eq!(worker_runtime(&b, &e), 1_000_000);
+    // The first read starts the interval; nothing is judged yet.
+    add_jobs(&e, &mut b, WORKER, 1000, 100);
+    adapt_at(&mut e, &mut b, start, 0);
+    // Before the interval ends: not due.
+    add_jobs(&e, &mut b, WORKER, 990, 100);
+    add_jobs(&e, &mut b, WORKER, 30, 8000);
+    adapt_at(&mut e, &mut b, start, 10);
+    assert_eq!(worker_runtime(&b, &e), 1_000_000);
+    // The interval's p99 (about 8ms, from this interval's jobs only) is far
+    // over the 2ms objective: one step of max_step, 1ms -> 1.25ms.
+    let generation = e.generation.number;
+    adapt_at(&mut e, &mut b, start, 31);
+    assert_eq!(worker_runtime(&b, &e), 1_250_000, "the maps hold the new budget");
+    assert_eq!(e.generation.number, generation + 1);
+    let saved = host.last_saved();
+    assert_eq!(saved.budget_overrides.get(WORKER).map(|o| (o.runtime_us, o.period_us)), Some((1250, 20_000)));
+    let change = saved.adaptive_changes.get(WORKER).expect("the change is persisted");
+    assert_eq!((change.outcome.as_str(), change.from_us, change.to_us, change.samples), ("applied", 1000, 1250, 1020));
+    assert!(change.p99_us.unwrap() > 4000.0 && change.why.contains("objective 2000us"), "{change:?}");
+
+    let s = status(&mut e, Some(&mut b));
+    let a = &s.adaptive[WORKER];
+    assert_eq!((a.runtime_us, a.config_runtime_us, a.objective_us, a.changes, a.refused), (1250, 1000, 2000, 1, 0));
+    let x: Explain = parse("Explain", &ok(call(&mut e, Some(&mut b), Request::Explain { unit: WORKER.into() }))).unwrap();
+    assert!(x.source.contains("adaptive controller's budget (1250us per 20000us"), "{}", x.source);
+    assert_eq!(x.adaptation.as_ref().map(|a| a.runtime_us), Some(1250));
+
+    // The next interval is the cooldown, whatever it measures.
+    add_jobs(&e, &mut b, WORKER, 30, 8000);
+    add_jobs(&e, &mut b, WORKER, 970, 100);
+    adapt_at(&mut e, &mut b, start, 62);
+    assert_eq!(worker_runtime(&b, &e), 1_250_000);
+    assert_eq!(e.adaptation.report(WORKER, None).unwrap().last.unwrap().outcome, "cooldown");
+    // Then an interval with too few jobs holds.
+    add_jobs(&e, &mut b, WORKER, 50, 8000);
+    adapt_at(&mut e, &mut b, start, 93);
+    assert_eq!(e.adaptation.report(WORKER, None).unwrap().last.unwrap().outcome, "not-enough-data");
+    assert_eq!(worker_runtime(&b, &e), 1_250_000);
+
+    // A restart starts from the learned budget, and still says why.
+    let (mut e2, _h2) = engine_with(&host, host.last_saved());
+    let mut b2 = Recording::default();
+    running(&mut e2, &mut b2);
+    assert_eq!(worker_runtime(&b2, &e2), 1_250_000);
+    let a = e2.adaptation.report(WORKER, None).unwrap();
+    assert_eq!((a.runtime_us, a.last_change.map(|c| c.to_us)), (1250, Some(1250)));
+}
+
+#[test]
+fn a_step_admission_refuses_is_counted_and_not_forced() {
+    // 0.35 CPUs admitted: api.service's 0.3 and worker's 0.05 fill it.
+    let mut config: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
+    config["admission"] = serde_json::json!({ "cpu_capacity": 1, "overcommit": 0.35 });
+    let host = MemoryHost::new(&config.to_string());
+    let (mut e, _h) = engine(&host);
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    let start = std::time::Instant::now();
+    let generation = e.generation.number;
+    adapt_at(&mut e, &mut b, start, 0);
+    add_jobs(&e, &mut b, WORKER, 300, 8000);
+    adapt_at(&mut e, &mut b, start, 31);
+    assert_eq!(worker_runtime(&b, &e), 1_000_000, "the budget stays");
+    assert_eq!(e.generation.number, generation);
+    let a = e.adaptation.report(WORKER, None).unwrap();
+    let last = a.last.unwrap();
+    assert_eq!((a.refused, a.changes, last.outcome.as_str()), (1, 0, "refused"));
+    assert!(last.why.contains("admission") || last.why.contains("CPUs"), "{}", last.why);
+    assert!(host.saved.lock().unwrap().iter().all(|s| s.budget_overrides.is_empty()), "nothing learned is saved");
+}
+
+#[test]
+fn dry_run_logs_the_step_and_changes_nothing() {
+    let mut config: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
+    config["targets"][WORKER]["adaptive"]["dry_run"] = serde_json::json!(true);
+    let host = MemoryHost::new(&config.to_string());
+    let (mut e, _h) = engine(&host);
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    let start = std::time::Instant::now();
+    adapt_at(&mut e, &mut b, start, 0);
+    add_jobs(&e, &mut b, WORKER, 300, 8000);
+    adapt_at(&mut e, &mut b, start, 31);
+    assert_eq!(worker_runtime(&b, &e), 1_000_000);
+    let last = e.adaptation.report(WORKER, None).unwrap().last.unwrap();
+    assert_eq!((last.outcome.as_str(), last.to_us), ("dry-run", 1250));
+    assert!(e.generation.overrides.is_empty());
+}
+
+#[test]
+fn an_operators_budget_is_the_controllers_new_start() {
+    let host = MemoryHost::new(EXAMPLE);
+    let (mut e, _h) = engine(&host);
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    ok(call(&mut e, Some(&mut b), set_budget(WORKER, 3000, 20_000, "")));
+    assert_eq!(e.adaptation.report(WORKER, None).unwrap().runtime_us, 3000);
+    // Outside the controller's clamps (500us..5ms): refused like any invalid budget.
+    match err(call(&mut e, Some(&mut b), set_budget(WORKER, 6000, 20_000, ""))) {
+        ControlError::InvalidConfig(m) | ControlError::InvalidArgument(m) => assert!(m.contains("max_runtime"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    ok(call(&mut e, Some(&mut b), Request::ClearBudget { unit: WORKER.into() }));
+    assert_eq!(e.adaptation.report(WORKER, None).unwrap().runtime_us, 1000);
 }

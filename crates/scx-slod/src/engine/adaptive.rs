@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! Adaptive budgets (issue 14): the daemon's half of the closed loop. Each
+//! latency target with an `adaptive` block has a controller
+//! (`scx_slo_model::adaptive`, pure and tuned on a simulated plant); here it
+//! is fed and obeyed:
+//! - **Measure.** Every `interval` the target's run-queue delay histogram is
+//!   read from the scheduler's maps; the interval's p99 comes from the
+//!   difference with the previous read, so it is this interval's and not
+//!   the session's.
+//! - **Decide.** The controller holds (too few jobs, cooldown, on target, at
+//!   a clamp) or proposes one runtime.
+//! - **Apply.** Through the same admission-checked path as SetBudget: the
+//!   proposal becomes a budget override, the whole config is validated
+//!   again and the maps are written; a refusal is logged and counted, never
+//!   forced, and the controller holds for its cooldown. `dry_run` logs.
+//! - **Keep.** The learned budget is a budget override, so it persists
+//!   across restarts like an operator's, and the config file's budget is
+//!   where it started. The last change (why the budget is what it is) is
+//!   persisted next to it.
+//!
+//! An operator's SetBudget or ClearBudget, or a reload, is the new starting
+//! point: the controller starts over from the budget in force, after a
+//! cooldown.
+
+use std::collections::BTreeMap;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use scx_slo_api::{AdaptiveDecision, AdaptiveReport, BudgetOverride};
+use scx_slo_bpf::maps::hist_bucket_upper_ns;
+use scx_slo_model::adaptive::{Controller, Hold, Observation, Step};
+use scx_slo_model::{Adaptive, Config, Duration};
+use tracing::{info, warn};
+
+use super::Engine;
+use crate::backend::Backend;
+
+/// One adaptive target's controller and what it has seen.
+#[derive(Clone, Debug)]
+struct Adapting {
+    block: Adaptive,
+    controller: Controller,
+    /// The run-queue delay histogram at the start of this interval; `None`
+    /// until the session's first read (a new session's maps start at zero).
+    base: Option<Vec<u64>>,
+    /// When the next interval ends.
+    due: Option<Instant>,
+    changes: u64,
+    refused: u64,
+    last: Option<AdaptiveDecision>,
+    last_change: Option<AdaptiveDecision>,
+}
+
+impl Adapting {
+    fn new(block: Adaptive, runtime: Duration) -> Adapting {
+        Adapting {
+            block,
+            controller: Controller::for_target(&block, runtime),
+            base: None,
+            due: None,
+            changes: 0,
+            refused: 0,
+            last: None,
+            last_change: None,
+        }
+    }
+}
+
+/// Every adaptive target's controller.
+#[derive(Clone, Debug, Default)]
+pub struct Adaptation {
+    targets: BTreeMap<String, Adapting>,
+}
+
+impl Adaptation {
+    /// The controllers of `config`'s adaptive targets, with the last changes
+    /// a previous run persisted.
+    pub fn new(config: &Config, persisted: &BTreeMap<String, AdaptiveDecision>) -> Adaptation {
+        let mut a = Adaptation::default();
+        a.follow(config);
+        for (key, t) in &mut a.targets {
+            t.last_change = persisted.get(key).cloned();
+        }
+        a
+    }
+
+    /// Follows a generation that did not come from a controller (a reload,
+    /// an operator's SetBudget or ClearBudget): a target whose block changed
+    /// gets a new controller, one whose budget changed starts over from it,
+    /// and targets without a block are dropped.
+    pub fn follow(&mut self, config: &Config) {
+        let mut next = BTreeMap::new();
+        for t in &config.targets {
+            let (Some(block), Some(budget)) = (t.adaptive, t.budget) else { continue };
+            let entry = match self.targets.remove(&t.key) {
+                Some(mut a) if a.block == block => {
+                    if a.controller.runtime() != budget.runtime {
+                        a.controller.reset(budget.runtime);
+                    }
+                    a
+                }
+                Some(old) => Adapting { base: old.base, due: old.due, last: old.last, last_change: old.last_change, ..Adapting::new(block, budget.runtime) },
+                None => Adapting::new(block, budget.runtime),
+            };
+            next.insert(t.key.clone(), entry);
+        }
+        self.targets = next;
+    }
+
+    /// A session attached with fresh maps: every interval starts over.
+    pub fn session_started(&mut self) {
+        for t in self.targets.values_mut() {
+            t.base = None;
+            t.due = None;
+        }
+    }
+
+    /// The last change of each target, to persist.
+    pub fn last_changes(&self) -> BTreeMap<String, AdaptiveDecision> {
+        self.targets.iter().filter_map(|(k, t)| t.last_change.clone().map(|c| (k.clone(), c))).collect()
+    }
+
+    /// Whether `unit`'s budget in force is the one its controller set.
+    pub fn set_by_controller(&self, unit: &str, runtime_us: u64) -> bool {
+        self.targets.get(unit).and_then(|t| t.last_change.as_ref()).is_some_and(|c| c.to_us == runtime_us)
+    }
+
+    /// The report of one target; `config_runtime` is the file's budget.
+    pub fn report(&self, unit: &str, config_runtime: Option<Duration>) -> Option<AdaptiveReport> {
+        let t = self.targets.get(unit)?;
+        Some(AdaptiveReport {
+            runtime_us: t.controller.runtime().as_ns() / 1000,
+            config_runtime_us: config_runtime.map_or(0, |d| d.as_ns() / 1000),
+            objective_us: t.block.objective.as_ns() / 1000,
+            dry_run: t.block.dry_run,
+            changes: t.changes,
+            refused: t.refused,
+            last: t.last.clone(),
+            last_change: t.last_change.clone(),
+        })
+    }
+
+    /// The targets whose interval ended by `now` (or that have not read
+    /// their first histogram yet).
+    fn due(&self, now: Instant) -> Vec<String> {
+        self.targets.iter().filter(|(_, t)| t.due.is_none_or(|d| now >= d)).map(|(k, _)| k.clone()).collect()
+    }
+}
+
+/// `now - base`, bucket by bucket (wrapping, as the kernel's counters do);
+/// a histogram shorter than the other counts as zeros.
+pub fn hist_delta(base: &[u64], now: &[u64]) -> Vec<u64> {
+    now.iter().enumerate().map(|(i, n)| n.wrapping_sub(base.get(i).copied().unwrap_or(0))).collect()
+}
+
+/// The p99 of a run-queue delay histogram (intf.h's log2 buckets: bucket
+/// `i` ends at [`hist_bucket_upper_ns`]`(i)` and starts at half that), in
+/// seconds, and the number of samples. Interpolated geometrically inside the
+/// bucket: a bucket spans a factor of 2, as wide as the controller's whole
+/// hold band, so its upper bound alone would make the p99 jump 2× between
+/// intervals and the controller chase the buckets. The last bucket is open:
+/// a p99 there counts as twice its start.
+pub fn hist_p99_seconds(hist: &[u64]) -> (Option<f64>, u64) {
+    let total: u64 = hist.iter().fold(0u64, |a, n| a.saturating_add(*n));
+    if total == 0 {
+        return (None, 0);
+    }
+    let want = 0.99 * total as f64;
+    let mut seen = 0.0;
+    for (i, n) in hist.iter().enumerate() {
+        let n = *n as f64;
+        if n > 0.0 && seen + n >= want {
+            let upper = hist_bucket_upper_ns(i);
+            let lower = if upper == u64::MAX { hist_bucket_upper_ns(i.saturating_sub(1)) as f64 } else { upper as f64 / 2.0 };
+            let frac = ((want - seen) / n).clamp(0.0, 1.0);
+            return (Some(lower * frac.exp2() / 1e9), total);
+        }
+        seen += n;
+    }
+    (None, total)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn hold_name(h: Hold) -> &'static str {
+    match h {
+        Hold::NotEnoughData => "not-enough-data",
+        Hold::Cooldown => "cooldown",
+        Hold::OnTarget => "on-target",
+        Hold::AtLimit => "at-limit",
+    }
+}
+
+fn us(d: Duration) -> u64 {
+    d.as_ns() / 1000
+}
+
+/// A decision's record; `outcome` and `why` are filled by the caller.
+fn decision(step: &Step, p99: Option<f64>, samples: u64) -> AdaptiveDecision {
+    AdaptiveDecision {
+        at_unix_s: unix_now(),
+        p99_us: p99.map(|s| (s * 1e7).round() / 10.0),
+        samples,
+        from_us: us(step.from),
+        to_us: us(step.to),
+        outcome: String::new(),
+        why: String::new(),
+    }
+}
+
+impl Engine {
+    /// One pass of the adaptive targets whose interval ended (enforce mode,
+    /// from the session's scan).
+    pub(super) fn adapt(&mut self, sched: &mut dyn Backend, now: Instant) {
+        for unit in self.adaptation.due(now) {
+            let live = match (self.resolved.contains_key(&unit), self.slots.get(&unit)) {
+                (true, Some(slot)) => sched.target_stats(slot).ok(),
+                _ => None,
+            };
+            let Some(t) = self.adaptation.targets.get_mut(&unit) else { continue };
+            t.due = Some(now + std::time::Duration::from_nanos(t.block.interval.as_ns()));
+            // A unit not running has no interval to judge; its first read
+            // starts one.
+            let Some(stats) = live else {
+                t.base = None;
+                continue;
+            };
+            let Some(base) = t.base.replace(stats.rq_delay_hist.clone()) else { continue };
+            let (p99, samples) = hist_p99_seconds(&hist_delta(&base, &stats.rq_delay_hist));
+            let step = t.controller.step(Observation { p99_seconds: p99.unwrap_or(f64::NAN), samples });
+            let mut d = decision(&step, p99, samples);
+            let objective_us = us(t.block.objective);
+            if let Some(h) = step.hold {
+                d.outcome = hold_name(h).into();
+                d.why = match h {
+                    Hold::NotEnoughData => format!("{samples} jobs this interval, fewer than min_samples {}", t.block.min_samples),
+                    Hold::Cooldown => "cooling down after the last change".into(),
+                    Hold::OnTarget => format!("p99 {:.0}us is inside the band around the setpoint (objective {objective_us}us)", d.p99_us.unwrap_or(0.0)),
+                    Hold::AtLimit => format!("p99 {:.0}us, but the runtime is at its clamp {}us", d.p99_us.unwrap_or(0.0), d.from_us),
+                };
+                t.last = Some(d);
+                continue;
+            }
+            if !step.changes() {
+                continue;
+            }
+            let direction = if step.to > step.from { "raise" } else { "lower" };
+            let why = format!(
+                "p99 {:.0}us over {samples} jobs against objective {objective_us}us: {direction} runtime {}us -> {}us",
+                d.p99_us.unwrap_or(0.0),
+                d.from_us,
+                d.to_us
+            );
+            if t.block.dry_run {
+                info!(event = "adaptive_dry_run", unit = %unit, from_us = d.from_us, to_us = d.to_us, "dry run, not applied: {why}");
+                d.outcome = "dry-run".into();
+                d.why = format!("dry run, not applied: {why}");
+                t.last = Some(d);
+                continue;
+            }
+            let period_us = self.generation.config.targets.iter().find(|x| x.key == unit).and_then(|x| x.budget).map_or(0, |b| us(b.period));
+            let to_us = d.to_us;
+            match self.adaptive_budget(&unit, BudgetOverride { runtime_us: to_us, period_us }, sched) {
+                Ok(reply) => {
+                    info!(event = "adaptive_budget", unit = %unit, from_us = d.from_us, to_us, generation = self.generation.number, "{why}");
+                    d.outcome = "applied".into();
+                    d.why = format!("{why} ({reply})");
+                    if let Some(t) = self.adaptation.targets.get_mut(&unit) {
+                        t.controller.applied(Duration::from_us(to_us));
+                        t.changes += 1;
+                        t.last = Some(d.clone());
+                        t.last_change = Some(d);
+                    }
+                    let unsaved = self.save_persistent();
+                    if !unsaved.is_empty() {
+                        warn!(unit = %unit, "the learned budget is in force{unsaved}");
+                    }
+                }
+                Err(e) => {
+                    warn!(event = "adaptive_refused", unit = %unit, from_us = d.from_us, to_us, error = %e, "budget step refused, not forced: {why}");
+                    d.outcome = "refused".into();
+                    d.why = format!("{why}: refused, not forced: {e}");
+                    if let Some(t) = self.adaptation.targets.get_mut(&unit) {
+                        t.controller.refused();
+                        t.refused += 1;
+                        t.last = Some(d);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A controller's budget through SetBudget's path: validated whole with
+    /// the other overrides, admission-checked, the maps written, and only
+    /// then the running generation. The controller is not told to start over
+    /// (its own change).
+    fn adaptive_budget(&mut self, unit: &str, budget: BudgetOverride, sched: &mut dyn Backend) -> Result<String, scx_slo_api::ControlError> {
+        let mut overrides = self.generation.overrides.clone();
+        overrides.insert(unit.to_string(), budget);
+        let candidate = self.generation.with_overrides(overrides, self.host.online_cpus())?;
+        self.apply(candidate, Some(sched))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_interval_is_the_difference_of_two_reads() {
+        assert_eq!(hist_delta(&[1, 2, 3], &[1, 5, 3, 7]), vec![0, 3, 0, 7]);
+        // Counters wrap as the kernel's do.
+        assert_eq!(hist_delta(&[u64::MAX], &[1]), vec![2]);
+    }
+
+    #[test]
+    fn the_p99_is_interpolated_inside_its_bucket() {
+        assert_eq!(hist_p99_seconds(&[0; 8]), (None, 0));
+        // 100 jobs, all in bucket 3 ([4.096, 8.192) us): the p99 is 99% of
+        // the way, in the log, across it.
+        let upper = hist_bucket_upper_ns(3) as f64;
+        let mut h = vec![0u64; 16];
+        h[3] = 100;
+        let (p99, n) = hist_p99_seconds(&h);
+        assert_eq!(n, 100);
+        let want = upper / 2.0 * 0.99f64.exp2() / 1e9;
+        assert!((p99.unwrap() - want).abs() < 1e-15, "{p99:?} vs {want}");
+        // 98 fast jobs and 2 slow ones: the p99 is in the slow bucket.
+        let mut h = vec![0u64; 16];
+        h[3] = 98;
+        h[9] = 2;
+        let p99 = hist_p99_seconds(&h).0.unwrap() * 1e9;
+        let slow = hist_bucket_upper_ns(9) as f64;
+        assert!((slow / 2.0..slow).contains(&p99), "{p99}");
+        // More samples in the slow bucket move the estimate up inside it
+        // (the bucket's upper bound would not move).
+        h[3] = 95;
+        h[9] = 5;
+        assert!(hist_p99_seconds(&h).0.unwrap() * 1e9 > p99);
+    }
+}
