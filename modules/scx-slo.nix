@@ -73,11 +73,16 @@ let
   gainType = field: lib.types.addCheck lib.types.number (g: g >= field.minimum && g <= field.maximum);
   adaptiveType = lib.types.submodule {
     options = {
+      sli = lib.mkOption {
+        type = lib.types.nullOr (lib.types.enum adaptiveSchema.sli.enum);
+        default = null;
+        description = "What the controller measures: `response` (wakeup to completion, from the scheduler's slack histogram and deadline misses) or `queue_delay` (wakeup to first run) (null: ${adaptiveSchema.sli.default}).";
+      };
       objective = lib.mkOption {
         type = lib.types.nullOr duration;
         default = null;
         example = "2ms";
-        description = "The run-queue delay p99 the controller keeps the unit under (null: `slo.latency.p99`; one of the two is required).";
+        description = "The p99 of `sli` the controller keeps the unit under; for `response`, within the deadline (null: `slo.latency.p99`; one of the two is required).";
       };
       interval = lib.mkOption {
         type = lib.types.nullOr duration;

@@ -75,6 +75,7 @@ let
           a = t.adaptive;
         in
         {
+          sli = a.sli or null;
           objective = a.objective or null;
           interval = a.interval or null;
           min_runtime = a.minRuntime or null;

@@ -61,6 +61,7 @@
       preemption = "never";
       weight = null;
       adaptive = {
+        sli = "response";
         objective = "2ms";
         interval = "30s";
         minRuntime = "500us";

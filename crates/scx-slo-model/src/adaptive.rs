@@ -54,16 +54,7 @@ pub const LOWER_SLOWDOWN: f64 = 3.0;
 /// The largest log error acted on: a p99 4× the setpoint or more counts as 4×.
 pub const ERROR_CAP: f64 = 1.386_294_361_119_890_6; // ln 4
 
-/// PID gains, per interval, on the log of the runtime budget.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
-pub struct Gains {
-    /// Proportional: reacts to the change of the error.
-    pub kp: f64,
-    /// Integral: moves the budget by a share of the error every interval.
-    pub ki: f64,
-    /// Derivative: damps a fast-changing error.
-    pub kd: f64,
-}
+pub use crate::config::Gains;
 
 /// The defaults, from the sweep in `tune_gains` on [`plant`]'s simulated
 /// service (docs/tuning.md): after a load step from 20% to 35% of a CPU,

@@ -86,6 +86,36 @@ impl Preemption {
     pub const ALL: [Preemption; 2] = [Preemption::Never, Preemption::LowerPriority];
 }
 
+/// PID gains of an adaptive target's controller, per interval, on the log
+/// of the runtime budget (defaults: `adaptive::DEFAULT_GAINS`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Gains {
+    /// Proportional: reacts to the change of the error.
+    pub kp: f64,
+    /// Integral: moves the budget by a share of the error every interval.
+    pub ki: f64,
+    /// Derivative: damps a fast-changing error.
+    pub kd: f64,
+}
+
+/// What an adaptive target's controller measures (`adaptive.sli`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdaptiveSli {
+    /// Job response time (wakeup to completion), from the scheduler's slack
+    /// histogram and deadline-miss count: what a budget decides.
+    #[default]
+    Response,
+    /// Run-queue delay (wakeup to first run): what priority and preemption
+    /// decide; a budget exhausted mid-job does not show in it.
+    QueueDelay,
+}
+
+impl AdaptiveSli {
+    /// Every SLI.
+    pub const ALL: [AdaptiveSli; 2] = [AdaptiveSli::Response, AdaptiveSli::QueueDelay];
+}
+
 /// CPU time a latency target may use per period, across all its CPUs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Budget {
@@ -127,12 +157,14 @@ pub struct Slo {
 }
 
 /// A latency target's runtime-budget controller (`targets.<name>.adaptive`,
-/// docs/tuning.md): every `interval` it compares the target's run-queue
-/// delay p99 with `objective` and moves `budget.runtime` within
+/// docs/tuning.md): every `interval` it compares the p99 of the target's
+/// `sli` with `objective` and moves `budget.runtime` within
 /// `[min_runtime, max_runtime]`, through the same admission-checked path as
 /// SetBudget.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Adaptive {
+    /// What it measures.
+    pub sli: AdaptiveSli,
     /// The p99 it steers under (`slo.latency.p99` when not set).
     pub objective: Duration,
     /// How often it measures and may change the budget.
@@ -148,7 +180,7 @@ pub struct Adaptive {
     /// Jobs an interval needs before its p99 counts.
     pub min_samples: u64,
     /// PID gains on the log of the runtime.
-    pub gains: crate::adaptive::Gains,
+    pub gains: Gains,
     /// Log what it would set; change nothing.
     pub dry_run: bool,
 }

@@ -129,6 +129,15 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
+/// Records a problem at `path` when `value` is outside `lo..=hi`; returns
+/// `value` either way (validation goes on, to report every problem).
+pub(crate) fn in_range(errors: &mut ConfigErrors, path: JsonPath, value: crate::duration::Duration, (lo, hi): (crate::duration::Duration, crate::duration::Duration)) -> crate::duration::Duration {
+    if value < lo || value > hi {
+        errors.push(path, format!("{value} is outside {lo}..={hi}"));
+    }
+    value
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod adaptive;
+mod adaptive_block;
 pub mod admission;
 pub mod bounds;
 pub mod canary;

@@ -141,6 +141,8 @@ pub struct RawGains {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdaptive {
+    /// What is measured.
+    pub sli: Option<crate::config::AdaptiveSli>,
     /// The p99 to keep; default `slo.latency.p99`.
     pub objective: Option<Duration>,
     /// How often the controller runs.

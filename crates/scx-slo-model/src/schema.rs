@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::bounds::{defaults, limits};
-use crate::config::{Class, Mode, Preemption, SwitchMode, CONFIG_VERSION, DEFAULT_WEIGHT, MAX_PRIORITY, MAX_TARGETS, WEIGHT_RANGE};
+use crate::config::{AdaptiveSli, Class, Mode, Preemption, SwitchMode, CONFIG_VERSION, DEFAULT_WEIGHT, MAX_PRIORITY, MAX_TARGETS, WEIGHT_RANGE};
 use crate::duration::{Duration, UNITS};
 
 /// The duration syntax: a whole number without leading zeros and a unit.
@@ -96,9 +96,10 @@ fn adaptive() -> Value {
     min_runtime["x-default"] = json!(format!("deadline / {} (at least {})", defaults::ADAPTIVE_MIN_RUNTIME_DIVISOR, limits::MIN_RUNTIME));
     let mut max_runtime = duration("highest runtime the controller sets; at most the deadline", None, None);
     max_runtime["x-default"] = json!("the deadline");
-    let mut objective = duration("the run-queue delay p99 to keep", None, None);
+    let mut objective = duration("the p99 of the sli to keep; for response, within the deadline", None, None);
     objective["x-default"] = json!("slo.latency.p99");
     object("latency targets only: adapt budget.runtime to the measured p99 (docs/tuning.md)", json!({
+        "sli": enumeration(&AdaptiveSli::ALL, Some(&AdaptiveSli::default()), "response: job response time (wakeup to completion); queue_delay: wakeup to first run"),
         "objective": objective,
         "interval": duration("how often it measures and may change the budget", Some(defaults::ADAPTIVE_INTERVAL), Some(limits::ADAPTIVE_INTERVAL_RANGE)),
         "min_runtime": min_runtime,

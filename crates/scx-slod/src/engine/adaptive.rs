@@ -3,10 +3,11 @@
 //! latency target with an `adaptive` block has a controller
 //! (`scx_slo_model::adaptive`, pure and tuned on a simulated plant); here it
 //! is fed and obeyed:
-//! - **Measure.** Every `interval` the target's run-queue delay histogram is
-//!   read from the scheduler's maps; the interval's p99 comes from the
-//!   difference with the previous read, so it is this interval's and not
-//!   the session's.
+//! - **Measure.** Every `interval` the target's statistics are read from the
+//!   scheduler's maps, and the interval's p99 comes from the difference with
+//!   the previous read (this interval's, not the session's): of the job
+//!   response time (`sli: response`, from the slack histogram and the
+//!   deadline misses) or of the run-queue delay (`sli: queue_delay`).
 //! - **Decide.** The controller holds (too few jobs, cooldown, on target, at
 //!   a clamp) or proposes one runtime.
 //! - **Apply.** Through the same admission-checked path as SetBudget: the
@@ -28,7 +29,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use scx_slo_api::{AdaptiveDecision, AdaptiveReport, BudgetOverride};
 use scx_slo_bpf::maps::hist_bucket_upper_ns;
 use scx_slo_model::adaptive::{Controller, Hold, Observation, Step};
-use scx_slo_model::{Adaptive, Config, Duration};
+use scx_slo_bpf::TargetStats;
+use scx_slo_model::{Adaptive, AdaptiveSli, Config, Duration};
 use tracing::{info, warn};
 
 use super::Engine;
@@ -38,10 +40,12 @@ use crate::backend::Backend;
 #[derive(Clone, Debug)]
 struct Adapting {
     block: Adaptive,
+    /// The target's relative deadline (the response SLI's reference).
+    deadline: Duration,
     controller: Controller,
-    /// The run-queue delay histogram at the start of this interval; `None`
-    /// until the session's first read (a new session's maps start at zero).
-    base: Option<Vec<u64>>,
+    /// The statistics at the start of this interval; `None` until the
+    /// session's first read (a new session's maps start at zero).
+    base: Option<TargetStats>,
     /// When the next interval ends.
     due: Option<Instant>,
     changes: u64,
@@ -51,9 +55,10 @@ struct Adapting {
 }
 
 impl Adapting {
-    fn new(block: Adaptive, runtime: Duration) -> Adapting {
+    fn new(block: Adaptive, deadline: Duration, runtime: Duration) -> Adapting {
         Adapting {
             block,
+            deadline,
             controller: Controller::for_target(&block, runtime),
             base: None,
             due: None,
@@ -90,16 +95,16 @@ impl Adaptation {
     pub fn follow(&mut self, config: &Config) {
         let mut next = BTreeMap::new();
         for t in &config.targets {
-            let (Some(block), Some(budget)) = (t.adaptive, t.budget) else { continue };
+            let (Some(block), Some(budget), Some(deadline)) = (t.adaptive, t.budget, t.deadline) else { continue };
             let entry = match self.targets.remove(&t.key) {
-                Some(mut a) if a.block == block => {
+                Some(mut a) if a.block == block && a.deadline == deadline => {
                     if a.controller.runtime() != budget.runtime {
                         a.controller.reset(budget.runtime);
                     }
                     a
                 }
-                Some(old) => Adapting { base: old.base, due: old.due, last: old.last, last_change: old.last_change, ..Adapting::new(block, budget.runtime) },
-                None => Adapting::new(block, budget.runtime),
+                Some(old) => Adapting { base: old.base, due: old.due, last: old.last, last_change: old.last_change, ..Adapting::new(block, deadline, budget.runtime) },
+                None => Adapting::new(block, deadline, budget.runtime),
             };
             next.insert(t.key.clone(), entry);
         }
@@ -144,6 +149,63 @@ impl Adaptation {
     fn due(&self, now: Instant) -> Vec<String> {
         self.targets.iter().filter(|(_, t)| t.due.is_none_or(|d| now >= d)).map(|(k, _)| k.clone()).collect()
     }
+}
+
+/// The interval's p99 of `sli`, in seconds, and its number of samples.
+pub fn interval_p99(sli: AdaptiveSli, deadline: Duration, base: &TargetStats, now: &TargetStats) -> (Option<f64>, u64) {
+    match sli {
+        AdaptiveSli::QueueDelay => hist_p99_seconds(&hist_delta(&base.rq_delay_hist, &now.rq_delay_hist)),
+        AdaptiveSli::Response => {
+            let jobs = now.get("jobs").wrapping_sub(base.get("jobs"));
+            let misses = now.get("deadline_misses").wrapping_sub(base.get("deadline_misses")).min(jobs);
+            let slack = hist_delta(&base.slack_hist, &now.slack_hist);
+            (response_p99_seconds(deadline, jobs, misses, &slack), jobs)
+        }
+    }
+}
+
+/// The p99 of the job response time (wakeup to completion) over `jobs`
+/// jobs, `misses` of them past `deadline`, the others counted in `slack`
+/// (a histogram of the time left at completion, same buckets as the delay
+/// histogram), in seconds; `None` without jobs.
+///
+/// A job's response is `deadline - slack`, so the p99 response is the
+/// deadline minus the slack of the job at rank 1% from the smallest slack,
+/// misses first. With 1% or more of the jobs missed, the p99 is past the
+/// deadline, where the scheduler counts but does not time: it is taken as
+/// `deadline × (1 + miss ratio)`, over the deadline and growing with the
+/// misses, which is all the controller needs to raise the budget.
+pub fn response_p99_seconds(deadline: Duration, jobs: u64, misses: u64, slack: &[u64]) -> Option<f64> {
+    if jobs == 0 {
+        return None;
+    }
+    let deadline_s = deadline.as_ns() as f64 / 1e9;
+    let tail = 0.01 * jobs as f64;
+    if misses as f64 >= tail && misses > 0 {
+        return Some(deadline_s * (1.0 + misses as f64 / jobs as f64));
+    }
+    // The slack at rank `tail - misses` from the smallest, among in-time jobs.
+    let want = tail - misses as f64;
+    let mut seen = 0.0;
+    for (i, n) in slack.iter().enumerate() {
+        let n = *n as f64;
+        if n > 0.0 && seen + n >= want {
+            let upper = hist_bucket_upper_ns(i);
+            let frac = ((want - seen) / n).clamp(0.0, 1.0);
+            let slack_ns = if i == 0 {
+                frac * upper as f64
+            } else if upper == u64::MAX {
+                hist_bucket_upper_ns(i - 1) as f64
+            } else {
+                upper as f64 / 2.0 * frac.exp2()
+            };
+            return Some((deadline_s - slack_ns / 1e9).max(0.0));
+        }
+        seen += n;
+    }
+    // No in-time job counted (the histogram lags the counters): as late as
+    // the deadline.
+    Some(deadline_s)
 }
 
 /// `now - base`, bucket by bucket (wrapping, as the kernel's counters do);
@@ -226,18 +288,22 @@ impl Engine {
                 t.base = None;
                 continue;
             };
-            let Some(base) = t.base.replace(stats.rq_delay_hist.clone()) else { continue };
-            let (p99, samples) = hist_p99_seconds(&hist_delta(&base, &stats.rq_delay_hist));
+            let Some(base) = t.base.replace(stats.clone()) else { continue };
+            let (p99, samples) = interval_p99(t.block.sli, t.deadline, &base, &stats);
             let step = t.controller.step(Observation { p99_seconds: p99.unwrap_or(f64::NAN), samples });
             let mut d = decision(&step, p99, samples);
             let objective_us = us(t.block.objective);
+            let sli = match t.block.sli {
+                AdaptiveSli::Response => "response",
+                AdaptiveSli::QueueDelay => "queue delay",
+            };
             if let Some(h) = step.hold {
                 d.outcome = hold_name(h).into();
                 d.why = match h {
-                    Hold::NotEnoughData => format!("{samples} jobs this interval, fewer than min_samples {}", t.block.min_samples),
+                    Hold::NotEnoughData => format!("{samples} samples this interval, fewer than min_samples {}", t.block.min_samples),
                     Hold::Cooldown => "cooling down after the last change".into(),
-                    Hold::OnTarget => format!("p99 {:.0}us is inside the band around the setpoint (objective {objective_us}us)", d.p99_us.unwrap_or(0.0)),
-                    Hold::AtLimit => format!("p99 {:.0}us, but the runtime is at its clamp {}us", d.p99_us.unwrap_or(0.0), d.from_us),
+                    Hold::OnTarget => format!("{sli} p99 {:.0}us is inside the band around the setpoint (objective {objective_us}us)", d.p99_us.unwrap_or(0.0)),
+                    Hold::AtLimit => format!("{sli} p99 {:.0}us, but the runtime is at its clamp {}us", d.p99_us.unwrap_or(0.0), d.from_us),
                 };
                 t.last = Some(d);
                 continue;
@@ -247,7 +313,7 @@ impl Engine {
             }
             let direction = if step.to > step.from { "raise" } else { "lower" };
             let why = format!(
-                "p99 {:.0}us over {samples} jobs against objective {objective_us}us: {direction} runtime {}us -> {}us",
+                "{sli} p99 {:.0}us over {samples} samples against objective {objective_us}us: {direction} runtime {}us -> {}us",
                 d.p99_us.unwrap_or(0.0),
                 d.from_us,
                 d.to_us
@@ -338,5 +404,33 @@ mod tests {
         h[3] = 95;
         h[9] = 5;
         assert!(hist_p99_seconds(&h).0.unwrap() * 1e9 > p99);
+    }
+
+    #[test]
+    fn the_response_p99_is_the_deadline_minus_the_one_percent_smallest_slack() {
+        let deadline = Duration::from_ms(5);
+        assert_eq!(response_p99_seconds(deadline, 0, 0, &[]), None);
+        // 1% or more missed: past the deadline, growing with the misses.
+        assert_eq!(response_p99_seconds(deadline, 100, 1, &[0; 16]), Some(0.005 * 1.01));
+        assert_eq!(response_p99_seconds(deadline, 100, 50, &[0; 16]), Some(0.005 * 1.5));
+        // No misses, 1,000 jobs: 10 with slack in bucket 10 (about 0.5-1 ms
+        // left), the rest with lots of slack (bucket 11, 1-2 ms): the p99
+        // response is 5 ms minus a slack inside bucket 10, at its top.
+        let mut slack = vec![0u64; 16];
+        slack[10] = 10;
+        slack[11] = 990;
+        let p99 = response_p99_seconds(deadline, 1000, 0, &slack).unwrap();
+        let (lo, hi) = (hist_bucket_upper_ns(10) as f64 / 2.0, hist_bucket_upper_ns(10) as f64);
+        assert!((0.005 - hi / 1e9..=0.005 - lo / 1e9).contains(&p99), "{p99}");
+        // Fewer than 1% missed: the misses are the smallest slack, so the
+        // rank moves down into the in-time jobs by as many.
+        let with_misses = response_p99_seconds(deadline, 1000, 5, &slack).unwrap();
+        assert!(with_misses >= p99, "{with_misses} < {p99}");
+        // More jobs with little slack raise the p99.
+        slack[10] = 100;
+        slack[11] = 900;
+        assert!(response_p99_seconds(deadline, 1000, 0, &slack).unwrap() > p99 - 1e-12);
+        slack[4] = 20;
+        assert!(response_p99_seconds(deadline, 1020, 0, &slack).unwrap() > 0.0049, "slack under 16 us: about the deadline");
     }
 }

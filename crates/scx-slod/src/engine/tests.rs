@@ -91,8 +91,8 @@ struct Recording {
     applied: Vec<MapTarget>,
     fail_apply: bool,
     exit: Option<ExitInfo>,
-    /// Run-queue delay histograms by map index (the adaptive tests' input).
-    rq_delay: BTreeMap<u32, Vec<u64>>,
+    /// Statistics by map index (the adaptive tests' input).
+    stats: BTreeMap<u32, TargetStats>,
 }
 
 impl Backend for Recording {
@@ -114,8 +114,9 @@ impl Backend for Recording {
     }
     fn target_stats(&self, index: u32) -> scx_slo_bpf::Result<TargetStats> {
         scx_slo_bpf::ensure!(self.applied.iter().any(|t| t.index == index), "no target at {index}");
-        let rq_delay_hist = self.rq_delay.get(&index).cloned().unwrap_or_default();
-        Ok(TargetStats { counters: [("wakeups".to_string(), 7)].into(), rq_delay_hist, ..Default::default() })
+        let mut stats = self.stats.get(&index).cloned().unwrap_or_default();
+        stats.counters.insert("wakeups".to_string(), 7);
+        Ok(stats)
     }
     fn global_stats(&self) -> scx_slo_bpf::Result<Vec<(&'static str, u64)>> {
         Ok(vec![("enqueues", 3)])
@@ -430,12 +431,21 @@ fn a_whole_run_attaches_answers_enable_and_writes_a_final_status() {
 /// max_step 1.25, cooldown 1, 200 jobs an interval, every 30 s.
 const WORKER: &str = "worker.service";
 
-/// Adds `n` jobs of about `us` µs of run-queue delay to `unit`'s histogram.
+/// Adds `n` jobs of `us` µs response time to `unit`'s counters, as the
+/// scheduler counts them: past the deadline a miss, else its slack.
 fn add_jobs(e: &Engine, b: &mut Recording, unit: &str, n: u64, us: u64) {
     let slot = e.slots.get(unit).expect("a slot");
-    let hist = b.rq_delay.entry(slot).or_insert_with(|| vec![0; scx_slo_bpf::intf::slo_consts_SLO_HIST_BUCKETS as usize]);
-    let bucket = (0..hist.len()).find(|i| scx_slo_bpf::maps::hist_bucket_upper_ns(*i) > us * 1000).unwrap();
-    hist[bucket] += n;
+    let deadline_us = e.generation.config.targets.iter().find(|t| t.key == unit).and_then(|t| t.deadline).unwrap().as_us();
+    let buckets = scx_slo_bpf::intf::slo_consts_SLO_HIST_BUCKETS as usize;
+    let s = b.stats.entry(slot).or_insert_with(|| TargetStats { slack_hist: vec![0; buckets], rq_delay_hist: vec![0; buckets], ..Default::default() });
+    *s.counters.entry("jobs".into()).or_default() += n;
+    if us > deadline_us {
+        *s.counters.entry("deadline_misses".into()).or_default() += n;
+    } else {
+        let slack_ns = (deadline_us - us) * 1000;
+        let bucket = (0..buckets).find(|i| scx_slo_bpf::maps::hist_bucket_upper_ns(*i) > slack_ns).unwrap();
+        s.slack_hist[bucket] += n;
+    }
 }
 
 /// Runs the adaptive pass at `t` seconds after `start`.
@@ -474,7 +484,7 @@ fn an_adaptive_target_over_its_objective_gets_more_budget_through_admission_and_
     assert_eq!(saved.budget_overrides.get(WORKER).map(|o| (o.runtime_us, o.period_us)), Some((1250, 20_000)));
     let change = saved.adaptive_changes.get(WORKER).expect("the change is persisted");
     assert_eq!((change.outcome.as_str(), change.from_us, change.to_us, change.samples), ("applied", 1000, 1250, 1020));
-    assert!(change.p99_us.unwrap() > 4000.0 && change.why.contains("objective 2000us"), "{change:?}");
+    assert!(change.p99_us.unwrap() > 2000.0 && change.why.contains("response p99") && change.why.contains("objective 2000us"), "{change:?}");
 
     let s = status(&mut e, Some(&mut b));
     let a = &s.adaptive[WORKER];
