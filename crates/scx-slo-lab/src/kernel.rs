@@ -182,6 +182,21 @@ fn parse_prog_fdinfo(text: &str) -> Option<(u64, u64)> {
     Some((field("prog_id")?, field("verified_insns")?))
 }
 
+/// The runtime budget (ns) the scheduler's maps hold for the target whose
+/// cgroup id is `cgroup_id`: what the kernel enforces, whatever the daemon
+/// reports.
+pub fn target_runtime_ns(bpftool: &Path, cgroup_id: u64) -> Result<Option<u64>> {
+    let index = bpftool_dump(bpftool, "cgroup_targets")?
+        .iter()
+        .find(|e| e.get("key").and_then(Value::as_u64) == Some(cgroup_id))
+        .and_then(|e| e.get("value")?.as_u64());
+    let Some(index) = index else { return Ok(None) };
+    Ok(bpftool_dump(bpftool, "target_cfg")?
+        .iter()
+        .find(|e| e.get("key").and_then(Value::as_u64) == Some(index))
+        .and_then(|e| e.get("value")?.get("runtime_ns")?.as_u64()))
+}
+
 /// Dumps a BPF map by name with bpftool; returns BTF-formatted entries.
 pub fn bpftool_dump(bpftool: &Path, map: &str) -> Result<Vec<Value>> {
     let out = Command::new(bpftool)

@@ -5,6 +5,7 @@
 //! scenario and prints its report. On the host: `report` reads the captured
 //! output and prints a summary; its exit code is the scenario's verdict.
 
+mod adapt;
 mod bench;
 mod bench_report;
 mod chaos;
@@ -295,9 +296,10 @@ fn main() -> Result<()> {
                 // how often issue 19's own shape runs first (0 to replay a seed).
                 "hunt" => hunt::run(&env, seed, seconds, rounds)?,
                 "chaos" => chaos::run(&env)?,
+                "adapt" => adapt::run(&env)?,
                 // Runs as a unit under systemd in the Debian guest.
                 "systemd" => systemd::run_scenario()?,
-                other => anyhow::bail!("unknown scenario {other:?}; known: enforce, control, demo, bench, bench-quick, hunt, systemd, chaos"),
+                other => anyhow::bail!("unknown scenario {other:?}; known: enforce, control, demo, bench, bench-quick, hunt, systemd, chaos, adapt"),
             };
             harness::emit(&report, &out)
         }

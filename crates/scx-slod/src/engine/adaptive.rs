@@ -271,101 +271,158 @@ fn decision(step: &Step, p99: Option<f64>, samples: u64) -> AdaptiveDecision {
     }
 }
 
+/// A change a controller proposed, waiting to be applied.
+struct Proposal {
+    unit: String,
+    budget: BudgetOverride,
+    decision: AdaptiveDecision,
+    why: String,
+}
+
 impl Engine {
     /// One pass of the adaptive targets whose interval ended (enforce mode,
-    /// from the session's scan).
+    /// from the session's scan). The pass's changes are applied together,
+    /// as one generation: one map write per pass, however many targets
+    /// changed (with 1,000 adaptive targets, one write each would rewrite
+    /// the whole target set 1,000 times). If admission refuses them
+    /// together, each is tried alone, so one refusal does not hold back
+    /// the others.
     pub(super) fn adapt(&mut self, sched: &mut dyn Backend, now: Instant) {
+        let mut proposals = Vec::new();
         for unit in self.adaptation.due(now) {
             let live = match (self.resolved.contains_key(&unit), self.slots.get(&unit)) {
                 (true, Some(slot)) => sched.target_stats(slot).ok(),
                 _ => None,
             };
-            let Some(t) = self.adaptation.targets.get_mut(&unit) else { continue };
-            t.due = Some(now + std::time::Duration::from_nanos(t.block.interval.as_ns()));
-            // A unit not running has no interval to judge; its first read
-            // starts one.
-            let Some(stats) = live else {
-                t.base = None;
-                continue;
-            };
-            let Some(base) = t.base.replace(stats.clone()) else { continue };
-            let (p99, samples) = interval_p99(t.block.sli, t.deadline, &base, &stats);
-            let step = t.controller.step(Observation { p99_seconds: p99.unwrap_or(f64::NAN), samples });
-            let mut d = decision(&step, p99, samples);
-            let objective_us = us(t.block.objective);
-            let sli = match t.block.sli {
-                AdaptiveSli::Response => "response",
-                AdaptiveSli::QueueDelay => "queue delay",
-            };
-            if let Some(h) = step.hold {
-                d.outcome = hold_name(h).into();
-                d.why = match h {
-                    Hold::NotEnoughData => format!("{samples} samples this interval, fewer than min_samples {}", t.block.min_samples),
-                    Hold::Cooldown => "cooling down after the last change".into(),
-                    Hold::OnTarget => format!("{sli} p99 {:.0}us is inside the band around the setpoint (objective {objective_us}us)", d.p99_us.unwrap_or(0.0)),
-                    Hold::AtLimit => format!("{sli} p99 {:.0}us, but the runtime is at its clamp {}us", d.p99_us.unwrap_or(0.0), d.from_us),
-                };
-                t.last = Some(d);
-                continue;
-            }
-            if !step.changes() {
-                continue;
-            }
-            let direction = if step.to > step.from { "raise" } else { "lower" };
-            let why = format!(
-                "{sli} p99 {:.0}us over {samples} samples against objective {objective_us}us: {direction} runtime {}us -> {}us",
-                d.p99_us.unwrap_or(0.0),
-                d.from_us,
-                d.to_us
-            );
-            if t.block.dry_run {
-                info!(event = "adaptive_dry_run", unit = %unit, from_us = d.from_us, to_us = d.to_us, "dry run, not applied: {why}");
-                d.outcome = "dry-run".into();
-                d.why = format!("dry run, not applied: {why}");
-                t.last = Some(d);
-                continue;
-            }
             let period_us = self.generation.config.targets.iter().find(|x| x.key == unit).and_then(|x| x.budget).map_or(0, |b| us(b.period));
-            let to_us = d.to_us;
-            match self.adaptive_budget(&unit, BudgetOverride { runtime_us: to_us, period_us }, sched) {
-                Ok(reply) => {
-                    info!(event = "adaptive_budget", unit = %unit, from_us = d.from_us, to_us, generation = self.generation.number, "{why}");
-                    d.outcome = "applied".into();
-                    d.why = format!("{why} ({reply})");
-                    if let Some(t) = self.adaptation.targets.get_mut(&unit) {
-                        t.controller.applied(Duration::from_us(to_us));
-                        t.changes += 1;
-                        t.last = Some(d.clone());
-                        t.last_change = Some(d);
-                    }
-                    let unsaved = self.save_persistent();
-                    if !unsaved.is_empty() {
-                        warn!(unit = %unit, "the learned budget is in force{unsaved}");
-                    }
+            if let Some(p) = self.adaptation.interval_ended(&unit, live, now, period_us) {
+                proposals.push(p);
+            }
+        }
+        if proposals.is_empty() {
+            return;
+        }
+        let together: Vec<(String, BudgetOverride)> = proposals.iter().map(|p| (p.unit.clone(), p.budget)).collect();
+        let mut applied = 0;
+        match self.adaptive_budgets(&together, sched) {
+            Ok(reply) => {
+                for p in proposals {
+                    applied += usize::from(self.adaptive_outcome(p, Ok(reply.clone())));
                 }
-                Err(e) => {
-                    warn!(event = "adaptive_refused", unit = %unit, from_us = d.from_us, to_us, error = %e, "budget step refused, not forced: {why}");
-                    d.outcome = "refused".into();
-                    d.why = format!("{why}: refused, not forced: {e}");
-                    if let Some(t) = self.adaptation.targets.get_mut(&unit) {
-                        t.controller.refused();
-                        t.refused += 1;
-                        t.last = Some(d);
-                    }
+            }
+            Err(e) if proposals.len() == 1 => {
+                let p = proposals.remove(0);
+                self.adaptive_outcome(p, Err(e));
+            }
+            Err(_) => {
+                for p in proposals {
+                    let alone = self.adaptive_budgets(&[(p.unit.clone(), p.budget)], sched);
+                    applied += usize::from(self.adaptive_outcome(p, alone));
                 }
+            }
+        }
+        if applied > 0 {
+            let unsaved = self.save_persistent();
+            if !unsaved.is_empty() {
+                warn!("the learned budgets are in force{unsaved}");
             }
         }
     }
 
-    /// A controller's budget through SetBudget's path: validated whole with
+    /// Records what became of a proposal, in the log, the controller and
+    /// the report; true when it was applied.
+    fn adaptive_outcome(&mut self, p: Proposal, result: Result<String, scx_slo_api::ControlError>) -> bool {
+        let Proposal { unit, budget, mut decision, why } = p;
+        let Some(t) = self.adaptation.targets.get_mut(&unit) else { return false };
+        match result {
+            Ok(reply) => {
+                info!(event = "adaptive_budget", unit = %unit, from_us = decision.from_us, to_us = budget.runtime_us, generation = self.generation.number, "{why}");
+                decision.outcome = "applied".into();
+                decision.why = format!("{why} ({reply})");
+                t.controller.applied(Duration::from_us(budget.runtime_us));
+                t.changes += 1;
+                t.last = Some(decision.clone());
+                t.last_change = Some(decision);
+                true
+            }
+            Err(e) => {
+                warn!(event = "adaptive_refused", unit = %unit, from_us = decision.from_us, to_us = budget.runtime_us, error = %e, "budget step refused, not forced: {why}");
+                decision.outcome = "refused".into();
+                decision.why = format!("{why}: refused, not forced: {e}");
+                t.controller.refused();
+                t.refused += 1;
+                t.last = Some(decision);
+                false
+            }
+        }
+    }
+
+    /// Controllers' budgets through SetBudget's path: validated whole with
     /// the other overrides, admission-checked, the maps written, and only
-    /// then the running generation. The controller is not told to start over
-    /// (its own change).
-    fn adaptive_budget(&mut self, unit: &str, budget: BudgetOverride, sched: &mut dyn Backend) -> Result<String, scx_slo_api::ControlError> {
+    /// then the running generation. The controllers are not told to start
+    /// over (their own change).
+    fn adaptive_budgets(&mut self, budgets: &[(String, BudgetOverride)], sched: &mut dyn Backend) -> Result<String, scx_slo_api::ControlError> {
         let mut overrides = self.generation.overrides.clone();
-        overrides.insert(unit.to_string(), budget);
+        for (unit, budget) in budgets {
+            overrides.insert(unit.clone(), *budget);
+        }
         let candidate = self.generation.with_overrides(overrides, self.host.online_cpus())?;
         self.apply(candidate, Some(sched))
+    }
+}
+
+impl Adaptation {
+    /// The end of `unit`'s interval with `live` statistics (None: the unit
+    /// does not run): records a hold or a dry run, or returns the change to
+    /// apply.
+    fn interval_ended(&mut self, unit: &str, live: Option<TargetStats>, now: Instant, period_us: u64) -> Option<Proposal> {
+        let t = self.targets.get_mut(unit)?;
+        t.due = Some(now + std::time::Duration::from_nanos(t.block.interval.as_ns()));
+        // A unit not running has no interval to judge; its first read
+        // starts one.
+        let Some(stats) = live else {
+            t.base = None;
+            return None;
+        };
+        let base = t.base.replace(stats.clone())?;
+        let (p99, samples) = interval_p99(t.block.sli, t.deadline, &base, &stats);
+        let step = t.controller.step(Observation { p99_seconds: p99.unwrap_or(f64::NAN), samples });
+        let mut d = decision(&step, p99, samples);
+        let objective_us = us(t.block.objective);
+        let sli = match t.block.sli {
+            AdaptiveSli::Response => "response",
+            AdaptiveSli::QueueDelay => "queue delay",
+        };
+        if let Some(h) = step.hold {
+            d.outcome = hold_name(h).into();
+            d.why = match h {
+                Hold::NotEnoughData => format!("{samples} samples this interval, fewer than min_samples {}", t.block.min_samples),
+                Hold::Cooldown => "cooling down after the last change".into(),
+                Hold::OnTarget => format!("{sli} p99 {:.0}us is inside the band around the setpoint (objective {objective_us}us)", d.p99_us.unwrap_or(0.0)),
+                Hold::AtLimit => format!("{sli} p99 {:.0}us, but the runtime is at its clamp {}us", d.p99_us.unwrap_or(0.0), d.from_us),
+            };
+            t.last = Some(d);
+            return None;
+        }
+        if !step.changes() {
+            return None;
+        }
+        let direction = if step.to > step.from { "raise" } else { "lower" };
+        let why = format!(
+            "{sli} p99 {:.0}us over {samples} samples against objective {objective_us}us: {direction} runtime {}us -> {}us",
+            d.p99_us.unwrap_or(0.0),
+            d.from_us,
+            d.to_us
+        );
+        if t.block.dry_run {
+            info!(event = "adaptive_dry_run", unit = %unit, from_us = d.from_us, to_us = d.to_us, "dry run, not applied: {why}");
+            d.outcome = "dry-run".into();
+            d.why = format!("dry run, not applied: {why}");
+            t.last = Some(d);
+            return None;
+        }
+        let budget = BudgetOverride { runtime_us: d.to_us, period_us };
+        Some(Proposal { unit: unit.to_string(), budget, decision: d, why })
     }
 }
 

@@ -571,3 +571,52 @@ fn an_operators_budget_is_the_controllers_new_start() {
     ok(call(&mut e, Some(&mut b), Request::ClearBudget { unit: WORKER.into() }));
     assert_eq!(e.adaptation.report(WORKER, None).unwrap().runtime_us, 1000);
 }
+
+/// The example with api.service adaptive too (3ms per 10ms, deadline 5ms,
+/// objective 4ms) and `admission` as given.
+fn two_adaptive(admission: serde_json::Value) -> String {
+    let mut config: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
+    config["admission"] = admission;
+    config["targets"]["api.service"]["adaptive"] = serde_json::json!({ "objective": "4ms", "min_samples": 200 });
+    config.to_string()
+}
+
+#[test]
+fn one_pass_applies_every_targets_change_as_one_generation() {
+    let host = MemoryHost::new(&two_adaptive(serde_json::json!({ "cpu_capacity": 2, "overcommit": 0.95 })));
+    let (mut e, _h) = engine(&host);
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    let start = std::time::Instant::now();
+    adapt_at(&mut e, &mut b, start, 0);
+    // Both over their objectives: api.service's jobs miss the 5ms deadline.
+    add_jobs(&e, &mut b, "api.service", 300, 6000);
+    add_jobs(&e, &mut b, WORKER, 300, 8000);
+    let generation = e.generation.number;
+    adapt_at(&mut e, &mut b, start, 31);
+    assert_eq!(e.generation.number, generation + 1, "one generation for both changes");
+    let api = e.adaptation.report("api.service", None).unwrap();
+    let worker = e.adaptation.report(WORKER, None).unwrap();
+    assert_eq!((api.changes, worker.changes), (1, 1));
+    assert!(api.runtime_us > 3000 && worker.runtime_us == 1250, "{api:?} {worker:?}");
+    assert_eq!(host.last_saved().adaptive_changes.len(), 2);
+}
+
+#[test]
+fn when_admission_refuses_a_pass_each_change_is_tried_alone() {
+    let host = MemoryHost::new(&two_adaptive(serde_json::json!({ "cpu_capacity": 1, "overcommit": 0.37 })));
+    let (mut e, _h) = engine(&host);
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    let start = std::time::Instant::now();
+    adapt_at(&mut e, &mut b, start, 0);
+    add_jobs(&e, &mut b, "api.service", 300, 6000);
+    add_jobs(&e, &mut b, WORKER, 300, 8000);
+    adapt_at(&mut e, &mut b, start, 31);
+    // 0.37 admitted, 0.35 in use: api.service's raise (+0.075 or more) is
+    // refused, worker's (+0.0125) fits on its own.
+    let api = e.adaptation.report("api.service", None).unwrap();
+    let worker = e.adaptation.report(WORKER, None).unwrap();
+    assert_eq!((api.changes, api.refused, worker.changes, worker.refused), (0, 1, 1, 0), "{api:?} {worker:?}");
+    assert_eq!(worker_runtime(&b, &e), 1_250_000);
+}

@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The adapt scenario (issue 14): an adaptive latency target whose load
+//! steps up mid-run next to CPU hogs, from a budget too small for the new
+//! load. Checked on what the kernel shows: the runtime budget in the
+//! scheduler's maps rises within a bounded number of intervals, and the
+//! deadline-miss ratio the scheduler counts falls. Then a restart keeps the
+//! learned budget.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use crate::daemon::{daemon_status, write_config, Daemon};
+use crate::fixtures::{setup_cgroups, API, BATCH};
+use crate::harness::{ms, wait_until, Env, Report};
+use crate::kernel::{self, KernelTargetStats};
+use crate::spawn::Workload;
+use scx_slo_model::Duration as D;
+
+/// The controller's interval here: short, so the scenario fits CI.
+const INTERVAL_S: u64 = 2;
+/// Intervals the controller may take, after the step, to bring the budget
+/// to what the new load needs: each change is followed by a cooldown
+/// interval, and one change at most doubles the budget (max_step 2), so
+/// from the lowest budget (800us) to the need (about 3.5 ms) takes 3
+/// changes; twice that, for TCG's noise.
+const MAX_INTERVALS_TO_RAISE: u64 = 12;
+/// What the heavy phase needs: its probe's 3 ms of CPU per 10 ms and the
+/// light probe's 0.3 ms.
+const NEEDED_RUNTIME_NS: u64 = 3_300_000;
+
+/// The config: api.service starts at 1 ms per 10 ms (enough for the light
+/// load, too little for the heavy one), deadline 8 ms, and adapts its
+/// budget to keep the response p99 under 6 ms.
+pub fn adapt_config() -> Value {
+    json!({
+        "version": 1,
+        "mode": "enforce",
+        "switch": "all",
+        "targets": {
+            "api.service": {
+                "class": "latency", "budget": { "runtime": "1ms", "period": "10ms" }, "deadline": "8ms",
+                "priority": 800, "preemption": "lower-priority",
+                "adaptive": { "sli": "response", "objective": "6ms", "interval": format!("{INTERVAL_S}s"),
+                              "min_samples": 50, "max_step": 2.0, "cooldown": 1 }
+            },
+            "batch.slice": { "class": "batch", "weight": 100 }
+        }
+    })
+}
+
+fn counter(k: &KernelTargetStats, name: &str) -> u64 {
+    scx_slo_bpf::TARGET_COUNTERS.iter().find(|c| c.name == name).and_then(|c| k.cnt.get(c.id as usize)).copied().unwrap_or(0)
+}
+
+/// (jobs, misses) of api.service now, from the kernel.
+fn jobs_misses(env: &Env, cgroup_id: u64) -> (u64, u64) {
+    let stats = kernel::target_stats_by_cgroup(&env.exe("bpftool"), &[cgroup_id]).unwrap_or_default();
+    stats.get(&cgroup_id).map(|k| (counter(k, "jobs"), counter(k, "deadline_misses"))).unwrap_or_default()
+}
+
+fn miss_ratio(from: (u64, u64), to: (u64, u64)) -> (f64, u64) {
+    let jobs = to.0.saturating_sub(from.0);
+    (to.1.saturating_sub(from.1) as f64 / jobs.max(1) as f64, jobs)
+}
+
+/// The scenario.
+pub fn run(env: &Env) -> Result<Report> {
+    let mut report = Report::new("adapt");
+    setup_cgroups(env)?;
+    let bpftool = env.exe("bpftool");
+    let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
+    write_config(&adapt_config())?;
+    let api_id = kernel::cgroup_id(&env.cg(API))?;
+    let (light_s, heavy_s) = (16u64, 44u64);
+    let total = D::from_secs(light_s + heavy_s + 4);
+
+    let mut children = Vec::new();
+    for i in 0..2 * crate::harness::num_cpus() {
+        children.push(Workload::hog().cgroup(env.cg(BATCH)).duration(total).out(format!("/tmp/adapt-hog{i}.json")).spawn(env)?);
+    }
+    let light = Workload::probe().cgroup(env.cg(API)).period(D::from_ms(10)).work(D::from_us(300)).deadline(D::from_ms(8));
+    children.push(light.duration(total).out("/tmp/adapt-light.json").spawn(env)?);
+
+    let mut daemon = Daemon::start(env, "adapt")?;
+    if daemon.wait_enabled(Duration::from_secs(60)).is_none() {
+        report.check("adapt: scx_slo attached", false, daemon.log_tail());
+        return Ok(report);
+    }
+    let watch = kernel::AttachWatch::start("scx_slo");
+    let runtime = || kernel::target_runtime_ns(&bpftool, api_id).ok().flatten().unwrap_or(0);
+    // The runtime in the kernel's map, once a second: (seconds since the
+    // step, runtime ns).
+    let mut series: Vec<(f64, u64)> = Vec::new();
+    let light_start = Instant::now();
+    while light_start.elapsed() < Duration::from_secs(light_s) {
+        std::thread::sleep(Duration::from_secs(1));
+        series.push((-(light_s as f64) + light_start.elapsed().as_secs_f64(), runtime()));
+    }
+    let before_step = runtime();
+
+    // The step: a second probe, 3 ms of CPU every 10 ms.
+    let heavy = Workload::probe().cgroup(env.cg(API)).period(D::from_ms(10)).work(D::from_ms(3)).deadline(D::from_ms(8));
+    children.push(heavy.duration(D::from_secs(heavy_s)).out("/tmp/adapt-heavy.json").spawn(env)?);
+    let step = Instant::now();
+    let at_step = jobs_misses(env, api_id);
+    let mut early = None;
+    let mut late_start = None;
+    let mut raised_at = None;
+    while step.elapsed() < Duration::from_secs(heavy_s) {
+        std::thread::sleep(Duration::from_secs(1));
+        let t = step.elapsed().as_secs_f64();
+        let r = runtime();
+        series.push((t, r));
+        if raised_at.is_none() && r >= NEEDED_RUNTIME_NS {
+            raised_at = Some(t);
+        }
+        if early.is_none() && t >= 8.0 {
+            early = Some(jobs_misses(env, api_id));
+        }
+        if late_start.is_none() && t >= (heavy_s - 14) as f64 {
+            late_start = Some(jobs_misses(env, api_id));
+        }
+    }
+    let at_end = jobs_misses(env, api_id);
+    let after = runtime();
+    let attachment = watch.finish();
+    let (early_ratio, early_jobs) = miss_ratio(at_step, early.unwrap_or(at_step));
+    let (late_ratio, late_jobs) = miss_ratio(late_start.unwrap_or(at_end), at_end);
+    let status = daemon_status();
+    let adaptive = status.as_ref().and_then(|s| s.adaptive.get("api.service").cloned());
+
+    report.check(
+        "adapt: scx_slo stays attached through the step (no ejection)",
+        attachment.attached,
+        format!("ejections: {:?}", attachment.ejections),
+    );
+    let bound = (MAX_INTERVALS_TO_RAISE * INTERVAL_S) as f64;
+    report.check(
+        format!("adapt: after the load step the controller raises the kernel's budget to what the load needs within {MAX_INTERVALS_TO_RAISE} intervals ({bound:.0} s)"),
+        raised_at.is_some_and(|t| t <= bound + 1.0) && after >= NEEDED_RUNTIME_NS,
+        format!("runtime {before_step} ns at the step, {NEEDED_RUNTIME_NS} ns reached after {raised_at:?} s, {after} ns at the end"),
+    );
+    report.check(
+        "adapt: the deadline-miss ratio the kernel counts falls once the budget is raised",
+        early_jobs > 0 && late_jobs > 0 && late_ratio < early_ratio,
+        format!(
+            "first 8 s after the step {:.1}% of {early_jobs} jobs, last 14 s {:.1}% of {late_jobs} jobs",
+            early_ratio * 100.0,
+            late_ratio * 100.0
+        ),
+    );
+    report.check(
+        "adapt: Status reports the controller's changes and the budget the kernel holds",
+        adaptive.as_ref().is_some_and(|a| a.changes >= 1 && a.runtime_us * 1000 == after && a.last_change.is_some()),
+        format!("{adaptive:?}"),
+    );
+
+    // A restart starts from the learned budget, not the file's 1 ms.
+    daemon.signal(libc::SIGTERM);
+    let _ = daemon.wait_exit(Duration::from_secs(20));
+    let mut daemon = Daemon::start(env, "adapt-restart")?;
+    let enabled = daemon.wait_enabled(Duration::from_secs(60));
+    let restarted = wait_until(Duration::from_secs(5), || runtime() > 0).map(|_| runtime()).unwrap_or(0);
+    report.check(
+        "adapt: after a restart the kernel holds the learned budget (persisted), not the config file's",
+        enabled.is_some() && restarted == after && restarted != 1_000_000,
+        format!("runtime after restart {restarted} ns, learned {after} ns, after {:?} ms", enabled.map(ms)),
+    );
+    daemon.signal(libc::SIGTERM);
+    let _ = daemon.wait_exit(Duration::from_secs(20));
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    report.facts.insert("interval_s".into(), json!(INTERVAL_S));
+    report.facts.insert("runtime_ns_before_step".into(), json!(before_step));
+    report.facts.insert("runtime_ns_after".into(), json!(after));
+    report.facts.insert("raised_after_s".into(), json!(raised_at));
+    report.facts.insert("miss_ratio_early".into(), json!(early_ratio));
+    report.facts.insert("miss_ratio_late".into(), json!(late_ratio));
+    report.facts.insert("runtime_series".into(), json!(series));
+    report.facts.insert("adaptive".into(), serde_json::to_value(&adaptive)?);
+    Ok(report)
+}
