@@ -19,6 +19,7 @@ macro_rules! outln {
 mod check;
 mod control;
 mod health;
+mod tune;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -127,6 +128,44 @@ enum Command {
     },
     /// Close an open circuit breaker. Root or group scx-slo.
     ResetBreaker,
+    /// Profile a running unit and recommend its latency budget (runtime per
+    /// period, deadline, priority) with the reasoning, as a NixOS snippet or
+    /// JSON, admission-checked against the config. Changes nothing.
+    Tune {
+        /// The unit, e.g. api.service (a target of the config, or not yet).
+        unit: String,
+        /// How long to sample.
+        #[arg(long, default_value = "10m")]
+        duration: scx_slo_model::Duration,
+        /// The budget period (and the sampling period).
+        #[arg(long, default_value = "10ms")]
+        period: scx_slo_model::Duration,
+        /// Factor over the p99 CPU per period.
+        #[arg(long, default_value_t = 1.3)]
+        headroom: f64,
+        /// The config to admit the recommendation against.
+        #[arg(long, default_value = "/etc/scx-slo/config.json")]
+        config: PathBuf,
+        /// The unit's cgroup, relative to the cgroup2 root (default: the
+        /// config's, else looked up by name).
+        #[arg(long)]
+        cgroup: Option<String>,
+        /// The cgroup2 mount point.
+        #[arg(long, default_value = "/sys/fs/cgroup")]
+        cgroup_root: PathBuf,
+        /// The service's Prometheus endpoint, http://host:port/path.
+        #[arg(long, requires = "histogram")]
+        scrape: Option<String>,
+        /// The latency histogram to read there, e.g. http_request_duration_seconds.
+        #[arg(long, requires = "scrape")]
+        histogram: Option<String>,
+        /// CPUs for admission when admission.cpu_capacity is auto (default: this host's).
+        #[arg(long)]
+        cpus: Option<u32>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Prometheus recording rules and multi-window multi-burn-rate alerts
     /// from the targets' SLOs (YAML for `rule_files`; promtool checks it).
     Rules {
@@ -202,6 +241,9 @@ fn main() -> ExitCode {
             key,
         }),
         Command::ResetBreaker => control::run(control::Call::ResetBreaker),
+        Command::Tune { unit, duration, period, headroom, config, cgroup, cgroup_root, scrape, histogram, cpus, json } => {
+            tune::run(&tune::Args { unit, duration, period, headroom, config, cgroup, cgroup_root, scrape, histogram, cpus, json })
+        }
         Command::Rules { config } => check::with_config(&config, |c| outln!("{}", scx_slo_model::rules::prometheus_rules(c))),
         Command::Dashboard { config } => check::with_config(&config, |c| {
             outln!("{:#}", scx_slo_model::rules::grafana_dashboard(c));
