@@ -7,6 +7,7 @@
 //! It depends on the config model and serde/zbus only, so a client never
 //! links libbpf or the daemon.
 
+pub mod audit;
 pub mod dbus;
 pub mod documents;
 pub mod error;

@@ -26,7 +26,7 @@ pub use config::*;
 pub use bounds::{defaults, limits};
 pub use duration::Duration;
 pub use error::{ConfigErrors, JsonPath, Problem};
-pub use source::{config_digest, read_config_text, SourceError, MAX_CONFIG_BYTES};
+pub use source::{config_digest, read_config_text, sha256_hex, SourceError, MAX_CONFIG_BYTES};
 pub use validate::{load_str, load_str_with_budgets, parse, validate};
 
 #[cfg(test)]

@@ -83,8 +83,14 @@ pub fn read_config_text(path: &Path) -> Result<String, SourceError> {
 /// health --expect-config`) tells that the daemon runs the file just deployed,
 /// not an older one a failed reload left in place.
 pub fn config_digest(text: &str) -> String {
+    sha256_hex(text.as_bytes())
+}
+
+/// The SHA-256 of `bytes`, in lowercase hex (the audit trail's chain, the
+/// BPF objects' digests).
+pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

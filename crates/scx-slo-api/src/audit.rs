@@ -1,0 +1,350 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The audit trail's format and its verification (issue 17), shared by the
+//! daemon that writes it and `scx-slo audit` that reads it.
+//!
+//! Append-only JSON lines in `/var/lib/scx-slo/audit/audit-<first seq>.jsonl`.
+//! Each line is an [`AuditEntry`] followed by its `hash`: the SHA-256 of the
+//! previous entry's hash, a newline, and the line's own text without the
+//! hash. So the entries form a chain: editing an entry changes its hash;
+//! deleting or reordering one breaks the sequence numbers and the `prev`
+//! link; a rotated file starts with the last hash of the one before it.
+//!
+//! What the chain cannot show on its own: the newest entries cut off the
+//! end (the last sequence number and hash are in Status and the journal to
+//! compare with), and files rotated away (verification says where the
+//! trail it could check starts).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The `prev` of the very first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// Largest line read back (an entry with a reload's whole target list is a
+/// few hundred KiB at 1,024 targets).
+pub const MAX_LINE_BYTES: usize = 4 << 20;
+
+/// Who made a call, from the bus's credentials.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Caller {
+    /// The caller's uid.
+    pub uid: Option<u32>,
+    /// Its pid.
+    pub pid: Option<u32>,
+    /// Its systemd unit (from /proc/PID/cgroup), when there is one.
+    pub unit: Option<String>,
+    /// `dbus` for a bus call, `signal` for SIGHUP/SIGTERM, `daemon` for the
+    /// daemon's own decisions.
+    pub via: String,
+}
+
+/// One entry, as written (without its `hash`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// 1, 2, 3, ... across files.
+    pub seq: u64,
+    /// When, in milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
+    /// The previous entry's hash ([`GENESIS`] for the first).
+    pub prev: String,
+    /// `call` (a control request), `call_result`, `generation`,
+    /// `scheduler` (load, unload, ejection), `breaker`, `adaptive`, `start`.
+    pub kind: String,
+    /// Who, for calls.
+    pub caller: Option<Caller>,
+    /// The request or event, e.g. `SetBudget`, `attached`, `ejected`.
+    pub action: String,
+    /// Whatever else the kind records: arguments, result, generations
+    /// before and after, digests, the kernel's exit reason.
+    pub detail: serde_json::Value,
+}
+
+/// The hash of an entry's text given the previous hash.
+pub fn entry_hash(prev: &str, body: &str) -> String {
+    let mut text = String::with_capacity(prev.len() + 1 + body.len());
+    text.push_str(prev);
+    text.push('\n');
+    text.push_str(body);
+    scx_slo_model::sha256_hex(text.as_bytes())
+}
+
+/// The line for `entry` (its JSON with the hash as the last field) and that
+/// hash.
+pub fn seal(entry: &AuditEntry) -> Result<(String, String), String> {
+    let body = serde_json::to_string(entry).map_err(|e| format!("encoding an audit entry: {e}"))?;
+    let hash = entry_hash(&entry.prev, &body);
+    let open = body.strip_suffix('}').ok_or("an audit entry is not a JSON object")?;
+    Ok((format!("{open},\"hash\":\"{hash}\"}}"), hash))
+}
+
+/// Splits a line into the entry's text and its hash, and parses the entry.
+pub fn unseal(line: &str) -> Result<(AuditEntry, String, String), String> {
+    const SUFFIX_LEN: usize = ",\"hash\":\"\"}".len() + 64;
+    if line.len() < SUFFIX_LEN || !line.is_char_boundary(line.len() - SUFFIX_LEN) {
+        return Err("not a sealed audit entry (no hash at its end)".into());
+    }
+    let (open, suffix) = line.split_at(line.len() - SUFFIX_LEN);
+    let hash = suffix
+        .strip_prefix(",\"hash\":\"")
+        .and_then(|h| h.strip_suffix("\"}"))
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        .ok_or("not a sealed audit entry (no hash at its end)")?;
+    let body = format!("{open}}}");
+    let entry: AuditEntry = serde_json::from_str(&body).map_err(|e| format!("not an audit entry: {e}"))?;
+    Ok((entry, body, hash.to_string()))
+}
+
+/// The trail's files, oldest first: `audit-<first seq, 12 digits>.jsonl`.
+pub fn trail_files(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir)?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(seq) = name.strip_prefix("audit-").and_then(|n| n.strip_suffix(".jsonl")).and_then(|n| n.parse::<u64>().ok()) else {
+            continue;
+        };
+        files.push((seq, e.path()));
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// What a verification that passed covered.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Verified {
+    /// Files read.
+    pub files: usize,
+    /// Entries checked.
+    pub entries: u64,
+    /// The first entry's sequence number (above 1: older files were
+    /// rotated away and the chain is checked from there).
+    pub first_seq: u64,
+    /// The last entry's.
+    pub last_seq: u64,
+    /// The last entry's hash (compare with Status, the journal or a copy).
+    pub last_hash: String,
+}
+
+/// The first entry that does not verify.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BadEntry {
+    /// Its file.
+    pub file: PathBuf,
+    /// Its line, from 1.
+    pub line: usize,
+    /// Its sequence number, when it has one.
+    pub seq: Option<u64>,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl std::fmt::Display for BadEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.line)?;
+        if let Some(seq) = self.seq {
+            write!(f, " (entry {seq})")?;
+        }
+        write!(f, ": {}", self.problem)
+    }
+}
+
+/// Reads every entry of the trail in order, checking the chain; `each` sees
+/// every verified entry. Stops at the first bad one.
+pub fn verify_with(dir: &Path, mut each: impl FnMut(&AuditEntry)) -> Result<Verified, BadEntry> {
+    let bad = |file: &Path, line: usize, seq: Option<u64>, problem: String| BadEntry { file: file.to_path_buf(), line, seq, problem };
+    let files = trail_files(dir).map_err(|e| bad(dir, 0, None, format!("reading the audit directory: {e}")))?;
+    let mut v = Verified { files: files.len(), ..Default::default() };
+    let mut expect: Option<(u64, String)> = None;
+    for (i, (named_seq, path)) in files.iter().enumerate() {
+        let text = std::fs::read_to_string(path).map_err(|e| bad(path, 0, None, format!("unreadable: {e}")))?;
+        let last_file = i + 1 == files.len();
+        if text.is_empty() && !last_file {
+            return Err(bad(path, 0, None, "empty, but a newer file follows: its entries were deleted".into()));
+        }
+        for (n, line) in text.split_inclusive('\n').enumerate() {
+            let line_no = n + 1;
+            let Some(line) = line.strip_suffix('\n') else {
+                return Err(bad(path, line_no, None, "the last entry is incomplete (a crash while writing, or a cut)".into()));
+            };
+            if line.len() > MAX_LINE_BYTES {
+                return Err(bad(path, line_no, None, format!("a line of {} bytes, over {MAX_LINE_BYTES}", line.len())));
+            }
+            let (entry, body, hash) = unseal(line).map_err(|p| bad(path, line_no, None, p))?;
+            let seq = Some(entry.seq);
+            if n == 0 && entry.seq != *named_seq {
+                return Err(bad(path, line_no, seq, format!("the file is named for entry {named_seq} but starts with {}", entry.seq)));
+            }
+            match &expect {
+                None if entry.seq == 1 && entry.prev != GENESIS => {
+                    return Err(bad(path, line_no, seq, "the first entry does not start the chain".into()));
+                }
+                None => v.first_seq = entry.seq,
+                Some((want, _)) if entry.seq != *want => {
+                    return Err(bad(path, line_no, seq, format!("entry {} follows {}: entries were deleted, added or reordered", entry.seq, want - 1)));
+                }
+                Some((_, prev)) if entry.prev != *prev => {
+                    return Err(bad(path, line_no, seq, "its prev is not the previous entry's hash: the chain is broken here".into()));
+                }
+                Some(_) => {}
+            }
+            if entry_hash(&entry.prev, &body) != hash {
+                return Err(bad(path, line_no, seq, "its hash does not match its text: the entry was edited".into()));
+            }
+            each(&entry);
+            v.entries += 1;
+            v.last_seq = entry.seq;
+            v.last_hash = hash.clone();
+            expect = Some((entry.seq + 1, hash));
+        }
+    }
+    Ok(v)
+}
+
+/// Verifies the whole trail.
+pub fn verify(dir: &Path) -> Result<Verified, BadEntry> {
+    verify_with(dir, |_| {})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64, prev: &str, action: &str) -> AuditEntry {
+        AuditEntry {
+            seq,
+            at_unix_ms: 1_700_000_000_000 + seq,
+            prev: prev.into(),
+            kind: "call".into(),
+            caller: Some(Caller { uid: Some(0), pid: Some(42), unit: None, via: "dbus".into() }),
+            action: action.into(),
+            detail: serde_json::json!({ "unit": "api.service", "runtime_us": 2000 }),
+        }
+    }
+
+    /// A trail of `n` entries in files of `per_file`, returned as lines.
+    fn write_trail(dir: &Path, n: u64, per_file: u64) -> Vec<String> {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).unwrap();
+        let mut prev = GENESIS.to_string();
+        let mut lines = Vec::new();
+        for seq in 1..=n {
+            let (line, hash) = seal(&entry(seq, &prev, "SetBudget")).unwrap();
+            lines.push(line);
+            prev = hash;
+        }
+        for (i, chunk) in lines.chunks(per_file as usize).enumerate() {
+            let first = i as u64 * per_file + 1;
+            let text: String = chunk.iter().map(|l| format!("{l}\n")).collect();
+            std::fs::write(dir.join(format!("audit-{first:012}.jsonl")), text).unwrap();
+        }
+        lines
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("scx-slo-audit-{name}-{}", std::process::id()))
+    }
+
+    fn file_lines(dir: &Path, first: u64) -> (PathBuf, Vec<String>) {
+        let path = dir.join(format!("audit-{first:012}.jsonl"));
+        let lines = std::fs::read_to_string(&path).unwrap().lines().map(str::to_string).collect();
+        (path, lines)
+    }
+
+    fn rewrite(path: &Path, lines: &[String]) {
+        std::fs::write(path, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    }
+
+    #[test]
+    fn a_sealed_line_unseals_to_the_same_entry() {
+        let e = entry(1, GENESIS, "Disable");
+        let (line, hash) = seal(&e).unwrap();
+        assert!(line.ends_with(&format!(",\"hash\":\"{hash}\"}}")));
+        let (back, body, h) = unseal(&line).unwrap();
+        assert_eq!((back, h.as_str()), (e, hash.as_str()));
+        assert_eq!(entry_hash(GENESIS, &body), hash);
+    }
+
+    #[test]
+    fn an_intact_trail_verifies_across_files() {
+        let dir = tmp("intact");
+        write_trail(&dir, 25, 10);
+        let v = verify(&dir).unwrap();
+        assert_eq!((v.files, v.entries, v.first_seq, v.last_seq), (3, 25, 1, 25));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_edited_entry_is_named() {
+        let dir = tmp("edited");
+        write_trail(&dir, 25, 10);
+        let (path, mut lines) = file_lines(&dir, 11);
+        lines[3] = lines[3].replace("\"runtime_us\":2000", "\"runtime_us\":9000");
+        rewrite(&path, &lines);
+        let bad = verify(&dir).unwrap_err();
+        assert_eq!((bad.line, bad.seq), (4, Some(14)), "{bad}");
+        assert!(bad.problem.contains("edited"), "{bad}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_deleted_entry_is_named() {
+        let dir = tmp("deleted");
+        write_trail(&dir, 25, 10);
+        let (path, mut lines) = file_lines(&dir, 11);
+        lines.remove(5);
+        rewrite(&path, &lines);
+        let bad = verify(&dir).unwrap_err();
+        assert_eq!(bad.seq, Some(17), "{bad}");
+        assert!(bad.problem.contains("follows 15"), "{bad}");
+        // A whole file deleted from the middle.
+        write_trail(&dir, 25, 10);
+        std::fs::remove_file(dir.join("audit-000000000011.jsonl")).unwrap();
+        let bad = verify(&dir).unwrap_err();
+        assert!(bad.problem.contains("entry 21 follows 10"), "{bad}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn reordered_entries_are_named() {
+        let dir = tmp("reordered");
+        write_trail(&dir, 25, 10);
+        let (path, mut lines) = file_lines(&dir, 1);
+        lines.swap(2, 3);
+        rewrite(&path, &lines);
+        let bad = verify(&dir).unwrap_err();
+        assert_eq!((bad.line, bad.seq), (3, Some(4)), "{bad}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_forged_entry_with_a_fresh_hash_still_breaks_the_chain() {
+        // Editing an entry and recomputing its hash breaks the next link.
+        let dir = tmp("forged");
+        let lines = write_trail(&dir, 5, 10);
+        let (mut e, _, _) = unseal(&lines[1]).unwrap();
+        e.detail = serde_json::json!({ "unit": "api.service", "runtime_us": 9000 });
+        let (forged, _) = seal(&e).unwrap();
+        let (path, mut file) = file_lines(&dir, 1);
+        file[1] = forged;
+        rewrite(&path, &file);
+        let bad = verify(&dir).unwrap_err();
+        assert_eq!(bad.seq, Some(3), "{bad}");
+        assert!(bad.problem.contains("chain is broken"), "{bad}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_cut_last_line_and_a_rotated_away_start_are_told_apart() {
+        let dir = tmp("cut");
+        write_trail(&dir, 5, 10);
+        let path = dir.join("audit-000000000001.jsonl");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, &text[..text.len() - 20]).unwrap();
+        assert!(verify(&dir).unwrap_err().problem.contains("incomplete"));
+        // The oldest file rotated away: checked from where it starts.
+        write_trail(&dir, 25, 10);
+        std::fs::remove_file(dir.join("audit-000000000001.jsonl")).unwrap();
+        let v = verify(&dir).unwrap();
+        assert_eq!((v.first_seq, v.last_seq), (11, 25));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
