@@ -161,6 +161,24 @@ pub struct OverrideDrift {
     pub config_file: Option<serde_json::Value>,
 }
 
+/// The audit trail's state (issue 17, docs/security.md).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditReport {
+    /// The last entry's sequence number (compare with `scx-slo audit verify`:
+    /// a trail cut at its end shows a lower one).
+    pub last_seq: u64,
+    /// The last entry's hash.
+    pub last_hash: String,
+    /// Entries appended since scx-slod started.
+    pub appends: u64,
+    /// Mean append time (write and fdatasync), µs.
+    pub append_mean_us: f64,
+    /// Appends that failed since scx-slod started.
+    pub failures: u64,
+    /// Why the trail cannot be written (mutating calls but Disable are refused).
+    pub error: Option<String>,
+}
+
 /// A target's budget controller now (issue 14, docs/tuning.md).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AdaptiveReport {
@@ -283,6 +301,9 @@ pub struct Status {
     /// The budget controller of each target with an `adaptive` block.
     #[serde(default)]
     pub adaptive: BTreeMap<String, AdaptiveReport>,
+    /// The audit trail: its head, or why it cannot be written.
+    #[serde(default)]
+    pub audit: AuditReport,
     /// Each override next to the file's budget.
     pub budget_override_drift: BTreeMap<String, OverrideDrift>,
     /// The targets.

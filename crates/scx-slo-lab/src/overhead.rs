@@ -96,6 +96,8 @@ impl Daemon {
             .arg(&status)
             .arg("--state-file")
             .arg(dir.join("state.json"))
+            .arg("--audit-dir")
+            .arg(dir.join("audit"))
             .args(["--dbus", "off", "--metrics-listen", "off", "--scan-interval", "1s", "--status-interval", "1s"])
             .stderr(Stdio::null())
             .spawn()

@@ -16,6 +16,7 @@ macro_rules! outln {
     };
 }
 
+mod audit;
 mod check;
 mod control;
 mod health;
@@ -128,6 +129,11 @@ enum Command {
     },
     /// Close an open circuit breaker. Root or group scx-slo.
     ResetBreaker,
+    /// The daemon's hash-chained audit trail: verify it, or show entries.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Profile a running unit and recommend its latency budget (runtime per
     /// period, deadline, priority) with the reasoning, as a NixOS snippet or
     /// JSON, admission-checked against the config. Changes nothing.
@@ -196,6 +202,35 @@ enum Command {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum AuditAction {
+    /// Check every entry's hash and the chain; exit 1 naming the first
+    /// edited, deleted, reordered or cut entry.
+    Verify {
+        /// The trail's directory.
+        #[arg(long, default_value = "/var/lib/scx-slo/audit")]
+        dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print entries (each verified as it is read).
+    Show {
+        /// The trail's directory.
+        #[arg(long, default_value = "/var/lib/scx-slo/audit")]
+        dir: PathBuf,
+        /// Only entries newer than this, e.g. 1h.
+        #[arg(long)]
+        since: Option<scx_slo_model::Duration>,
+        /// Only entries about this unit.
+        #[arg(long)]
+        unit: Option<String>,
+        /// JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// Writes one line to stdout (see `outln!`).
 fn print(text: &str) {
     use std::io::Write;
@@ -241,6 +276,8 @@ fn main() -> ExitCode {
             key,
         }),
         Command::ResetBreaker => control::run(control::Call::ResetBreaker),
+        Command::Audit { action: AuditAction::Verify { dir, json } } => audit::verify_cmd(&dir, json),
+        Command::Audit { action: AuditAction::Show { dir, since, unit, json } } => audit::show_cmd(&dir, since, unit.as_deref(), json),
         Command::Tune { unit, duration, period, headroom, config, cgroup, cgroup_root, scrape, histogram, cpus, json } => {
             tune::run(&tune::Args { unit, duration, period, headroom, config, cgroup, cgroup_root, scrape, histogram, cpus, json })
         }

@@ -69,6 +69,50 @@ pub struct Envelope {
     pub request: Request,
     /// Where the result goes (None for fire-and-forget, e.g. signals).
     pub reply: Option<tokio::sync::oneshot::Sender<Reply>>,
+    /// Who asked (the audit trail records it for mutating requests).
+    pub caller: Caller,
+}
+
+pub use scx_slo_api::audit::Caller;
+
+impl Request {
+    /// Whether the request changes something (and is audited).
+    pub fn is_mutating(&self) -> bool {
+        !matches!(self, Request::Status | Request::ListTargets | Request::Explain { .. })
+    }
+
+    /// The request's name, as the D-Bus method's.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Status => "Status",
+            Request::ListTargets => "ListTargets",
+            Request::Explain { .. } => "Explain",
+            Request::Enable { .. } => "Enable",
+            Request::Disable { .. } => "Disable",
+            Request::Reload { .. } => "Reload",
+            Request::SetBudget { .. } => "SetBudget",
+            Request::ClearBudget { .. } => "ClearBudget",
+            Request::ResetBreaker => "ResetBreaker",
+            Request::Shutdown => "Shutdown",
+        }
+    }
+
+    /// The arguments the audit trail records (a reload's file by digest and
+    /// size, not its text).
+    pub fn audit_args(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Request::Status | Request::ListTargets | Request::ResetBreaker | Request::Shutdown => json!({}),
+            Request::Explain { unit } | Request::ClearBudget { unit } => json!({ "unit": unit }),
+            Request::Enable { mode } => json!({ "mode": mode }),
+            Request::Disable { reason } => json!({ "reason": reason }),
+            Request::Reload { text: Ok(text) } => json!({ "config_sha256": scx_slo_model::config_digest(text), "config_bytes": text.len() }),
+            Request::Reload { text: Err(why) } => json!({ "config_unreadable": why }),
+            Request::SetBudget { unit, runtime_us, period_us, key } => {
+                json!({ "unit": unit, "runtime_us": runtime_us, "period_us": period_us, "idempotency_key": key })
+            }
+        }
+    }
 }
 
 /// What D-Bus properties show; written only by the engine.
@@ -148,8 +192,13 @@ impl Request {
 }
 
 impl EngineHandle {
-    /// Sends a request and waits for its result.
+    /// Sends a read and waits for its result.
     pub async fn call(&self, request: Request) -> Reply {
+        self.call_as(request, Caller::default()).await
+    }
+
+    /// Sends a request on behalf of `caller` and waits for its result.
+    pub async fn call_as(&self, request: Request, caller: Caller) -> Reply {
         // Held until the reply arrives, so a read's place counts while the
         // engine works on it too.
         let _slot = if request.is_read() {
@@ -161,7 +210,7 @@ impl EngineHandle {
             None
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
-        match self.tx.try_send(Envelope { request, reply: Some(tx) }) {
+        match self.tx.try_send(Envelope { request, reply: Some(tx), caller }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 return Err(ControlError::Busy(format!("the engine has {ENGINE_QUEUE} requests queued")))
@@ -183,15 +232,16 @@ impl EngineHandle {
         }
     }
 
-    /// Reads the config file and applies it (Reload).
-    pub async fn reload(&self) -> Reply {
+    /// Reads the config file and applies it (Reload) on behalf of `caller`.
+    pub async fn reload(&self, caller: Caller) -> Reply {
         let text = self.read_config().await;
-        self.call(Request::Reload { text }).await
+        self.call_as(Request::Reload { text }, caller).await
     }
 
     /// Sends a request without waiting (signal handlers).
     pub fn post(&self, request: Request) -> bool {
-        self.tx.try_send(Envelope { request, reply: None }).is_ok()
+        let caller = Caller { via: "signal".into(), pid: Some(std::process::id()), ..Default::default() };
+        self.tx.try_send(Envelope { request, reply: None, caller }).is_ok()
     }
 
     /// The current snapshot.

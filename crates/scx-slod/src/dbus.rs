@@ -16,7 +16,7 @@ use zbus::{fdo, interface, Connection};
 pub use scx_slo_api::dbus::{arg_limits, bounded, private_bus_config, ManagerProxy, ManagerProxyBlocking, BUS_NAME, INTERFACE, OBJECT_PATH, OPERATOR_GROUP};
 use scx_slo_api::ControlError as Error;
 
-use crate::control::{EngineHandle, Event, Request};
+use crate::control::{Caller, EngineHandle, Event, Request};
 
 /// The gid of the operators' group, if it exists.
 fn operator_gid() -> Option<u32> {
@@ -92,7 +92,9 @@ impl Manager {
         self.engine.call(request).await
     }
 
-    async fn authorize(&self, header: &Header<'_>, conn: &Connection, member: &str) -> Result<(), Error> {
+    /// Checks the caller may change things, and says who it is (for the
+    /// audit trail).
+    async fn authorize(&self, header: &Header<'_>, conn: &Connection, member: &str) -> Result<Caller, Error> {
         let sender = header
             .sender()
             .ok_or_else(|| Error::AccessDenied("the call has no sender".into()))?
@@ -107,7 +109,8 @@ impl Manager {
         let gid = operator_gid();
         let allowed = uid == Some(0) || gid.is_some_and(|g| groups.contains(&g));
         if allowed {
-            return Ok(());
+            let pid = creds.process_id();
+            return Ok(Caller { uid, pid, unit: pid.and_then(unit_of_pid), via: "dbus".into() });
         }
         warn!(event = "access_denied", caller = %sender, uid = ?uid, pid = ?creds.process_id(), member, "denied a mutating call");
         Err(Error::AccessDenied(format!(
@@ -117,9 +120,9 @@ impl Manager {
     }
 
     async fn mutate(&self, header: &Header<'_>, conn: &Connection, member: &str, request: Request) -> Result<String, Error> {
-        self.authorize(header, conn, member).await?;
-        info!(event = "control_call", member, ?request, "control call");
-        self.engine.call(request).await
+        let caller = self.authorize(header, conn, member).await?;
+        info!(event = "control_call", member, ?request, uid = ?caller.uid, pid = ?caller.pid, "control call");
+        self.engine.call_as(request, caller).await
     }
 }
 
@@ -168,9 +171,9 @@ impl Manager {
     async fn reload(&self, #[zbus(header)] header: Header<'_>, #[zbus(connection)] conn: &Connection) -> Result<String, Error> {
         // Authorized before the file is read: an unprivileged caller never
         // makes the daemon read anything.
-        self.authorize(&header, conn, "Reload").await?;
-        info!(event = "control_call", member = "Reload", "control call");
-        self.engine.reload().await
+        let caller = self.authorize(&header, conn, "Reload").await?;
+        info!(event = "control_call", member = "Reload", uid = ?caller.uid, pid = ?caller.pid, "control call");
+        self.engine.reload(caller).await
     }
 
     /// Overrides a latency target's budget (admission-checked, persisted).
@@ -226,6 +229,16 @@ impl Manager {
     /// A deadline miss (or low slack) reported by the scheduler.
     #[zbus(signal, name = "SloViolation")]
     async fn emit_slo_violation(emitter: &SignalEmitter<'_>, unit: &str, kind: &str, slack_ns: i64) -> zbus::Result<()>;
+}
+
+/// The systemd unit a process runs in, from the last component of its
+/// cgroup path (`/system.slice/deploy.service` -> `deploy.service`); None
+/// for a process outside any service or scope.
+fn unit_of_pid(pid: u32) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let path = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let last = path.rsplit('/').next()?;
+    (last.ends_with(".service") || last.ends_with(".scope")).then(|| last.chars().take(256).collect())
 }
 
 /// How often the connection is checked, and how many failed checks in a

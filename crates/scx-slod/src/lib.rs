@@ -5,6 +5,7 @@
 
 pub mod advisory;
 pub mod attribution;
+pub mod audit;
 pub mod backend;
 pub mod breaker;
 pub mod carry;

@@ -42,6 +42,9 @@ struct Args {
     /// Persistent state (operator disable, breaker, budget overrides).
     #[arg(long, default_value = "/var/lib/scx-slo/state.json")]
     state_file: PathBuf,
+    /// The audit trail (hash-chained JSON lines; `scx-slo audit verify`).
+    #[arg(long, default_value = "/var/lib/scx-slo/audit")]
+    audit_dir: PathBuf,
     /// How often targets are re-resolved, partial-mode threads switched and
     /// the scheduler's exit checked.
     #[arg(long, default_value = "100ms")]
@@ -111,6 +114,7 @@ fn run(args: Args) -> i32 {
         config_path: args.config.clone(),
         status_path: args.status_file.clone(),
         state_path: args.state_file.clone(),
+        audit_dir: args.audit_dir.clone(),
         tick: std_dur(args.scan_interval).max(Duration::from_millis(10)),
         telemetry_every: std_dur(args.telemetry_interval).max(Duration::from_millis(100)),
         status_every: std_dur(args.status_interval).max(Duration::from_millis(100)),

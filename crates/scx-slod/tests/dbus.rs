@@ -32,6 +32,8 @@ impl Daemon {
             .arg(bus.dir.join("status.json"))
             .arg("--state-file")
             .arg(bus.dir.join("state.json"))
+            .arg("--audit-dir")
+            .arg(bus.dir.join("audit"))
             .args(["--metrics-listen", "127.0.0.1:0"])
             .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
             .stderr(std::fs::File::create(bus.dir.join("scx-slod.log")).unwrap())

@@ -11,6 +11,8 @@ fn daemon(config: &Path) -> (Option<i32>, String) {
         .args(["--config"])
         .arg(config)
         .args(["--status-file", "/nonexistent-dir/status.json"])
+        .arg("--audit-dir")
+        .arg(std::env::temp_dir().join(format!("scx-slod-host-audit-{}", std::process::id())))
         .env("SCX_SLO_LOG", "info")
         .output()
         .expect("running scx-slod");

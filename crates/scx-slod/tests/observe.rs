@@ -122,6 +122,8 @@ impl Daemon {
             .arg(dir.join("status.json"))
             .arg("--state-file")
             .arg(dir.join("state.json"))
+            .arg("--audit-dir")
+            .arg(dir.join("audit"))
             .args(["--dbus", "off", "--scan-interval", "200ms", "--metrics-listen", &format!("127.0.0.1:{port}")])
             .args(extra)
             .stderr(std::fs::File::create(dir.join("log")).expect("log"))

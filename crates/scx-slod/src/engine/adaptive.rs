@@ -342,7 +342,9 @@ impl Engine {
                 t.controller.applied(Duration::from_us(budget.runtime_us));
                 t.changes += 1;
                 t.last = Some(decision.clone());
-                t.last_change = Some(decision);
+                t.last_change = Some(decision.clone());
+                let detail = serde_json::json!({ "unit": unit, "from_us": decision.from_us, "to_us": decision.to_us, "period_us": budget.period_us, "why": decision.why });
+                let _ = self.audit_event("adaptive", None, "budget changed", detail);
                 true
             }
             Err(e) => {

@@ -79,6 +79,9 @@ pub struct Engine {
     events: tokio::sync::mpsc::Sender<Event>,
     generation: Generation,
     adaptation: adaptive::Adaptation,
+    /// The audit trail, or why it cannot be written (mutating calls are
+    /// then refused, except Disable).
+    audit: Result<crate::audit::AuditTrail, String>,
     supervisor: Supervisor,
     idempotency: IdempotencyStore<Reply>,
     features: KernelFeatures,
@@ -146,6 +149,8 @@ impl Engine {
         let snapshot = Arc::new(Mutex::new(Snapshot::default()));
         let metrics: SharedSnapshot = Arc::default();
         let telemetry = Telemetry::new(Arc::clone(&metrics), generation.config.observe.overhead_budget, opts.systemd_bus.clone());
+        let audit = crate::audit::AuditTrail::open(&opts.audit_dir)
+            .inspect_err(|e| error!(event = "audit_unavailable", error = %e, "audit trail unavailable: mutating calls are refused, except Disable"));
         let engine = Engine {
             opts,
             host,
@@ -153,6 +158,7 @@ impl Engine {
             snapshot: Arc::clone(&snapshot),
             events: events_tx,
             adaptation: adaptive::Adaptation::new(&generation.config, &adaptive_changes),
+            audit,
             generation,
             supervisor,
             idempotency: IdempotencyStore::new(Duration::from_secs(3600), 4096),

@@ -31,6 +31,8 @@ pub struct EngineOptions {
     pub status_path: PathBuf,
     /// Where persistent state goes.
     pub state_path: PathBuf,
+    /// The audit trail's directory.
+    pub audit_dir: PathBuf,
     /// Scan period (partial switching, exit checks).
     pub tick: Duration,
     /// Period of the slower work: re-resolving targets, reading cgroup

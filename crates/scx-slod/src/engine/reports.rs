@@ -92,6 +92,20 @@ impl Engine {
                 })
                 .collect(),
             adaptive: self.adaptive_reports(),
+            audit: match &self.audit {
+                Ok(t) => {
+                    let (last_seq, last_hash) = t.head();
+                    scx_slo_api::documents::AuditReport {
+                        last_seq,
+                        last_hash: last_hash.to_string(),
+                        appends: t.appends,
+                        append_mean_us: t.append_ns as f64 / t.appends.max(1) as f64 / 1e3,
+                        failures: t.failures,
+                        error: None,
+                    }
+                }
+                Err(e) => scx_slo_api::documents::AuditReport { error: Some(e.clone()), ..Default::default() },
+            },
             targets,
             global: sched.and_then(|s| s.global_stats().ok()).map(|g| g.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>()),
             exit: self.last_exit.clone(),

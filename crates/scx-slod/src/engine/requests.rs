@@ -17,15 +17,39 @@ use crate::idempotency::Lookup;
 
 impl Engine {
     /// Answers one request (or parks an Enable until its session attached).
+    /// A mutating request is recorded in the audit trail before it runs
+    /// (with its caller) and its result after; when the trail cannot record
+    /// it, it is refused and nothing happens. Disable and Shutdown are the
+    /// exception: an emergency stop never waits on a disk, so they run and
+    /// their reply says they were not recorded.
     pub(super) fn handle(&mut self, envelope: Envelope, sched: Option<&mut dyn Backend>) {
-        let Envelope { request, reply } = envelope;
+        let Envelope { request, reply, caller } = envelope;
+        let audited = request.is_mutating();
+        let name = request.name();
+        let generation_before = self.generation.number;
+        let mut unrecorded = None;
+        if audited {
+            if let Err(e) = self.audit_event("call", Some(caller.clone()), name, serde_json::json!({ "args": request.audit_args() })) {
+                if !matches!(request, Request::Disable { .. } | Request::Shutdown) {
+                    let refused = ControlError::Failed(format!("{name} refused: the audit trail cannot record it ({e}); nothing was done"));
+                    if let Some(r) = reply {
+                        let _ = r.send(Err(refused));
+                    }
+                    return;
+                }
+                unrecorded = Some(e);
+            }
+        }
         let result = match request {
             Request::Status => self.status_json(sched.as_deref()),
             Request::ListTargets => self.list_json(),
             Request::Explain { unit } => self.explain_json(&unit, sched.as_deref()),
             Request::Enable { mode } => match self.enable(&mode, sched.is_some()) {
                 Ok(EnableOutcome::SessionStarts) => {
-                    // The reply comes when the session attached or failed.
+                    // The reply comes when the session attached or failed;
+                    // the trail records the scheduler's attach or failure.
+                    let detail = serde_json::json!({ "ok": true, "reply": "accepted: the scheduler loads", "generation": generation_before });
+                    let _ = self.audit_event("call_result", Some(caller), name, detail);
                     if let Some(r) = reply {
                         self.supervisor.park(r);
                     }
@@ -48,8 +72,31 @@ impl Engine {
                 Ok("stopping".into())
             }
         };
+        let result = if audited {
+            let detail = serde_json::json!({
+                "ok": result.is_ok(),
+                "reply": match &result { Ok(text) => text.clone(), Err(e) => e.to_string() },
+                "generation_before": generation_before,
+                "generation_after": self.generation.number,
+            });
+            let after = self.audit_event("call_result", Some(caller), name, detail);
+            match (result, unrecorded.or(after.err())) {
+                (Ok(text), Some(e)) => Ok(format!("{text}; NOT recorded in the audit trail: {e}")),
+                (result, _) => result,
+            }
+        } else {
+            result
+        };
         if let Some(r) = reply {
             let _ = r.send(result);
+        }
+    }
+
+    /// Appends to the audit trail; the error says why it could not.
+    pub(super) fn audit_event(&mut self, kind: &str, caller: Option<crate::control::Caller>, action: &str, detail: serde_json::Value) -> Result<u64, String> {
+        match &mut self.audit {
+            Ok(trail) => trail.append(kind, caller, action, detail),
+            Err(why) => Err(format!("the audit trail is unavailable: {why}")),
         }
     }
 
@@ -108,6 +155,20 @@ impl Engine {
         let _ = self.events.try_send(Event::PropertiesChanged);
         let (number, targets, us) = (self.generation.number, self.generation.config.targets.len(), self.timings.last_apply_us);
         info!(generation = number, targets, apply_us = format!("{us:.0}"), "generation applied");
+        let budgets: serde_json::Map<String, serde_json::Value> = self
+            .generation
+            .config
+            .targets
+            .iter()
+            .map(|t| (t.key.clone(), t.budget.map_or(serde_json::Value::Null, |b| serde_json::json!([b.runtime.as_us(), b.period.as_us()]))))
+            .collect();
+        let detail = serde_json::json!({
+            "generation": number,
+            "config_sha256": self.generation.file.sha256,
+            "budgets_us": budgets,
+            "overrides": self.generation.overrides,
+        });
+        let _ = self.audit_event("generation", None, "applied", detail);
         Ok(format!("generation {number} applied ({targets} targets, {us:.0} us)"))
     }
 

@@ -90,6 +90,11 @@ impl Engine {
         }
         self.supervisor.attached(mode, fallback);
         self.telemetry.session_started(self.generation.config.observe.overhead_budget);
+        let detail = serde_json::json!({
+            "mode": mode.as_str(), "fallback": fallback, "generation": self.generation.number,
+            "load_ms": self.timings.load_ms, "attach_ms": self.timings.attach_ms,
+        });
+        let _ = self.audit_event("scheduler", None, &format!("{what} attached"), detail);
         if fallback {
             warn!(event = "mode_changed", mode = mode.as_str(), "enforce is not running: observing with the default scheduler meanwhile");
             self.publish_snapshot();
@@ -133,6 +138,7 @@ impl Engine {
         let (outcome, transition) = self.supervisor.failure(&why, self.epoch.elapsed(), Instant::now());
         if let FailureOutcome::BreakerOpened(_) = outcome {
             let _ = self.save_persistent();
+            let _ = self.audit_event("breaker", None, "opened", serde_json::json!({ "why": why }));
         }
         self.announce(transition);
         self.ready();
@@ -190,6 +196,8 @@ impl Engine {
                     "the kernel ejected scx_slo ({}: {} {}); the host is on its default scheduler",
                     exit.kind_name, exit.reason, exit.msg
                 );
+                let detail = serde_json::json!({ "kind": exit.kind_name, "reason": exit.reason, "msg": exit.msg });
+                let _ = self.audit_event("scheduler", None, "ejected by the kernel", detail);
                 self.last_exit = Some(exit);
                 sched.detach();
                 self.partial.restore_all();
@@ -231,6 +239,8 @@ impl Engine {
             );
         }
         self.supervisor.detached();
+        let detail = serde_json::json!({ "mode": mode.as_str(), "generation": self.generation.number, "restored_threads": restored, "stopping": self.shutdown });
+        let _ = self.audit_event("scheduler", None, &format!("{} detached", what(mode)), detail);
         self.publish_snapshot();
         self.telemetry_scan(None);
     }

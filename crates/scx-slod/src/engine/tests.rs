@@ -130,11 +130,21 @@ fn caps() -> Capabilities {
     Capabilities { sched_ext: true, btf: true, cgroup2: true, cgroup2_unified: true, systemd: false, enforce_unavailable: None }
 }
 
+/// A fresh audit directory for each engine a test starts.
+fn test_audit_dir() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("scx-slod-engine-audit-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
 fn options() -> EngineOptions {
     EngineOptions {
         config_path: "/etc/scx-slo/config.json".into(),
         status_path: "/run/scx-slo/status.json".into(),
         state_path: "/var/lib/scx-slo/state.json".into(),
+        audit_dir: test_audit_dir(),
         tick: Duration::from_millis(10),
         telemetry_every: Duration::from_millis(10),
         status_every: Duration::from_millis(10),
@@ -154,10 +164,15 @@ fn engine(host: &MemoryHost) -> (Engine, EngineHandle) {
     engine_with(host, PersistentState::default())
 }
 
+/// The caller every test request comes from: uid 1000 of the operators' group, over the bus.
+fn operator() -> crate::control::Caller {
+    crate::control::Caller { uid: Some(1000), pid: Some(4242), unit: Some("deploy.service".into()), via: "dbus".into() }
+}
+
 /// One request answered at once (None: it was parked).
 fn call(engine: &mut Engine, sched: Option<&mut dyn Backend>, request: Request) -> Option<Reply> {
     let (tx, mut rx) = tokio::sync::oneshot::channel();
-    engine.handle(Envelope { request, reply: Some(tx) }, sched);
+    engine.handle(Envelope { request, reply: Some(tx), caller: operator() }, sched);
     rx.try_recv().ok()
 }
 
@@ -413,7 +428,7 @@ fn a_whole_run_attaches_answers_enable_and_writes_a_final_status() {
     let host = MemoryHost::new(EXAMPLE);
     let (e, handle) = engine_with(&host, PersistentState { operator_disabled: Some("before".into()), ..Default::default() });
     let (tx, rx) = tokio::sync::oneshot::channel();
-    handle.tx.try_send(Envelope { request: Request::Enable { mode: "".into() }, reply: Some(tx) }).unwrap();
+    handle.tx.try_send(Envelope { request: Request::Enable { mode: "".into() }, reply: Some(tx), caller: operator() }).unwrap();
     let runner = std::thread::spawn(move || e.run());
     let reply = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(rx).unwrap();
     assert_eq!(reply, Ok("running generation 1".to_string()), "Enable is answered once the session runs");
@@ -619,4 +634,68 @@ fn when_admission_refuses_a_pass_each_change_is_tried_alone() {
     let worker = e.adaptation.report(WORKER, None).unwrap();
     assert_eq!((api.changes, api.refused, worker.changes, worker.refused), (0, 1, 1, 0), "{api:?} {worker:?}");
     assert_eq!(worker_runtime(&b, &e), 1_250_000);
+}
+
+#[test]
+fn every_mutating_call_is_in_the_audit_trail_with_its_caller_before_and_after() {
+    let host = MemoryHost::new(EXAMPLE);
+    let (mut e, _h) = engine(&host);
+    let dir = e.opts.audit_dir.clone();
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    ok(call(&mut e, Some(&mut b), set_budget("api.service", 2000, 10_000, "k1")));
+    let _ = call(&mut e, Some(&mut b), set_budget("api.service", 20_000, 10_000, ""));
+    let _ = call(&mut e, None, Request::Status);
+    ok(call(&mut e, Some(&mut b), Request::Disable { reason: "incident 7".into() }));
+    let mut entries = Vec::new();
+    let v = scx_slo_api::audit::verify_with(&dir, |x| entries.push(x.clone())).expect("the trail verifies");
+    let kinds: Vec<(&str, &str)> = entries.iter().map(|x| (x.kind.as_str(), x.action.as_str())).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("start", "daemon_started"),
+            ("call", "SetBudget"),
+            ("generation", "applied"),
+            ("call_result", "SetBudget"),
+            ("call", "SetBudget"),
+            ("call_result", "SetBudget"),
+            ("call", "Disable"),
+            ("call_result", "Disable"),
+        ],
+        "reads are not audited"
+    );
+    let first = &entries[1];
+    assert_eq!(first.caller.as_ref().map(|c| (c.uid, c.pid, c.unit.as_deref())), Some((Some(1000), Some(4242), Some("deploy.service"))));
+    assert_eq!(first.detail["args"]["runtime_us"], 2000);
+    assert_eq!(first.detail["args"]["idempotency_key"], "k1");
+    assert_eq!((entries[3].detail["ok"].as_bool(), entries[3].detail["generation_before"].as_u64(), entries[3].detail["generation_after"].as_u64()), (Some(true), Some(1), Some(2)));
+    assert_eq!(entries[2].detail["budgets_us"]["api.service"], serde_json::json!([2000, 10000]));
+    // The refused call is recorded as refused, with the reason.
+    assert_eq!(entries[5].detail["ok"], false);
+    assert!(entries[5].detail["reply"].as_str().unwrap().contains("exceeds period"), "{:?}", entries[5].detail);
+    // Status shows the head the trail ends with.
+    let s = status(&mut e, None);
+    assert_eq!((s.audit.last_seq, s.audit.last_hash.as_str(), s.audit.failures), (v.last_seq, v.last_hash.as_str(), 0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn without_an_audit_trail_changes_are_refused_but_an_emergency_disable_works() {
+    let host = MemoryHost::new(EXAMPLE);
+    let probed = host.probed(caps(), PersistentState::default());
+    // A directory that cannot exist: under a regular file.
+    let opts = EngineOptions { audit_dir: "/proc/version/audit".into(), ..options() };
+    let mut e = Engine::with_host(opts, Box::new(host.clone()), probed).expect("the engine starts anyway").engine;
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    let generation = e.generation.number;
+    match err(call(&mut e, Some(&mut b), set_budget("api.service", 2000, 10_000, ""))) {
+        ControlError::Failed(m) => assert!(m.contains("SetBudget refused: the audit trail cannot record it") && m.contains("nothing was done"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(e.generation.number, generation, "nothing changed");
+    assert!(status(&mut e, None).audit.error.is_some());
+    let reply = ok(call(&mut e, Some(&mut b), Request::Disable { reason: "incident 8".into() }));
+    assert!(reply.contains("disabled in") && reply.contains("NOT recorded in the audit trail"), "{reply}");
+    assert!(!b.attached);
 }
