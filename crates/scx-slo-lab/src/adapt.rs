@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::daemon::{daemon_status, write_config, Daemon};
+use crate::daemon::{daemon_state, daemon_status, write_config, Daemon};
 use crate::fixtures::{setup_cgroups, API, BATCH};
 use crate::harness::{ms, wait_until, Env, Report};
 use crate::kernel::{self, KernelTargetStats};
@@ -250,16 +250,23 @@ fn tune_and_apply(env: &Env, report: &mut Report, daemon: &mut Daemon, api_id: u
     let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
     *daemon = Daemon::start(env, "adapt-tuned")?;
     let enabled = daemon.wait_enabled(Duration::from_secs(60));
-    std::thread::sleep(Duration::from_secs(1));
-    let from = wait_until(Duration::from_secs(5), || status_reading().is_some()).and_then(|_| status_reading()).map(|r| r.1).unwrap_or_default();
+    // Measured once this daemon runs and its status file shows counters.
+    let running = wait_until(Duration::from_secs(30), || daemon_state() == "running" && status_reading().is_some());
+    let from = status_reading().map(|r| r.1).unwrap_or_default();
     std::thread::sleep(Duration::from_secs(6));
     let to = status_reading().map(|r| r.1).unwrap_or_default();
     let (ratio, jobs) = miss_ratio(from, to);
     let kernel_runtime = kernel::target_runtime_ns(&env.exe("bpftool"), api_id).ok().flatten();
     report.check(
         "adapt: the recommended budget, applied, meets the deadline (misses <= 2%, from the kernel)",
-        enabled.is_some() && jobs > 0 && ratio <= 0.02,
-        format!("budget {runtime} per {period}, deadline {deadline} (kernel runtime {kernel_runtime:?} ns): {:.2}% of {jobs} jobs missed", ratio * 100.0),
+        enabled.is_some() && running.is_some() && jobs > 0 && ratio <= 0.02,
+        format!(
+            "budget {runtime} per {period}, deadline {deadline} (kernel runtime {kernel_runtime:?} ns): {:.2}% of {jobs} jobs missed; daemon state {:?} after {:?}; log: {}",
+            ratio * 100.0,
+            daemon_state(),
+            running.map(ms),
+            daemon.log_tail()
+        ),
     );
     report.facts.insert("tune".into(), doc);
     report.facts.insert("tuned_miss_ratio".into(), json!(ratio));

@@ -161,6 +161,31 @@ pub fn run(env: &Env) -> Result<Report> {
     report.facts.insert("kill9_to_disabled_ms".into(), summary(dropped_ms));
     report.facts.insert("restart_to_running_ms".into(), summary(back_ms));
 
+    // The audit trail (issue 17): every call above is in it with its
+    // caller, across the 20 kill -9 restarts, and the chain verifies.
+    let mut entries = Vec::new();
+    let verified = scx_slo_api::audit::verify_with(std::path::Path::new("/var/lib/scx-slo/audit"), |e| entries.push(e.clone()));
+    let calls = |action: &str| {
+        entries.iter().filter(|e| e.kind == "call" && e.action == action && e.caller.as_ref().is_some_and(|c| c.uid == Some(0) && c.via == "dbus")).count()
+    };
+    let starts = entries.iter().filter(|e| e.kind == "start").count();
+    let (disables, enables, reloads) = (calls("Disable"), calls("Enable"), calls("Reload"));
+    let status_head = m.status().ok().and_then(|t| scx_slo_api::documents::parse::<scx_slo_api::Status>("Status", &t).ok()).map(|s| s.audit);
+    report.check(
+        "the audit trail verifies and records every Disable, Enable and Reload with the caller's uid, across the kill -9 restarts",
+        verified.as_ref().is_ok_and(|v| status_head.as_ref().is_some_and(|h| h.last_seq == v.last_seq && h.last_hash == v.last_hash))
+            && disables >= 20 && enables >= 20 && reloads >= 1 && starts >= 21,
+        format!(
+            "{:?}; Disable {disables}, Enable {enables}, Reload {reloads} calls by uid 0 over D-Bus, {starts} daemon starts; Status head {:?}",
+            verified.as_ref().map(|v| (v.entries, v.last_seq)),
+            status_head.as_ref().map(|h| (h.last_seq, h.append_mean_us))
+        ),
+    );
+    if let Some(h) = &status_head {
+        report.facts.insert("audit_append_mean_us".into(), json!(h.append_mean_us));
+    }
+    report.facts.insert("audit_entries".into(), json!(entries.len()));
+
     let _ = m.disable("scenario done");
     let _ = d.kill();
     let _ = d.wait();

@@ -240,7 +240,9 @@ impl EngineHandle {
 
     /// Sends a request without waiting (signal handlers).
     pub fn post(&self, request: Request) -> bool {
-        let caller = Caller { via: "signal".into(), pid: Some(std::process::id()), ..Default::default() };
+        // The sender of a signal is not known here (tokio's signal streams
+        // do not carry siginfo): recorded as a signal, without a pid.
+        let caller = Caller { via: "signal".into(), ..Default::default() };
         self.tx.try_send(Envelope { request, reply: None, caller }).is_ok()
     }
 

@@ -76,6 +76,9 @@ metrics_table! {
     "scx_slo_adaptive_p99_seconds", "gauge", "unit", "Run-queue delay p99 of the unit's last adaptive interval, the controller's input.";
     "scx_slo_adaptive_changes_total", "counter", "unit", "Runtime budget changes the adaptive controller applied since scx-slod started.";
     "scx_slo_adaptive_refused_total", "counter", "unit", "Runtime budget steps admission refused (logged, never forced) since scx-slod started.";
+    "scx_slo_audit_appends_total", "counter", "", "Entries appended to the audit trail since scx-slod started.";
+    "scx_slo_audit_append_failures_total", "counter", "", "Audit trail appends that failed since scx-slod started (the mutating call they belonged to was refused).";
+    "scx_slo_audit_open", "gauge", "", "1 while the audit trail can be written; 0 while it cannot (mutating calls but Disable are refused).";
 }
 
 /// One target's numbers.
@@ -118,6 +121,13 @@ pub struct MetricsSnapshot {
     pub steal_ratio: f64,
     /// Per target.
     pub units: Vec<UnitMetrics>,
+    /// Audit entries appended since start.
+    pub audit_appends: u64,
+    /// Audit appends that failed since start.
+    pub audit_failures: u64,
+    /// Whether the audit trail is open (mutating calls but Disable are
+    /// refused while it is not).
+    pub audit_open: bool,
 }
 
 /// The latest snapshot, shared between the engine and the HTTP thread.
@@ -269,6 +279,9 @@ impl Collector for SnapshotCollector {
                 gauge_f(&mut e, Some(("unit", &u.unit)), f64::from(w))?;
             }
         }
+        family(&mut encoder, "scx_slo_audit_appends_total")?.encode_counter::<NoLabelSet, u64, u64>(&s.audit_appends, None)?;
+        family(&mut encoder, "scx_slo_audit_append_failures_total")?.encode_counter::<NoLabelSet, u64, u64>(&s.audit_failures, None)?;
+        family(&mut encoder, "scx_slo_audit_open")?.encode_gauge(&i64::from(u8::from(s.audit_open)))?;
         let adaptive: Vec<(&str, &scx_slo_api::AdaptiveReport)> = s.units.iter().filter_map(|u| u.adaptive.as_ref().map(|a| (u.unit.as_str(), a))).collect();
         let mut e = family(&mut encoder, "scx_slo_adaptive_runtime_seconds")?;
         for (unit, a) in &adaptive {
@@ -374,6 +387,9 @@ mod tests {
                     ..Default::default()
                 }),
             }],
+            audit_appends: 12,
+            audit_failures: 1,
+            audit_open: true,
         };
         let text = render(&registry(Arc::new(Mutex::new(snap))));
         for m in metrics() {
@@ -399,5 +415,7 @@ mod tests {
         assert!(text.contains("scx_slo_adaptive_p99_seconds{unit=\"api.service\"} 0.00075"), "{text}");
         assert!(text.contains("scx_slo_adaptive_changes_total{unit=\"api.service\"} 3"), "{text}");
         assert!(text.contains("scx_slo_adaptive_refused_total{unit=\"api.service\"} 1"), "{text}");
+        assert!(text.contains("scx_slo_audit_appends_total 12") && text.contains("scx_slo_audit_append_failures_total 1"), "{text}");
+        assert!(text.contains("scx_slo_audit_open 1"), "{text}");
     }
 }

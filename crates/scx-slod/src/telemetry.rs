@@ -47,6 +47,8 @@ pub struct ScanInput<'a> {
     pub capabilities: Vec<(ActiveMode, bool)>,
     /// The adaptive targets' controllers.
     pub adaptive: BTreeMap<String, scx_slo_api::AdaptiveReport>,
+    /// The audit trail: appends, failed appends, and whether it is open.
+    pub audit: (u64, u64, bool),
 }
 
 /// The per-scan state.
@@ -197,6 +199,9 @@ impl Telemetry {
             probe_sample_every: probe.map(|p| p.1),
             steal_ratio: self.steal_ratio,
             units,
+            audit_appends: input.audit.0,
+            audit_failures: input.audit.1,
+            audit_open: input.audit.2,
         };
         if let Ok(mut s) = self.snapshot.lock() {
             *s = snap;

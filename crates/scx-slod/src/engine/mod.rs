@@ -261,6 +261,7 @@ impl Engine {
             generation: self.generation.number,
             capabilities: caps,
             adaptive,
+            audit: self.audit.as_ref().map_or((0, 0, false), |t| (t.appends, t.failures, true)),
         };
         self.telemetry.scan(&input, sched);
     }
