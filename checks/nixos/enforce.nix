@@ -67,6 +67,18 @@
         machine.succeed("scx-slo enable")
         machine.wait_until_succeeds("grep -qx enabled /sys/kernel/sched_ext/state")
 
+    with subtest("the audit trail verifies and names who disabled (issue 17)"):
+        machine.succeed("scx-slo audit verify")
+        machine.sleep(2)  # the status file is rewritten every second
+        status = json.loads(machine.succeed("cat /run/scx-slo/status.json"))
+        entries = [json.loads(l) for l in machine.succeed("scx-slo audit show --json").splitlines()]
+        disables = [e for e in entries if e["kind"] == "call" and e["action"] == "Disable"]
+        assert disables and disables[-1]["caller"]["uid"] == 0, disables
+        assert disables[-1]["detail"]["args"]["reason"] == "nixos test", disables[-1]
+        # nobody's attempt was refused before it reached the engine: not recorded.
+        assert all(e["caller"]["uid"] == 0 for e in disables), disables
+        assert status["audit"]["last_seq"] == entries[-1]["seq"], (status["audit"], entries[-1])
+
     with subtest("stopping returns the host to the default scheduler"):
         machine.succeed("systemctl stop scx-slod.service")
         machine.wait_until_succeeds("grep -qx disabled /sys/kernel/sched_ext/state")
