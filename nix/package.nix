@@ -80,6 +80,11 @@ rustPlatform.buildRustPackage {
     mkdir -p man
     $out/bin/scx-slo man man
     installManPage man/*.1
+    # The digests the build recorded for the embedded BPF objects (issue 17):
+    # what the running daemon reports (Status bpf_objects, the audit trail,
+    # scx_slo_bpf_object_info) is compared with this file of the reviewed build.
+    mkdir -p $out/share/scx-slo
+    $out/bin/scx-slod --bpf-digests > $out/share/scx-slo/bpf-objects.json
   '';
 
   meta = {

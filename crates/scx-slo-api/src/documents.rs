@@ -304,6 +304,10 @@ pub struct Status {
     /// The audit trail: its head, or why it cannot be written.
     #[serde(default)]
     pub audit: AuditReport,
+    /// SHA-256 of each embedded BPF object, verified against the build's
+    /// record at start (empty with the simulated backend).
+    #[serde(default)]
+    pub bpf_objects: BTreeMap<String, String>,
     /// Each override next to the file's budget.
     pub budget_override_drift: BTreeMap<String, OverrideDrift>,
     /// The targets.

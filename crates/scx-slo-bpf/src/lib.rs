@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod events;
+pub mod integrity;
 pub mod intf;
 pub mod maps;
 pub mod observe;

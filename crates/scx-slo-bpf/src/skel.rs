@@ -3,3 +3,8 @@
 #![allow(missing_docs, clippy::all, clippy::unwrap_used)]
 
 include!(concat!(env!("OUT_DIR"), "/bpf_skel.rs"));
+
+/// The object this skeleton embeds, as the loader hands it to libbpf.
+pub fn object_bytes() -> &'static [u8] {
+    &DATA
+}

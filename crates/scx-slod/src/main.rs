@@ -78,6 +78,11 @@ struct Args {
     /// systemd's bus for advisory mode (tests: a private bus playing systemd).
     #[arg(long, hide = true)]
     systemd_bus: Option<String>,
+    /// Print the SHA-256 of each embedded BPF object as the build recorded
+    /// it (JSON) and exit: 0 when the embedded bytes still match, 4 when not.
+    /// The Nix package installs this as share/scx-slo/bpf-objects.json.
+    #[arg(long)]
+    bpf_digests: bool,
 }
 
 fn init_logging() {
@@ -110,6 +115,18 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> i32 {
+    if args.bpf_digests {
+        let objects = scx_slo_bpf::integrity::objects();
+        let recorded: std::collections::BTreeMap<&str, &str> = objects.iter().map(|d| (d.object, d.recorded)).collect();
+        println!("{}", serde_json::json!(recorded));
+        return match scx_slo_bpf::integrity::verify_all() {
+            Ok(_) => scx_slod::exit::OK,
+            Err(e) => {
+                eprintln!("scx-slod: {e}");
+                scx_slod::exit::LOAD_FAILED
+            }
+        };
+    }
     let opts = EngineOptions {
         config_path: args.config.clone(),
         status_path: args.status_file.clone(),

@@ -79,6 +79,7 @@ metrics_table! {
     "scx_slo_audit_appends_total", "counter", "", "Entries appended to the audit trail since scx-slod started.";
     "scx_slo_audit_append_failures_total", "counter", "", "Audit trail appends that failed since scx-slod started (the mutating call they belonged to was refused).";
     "scx_slo_audit_open", "gauge", "", "1 while the audit trail can be written; 0 while it cannot (mutating calls but Disable are refused).";
+    "scx_slo_bpf_object_info", "gauge", "object,sha256", "1 for each embedded BPF object, labelled with its SHA-256 (verified against the build's record at start).";
 }
 
 /// One target's numbers.
@@ -128,6 +129,8 @@ pub struct MetricsSnapshot {
     /// Whether the audit trail is open (mutating calls but Disable are
     /// refused while it is not).
     pub audit_open: bool,
+    /// The embedded BPF objects' digests.
+    pub bpf_objects: BTreeMap<String, String>,
 }
 
 /// The latest snapshot, shared between the engine and the HTTP thread.
@@ -282,6 +285,11 @@ impl Collector for SnapshotCollector {
         family(&mut encoder, "scx_slo_audit_appends_total")?.encode_counter::<NoLabelSet, u64, u64>(&s.audit_appends, None)?;
         family(&mut encoder, "scx_slo_audit_append_failures_total")?.encode_counter::<NoLabelSet, u64, u64>(&s.audit_failures, None)?;
         family(&mut encoder, "scx_slo_audit_open")?.encode_gauge(&i64::from(u8::from(s.audit_open)))?;
+        let mut e = family(&mut encoder, "scx_slo_bpf_object_info")?;
+        for (object, sha) in &s.bpf_objects {
+            let labels = [("object", object.as_str()), ("sha256", sha.as_str())];
+            e.encode_family(&labels)?.encode_gauge(&1i64)?;
+        }
         let adaptive: Vec<(&str, &scx_slo_api::AdaptiveReport)> = s.units.iter().filter_map(|u| u.adaptive.as_ref().map(|a| (u.unit.as_str(), a))).collect();
         let mut e = family(&mut encoder, "scx_slo_adaptive_runtime_seconds")?;
         for (unit, a) in &adaptive {
@@ -390,6 +398,7 @@ mod tests {
             audit_appends: 12,
             audit_failures: 1,
             audit_open: true,
+            bpf_objects: [("scx_slo".to_string(), "ab".repeat(32))].into(),
         };
         let text = render(&registry(Arc::new(Mutex::new(snap))));
         for m in metrics() {
@@ -417,5 +426,6 @@ mod tests {
         assert!(text.contains("scx_slo_adaptive_refused_total{unit=\"api.service\"} 1"), "{text}");
         assert!(text.contains("scx_slo_audit_appends_total 12") && text.contains("scx_slo_audit_append_failures_total 1"), "{text}");
         assert!(text.contains("scx_slo_audit_open 1"), "{text}");
+        assert!(text.contains(&format!("scx_slo_bpf_object_info{{object=\"scx_slo\",sha256=\"{}\"}} 1", "ab".repeat(32))), "{text}");
     }
 }

@@ -49,6 +49,8 @@ pub struct ScanInput<'a> {
     pub adaptive: BTreeMap<String, scx_slo_api::AdaptiveReport>,
     /// The audit trail: appends, failed appends, and whether it is open.
     pub audit: (u64, u64, bool),
+    /// The embedded BPF objects' digests.
+    pub bpf_objects: BTreeMap<String, String>,
 }
 
 /// The per-scan state.
@@ -202,6 +204,7 @@ impl Telemetry {
             audit_appends: input.audit.0,
             audit_failures: input.audit.1,
             audit_open: input.audit.2,
+            bpf_objects: input.bpf_objects.clone(),
         };
         if let Ok(mut s) = self.snapshot.lock() {
             *s = snap;

@@ -54,3 +54,44 @@ fn a_kernel_without_sched_ext_is_named_and_observe_is_suggested() {
     assert_eq!(code, Some(3), "{stderr}");
     assert!(stderr.contains("has no sched_ext") && stderr.contains("observe"), "{stderr}");
 }
+
+/// Issue 17: a copy of scx-slod whose embedded scheduler object has one
+/// byte changed refuses to start (exit 4), naming the object and both
+/// digests, before it touches the kernel.
+#[test]
+fn a_tampered_bpf_object_is_refused_before_anything_loads() {
+    let original = std::fs::read(env!("CARGO_BIN_EXE_scx-slod")).expect("reading scx-slod");
+    // The embedded objects are whole ELF files: EM_BPF (247) at offset 18.
+    let is_bpf_elf = |i: usize| original[i..].starts_with(b"\x7fELF\x02\x01\x01") && original.get(i + 18) == Some(&247);
+    let start = (1..original.len().saturating_sub(64)).find(|&i| is_bpf_elf(i)).expect("an embedded BPF object");
+    let mut tampered = original.clone();
+    tampered[start + 4096] ^= 0x01;
+    let copy = std::env::temp_dir().join(format!("scx-slod-tampered-{}", std::process::id()));
+    std::fs::write(&copy, &tampered).unwrap();
+    std::process::Command::new("chmod").arg("+x").arg(&copy).status().unwrap();
+    let config = temp_config("tampered", include_str!("../../../examples/minimal.json"));
+    let out = Command::new(&copy)
+        .args(["--config"])
+        .arg(&config)
+        .args(["--status-file", "/nonexistent-dir/status.json", "--dbus", "off", "--metrics-listen", "off"])
+        .arg("--audit-dir")
+        .arg(std::env::temp_dir().join(format!("scx-slod-tampered-audit-{}", std::process::id())))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&copy);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("BPF object") && stderr.contains("refusing to load it"), "{stderr}");
+}
+
+/// The digests the Nix package installs: both objects, 64 hex digits each.
+#[test]
+fn bpf_digests_prints_what_the_build_recorded() {
+    let out = Command::new(env!("CARGO_BIN_EXE_scx-slod")).arg("--bpf-digests").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for object in ["scx_slo", "observe"] {
+        let d = doc[object].as_str().unwrap_or_default();
+        assert!(d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()), "{object}: {doc}");
+    }
+}

@@ -82,6 +82,8 @@ pub struct Engine {
     /// The audit trail, or why it cannot be written (mutating calls are
     /// then refused, except Disable).
     audit: Result<crate::audit::AuditTrail, String>,
+    /// The embedded BPF objects' digests, verified at start.
+    bpf_objects: BTreeMap<String, String>,
     supervisor: Supervisor,
     idempotency: IdempotencyStore<Reply>,
     features: KernelFeatures,
@@ -124,6 +126,11 @@ impl Engine {
     /// Validates the config, probes the machine and restores persistent
     /// state. `Err` carries the process exit code and the message.
     pub fn start(opts: EngineOptions) -> Result<Started, (i32, String)> {
+        // Nothing is loaded from a binary whose BPF objects changed after
+        // the build (issue 17; scx_slo_bpf::integrity).
+        if opts.backend == BackendKind::Bpf {
+            scx_slo_bpf::integrity::verify_all().map_err(|e| (crate::exit::LOAD_FAILED, e))?;
+        }
         let (host, probed) = host::probe(&opts)?;
         Engine::with_host(opts, Box::new(host), probed)
     }
@@ -149,8 +156,15 @@ impl Engine {
         let snapshot = Arc::new(Mutex::new(Snapshot::default()));
         let metrics: SharedSnapshot = Arc::default();
         let telemetry = Telemetry::new(Arc::clone(&metrics), generation.config.observe.overhead_budget, opts.systemd_bus.clone());
-        let audit = crate::audit::AuditTrail::open(&opts.audit_dir)
+        let mut audit = crate::audit::AuditTrail::open(&opts.audit_dir)
             .inspect_err(|e| error!(event = "audit_unavailable", error = %e, "audit trail unavailable: mutating calls are refused, except Disable"));
+        let bpf_objects: BTreeMap<String, String> = match opts.backend {
+            BackendKind::Bpf => scx_slo_bpf::integrity::objects().into_iter().map(|d| (d.object.to_string(), d.actual)).collect(),
+            BackendKind::Simulated => BTreeMap::new(),
+        };
+        if let (Ok(trail), false) = (&mut audit, bpf_objects.is_empty()) {
+            let _ = trail.append("start", None, "bpf_objects_verified", serde_json::json!({ "sha256": bpf_objects }));
+        }
         let engine = Engine {
             opts,
             host,
@@ -159,6 +173,7 @@ impl Engine {
             events: events_tx,
             adaptation: adaptive::Adaptation::new(&generation.config, &adaptive_changes),
             audit,
+            bpf_objects,
             generation,
             supervisor,
             idempotency: IdempotencyStore::new(Duration::from_secs(3600), 4096),
@@ -262,6 +277,7 @@ impl Engine {
             capabilities: caps,
             adaptive,
             audit: self.audit.as_ref().map_or((0, 0, false), |t| (t.appends, t.failures, true)),
+            bpf_objects: self.bpf_objects.clone(),
         };
         self.telemetry.scan(&input, sched);
     }

@@ -92,6 +92,7 @@ impl Engine {
                 })
                 .collect(),
             adaptive: self.adaptive_reports(),
+            bpf_objects: self.bpf_objects.clone(),
             audit: match &self.audit {
                 Ok(t) => {
                     let (last_seq, last_hash) = t.head();
