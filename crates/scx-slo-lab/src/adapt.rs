@@ -102,6 +102,7 @@ pub fn run(env: &Env) -> Result<Report> {
         return Ok(report);
     }
     let watch = kernel::AttachWatch::start("scx_slo");
+    let seq_at_start = kernel::enable_seq();
     let runtime = || kernel::target_runtime_ns(&bpftool, api_id).ok().flatten().unwrap_or(0);
     // The runtime in force and the counters, once a second from the status
     // file: (seconds since the step, runtime ns, jobs, misses).
@@ -156,7 +157,13 @@ pub fn run(env: &Env) -> Result<Report> {
     report.check(
         "adapt: scx_slo stays attached through the step (no ejection)",
         attachment.attached,
-        format!("ejections: {:?}", attachment.ejections),
+        format!(
+            "ejections: {:?}; state {}, ops {:?}, enable_seq {} (was {seq_at_start})",
+            attachment.ejections,
+            kernel::sched_ext_state(),
+            kernel::root_ops(),
+            kernel::enable_seq()
+        ),
     );
     let bound = (MAX_INTERVALS_TO_RAISE * INTERVAL_S) as f64;
     report.check(
