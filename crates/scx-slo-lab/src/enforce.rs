@@ -334,6 +334,20 @@ fn ejection(env: &Env, report: &mut Report) -> Result<()> {
         }
     }
     report.facts.insert("ejection_reattach_ms".into(), json!(reattach_ms));
+    // The audit trail (issue 17) has each ejection with the kernel's
+    // reason, the breaker opening, and the SIGHUP reloads of both modes
+    // (the refused bad config among them), and it verifies.
+    let mut entries = Vec::new();
+    let verified = scx_slo_api::audit::verify_with(std::path::Path::new("/var/lib/scx-slo/audit"), |e| entries.push(e.clone()));
+    let ejected = entries.iter().filter(|e| e.kind == "scheduler" && e.action == "ejected by the kernel" && e.detail["kind"].as_str().is_some()).count();
+    let breaker = entries.iter().filter(|e| e.kind == "breaker" && e.action == "opened").count();
+    let reloads = entries.iter().filter(|e| e.kind == "call" && e.action == "Reload" && e.caller.as_ref().is_some_and(|c| c.via == "signal")).count();
+    let refused_reload = entries.iter().any(|e| e.kind == "call_result" && e.action == "Reload" && e.detail["ok"] == false);
+    report.check(
+        "the audit trail verifies and records the ejections with the kernel's reason, the breaker, and the SIGHUP reloads (the refused one too)",
+        verified.is_ok() && ejected >= 3 && breaker >= 1 && reloads >= 2 && refused_reload,
+        format!("{:?}; ejections {ejected}, breaker openings {breaker}, SIGHUP reloads {reloads}, a refused reload recorded {refused_reload}", verified.map(|v| (v.entries, v.last_seq))),
+    );
     daemon.signal(libc::SIGTERM);
     daemon.wait_exit(Duration::from_secs(20));
     let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
