@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The engine's adaptive budgets (issue 14) and audit trail (issue 17), on
+//! the same host in memory and recording backend as the other engine tests.
+
+use super::*;
+
+/// The example's adaptive target: worker.service, 1ms per 20ms, objective
+/// 2ms (setpoint 1.5ms; the budget rises past 1.8ms), clamps 500us..5ms,
+/// max_step 1.25, cooldown 1, 200 jobs an interval, every 30 s.
+const WORKER: &str = "worker.service";
+
+/// Adds `n` jobs of `us` µs response time to `unit`'s counters, as the
+/// scheduler counts them: past the deadline a miss, else its slack.
+fn add_jobs(e: &Engine, b: &mut Recording, unit: &str, n: u64, us: u64) {
+    let slot = e.slots.get(unit).expect("a slot");
+    let deadline_us = e.generation.config.targets.iter().find(|t| t.key == unit).and_then(|t| t.deadline).unwrap().as_us();
+    let buckets = scx_slo_bpf::intf::slo_consts_SLO_HIST_BUCKETS as usize;
+    let s = b.stats.entry(slot).or_insert_with(|| TargetStats { slack_hist: vec![0; buckets], rq_delay_hist: vec![0; buckets], ..Default::default() });
+    *s.counters.entry("jobs".into()).or_default() += n;
+    if us > deadline_us {
+        *s.counters.entry("deadline_misses".into()).or_default() += n;
+    } else {
+        let slack_ns = (deadline_us - us) * 1000;
+        let bucket = (0..buckets).find(|i| scx_slo_bpf::maps::hist_bucket_upper_ns(*i) > slack_ns).unwrap();
+        s.slack_hist[bucket] += n;
+    }
+}
+
+/// Runs the adaptive pass at `t` seconds after `start`.
+fn adapt_at(e: &mut Engine, b: &mut Recording, start: std::time::Instant, t: u64) {
+    e.adapt(b, start + Duration::from_secs(t));
+}
+
+fn worker_runtime(b: &Recording, e: &Engine) -> u64 {
+    let slot = e.slots.get(WORKER).unwrap();
+    b.applied.iter().find(|t| t.index == slot).map(|t| t.cfg.runtime_ns).expect("worker in the maps")
+}
+
+#[test]
+fn an_adaptive_target_over_its_objective_gets_more_budget_through_admission_and_keeps_it() {
+    let host = MemoryHost::new(EXAMPLE);
+    let (mut e, _h) = engine(&host);
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    let start = std::time::Instant::now();
+    assert_eq!(worker_runtime(&b, &e), 1_000_000);
+    // The first read starts the interval; nothing is judged yet.
+    add_jobs(&e, &mut b, WORKER, 1000, 100);
+    adapt_at(&mut e, &mut b, start, 0);
+    // Before the interval ends: not due.
+    add_jobs(&e, &mut b, WORKER, 990, 100);
+    add_jobs(&e, &mut b, WORKER, 30, 8000);
+    adapt_at(&mut e, &mut b, start, 10);
+    assert_eq!(worker_runtime(&b, &e), 1_000_000);
+    // The interval's p99 (about 8ms, from this interval's jobs only) is far
+    // over the 2ms objective: one step of max_step, 1ms -> 1.25ms.
+    let generation = e.generation.number;
+    adapt_at(&mut e, &mut b, start, 31);
+    assert_eq!(worker_runtime(&b, &e), 1_250_000, "the maps hold the new budget");
+    assert_eq!(e.generation.number, generation + 1);
+    let saved = host.last_saved();
+    assert_eq!(saved.budget_overrides.get(WORKER).map(|o| (o.runtime_us, o.period_us)), Some((1250, 20_000)));
+    let change = saved.adaptive_changes.get(WORKER).expect("the change is persisted");
+    assert_eq!((change.outcome.as_str(), change.from_us, change.to_us, change.samples), ("applied", 1000, 1250, 1020));
+    assert!(change.p99_us.unwrap() > 2000.0 && change.why.contains("response p99") && change.why.contains("objective 2000us"), "{change:?}");
+
+    let s = status(&mut e, Some(&mut b));
+    let a = &s.adaptive[WORKER];
+    assert_eq!((a.runtime_us, a.config_runtime_us, a.objective_us, a.changes, a.refused), (1250, 1000, 2000, 1, 0));
+    let x: Explain = parse("Explain", &ok(call(&mut e, Some(&mut b), Request::Explain { unit: WORKER.into() }))).unwrap();
+    assert!(x.source.contains("adaptive controller's budget (1250us per 20000us"), "{}", x.source);
+    assert_eq!(x.adaptation.as_ref().map(|a| a.runtime_us), Some(1250));
+
+    // The next interval is the cooldown, whatever it measures.
+    add_jobs(&e, &mut b, WORKER, 30, 8000);
+    add_jobs(&e, &mut b, WORKER, 970, 100);
+    adapt_at(&mut e, &mut b, start, 62);
+    assert_eq!(worker_runtime(&b, &e), 1_250_000);
+    assert_eq!(e.adaptation.report(WORKER, None).unwrap().last.unwrap().outcome, "cooldown");
+    // Then an interval with too few jobs holds.
+    add_jobs(&e, &mut b, WORKER, 50, 8000);
+    adapt_at(&mut e, &mut b, start, 93);
+    assert_eq!(e.adaptation.report(WORKER, None).unwrap().last.unwrap().outcome, "not-enough-data");
+    assert_eq!(worker_runtime(&b, &e), 1_250_000);
+
+    // A restart starts from the learned budget, and still says why.
+    let (mut e2, _h2) = engine_with(&host, host.last_saved());
+    let mut b2 = Recording::default();
+    running(&mut e2, &mut b2);
+    assert_eq!(worker_runtime(&b2, &e2), 1_250_000);
+    let a = e2.adaptation.report(WORKER, None).unwrap();
+    assert_eq!((a.runtime_us, a.last_change.map(|c| c.to_us)), (1250, Some(1250)));
+}
+
+#[test]
+fn a_step_admission_refuses_is_counted_and_not_forced() {
+    // 0.35 CPUs admitted: api.service's 0.3 and worker's 0.05 fill it.
+    let mut config: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
+    config["admission"] = serde_json::json!({ "cpu_capacity": 1, "overcommit": 0.35 });
+    let host = MemoryHost::new(&config.to_string());
+    let (mut e, _h) = engine(&host);
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    let start = std::time::Instant::now();
+    let generation = e.generation.number;
+    adapt_at(&mut e, &mut b, start, 0);
+    add_jobs(&e, &mut b, WORKER, 300, 8000);
+    adapt_at(&mut e, &mut b, start, 31);
+    assert_eq!(worker_runtime(&b, &e), 1_000_000, "the budget stays");
+    assert_eq!(e.generation.number, generation);
+    let a = e.adaptation.report(WORKER, None).unwrap();
+    let last = a.last.unwrap();
+    assert_eq!((a.refused, a.changes, last.outcome.as_str()), (1, 0, "refused"));
+    assert!(last.why.contains("admission") || last.why.contains("CPUs"), "{}", last.why);
+    assert!(host.saved.lock().unwrap().iter().all(|s| s.budget_overrides.is_empty()), "nothing learned is saved");
+}
+
+#[test]
+fn dry_run_logs_the_step_and_changes_nothing() {
+    let mut config: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
+    config["targets"][WORKER]["adaptive"]["dry_run"] = serde_json::json!(true);
+    let host = MemoryHost::new(&config.to_string());
+    let (mut e, _h) = engine(&host);
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    let start = std::time::Instant::now();
+    adapt_at(&mut e, &mut b, start, 0);
+    add_jobs(&e, &mut b, WORKER, 300, 8000);
+    adapt_at(&mut e, &mut b, start, 31);
+    assert_eq!(worker_runtime(&b, &e), 1_000_000);
+    let last = e.adaptation.report(WORKER, None).unwrap().last.unwrap();
+    assert_eq!((last.outcome.as_str(), last.to_us), ("dry-run", 1250));
+    assert!(e.generation.overrides.is_empty());
+}
+
+#[test]
+fn an_operators_budget_is_the_controllers_new_start() {
+    let host = MemoryHost::new(EXAMPLE);
+    let (mut e, _h) = engine(&host);
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    ok(call(&mut e, Some(&mut b), set_budget(WORKER, 3000, 20_000, "")));
+    assert_eq!(e.adaptation.report(WORKER, None).unwrap().runtime_us, 3000);
+    // Outside the controller's clamps (500us..5ms): refused like any invalid budget.
+    match err(call(&mut e, Some(&mut b), set_budget(WORKER, 6000, 20_000, ""))) {
+        ControlError::InvalidConfig(m) | ControlError::InvalidArgument(m) => assert!(m.contains("max_runtime"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    ok(call(&mut e, Some(&mut b), Request::ClearBudget { unit: WORKER.into() }));
+    assert_eq!(e.adaptation.report(WORKER, None).unwrap().runtime_us, 1000);
+}
+
+/// The example with api.service adaptive too (3ms per 10ms, deadline 5ms,
+/// objective 4ms) and `admission` as given.
+fn two_adaptive(admission: serde_json::Value) -> String {
+    let mut config: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
+    config["admission"] = admission;
+    config["targets"]["api.service"]["adaptive"] = serde_json::json!({ "objective": "4ms", "min_samples": 200 });
+    config.to_string()
+}
+
+/// A running engine with both targets adaptive under `admission`, after
+/// one interval in which both are over their objectives (api.service's jobs
+/// miss the 5ms deadline); returns the generation before that interval.
+fn both_over_their_objectives(admission: serde_json::Value) -> (MemoryHost, Engine, Recording, u64) {
+    let host = MemoryHost::new(&two_adaptive(admission));
+    let (mut e, _h) = engine(&host);
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    let start = std::time::Instant::now();
+    adapt_at(&mut e, &mut b, start, 0);
+    add_jobs(&e, &mut b, "api.service", 300, 6000);
+    add_jobs(&e, &mut b, WORKER, 300, 8000);
+    let generation = e.generation.number;
+    adapt_at(&mut e, &mut b, start, 31);
+    (host, e, b, generation)
+}
+
+#[test]
+fn one_pass_applies_every_targets_change_as_one_generation() {
+    let (host, e, _b, generation) = both_over_their_objectives(serde_json::json!({ "cpu_capacity": 2, "overcommit": 0.95 }));
+    assert_eq!(e.generation.number, generation + 1, "one generation for both changes");
+    let api = e.adaptation.report("api.service", None).unwrap();
+    let worker = e.adaptation.report(WORKER, None).unwrap();
+    assert_eq!((api.changes, worker.changes), (1, 1));
+    assert!(api.runtime_us > 3000 && worker.runtime_us == 1250, "{api:?} {worker:?}");
+    assert_eq!(host.last_saved().adaptive_changes.len(), 2);
+}
+
+#[test]
+fn when_admission_refuses_a_pass_each_change_is_tried_alone() {
+    let (_host, e, b, _) = both_over_their_objectives(serde_json::json!({ "cpu_capacity": 1, "overcommit": 0.37 }));
+    // 0.37 admitted, 0.35 in use: api.service's raise (+0.075 or more) is
+    // refused, worker's (+0.0125) fits on its own.
+    let api = e.adaptation.report("api.service", None).unwrap();
+    let worker = e.adaptation.report(WORKER, None).unwrap();
+    assert_eq!((api.changes, api.refused, worker.changes, worker.refused), (0, 1, 1, 0), "{api:?} {worker:?}");
+    assert_eq!(worker_runtime(&b, &e), 1_250_000);
+}
+
+#[test]
+fn every_mutating_call_is_in_the_audit_trail_with_its_caller_before_and_after() {
+    let host = MemoryHost::new(EXAMPLE);
+    let (mut e, _h) = engine(&host);
+    let dir = e.opts.audit_dir.clone();
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    ok(call(&mut e, Some(&mut b), set_budget("api.service", 2000, 10_000, "k1")));
+    let _ = call(&mut e, Some(&mut b), set_budget("api.service", 20_000, 10_000, ""));
+    let _ = call(&mut e, None, Request::Status);
+    ok(call(&mut e, Some(&mut b), Request::Disable { reason: "incident 7".into() }));
+    let mut entries = Vec::new();
+    let v = scx_slo_api::audit::verify_with(&dir, |x| entries.push(x.clone())).expect("the trail verifies");
+    let kinds: Vec<(&str, &str)> = entries.iter().map(|x| (x.kind.as_str(), x.action.as_str())).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("start", "daemon_started"),
+            ("call", "SetBudget"),
+            ("generation", "applied"),
+            ("call_result", "SetBudget"),
+            ("call", "SetBudget"),
+            ("call_result", "SetBudget"),
+            ("call", "Disable"),
+            ("call_result", "Disable"),
+        ],
+        "reads are not audited"
+    );
+    let first = &entries[1];
+    assert_eq!(first.caller.as_ref().map(|c| (c.uid, c.pid, c.unit.as_deref())), Some((Some(1000), Some(4242), Some("deploy.service"))));
+    assert_eq!(first.detail["args"]["runtime_us"], 2000);
+    assert_eq!(first.detail["args"]["idempotency_key"], "k1");
+    assert_eq!((entries[3].detail["ok"].as_bool(), entries[3].detail["generation_before"].as_u64(), entries[3].detail["generation_after"].as_u64()), (Some(true), Some(1), Some(2)));
+    assert_eq!(entries[2].detail["budgets_us"]["api.service"], serde_json::json!([2000, 10000]));
+    // The refused call is recorded as refused, with the reason.
+    assert_eq!(entries[5].detail["ok"], false);
+    assert!(entries[5].detail["reply"].as_str().unwrap().contains("exceeds period"), "{:?}", entries[5].detail);
+    // Status shows the head the trail ends with.
+    let s = status(&mut e, None);
+    assert_eq!((s.audit.last_seq, s.audit.last_hash.as_str(), s.audit.failures), (v.last_seq, v.last_hash.as_str(), 0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn without_an_audit_trail_changes_are_refused_but_an_emergency_disable_works() {
+    let host = MemoryHost::new(EXAMPLE);
+    let probed = host.probed(caps(), PersistentState::default());
+    // A directory that cannot exist: under a regular file.
+    let opts = EngineOptions { audit_dir: "/proc/version/audit".into(), ..options() };
+    let mut e = Engine::with_host(opts, Box::new(host.clone()), probed).expect("the engine starts anyway").engine;
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    let generation = e.generation.number;
+    match err(call(&mut e, Some(&mut b), set_budget("api.service", 2000, 10_000, ""))) {
+        ControlError::Failed(m) => assert!(m.contains("SetBudget refused: the audit trail cannot record it") && m.contains("nothing was done"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(e.generation.number, generation, "nothing changed");
+    assert!(status(&mut e, None).audit.error.is_some());
+    let reply = ok(call(&mut e, Some(&mut b), Request::Disable { reason: "incident 8".into() }));
+    assert!(reply.contains("disabled in") && reply.contains("NOT recorded in the audit trail"), "{reply}");
+    assert!(!b.attached);
+}
