@@ -207,7 +207,10 @@ pub struct AdaptiveDecision {
     /// When, in seconds since the Unix epoch.
     pub at_unix_s: u64,
     /// The interval's run-queue delay p99, µs (None: no jobs).
-    pub p99_us: Option<f64>,
+    /// (Whole µs: the decision is persisted, and an integer survives a JSON
+    /// round trip exactly, which a float parsed without serde_json's
+    /// `float_roundtrip` may not.)
+    pub p99_us: Option<u64>,
     /// Jobs it was computed from.
     pub samples: u64,
     /// The runtime before, µs.

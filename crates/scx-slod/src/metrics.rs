@@ -298,7 +298,7 @@ impl Collector for SnapshotCollector {
         let mut e = family(&mut encoder, "scx_slo_adaptive_p99_seconds")?;
         for (unit, a) in &adaptive {
             if let Some(p99) = a.last.as_ref().and_then(|d| d.p99_us) {
-                gauge_f(&mut e, Some(("unit", unit)), p99 / 1e6)?;
+                gauge_f(&mut e, Some(("unit", unit)), p99 as f64 / 1e6)?;
             }
         }
         let mut e = family(&mut encoder, "scx_slo_adaptive_changes_total")?;
@@ -385,7 +385,7 @@ mod tests {
                     refused: 1,
                     last: Some(scx_slo_api::AdaptiveDecision {
                         at_unix_s: 0,
-                        p99_us: Some(750.0),
+                        p99_us: Some(750),
                         samples: 900,
                         from_us: 2500,
                         to_us: 2500,

@@ -267,7 +267,7 @@ fn us(d: Duration) -> u64 {
 fn decision(step: &Step, p99: Option<f64>, samples: u64) -> AdaptiveDecision {
     AdaptiveDecision {
         at_unix_s: unix_now(),
-        p99_us: p99.map(|s| (s * 1e7).round() / 10.0),
+        p99_us: p99.map(|s| (s * 1e6).round() as u64),
         samples,
         from_us: us(step.from),
         to_us: us(step.to),
@@ -405,8 +405,8 @@ impl Adaptation {
             d.why = match h {
                 Hold::NotEnoughData => format!("{samples} samples this interval, fewer than min_samples {}", t.block.min_samples),
                 Hold::Cooldown => "cooling down after the last change".into(),
-                Hold::OnTarget => format!("{sli} p99 {:.0}us is inside the band around the setpoint (objective {objective_us}us)", d.p99_us.unwrap_or(0.0)),
-                Hold::AtLimit => format!("{sli} p99 {:.0}us, but the runtime is at its clamp {}us", d.p99_us.unwrap_or(0.0), d.from_us),
+                Hold::OnTarget => format!("{sli} p99 {}us is inside the band around the setpoint (objective {objective_us}us)", d.p99_us.unwrap_or(0)),
+                Hold::AtLimit => format!("{sli} p99 {}us, but the runtime is at its clamp {}us", d.p99_us.unwrap_or(0), d.from_us),
             };
             t.last = Some(d);
             return None;
@@ -416,8 +416,8 @@ impl Adaptation {
         }
         let direction = if step.to > step.from { "raise" } else { "lower" };
         let why = format!(
-            "{sli} p99 {:.0}us over {samples} samples against objective {objective_us}us: {direction} runtime {}us -> {}us",
-            d.p99_us.unwrap_or(0.0),
+            "{sli} p99 {}us over {samples} samples against objective {objective_us}us: {direction} runtime {}us -> {}us",
+            d.p99_us.unwrap_or(0),
             d.from_us,
             d.to_us
         );
