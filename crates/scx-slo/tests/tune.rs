@@ -75,16 +75,17 @@ fn a_unit_using_a_tenth_of_a_cpu_gets_its_p99_per_period_with_headroom() {
     assert!(doc["cgroup"].as_str().unwrap().ends_with("system.slice/api.service"), "found by name: {doc:#}");
     let periods = doc["profile"]["periods"].as_u64().unwrap();
     assert!((150..=200).contains(&periods), "{periods} periods of 10ms in 2s");
-    // p99 of about 1 ms (a late sampler wakeup is scaled back to one
-    // period), times 1.3; the fake's writer thread is itself scheduled, and
-    // on a loaded machine a stall of its own lands in one period (2180 us
-    // was seen with a build running), so the band is wide: what it rules
-    // out is a budget from the mean (1.3 ms would need p99 = mean) being
-    // off by the period.
+    // The fake's writer thread is itself scheduled: on a loaded machine
+    // (the workspace's tests run in parallel) its stalls land whole in one
+    // period (a p99 of 5.2 ms was seen in CI for this 1 ms load), so the
+    // exact value is the unit tests' (tune.rs: quantiles, headroom,
+    // rounding). Here: at least the load with its headroom, at most the
+    // period, and the deadline the config's unless the runtime passed it.
     let r = runtime_us(&doc);
-    assert!((1200..=4000).contains(&r), "runtime {r} us: {doc:#}");
-    // The config's deadline and priority for api.service are kept.
-    assert_eq!((doc["recommendation"]["deadline"].as_str(), doc["recommendation"]["priority"].as_u64()), (Some("5ms"), Some(800)));
+    assert!((1200..=10_000).contains(&r), "runtime {r} us: {doc:#}");
+    let deadline = doc["recommendation"]["deadline"].as_str().unwrap().parse::<scx_slo_model::Duration>().unwrap().as_us();
+    assert_eq!(deadline, r.max(5000), "{doc:#}");
+    assert_eq!(doc["recommendation"]["priority"].as_u64(), Some(800));
     assert_eq!(doc["admission"]["ok"], true, "{doc:#}");
     assert_eq!(doc["applied"], false);
     assert!(doc["nix"].as_str().unwrap().starts_with("services.scxSlo.targets.\"api.service\" = {"), "{doc:#}");
@@ -92,7 +93,7 @@ fn a_unit_using_a_tenth_of_a_cpu_gets_its_p99_per_period_with_headroom() {
     // Text: the reasoning and the snippet; nothing applied.
     let (code, out, err) = tune(&["api.service", "--duration", "500ms", "--cgroup-root", &root, "--config", "examples/enforce.json"]);
     assert_eq!(code, Some(0), "{out}{err}");
-    for want in ["p99 CPU per 10ms period", "headroom 1.3x", "deadline 5ms kept from the config", "admission (examples/enforce.json)", "nothing was changed"] {
+    for want in ["p99 CPU per 10ms period", "headroom 1.3x", "deadline 5ms", "from the config", "admission (examples/enforce.json)", "nothing was changed"] {
         assert!(out.contains(want), "{want:?} missing:\n{out}");
     }
 }
