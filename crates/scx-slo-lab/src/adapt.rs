@@ -227,6 +227,8 @@ pub fn run(env: &Env) -> Result<Report> {
     report.facts.insert("miss_ratio_late".into(), json!(late_ratio));
     report.facts.insert("series_t_runtime_jobs_misses".into(), json!(series));
     report.facts.insert("adaptive".into(), serde_json::to_value(&adaptive)?);
+    // The verdict: every check passed (a report's `ok` starts false).
+    report.ok = !report.checks.is_empty() && report.checks.iter().all(|c| c.ok);
     Ok(report)
 }
 
