@@ -37,6 +37,14 @@ fn sha256_hex(bytes: &[u8]) -> String {
     scx_slo_model::sha256_hex(bytes)
 }
 
+/// The refusal for an object whose bytes do not match the build's record.
+fn mismatch(d: &ObjectDigest) -> String {
+    format!(
+        "BPF object {}: the embedded bytes hash to SHA-256 {} but the build recorded {}: the binary was modified or corrupted after the build; refusing to load it (reinstall the package)",
+        d.object, d.actual, d.recorded
+    )
+}
+
 /// Checks `bytes` against `recorded`: the error names the object and both
 /// digests.
 pub fn check(object: &'static str, bytes: &[u8], recorded: &'static str) -> Result<ObjectDigest, String> {
@@ -44,10 +52,7 @@ pub fn check(object: &'static str, bytes: &[u8], recorded: &'static str) -> Resu
     if d.intact() {
         Ok(d)
     } else {
-        Err(format!(
-            "BPF object {object}: the embedded bytes hash to SHA-256 {} but the build recorded {}: the binary was modified or corrupted after the build; refusing to load it (reinstall the package)",
-            d.actual, d.recorded
-        ))
+        Err(mismatch(&d))
     }
 }
 
@@ -63,10 +68,7 @@ pub fn objects() -> Vec<ObjectDigest> {
 pub fn verify_all() -> Result<Vec<ObjectDigest>, String> {
     let all = objects();
     if let Some(d) = all.iter().find(|d| !d.intact()) {
-        return Err(format!(
-            "BPF object {}: the embedded bytes hash to SHA-256 {} but the build recorded {}: the binary was modified or corrupted after the build; refusing to load it (reinstall the package)",
-            d.object, d.actual, d.recorded
-        ));
+        return Err(mismatch(d));
     }
     Ok(all)
 }
