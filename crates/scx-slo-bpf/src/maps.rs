@@ -161,13 +161,13 @@ counters! {
     slo_tstat_id_SLO_TSTAT_RUNTIME_NS => "runtime_ns", "CPU time the target's tasks consumed, in nanoseconds.";
     slo_tstat_id_SLO_TSTAT_JOBS => "jobs" as "scx_slo_jobs_total", "Jobs ended: a task of the unit went back to sleep, or was still running past its deadline (that job ends missed, the next one starts).";
     slo_tstat_id_SLO_TSTAT_DEADLINE_MISSES => "deadline_misses" as "scx_slo_deadline_misses_total", "Ended jobs that ran past their (would-be) deadline; never more than jobs.";
-    slo_tstat_id_SLO_TSTAT_BUDGET_EXHAUSTED => "budget_exhausted", "Periods in which the target used up its budget.";
+    slo_tstat_id_SLO_TSTAT_BUDGET_EXHAUSTED => "budget_exhausted" as "scx_slo_budget_exhausted_total", "Periods in which the target used up its budget.";
     slo_tstat_id_SLO_TSTAT_EDF_ENQUEUES => "edf_enqueues", "Times queued earliest-deadline-first.";
     slo_tstat_id_SLO_TSTAT_VTIME_ENQUEUES => "vtime_enqueues", "Times queued by weighted virtual time.";
     slo_tstat_id_SLO_TSTAT_DIRECT_DISPATCHES => "direct_dispatches", "Times sent straight to an idle CPU.";
-    slo_tstat_id_SLO_TSTAT_PREEMPT_KICKS => "preempt_kicks", "CPUs kicked to preempt lower-priority work.";
-    slo_tstat_id_SLO_TSTAT_EARLY_WARNINGS => "early_warnings", "Low-slack or miss events sent to the daemon.";
-    slo_tstat_id_SLO_TSTAT_WARNINGS_SUPPRESSED => "warnings_suppressed", "Events withheld by the per-target rate limit.";
+    slo_tstat_id_SLO_TSTAT_PREEMPT_KICKS => "preempt_kicks" as "scx_slo_preempt_kicks_total", "CPUs kicked to preempt lower-priority work.";
+    slo_tstat_id_SLO_TSTAT_EARLY_WARNINGS => "early_warnings" as "scx_slo_early_warnings_total", "Low-slack or miss events sent to the daemon.";
+    slo_tstat_id_SLO_TSTAT_WARNINGS_SUPPRESSED => "warnings_suppressed" as "scx_slo_warnings_suppressed_total", "Events withheld by the per-target rate limit.";
     slo_tstat_id_SLO_TSTAT_RQ_DELAY_SUM_NS => "rq_delay_sum_ns", "Run-queue delay summed over runs, in nanoseconds.";
     slo_tstat_id_SLO_TSTAT_SLACK_SUM_NS => "slack_sum_ns", "Slack of jobs that met their deadline, summed, in nanoseconds.";
 }

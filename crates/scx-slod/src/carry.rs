@@ -21,6 +21,8 @@ use crate::slots::Slots;
 #[derive(Clone, Debug, Default)]
 pub struct Carried {
     by_key: BTreeMap<String, TargetStats>,
+    /// The whole-scheduler counters (`events_dropped`, `credit_lent_ns`, ...).
+    global: BTreeMap<&'static str, u64>,
 }
 
 impl Carried {
@@ -33,6 +35,21 @@ impl Carried {
                 self.by_key.entry(t.key.clone()).or_default().add(&stats);
             }
         }
+        for (name, v) in sched.global_stats().unwrap_or_default() {
+            let sum = self.global.entry(name).or_default();
+            *sum = sum.wrapping_add(v);
+        }
+    }
+
+    /// The whole-scheduler counters for the daemon's lifetime: the ended
+    /// sessions' plus `live` (the running session's, empty between sessions).
+    pub fn global_total(&self, live: &[(&'static str, u64)]) -> BTreeMap<&'static str, u64> {
+        let mut sum = self.global.clone();
+        for (name, v) in live {
+            let s = sum.entry(name).or_default();
+            *s = s.wrapping_add(*v);
+        }
+        sum
     }
 
     /// Forgets targets that left the config.
@@ -80,5 +97,15 @@ mod tests {
         let config = scx_slo_model::load_str(r#"{"version":1,"targets":{"batch.slice":{"class":"batch"}}}"#, None).unwrap();
         c.retain(&config);
         assert_eq!(c.total("api.service", None), None);
+    }
+
+    #[test]
+    fn global_counters_add_the_ended_sessions_to_the_live_one() {
+        let mut c = Carried::default();
+        assert_eq!(c.global_total(&[("events_dropped", 3)]).get("events_dropped"), Some(&3));
+        c.global.insert("events_dropped", 40);
+        let total = c.global_total(&[("events_dropped", 3), ("credit_lent_ns", 7)]);
+        assert_eq!((total.get("events_dropped"), total.get("credit_lent_ns")), (Some(&43), Some(&7)));
+        assert_eq!(c.global_total(&[]).get("events_dropped"), Some(&40), "between sessions");
     }
 }

@@ -80,6 +80,40 @@ metrics_table! {
     "scx_slo_audit_append_failures_total", "counter", "", "Audit trail appends that failed since scx-slod started (the mutating call they belonged to was refused).";
     "scx_slo_audit_open", "gauge", "", "1 while the audit trail can be written; 0 while it cannot (mutating calls but Disable are refused).";
     "scx_slo_bpf_object_info", "gauge", "object,sha256", "1 for each embedded BPF object, labelled with its SHA-256 (verified against the build's record at start).";
+    "scx_slo_probe_overhead_budget_ratio", "gauge", "", "The observe probes' overhead budget (fraction of one CPU) that sampling keeps them under; exported while probes run.";
+    "scx_slo_breaker_open", "gauge", "", "1 while the circuit breaker is open (the scheduler stays off until `scx-slo reset-breaker`), else 0.";
+    "scx_slo_breaker_recent_failures", "gauge", "", "Scheduler failures inside the breaker's window; it opens at its max_failures.";
+    "scx_slo_budget_overrides", "gauge", "", "SetBudget overrides in force (each replaces a target's budget from the config file).";
+    "scx_slo_reload_failures_total", "counter", "", "Reloads refused since scx-slod started (the running generation stayed).";
+    "scx_slo_idempotency_replays_total", "counter", "", "Mutating calls answered from the idempotency store (a retry with the same key and arguments; nothing done twice).";
+    "scx_slo_idempotency_conflicts_total", "counter", "", "Mutating calls refused because their idempotency key was used with other arguments.";
+    "scx_slo_events_dropped_total", "counter", "", "Early-warning events the scheduler could not send because the ring buffer was full (enforce mode).";
+    "scx_slo_credit_grants_total", "counter", "", "Batch slices lengthened to slice_max by credit lent from unused latency budgets (enforce mode).";
+    "scx_slo_credit_lent_seconds_total", "counter", "", "Unused latency budget lent to batch work as credit (enforce mode).";
+}
+
+/// The daemon's own health, beside the kernel's numbers.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct DaemonHealth {
+    /// The circuit breaker is open.
+    pub breaker_open: bool,
+    /// Failures inside the breaker's window.
+    pub breaker_failures: usize,
+    /// SetBudget overrides in force.
+    pub budget_overrides: usize,
+    /// Counted by the engine since start.
+    pub counts: DaemonCounts,
+}
+
+/// What the engine counts since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DaemonCounts {
+    /// Refused reloads.
+    pub reload_failures: u64,
+    /// Calls answered from the idempotency store.
+    pub idempotency_replays: u64,
+    /// Calls refused for a key used with other arguments.
+    pub idempotency_conflicts: u64,
 }
 
 /// One target's numbers.
@@ -131,6 +165,12 @@ pub struct MetricsSnapshot {
     pub audit_open: bool,
     /// The embedded BPF objects' digests.
     pub bpf_objects: BTreeMap<String, String>,
+    /// The probes' overhead budget, while probes run.
+    pub probe_overhead_budget: Option<f64>,
+    /// Breaker, overrides and the engine's counts.
+    pub health: DaemonHealth,
+    /// Whole-scheduler counters for the daemon's lifetime (enforce mode).
+    pub global: BTreeMap<&'static str, u64>,
 }
 
 /// The latest snapshot, shared between the engine and the HTTP thread.
@@ -290,6 +330,30 @@ impl Collector for SnapshotCollector {
             let labels = [("object", object.as_str()), ("sha256", sha.as_str())];
             e.encode_family(&labels)?.encode_gauge(&1i64)?;
         }
+        if let Some(b) = s.probe_overhead_budget {
+            family(&mut encoder, "scx_slo_probe_overhead_budget_ratio")?.encode_gauge(&b)?;
+        }
+        let h = &s.health;
+        family(&mut encoder, "scx_slo_breaker_open")?.encode_gauge(&i64::from(u8::from(h.breaker_open)))?;
+        family(&mut encoder, "scx_slo_breaker_recent_failures")?.encode_gauge(&(h.breaker_failures as i64))?;
+        family(&mut encoder, "scx_slo_budget_overrides")?.encode_gauge(&(h.budget_overrides as i64))?;
+        for (name, v) in [
+            ("scx_slo_reload_failures_total", h.counts.reload_failures),
+            ("scx_slo_idempotency_replays_total", h.counts.idempotency_replays),
+            ("scx_slo_idempotency_conflicts_total", h.counts.idempotency_conflicts),
+        ] {
+            family(&mut encoder, name)?.encode_counter::<NoLabelSet, u64, u64>(&v, None)?;
+        }
+        // Only a running or ended enforce session has these; observe has no
+        // whole-scheduler counters, and a 0 there would claim a measurement.
+        for (name, key) in [("scx_slo_events_dropped_total", "events_dropped"), ("scx_slo_credit_grants_total", "credit_grants")] {
+            if let Some(v) = s.global.get(key) {
+                family(&mut encoder, name)?.encode_counter::<NoLabelSet, u64, u64>(v, None)?;
+            }
+        }
+        if let Some(ns) = s.global.get("credit_lent_ns") {
+            family(&mut encoder, "scx_slo_credit_lent_seconds_total")?.encode_counter::<NoLabelSet, f64, f64>(&(*ns as f64 / 1e9), None)?;
+        }
         let adaptive: Vec<(&str, &scx_slo_api::AdaptiveReport)> = s.units.iter().filter_map(|u| u.adaptive.as_ref().map(|a| (u.unit.as_str(), a))).collect();
         let mut e = family(&mut encoder, "scx_slo_adaptive_runtime_seconds")?;
         for (unit, a) in &adaptive {
@@ -360,6 +424,7 @@ mod tests {
         let mut stats = scx_slo_bpf::maps::sum_target_stats(&[]);
         stats.counters.insert("jobs".into(), 10);
         stats.counters.insert("deadline_misses".into(), 2);
+        stats.counters.insert("preempt_kicks".into(), 8);
         stats.rq_delay_hist[4] = 7;
         stats.rq_delay_hist[6] = 3;
         stats.max_wait_ns = 12_500_000;
@@ -399,6 +464,14 @@ mod tests {
             audit_failures: 1,
             audit_open: true,
             bpf_objects: [("scx_slo".to_string(), "ab".repeat(32))].into(),
+            probe_overhead_budget: Some(0.01),
+            health: DaemonHealth {
+                breaker_open: true,
+                breaker_failures: 3,
+                budget_overrides: 2,
+                counts: DaemonCounts { reload_failures: 4, idempotency_replays: 5, idempotency_conflicts: 6 },
+            },
+            global: [("events_dropped", 9), ("credit_grants", 11), ("credit_lent_ns", 1_500_000_000)].into(),
         };
         let text = render(&registry(Arc::new(Mutex::new(snap))));
         for m in metrics() {
@@ -406,6 +479,7 @@ mod tests {
         }
         assert!(text.contains("scx_slo_mode{mode=\"observe\"} 1"), "{text}");
         assert!(text.contains("scx_slo_deadline_misses_total{unit=\"api.service\"} 2"), "{text}");
+        assert!(text.contains("scx_slo_preempt_kicks_total{unit=\"api.service\"} 8"), "{text}");
         assert!(text.contains("scx_slo_queue_latency_seconds_count{unit=\"api.service\"} 10"), "{text}");
         // Rendered buckets are cumulative exactly once: 0 below bucket 4, 7 up to bucket 6, then 10.
         let buckets: Vec<u64> = text
@@ -426,6 +500,20 @@ mod tests {
         assert!(text.contains("scx_slo_adaptive_refused_total{unit=\"api.service\"} 1"), "{text}");
         assert!(text.contains("scx_slo_audit_appends_total 12") && text.contains("scx_slo_audit_append_failures_total 1"), "{text}");
         assert!(text.contains("scx_slo_audit_open 1"), "{text}");
+        for line in [
+            "scx_slo_probe_overhead_budget_ratio 0.01",
+            "scx_slo_breaker_open 1",
+            "scx_slo_breaker_recent_failures 3",
+            "scx_slo_budget_overrides 2",
+            "scx_slo_reload_failures_total 4",
+            "scx_slo_idempotency_replays_total 5",
+            "scx_slo_idempotency_conflicts_total 6",
+            "scx_slo_events_dropped_total 9",
+            "scx_slo_credit_grants_total 11",
+            "scx_slo_credit_lent_seconds_total 1.5",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
         assert!(text.contains(&format!("scx_slo_bpf_object_info{{object=\"scx_slo\",sha256=\"{}\"}} 1", "ab".repeat(32))), "{text}");
     }
 }

@@ -51,7 +51,14 @@ pub struct ScanInput<'a> {
     pub audit: (u64, u64, bool),
     /// The embedded BPF objects' digests.
     pub bpf_objects: BTreeMap<String, String>,
+    /// Breaker, overrides and the engine's counts.
+    pub health: crate::metrics::DaemonHealth,
 }
+
+/// The exit kinds that mean the kernel ejected the scheduler. Each is
+/// exported from the start at 0, so an alert on `increase()` sees the first
+/// ejection (a counter that first appears at 1 shows no increase).
+pub const EJECTION_KINDS: [&str; 7] = ["error", "error_bpf", "error_stall", "sysrq", "unreg_bpf", "unreg_kern", "unknown"];
 
 /// The per-scan state.
 pub struct Telemetry {
@@ -89,7 +96,7 @@ impl Telemetry {
             last_cpu: None,
             steal_ratio: 0.0,
             usage_prev: BTreeMap::new(),
-            exits: BTreeMap::new(),
+            exits: EJECTION_KINDS.iter().map(|k| (k.to_string(), 0)).collect(),
             advisory_bus,
             advisory_conn: None,
             advisory_last: None,
@@ -100,6 +107,11 @@ impl Telemetry {
             budget_util: BTreeMap::new(),
             last_attribution: None,
         }
+    }
+
+    /// The latest published snapshot (what the next scrape shows).
+    pub fn latest(&self) -> MetricsSnapshot {
+        self.snapshot.lock().map(|s| s.clone()).unwrap_or_else(|p| p.into_inner().clone())
     }
 
     /// A new probe session starts at full sampling.
@@ -126,6 +138,8 @@ impl Telemetry {
             self.last_cpu = Some(cpu);
         }
         let mut probe = None;
+        let live_global = sched.as_deref().and_then(|s| s.global_stats().ok()).unwrap_or_default();
+        let global = input.carried.global_total(&live_global);
         if let Some(s) = sched.as_deref_mut() {
             self.probe_cost = s.probe_cost();
             if let Some(cost) = self.probe_cost {
@@ -205,6 +219,9 @@ impl Telemetry {
             audit_failures: input.audit.1,
             audit_open: input.audit.2,
             bpf_objects: input.bpf_objects.clone(),
+            probe_overhead_budget: probe.map(|_| self.overhead_budget),
+            health: input.health,
+            global,
         };
         if let Ok(mut s) = self.snapshot.lock() {
             *s = snap;

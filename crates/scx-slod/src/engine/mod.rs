@@ -98,6 +98,8 @@ pub struct Engine {
     partial: PartialSwitching,
     timings: Timings,
     last_reload_error: Option<String>,
+    /// Refused reloads and idempotency replays and conflicts, for metrics.
+    counts: crate::metrics::DaemonCounts,
     /// Why the last write of the persistent state failed (None: it held).
     persist_error: Option<String>,
     last_exit: Option<ExitInfo>,
@@ -186,6 +188,7 @@ impl Engine {
             partial: PartialSwitching::default(),
             timings: Timings::default(),
             last_reload_error: None,
+            counts: crate::metrics::DaemonCounts::default(),
             persist_error: None,
             last_exit: None,
             events_received: Arc::new(AtomicU64::new(0)),
@@ -278,6 +281,12 @@ impl Engine {
             adaptive,
             audit: self.audit.as_ref().map_or((0, 0, false), |t| (t.appends, t.failures, true)),
             bpf_objects: self.bpf_objects.clone(),
+            health: crate::metrics::DaemonHealth {
+                breaker_open: self.supervisor.breaker().0,
+                breaker_failures: self.supervisor.breaker().1,
+                budget_overrides: self.generation.overrides.len(),
+                counts: self.counts,
+            },
         };
         self.telemetry.scan(&input, sched);
     }

@@ -194,6 +194,7 @@ impl Engine {
             Err(e) => {
                 error!("reload rejected, generation {} stays: {e}", self.generation.number);
                 self.last_reload_error = Some(e.to_string());
+                self.counts.reload_failures += 1;
             }
         }
         result
@@ -207,8 +208,14 @@ impl Engine {
             return call(self);
         }
         match self.idempotency.check(key, args, self.epoch.elapsed()) {
-            Lookup::Replay(first) => return first,
-            Lookup::Conflict => return Err(ControlError::Conflict(format!("key {key:?} was used with other arguments within the last hour"))),
+            Lookup::Replay(first) => {
+                self.counts.idempotency_replays += 1;
+                return first;
+            }
+            Lookup::Conflict => {
+                self.counts.idempotency_conflicts += 1;
+                return Err(ControlError::Conflict(format!("key {key:?} was used with other arguments within the last hour")));
+            }
             Lookup::New => {}
         }
         let result = call(self);

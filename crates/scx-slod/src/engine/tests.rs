@@ -442,3 +442,4 @@ fn a_whole_run_attaches_answers_enable_and_writes_a_final_status() {
 }
 
 mod closed_loop_and_audit;
+mod daemon_metrics;
