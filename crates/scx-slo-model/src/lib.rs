@@ -12,6 +12,7 @@ pub mod admission;
 pub mod bounds;
 pub mod canary;
 pub mod config;
+pub mod dashboard;
 pub mod duration;
 pub mod error;
 pub mod raw;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! SLOs → Prometheus recording rules and multi-window, multi-burn-rate
-//! alerts (the Google SRE workbook's scheme), and a Grafana dashboard.
+//! alerts (the Google SRE workbook's scheme); the Grafana dashboard is in
+//! [`crate::dashboard`].
 //!
 //! The SLI of a latency target is the share of jobs that finish before their
 //! deadline: `scx_slo_deadline_misses_total / scx_slo_jobs_total`. With an
@@ -16,7 +17,6 @@
 
 use std::fmt::Write;
 
-use serde_json::{json, Value};
 
 use crate::config::{Class, Config, Target};
 use crate::duration::Duration;
@@ -93,7 +93,8 @@ fn q(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
 
-fn sel(unit: &str) -> String {
+/// A PromQL selector for one unit.
+pub(crate) fn sel(unit: &str) -> String {
     format!("{{unit={}}}", q(unit))
 }
 
@@ -215,91 +216,6 @@ pub fn prometheus_rules(config: &Config) -> String {
     out
 }
 
-fn panel(id: u32, title: &str, kind: &str, grid: (u32, u32, u32, u32), targets: Value, extra: Value) -> Value {
-    let mut p = json!({
-        "id": id,
-        "title": title,
-        "type": kind,
-        "datasource": { "type": "prometheus", "uid": "${datasource}" },
-        "gridPos": { "x": grid.0, "y": grid.1, "w": grid.2, "h": grid.3 },
-        "targets": targets,
-    });
-    if let (Some(p), Some(extra)) = (p.as_object_mut(), extra.as_object()) {
-        for (k, v) in extra {
-            p.insert(k.clone(), v.clone());
-        }
-    }
-    p
-}
-
-/// A Grafana dashboard: per latency target, a row with the queue-latency
-/// heatmap, p99 against the objective, misses, budget use and the error
-/// budget left.
-pub fn grafana_dashboard(config: &Config) -> Value {
-    let mut panels = Vec::new();
-    let mut id = 1;
-    let mut y = 0;
-    for t in config.targets.iter().filter(|t| t.class == Class::Latency) {
-        let unit = t.key.as_str();
-        let s = sel(unit);
-        let objective = t.slo.and_then(|s| s.latency.p99).or(t.deadline).map_or(0.0, |d| d.as_ns() as f64 / 1e9);
-        panels.push(json!({ "id": id, "type": "row", "title": unit, "collapsed": false, "gridPos": { "x": 0, "y": y, "w": 24, "h": 1 } }));
-        id += 1;
-        y += 1;
-        let specs: [(&str, &str, Value, Value); 5] = [
-            (
-                "Queue latency (wakeup to run)",
-                "heatmap",
-                json!([{ "expr": format!("sum by (le) (rate(scx_slo_queue_latency_seconds_bucket{s}[$__rate_interval]))"), "format": "heatmap", "legendFormat": "{{le}}" }]),
-                json!({ "options": { "calculate": false, "yAxis": { "unit": "s" } } }),
-            ),
-            (
-                "p99 queue latency vs objective",
-                "timeseries",
-                json!([
-                    { "expr": format!("histogram_quantile(0.99, sum by (le) (rate(scx_slo_queue_latency_seconds_bucket{s}[$__rate_interval])))"), "legendFormat": "p99" },
-                    { "expr": format!("vector({objective})"), "legendFormat": "objective" }
-                ]),
-                json!({ "fieldConfig": { "defaults": { "unit": "s" } } }),
-            ),
-            (
-                "Deadline misses / s",
-                "timeseries",
-                json!([{ "expr": format!("sum(rate(scx_slo_deadline_misses_total{s}[$__rate_interval]))"), "legendFormat": "misses" }]),
-                json!({}),
-            ),
-            (
-                "Budget use",
-                "timeseries",
-                json!([{ "expr": format!("scx_slo_budget_utilization{s}"), "legendFormat": "used / budget" }]),
-                json!({ "fieldConfig": { "defaults": { "unit": "percentunit" } } }),
-            ),
-            (
-                "Error budget left",
-                "stat",
-                json!([{ "expr": format!("scx_slo:error_budget_remaining:ratio{s}"), "legendFormat": "left" }]),
-                json!({ "fieldConfig": { "defaults": { "unit": "percentunit", "min": 0, "max": 1 } } }),
-            ),
-        ];
-        for (i, (title, kind, targets, extra)) in specs.into_iter().enumerate() {
-            let (x, w) = [(0, 6), (6, 6), (12, 4), (16, 4), (20, 4)][i];
-            panels.push(panel(id, title, kind, (x, y, w, 8), targets, extra));
-            id += 1;
-        }
-        y += 8;
-    }
-    json!({
-        "title": "scx-slo",
-        "uid": "scx-slo",
-        "tags": ["scx-slo", "slo"],
-        "schemaVersion": 39,
-        "time": { "from": "now-6h", "to": "now" },
-        "refresh": "30s",
-        "templating": { "list": [{ "name": "datasource", "type": "datasource", "query": "prometheus", "label": "Prometheus" }] },
-        "panels": panels,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,8 +256,6 @@ mod tests {
         assert!(yaml.contains("\"ScxSloErrorBudgetBurnFast\""));
         // worker.service has no SLO: no group.
         assert!(!yaml.contains("scx-slo:worker.service"));
-        let dash = grafana_dashboard(&config);
-        assert_eq!(dash["panels"].as_array().unwrap().len(), 2 * 6, "a row and five panels per latency target");
     }
 
     proptest! {

@@ -283,7 +283,7 @@ fn main() -> ExitCode {
         }
         Command::Rules { config } => check::with_config(&config, |c| outln!("{}", scx_slo_model::rules::prometheus_rules(c))),
         Command::Dashboard { config } => check::with_config(&config, |c| {
-            outln!("{:#}", scx_slo_model::rules::grafana_dashboard(c));
+            outln!("{:#}", scx_slo_model::dashboard::grafana_dashboard(c));
         }),
         Command::Schema => {
             outln!("{}", scx_slo_model::schema::config_schema_text().trim_end());
