@@ -93,6 +93,12 @@ in
         machine.wait_until_succeeds(
             "curl -sf 'http://127.0.0.1:9090/api/v1/query?query=scx_slo_jobs_total' | grep -q api.service", timeout=90
         )
+        # The daemon's own alerts are loaded, and the scrape job they watch
+        # is the one the module configures: up{job="scx-slo"} is 1.
+        machine.succeed("curl -sf 'http://127.0.0.1:9090/api/v1/rules' | grep -q ScxSloDaemonDown")
+        machine.wait_until_succeeds(
+            "curl -sf 'http://127.0.0.1:9090/api/v1/query?query=up%7Bjob%3D%22scx-slo%22%7D%3D%3D1' | grep -q '\"value\"'", timeout=90
+        )
 
     with subtest("systemd-analyze security gate"):
         machine.succeed("systemd-analyze security --threshold=${toString threshold} scx-slod.service")

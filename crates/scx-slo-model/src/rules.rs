@@ -18,7 +18,7 @@
 use std::fmt::Write;
 
 
-use crate::config::{Class, Config, Target};
+use crate::config::{Class, Config, Slo, Target};
 use crate::duration::Duration;
 
 /// The window the workbook's burn windows are written for.
@@ -107,6 +107,8 @@ pub struct Rule {
     pub alert: bool,
     /// PromQL.
     pub expr: String,
+    /// How long the condition must hold before the alert fires (alerts).
+    pub for_: Option<&'static str>,
     /// Extra labels.
     pub labels: Vec<(String, String)>,
     /// Annotations (alerts).
@@ -128,6 +130,7 @@ pub fn target_rules(t: &Target) -> Vec<Rule> {
         .map(|w| Rule {
             name: miss_ratio_record(*w),
             alert: false,
+            for_: None,
             expr: format!(
                 "sum by (unit) (rate(scx_slo_deadline_misses_total{s}[{d}])) / sum by (unit) (rate(scx_slo_jobs_total{s}[{d}]))",
                 d = prom_duration(*w)
@@ -140,6 +143,7 @@ pub fn target_rules(t: &Target) -> Vec<Rule> {
     rules.push(Rule {
         name: "scx_slo:error_budget_remaining:ratio".into(),
         alert: false,
+        for_: None,
         expr: format!(
             "1 - (sum by (unit) (increase(scx_slo_deadline_misses_total{s}[{window}])) / sum by (unit) (increase(scx_slo_jobs_total{s}[{window}]))) / {eb}",
             eb = num(1.0 - slo.availability)
@@ -150,10 +154,12 @@ pub fn target_rules(t: &Target) -> Vec<Rule> {
     rules.push(Rule {
         name: "scx_slo:queue_latency_seconds:p99_rate5m".into(),
         alert: false,
+        for_: None,
         expr: format!("histogram_quantile(0.99, sum by (unit, le) (rate(scx_slo_queue_latency_seconds_bucket{s}[5m])))"),
         labels: unit_label.clone(),
         annotations: Vec::new(),
     });
+    rules.extend(latency_objective_rules(t, &slo, &s));
     for severity in ["page", "ticket"] {
         let conditions: Vec<String> = burns
             .iter()
@@ -171,6 +177,7 @@ pub fn target_rules(t: &Target) -> Vec<Rule> {
         rules.push(Rule {
             name: name.into(),
             alert: true,
+            for_: None,
             expr: conditions.join(" or "),
             labels: vec![("severity".into(), severity.into()), ("unit".into(), unit.into())],
             annotations: vec![
@@ -190,16 +197,141 @@ pub fn target_rules(t: &Target) -> Vec<Rule> {
     rules
 }
 
+/// The quantiles an SLO's latency objectives name, with the objective.
+fn latency_objectives(slo: &Slo) -> impl Iterator<Item = (&'static str, f64, Duration)> {
+    [("p50", 0.5, slo.latency.p50), ("p95", 0.95, slo.latency.p95), ("p99", 0.99, slo.latency.p99)]
+        .into_iter()
+        .filter_map(|(name, q, d)| d.map(|d| (name, q, d)))
+}
+
+/// The latency objectives, read at last: per objective the measured
+/// quantile of the queue-latency histogram over 5m and its ratio to the
+/// objective (above 1: missed). The histogram's buckets are powers of two
+/// (1.024 µs × 2^i), and histogram_quantile interpolates inside a bucket, so
+/// a ratio is exact to within that bucket's factor of 2: a ratio between 0.5
+/// and 1 may hide a miss, and one between 1 and 2 may be met.
+fn latency_objective_rules(t: &Target, slo: &Slo, s: &str) -> Vec<Rule> {
+    let unit = t.key.as_str();
+    let mut rules = Vec::new();
+    for (name, quantile, objective) in latency_objectives(slo) {
+        let labels = vec![("unit".to_string(), unit.to_string()), ("quantile".to_string(), num(quantile))];
+        if name != "p99" {
+            rules.push(Rule {
+                name: format!("scx_slo:queue_latency_seconds:{name}_rate5m"),
+                alert: false,
+                for_: None,
+                expr: format!("histogram_quantile({quantile}, sum by (unit, le) (rate(scx_slo_queue_latency_seconds_bucket{s}[5m])))"),
+                labels: vec![("unit".to_string(), unit.to_string())],
+                annotations: Vec::new(),
+            });
+        }
+        rules.push(Rule {
+            name: "scx_slo:latency_objective:ratio_rate5m".into(),
+            alert: false,
+            for_: None,
+            expr: format!("scx_slo:queue_latency_seconds:{name}_rate5m{s} / {}", num(objective.as_ns() as f64 / 1e9)),
+            labels,
+            annotations: Vec::new(),
+        });
+    }
+    rules
+}
+
+/// The scrape job the NixOS module names (`services.scxSlo.metrics`); the
+/// daemon-down alert looks for it.
+pub const SCRAPE_JOB: &str = "scx-slo";
+
+fn daemon_alert(name: &str, expr: String, for_: Option<&'static str>, severity: &str, summary: &str, description: &str) -> Rule {
+    Rule {
+        name: name.into(),
+        alert: true,
+        for_,
+        expr,
+        labels: vec![("severity".into(), severity.into())],
+        annotations: vec![("summary".into(), summary.into()), ("description".into(), description.into())],
+    }
+}
+
+/// The daemon's own alerts, one group whatever the targets: the daemon or
+/// its metrics gone, the breaker open or the daemon failed, an ejection,
+/// the probes over their budget, a refused reload, the audit trail closed.
+/// Each description names the first command to run (docs/troubleshooting.md
+/// has the rest).
+pub fn daemon_rules() -> Vec<Rule> {
+    let job = q(SCRAPE_JOB);
+    vec![
+        daemon_alert(
+            "ScxSloDaemonDown",
+            format!("up{{job={job}}} == 0"),
+            Some("5m"),
+            "page",
+            "scx-slod on {{ $labels.instance }} does not answer scrapes",
+            "Prometheus cannot scrape scx-slod on {{ $labels.instance }}: the daemon is down or its endpoint is. The kernel runs its default scheduler while scx-slod is down. Run `systemctl status scx-slod` there.",
+        ),
+        daemon_alert(
+            "ScxSloMetricsAbsent",
+            format!("absent(up{{job={job}}})"),
+            Some("15m"),
+            "ticket",
+            "No scx-slo scrape target exists",
+            "Prometheus has no target for job scx-slo: the scrape config or service discovery lost it, so every scx-slo alert is blind.",
+        ),
+        daemon_alert(
+            "ScxSloBreakerOpen",
+            "scx_slo_breaker_open == 1 or scx_slo_state{state=\"failed\"} == 1".into(),
+            Some("10m"),
+            "page",
+            "scx-slo on {{ $labels.instance }} stopped enforcing (breaker open or state failed)",
+            "scx-slod on {{ $labels.instance }} has its circuit breaker open or is failed, and the host runs its default scheduler. Run `scx-slo status` there (the `breaker:` and `last ejection:` lines), fix the cause, then `scx-slo reset-breaker`.",
+        ),
+        daemon_alert(
+            "ScxSloSchedulerEjected",
+            "sum without (reason) (increase(scx_slo_scheduler_exits_total[1h])) > 0".into(),
+            None,
+            "ticket",
+            "The kernel ejected scx_slo on {{ $labels.instance }} in the last hour",
+            "The kernel ejected scx_slo on {{ $labels.instance }} in the last hour; scx-slod retries with backoff and opens its breaker after repeated failures. Run `scx-slo status` there: its `last ejection:` line has the kernel's reason.",
+        ),
+        daemon_alert(
+            "ScxSloProbeOverheadHigh",
+            "scx_slo_probe_overhead_ratio > scx_slo_probe_overhead_budget_ratio".into(),
+            Some("15m"),
+            "ticket",
+            "scx-slo's observe probes on {{ $labels.instance }} cost more than their budget",
+            "The observe probes on {{ $labels.instance }} use {{ $value | humanizePercentage }} of a CPU, over their budget, even with sampling raised. Run `scx-slo status` there: its `probes:` line has the cost, the budget and the sampling.",
+        ),
+        daemon_alert(
+            "ScxSloReloadFailed",
+            "increase(scx_slo_reload_failures_total[15m]) > 0".into(),
+            None,
+            "ticket",
+            "scx-slod on {{ $labels.instance }} refused a config reload",
+            "A reload on {{ $labels.instance }} was refused and the previous generation still runs. Run `scx-slo status` there: its `last reload rejected:` line has the reason.",
+        ),
+        daemon_alert(
+            "ScxSloAuditTrailClosed",
+            "scx_slo_audit_open == 0".into(),
+            Some("5m"),
+            "page",
+            "scx-slod on {{ $labels.instance }} cannot write its audit trail",
+            "scx-slod on {{ $labels.instance }} cannot append to /var/lib/scx-slo/audit, so every mutating call but Disable is refused. Run `scx-slo status` there: its `audit trail closed` line has the reason.",
+        ),
+    ]
+}
+
 /// The whole rule file, in YAML (`promtool check rules` reads it).
 pub fn prometheus_rules(config: &Config) -> String {
     let mut out = String::from("# Generated by `scx-slo rules`; do not edit: change the SLOs in the scx-slo config.\ngroups:\n");
-    let mut any = false;
-    for t in slo_targets(config) {
-        any = true;
-        let _ = writeln!(out, "  - name: {}\n    rules:", q(&format!("scx-slo:{}", t.key)));
-        for r in target_rules(t) {
+    let groups = std::iter::once(("scx-slo:daemon".to_string(), daemon_rules()))
+        .chain(slo_targets(config).map(|t| (format!("scx-slo:{}", t.key), target_rules(t))));
+    for (name, rules) in groups {
+        let _ = writeln!(out, "  - name: {}\n    rules:", q(&name));
+        for r in rules {
             let key = if r.alert { "alert" } else { "record" };
             let _ = writeln!(out, "      - {key}: {}\n        expr: {}", q(&r.name), q(&r.expr));
+            if let Some(d) = r.for_ {
+                let _ = writeln!(out, "        for: {d}");
+            }
             for (field, pairs) in [("labels", &r.labels), ("annotations", &r.annotations)] {
                 if !pairs.is_empty() {
                     let _ = writeln!(out, "        {field}:");
@@ -209,9 +341,6 @@ pub fn prometheus_rules(config: &Config) -> String {
                 }
             }
         }
-    }
-    if !any {
-        out = "# Generated by `scx-slo rules`: no latency target declares an SLO.\ngroups: []\n".into();
     }
     out
 }
@@ -256,6 +385,35 @@ mod tests {
         assert!(yaml.contains("\"ScxSloErrorBudgetBurnFast\""));
         // worker.service has no SLO: no group.
         assert!(!yaml.contains("scx-slo:worker.service"));
+    }
+
+    #[test]
+    fn latency_objectives_are_recorded_as_ratios_of_recorded_quantiles() {
+        let config = crate::load_str(include_str!("../../../examples/enforce.json"), None).unwrap();
+        let api = config.targets.iter().find(|t| t.key == "api.service").unwrap();
+        let rules = target_rules(api);
+        let recorded: Vec<&str> = rules.iter().filter(|r| !r.alert).map(|r| r.name.as_str()).collect();
+        let ratios: Vec<&Rule> = rules.iter().filter(|r| r.name == "scx_slo:latency_objective:ratio_rate5m").collect();
+        let quantiles: Vec<&str> = ratios.iter().map(|r| r.labels.iter().find(|(k, _)| k == "quantile").unwrap().1.as_str()).collect();
+        assert_eq!(quantiles, ["0.5", "0.95", "0.99"]);
+        assert!(ratios[2].expr.ends_with("/ 0.005"), "{}", ratios[2].expr);
+        for r in &ratios {
+            let used = r.expr.split_whitespace().next().unwrap().split('{').next().unwrap();
+            assert!(recorded.contains(&used), "{used} not recorded");
+        }
+        // Without objectives, no ratio.
+        let mut bare = api.clone();
+        bare.slo = bare.slo.map(|s| Slo { latency: Default::default(), ..s });
+        assert!(target_rules(&bare).iter().all(|r| !r.name.contains("objective")));
+    }
+
+    #[test]
+    fn daemon_alerts_have_a_severity_and_a_first_command() {
+        for r in daemon_rules() {
+            assert!(r.alert && r.labels.iter().any(|(k, v)| k == "severity" && (v == "page" || v == "ticket")), "{}", r.name);
+            let description = &r.annotations.iter().find(|(k, _)| k == "description").unwrap().1;
+            assert!(description.contains("Run `") || r.name == "ScxSloMetricsAbsent", "{}: {description}", r.name);
+        }
     }
 
     proptest! {

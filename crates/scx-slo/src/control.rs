@@ -135,6 +135,23 @@ pub fn status_table(s: &Status) -> String {
     if let Some(e) = &s.last_reload_error {
         out.push_str(&format!("last reload rejected: {e}\n"));
     }
+    if s.breaker.open || s.breaker.recent_failures > 0 {
+        out.push_str(&format!("breaker: {} recent failures{}\n", s.breaker.recent_failures, if s.breaker.open { "; open until `scx-slo reset-breaker`" } else { "" }));
+    }
+    if let Some(x) = &s.exit {
+        out.push_str(&format!("last ejection: {} {} {}\n", x.kind_name, x.reason, x.msg).replace("  ", " "));
+    }
+    if let Some(p) = &s.probe {
+        out.push_str(&format!(
+            "probes: {:.2}% of a CPU (budget {:.2}%), measuring 1 wakeup in {}\n",
+            p.overhead_ratio * 100.0,
+            p.overhead_budget * 100.0,
+            p.sample_every
+        ));
+    }
+    if let Some(e) = &s.audit.error {
+        out.push_str(&format!("audit trail closed (mutating calls but Disable are refused): {e}\n"));
+    }
     out.push_str(&format!("{:<28} {:<8} {:>9} {:>9} {:>8} {:>13}\n", "TARGET", "CLASS", "WAKEUPS", "JOBS", "MISSES", "RQ-P99<=US"));
     for t in &s.targets {
         let stats = t.stats.as_ref();
@@ -213,5 +230,22 @@ mod tests {
         assert!(t.contains("(no cgroup yet)"), "{t}");
         // The document survives the wire.
         assert_eq!(parse::<Status>("Status", &serde_json::to_string(&status).unwrap()).unwrap(), status);
+        assert!(!t.contains("breaker:") && !t.contains("probes:") && !t.contains("ejection") && !t.contains("audit"), "{t}");
+    }
+
+    #[test]
+    fn status_table_names_what_the_alerts_send_an_operator_to_read() {
+        let status = Status {
+            breaker: scx_slo_api::documents::BreakerReport { open: true, recent_failures: 3 },
+            exit: Some(scx_slo_api::ExitInfo { kind: 1026, kind_name: "error_stall".into(), exit_code: 0, reason: "runnable task stall".into(), msg: String::new() }),
+            probe: Some(scx_slo_api::documents::ProbeReport { overhead_ratio: 0.0153, sample_every: 4, overhead_budget: 0.01, run_time_ns: 0, run_count: 0 }),
+            audit: scx_slo_api::documents::AuditReport { error: Some("read-only file system".into()), ..Default::default() },
+            ..Default::default()
+        };
+        let t = status_table(&status);
+        assert!(t.contains("breaker: 3 recent failures; open until `scx-slo reset-breaker`"), "{t}");
+        assert!(t.contains("last ejection: error_stall runnable task stall"), "{t}");
+        assert!(t.contains("probes: 1.53% of a CPU (budget 1.00%), measuring 1 wakeup in 4"), "{t}");
+        assert!(t.contains("audit trail closed (mutating calls but Disable are refused): read-only file system"), "{t}");
     }
 }
