@@ -252,6 +252,10 @@ pub struct Status {
     /// [`DOCUMENT_VERSION`].
     #[serde(default = "document_version")]
     pub version: u32,
+    /// scx-slod's package version (`scx-slo version --verbose` shows it
+    /// beside the CLI's; empty from a daemon older than the field).
+    #[serde(default)]
+    pub daemon_version: String,
     /// Lifecycle state (`stopped` in the file written at a stop).
     pub state: State,
     /// The mode running now, or `none`.

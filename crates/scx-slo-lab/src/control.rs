@@ -186,6 +186,23 @@ pub fn run(env: &Env) -> Result<Report> {
     }
     report.facts.insert("audit_entries".into(), json!(entries.len()));
 
+    // `scx-slo version --verbose` (issue 17) names every embedded BPF
+    // object with the digest the build recorded (`scx-slod --bpf-digests`).
+    let recorded: std::collections::BTreeMap<String, String> = Command::new(env.bin.join("scx-slod"))
+        .arg("--bpf-digests")
+        .output()
+        .ok()
+        .and_then(|o| serde_json::from_slice(&o.stdout).ok())
+        .unwrap_or_default();
+    let version = Command::new(env.exe("scx-slo")).args(["version", "--verbose"]).output()?;
+    let text = String::from_utf8_lossy(&version.stdout).into_owned();
+    let named = recorded.iter().all(|(object, sha)| text.contains(&format!("BPF object {object} sha256 {sha} (verified at start)")));
+    report.check(
+        "scx-slo version --verbose shows the daemon's version and each BPF object's recorded SHA-256",
+        version.status.success() && !recorded.is_empty() && named && text.contains("scx-slod "),
+        format!("exit {:?}; {} objects recorded; {}", version.status.code(), recorded.len(), text.trim().replace('\n', " | ")),
+    );
+
     let _ = m.disable("scenario done");
     let _ = d.kill();
     let _ = d.wait();

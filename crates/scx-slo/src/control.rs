@@ -29,6 +29,8 @@ pub enum Call {
     ClearBudget { unit: String },
     /// Close the breaker.
     ResetBreaker,
+    /// This CLI's version and the daemon's, with its BPF objects' digests.
+    Version,
 }
 
 fn proxy() -> Result<(zbus::blocking::Connection, ()), String> {
@@ -55,6 +57,9 @@ fn describe(e: zbus::Error) -> (u8, String) {
 
 /// Runs a call; prints the result; returns the exit code.
 pub fn run(call: Call) -> u8 {
+    if matches!(call, Call::Version) {
+        outln!("scx-slo {}", env!("CARGO_PKG_VERSION"));
+    }
     let (conn, ()) = match proxy() {
         Ok(c) => c,
         Err(e) => {
@@ -82,6 +87,10 @@ pub fn run(call: Call) -> u8 {
         Call::SetBudget { unit, runtime_us, period_us, key } => manager.set_budget(&unit, runtime_us, period_us, &key),
         Call::ClearBudget { unit } => manager.clear_budget(&unit),
         Call::ResetBreaker => manager.reset_breaker(),
+        Call::Version => manager.status().map(|s| match parse::<Status>("Status", &s) {
+            Ok(status) => daemon_version(&status),
+            Err(why) => format!("scx-slod: ({why})"),
+        }),
     };
     match result {
         Ok(text) => {
@@ -169,6 +178,30 @@ pub fn status_table(s: &Status) -> String {
     out.trim_end().to_string()
 }
 
+/// What `scx-slo version --verbose` says of the running daemon: its
+/// version, backend and kernel, and each BPF object's SHA-256 as the daemon
+/// verified it against the build's record before loading.
+pub fn daemon_version(s: &Status) -> String {
+    let version = if s.daemon_version.is_empty() { "(unknown: a daemon older than this field)" } else { s.daemon_version.as_str() };
+    let mut out = format!(
+        "scx-slod {version}  backend {}  state {}  mode {}\nkernel {}  sched_ext {}\nconfig {} sha256 {}\n",
+        s.backend,
+        s.state,
+        s.mode,
+        s.kernel.release,
+        if s.kernel.sched_ext { "yes" } else { "no" },
+        s.config_path,
+        s.config_sha256,
+    );
+    if s.bpf_objects.is_empty() {
+        out.push_str("BPF objects: none embedded (simulated backend)\n");
+    }
+    for (object, sha) in &s.bpf_objects {
+        out.push_str(&format!("BPF object {object} sha256 {sha} (verified at start)\n"));
+    }
+    out.trim_end().to_string()
+}
+
 /// The name a value has on the wire (`latency`, `partial`).
 fn wire_name(value: &impl serde::Serialize) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
@@ -231,6 +264,19 @@ mod tests {
         // The document survives the wire.
         assert_eq!(parse::<Status>("Status", &serde_json::to_string(&status).unwrap()).unwrap(), status);
         assert!(!t.contains("breaker:") && !t.contains("probes:") && !t.contains("ejection") && !t.contains("audit"), "{t}");
+    }
+
+    #[test]
+    fn verbose_version_names_the_daemon_and_each_bpf_objects_digest() {
+        let mut status = Status { daemon_version: "0.1.0".into(), backend: "bpf".into(), ..Default::default() };
+        status.bpf_objects.insert("scx_slo".into(), "ab".repeat(32));
+        status.bpf_objects.insert("observe".into(), "cd".repeat(32));
+        let text = daemon_version(&status);
+        assert!(text.starts_with("scx-slod 0.1.0  backend bpf"), "{text}");
+        assert!(text.contains(&format!("BPF object scx_slo sha256 {} (verified at start)", "ab".repeat(32))), "{text}");
+        assert!(text.contains(&format!("BPF object observe sha256 {}", "cd".repeat(32))), "{text}");
+        let simulated = daemon_version(&Status::default());
+        assert!(simulated.contains("unknown: a daemon older") && simulated.contains("none embedded"), "{simulated}");
     }
 
     #[test]

@@ -186,6 +186,14 @@ enum Command {
         #[arg(long, default_value = "/etc/scx-slo/config.json")]
         config: PathBuf,
     },
+    /// Print this CLI's version; with --verbose also the running daemon's
+    /// version, backend, kernel and the SHA-256 of each BPF object it
+    /// verified before loading (over D-Bus; exit 3 when it cannot be reached).
+    Version {
+        /// Ask the daemon too.
+        #[arg(long)]
+        verbose: bool,
+    },
     /// Print the config's JSON Schema, generated from the model's own
     /// constants (data/config.schema.json is this output; the NixOS module
     /// reads its enums, ranges and defaults).
@@ -276,6 +284,11 @@ fn main() -> ExitCode {
             key,
         }),
         Command::ResetBreaker => control::run(control::Call::ResetBreaker),
+        Command::Version { verbose: false } => {
+            outln!("scx-slo {}", env!("CARGO_PKG_VERSION"));
+            scx_slo_api::exit::cli::OK
+        }
+        Command::Version { verbose: true } => control::run(control::Call::Version),
         Command::Audit { action: AuditAction::Verify { dir, json } } => audit::verify_cmd(&dir, json),
         Command::Audit { action: AuditAction::Show { dir, since, unit, json } } => audit::show_cmd(&dir, since, unit.as_deref(), json),
         Command::Tune { unit, duration, period, headroom, config, cgroup, cgroup_root, scrape, histogram, cpus, json } => {

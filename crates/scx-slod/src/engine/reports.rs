@@ -57,6 +57,7 @@ impl Engine {
             state: if final_write && state == State::Running { State::Stopped } else { state },
             mode: ActiveMode::name_of(self.supervisor.active).into(),
             primary_mode: self.supervisor.primary(),
+            daemon_version: env!("CARGO_PKG_VERSION").to_string(),
             requested_mode: self.generation.config.mode,
             capabilities: CapabilityReport {
                 modes: caps.modes().iter().map(|(m, ok)| (m.as_str().to_string(), *ok)).collect(),
