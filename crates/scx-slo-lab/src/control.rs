@@ -203,6 +203,23 @@ pub fn run(env: &Env) -> Result<Report> {
         format!("exit {:?}; {} objects recorded; {}", version.status.code(), recorded.len(), text.trim().replace('\n', " | ")),
     );
 
+    // docs/troubleshooting.md's read-only commands run against this daemon.
+    let mut failed = Vec::new();
+    let mut ran = 0;
+    for line in troubleshooting_reads() {
+        let words: Vec<&str> = line.split_whitespace().skip(1).collect();
+        let out = Command::new(env.exe("scx-slo")).args(&words).output()?;
+        ran += 1;
+        if !out.status.success() {
+            failed.push(format!("`{line}`: exit {:?} {}", out.status.code(), String::from_utf8_lossy(&out.stderr).trim()));
+        }
+    }
+    report.check(
+        "docs/troubleshooting.md: every read-only scx-slo command exits 0 against the running daemon",
+        ran >= 8 && failed.is_empty(),
+        format!("{ran} commands; failed: {failed:?}"),
+    );
+
     let _ = m.disable("scenario done");
     let _ = d.kill();
     let _ = d.wait();
@@ -210,4 +227,24 @@ pub fn run(env: &Env) -> Result<Report> {
     let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
     report.ok = !report.checks.is_empty() && report.checks.iter().all(|c| c.ok);
     Ok(report)
+}
+
+/// The `scx-slo` lines of docs/troubleshooting.md's `sh` blocks that only
+/// read (the mutating ones are the control scenario's own calls above).
+fn troubleshooting_reads() -> Vec<&'static str> {
+    const READS: [&str; 7] = ["status", "list", "explain", "audit", "health", "check-config", "version"];
+    let mut in_sh = false;
+    let mut lines = Vec::new();
+    for line in include_str!("../../../docs/troubleshooting.md").lines().map(str::trim) {
+        if line.starts_with("```") {
+            in_sh = line == "```sh";
+        } else if in_sh && line.split_whitespace().next() == Some("scx-slo") {
+            if line.split_whitespace().nth(1).is_some_and(|sub| READS.contains(&sub)) {
+                lines.push(line);
+            }
+        }
+    }
+    lines.sort_unstable();
+    lines.dedup();
+    lines
 }

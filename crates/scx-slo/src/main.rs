@@ -333,4 +333,40 @@ mod tests {
         let cli = Cli::try_parse_from(["scx-slo", "enable", "--mode", "enforce"]).expect("parses");
         assert!(matches!(cli.command, Command::Enable { ref mode } if mode == "enforce"), "{cli:?}");
     }
+
+    /// A command line as a shell splits it: words, and double-quoted
+    /// strings as one word (all docs/troubleshooting.md uses).
+    fn words(line: &str) -> Vec<String> {
+        let mut out = vec![String::new()];
+        let mut quoted = false;
+        for c in line.chars() {
+            match c {
+                '"' => quoted = !quoted,
+                ' ' if !quoted => out.push(String::new()),
+                c => out.last_mut().unwrap().push(c),
+            }
+        }
+        out.into_iter().filter(|w| !w.is_empty()).collect()
+    }
+
+    /// Every `scx-slo` command in docs/troubleshooting.md's `sh` blocks is
+    /// one this CLI accepts (the VM control scenario runs the read-only ones).
+    #[test]
+    fn troubleshooting_commands_parse() {
+        let doc = include_str!("../../../docs/troubleshooting.md");
+        let mut in_sh = false;
+        let mut seen = 0;
+        for line in doc.lines().map(str::trim) {
+            if line.starts_with("```") {
+                in_sh = line == "```sh";
+                continue;
+            }
+            if in_sh && line.starts_with("scx-slo ") {
+                Cli::try_parse_from(words(line)).unwrap_or_else(|e| panic!("docs/troubleshooting.md: `{line}`: {e}"));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 15, "only {seen} commands found");
+        assert!(Cli::try_parse_from(words("scx-slo set-budget api.service --runtime 3ms")).is_err(), "the check can fail");
+    }
 }
