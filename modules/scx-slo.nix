@@ -313,7 +313,7 @@ in
           scheduler = { slice_max = "3ms"; max_wait = "20ms"; };
         }
       '';
-      description = "Everything else in config.json (docs/config.md): `admission`, `scheduler`, `numa`, `early_warning`. Unknown keys fail the build.";
+      description = "Everything else in config.json (docs/config.md): `admission`, `scheduler`, `numa`, `early_warning`, `observe`, `advisory`, and `canary` (`canary = { };` runs the A/B canary with its defaults). Unknown keys fail the build.";
     };
 
     cpus = lib.mkOption {

@@ -87,6 +87,13 @@ let
           dry_run = a.dryRun or null;
         };
   };
+  # Blocks whose presence means something survive cleaning even when empty:
+  # `settings.canary = { }` turns the canary on with its defaults.
+  present = builtins.mapAttrs (_: clean) (
+    builtins.removeAttrs (builtins.intersectAttrs { canary = null; } settings) (
+      builtins.filter (n: settings.${n} == null) (builtins.attrNames (builtins.intersectAttrs { canary = null; } settings))
+    )
+  );
 in
 clean (
   merge settings {
@@ -95,3 +102,4 @@ clean (
     targets = builtins.mapAttrs target targets;
   }
 )
+// present

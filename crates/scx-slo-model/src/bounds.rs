@@ -50,6 +50,17 @@ pub mod limits {
     /// Largest PID gain: past it one interval's error moves the budget by
     /// more than `max_step` allows anyway.
     pub const ADAPTIVE_GAIN_MAX: f64 = 5.0;
+    /// `canary.window` range: long enough for the samples of a p99, short
+    /// enough that a harmful candidate is rolled back within the hour.
+    pub const CANARY_WINDOW_RANGE: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(3600));
+    /// `canary.min_samples` range.
+    pub const CANARY_MIN_SAMPLES_RANGE: (u64, u64) = (10, 10_000_000);
+    /// Largest `canary.max_regression` (exclusive lower bound 0).
+    pub const CANARY_MAX_REGRESSION_MAX: f64 = 1.0;
+    /// `canary.promote_after` range.
+    pub const CANARY_PROMOTE_AFTER_RANGE: (u64, u64) = (1, 100);
+    /// `canary.max_windows` range.
+    pub const CANARY_MAX_WINDOWS_RANGE: (u64, u64) = (2, 1000);
 }
 
 /// Defaults: one table, used by the validator and published by `scx-slo
@@ -103,5 +114,15 @@ pub mod defaults {
     pub const ADAPTIVE_MIN_RUNTIME_DIVISOR: u64 = 10;
     /// `adaptive.dry_run`.
     pub const ADAPTIVE_DRY_RUN: bool = false;
+    /// `canary.window`: one arm's window (a pair takes twice that).
+    pub const CANARY_WINDOW: Duration = Duration::from_secs(30);
+    /// `canary.min_samples`, per arm (`canary::DEFAULT_POLICY`'s).
+    pub const CANARY_MIN_SAMPLES: u64 = 1_000;
+    /// `canary.max_regression`: a 2% p99 regression rolls back.
+    pub const CANARY_MAX_REGRESSION: f64 = 0.02;
+    /// `canary.promote_after`: good windows in a row.
+    pub const CANARY_PROMOTE_AFTER: u32 = 3;
+    /// `canary.max_windows`: windows to decide in.
+    pub const CANARY_MAX_WINDOWS: u32 = 10;
 }
 

@@ -289,6 +289,25 @@ pub struct AdvisorySettings {
     pub max_weight: u32,
 }
 
+/// The A/B canary (`canary`, docs/tuning.md): scx-slo enforcing (the
+/// candidate) and the kernel's default scheduler (the baseline) take turns
+/// for a `window` each under the same load; each pair is judged on the
+/// latency targets' run-queue delay (`canary::judge`), and a significant
+/// p99 regression rolls the candidate back.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CanarySettings {
+    /// One arm's window.
+    pub window: Duration,
+    /// Fewest samples per arm for a verdict.
+    pub min_samples: u64,
+    /// The p99 regression that rolls back, as a fraction (0.02: 2%).
+    pub max_regression: f64,
+    /// Windows in a row judged `better` or `same` that promote.
+    pub promote_after: u32,
+    /// Windows after which an undecided canary expires.
+    pub max_windows: u32,
+}
+
 /// A whole, valid config.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Config {
@@ -310,6 +329,8 @@ pub struct Config {
     pub observe: ObserveSettings,
     /// Advisory-mode controller.
     pub advisory: AdvisorySettings,
+    /// The A/B canary, when configured.
+    pub canary: Option<CanarySettings>,
     /// Targets, sorted by key.
     pub targets: Vec<Target>,
 }

@@ -11,6 +11,7 @@ mod adaptive_block;
 pub mod admission;
 pub mod bounds;
 pub mod canary;
+mod canary_block;
 pub mod config;
 pub mod dashboard;
 pub mod duration;

@@ -91,6 +91,22 @@ pub struct RawAdvisory {
     pub max_weight: Option<u64>,
 }
 
+/// `canary`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCanary {
+    /// One arm's window.
+    pub window: Option<Duration>,
+    /// Fewest samples per arm for a verdict.
+    pub min_samples: Option<u64>,
+    /// The p99 regression that rolls back.
+    pub max_regression: Option<f64>,
+    /// Good windows in a row that promote.
+    pub promote_after: Option<u64>,
+    /// Windows to decide in.
+    pub max_windows: Option<u64>,
+}
+
 /// `targets.<name>.budget`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -189,7 +205,7 @@ pub struct RawTarget {
 
 /// Top-level keys, each parsed separately so that one bad section does not hide
 /// the problems of another.
-pub const TOP_LEVEL_KEYS: [&str; 10] = [
+pub const TOP_LEVEL_KEYS: [&str; 11] = [
     "version",
     "mode",
     "switch",
@@ -199,6 +215,7 @@ pub const TOP_LEVEL_KEYS: [&str; 10] = [
     "early_warning",
     "observe",
     "advisory",
+    "canary",
     "targets",
 ];
 
@@ -223,6 +240,8 @@ pub struct RawConfig {
     pub observe: Option<RawObserve>,
     /// `advisory`.
     pub advisory: Option<RawAdvisory>,
+    /// `canary`.
+    pub canary: Option<RawCanary>,
     /// `targets`, in key order; `None` values failed to parse.
     pub targets: Vec<(String, Option<RawTarget>)>,
 }

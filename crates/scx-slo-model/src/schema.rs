@@ -208,6 +208,13 @@ pub fn config_schema() -> Value {
                 "min_weight": integer("lowest CPUWeight recommended", Some(u64::from(defaults::ADVISORY_MIN_WEIGHT)), (u64::from(WEIGHT_RANGE.0), u64::from(WEIGHT_RANGE.1))),
                 "max_weight": integer("highest; at least min_weight", Some(u64::from(defaults::ADVISORY_MAX_WEIGHT)), (u64::from(WEIGHT_RANGE.0), u64::from(WEIGHT_RANGE.1))),
             })),
+            "canary": object("A/B canary: scx-slo enforcing and the default scheduler take turns, judged on the latency targets' run-queue delay; absent: no canary", json!({
+                "window": duration("one arm's window; a pair takes twice this", Some(defaults::CANARY_WINDOW), Some(limits::CANARY_WINDOW_RANGE)),
+                "min_samples": integer("fewest run-queue delay samples per arm for a verdict", Some(defaults::CANARY_MIN_SAMPLES), limits::CANARY_MIN_SAMPLES_RANGE),
+                "max_regression": fraction("the p99 regression that rolls back, as a fraction", defaults::CANARY_MAX_REGRESSION, 0.0, limits::CANARY_MAX_REGRESSION_MAX),
+                "promote_after": integer("windows in a row judged better or same that promote", Some(u64::from(defaults::CANARY_PROMOTE_AFTER)), limits::CANARY_PROMOTE_AFTER_RANGE),
+                "max_windows": integer("windows after which an undecided canary expires; at least promote_after", Some(u64::from(defaults::CANARY_MAX_WINDOWS)), limits::CANARY_MAX_WINDOWS_RANGE),
+            })),
             "targets": {
                 "type": "object",
                 "maxProperties": MAX_TARGETS,

@@ -297,3 +297,35 @@ fn adaptive_blocks_are_rejected_at_the_field_that_is_wrong() {
     let batch = json!({ "class": "batch", "adaptive": { "objective": "1ms" } });
     assert_rejected_at(with_target("batch.slice", batch), &format!("targets.\"batch.slice\".adaptive"), "only latency targets");
 }
+
+#[test]
+fn the_canary_block_is_checked_and_needs_an_enforcing_mode_and_a_latency_target() {
+    let mut config = with_target("api.service", latency("1ms", "10ms", "5ms"));
+    config["canary"] = json!({});
+    let canary = load_str(&config.to_string(), None).unwrap().canary.expect("a canary");
+    assert_eq!((canary.window, canary.min_samples, canary.promote_after, canary.max_windows), (Duration::from_secs(30), 1000, 3, 10));
+    assert!((canary.max_regression - 0.02).abs() < 1e-12);
+    assert!(load_str(&with_target("api.service", latency("1ms", "10ms", "5ms")).to_string(), None).unwrap().canary.is_none());
+
+    for (field, value, fragment) in [
+        ("window", json!("1s"), "outside 5s..=1h"),
+        ("min_samples", json!(5), "outside 10..=10000000"),
+        ("max_regression", json!(0), "outside (0, 1]"),
+        ("promote_after", json!(0), "outside 1..=100"),
+        ("max_windows", json!(1), "outside 2..=1000"),
+        ("surprise", json!(1), "unknown field"),
+    ] {
+        let mut bad = config.clone();
+        bad["canary"] = json!({ field: value });
+        assert_rejected_at(bad, &format!("canary.{field}"), fragment);
+    }
+    let mut never = config.clone();
+    never["canary"] = json!({ "promote_after": 5, "max_windows": 4 });
+    assert_rejected_at(never, "canary.max_windows", "could never promote");
+    let mut observe = config.clone();
+    observe["mode"] = json!("observe");
+    assert_rejected_at(observe, "canary", "mode observe never enforces");
+    let mut batch_only = with_target("batch.slice", json!({ "class": "batch" }));
+    batch_only["canary"] = json!({});
+    assert_rejected_at(batch_only, "canary", "no latency target");
+}

@@ -110,6 +110,7 @@ fn parse_partial(text: &str) -> (Option<RawConfig>, ConfigErrors) {
             "early_warning" => raw.early_warning = section(&mut errors, &path, value),
             "observe" => raw.observe = section(&mut errors, &path, value),
             "advisory" => raw.advisory = section(&mut errors, &path, value),
+            "canary" => raw.canary = section(&mut errors, &path, value),
             "targets" => match value {
                 Value::Object(targets) => {
                     for (name, target) in targets {
@@ -193,11 +194,13 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         }
     }
     check_duplicate_cgroups(&mut errors, &targets_path, &targets);
+    let mode = raw.mode.unwrap_or_default();
+    let canary = raw.canary.and_then(|c| crate::canary_block::validate_canary(&mut errors, c, mode, &targets));
 
     if errors.is_empty() {
         Ok(Config {
             version: CONFIG_VERSION,
-            mode: raw.mode.unwrap_or_default(),
+            mode,
             switch: raw.switch.unwrap_or_default(),
             admission,
             scheduler,
@@ -205,6 +208,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
             early_warning,
             observe,
             advisory,
+            canary,
             targets,
         })
     } else {

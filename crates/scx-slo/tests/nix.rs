@@ -136,6 +136,19 @@ fn nulls_are_dropped_so_rust_defaults_apply() {
     assert_eq!(value, serde_json::json!({ "version": 1, "targets": { "x.service": { "class": "batch" } } }));
 }
 
+#[test]
+fn an_empty_canary_block_survives_so_the_canary_runs_with_its_defaults() {
+    if !have_nix() {
+        return;
+    }
+    let on = nix_eval_json(r#"import ./nix/config.nix { mode = "enforce"; settings.canary = { }; targets."a.service" = { class = "latency"; budget = { runtime = "1ms"; period = "10ms"; }; deadline = "5ms"; }; }"#);
+    assert_eq!(on["canary"], serde_json::json!({}), "{on}");
+    let config = scx_slo_model::load_str(&on.to_string(), None).unwrap();
+    assert_eq!(config.canary.map(|c| c.window), Some(scx_slo_model::Duration::from_secs(30)));
+    let off = nix_eval_json(r#"import ./nix/config.nix { settings.canary = null; }"#);
+    assert!(off.get("canary").is_none(), "{off}");
+}
+
 /// nixpkgs' lib for the module evaluation (scripts/lib/nixpkgs-lib.sh), or
 /// None when the machine has none (skipped; a failure in CI).
 fn nixpkgs_lib() -> Option<String> {
