@@ -179,6 +179,52 @@ pub struct AuditReport {
     pub error: Option<String>,
 }
 
+/// One judged pair of canary windows (issue 14): the verdict and the
+/// numbers it rests on. The ratios are absent without data.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CanaryWindow {
+    /// `better`, `same`, `worse` or `not-enough-data`.
+    pub verdict: String,
+    /// Run-queue delay samples under scx-slo (the candidate).
+    pub candidate_samples: usize,
+    /// Under the default scheduler (the baseline).
+    pub baseline_samples: usize,
+    /// candidate p99 / baseline p99.
+    pub p99_ratio: Option<f64>,
+    /// Its bootstrap interval at 99.9%.
+    pub p99_ratio_ci: Option<(f64, f64)>,
+    /// Mann-Whitney's two-sided p.
+    pub mann_whitney_p: Option<f64>,
+    /// Cliff's delta (negative: the candidate is lower).
+    pub cliffs_delta: Option<f64>,
+    /// The candidate's and the baseline's p99, µs (bucket-interpolated).
+    pub p99_us: Option<(f64, f64)>,
+}
+
+/// The A/B canary now (issue 14, docs/tuning.md).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CanaryReport {
+    /// `running`, `promoted`, `rolled-back` or `expired`.
+    pub state: String,
+    /// The arm measuring now: `candidate` (scx-slo enforcing), `baseline`
+    /// (the default scheduler), or none between arms and after the end.
+    pub arm: Option<String>,
+    /// Pairs of windows judged.
+    pub windows: u32,
+    /// `better` or `same` windows in a row.
+    pub streak: u32,
+    /// One arm's window, s.
+    pub window_s: f64,
+    /// The config (SHA-256) the canary judges.
+    pub config_sha256: String,
+    /// Every window's verdict so far, oldest first (at most `max_windows`).
+    pub verdicts: Vec<String>,
+    /// The last window's numbers.
+    pub last: Option<CanaryWindow>,
+    /// How it ended, in words (promotion, rollback or expiry).
+    pub outcome: Option<String>,
+}
+
 /// A target's budget controller now (issue 14, docs/tuning.md).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AdaptiveReport {
@@ -308,6 +354,9 @@ pub struct Status {
     /// The budget controller of each target with an `adaptive` block.
     #[serde(default)]
     pub adaptive: BTreeMap<String, AdaptiveReport>,
+    /// The A/B canary, when the config has one.
+    #[serde(default)]
+    pub canary: Option<CanaryReport>,
     /// The audit trail: its head, or why it cannot be written.
     #[serde(default)]
     pub audit: AuditReport,

@@ -158,6 +158,16 @@ pub fn status_table(s: &Status) -> String {
             p.sample_every
         ));
     }
+    if let Some(c) = &s.canary {
+        out.push_str(&format!(
+            "canary: {}, {} windows judged ({}){}{}\n",
+            c.state,
+            c.windows,
+            if c.verdicts.is_empty() { "none yet".to_string() } else { c.verdicts.join(", ") },
+            c.arm.as_ref().map(|a| format!(", {a} arm now")).unwrap_or_default(),
+            c.outcome.as_ref().map(|o| format!("; {o}")).unwrap_or_default(),
+        ));
+    }
     if let Some(e) = &s.audit.error {
         out.push_str(&format!("audit trail closed (mutating calls but Disable are refused): {e}\n"));
     }
@@ -288,7 +298,16 @@ mod tests {
             audit: scx_slo_api::documents::AuditReport { error: Some("read-only file system".into()), ..Default::default() },
             ..Default::default()
         };
+        let mut status = status;
+        status.canary = Some(scx_slo_api::documents::CanaryReport {
+            state: "running".into(),
+            windows: 1,
+            verdicts: vec!["same".into()],
+            arm: Some("baseline".into()),
+            ..Default::default()
+        });
         let t = status_table(&status);
+        assert!(t.contains("canary: running, 1 windows judged (same), baseline arm now"), "{t}");
         assert!(t.contains("breaker: 3 recent failures; open until `scx-slo reset-breaker`"), "{t}");
         assert!(t.contains("last ejection: error_stall runnable task stall"), "{t}");
         assert!(t.contains("probes: 1.53% of a CPU (budget 1.00%), measuring 1 wakeup in 4"), "{t}");

@@ -13,8 +13,30 @@ use std::time::{Duration, Instant, SystemTime};
 use scx_slo_api::documents::read_status_file;
 use scx_slo_api::{ActiveMode, State};
 
+/// With `--canary`: healthy only once the A/B canary of the running config
+/// promoted it, so a rollout gates on the SLI, not only on "running".
+fn canary_gate(status: &scx_slo_api::Status) -> Result<String, String> {
+    let Some(c) = &status.canary else {
+        return Err("--canary: the running config has no canary block (docs/config.md#canary)".into());
+    };
+    if c.config_sha256 != status.config_sha256 {
+        return Err("--canary: the canary has not begun for the running generation yet".into());
+    }
+    let verdicts = if c.verdicts.is_empty() { "none yet".to_string() } else { c.verdicts.join(", ") };
+    match c.state.as_str() {
+        "promoted" => Ok(format!("canary promoted after {} windows ({verdicts})", c.windows)),
+        "running" => Err(format!(
+            "canary running: {} windows judged ({verdicts}), {} good in a row, {} arm now",
+            c.windows,
+            c.streak,
+            c.arm.as_deref().unwrap_or("no")
+        )),
+        other => Err(format!("canary {other}: {}", c.outcome.as_deref().unwrap_or("no reason recorded"))),
+    }
+}
+
 /// Why the host is not healthy, or `Ok` with a one-line summary.
-pub fn probe(status_file: &Path, max_age: Duration, expect_config: Option<&Path>) -> Result<String, String> {
+pub fn probe(status_file: &Path, max_age: Duration, expect_config: Option<&Path>, canary: bool) -> Result<String, String> {
     let meta = std::fs::metadata(status_file)
         .map_err(|e| format!("{}: {e} (is scx-slod running?)", status_file.display()))?;
     let age = meta
@@ -31,6 +53,7 @@ pub fn probe(status_file: &Path, max_age: Duration, expect_config: Option<&Path>
         ));
     }
     let status = read_status_file(status_file)?;
+    let canary = if canary { Some(canary_gate(&status)?) } else { None };
     if status.state != State::Running {
         return Err(format!("daemon state is \"{}\", not \"running\"", status.state));
     }
@@ -62,19 +85,20 @@ pub fn probe(status_file: &Path, max_age: Duration, expect_config: Option<&Path>
     }
     let pending: Vec<&str> = status.targets.iter().filter(|t| t.cgroup_id.is_none()).map(|t| t.key.as_str()).collect();
     Ok(format!(
-        "healthy: state running, mode {}, generation {}, {} targets{}",
+        "healthy: state running, mode {}, generation {}, {} targets{}{}",
         status.mode,
         status.generation,
         status.targets.len(),
-        if pending.is_empty() { String::new() } else { format!(" ({} not resolved yet: {})", pending.len(), pending.join(", ")) }
+        if pending.is_empty() { String::new() } else { format!(" ({} not resolved yet: {})", pending.len(), pending.join(", ")) },
+        canary.map(|c| format!("; {c}")).unwrap_or_default()
     ))
 }
 
 /// Polls until healthy or `wait` has passed; returns the exit code.
-pub fn run(status_file: &Path, wait: Duration, max_age: Duration, expect_config: Option<&Path>) -> u8 {
+pub fn run(status_file: &Path, wait: Duration, max_age: Duration, expect_config: Option<&Path>, canary: bool) -> u8 {
     let start = Instant::now();
     loop {
-        match probe(status_file, max_age, expect_config) {
+        match probe(status_file, max_age, expect_config, canary) {
             Ok(summary) => {
                 outln!("{summary}");
                 return scx_slo_api::exit::cli::OK;
@@ -120,21 +144,21 @@ mod tests {
 
     #[test]
     fn missing_file_names_the_daemon() {
-        let e = probe(Path::new("/nonexistent/status.json"), Duration::from_secs(5), None).unwrap_err();
+        let e = probe(Path::new("/nonexistent/status.json"), Duration::from_secs(5), None, false).unwrap_err();
         assert!(e.contains("is scx-slod running"), "{e}");
     }
 
     #[test]
     fn stopped_daemon_is_unhealthy() {
         let p = status_file("stopped", &status(State::Stopped, "enforce"));
-        assert!(probe(&p, Duration::from_secs(60), None).unwrap_err().contains("\"stopped\""));
+        assert!(probe(&p, Duration::from_secs(60), None, false).unwrap_err().contains("\"stopped\""));
     }
 
     #[test]
     fn a_file_that_is_not_a_status_document_is_named() {
         let p = std::env::temp_dir().join(format!("scx-slo-health-{}-foreign.json", std::process::id()));
         std::fs::write(&p, r#"{"state":"running"}"#).unwrap();
-        let e = probe(&p, Duration::from_secs(60), None).unwrap_err();
+        let e = probe(&p, Duration::from_secs(60), None, false).unwrap_err();
         assert!(e.contains("foreign.json") && e.contains("document version 1"), "{e}");
     }
 
@@ -142,7 +166,7 @@ mod tests {
     fn stale_file_is_unhealthy() {
         let p = status_file("stale", &status(State::Running, "observe"));
         std::thread::sleep(Duration::from_millis(30));
-        assert!(probe(&p, Duration::from_millis(1), None).unwrap_err().contains("not updating"));
+        assert!(probe(&p, Duration::from_millis(1), None, false).unwrap_err().contains("not updating"));
     }
 
     #[test]
@@ -150,7 +174,7 @@ mod tests {
         let mut s = status(State::Running, "observe");
         s.generation = 3;
         s.targets = vec![target("a.service", Some(1)), target("b.service", None)];
-        let s = probe(&status_file("ok", &s), Duration::from_secs(60), None).unwrap();
+        let s = probe(&status_file("ok", &s), Duration::from_secs(60), None, false).unwrap();
         assert!(s.contains("generation 3") && s.contains("b.service"), "{s}");
     }
 
@@ -162,15 +186,47 @@ mod tests {
         ok.generation = 4;
         ok.config_sha256 = scx_slo_model::config_digest(r#"{"version":1}"#);
         let running = status_file("expect-ok", &ok);
-        assert!(probe(&running, Duration::from_secs(60), Some(&deployed)).is_ok());
+        assert!(probe(&running, Duration::from_secs(60), Some(&deployed), false).is_ok());
         // A refused reload: the old generation runs, the new file is on disk.
         let mut old = status(State::Running, "observe");
         old.generation = 3;
         old.config_sha256 = "0123456789abcdef".into();
         old.last_reload_error = Some("invalid config: x".into());
-        let e = probe(&status_file("expect-stale", &old), Duration::from_secs(60), Some(&deployed)).unwrap_err();
+        let e = probe(&status_file("expect-stale", &old), Duration::from_secs(60), Some(&deployed), false).unwrap_err();
         assert!(e.contains("generation 3") && e.contains("not applied") && e.contains("last reload refused: invalid config: x"), "{e}");
-        let e = probe(&running, Duration::from_secs(60), Some(Path::new("/nonexistent/config.json"))).unwrap_err();
+        let e = probe(&running, Duration::from_secs(60), Some(Path::new("/nonexistent/config.json")), false).unwrap_err();
         assert!(e.contains("--expect-config /nonexistent/config.json"), "{e}");
+    }
+
+    #[test]
+    fn canary_gate_passes_only_once_the_running_configs_canary_promoted() {
+        let mut s = status(State::Running, "observe");
+        s.config_sha256 = "aa".into();
+        let e = probe(&status_file("canary-none", &s), Duration::from_secs(60), None, true).unwrap_err();
+        assert!(e.contains("no canary block"), "{e}");
+        let canary = |state: &str, sha: &str| scx_slo_api::documents::CanaryReport {
+            state: state.into(),
+            config_sha256: sha.into(),
+            windows: 2,
+            verdicts: vec!["same".into(), "better".into()],
+            outcome: Some("canary rolled back after 2 windows: worse: p99 ratio 3.1".into()),
+            ..Default::default()
+        };
+        for (state, sha, want) in [
+            ("running", "aa", "canary running: 2 windows judged (same, better)"),
+            ("running", "bb", "has not begun for the running generation"),
+            ("rolled-back", "aa", "canary rolled-back: canary rolled back after 2 windows"),
+            ("expired", "aa", "canary expired"),
+        ] {
+            s.canary = Some(canary(state, sha));
+            let e = probe(&status_file(&format!("canary-{state}-{sha}"), &s), Duration::from_secs(60), None, true).unwrap_err();
+            assert!(e.contains(want), "{state}: {e}");
+        }
+        s.canary = Some(canary("promoted", "aa"));
+        let ok = probe(&status_file("canary-promoted", &s), Duration::from_secs(60), None, true).unwrap();
+        assert!(ok.ends_with("; canary promoted after 2 windows (same, better)"), "{ok}");
+        // Without --canary the canary's state does not matter.
+        s.canary = Some(canary("running", "aa"));
+        assert!(probe(&status_file("canary-ignored", &s), Duration::from_secs(60), None, false).is_ok());
     }
 }

@@ -69,6 +69,11 @@ enum Command {
         /// so a reload the daemon refused fails the deploy.
         #[arg(long)]
         expect_config: Option<PathBuf>,
+        /// Also require the config's A/B canary to have promoted it (with
+        /// --wait, for as long as the canary takes): a rollout then gates
+        /// on the SLI, not only on "running".
+        #[arg(long)]
+        canary: bool,
     },
     /// The daemon's state, mode, generation and per-target kernel counters.
     Status {
@@ -267,8 +272,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::CheckConfig { file, json, cpus } => check::run(&file, json, cpus),
-        Command::Health { wait, status_file, max_age, expect_config } => {
-            health::run(&status_file, std_duration(wait), std_duration(max_age), expect_config.as_deref())
+        Command::Health { wait, status_file, max_age, expect_config, canary } => {
+            health::run(&status_file, std_duration(wait), std_duration(max_age), expect_config.as_deref(), canary)
         }
         Command::Status { json } => control::run(control::Call::Status { json }),
         Command::List { json } => control::run(control::Call::List { json }),

@@ -83,6 +83,12 @@ impl Breaker {
         self.consecutive = 0;
     }
 
+    /// Opens the breaker on a decision that is not a failure count (the
+    /// canary's rollback): no retries until an operator resets it.
+    pub fn trip(&mut self) {
+        self.open = true;
+    }
+
     /// Closes the breaker and forgets failures (operator action).
     pub fn reset(&mut self) {
         self.failures.clear();

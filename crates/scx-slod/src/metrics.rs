@@ -89,6 +89,10 @@ metrics_table! {
     "scx_slo_idempotency_conflicts_total", "counter", "", "Mutating calls refused because their idempotency key was used with other arguments.";
     "scx_slo_events_dropped_total", "counter", "", "Early-warning events the scheduler could not send because the ring buffer was full (enforce mode).";
     "scx_slo_credit_grants_total", "counter", "", "Batch slices lengthened to slice_max by credit lent from unused latency budgets (enforce mode).";
+    "scx_slo_canary_state", "gauge", "state", "1 for the A/B canary's state (running, promoted, rolled-back, expired), 0 for the others; absent without a canary.";
+    "scx_slo_canary_windows", "gauge", "", "Pairs of canary windows (scx-slo, then the default scheduler) judged so far.";
+    "scx_slo_canary_verdicts", "gauge", "verdict", "The current canary's windows judged better, same, worse or not-enough-data.";
+    "scx_slo_canary_p99_ratio", "gauge", "", "The last canary window's run-queue delay p99 under scx-slo over the default scheduler's (below 1: scx-slo is better).";
     "scx_slo_credit_lent_seconds_total", "counter", "", "Unused latency budget lent to batch work as credit (enforce mode).";
 }
 
@@ -171,6 +175,8 @@ pub struct MetricsSnapshot {
     pub health: DaemonHealth,
     /// Whole-scheduler counters for the daemon's lifetime (enforce mode).
     pub global: BTreeMap<&'static str, u64>,
+    /// The A/B canary, when the config has one.
+    pub canary: Option<scx_slo_api::documents::CanaryReport>,
 }
 
 /// The latest snapshot, shared between the engine and the HTTP thread.
@@ -354,6 +360,20 @@ impl Collector for SnapshotCollector {
         if let Some(ns) = s.global.get("credit_lent_ns") {
             family(&mut encoder, "scx_slo_credit_lent_seconds_total")?.encode_counter::<NoLabelSet, f64, f64>(&(*ns as f64 / 1e9), None)?;
         }
+        if let Some(c) = &s.canary {
+            let mut e = family(&mut encoder, "scx_slo_canary_state")?;
+            for st in ["running", "promoted", "rolled-back", "expired"] {
+                gauge_f(&mut e, Some(("state", st)), f64::from(u8::from(c.state == st)))?;
+            }
+            family(&mut encoder, "scx_slo_canary_windows")?.encode_gauge(&i64::from(c.windows))?;
+            let mut e = family(&mut encoder, "scx_slo_canary_verdicts")?;
+            for v in ["better", "same", "worse", "not-enough-data"] {
+                gauge_f(&mut e, Some(("verdict", v)), c.verdicts.iter().filter(|x| x.as_str() == v).count() as f64)?;
+            }
+            if let Some(r) = c.last.as_ref().and_then(|l| l.p99_ratio) {
+                family(&mut encoder, "scx_slo_canary_p99_ratio")?.encode_gauge(&r)?;
+            }
+        }
         let adaptive: Vec<(&str, &scx_slo_api::AdaptiveReport)> = s.units.iter().filter_map(|u| u.adaptive.as_ref().map(|a| (u.unit.as_str(), a))).collect();
         let mut e = family(&mut encoder, "scx_slo_adaptive_runtime_seconds")?;
         for (unit, a) in &adaptive {
@@ -472,6 +492,13 @@ mod tests {
                 counts: DaemonCounts { reload_failures: 4, idempotency_replays: 5, idempotency_conflicts: 6 },
             },
             global: [("events_dropped", 9), ("credit_grants", 11), ("credit_lent_ns", 1_500_000_000)].into(),
+            canary: Some(scx_slo_api::documents::CanaryReport {
+                state: "rolled-back".into(),
+                windows: 2,
+                verdicts: vec!["same".into(), "worse".into()],
+                last: Some(scx_slo_api::documents::CanaryWindow { p99_ratio: Some(3.5), ..Default::default() }),
+                ..Default::default()
+            }),
         };
         let text = render(&registry(Arc::new(Mutex::new(snap))));
         for m in metrics() {
@@ -511,6 +538,12 @@ mod tests {
             "scx_slo_events_dropped_total 9",
             "scx_slo_credit_grants_total 11",
             "scx_slo_credit_lent_seconds_total 1.5",
+            "scx_slo_canary_state{state=\"rolled-back\"} 1.0",
+            "scx_slo_canary_state{state=\"promoted\"} 0.0",
+            "scx_slo_canary_windows 2",
+            "scx_slo_canary_verdicts{verdict=\"worse\"} 1.0",
+            "scx_slo_canary_verdicts{verdict=\"better\"} 0.0",
+            "scx_slo_canary_p99_ratio 3.5",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }

@@ -53,6 +53,8 @@ pub struct ScanInput<'a> {
     pub bpf_objects: BTreeMap<String, String>,
     /// Breaker, overrides and the engine's counts.
     pub health: crate::metrics::DaemonHealth,
+    /// The A/B canary, when the config has one.
+    pub canary: Option<scx_slo_api::documents::CanaryReport>,
 }
 
 /// The exit kinds that mean the kernel ejected the scheduler. Each is
@@ -222,6 +224,7 @@ impl Telemetry {
             probe_overhead_budget: probe.map(|_| self.overhead_budget),
             health: input.health,
             global,
+            canary: input.canary.clone(),
         };
         if let Ok(mut s) = self.snapshot.lock() {
             *s = snap;

@@ -21,11 +21,13 @@
 //! - [`requests`]: the control requests, one method each;
 //! - [`reports`]: the typed Status, ListTargets and Explain documents;
 //! - [`session`]: loading, attaching and running a backend;
-//! - [`adaptive`]: the adaptive targets' budget controllers.
+//! - [`adaptive`]: the adaptive targets' budget controllers;
+//! - [`canary`]: the A/B canary's alternating windows.
 //!
 //! This file holds the engine's state and the loop that ties them together.
 
 mod adaptive;
+mod canary;
 pub mod generation;
 pub mod host;
 mod options;
@@ -79,6 +81,8 @@ pub struct Engine {
     events: tokio::sync::mpsc::Sender<Event>,
     generation: Generation,
     adaptation: adaptive::Adaptation,
+    /// The A/B canary of the applied config, when it has one.
+    canary: Option<canary::CanaryRun>,
     /// The audit trail, or why it cannot be written (mutating calls are
     /// then refused, except Disable).
     audit: Result<crate::audit::AuditTrail, String>,
@@ -174,6 +178,7 @@ impl Engine {
             snapshot: Arc::clone(&snapshot),
             events: events_tx,
             adaptation: adaptive::Adaptation::new(&generation.config, &adaptive_changes),
+            canary: None,
             audit,
             bpf_objects,
             generation,
@@ -287,6 +292,7 @@ impl Engine {
                 budget_overrides: self.generation.overrides.len(),
                 counts: self.counts,
             },
+            canary: self.canary.as_ref().map(canary::CanaryRun::report),
         };
         self.telemetry.scan(&input, sched);
     }

@@ -93,6 +93,7 @@ impl Engine {
                 })
                 .collect(),
             adaptive: self.adaptive_reports(),
+            canary: self.canary.as_ref().map(super::canary::CanaryRun::report),
             bpf_objects: self.bpf_objects.clone(),
             audit: match &self.audit {
                 Ok(t) => {

@@ -90,12 +90,17 @@ impl Engine {
         }
         self.supervisor.attached(mode, fallback);
         self.telemetry.session_started(self.generation.config.observe.overhead_budget);
+        self.canary_tick(sched.as_ref(), mode, fallback);
         let detail = serde_json::json!({
             "mode": mode.as_str(), "fallback": fallback, "generation": self.generation.number,
             "load_ms": self.timings.load_ms, "attach_ms": self.timings.attach_ms,
         });
         let _ = self.audit_event("scheduler", None, &format!("{what} attached"), detail);
-        if fallback {
+        if fallback && self.supervisor.in_baseline() {
+            info!(event = "mode_changed", mode = mode.as_str(), "canary baseline: the default scheduler runs, the observe probes measure it");
+            self.publish_snapshot();
+            let _ = self.events.try_send(Event::PropertiesChanged);
+        } else if fallback {
             warn!(event = "mode_changed", mode = mode.as_str(), "enforce is not running: observing with the default scheduler meanwhile");
             self.publish_snapshot();
             let _ = self.events.try_send(Event::PropertiesChanged);
@@ -125,6 +130,7 @@ impl Engine {
 
     fn session_failed(&mut self, fallback: bool, why: String) {
         if fallback {
+            self.canary_baseline_failed(&why);
             warn!(event = "observe_fallback_failed", "{why}; no measurements until the next attempt");
             self.supervisor.fallback_failed(Instant::now());
         } else {
@@ -190,6 +196,9 @@ impl Engine {
                 info!("enforce is due again: stopping the observe fallback");
                 break;
             }
+            if self.canary_tick(&*sched, mode, fallback) {
+                break;
+            }
             if let Some(exit) = sched.exit_info() {
                 self.telemetry.count_exit(&exit.kind_name);
                 let why = format!(
@@ -210,7 +219,11 @@ impl Engine {
             }
             self.maybe_write_status(Some(&*sched));
         }
-        // Disable already detached; stopping and ejection land here too.
+        // Disable already detached; stopping and ejection land here too. A
+        // canary window still open was cut short: it is not judged.
+        if let Some(c) = self.canary.as_mut() {
+            c.abandon();
+        }
         let t = Instant::now();
         sched.detach();
         // No new-task switching after this point: stop the events thread

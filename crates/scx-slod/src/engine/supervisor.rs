@@ -56,6 +56,9 @@ pub struct Supervisor {
     can_fallback: bool,
     /// An Enable asked for another mode: end the session and start it.
     mode_switch: bool,
+    /// The canary's baseline window: enforce waits, observe measures the
+    /// default scheduler, until the canary ends the window.
+    baseline: bool,
     pending_enable: Vec<oneshot::Sender<Reply>>,
 }
 
@@ -87,6 +90,7 @@ impl Supervisor {
             fallback_retry_at: None,
             can_fallback,
             mode_switch: false,
+            baseline: false,
             pending_enable: Vec::new(),
         }
     }
@@ -141,7 +145,27 @@ impl Supervisor {
 
     /// The primary mode may (re)start: on, breaker closed, backoff over.
     pub fn primary_due(&self, now: Instant) -> bool {
-        self.wanted_on && !self.breaker.is_open() && self.retry_at.is_none_or(|t| now >= t)
+        self.wanted_on && !self.breaker.is_open() && !self.baseline && self.retry_at.is_none_or(|t| now >= t)
+    }
+
+    /// The canary's baseline window begins (enforce waits) or ends.
+    pub fn set_baseline(&mut self, on: bool) {
+        self.baseline = on;
+    }
+
+    /// Whether a canary baseline window holds enforce back.
+    pub fn in_baseline(&self) -> bool {
+        self.baseline
+    }
+
+    /// The canary judged the candidate worse than the default scheduler:
+    /// the breaker opens (persisted by the caller), state `failed`, and the
+    /// host stays on its default scheduler until an operator resets it.
+    pub fn canary_rolled_back(&mut self, why: &str) -> Option<Transition> {
+        self.breaker.trip();
+        self.retry_at = None;
+        self.baseline = false;
+        self.go(State::Failed, format!("{why}; circuit breaker open, staying off until ResetBreaker or Enable"))
     }
 
     /// What to run next: the primary mode when due; while enforce backs off
@@ -151,9 +175,11 @@ impl Supervisor {
         if self.primary_due(now) {
             return Some((self.primary, false));
         }
+        // The canary's baseline needs the probes whatever the backend: its
+        // verdict is only as good as the default scheduler's measurements.
         let fallback_ok = self.wanted_on
             && self.primary == ActiveMode::Enforce
-            && self.can_fallback
+            && (self.can_fallback || self.baseline)
             && self.caps.can_observe()
             && self.fallback_retry_at.is_none_or(|t| now >= t);
         fallback_ok.then_some((ActiveMode::Observe, true))
@@ -250,6 +276,8 @@ impl Supervisor {
         self.operator_disabled = None;
         self.wanted_on = true;
         self.retry_at = None;
+        // An operator's Enable loads the scheduler now, canary or not.
+        self.baseline = false;
         Ok(if running && !self.mode_switch { EnableOutcome::AlreadyRunning } else { EnableOutcome::SessionStarts })
     }
 
@@ -267,6 +295,7 @@ impl Supervisor {
     /// An operator's emergency stop (the engine detached already).
     pub fn disable(&mut self, reason: &str) -> Option<Transition> {
         self.wanted_on = false;
+        self.baseline = false;
         self.retry_at = None;
         self.operator_disabled = Some(reason.to_string());
         let t = self.go(State::Disabled, format!("disabled by an operator: {reason}"));
