@@ -8,6 +8,7 @@
 mod adapt;
 mod bench;
 mod bench_report;
+mod canary;
 mod chaos;
 mod control;
 mod daemon;
@@ -297,9 +298,10 @@ fn main() -> Result<()> {
                 "hunt" => hunt::run(&env, seed, seconds, rounds)?,
                 "chaos" => chaos::run(&env)?,
                 "adapt" => adapt::run(&env)?,
+                "canary" => canary::run(&env)?,
                 // Runs as a unit under systemd in the Debian guest.
                 "systemd" => systemd::run_scenario()?,
-                other => anyhow::bail!("unknown scenario {other:?}; known: enforce, control, demo, bench, bench-quick, hunt, systemd, chaos, adapt"),
+                other => anyhow::bail!("unknown scenario {other:?}; known: enforce, control, demo, bench, bench-quick, hunt, systemd, chaos, adapt, canary"),
             };
             harness::emit(&report, &out)
         }
