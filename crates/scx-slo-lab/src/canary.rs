@@ -80,6 +80,8 @@ fn canary_state() -> Option<scx_slo_api::documents::CanaryReport> {
 /// failed check) when scx_slo does not attach.
 fn start(env: &Env, report: &mut Report, config: &Value, tag: &str) -> Result<Option<(Daemon, Instant)>> {
     let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
+    // The previous daemon's last status must not stand in for this one's.
+    let _ = std::fs::remove_file(crate::daemon::STATUS_PATH);
     write_config(config)?;
     let mut daemon = Daemon::start(env, tag)?;
     let start = Instant::now();
