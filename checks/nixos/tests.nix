@@ -6,4 +6,5 @@
   reload = ./reload.nix;
   observe = ./observe.nix;
   systemd = ./systemd.nix;
+  closed-loop = ./closed-loop.nix;
 }

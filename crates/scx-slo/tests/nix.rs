@@ -215,7 +215,7 @@ fn the_module_evaluates_for_every_host_and_test_node() {
     let Some(lib) = nixpkgs_lib() else { return };
     let all = evaluated(&lib);
     let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
-    for expected in ["hosts.canary", "hosts.fleet", "hosts.test-vm", "checks/nixos/enforce.nix node machine", "checks/nixos/systemd.nix node machine"] {
+    for expected in ["hosts.canary", "hosts.fleet", "hosts.test-vm", "checks/nixos/enforce.nix node machine", "checks/nixos/systemd.nix node machine", "checks/nixos/closed-loop.nix node machine"] {
         assert!(names.contains(&expected), "{expected} was not evaluated: {names:?}");
     }
     for (name, v) in &all {
