@@ -199,6 +199,13 @@ pub struct CanaryWindow {
     pub cliffs_delta: Option<f64>,
     /// The candidate's and the baseline's p99, µs (bucket-interpolated).
     pub p99_us: Option<(f64, f64)>,
+    /// Deadline misses per job, candidate and baseline (the SLO breaker's
+    /// input; absent without an SLO).
+    #[serde(default)]
+    pub miss_ratio: Option<(f64, f64)>,
+    /// The candidate's miss ratio over the error budget (1: the SLO's pace).
+    #[serde(default)]
+    pub burn_rate: Option<f64>,
 }
 
 /// The A/B canary now (issue 14, docs/tuning.md).

@@ -10,9 +10,10 @@
 //!    breaker opens, the kernel ends on its default scheduler and stays
 //!    there, the audit trail records why, and `scx-slo health --canary`
 //!    fails naming the rollback.
-//! 2. A sound config (the enforce scenario's budget for the same service):
-//!    the canary must not roll it back; it promotes it (judged better or
-//!    same), and `scx-slo health --canary` then passes.
+//! 2. A sound config (the enforce scenario's budget for the same service,
+//!    with an SLO so the SLO breaker judges too): the canary must not roll it
+//!    back; it promotes it (judged better or same), and `scx-slo health
+//!    --canary` then passes.
 
 use std::time::{Duration, Instant};
 
@@ -56,8 +57,9 @@ pub fn harmful_config() -> Value {
 
 /// The sound candidate.
 pub fn sound_config() -> Value {
+    // An SLO, so the SLO breaker judges each pair too and must not trip.
     let api = json!({ "class": "latency", "budget": { "runtime": "3ms", "period": "10ms" }, "deadline": "8ms",
-                      "priority": 800, "preemption": "lower-priority" });
+                      "priority": 800, "preemption": "lower-priority", "slo": { "availability": 0.99 } });
     canary_config(api, 100)
 }
 
@@ -169,7 +171,7 @@ fn sound(env: &Env, report: &mut Report) -> Result<()> {
         promoted && attached && code == Some(0),
         format!(
             "decided after {decided_s:?} s: {:?}; sched_ext attached {attached}; health --canary exit {code:?}: {text}",
-            canary.as_ref().map(|c| (&c.state, &c.verdicts, c.last.as_ref().and_then(|l| l.p99_ratio), c.last.as_ref().and_then(|l| l.p99_us)))
+            canary.as_ref().map(|c| (&c.state, &c.verdicts, c.last.as_ref().and_then(|l| l.p99_ratio), c.last.as_ref().and_then(|l| l.p99_us), c.last.as_ref().and_then(|l| l.miss_ratio)))
         ),
     );
     report.facts.insert("sound_decided_s".into(), json!(decided_s));

@@ -163,6 +163,43 @@ pub fn judge(candidate: &[f64], baseline: &[f64], policy: &CanaryPolicy, seed: u
     }
 }
 
+/// The SLO breaker's test on one pair of windows: is the error budget
+/// burning significantly faster under the candidate than under the
+/// baseline, and faster than the SLO allows? Jobs and deadline misses per
+/// arm; one-sided at 0.05%, the level of each bound of the p99 rollback's
+/// 99.9% interval.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct BurnJudgement {
+    /// Miss ratio under the candidate.
+    pub candidate_ratio: f64,
+    /// Miss ratio under the baseline.
+    pub baseline_ratio: f64,
+    /// One-sided p that the candidate's ratio is the higher.
+    pub p: f64,
+    /// The candidate's burn rate: its miss ratio over the error budget
+    /// (1: spends the budget exactly over the SLO window).
+    pub burn_rate: f64,
+    /// Significantly worse and burning faster than the SLO allows.
+    pub worse: bool,
+}
+
+/// Judges the burn of one pair: `(misses, jobs)` per arm, and the error
+/// budget `1 - availability`.
+pub fn judge_burn(candidate: (u64, u64), baseline: (u64, u64), error_budget: f64) -> BurnJudgement {
+    let ratio = |(m, j): (u64, u64)| if j == 0 { 0.0 } else { m as f64 / j as f64 };
+    let p = stats::proportion_higher_p(candidate.0, candidate.1, baseline.0, baseline.1);
+    let burn_rate = if error_budget > 0.0 { ratio(candidate) / error_budget } else { f64::INFINITY };
+    BurnJudgement {
+        candidate_ratio: ratio(candidate),
+        baseline_ratio: ratio(baseline),
+        p,
+        burn_rate,
+        // One-sided 0.05%, as each bound of the p99 rollback's interval: a
+        // window's chance of a false rollback stays within 0.1% with both.
+        worse: p < (1.0 - LEVEL) / 2.0 && burn_rate > 1.0,
+    }
+}
+
 /// Where a canary stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -250,6 +287,40 @@ impl Canary {
 mod tests {
     use super::*;
     use crate::stats::Rng;
+
+    #[test]
+    fn the_burn_breaker_needs_both_significance_and_a_burn_over_the_budget() {
+        // 2% misses against 0.1% over 5,000 jobs each, a 0.1% budget: worse.
+        let j = judge_burn((100, 5_000), (5, 5_000), 0.001);
+        assert!(j.worse && j.p < 1e-6 && (j.burn_rate - 20.0).abs() < 1e-9, "{j:?}");
+        // Significantly worse, but within the budget (0.05% against 0%, a 1% budget).
+        let j = judge_burn((50, 100_000), (0, 100_000), 0.01);
+        assert!(!j.worse && j.p < 1e-6 && j.burn_rate < 1.0, "{j:?}");
+        // Over the budget, but the default scheduler misses as often: not the candidate's doing.
+        assert!(!judge_burn((100, 5_000), (98, 5_000), 0.001).worse);
+        // Too few jobs to tell.
+        assert!(!judge_burn((1, 20), (0, 20), 0.001).worse);
+        assert!(!judge_burn((0, 0), (0, 0), 0.001).worse);
+        // Better under the candidate: p near 1.
+        assert!(judge_burn((5, 5_000), (100, 5_000), 0.001).p > 0.999);
+    }
+
+    #[test]
+    fn the_burn_breaker_rarely_trips_on_noise() {
+        // Both arms miss 0.5% of 5,000 jobs a window (5x a 0.1% budget: the
+        // burn condition holds), 10 windows a canary, 1,000 seeded canaries:
+        // a canary trips if any window does.
+        let mut rng = Rng::new(17);
+        let (n, p) = (5_000u64, 0.005);
+        let mut misses = || {
+            let (mean, sd) = (n as f64 * p, (n as f64 * p * (1.0 - p)).sqrt());
+            (mean + sd * rng.normal()).round().max(0.0) as u64
+        };
+        let tripped = (0..1_000).filter(|_| (0..10).any(|_| judge_burn((misses(), n), (misses(), n), 0.001).worse)).count();
+        eprintln!("burn breaker on noise: {tripped} of 1,000 canaries tripped");
+        assert!(tripped < 10, "{tripped} of 1,000 canaries tripped on noise");
+        // (Measured: 13 of 1,000 at a one-sided 0.1%, hence 0.05%.)
+    }
 
     /// Lognormal latencies around 1 ms (σ 0.5): a long-tailed SLI.
     fn sample(rng: &mut Rng, n: usize, scale: f64) -> Vec<f64> {

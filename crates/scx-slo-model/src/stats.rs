@@ -79,6 +79,27 @@ pub fn normal_sf(x: f64) -> f64 {
     0.5 * poly * (-(x * x) / 2.0).exp()
 }
 
+/// One-sided test that the first proportion is the higher: `x1` of `n1`
+/// against `x2` of `n2`, by the pooled two-proportion z-test. Returns p
+/// (1 without data, or when both proportions are the same 0 or 1).
+pub fn proportion_higher_p(x1: u64, n1: u64, x2: u64, n2: u64) -> f64 {
+    if n1 == 0 || n2 == 0 {
+        return 1.0;
+    }
+    let (p1, p2) = (x1 as f64 / n1 as f64, x2 as f64 / n2 as f64);
+    let pooled = (x1 + x2) as f64 / (n1 + n2) as f64;
+    let se = (pooled * (1.0 - pooled) * (1.0 / n1 as f64 + 1.0 / n2 as f64)).sqrt();
+    if se == 0.0 {
+        return 1.0;
+    }
+    let z = (p1 - p2) / se;
+    if z >= 0.0 {
+        normal_sf(z)
+    } else {
+        1.0 - normal_sf(-z)
+    }
+}
+
 /// Cliff's delta: P(a > b) - P(a < b), in -1..=1 (0: no difference).
 pub fn cliffs_delta(a: &[f64], b: &[f64]) -> f64 {
     if a.is_empty() || b.is_empty() {

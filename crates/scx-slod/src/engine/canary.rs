@@ -16,16 +16,22 @@
 //! moves the tail's mass across buckets, not one inside a bucket
 //! (docs/tuning.md).
 //!
+//! Each pair also feeds the SLO breaker (`canary::judge_burn`): the deadline
+//! misses per job in each arm (the observe probes count would-be misses
+//! under the default scheduler). When the error budget burns significantly
+//! faster under scx-slo than under the default scheduler, and faster than
+//! the SLO allows, the canary rolls back whatever the p99 says.
+//!
 //! The engine ends the running session when an arm's window is over; the
 //! supervisor's baseline flag holds enforce back while the observe session
-//! measures. A pair judged `worse` opens the breaker (the host stays on its
-//! default scheduler), is audited, and signals `SloViolation`.
+//! measures. A rollback opens the breaker (the host stays on its default
+//! scheduler), is audited, and signals `SloViolation`.
 
 use std::time::{Duration, Instant};
 
 use scx_slo_api::documents::{CanaryReport, CanaryWindow};
 use scx_slo_api::ActiveMode;
-use scx_slo_model::canary::{self, Action, Canary, CanaryPolicy, CanaryState, Judgement};
+use scx_slo_model::canary::{self, Action, BurnJudgement, Canary, CanaryPolicy, CanaryState, Judgement};
 use scx_slo_model::config::CanarySettings;
 use tracing::{info, warn};
 
@@ -70,16 +76,39 @@ pub enum Step {
     Rollback(String),
 }
 
+/// What an arm measures: the latency targets' run-queue delay histogram,
+/// and their ended jobs and deadline misses (cumulative readings; a window
+/// is the difference of two).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Sli {
+    /// Run-queue delay, log2 buckets.
+    pub hist: Vec<u64>,
+    /// Jobs ended.
+    pub jobs: u64,
+    /// Of which past their deadline.
+    pub misses: u64,
+}
+
+impl Sli {
+    /// This reading minus an earlier one.
+    fn since(&self, start: &Sli) -> Sli {
+        Sli { hist: hist_delta(&start.hist, &self.hist), jobs: self.jobs.saturating_sub(start.jobs), misses: self.misses.saturating_sub(start.misses) }
+    }
+}
+
 /// One canary, for one config.
 #[derive(Debug)]
 pub struct CanaryRun {
     settings: CanarySettings,
+    /// The strictest error budget (1 - availability) of the latency
+    /// targets with an SLO; None: no SLO, no burn test.
+    error_budget: Option<f64>,
     canary: Canary,
     config_sha: String,
-    /// The arm measuring now: since when, and the SLI histogram then.
-    arm: Option<(Arm, Instant, Vec<u64>)>,
-    /// The last candidate window's histogram, waiting for its baseline.
-    candidate: Option<Vec<u64>>,
+    /// The arm measuring now: since when, and the SLI then.
+    arm: Option<(Arm, Instant, Sli)>,
+    /// The last candidate window's SLI, waiting for its baseline.
+    candidate: Option<Sli>,
     verdicts: Vec<String>,
     last: Option<CanaryWindow>,
     outcome: Option<String>,
@@ -111,9 +140,10 @@ fn finite(x: f64) -> Option<f64> {
 
 impl CanaryRun {
     /// A canary of the config with digest `config_sha`.
-    pub fn new(settings: CanarySettings, config_sha: &str) -> CanaryRun {
+    pub fn new(settings: CanarySettings, error_budget: Option<f64>, config_sha: &str) -> CanaryRun {
         CanaryRun {
             settings,
+            error_budget,
             canary: Canary::new(Self::policy(&settings)),
             config_sha: config_sha.to_string(),
             arm: None,
@@ -149,10 +179,10 @@ impl CanaryRun {
         self.arm.as_ref().map(|a| a.0)
     }
 
-    /// An arm begins, with the SLI histogram as it stands.
-    pub fn begin(&mut self, arm: Arm, now: Instant, hist: Vec<u64>) {
+    /// An arm begins, with the SLI as it stands.
+    pub fn begin(&mut self, arm: Arm, now: Instant, sli: Sli) {
         if self.running() {
-            self.arm = Some((arm, now, hist));
+            self.arm = Some((arm, now, sli));
         }
     }
 
@@ -168,15 +198,17 @@ impl CanaryRun {
         self.arm = None;
     }
 
-    /// The arm's window ended with the SLI histogram at `hist`.
-    pub fn end(&mut self, hist: &[u64], seed: u64) -> Option<Step> {
+    /// The arm's window ended with the SLI at `now`.
+    pub fn end(&mut self, now: &Sli, seed: u64) -> Option<Step> {
         let (arm, _, start) = self.arm.take()?;
-        let delta = hist_delta(&start, hist);
+        let window = now.since(&start);
         if arm == Arm::Candidate {
-            self.candidate = Some(delta);
+            self.candidate = Some(window);
             return Some(Step::ToBaseline);
         }
-        let Some(candidate) = self.candidate.take() else { return Some(Step::ToCandidate) };
+        let Some(candidate_sli) = self.candidate.take() else { return Some(Step::ToCandidate) };
+        let burn = self.error_budget.map(|b| canary::judge_burn((candidate_sli.misses, candidate_sli.jobs), (window.misses, window.jobs), b));
+        let (candidate, delta) = (candidate_sli.hist, window.hist);
         let (c, b) = (hist_samples(&candidate), hist_samples(&delta));
         // The minimum is on what was measured, not on the capped expansion.
         let (cn, bn) = (candidate.iter().sum::<u64>(), delta.iter().sum::<u64>());
@@ -193,10 +225,25 @@ impl CanaryRun {
             mann_whitney_p: finite(j.mann_whitney_p),
             cliffs_delta: finite(j.cliffs_delta),
             p99_us: if c.is_empty() || b.is_empty() { None } else { p99(&c).zip(p99(&b)) },
+            miss_ratio: burn.map(|b| (b.candidate_ratio, b.baseline_ratio)),
+            burn_rate: burn.map(|b| b.burn_rate).and_then(finite),
         });
         self.verdicts.push(j.verdict.name().to_string());
         let windows = self.canary.windows + 1;
         let why = describe(&j);
+        if let Some(burn) = burn.filter(|b| b.worse) {
+            // The SLO breaker: a rollback whatever the p99 verdict was.
+            self.canary.record(canary::Judgement { verdict: canary::Verdict::Worse, ..j });
+            if let Some(last) = self.last.as_mut() {
+                last.verdict = "worse".into();
+            }
+            if let Some(v) = self.verdicts.last_mut() {
+                *v = "worse".into();
+            }
+            let reason = format!("canary rolled back after {windows} windows by the SLO breaker: {}; p99 {why}", describe_burn(&burn));
+            self.outcome = Some(reason.clone());
+            return Some(Step::Rollback(reason));
+        }
         Some(match self.canary.record(j) {
             Action::Continue => Step::ToCandidate,
             Action::Promote => {
@@ -245,6 +292,17 @@ impl CanaryRun {
     }
 }
 
+/// The burn test in words.
+fn describe_burn(b: &BurnJudgement) -> String {
+    format!(
+        "deadline misses {:.3}% of jobs under scx-slo against {:.3}% under the default scheduler (one-sided p {:.1e}), burning the error budget {:.1}x",
+        b.candidate_ratio * 100.0,
+        b.baseline_ratio * 100.0,
+        b.p,
+        b.burn_rate
+    )
+}
+
 /// A judgement in words, for logs, the audit trail and the outcome.
 fn describe(j: &Judgement) -> String {
     format!(
@@ -261,16 +319,19 @@ fn describe(j: &Judgement) -> String {
 }
 
 impl Engine {
-    /// The latency targets' run-queue delay histogram, summed: the SLI.
-    fn canary_sli(&self, sched: &dyn Backend) -> Vec<u64> {
-        let mut sum = vec![0u64; scx_slo_bpf::intf::slo_consts_SLO_HIST_BUCKETS as usize];
+    /// The latency targets' run-queue delay histogram, jobs and misses,
+    /// summed: the SLI.
+    fn canary_sli(&self, sched: &dyn Backend) -> Sli {
+        let mut sum = Sli { hist: vec![0u64; scx_slo_bpf::intf::slo_consts_SLO_HIST_BUCKETS as usize], jobs: 0, misses: 0 };
         let latency = self.generation.config.targets.iter().filter(|t| t.class == scx_slo_model::Class::Latency);
         for t in latency {
             let live = self.slots.get(&t.key).filter(|_| self.resolved.contains_key(&t.key)).and_then(|slot| sched.target_stats(slot).ok());
             if let Some(stats) = self.carried.total(&t.key, live) {
-                for (s, v) in sum.iter_mut().zip(stats.rq_delay_hist.iter()) {
+                for (s, v) in sum.hist.iter_mut().zip(stats.rq_delay_hist.iter()) {
                     *s = s.wrapping_add(*v);
                 }
+                sum.jobs = sum.jobs.wrapping_add(stats.get("jobs"));
+                sum.misses = sum.misses.wrapping_add(stats.get("deadline_misses"));
             }
         }
         sum
@@ -284,7 +345,8 @@ impl Engine {
             Some(settings) if self.canary.as_ref().is_some_and(|c| c.judges(&settings, &sha)) => {}
             Some(settings) => {
                 info!(event = "canary", config_sha256 = %sha, "canary: judging this config against the default scheduler, {} per arm", settings.window);
-                self.canary = Some(CanaryRun::new(settings, &sha));
+                let budget = self.generation.config.targets.iter().filter_map(|t| t.slo).map(|s| 1.0 - s.availability).reduce(f64::min);
+                self.canary = Some(CanaryRun::new(settings, budget, &sha));
                 self.supervisor.set_baseline(false);
             }
             None => {
@@ -313,9 +375,9 @@ impl Engine {
         let Some(c) = self.canary.as_ref().filter(|c| c.running()) else { return false };
         if c.arm().is_none() {
             if let Some(arm) = self.canary_arm_of(mode, fallback) {
-                let hist = self.canary_sli(sched);
+                let sli = self.canary_sli(sched);
                 if let Some(c) = self.canary.as_mut() {
-                    c.begin(arm, Instant::now(), hist);
+                    c.begin(arm, Instant::now(), sli);
                 }
                 info!(event = "canary_arm", arm = arm.name(), "canary: the {} window begins", arm.name());
             }
@@ -324,9 +386,9 @@ impl Engine {
         if !c.due(Instant::now()) {
             return false;
         }
-        let hist = self.canary_sli(sched);
+        let sli = self.canary_sli(sched);
         let seed = self.generation.number ^ self.epoch.elapsed().as_nanos() as u64;
-        let Some(step) = self.canary.as_mut().and_then(|c| c.end(&hist, seed)) else { return false };
+        let Some(step) = self.canary.as_mut().and_then(|c| c.end(&sli, seed)) else { return false };
         let report = self.canary.as_ref().map(CanaryRun::report);
         let last = report.as_ref().and_then(|r| r.last.clone());
         if !matches!(step, Step::ToBaseline) {
@@ -401,15 +463,19 @@ mod tests {
         a.iter().zip(b).map(|(x, y)| x + y).collect()
     }
 
+    fn sli(hist: Vec<u64>) -> Sli {
+        Sli { hist, jobs: 0, misses: 0 }
+    }
+
     /// Runs one pair: the candidate's window adds `cand`, the baseline's `base`.
     fn pair(run: &mut CanaryRun, at: &mut Vec<u64>, cand: &[u64], base: &[u64], seed: u64) -> Step {
         let now = Instant::now();
-        run.begin(Arm::Candidate, now, at.clone());
+        run.begin(Arm::Candidate, now, sli(at.clone()));
         *at = add(at, cand);
-        assert_eq!(run.end(at, seed), Some(Step::ToBaseline));
-        run.begin(Arm::Baseline, now, at.clone());
+        assert_eq!(run.end(&sli(at.clone()), seed), Some(Step::ToBaseline));
+        run.begin(Arm::Baseline, now, sli(at.clone()));
         *at = add(at, base);
-        run.end(at, seed).expect("a step")
+        run.end(&sli(at.clone()), seed).expect("a step")
     }
 
     #[test]
@@ -428,7 +494,7 @@ mod tests {
     #[test]
     fn a_tail_a_bucket_worse_rolls_back_and_equal_windows_promote() {
         let mut at = hist(&[]);
-        let mut worse = CanaryRun::new(settings(), "a");
+        let mut worse = CanaryRun::new(settings(), None, "a");
         let base = hist(&[(6, 40_000), (8, 1_600)]);
         let cand = hist(&[(6, 40_000), (10, 1_600)]);
         match pair(&mut worse, &mut at, &cand, &base, 1) {
@@ -438,7 +504,7 @@ mod tests {
         assert_eq!(worse.report().state, "rolled-back");
         assert_eq!(worse.report().verdicts, ["worse"]);
 
-        let mut same = CanaryRun::new(settings(), "b");
+        let mut same = CanaryRun::new(settings(), None, "b");
         assert_eq!(pair(&mut same, &mut at, &base, &base, 2), Step::ToCandidate);
         assert_eq!(pair(&mut same, &mut at, &base, &base, 3), Step::Done, "{:?}", same.report());
         let r = same.report();
@@ -446,14 +512,14 @@ mod tests {
         assert!(r.outcome.unwrap().starts_with("promoted"));
         assert_eq!(r.last.unwrap().p99_ratio, Some(1.0));
         // A decided canary measures nothing more.
-        same.begin(Arm::Candidate, Instant::now(), at.clone());
+        same.begin(Arm::Candidate, Instant::now(), sli(at.clone()));
         assert_eq!(same.arm(), None);
     }
 
     #[test]
     fn too_few_samples_never_decide_and_the_canary_expires() {
         let mut at = hist(&[]);
-        let mut run = CanaryRun::new(settings(), "c");
+        let mut run = CanaryRun::new(settings(), None, "c");
         let few = hist(&[(6, 50)]);
         for i in 0..3 {
             assert_eq!(pair(&mut run, &mut at, &few, &few, i), Step::ToCandidate, "window {i}");
@@ -467,16 +533,42 @@ mod tests {
 
     #[test]
     fn an_abandoned_window_is_not_judged() {
-        let mut run = CanaryRun::new(settings(), "d");
+        let mut run = CanaryRun::new(settings(), None, "d");
         let now = Instant::now();
-        run.begin(Arm::Candidate, now, hist(&[]));
+        run.begin(Arm::Candidate, now, sli(hist(&[])));
         assert!(!run.due(now) && run.due(now + std::time::Duration::from_secs(10)));
         run.abandon();
-        assert_eq!(run.end(&hist(&[(3, 10)]), 0), None);
+        assert_eq!(run.end(&sli(hist(&[(3, 10)])), 0), None);
         // A baseline without a candidate window before it judges nothing.
-        run.begin(Arm::Baseline, now, hist(&[]));
-        assert_eq!(run.end(&hist(&[(3, 10)]), 0), Some(Step::ToCandidate));
+        run.begin(Arm::Baseline, now, sli(hist(&[])));
+        assert_eq!(run.end(&sli(hist(&[(3, 10)])), 0), Some(Step::ToCandidate));
         assert_eq!(run.report().windows, 0);
         assert!(run.judges(&settings(), "d") && !run.judges(&settings(), "e"));
+    }
+
+    #[test]
+    fn the_slo_breaker_rolls_back_a_candidate_that_burns_the_budget_though_its_p99_is_the_same() {
+        let h = hist(&[(6, 40_000), (8, 1_600)]);
+        let now = Instant::now();
+        let mut run = CanaryRun::new(settings(), Some(0.001), "f");
+        run.begin(Arm::Candidate, now, Sli { hist: hist(&[]), jobs: 0, misses: 0 });
+        run.end(&Sli { hist: h.clone(), jobs: 10_000, misses: 200 }, 1);
+        run.begin(Arm::Baseline, now, Sli { hist: h.clone(), jobs: 10_000, misses: 200 });
+        let step = run.end(&Sli { hist: add(&h, &h), jobs: 20_000, misses: 205 }, 1);
+        match step {
+            Some(Step::Rollback(why)) => assert!(why.contains("SLO breaker") && why.contains("2.000% of jobs under scx-slo against 0.050%"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let r = run.report();
+        assert_eq!((r.state.as_str(), r.verdicts.as_slice()), ("rolled-back", ["worse".to_string()].as_slice()));
+        let last = r.last.unwrap();
+        assert_eq!(last.p99_ratio, Some(1.0), "the p99 alone would not have rolled back");
+        assert_eq!(last.miss_ratio, Some((0.02, 0.0005)));
+        // Without an SLO there is no budget to burn: the same windows go on.
+        let mut no_slo = CanaryRun::new(settings(), None, "g");
+        no_slo.begin(Arm::Candidate, now, Sli { hist: hist(&[]), jobs: 0, misses: 0 });
+        no_slo.end(&Sli { hist: h.clone(), jobs: 10_000, misses: 200 }, 1);
+        no_slo.begin(Arm::Baseline, now, Sli { hist: h.clone(), jobs: 10_000, misses: 200 });
+        assert_eq!(no_slo.end(&Sli { hist: add(&h, &h), jobs: 20_000, misses: 205 }, 1), Some(Step::ToCandidate));
     }
 }
