@@ -27,6 +27,7 @@ let
     ../docs/org.scxslo1.Manager.xml
     ../docs/metrics.md
     ../docs/config.md
+    ../docs/troubleshooting.md
   ];
 in
 rustPlatform.buildRustPackage {

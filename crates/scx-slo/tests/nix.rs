@@ -149,6 +149,18 @@ fn an_empty_canary_block_survives_so_the_canary_runs_with_its_defaults() {
     assert!(off.get("canary").is_none(), "{off}");
 }
 
+/// The module is not in the package's fileset (the Nix build runs these
+/// tests), so this lives with the other Nix-file tests.
+#[test]
+fn the_daemon_down_alert_watches_the_job_the_nixos_module_scrapes() {
+    if !have_nix() {
+        return;
+    }
+    let module = std::fs::read_to_string(repo().join("modules/scx-slo.nix")).unwrap();
+    let job = scx_slo_model::rules::SCRAPE_JOB;
+    assert!(module.contains(&format!("job_name = \"{job}\";")), "modules/scx-slo.nix must name its scrape job {job}");
+}
+
 /// nixpkgs' lib for the module evaluation (scripts/lib/nixpkgs-lib.sh), or
 /// None when the machine has none (skipped; a failure in CI).
 fn nixpkgs_lib() -> Option<String> {

@@ -268,10 +268,3 @@ fn an_invalid_config_makes_no_rules() {
     assert_eq!(code, Some(1), "{err}");
     assert!(out.is_empty() && err.contains("a.service"), "{err}");
 }
-
-#[test]
-fn the_daemon_down_alert_watches_the_job_the_nixos_module_scrapes() {
-    let module = std::fs::read_to_string(repo().join("modules/scx-slo.nix")).unwrap();
-    let job = scx_slo_model::rules::SCRAPE_JOB;
-    assert!(module.contains(&format!("job_name = \"{job}\";")), "modules/scx-slo.nix must name its scrape job {job}");
-}
