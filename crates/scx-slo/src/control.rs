@@ -148,7 +148,8 @@ pub fn status_table(s: &Status) -> String {
         out.push_str(&format!("breaker: {} recent failures{}\n", s.breaker.recent_failures, if s.breaker.open { "; open until `scx-slo reset-breaker`" } else { "" }));
     }
     if let Some(x) = &s.exit {
-        out.push_str(&format!("last ejection: {} {} {}\n", x.kind_name, x.reason, x.msg).replace("  ", " "));
+        let words: Vec<&str> = [x.kind_name.as_str(), x.reason.as_str(), x.msg.as_str()].into_iter().filter(|w| !w.is_empty()).collect();
+        out.push_str(&format!("last ejection: {}\n", words.join(" ")));
     }
     if let Some(p) = &s.probe {
         out.push_str(&format!(

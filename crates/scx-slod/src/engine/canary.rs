@@ -214,7 +214,13 @@ impl CanaryRun {
         let (cn, bn) = (candidate.iter().sum::<u64>(), delta.iter().sum::<u64>());
         let mut policy = self.canary.policy;
         policy.min_samples = if cn.min(bn) >= self.settings.min_samples { 1 } else { usize::MAX };
-        let j = canary::judge(&c, &b, &policy, seed);
+        let mut j = canary::judge(&c, &b, &policy, seed);
+        // The words keep the p99 verdict; the SLO breaker overrules it.
+        let why = describe(&j);
+        let breaker = burn.filter(|b| b.worse);
+        if breaker.is_some() {
+            j.verdict = canary::Verdict::Worse;
+        }
         let p99 = |v: &[f64]| finite(scx_slo_model::stats::percentile(&scx_slo_model::stats::sorted(v), 0.99));
         self.last = Some(CanaryWindow {
             verdict: j.verdict.name().to_string(),
@@ -230,20 +236,6 @@ impl CanaryRun {
         });
         self.verdicts.push(j.verdict.name().to_string());
         let windows = self.canary.windows + 1;
-        let why = describe(&j);
-        if let Some(burn) = burn.filter(|b| b.worse) {
-            // The SLO breaker: a rollback whatever the p99 verdict was.
-            self.canary.record(canary::Judgement { verdict: canary::Verdict::Worse, ..j });
-            if let Some(last) = self.last.as_mut() {
-                last.verdict = "worse".into();
-            }
-            if let Some(v) = self.verdicts.last_mut() {
-                *v = "worse".into();
-            }
-            let reason = format!("canary rolled back after {windows} windows by the SLO breaker: {}; p99 {why}", describe_burn(&burn));
-            self.outcome = Some(reason.clone());
-            return Some(Step::Rollback(reason));
-        }
         Some(match self.canary.record(j) {
             Action::Continue => Step::ToCandidate,
             Action::Promote => {
@@ -255,7 +247,10 @@ impl CanaryRun {
                 Step::Done
             }
             Action::Rollback => {
-                let reason = format!("canary rolled back after {windows} windows: {why}");
+                let reason = match breaker {
+                    Some(burn) => format!("canary rolled back after {windows} windows by the SLO breaker: {}; p99 {why}", describe_burn(&burn)),
+                    None => format!("canary rolled back after {windows} windows: {why}"),
+                };
                 self.outcome = Some(reason.clone());
                 Step::Rollback(reason)
             }
@@ -340,10 +335,11 @@ impl Engine {
     /// Starts, restarts or drops the canary to match the applied config: a
     /// new canary for every config it has not judged.
     pub(super) fn canary_follow(&mut self) {
-        let sha = self.generation.file.sha256.clone();
+        let sha = &self.generation.file.sha256;
         match self.generation.config.canary {
-            Some(settings) if self.canary.as_ref().is_some_and(|c| c.judges(&settings, &sha)) => {}
+            Some(settings) if self.canary.as_ref().is_some_and(|c| c.judges(&settings, sha)) => {}
             Some(settings) => {
+                let sha = sha.clone();
                 info!(event = "canary", config_sha256 = %sha, "canary: judging this config against the default scheduler, {} per arm", settings.window);
                 let budget = self.generation.config.targets.iter().filter_map(|t| t.slo).map(|s| 1.0 - s.availability).reduce(f64::min);
                 self.canary = Some(CanaryRun::new(settings, budget, &sha));
@@ -395,6 +391,9 @@ impl Engine {
             let verdict = last.as_ref().map_or("", |l| l.verdict.as_str()).to_string();
             info!(event = "canary_window", verdict = %verdict, p99_ratio = ?last.as_ref().and_then(|l| l.p99_ratio), "canary: window judged {verdict}");
         }
+        // Every step but ToBaseline ends a baseline arm, and a baseline arm
+        // only runs in the observe session that stands in for enforce: that
+        // session ends either way.
         match step {
             Step::ToBaseline => {
                 self.supervisor.set_baseline(true);
@@ -402,14 +401,14 @@ impl Engine {
             }
             Step::ToCandidate => {
                 self.supervisor.set_baseline(false);
-                sched_is_baseline(self)
+                true
             }
             Step::Done => {
                 self.supervisor.set_baseline(false);
                 let outcome = report.as_ref().and_then(|r| r.outcome.clone()).unwrap_or_default();
                 info!(event = "canary_done", "canary: {outcome}");
                 let _ = self.audit_event("canary", None, &report.as_ref().map_or(String::new(), |r| r.state.clone()), serde_json::json!({ "outcome": outcome, "report": report }));
-                sched_is_baseline(self)
+                true
             }
             Step::Rollback(reason) => {
                 warn!(event = "canary_rollback", "{reason}");
@@ -433,12 +432,6 @@ impl Engine {
             }
         }
     }
-}
-
-/// Whether the running session is the baseline's (observe while enforce
-/// is held back): it ends when the baseline does.
-fn sched_is_baseline(e: &Engine) -> bool {
-    e.supervisor.active == Some(ActiveMode::Observe) && e.supervisor.primary() == ActiveMode::Enforce
 }
 
 #[cfg(test)]

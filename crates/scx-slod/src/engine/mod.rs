@@ -273,6 +273,7 @@ impl Engine {
         self.last_telemetry = Some(Instant::now());
         let caps = self.supervisor.capabilities().modes().to_vec();
         let adaptive = self.adaptive_reports();
+        let (breaker_open, breaker_failures) = self.supervisor.breaker();
         let input = ScanInput {
             config: &self.generation.config,
             slots: &self.slots,
@@ -287,8 +288,8 @@ impl Engine {
             audit: self.audit.as_ref().map_or((0, 0, false), |t| (t.appends, t.failures, true)),
             bpf_objects: self.bpf_objects.clone(),
             health: crate::metrics::DaemonHealth {
-                breaker_open: self.supervisor.breaker().0,
-                breaker_failures: self.supervisor.breaker().1,
+                breaker_open,
+                breaker_failures,
                 budget_overrides: self.generation.overrides.len(),
                 counts: self.counts,
             },
