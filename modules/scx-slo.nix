@@ -76,7 +76,7 @@ let
       sli = lib.mkOption {
         type = lib.types.nullOr (lib.types.enum adaptiveSchema.sli.enum);
         default = null;
-        description = "What the controller measures: `response` (wakeup to completion, from the scheduler's slack histogram and deadline misses) or `queue_delay` (wakeup to first run) (null: ${adaptiveSchema.sli.default}).";
+        description = "What the controller measures: `response` (wakeup to completion, from the scheduler's slack histogram and deadline misses), `queue_delay` (wakeup to first run) or `service` (the target's own histogram, its `scrape` option) (null: ${adaptiveSchema.sli."x-default"}).";
       };
       objective = lib.mkOption {
         type = lib.types.nullOr duration;
@@ -143,6 +143,22 @@ let
     };
   };
 
+  scrapeSchema = targetSchema.scrape.properties;
+  scrapeType = lib.types.submodule {
+    options = {
+      url = lib.mkOption {
+        type = lib.types.addCheck lib.types.str (u: builtins.stringLength u <= scrapeSchema.url.maxLength && lib.hasPrefix "http://" u);
+        example = "http://127.0.0.1:9100/metrics";
+        description = "The service's Prometheus endpoint on this host: http:// on 127.0.0.0/8, [::1] or localhost (the build's config check refuses any other host).";
+      };
+      histogram = lib.mkOption {
+        type = lib.types.strMatching scrapeSchema.histogram.pattern;
+        example = "http_request_duration_seconds";
+        description = "The histogram's base name (`le` in seconds); its label sets are summed.";
+      };
+    };
+  };
+
   targetType = lib.types.submodule {
     options = {
       class = lib.mkOption {
@@ -200,7 +216,16 @@ let
           interval = "30s";
           maxStep = 1.25;
         };
-        description = "Latency targets only: adapt `budget.runtime` to the measured run-queue delay p99 with a PID controller, admission-checked like SetBudget (docs/config.md, docs/tuning.md). Null: a static budget.";
+        description = "Latency targets only: adapt `budget.runtime` to the measured p99 (the service's own histogram with `scrape`, else the scheduler's response time) with a PID controller, admission-checked like SetBudget (docs/config.md, docs/tuning.md). Null: a static budget.";
+      };
+      scrape = lib.mkOption {
+        type = lib.types.nullOr scrapeType;
+        default = null;
+        example = {
+          url = "http://127.0.0.1:9100/metrics";
+          histogram = "http_request_duration_seconds";
+        };
+        description = "Latency targets only: the service's own latency histogram, read every second by scx-slod; the adaptive controller's and the canary's SLI when set (docs/config.md).";
       };
     };
   };

@@ -86,6 +86,7 @@ let
           gains = a.gains or null;
           dry_run = a.dryRun or null;
         };
+    scrape = t.scrape or null;
   };
   # Blocks whose presence means something survive cleaning even when empty:
   # `settings.canary = { }` turns the canary on with its defaults.

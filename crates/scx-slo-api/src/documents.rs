@@ -254,6 +254,24 @@ pub struct AdaptiveReport {
     pub last_change: Option<AdaptiveDecision>,
 }
 
+/// A target's own latency histogram, as the daemon's scraper reads it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScrapeReport {
+    /// The endpoint.
+    pub url: String,
+    /// The histogram's base name.
+    pub histogram: String,
+    /// Readings that parsed, since scx-slod started.
+    pub ok: u64,
+    /// Readings that failed (connect, HTTP status, parse, no such
+    /// histogram), since scx-slod started.
+    pub failed: u64,
+    /// Seconds since the latest reading (None: none yet).
+    pub age_s: Option<f64>,
+    /// Why the latest reading failed, when it did.
+    pub last_error: Option<String>,
+}
+
 /// One interval of a budget controller.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AdaptiveDecision {
@@ -361,6 +379,9 @@ pub struct Status {
     /// The budget controller of each target with an `adaptive` block.
     #[serde(default)]
     pub adaptive: BTreeMap<String, AdaptiveReport>,
+    /// The scraper's endpoints, by target (targets with a `scrape` block).
+    #[serde(default)]
+    pub scrapes: BTreeMap<String, ScrapeReport>,
     /// The A/B canary, when the config has one.
     #[serde(default)]
     pub canary: Option<CanaryReport>,

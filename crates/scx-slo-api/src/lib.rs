@@ -13,6 +13,7 @@ pub mod documents;
 pub mod error;
 pub mod exit;
 pub mod host;
+pub mod scrape;
 pub mod state;
 
 pub use documents::{AdaptiveDecision, AdaptiveReport, BudgetOverride, Explain, Status, TargetEntry, TargetList, TargetStats, TargetStatus, DOCUMENT_VERSION};

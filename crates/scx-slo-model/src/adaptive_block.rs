@@ -19,6 +19,7 @@ pub(crate) fn validate_adaptive(
     budget: Option<Budget>,
     deadline: Option<Duration>,
     slo: Option<&Slo>,
+    has_scrape: bool,
 ) -> Option<Adaptive> {
     let objective = match raw.objective.or(slo.and_then(|s| s.latency.p99)) {
         Some(o) if o == Duration::ZERO => {
@@ -33,7 +34,12 @@ pub(crate) fn validate_adaptive(
     };
     let interval = in_range(errors, path.key("interval"), raw.interval.unwrap_or(defaults::ADAPTIVE_INTERVAL), limits::ADAPTIVE_INTERVAL_RANGE);
     let deadline = deadline?;
-    let sli = raw.sli.unwrap_or_default();
+    // The service's own histogram when the target names one: what its
+    // users see, and the canary's SLI too.
+    let sli = raw.sli.unwrap_or(if has_scrape { AdaptiveSli::Service } else { AdaptiveSli::Response });
+    if sli == AdaptiveSli::Service && !has_scrape {
+        errors.push(path.key("sli"), "service reads the service's own histogram: add the target's scrape { url, histogram } block, or use response or queue_delay");
+    }
     // Past the deadline the scheduler counts a job's miss but does not time
     // it: a response objective beyond the deadline cannot be measured.
     if let (AdaptiveSli::Response, Some(o)) = (sli, objective) {

@@ -61,6 +61,14 @@ pub mod limits {
     pub const CANARY_PROMOTE_AFTER_RANGE: (u64, u64) = (1, 100);
     /// `canary.max_windows` range.
     pub const CANARY_MAX_WINDOWS_RANGE: (u64, u64) = (2, 1000);
+    /// Longest `targets.<name>.scrape.url`.
+    pub const SCRAPE_URL_MAX: usize = 512;
+    /// Longest `targets.<name>.scrape.histogram`.
+    pub const SCRAPE_HISTOGRAM_MAX: usize = 200;
+    /// Most targets with a `scrape` block: the daemon scrapes them one
+    /// after the other every second, each bounded by a timeout, so their
+    /// number bounds how stale a reading can be.
+    pub const MAX_SCRAPES: usize = 32;
 }
 
 /// Defaults: one table, used by the validator and published by `scx-slo

@@ -109,11 +109,30 @@ pub enum AdaptiveSli {
     /// Run-queue delay (wakeup to first run): what priority and preemption
     /// decide; a budget exhausted mid-job does not show in it.
     QueueDelay,
+    /// The service's own latency histogram, scraped from its Prometheus
+    /// endpoint (the target's `scrape` block): what its users see. The
+    /// default when the target has one.
+    Service,
 }
 
 impl AdaptiveSli {
     /// Every SLI.
-    pub const ALL: [AdaptiveSli; 2] = [AdaptiveSli::Response, AdaptiveSli::QueueDelay];
+    pub const ALL: [AdaptiveSli; 3] = [AdaptiveSli::Response, AdaptiveSli::QueueDelay, AdaptiveSli::Service];
+}
+
+/// A latency target's own latency histogram (`targets.<name>.scrape`): the
+/// controller's and the canary's SLI when set. On this host only: the
+/// daemon schedules this host's units, so their endpoints are here, and a
+/// loopback address keeps the daemon off the network (no DNS, no remote
+/// host to hang on).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scrape {
+    /// `http://127.0.0.1:PORT/PATH`, `http://[::1]:PORT/PATH` or
+    /// `http://localhost:PORT/PATH`.
+    pub url: String,
+    /// The histogram's base name, e.g. `http_request_duration_seconds`
+    /// (its `le` bounds in seconds); its label sets are summed.
+    pub histogram: String,
 }
 
 /// CPU time a latency target may use per period, across all its CPUs.
@@ -226,6 +245,8 @@ pub struct Target {
     pub slo: Option<Slo>,
     /// The runtime-budget controller, when enabled (latency targets only).
     pub adaptive: Option<Adaptive>,
+    /// The service's own latency histogram (latency targets only).
+    pub scrape: Option<Scrape>,
 }
 
 /// Admission control settings.

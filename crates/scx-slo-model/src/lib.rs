@@ -19,6 +19,7 @@ pub mod error;
 pub mod raw;
 pub mod rules;
 pub mod schema;
+pub mod scrape_block;
 pub mod shape;
 pub mod source;
 pub mod stats;

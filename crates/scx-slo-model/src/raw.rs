@@ -179,6 +179,16 @@ pub struct RawAdaptive {
     pub dry_run: Option<bool>,
 }
 
+/// `targets.<name>.scrape`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScrape {
+    /// The endpoint.
+    pub url: String,
+    /// The histogram's base name.
+    pub histogram: String,
+}
+
 /// `targets.<name>`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -201,6 +211,8 @@ pub struct RawTarget {
     pub slo: Option<RawSlo>,
     /// The runtime-budget controller.
     pub adaptive: Option<RawAdaptive>,
+    /// The service's own latency histogram.
+    pub scrape: Option<RawScrape>,
 }
 
 /// Top-level keys, each parsed separately so that one bad section does not hide

@@ -431,6 +431,7 @@ mod tests {
                 weight: 100,
                 slo: Some(crate::Slo { latency: Default::default(), availability, error_budget_window: window }),
                 adaptive: None,
+                scrape: None,
             };
             let rules = target_rules(&t);
             let recorded: Vec<&str> = rules.iter().filter(|r| !r.alert).map(|r| r.name.as_str()).collect();

@@ -98,8 +98,10 @@ fn adaptive() -> Value {
     max_runtime["x-default"] = json!("the deadline");
     let mut objective = duration("the p99 of the sli to keep; for response, within the deadline", None, None);
     objective["x-default"] = json!("slo.latency.p99");
+    let mut sli = enumeration(&AdaptiveSli::ALL, None, "response: job response time (wakeup to completion); queue_delay: wakeup to first run; service: the target's scrape histogram");
+    sli["x-default"] = json!("service with a scrape block, else response");
     object("latency targets only: adapt budget.runtime to the measured p99 (docs/tuning.md)", json!({
-        "sli": enumeration(&AdaptiveSli::ALL, Some(&AdaptiveSli::default()), "response: job response time (wakeup to completion); queue_delay: wakeup to first run"),
+        "sli": sli,
         "objective": objective,
         "interval": duration("how often it measures and may change the budget", Some(defaults::ADAPTIVE_INTERVAL), Some(limits::ADAPTIVE_INTERVAL_RANGE)),
         "min_runtime": min_runtime,
@@ -114,6 +116,22 @@ fn adaptive() -> Value {
         })),
         "dry_run": { "type": "boolean", "default": defaults::ADAPTIVE_DRY_RUN, "description": "log what it would set, change nothing" },
     }))
+}
+
+/// `targets.<name>.scrape`: both fields required.
+fn scrape() -> Value {
+    let mut s = object("latency targets only: the service's own latency histogram, on this host (docs/tuning.md)", json!({
+        "url": {
+            "type": "string", "maxLength": limits::SCRAPE_URL_MAX, "pattern": "^http://",
+            "description": "its Prometheus endpoint on loopback: http://127.0.0.1:PORT/PATH, http://[::1]:PORT/PATH or http://localhost:PORT/PATH",
+        },
+        "histogram": {
+            "type": "string", "maxLength": limits::SCRAPE_HISTOGRAM_MAX, "pattern": "^[a-zA-Z_:][a-zA-Z0-9_:]*$",
+            "description": "the histogram's base name (le in seconds), e.g. http_request_duration_seconds; its label sets are summed",
+        },
+    }));
+    s["required"] = json!(["url", "histogram"]);
+    s
 }
 
 fn target() -> Value {
@@ -149,6 +167,7 @@ fn target() -> Value {
                 "error_budget_window": duration("the window the error budget is counted over", Some(defaults::ERROR_BUDGET_WINDOW), Some(limits::WINDOW_RANGE)),
             })),
             "adaptive": adaptive(),
+            "scrape": scrape(),
         }),
     );
     t["required"] = json!(["class"]);

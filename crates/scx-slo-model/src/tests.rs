@@ -299,6 +299,51 @@ fn adaptive_blocks_are_rejected_at_the_field_that_is_wrong() {
 }
 
 #[test]
+fn a_scrape_block_names_the_service_histogram_and_makes_it_the_controllers_sli() {
+    let scrape = json!({ "url": "http://127.0.0.1:9100/metrics", "histogram": "http_request_duration_seconds" });
+    let mut t = adaptive_target(json!({ "objective": "3ms" }));
+    t["scrape"] = scrape.clone();
+    let config = load_str(&with_target("api.service", t.clone()).to_string(), None).expect("valid");
+    let target = &config.targets[0];
+    assert_eq!(target.scrape.as_ref().map(|s| s.histogram.as_str()), Some("http_request_duration_seconds"));
+    // The service's histogram is the SLI by default when there is one; a
+    // kernel-side SLI can still be chosen.
+    assert_eq!(target.adaptive.map(|a| a.sli), Some(AdaptiveSli::Service));
+    t["adaptive"]["sli"] = json!("queue_delay");
+    let config = load_str(&with_target("api.service", t).to_string(), None).unwrap();
+    assert_eq!(config.targets[0].adaptive.map(|a| a.sli), Some(AdaptiveSli::QueueDelay));
+    // A response objective past the deadline is refused; a service one is
+    // the service's own business.
+    let mut t = adaptive_target(json!({ "objective": "20ms" }));
+    t["scrape"] = scrape.clone();
+    assert!(load_str(&with_target("api.service", t).to_string(), None).is_ok());
+
+    let p = "targets.\"api.service\"";
+    let at = |block: Value| with_target("api.service", adaptive_target(block));
+    assert_rejected_at(at(json!({ "objective": "1ms", "sli": "service" })), &format!("{p}.adaptive.sli"), "add the target's scrape");
+    let with_scrape = |s: Value| {
+        let mut t = latency("2ms", "10ms", "5ms");
+        t["scrape"] = s;
+        with_target("api.service", t)
+    };
+    assert_rejected_at(with_scrape(json!({ "url": "http://192.168.1.2/metrics", "histogram": "x" })), &format!("{p}.scrape.url"), "not a loopback address");
+    assert_rejected_at(with_scrape(json!({ "url": "http://127.0.0.1/", "histogram": "x_bucket" })), &format!("{p}.scrape.histogram"), "base name");
+    assert_rejected_at(with_scrape(json!({ "url": "http://127.0.0.1/" })), &format!("{p}.scrape"), "missing field `histogram`");
+    assert_rejected_at(with_scrape(json!({ "url": "http://127.0.0.1/", "histogram": "x", "every": "1s" })), &format!("{p}.scrape.every"), "unknown field `every`");
+    let batch = json!({ "class": "batch", "scrape": scrape });
+    assert_rejected_at(with_target("batch.slice", batch), "targets.\"batch.slice\".scrape", "only latency targets");
+
+    // At most MAX_SCRAPES targets are scraped.
+    let mut many = json!({ "version": 1, "targets": {} });
+    for i in 0..=crate::limits::MAX_SCRAPES {
+        let mut t = latency("10us", "10ms", "5ms");
+        t["scrape"] = json!({ "url": format!("http://127.0.0.1:{}/", 9000 + i), "histogram": "x" });
+        many["targets"][format!("s{i}.service")] = t;
+    }
+    assert_rejected_at(many, "targets", "at most 32 may");
+}
+
+#[test]
 fn the_canary_block_is_checked_and_needs_an_enforcing_mode_and_a_latency_target() {
     let mut config = with_target("api.service", latency("1ms", "10ms", "5ms"));
     config["canary"] = json!({});

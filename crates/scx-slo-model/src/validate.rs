@@ -194,6 +194,10 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         }
     }
     check_duplicate_cgroups(&mut errors, &targets_path, &targets);
+    let scrapes = targets.iter().filter(|t| t.scrape.is_some()).count();
+    if scrapes > limits::MAX_SCRAPES {
+        errors.push(targets_path.clone(), format!("{scrapes} targets have a scrape block; at most {} may (the daemon scrapes them in turn every second)", limits::MAX_SCRAPES));
+    }
     let mode = raw.mode.unwrap_or_default();
     let canary = raw.canary.and_then(|c| crate::canary_block::validate_canary(&mut errors, c, mode, &targets));
 
@@ -465,19 +469,28 @@ fn validate_target(errors: &mut ConfigErrors, path: &JsonPath, key: String, raw:
     };
 
     let slo = raw.slo.map(|s| validate_slo(errors, &path.key("slo"), s));
+    let has_scrape = raw.scrape.is_some();
+    let scrape = match (raw.scrape, raw.class) {
+        (None, _) => None,
+        (Some(_), Class::Batch) => {
+            errors.push(path.key("scrape"), "only latency targets' histograms are read (by the controller and the canary); remove it or set class = \"latency\"");
+            None
+        }
+        (Some(s), Class::Latency) => crate::scrape_block::validate_scrape(errors, &path.key("scrape"), s),
+    };
     let adaptive = match (raw.adaptive, raw.class) {
         (None, _) => None,
         (Some(_), Class::Batch) => {
             errors.push(path.key("adaptive"), "only latency targets have a runtime budget to adapt; remove it or set class = \"latency\"");
             None
         }
-        (Some(a), Class::Latency) => crate::adaptive_block::validate_adaptive(errors, &path.key("adaptive"), a, budget, deadline, slo.as_ref()),
+        (Some(a), Class::Latency) => crate::adaptive_block::validate_adaptive(errors, &path.key("adaptive"), a, budget, deadline, slo.as_ref(), has_scrape),
     };
 
     if errors.problems.len() > before {
         return None;
     }
-    Some(Target { key, selector, class: raw.class, budget, deadline, priority, preemption, weight, slo, adaptive })
+    Some(Target { key, selector, class: raw.class, budget, deadline, priority, preemption, weight, slo, adaptive, scrape })
 }
 
 fn validate_budget(errors: &mut ConfigErrors, path: &JsonPath, raw: RawBudget) -> Budget {

@@ -9,12 +9,11 @@
 //! config. It changes nothing: applying it is `scx-slo set-budget` or the
 //! NixOS config.
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use scx_slo_api::exit::cli;
+use scx_slo_api::scrape::{histogram_buckets, histogram_p99, http_get};
 use scx_slo_model::{limits, Duration as D};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -26,8 +25,6 @@ const MAX_SAMPLES: u64 = 10_000_000;
 /// Shortest sampling period: below a millisecond the sampler's own wakeups
 /// are the noise.
 const MIN_TUNE_PERIOD: D = D::from_ms(1);
-/// Largest scrape body read (a service's /metrics, not a dump).
-const MAX_SCRAPE_BYTES: u64 = 8 << 20;
 /// Budgets are rounded up to this.
 const ROUND_NS: u64 = 10_000;
 
@@ -216,88 +213,6 @@ pub struct ServiceLatency {
     /// p99 over the run, in seconds (interpolated inside its bucket);
     /// `None` without requests, infinite past the last finite bucket.
     pub p99_seconds: Option<f64>,
-}
-
-/// The cumulative buckets (`le` in seconds, count) of `histogram` in a
-/// scrape, summed over label sets.
-pub fn histogram_buckets(text: &str, histogram: &str) -> Result<Vec<(f64, f64)>, String> {
-    let lines = text.lines().map(|l| Ok(l.to_string()));
-    let scrape = prometheus_parse::Scrape::parse(lines).map_err(|e| format!("parsing the scrape: {e}"))?;
-    let mut sums: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
-    let mut found = false;
-    for s in scrape.samples.iter().filter(|s| s.metric == histogram) {
-        if let prometheus_parse::Value::Histogram(buckets) = &s.value {
-            found = true;
-            for b in buckets {
-                if b.less_than.is_nan() || !b.count.is_finite() || b.count < 0.0 {
-                    continue;
-                }
-                let e = sums.entry(b.less_than.to_bits()).or_insert((b.less_than, 0.0));
-                e.1 += b.count;
-            }
-        }
-    }
-    if !found {
-        return Err(format!("no histogram named {histogram:?} in the scrape"));
-    }
-    let mut v: Vec<(f64, f64)> = sums.into_values().collect();
-    v.sort_by(|a, b| a.0.total_cmp(&b.0));
-    Ok(v)
-}
-
-/// The p99 of the requests between two scrapes of cumulative buckets.
-pub fn histogram_p99(before: &[(f64, f64)], after: &[(f64, f64)]) -> (u64, Option<f64>) {
-    let at = |v: &[(f64, f64)], le: f64| v.iter().find(|b| b.0 == le).map_or(0.0, |b| b.1);
-    let delta: Vec<(f64, f64)> = after.iter().map(|(le, c)| (*le, (c - at(before, *le)).max(0.0))).collect();
-    let total = delta.last().map_or(0.0, |b| b.1);
-    if total < 1.0 {
-        return (0, None);
-    }
-    let want = 0.99 * total;
-    let mut lower = (0.0, 0.0);
-    for (le, cum) in &delta {
-        if *cum >= want {
-            if le.is_infinite() {
-                return (total as u64, Some(f64::INFINITY));
-            }
-            let width = cum - lower.1;
-            let frac = if width > 0.0 { (want - lower.1) / width } else { 1.0 };
-            return (total as u64, Some(lower.0 + frac * (le - lower.0)));
-        }
-        lower = (*le, *cum);
-    }
-    (total as u64, Some(f64::INFINITY))
-}
-
-/// A bounded HTTP/1.0 GET of `url` (`http://host:port/path`): 5 s to
-/// connect and for each read, at most 8 MiB, status 200 only.
-pub fn http_get(url: &str) -> Result<String, String> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| format!("{url:?}: only http:// URLs are scraped"))?;
-    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
-    if authority.is_empty() || authority.len() > 255 || path.len() > 2048 || url.chars().any(|c| c.is_control() || c == ' ') {
-        return Err(format!("{url:?} is not a scrape URL"));
-    }
-    let authority = if authority.contains(':') { authority.to_string() } else { format!("{authority}:80") };
-    use std::net::ToSocketAddrs;
-    let addr = authority.to_socket_addrs().map_err(|e| format!("{authority}: {e}"))?.next().ok_or_else(|| format!("{authority}: no address"))?;
-    let timeout = Duration::from_secs(5);
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{url}: {e}"))?;
-    stream.set_read_timeout(Some(timeout)).and_then(|()| stream.set_write_timeout(Some(timeout))).map_err(|e| e.to_string())?;
-    let host = authority.rsplit_once(':').map_or(authority.as_str(), |(h, _)| h);
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nAccept: text/plain\r\nUser-Agent: scx-slo-tune\r\n\r\n");
-    stream.write_all(request.as_bytes()).map_err(|e| format!("{url}: {e}"))?;
-    let mut body = Vec::new();
-    stream.take(MAX_SCRAPE_BYTES + 1).read_to_end(&mut body).map_err(|e| format!("{url}: {e}"))?;
-    if body.len() as u64 > MAX_SCRAPE_BYTES {
-        return Err(format!("{url}: the response is over {} MiB", MAX_SCRAPE_BYTES >> 20));
-    }
-    let text = String::from_utf8_lossy(&body);
-    let (head, payload) = text.split_once("\r\n\r\n").ok_or_else(|| format!("{url}: not an HTTP response"))?;
-    let status = head.lines().next().unwrap_or_default();
-    if status.split_whitespace().nth(1) != Some("200") {
-        return Err(format!("{url}: {status}"));
-    }
-    Ok(payload.to_string())
 }
 
 /// The unit's cgroup directory: `--cgroup`, the config's `cgroup`, a
@@ -534,38 +449,5 @@ mod tests {
         assert_eq!((p.periods, p.cpu_p50_us, p.cpu_p99_us, p.cpu_max_us), (1000, 100, 100, 2000));
         assert_eq!((p.throttled_periods, p.throttled_us, p.pressure_some_us), (2, 500, 70));
         assert!((p.mean_cpus - 0.0119).abs() < 1e-9);
-    }
-
-    #[test]
-    fn a_scraped_histogram_gives_the_p99_of_the_requests_between_two_scrapes() {
-        let text = |fast: u64, slow: u64| {
-            format!(
-                "# TYPE http_request_duration_seconds histogram\n\
-                 http_request_duration_seconds_bucket{{path=\"/a\",le=\"0.001\"}} {fast}\n\
-                 http_request_duration_seconds_bucket{{path=\"/a\",le=\"0.01\"}} {}\n\
-                 http_request_duration_seconds_bucket{{path=\"/a\",le=\"+Inf\"}} {}\n\
-                 http_request_duration_seconds_sum{{path=\"/a\"}} 1.5\n\
-                 http_request_duration_seconds_count{{path=\"/a\"}} {}\n",
-                fast + slow,
-                fast + slow,
-                fast + slow
-            )
-        };
-        let before = histogram_buckets(&text(1000, 0), "http_request_duration_seconds").unwrap();
-        // 1,000 requests more: 980 under 1 ms, 20 between 1 and 10 ms.
-        let after = histogram_buckets(&text(1980, 20), "http_request_duration_seconds").unwrap();
-        let (n, p99) = histogram_p99(&before, &after);
-        assert_eq!(n, 1000);
-        let p99 = p99.unwrap();
-        assert!((0.001..0.01).contains(&p99), "{p99}");
-        assert!(histogram_buckets(&text(1, 0), "nope").unwrap_err().contains("no histogram named \"nope\""));
-        assert_eq!(histogram_p99(&after, &after), (0, None));
-    }
-
-    #[test]
-    fn urls_other_than_plain_http_are_refused() {
-        for bad in ["https://x/metrics", "file:///etc/passwd", "http://", "http://a b/", "http://x/\r\nHost: y"] {
-            assert!(http_get(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -73,9 +73,10 @@ metrics_table! {
     "scx_slo_cpu_pressure_seconds_total", "counter", "unit", "Time some task of the unit waited for a CPU (cpu.pressure some total).";
     "scx_slo_advisory_cpu_weight", "gauge", "unit", "CPUWeight advisory mode recommends (and, unless dry-run, applied) for the unit.";
     "scx_slo_adaptive_runtime_seconds", "gauge", "unit", "Runtime budget per period the adaptive controller holds in force for the unit (enforce mode, targets with an adaptive block).";
-    "scx_slo_adaptive_p99_seconds", "gauge", "unit", "Run-queue delay p99 of the unit's last adaptive interval, the controller's input.";
+    "scx_slo_adaptive_p99_seconds", "gauge", "unit", "p99 of the unit's SLI (adaptive.sli: response, queue delay or its own histogram) over its last adaptive interval, the controller's input.";
     "scx_slo_adaptive_changes_total", "counter", "unit", "Runtime budget changes the adaptive controller applied since scx-slod started.";
     "scx_slo_adaptive_refused_total", "counter", "unit", "Runtime budget steps admission refused (logged, never forced) since scx-slod started.";
+    "scx_slo_scrapes_total", "counter", "unit,outcome", "Readings of the unit's own latency histogram (its scrape block) since scx-slod started, by outcome (ok, failed).";
     "scx_slo_audit_appends_total", "counter", "", "Entries appended to the audit trail since scx-slod started.";
     "scx_slo_audit_append_failures_total", "counter", "", "Audit trail appends that failed since scx-slod started (the mutating call they belonged to was refused).";
     "scx_slo_audit_open", "gauge", "", "1 while the audit trail can be written; 0 while it cannot (mutating calls but Disable are refused).";
@@ -137,6 +138,8 @@ pub struct UnitMetrics {
     pub advisory_weight: Option<u32>,
     /// The adaptive controller, when the target has one.
     pub adaptive: Option<scx_slo_api::AdaptiveReport>,
+    /// Its own histogram's endpoint, when it has a `scrape` block.
+    pub scrape: Option<scx_slo_api::documents::ScrapeReport>,
 }
 
 /// Everything one scrape shows.
@@ -393,6 +396,15 @@ impl Collector for SnapshotCollector {
         for (unit, a) in &adaptive {
             counter(&mut e, ("unit", unit), a.refused)?;
         }
+        let mut e = family(&mut encoder, "scx_slo_scrapes_total")?;
+        for u in &s.units {
+            if let Some(r) = &u.scrape {
+                for (outcome, n) in [("ok", r.ok), ("failed", r.failed)] {
+                    let labels = [("unit", u.unit.as_str()), ("outcome", outcome)];
+                    e.encode_family(&labels)?.encode_counter::<NoLabelSet, u64, u64>(&n, None)?;
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -464,6 +476,7 @@ mod tests {
                 budget_utilization: Some(0.5),
                 cgroup: CgroupReading { usage_usec: Some(2_000_000), nr_throttled: Some(1), throttled_usec: Some(500), pressure_some_usec: Some(7) },
                 advisory_weight: Some(150),
+                scrape: Some(scx_slo_api::documents::ScrapeReport { ok: 40, failed: 2, ..Default::default() }),
                 adaptive: Some(scx_slo_api::AdaptiveReport {
                     runtime_us: 2500,
                     changes: 3,
@@ -525,6 +538,8 @@ mod tests {
         assert!(text.contains("scx_slo_adaptive_p99_seconds{unit=\"api.service\"} 0.00075"), "{text}");
         assert!(text.contains("scx_slo_adaptive_changes_total{unit=\"api.service\"} 3"), "{text}");
         assert!(text.contains("scx_slo_adaptive_refused_total{unit=\"api.service\"} 1"), "{text}");
+        assert!(text.contains("scx_slo_scrapes_total{unit=\"api.service\",outcome=\"ok\"} 40"), "{text}");
+        assert!(text.contains("scx_slo_scrapes_total{unit=\"api.service\",outcome=\"failed\"} 2"), "{text}");
         assert!(text.contains("scx_slo_audit_appends_total 12") && text.contains("scx_slo_audit_append_failures_total 1"), "{text}");
         assert!(text.contains("scx_slo_audit_open 1"), "{text}");
         for line in [

@@ -47,6 +47,8 @@ pub struct ScanInput<'a> {
     pub capabilities: Vec<(ActiveMode, bool)>,
     /// The adaptive targets' controllers.
     pub adaptive: BTreeMap<String, scx_slo_api::AdaptiveReport>,
+    /// The scraper's endpoints, by target.
+    pub scrapes: BTreeMap<String, scx_slo_api::documents::ScrapeReport>,
     /// The audit trail: appends, failed appends, and whether it is open.
     pub audit: (u64, u64, bool),
     /// The embedded BPF objects' digests.
@@ -205,6 +207,7 @@ impl Telemetry {
                 cgroup,
                 advisory_weight: self.advisory_weights.get(&t.key).copied(),
                 adaptive: input.adaptive.get(&t.key).cloned(),
+                scrape: input.scrapes.get(&t.key).cloned(),
             });
         }
         let snap = MetricsSnapshot {

@@ -26,6 +26,7 @@
 use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use scx_slo_api::scrape::{counts_p99, interval_counts};
 use scx_slo_api::{AdaptiveDecision, AdaptiveReport, BudgetOverride};
 use scx_slo_bpf::maps::hist_bucket_upper_ns;
 use scx_slo_model::adaptive::{Controller, Hold, Observation, Step};
@@ -35,6 +36,35 @@ use tracing::{info, warn};
 
 use super::Engine;
 use crate::backend::Backend;
+use crate::scraper::Reading;
+
+/// What an interval's end reads of a target: its kernel statistics, or its
+/// own histogram's latest scrape (`sli: service`).
+#[derive(Clone, Debug)]
+pub enum Measured {
+    /// The scheduler's (or the probes') statistics.
+    Kernel(TargetStats),
+    /// The scraper's latest reading.
+    Service(Reading),
+}
+
+/// The interval's p99 of the service's own histogram, in seconds, and its
+/// number of requests; `Err` names why there is none (a failed scrape, no
+/// new reading, a restarted service). Past the last finite bucket the p99
+/// counts as twice that bound: the error must grow with the harm, and the
+/// histogram says no more.
+pub fn service_p99(base: &Reading, now: &Reading) -> Result<(Option<f64>, u64), String> {
+    let now_b = now.result.as_ref().map_err(|e| format!("scrape failed: {e}"))?;
+    let base_b = base.result.as_ref().map_err(|e| format!("the interval began with a failed scrape: {e}"))?;
+    if now.at <= base.at {
+        return Err(format!("no new scrape since the interval began (the scraper reads every {}s)", crate::scraper::SCRAPE_EVERY.as_secs()));
+    }
+    let counts = interval_counts(base_b, now_b)?;
+    let requests = counts.iter().map(|c| c.1).sum::<f64>() as u64;
+    let last_finite = counts.iter().rev().map(|c| c.0).find(|le| le.is_finite()).unwrap_or(0.0);
+    let p99 = counts_p99(&counts).map(|p| if p.is_finite() { p } else { 2.0 * last_finite });
+    Ok((p99, requests))
+}
 
 /// One adaptive target's controller and what it has seen.
 #[derive(Clone, Debug)]
@@ -43,9 +73,9 @@ struct Adapting {
     /// The target's relative deadline (the response SLI's reference).
     deadline: Duration,
     controller: Controller,
-    /// The statistics at the start of this interval; `None` until the
+    /// The reading at the start of this interval; `None` until the
     /// session's first read (a new session's maps start at zero).
-    base: Option<TargetStats>,
+    base: Option<Measured>,
     /// When the next interval ends.
     due: Option<Instant>,
     changes: u64,
@@ -113,6 +143,8 @@ impl Adaptation {
 
     /// A session attached with fresh maps: every interval starts over.
     pub fn session_started(&mut self) {
+        // (A scrape is not the session's: still, the interval restarts with
+        // the session, so that every interval judges one scheduler.)
         for t in self.targets.values_mut() {
             t.base = None;
             t.due = None;
@@ -155,7 +187,9 @@ impl Adaptation {
 pub fn interval_p99(sli: AdaptiveSli, deadline: Duration, base: &TargetStats, now: &TargetStats) -> (Option<f64>, u64) {
     match sli {
         AdaptiveSli::QueueDelay => hist_p99_seconds(&hist_delta(&base.rq_delay_hist, &now.rq_delay_hist)),
-        AdaptiveSli::Response => {
+        // (A service SLI reads the scraper, `service_p99`; on kernel
+        // statistics the response time is the nearest.)
+        AdaptiveSli::Response | AdaptiveSli::Service => {
             let jobs = now.get("jobs").wrapping_sub(base.get("jobs"));
             let misses = now.get("deadline_misses").wrapping_sub(base.get("deadline_misses")).min(jobs);
             let slack = hist_delta(&base.slack_hist, &now.slack_hist);
@@ -285,6 +319,13 @@ struct Proposal {
 }
 
 impl Engine {
+    /// Follows a generation that did not come from a controller: the
+    /// controllers (`Adaptation::follow`) and the scraper's endpoints.
+    pub(super) fn follow_config(&mut self) {
+        self.adaptation.follow(&self.generation.config);
+        self.scraper.follow(self.generation.config.targets.iter().filter_map(|t| t.scrape.as_ref()));
+    }
+
     /// One pass of the adaptive targets whose interval ended (enforce mode,
     /// from the session's scan). The pass's changes are applied together,
     /// as one generation: one map write per pass, however many targets
@@ -295,11 +336,13 @@ impl Engine {
     pub(super) fn adapt(&mut self, sched: &mut dyn Backend, now: Instant) {
         let mut proposals = Vec::new();
         for unit in self.adaptation.due(now) {
-            let live = match (self.resolved.contains_key(&unit), self.slots.get(&unit)) {
-                (true, Some(slot)) => sched.target_stats(slot).ok(),
+            let target = self.generation.config.targets.iter().find(|x| x.key == unit);
+            let live = match (self.resolved.contains_key(&unit), self.slots.get(&unit), target.and_then(|t| Some((t.adaptive?.sli, t.scrape.as_ref())))) {
+                (true, Some(_), Some((AdaptiveSli::Service, Some(scrape)))) => self.scraper.latest(scrape).map(Measured::Service),
+                (true, Some(slot), _) => sched.target_stats(slot).ok().map(Measured::Kernel),
                 _ => None,
             };
-            let period_us = self.generation.config.targets.iter().find(|x| x.key == unit).and_then(|x| x.budget).map_or(0, |b| us(b.period));
+            let period_us = target.and_then(|x| x.budget).map_or(0, |b| us(b.period));
             if let Some(p) = self.adaptation.interval_ended(&unit, live, now, period_us) {
                 proposals.push(p);
             }
@@ -382,23 +425,42 @@ impl Adaptation {
     /// The end of `unit`'s interval with `live` statistics (None: the unit
     /// does not run): records a hold or a dry run, or returns the change to
     /// apply.
-    fn interval_ended(&mut self, unit: &str, live: Option<TargetStats>, now: Instant, period_us: u64) -> Option<Proposal> {
+    fn interval_ended(&mut self, unit: &str, live: Option<Measured>, now: Instant, period_us: u64) -> Option<Proposal> {
         let t = self.targets.get_mut(unit)?;
         t.due = Some(now + std::time::Duration::from_nanos(t.block.interval.as_ns()));
         // A unit not running has no interval to judge; its first read
         // starts one.
-        let Some(stats) = live else {
+        let Some(reading) = live else {
             t.base = None;
             return None;
         };
-        let base = t.base.replace(stats.clone())?;
-        let (p99, samples) = interval_p99(t.block.sli, t.deadline, &base, &stats);
+        let base = t.base.replace(reading.clone())?;
+        let measured = match (&base, &reading) {
+            (Measured::Kernel(b), Measured::Kernel(n)) => Ok(interval_p99(t.block.sli, t.deadline, b, n)),
+            (Measured::Service(b), Measured::Service(n)) => service_p99(b, n),
+            _ => Err("the SLI's source changed; the next interval starts over".to_string()),
+        };
+        let (p99, samples) = match measured {
+            Ok(m) => m,
+            Err(why) => {
+                // No p99 to act on: hold, and start the next interval from
+                // a reading that is good (a failed one is no base).
+                if matches!(&reading, Measured::Service(r) if r.result.is_err()) {
+                    t.base = None;
+                }
+                warn!(event = "adaptive_no_data", unit = %unit, "{why}");
+                let runtime = us(t.controller.runtime());
+                t.last = Some(AdaptiveDecision { at_unix_s: unix_now(), p99_us: None, samples: 0, from_us: runtime, to_us: runtime, outcome: "no-data".into(), why });
+                return None;
+            }
+        };
         let step = t.controller.step(Observation { p99_seconds: p99.unwrap_or(f64::NAN), samples });
         let mut d = decision(&step, p99, samples);
         let objective_us = us(t.block.objective);
         let sli = match t.block.sli {
             AdaptiveSli::Response => "response",
             AdaptiveSli::QueueDelay => "queue delay",
+            AdaptiveSli::Service => "service",
         };
         if let Some(h) = step.hold {
             d.outcome = hold_name(h).into();

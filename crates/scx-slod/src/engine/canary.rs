@@ -10,11 +10,12 @@
 //!
 //! The SLI of a window is the run-queue delay of every latency target,
 //! from the same maps the metrics read (the scheduler's in the candidate
-//! arm, the probes' in the baseline arm, one layout). The histogram's
-//! buckets are powers of two, so the samples judged are each bucket's
-//! count spread evenly over the bucket: the verdict sees a regression that
-//! moves the tail's mass across buckets, not one inside a bucket
-//! (docs/tuning.md).
+//! arm, the probes' in the baseline arm, one layout). When latency targets
+//! have `scrape` blocks it is their own histograms instead, the source the
+//! adaptive controller uses, read by the scraper in both arms alike. Either
+//! way the samples judged are each bucket's count spread evenly over the
+//! bucket: the verdict sees a regression that moves the tail's mass across
+//! buckets, not one inside a bucket (docs/tuning.md).
 //!
 //! Each pair also feeds the SLO breaker (`canary::judge_burn`): the deadline
 //! misses per job in each arm (the observe probes count would-be misses
@@ -27,9 +28,12 @@
 //! measures. A rollback opens the breaker (the host stays on its default
 //! scheduler), is audited, and signals `SloViolation`.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use scx_slo_api::documents::{CanaryReport, CanaryWindow};
+use scx_slo_api::scrape::{counts_samples, interval_counts, Buckets};
 use scx_slo_api::ActiveMode;
 use scx_slo_model::canary::{self, Action, BurnJudgement, Canary, CanaryPolicy, CanaryState, Judgement};
 use scx_slo_model::config::CanarySettings;
@@ -39,6 +43,7 @@ use super::adaptive::hist_delta;
 use super::Engine;
 use crate::backend::Backend;
 use crate::control::Event;
+use crate::scraper::Source;
 
 /// Most samples an arm's histogram is expanded into (counts are scaled
 /// down past it, keeping the distribution's shape): bounds memory and the
@@ -78,7 +83,9 @@ pub enum Step {
 
 /// What an arm measures: the latency targets' run-queue delay histogram,
 /// and their ended jobs and deadline misses (cumulative readings; a window
-/// is the difference of two).
+/// is the difference of two). When any latency target has a `scrape`
+/// block, the SLI is the scraped histograms instead of the run-queue delay
+/// (the same source the adaptive controller uses).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Sli {
     /// Run-queue delay, log2 buckets.
@@ -87,12 +94,45 @@ pub struct Sli {
     pub jobs: u64,
     /// Of which past their deadline.
     pub misses: u64,
+    /// The scraped histograms that could be read, by endpoint; `None` when
+    /// no latency target has a `scrape` block.
+    pub service: Option<BTreeMap<Source, Arc<Buckets>>>,
+}
+
+/// One arm's window: the difference of two [`Sli`] readings.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Window {
+    hist: Vec<u64>,
+    jobs: u64,
+    misses: u64,
+    /// Per endpoint read at both ends (and not restarted between), the
+    /// requests per bucket.
+    service: Option<Vec<Vec<(f64, f64)>>>,
 }
 
 impl Sli {
     /// This reading minus an earlier one.
-    fn since(&self, start: &Sli) -> Sli {
-        Sli { hist: hist_delta(&start.hist, &self.hist), jobs: self.jobs.saturating_sub(start.jobs), misses: self.misses.saturating_sub(start.misses) }
+    fn since(&self, start: &Sli) -> Window {
+        let service = self.service.as_ref().map(|now| {
+            let before = start.service.as_ref();
+            now.iter().filter_map(|(src, b)| interval_counts(before?.get(src)?, b).ok()).collect()
+        });
+        Window { hist: hist_delta(&start.hist, &self.hist), jobs: self.jobs.saturating_sub(start.jobs), misses: self.misses.saturating_sub(start.misses), service }
+    }
+}
+
+impl Window {
+    /// The samples judged, in µs, and how many were measured (before the
+    /// expansion's cap).
+    fn samples(&self) -> (Vec<f64>, u64) {
+        match &self.service {
+            None => (hist_samples(&self.hist), self.hist.iter().sum()),
+            Some(endpoints) => {
+                let each = MAX_SAMPLES / endpoints.len().max(1);
+                let measured = endpoints.iter().flatten().map(|c| c.1).sum::<f64>() as u64;
+                (endpoints.iter().flat_map(|c| counts_samples(c, each)).collect(), measured)
+            }
+        }
     }
 }
 
@@ -108,7 +148,7 @@ pub struct CanaryRun {
     /// The arm measuring now: since when, and the SLI then.
     arm: Option<(Arm, Instant, Sli)>,
     /// The last candidate window's SLI, waiting for its baseline.
-    candidate: Option<Sli>,
+    candidate: Option<Window>,
     verdicts: Vec<String>,
     last: Option<CanaryWindow>,
     outcome: Option<String>,
@@ -208,10 +248,8 @@ impl CanaryRun {
         }
         let Some(candidate_sli) = self.candidate.take() else { return Some(Step::ToCandidate) };
         let burn = self.error_budget.map(|b| canary::judge_burn((candidate_sli.misses, candidate_sli.jobs), (window.misses, window.jobs), b));
-        let (candidate, delta) = (candidate_sli.hist, window.hist);
-        let (c, b) = (hist_samples(&candidate), hist_samples(&delta));
         // The minimum is on what was measured, not on the capped expansion.
-        let (cn, bn) = (candidate.iter().sum::<u64>(), delta.iter().sum::<u64>());
+        let ((c, cn), (b, bn)) = (candidate_sli.samples(), window.samples());
         let mut policy = self.canary.policy;
         policy.min_samples = if cn.min(bn) >= self.settings.min_samples { 1 } else { usize::MAX };
         let mut j = canary::judge(&c, &b, &policy, seed);
@@ -317,8 +355,13 @@ impl Engine {
     /// The latency targets' run-queue delay histogram, jobs and misses,
     /// summed: the SLI.
     fn canary_sli(&self, sched: &dyn Backend) -> Sli {
-        let mut sum = Sli { hist: vec![0u64; scx_slo_bpf::intf::slo_consts_SLO_HIST_BUCKETS as usize], jobs: 0, misses: 0 };
+        let mut sum = Sli { hist: vec![0u64; scx_slo_bpf::intf::slo_consts_SLO_HIST_BUCKETS as usize], ..Sli::default() };
         let latency = self.generation.config.targets.iter().filter(|t| t.class == scx_slo_model::Class::Latency);
+        let scraped: Vec<&scx_slo_model::Scrape> = latency.clone().filter_map(|t| t.scrape.as_ref()).collect();
+        if !scraped.is_empty() {
+            let readings = scraped.into_iter().filter_map(|s| Some(((s.url.clone(), s.histogram.clone()), self.scraper.latest(s)?.result.ok()?)));
+            sum.service = Some(readings.collect());
+        }
         for t in latency {
             let live = self.slots.get(&t.key).filter(|_| self.resolved.contains_key(&t.key)).and_then(|slot| sched.target_stats(slot).ok());
             if let Some(stats) = self.carried.total(&t.key, live) {
@@ -435,133 +478,5 @@ impl Engine {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use scx_slo_model::Duration as D;
-
-    fn settings() -> CanarySettings {
-        CanarySettings { window: D::from_secs(10), min_samples: 100, max_regression: 0.02, promote_after: 2, max_windows: 4 }
-    }
-
-    /// A histogram with `n` samples in bucket `b` (each bucket doubles).
-    fn hist(fill: &[(usize, u64)]) -> Vec<u64> {
-        let mut h = vec![0u64; scx_slo_bpf::intf::slo_consts_SLO_HIST_BUCKETS as usize];
-        for (b, n) in fill {
-            h[*b] += n;
-        }
-        h
-    }
-
-    fn add(a: &[u64], b: &[u64]) -> Vec<u64> {
-        a.iter().zip(b).map(|(x, y)| x + y).collect()
-    }
-
-    fn sli(hist: Vec<u64>) -> Sli {
-        Sli { hist, jobs: 0, misses: 0 }
-    }
-
-    /// Runs one pair: the candidate's window adds `cand`, the baseline's `base`.
-    fn pair(run: &mut CanaryRun, at: &mut Vec<u64>, cand: &[u64], base: &[u64], seed: u64) -> Step {
-        let now = Instant::now();
-        run.begin(Arm::Candidate, now, sli(at.clone()));
-        *at = add(at, cand);
-        assert_eq!(run.end(&sli(at.clone()), seed), Some(Step::ToBaseline));
-        run.begin(Arm::Baseline, now, sli(at.clone()));
-        *at = add(at, base);
-        run.end(&sli(at.clone()), seed).expect("a step")
-    }
-
-    #[test]
-    fn samples_spread_over_their_buckets_and_are_capped() {
-        let s = hist_samples(&hist(&[(0, 2), (3, 4)]));
-        assert_eq!(s.len(), 6);
-        // Bucket 0 is [0, 1.024) µs, bucket 3 [4.096, 8.192) µs.
-        assert!(s[..2].iter().all(|v| *v > 0.0 && *v < 1.024), "{s:?}");
-        assert!(s[2..].iter().all(|v| *v > 4.096 && *v < 8.192), "{s:?}");
-        let big = hist_samples(&hist(&[(5, 400_000), (9, 100_000)]));
-        assert!((big.len() as i64 - MAX_SAMPLES as i64).abs() <= 2, "{}", big.len());
-        let high = big.iter().filter(|v| **v > 262.0).count() as f64 / big.len() as f64;
-        assert!((high - 0.2).abs() < 0.001, "the shape is kept: {high}");
-    }
-
-    #[test]
-    fn a_tail_a_bucket_worse_rolls_back_and_equal_windows_promote() {
-        let mut at = hist(&[]);
-        let mut worse = CanaryRun::new(settings(), None, "a");
-        let base = hist(&[(6, 40_000), (8, 1_600)]);
-        let cand = hist(&[(6, 40_000), (10, 1_600)]);
-        match pair(&mut worse, &mut at, &cand, &base, 1) {
-            Step::Rollback(why) => assert!(why.contains("worse") && why.contains("after 1 windows"), "{why}"),
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(worse.report().state, "rolled-back");
-        assert_eq!(worse.report().verdicts, ["worse"]);
-
-        let mut same = CanaryRun::new(settings(), None, "b");
-        assert_eq!(pair(&mut same, &mut at, &base, &base, 2), Step::ToCandidate);
-        assert_eq!(pair(&mut same, &mut at, &base, &base, 3), Step::Done, "{:?}", same.report());
-        let r = same.report();
-        assert_eq!((r.state.as_str(), r.windows, r.streak), ("promoted", 2, 2));
-        assert!(r.outcome.unwrap().starts_with("promoted"));
-        assert_eq!(r.last.unwrap().p99_ratio, Some(1.0));
-        // A decided canary measures nothing more.
-        same.begin(Arm::Candidate, Instant::now(), sli(at.clone()));
-        assert_eq!(same.arm(), None);
-    }
-
-    #[test]
-    fn too_few_samples_never_decide_and_the_canary_expires() {
-        let mut at = hist(&[]);
-        let mut run = CanaryRun::new(settings(), None, "c");
-        let few = hist(&[(6, 50)]);
-        for i in 0..3 {
-            assert_eq!(pair(&mut run, &mut at, &few, &few, i), Step::ToCandidate, "window {i}");
-        }
-        assert_eq!(pair(&mut run, &mut at, &few, &few, 9), Step::Done);
-        let r = run.report();
-        assert_eq!(r.state, "expired");
-        assert_eq!(r.verdicts, ["not-enough-data"; 4]);
-        assert_eq!(r.last.unwrap().candidate_samples, 50);
-    }
-
-    #[test]
-    fn an_abandoned_window_is_not_judged() {
-        let mut run = CanaryRun::new(settings(), None, "d");
-        let now = Instant::now();
-        run.begin(Arm::Candidate, now, sli(hist(&[])));
-        assert!(!run.due(now) && run.due(now + std::time::Duration::from_secs(10)));
-        run.abandon();
-        assert_eq!(run.end(&sli(hist(&[(3, 10)])), 0), None);
-        // A baseline without a candidate window before it judges nothing.
-        run.begin(Arm::Baseline, now, sli(hist(&[])));
-        assert_eq!(run.end(&sli(hist(&[(3, 10)])), 0), Some(Step::ToCandidate));
-        assert_eq!(run.report().windows, 0);
-        assert!(run.judges(&settings(), "d") && !run.judges(&settings(), "e"));
-    }
-
-    #[test]
-    fn the_slo_breaker_rolls_back_a_candidate_that_burns_the_budget_though_its_p99_is_the_same() {
-        let h = hist(&[(6, 40_000), (8, 1_600)]);
-        let now = Instant::now();
-        let mut run = CanaryRun::new(settings(), Some(0.001), "f");
-        run.begin(Arm::Candidate, now, Sli { hist: hist(&[]), jobs: 0, misses: 0 });
-        run.end(&Sli { hist: h.clone(), jobs: 10_000, misses: 200 }, 1);
-        run.begin(Arm::Baseline, now, Sli { hist: h.clone(), jobs: 10_000, misses: 200 });
-        let step = run.end(&Sli { hist: add(&h, &h), jobs: 20_000, misses: 205 }, 1);
-        match step {
-            Some(Step::Rollback(why)) => assert!(why.contains("SLO breaker") && why.contains("2.000% of jobs under scx-slo against 0.050%"), "{why}"),
-            other => panic!("{other:?}"),
-        }
-        let r = run.report();
-        assert_eq!((r.state.as_str(), r.verdicts.as_slice()), ("rolled-back", ["worse".to_string()].as_slice()));
-        let last = r.last.unwrap();
-        assert_eq!(last.p99_ratio, Some(1.0), "the p99 alone would not have rolled back");
-        assert_eq!(last.miss_ratio, Some((0.02, 0.0005)));
-        // Without an SLO there is no budget to burn: the same windows go on.
-        let mut no_slo = CanaryRun::new(settings(), None, "g");
-        no_slo.begin(Arm::Candidate, now, Sli { hist: hist(&[]), jobs: 0, misses: 0 });
-        no_slo.end(&Sli { hist: h.clone(), jobs: 10_000, misses: 200 }, 1);
-        no_slo.begin(Arm::Baseline, now, Sli { hist: h.clone(), jobs: 10_000, misses: 200 });
-        assert_eq!(no_slo.end(&Sli { hist: add(&h, &h), jobs: 20_000, misses: 205 }, 1), Some(Step::ToCandidate));
-    }
-}
+#[path = "tests/canary_run.rs"]
+mod tests;

@@ -81,6 +81,9 @@ pub struct Engine {
     events: tokio::sync::mpsc::Sender<Event>,
     generation: Generation,
     adaptation: adaptive::Adaptation,
+    /// Reads the targets' own histograms (`scrape` blocks) off the engine
+    /// thread.
+    scraper: crate::scraper::Scraper,
     /// The A/B canary of the applied config, when it has one.
     canary: Option<canary::CanaryRun>,
     /// The audit trail, or why it cannot be written (mutating calls are
@@ -171,6 +174,8 @@ impl Engine {
         if let (Ok(trail), false) = (&mut audit, bpf_objects.is_empty()) {
             let _ = trail.append("start", None, "bpf_objects_verified", serde_json::json!({ "sha256": bpf_objects }));
         }
+        let mut scraper = crate::scraper::Scraper::default();
+        scraper.follow(generation.config.targets.iter().filter_map(|t| t.scrape.as_ref()));
         let engine = Engine {
             opts,
             host,
@@ -178,6 +183,7 @@ impl Engine {
             snapshot: Arc::clone(&snapshot),
             events: events_tx,
             adaptation: adaptive::Adaptation::new(&generation.config, &adaptive_changes),
+            scraper,
             canary: None,
             audit,
             bpf_objects,
@@ -285,6 +291,7 @@ impl Engine {
             generation: self.generation.number,
             capabilities: caps,
             adaptive,
+            scrapes: self.scrape_reports(),
             audit: self.audit.as_ref().map_or((0, 0, false), |t| (t.appends, t.failures, true)),
             bpf_objects: self.bpf_objects.clone(),
             health: crate::metrics::DaemonHealth {

@@ -93,6 +93,7 @@ impl Engine {
                 })
                 .collect(),
             adaptive: self.adaptive_reports(),
+            scrapes: self.scrape_reports(),
             canary: self.canary.as_ref().map(super::canary::CanaryRun::report),
             bpf_objects: self.bpf_objects.clone(),
             audit: match &self.audit {
@@ -196,6 +197,11 @@ impl Engine {
     fn file_runtime(&self, unit: &str) -> Option<scx_slo_model::Duration> {
         let budget = self.generation.file.budget_as_written(unit)?;
         budget.get("runtime")?.as_str()?.parse().ok()
+    }
+
+    /// Every `scrape` block's endpoint, by target.
+    pub(super) fn scrape_reports(&self) -> BTreeMap<String, scx_slo_api::documents::ScrapeReport> {
+        self.generation.config.targets.iter().filter_map(|t| Some((t.key.clone(), self.scraper.report(t.scrape.as_ref()?)))).collect()
     }
 
     /// Every adaptive target's controller report.

@@ -181,7 +181,7 @@ impl Engine {
             .and_then(|candidate| {
                 let dropped = candidate.dropped.join(", ");
                 let reply = self.apply(candidate, sched)?;
-                self.adaptation.follow(&self.generation.config);
+                self.follow_config();
                 if dropped.is_empty() {
                     return Ok(reply);
                 }
@@ -230,7 +230,7 @@ impl Engine {
         let candidate = self.generation.with_overrides(overrides, self.host.online_cpus())?;
         let reply = self.apply(candidate, sched)?;
         // The operator's budget is the adaptive controller's new start.
-        self.adaptation.follow(&self.generation.config);
+        self.follow_config();
         let unsaved = self.save_persistent();
         let BudgetOverride { runtime_us, period_us } = budget;
         info!(event = "budget_override", unit, runtime_us, period_us, generation = self.generation.number, "budget override");
@@ -248,7 +248,7 @@ impl Engine {
         }
         let candidate = self.generation.with_overrides(overrides, self.host.online_cpus())?;
         let reply = self.apply(candidate, sched)?;
-        self.adaptation.follow(&self.generation.config);
+        self.follow_config();
         let unsaved = self.save_persistent();
         info!(event = "budget_override_cleared", unit, generation = self.generation.number, "budget override removed");
         Ok(format!("{unit}: budget override removed, the config file's budget applies; {reply}{unsaved}"))

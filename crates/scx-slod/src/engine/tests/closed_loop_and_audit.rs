@@ -261,3 +261,113 @@ fn without_an_audit_trail_changes_are_refused_but_an_emergency_disable_works() {
     assert!(reply.contains("disabled in") && reply.contains("NOT recorded in the audit trail"), "{reply}");
     assert!(!b.attached);
 }
+
+/// A service's metrics endpoint on loopback serving `rpc_seconds`, whose
+/// reply the test sets: `Ok(buckets)` with (le, cumulative count), or
+/// `Err(status line)`.
+struct ServiceEndpoint {
+    url: String,
+    reply: std::sync::Arc<std::sync::Mutex<Result<Vec<(&'static str, u64)>, &'static str>>>,
+}
+
+impl ServiceEndpoint {
+    fn start() -> ServiceEndpoint {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/metrics", listener.local_addr().unwrap());
+        let reply = std::sync::Arc::new(std::sync::Mutex::new(Ok(vec![("+Inf", 0)])));
+        let serving = std::sync::Arc::clone(&reply);
+        std::thread::spawn(move || {
+            for mut s in listener.incoming().flatten() {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf);
+                let text = match &*serving.lock().unwrap() {
+                    Ok(buckets) => {
+                        let mut body = String::from("# TYPE rpc_seconds histogram\n");
+                        for (le, n) in buckets {
+                            body += &format!("rpc_seconds_bucket{{method=\"get\",le=\"{le}\"}} {n}\n");
+                        }
+                        let total = buckets.last().map_or(0, |b| b.1);
+                        format!("HTTP/1.0 200 OK\r\n\r\n{body}rpc_seconds_sum 0\nrpc_seconds_count {total}\n")
+                    }
+                    Err(status) => format!("HTTP/1.0 {status}\r\n\r\n"),
+                };
+                let _ = s.write_all(text.as_bytes());
+            }
+        });
+        ServiceEndpoint { url, reply }
+    }
+
+    /// Serves this reply, and waits until the engine's scraper has read it.
+    fn serve(&self, e: &Engine, reply: Result<Vec<(&'static str, u64)>, &'static str>) {
+        let want = reply.clone();
+        *self.reply.lock().unwrap() = reply;
+        let scrape = e.generation.config.targets.iter().find(|t| t.key == WORKER).and_then(|t| t.scrape.clone()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = e.scraper.latest(&scrape).map(|r| r.result.map(|b| b.last().map_or(0.0, |x| x.1) as u64));
+            let matched = match (&want, got) {
+                (Ok(b), Some(Ok(total))) => b.last().map(|x| x.1) == Some(total),
+                (Err(_), Some(Err(_))) => true,
+                _ => false,
+            };
+            if matched {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "the scraper did not read the endpoint");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn with_a_scrape_block_the_controller_steers_on_the_services_own_histogram() {
+    let endpoint = ServiceEndpoint::start();
+    let mut config: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
+    config["targets"][WORKER]["scrape"] = serde_json::json!({ "url": endpoint.url, "histogram": "rpc_seconds" });
+    // (The example says sli: response; without it a scrape block makes the
+    // service's histogram the SLI.)
+    config["targets"][WORKER]["adaptive"].as_object_mut().unwrap().remove("sli");
+    let host = MemoryHost::new(&config.to_string());
+    let (mut e, _h) = engine(&host);
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    let start = std::time::Instant::now();
+    assert_eq!(e.generation.config.targets.iter().find(|t| t.key == WORKER).and_then(|t| t.adaptive).map(|a| a.sli), Some(scx_slo_model::AdaptiveSli::Service));
+    // The kernel says all is well (fast jobs); the service's histogram says
+    // 3% of its requests took 5-10 ms: the service's word counts.
+    add_jobs(&e, &mut b, WORKER, 1000, 100);
+    endpoint.serve(&e, Ok(vec![("0.001", 1000), ("0.005", 1000), ("0.01", 1000), ("+Inf", 1000)]));
+    adapt_at(&mut e, &mut b, start, 0);
+    add_jobs(&e, &mut b, WORKER, 1000, 100);
+    endpoint.serve(&e, Ok(vec![("0.001", 1970), ("0.005", 1970), ("0.01", 2000), ("+Inf", 2000)]));
+    adapt_at(&mut e, &mut b, start, 31);
+    assert_eq!(worker_runtime(&b, &e), 1_250_000, "raised on the service's p99");
+    let change = host.last_saved().adaptive_changes.get(WORKER).cloned().expect("persisted");
+    assert_eq!(change.samples, 1000, "the interval's requests, not the kernel's jobs");
+    assert!(change.why.contains("service p99") && (5000..=10_000).contains(&change.p99_us.unwrap()), "{change:?}");
+
+    // A failed scrape: no p99, the controller holds and says why.
+    endpoint.serve(&e, Err("500 Internal Server Error"));
+    adapt_at(&mut e, &mut b, start, 62);
+    let last = e.adaptation.report(WORKER, None).unwrap().last.unwrap();
+    assert_eq!(last.outcome, "no-data");
+    assert!(last.why.contains("scrape failed") && last.why.contains("500"), "{last:?}");
+    assert_eq!(worker_runtime(&b, &e), 1_250_000);
+    let s = status(&mut e, Some(&mut b));
+    let r = &s.scrapes[WORKER];
+    assert!(r.ok >= 2 && r.failed >= 1 && r.last_error.as_deref().is_some_and(|x| x.contains("500")), "{r:?}");
+    // The service restarted (its counts started over): that interval is
+    // not judged either; the one after is.
+    endpoint.serve(&e, Ok(vec![("0.001", 5000), ("0.005", 5000), ("0.01", 5000), ("+Inf", 5000)]));
+    adapt_at(&mut e, &mut b, start, 93);
+    endpoint.serve(&e, Ok(vec![("0.001", 10), ("0.005", 10), ("0.01", 10), ("+Inf", 10)]));
+    adapt_at(&mut e, &mut b, start, 124);
+    let last = e.adaptation.report(WORKER, None).unwrap().last.unwrap();
+    assert!(last.outcome == "no-data" && last.why.contains("restarted"), "{last:?}");
+    endpoint.serve(&e, Ok(vec![("0.001", 1010), ("0.005", 1010), ("0.01", 1010), ("+Inf", 1010)]));
+    adapt_at(&mut e, &mut b, start, 155);
+    let last = e.adaptation.report(WORKER, None).unwrap().last.unwrap();
+    assert_ne!(last.outcome, "no-data", "{last:?}");
+    assert_eq!(last.samples, 1000);
+}

@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The daemon's scraper (issue 14): a worker thread that reads the latency
+//! targets' own histograms (their `scrape` blocks) every second, so that
+//! the engine thread never waits on a service's endpoint. The engine takes
+//! the latest reading, at most a second plus the targets' timeouts old; the
+//! adaptive controller and the canary difference two readings, as they do
+//! the kernel's histograms.
+//!
+//! Bounded: at most `limits::MAX_SCRAPES` endpoints, all on loopback
+//! (validated), each GET with a 500 ms timeout and an 8 MiB cap, one after
+//! the other on one thread. A slow or dead endpoint delays only the other
+//! endpoints' readings, and its failures are counted and reported.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use scx_slo_api::documents::ScrapeReport;
+use scx_slo_api::scrape::{get, histogram_buckets, Buckets};
+use scx_slo_model::scrape_block::parse_scrape_url;
+use scx_slo_model::Scrape;
+
+/// How often each endpoint is read.
+pub const SCRAPE_EVERY: Duration = Duration::from_secs(1);
+/// Connect, write and read timeout of one GET: loopback answers in well
+/// under a millisecond, and a hung endpoint must not starve the others.
+pub const SCRAPE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// An endpoint: its URL and histogram.
+pub type Source = (String, String);
+
+/// The latest reading of an endpoint.
+#[derive(Clone, Debug)]
+pub struct Reading {
+    /// When it was taken.
+    pub at: Instant,
+    /// The buckets, or why there are none.
+    pub result: Result<Arc<Buckets>, String>,
+}
+
+/// An endpoint's readings and their outcomes.
+#[derive(Clone, Debug, Default)]
+struct Endpoint {
+    latest: Option<Reading>,
+    ok: u64,
+    failed: u64,
+}
+
+#[derive(Default)]
+struct Shared {
+    /// The endpoints to read; the thread reads this list each round.
+    endpoints: Mutex<BTreeMap<Source, Endpoint>>,
+}
+
+/// The scraper: owned by the engine; its thread ends when it is dropped.
+#[derive(Default)]
+pub struct Scraper {
+    shared: Arc<Shared>,
+    started: bool,
+}
+
+fn source(s: &Scrape) -> Source {
+    (s.url.clone(), s.histogram.clone())
+}
+
+/// One GET and parse of an endpoint.
+fn read(source: &Source) -> Result<Buckets, String> {
+    let (url, histogram) = source;
+    let u = parse_scrape_url(url)?;
+    let text = get(u.addr, &u.host, &u.path, SCRAPE_TIMEOUT, "scx-slod")?;
+    histogram_buckets(&text, histogram)
+}
+
+fn run(shared: Weak<Shared>) {
+    loop {
+        let Some(s) = shared.upgrade() else { return };
+        let round = Instant::now();
+        let sources: Vec<Source> = s.endpoints.lock().map(|e| e.keys().cloned().collect()).unwrap_or_default();
+        drop(s);
+        for src in sources {
+            let result = read(&src).map(Arc::new);
+            let Some(s) = shared.upgrade() else { return };
+            let mut endpoints = match s.endpoints.lock() {
+                Ok(e) => e,
+                Err(_) => return,
+            };
+            // Dropped from the config meanwhile: not re-added.
+            if let Some(ep) = endpoints.get_mut(&src) {
+                if result.is_ok() {
+                    ep.ok += 1;
+                } else {
+                    ep.failed += 1;
+                }
+                ep.latest = Some(Reading { at: Instant::now(), result });
+            }
+            drop(endpoints);
+        }
+        std::thread::sleep(SCRAPE_EVERY.saturating_sub(round.elapsed()).max(Duration::from_millis(50)));
+    }
+}
+
+impl Scraper {
+    /// Reads the `scrape` blocks of `targets` from now on (endpoints kept
+    /// keep their readings and counts). The thread starts with the first
+    /// endpoint.
+    pub fn follow<'a>(&mut self, scrapes: impl Iterator<Item = &'a Scrape>) {
+        let want: Vec<Source> = scrapes.map(source).collect();
+        let Ok(mut e) = self.shared.endpoints.lock() else { return };
+        e.retain(|k, _| want.contains(k));
+        for s in want {
+            e.entry(s).or_default();
+        }
+        if !e.is_empty() && !self.started {
+            let weak = Arc::downgrade(&self.shared);
+            self.started = std::thread::Builder::new().name("scx-slod-scrape".into()).spawn(move || run(weak)).is_ok();
+        }
+    }
+
+    /// The latest reading of `scrape`'s endpoint.
+    pub fn latest(&self, scrape: &Scrape) -> Option<Reading> {
+        self.shared.endpoints.lock().ok()?.get(&source(scrape))?.latest.clone()
+    }
+
+    /// Status's view of `scrape`'s endpoint.
+    pub fn report(&self, scrape: &Scrape) -> ScrapeReport {
+        let ep = self.shared.endpoints.lock().ok().and_then(|e| e.get(&source(scrape)).cloned()).unwrap_or_default();
+        ScrapeReport {
+            url: scrape.url.clone(),
+            histogram: scrape.histogram.clone(),
+            ok: ep.ok,
+            failed: ep.failed,
+            age_s: ep.latest.as_ref().map(|r| r.at.elapsed().as_secs_f64()),
+            last_error: ep.latest.and_then(|r| r.result.err()),
+        }
+    }
+
+    /// Test helper: stores a reading as the thread would.
+    #[cfg(test)]
+    pub fn inject(&self, scrape: &Scrape, result: Result<Buckets, String>) {
+        if let Ok(mut e) = self.shared.endpoints.lock() {
+            let ep = e.entry(source(scrape)).or_default();
+            ep.latest = Some(Reading { at: Instant::now(), result: result.map(Arc::new) });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn the_thread_reads_a_local_endpoint_and_reports_failures() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for (n, conn) in listener.incoming().enumerate() {
+                let Ok(mut s) = conn else { continue };
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf);
+                let body = format!("# TYPE rpc_seconds histogram\nrpc_seconds_bucket{{le=\"0.001\"}} {n}\nrpc_seconds_bucket{{le=\"+Inf\"}} {n}\nrpc_seconds_sum 0\nrpc_seconds_count {n}\n");
+                let _ = s.write_all(format!("HTTP/1.0 200 OK\r\n\r\n{body}").as_bytes());
+            }
+        });
+        let good = Scrape { url: format!("http://127.0.0.1:{port}/metrics"), histogram: "rpc_seconds".into() };
+        let missing = Scrape { url: format!("http://127.0.0.1:{port}/metrics"), histogram: "nope".into() };
+        let mut scraper = Scraper::default();
+        scraper.follow([&good, &missing].into_iter());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while scraper.report(&good).ok < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let r = scraper.report(&good);
+        assert!(r.ok >= 2 && r.failed == 0 && r.last_error.is_none(), "{r:?}");
+        assert!(scraper.latest(&good).unwrap().result.unwrap().last().unwrap().1 >= 1.0);
+        let r = scraper.report(&missing);
+        assert!(r.failed >= 1 && r.last_error.as_deref().is_some_and(|e| e.contains("no histogram named \"nope\"")), "{r:?}");
+        // Dropped from the config: no reading, nothing counted.
+        scraper.follow([&good].into_iter());
+        assert!(scraper.latest(&missing).is_none());
+        assert_eq!(scraper.report(&missing).ok + scraper.report(&missing).failed, 0);
+    }
+}
