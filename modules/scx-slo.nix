@@ -264,6 +264,12 @@ let
       configFile;
 
   enforcing = cfg.mode == "enforce";
+  # Targets whose own histogram scx-slod reads (on loopback: the config
+  # check refuses any other host).
+  scrapes = lib.any (t: (t.scrape or null) != null) (lib.attrValues cfg.targets);
+  # IP for the metrics endpoint, or for the scrapes alone (then loopback
+  # only, below).
+  needsNetwork = cfg.metrics.enable || scrapes;
   # Partial mode gives the targets' threads SCHED_EXT; auto may pick enforce.
   switchesThreads = lib.elem cfg.mode [ "enforce" "auto" ] && cfg.switch == "partial";
 
@@ -476,22 +482,28 @@ in
         ProtectHome = true;
         PrivateTmp = true;
         PrivateDevices = true;
-        # No network at all unless the metrics endpoint is on.
-        PrivateNetwork = !cfg.metrics.enable;
+        # No network at all unless the metrics endpoint is on or a target's
+        # histogram is scraped (a private namespace has its own loopback,
+        # where the services are not).
+        PrivateNetwork = !needsNetwork;
         ProtectHostname = true;
         ProtectClock = true;
         ProtectKernelModules = true;
         ProtectKernelLogs = true;
         ProtectKernelTunables = true;
         ProtectControlGroups = true;
-        # AF_UNIX for the system bus; IP only for the metrics endpoint.
+        # AF_UNIX for the system bus; IP only for the metrics endpoint and
+        # the scrapes.
         RestrictAddressFamilies = [
           "AF_UNIX"
         ]
-        ++ lib.optionals cfg.metrics.enable [
+        ++ lib.optionals needsNetwork [
           "AF_INET"
           "AF_INET6"
         ];
+        # Scrapes without the metrics endpoint: loopback is all it may reach.
+        IPAddressDeny = lib.mkIf (scrapes && !cfg.metrics.enable) "any";
+        IPAddressAllow = lib.mkIf (scrapes && !cfg.metrics.enable) "localhost";
         RestrictNamespaces = true;
         # systemd's RestrictRealtime= filter lets sched_setscheduler() set
         # only SCHED_OTHER, SCHED_BATCH and SCHED_IDLE, so it also refuses
@@ -516,7 +528,8 @@ in
         # systemd guest (docs/nixos.md) with at least 4x headroom: file
         # descriptors (BPF maps, programs and links, the bus, and at most 64
         # metrics connections: http.rs MAX_CONNECTIONS), threads (the
-        # engine, the event reader, the metrics thread, two async workers),
+        # engine, the event reader, the metrics thread, the scraper, two
+        # async workers),
         # and memory (BPF maps are charged to the unit's cgroup).
         LimitNOFILE = 1024;
         TasksMax = 64;

@@ -5,7 +5,9 @@
 //! scheduler's maps rises within a bounded number of intervals, and the
 //! deadline-miss ratio the scheduler counts falls. Then a restart keeps the
 //! learned budget, and `scx-slo tune` profiles the same load and recommends
-//! a static budget that, applied, meets the deadline.
+//! a static budget that, applied, meets the deadline. Last, the controller
+//! steers on the service's own histogram (a `scrape` block): the probe
+//! serves its response times, and the kernel's budget must rise on them.
 
 use std::time::{Duration, Instant};
 
@@ -213,6 +215,7 @@ pub fn run(env: &Env) -> Result<Report> {
         format!("persisted {persisted:?} ns; kernel after the restart {restarted} ns (a new step from {moved_from:?}); enabled after {:?} ms", enabled.map(ms)),
     );
     tune_and_apply(env, &mut report, &mut daemon, api_id)?;
+    service_sli(env, &mut report, &mut daemon, api_id)?;
     daemon.signal(libc::SIGTERM);
     let _ = daemon.wait_exit(Duration::from_secs(20));
     for mut c in children {
@@ -294,6 +297,114 @@ fn tune_and_apply(env: &Env, report: &mut Report, daemon: &mut Daemon, api_id: u
     );
     report.facts.insert("tune".into(), doc);
     report.facts.insert("tuned_miss_ratio".into(), json!(ratio));
+    for mut c in load {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    Ok(())
+}
+
+/// Where the probe serves its histogram in the last phase.
+const SERVE_PORT: u16 = 9464;
+/// How long the last phase may take to raise the budget on the service's
+/// histogram: from 1 ms, with 3 ms of work per 10 ms, the first interval's
+/// p99 is past the 6 ms objective and one change (at most ×2) comes by
+/// the second interval; TCG's start-up and the scraper's second of lag
+/// leave room for 10.
+const SERVICE_RAISE_S: u64 = 10 * INTERVAL_S;
+
+/// The p99 of the probe's requests between two readings of its endpoint.
+fn served_p99(before: &scx_slo_api::scrape::Buckets, after: &scx_slo_api::scrape::Buckets) -> (u64, Option<f64>) {
+    scx_slo_api::scrape::histogram_p99(before, after)
+}
+
+/// `f`'s first `Some` within `timeout`, trying every 200 ms (a status file
+/// rewritten every second, an endpoint: no need to spin under TCG).
+fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if start.elapsed() >= timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn read_served() -> Option<scx_slo_api::scrape::Buckets> {
+    let text = scx_slo_api::scrape::http_get(&format!("http://127.0.0.1:{SERVE_PORT}/metrics")).ok()?;
+    scx_slo_api::scrape::histogram_buckets(&text, "probe_response_seconds").ok()
+}
+
+/// The controller on the service's own histogram: api.service gets a
+/// `scrape` block (so `sli` defaults to `service`), its probe serves its
+/// response times, and from the file's 1 ms the kernel's budget must rise
+/// on what the service reports, not on the scheduler's counters.
+fn service_sli(env: &Env, report: &mut Report, daemon: &mut Daemon, api_id: u64) -> Result<()> {
+    daemon.signal(libc::SIGTERM);
+    let _ = daemon.wait_exit(Duration::from_secs(20));
+    let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
+    let mut config = adapt_config();
+    let target = &mut config["targets"]["api.service"];
+    target["adaptive"].as_object_mut().map(|a| a.remove("sli"));
+    target["scrape"] = json!({ "url": format!("http://127.0.0.1:{SERVE_PORT}/metrics"), "histogram": "probe_response_seconds" });
+    write_config(&config)?;
+    let secs = D::from_secs(SERVICE_RAISE_S + 40);
+    let mut load = Vec::new();
+    for i in 0..2 * crate::harness::num_cpus() {
+        load.push(Workload::hog().cgroup(env.cg(BATCH)).duration(secs).out(format!("/tmp/adapt-service-hog{i}.json")).spawn(env)?);
+    }
+    let probe = Workload::probe().cgroup(env.cg(API)).period(D::from_ms(10)).work(D::from_ms(3)).deadline(D::from_ms(8)).serve(SERVE_PORT);
+    load.push(probe.duration(secs).out("/tmp/adapt-service-probe.json").spawn(env)?);
+    *daemon = Daemon::start(env, "adapt-service")?;
+    let enabled = daemon.wait_enabled(Duration::from_secs(60));
+    let first = poll(Duration::from_secs(10), read_served);
+    std::thread::sleep(Duration::from_secs(6));
+    let early = read_served();
+    let start = Instant::now();
+    let runtime = || kernel::target_runtime_ns(&env.exe("bpftool"), api_id).ok().flatten().unwrap_or(0);
+    let raised = poll(Duration::from_secs(SERVICE_RAISE_S), || daemon_status().filter(|s| s.adaptive.get("api.service").is_some_and(|a| a.changes >= 1)));
+    let raised_after = raised.as_ref().map(|_| start.elapsed().as_secs_f64() + 6.0);
+    // Settle, then the service's own p99 over a late stretch.
+    std::thread::sleep(Duration::from_secs(12));
+    let late_start = read_served();
+    std::thread::sleep(Duration::from_secs(6));
+    let late_end = read_served();
+    let kernel_runtime = runtime();
+    let status = daemon_status();
+    let adaptive = status.as_ref().and_then(|s| s.adaptive.get("api.service").cloned());
+    let scrape = status.as_ref().and_then(|s| s.scrapes.get("api.service").cloned());
+    let why = adaptive.as_ref().and_then(|a| a.last_change.as_ref()).map(|c| c.why.clone()).unwrap_or_default();
+    let (early_n, early_p99) = match (&first, &early) {
+        (Some(a), Some(b)) => served_p99(a, b),
+        _ => (0, None),
+    };
+    let (late_n, late_p99) = match (&late_start, &late_end) {
+        (Some(a), Some(b)) => served_p99(a, b),
+        _ => (0, None),
+    };
+    report.check(
+        format!("adapt: with a scrape block the controller raises the kernel's budget on the service's own histogram within {SERVICE_RAISE_S} s"),
+        enabled.is_some() && raised.is_some() && why.contains("service p99") && kernel_runtime > 1_000_000,
+        format!("enabled after {:?} ms; first change after {raised_after:?} s: {why:?}; kernel runtime {kernel_runtime} ns; log: {}", enabled.map(ms), daemon.log_tail()),
+    );
+    report.check(
+        "adapt: the daemon's scraper reads the service's endpoint every second (Status.scrapes)",
+        scrape.as_ref().is_some_and(|r| r.ok >= 10 && r.last_error.is_none()),
+        format!("{scrape:?}"),
+    );
+    report.check(
+        "adapt: the service's own p99 falls once the budget is raised",
+        early_n > 0 && late_n > 0 && late_p99 < early_p99,
+        format!("p99 {early_p99:?} s over {early_n} requests at 1 ms, {late_p99:?} s over {late_n} requests at {kernel_runtime} ns"),
+    );
+    report.facts.insert("service_sli".into(), json!({
+        "raised_after_s": raised_after, "runtime_ns": kernel_runtime, "why": why,
+        "p99_s_early": early_p99, "requests_early": early_n, "p99_s_late": late_p99, "requests_late": late_n,
+        "scrape": scrape, "adaptive": adaptive,
+    }));
     for mut c in load {
         let _ = c.kill();
         let _ = c.wait();

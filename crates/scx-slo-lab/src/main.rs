@@ -20,6 +20,7 @@ mod hunt;
 mod kernel;
 mod overhead;
 mod sampler;
+mod served;
 mod spawn;
 mod switch_action;
 mod systemd;
@@ -76,6 +77,10 @@ enum Cmd {
         /// cgroup can stop before the result is serialized (bench).
         #[arg(long)]
         hold: bool,
+        /// Serve the requests' response-time histogram on
+        /// http://127.0.0.1:PORT/metrics (`probe_response_seconds`).
+        #[arg(long)]
+        serve: Option<u16>,
         #[command(flatten)]
         placement: Placement,
     },
@@ -238,8 +243,11 @@ fn std_dur(d: SloDuration) -> Duration {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Cmd::Probe { period, work, deadline, duration, arrival, samples, hold, placement } => {
+        Cmd::Probe { period, work, deadline, duration, arrival, samples, hold, serve, placement } => {
             let waited = place(&placement)?;
+            if let Some(port) = serve {
+                served::serve(port)?;
+            }
             let mut r = workload::probe_with(std_dur(period), std_dur(work), std_dur(duration), std_dur(deadline), arrival, samples);
             if hold {
                 use std::io::{Read, Write};

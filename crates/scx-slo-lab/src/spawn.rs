@@ -96,6 +96,10 @@ impl Workload {
         };
         self.arg("--arrival", name)
     }
+    /// The probe serves its response-time histogram on 127.0.0.1:`port`.
+    pub(crate) fn serve(self, port: u16) -> Self {
+        self.arg("--serve", port)
+    }
     /// The probe keeps its raw samples.
     pub(crate) fn samples(self) -> Self {
         self.flag("--samples", true)

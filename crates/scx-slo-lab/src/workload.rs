@@ -167,6 +167,7 @@ pub fn probe_with(period: Duration, work: Duration, duration: Duration, deadline
         let done = mono_ns();
         wake.push(woke.saturating_sub(next));
         done_at.push(done.saturating_sub(next));
+        crate::served::observe(done.saturating_sub(next));
         next += gap();
         if next < done {
             // The previous request overran the next arrival: count and skip.
