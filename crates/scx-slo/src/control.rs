@@ -169,6 +169,11 @@ pub fn status_table(s: &Status) -> String {
             c.outcome.as_ref().map(|o| format!("; {o}")).unwrap_or_default(),
         ));
     }
+    // A scrape that fails is the controller's and the canary's blind spot:
+    // said, not only counted.
+    for (unit, r) in s.scrapes.iter().filter(|(_, r)| r.last_error.is_some()) {
+        out.push_str(&format!("scrape of {unit}'s {} failing ({} failed, {} ok): {}\n", r.histogram, r.failed, r.ok, r.last_error.as_deref().unwrap_or_default()));
+    }
     if let Some(e) = &s.audit.error {
         out.push_str(&format!("audit trail closed (mutating calls but Disable are refused): {e}\n"));
     }
@@ -307,7 +312,11 @@ mod tests {
             arm: Some("baseline".into()),
             ..Default::default()
         });
+        status.scrapes.insert("api.service".into(), scx_slo_api::documents::ScrapeReport { histogram: "rpc_seconds".into(), ok: 5, failed: 2, last_error: Some("connection refused".into()), ..Default::default() });
+        status.scrapes.insert("ok.service".into(), scx_slo_api::documents::ScrapeReport { ok: 7, ..Default::default() });
         let t = status_table(&status);
+        assert!(t.contains("scrape of api.service's rpc_seconds failing (2 failed, 5 ok): connection refused"), "{t}");
+        assert!(!t.contains("ok.service"), "a healthy scrape is not news: {t}");
         assert!(t.contains("canary: running, 1 windows judged (same), baseline arm now"), "{t}");
         assert!(t.contains("breaker: 3 recent failures; open until `scx-slo reset-breaker`"), "{t}");
         assert!(t.contains("last ejection: error_stall runnable task stall"), "{t}");
