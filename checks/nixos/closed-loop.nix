@@ -48,6 +48,16 @@
           "batch.slice".class = "batch";
         };
       };
+      # Not booted by this test: evaluated offline (crates/scx-slo/tests/
+      # nix.rs) for what a scrape block does to the unit, and checked by the
+      # build's config check. The scraping itself runs in `checks/vm/run
+      # adapt` (its last phase).
+      specialisation.scrape-service.configuration = {
+        services.scxSlo.targets."api.service".scrape = {
+          url = "http://127.0.0.1:9100/metrics";
+          histogram = "http_request_duration_seconds";
+        };
+      };
     };
 
   testScript = ''

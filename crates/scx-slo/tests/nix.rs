@@ -307,6 +307,25 @@ fn budget_changes_reload_and_load_time_changes_restart() {
 }
 
 #[test]
+fn a_scrape_block_gives_the_unit_loopback_and_nothing_else() {
+    let Some(lib) = nixpkgs_lib() else { return };
+    let node = eval_module(&lib, "nodes.closed-loop.machine");
+    let lines = |unit: &str, key: &str| unit.lines().filter(|l| l.starts_with(&format!("{key}="))).map(str::to_string).collect::<Vec<_>>().join(" ");
+    // Without scrapes and without the metrics endpoint: no network at all.
+    let base = node["unit"].as_str().unwrap();
+    assert_eq!(lines(base, "PrivateNetwork"), "PrivateNetwork=true", "{base}");
+    assert!(!lines(base, "RestrictAddressFamilies").contains("AF_INET"), "{base}");
+    // A scrape block: the host's loopback (a private namespace has its own,
+    // where the service is not), and only that.
+    let spec = &node["specialisations"]["scrape-service"];
+    let unit = spec["unit"].as_str().unwrap();
+    assert_eq!(spec["config"]["targets"]["api.service"]["scrape"]["histogram"], "http_request_duration_seconds");
+    assert_eq!(lines(unit, "PrivateNetwork"), "PrivateNetwork=false", "{unit}");
+    assert!(lines(unit, "RestrictAddressFamilies").contains("AF_INET"), "{unit}");
+    assert_eq!((lines(unit, "IPAddressDeny"), lines(unit, "IPAddressAllow")), ("IPAddressDeny=any".into(), "IPAddressAllow=localhost".into()), "{unit}");
+}
+
+#[test]
 fn the_example_batch_job_runs_and_no_exec_start_relies_on_a_glob() {
     let Some(lib) = nixpkgs_lib() else { return };
     for (name, v) in evaluated(&lib) {
