@@ -116,15 +116,17 @@ pub struct CapabilityReport {
 /// The observe probes' cost against their budget.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProbeReport {
-    /// Probe CPU time over wall time.
+    /// Probe CPU time over wall time, in the last measurement window (the
+    /// kernel's BPF statistics are on 2 s in every 20 s).
     pub overhead_ratio: f64,
     /// One event in this many is measured.
     pub sample_every: u32,
     /// The budget the ratio is held under.
     pub overhead_budget: f64,
-    /// Probe CPU time so far, ns.
+    /// Probe CPU time counted so far, ns: only while the statistics are on
+    /// (the measurement windows, or anyone else holding them on).
     pub run_time_ns: u64,
-    /// Probe runs so far.
+    /// Probe runs counted so far, likewise.
     pub run_count: u64,
 }
 

@@ -78,9 +78,23 @@ pub struct Observer<'obj> {
     skel: ObserveSkel<'obj>,
     links: Vec<libbpf_rs::Link>,
     mapped_cgroups: Vec<u64>,
-    /// Keeps the kernel's bpf_stats on while we hold it (BPF_ENABLE_STATS);
-    /// `None` when the kernel refused, and then the cost reads 0.
+    /// Keeps the kernel's bpf_stats on while we hold it (BPF_ENABLE_STATS):
+    /// only during the overhead guard's measurement windows, since while
+    /// stats are on every BPF program run on the host pays two clock reads
+    /// (about 71 ns per probe run measured on this host, a third of the
+    /// probes' cost; issue 18).
     stats_fd: Option<OwnedFd>,
+    /// Whether the kernel allowed BPF_ENABLE_STATS when the probes loaded;
+    /// without it the cost reads 0.
+    can_measure: bool,
+}
+
+/// Turns the kernel's bpf_stats on for as long as the returned fd is held.
+fn enable_stats() -> std::result::Result<OwnedFd, i32> {
+    // SAFETY: plain syscall wrapper; a non-negative return is a new fd we own.
+    let fd = unsafe { libbpf_rs::libbpf_sys::bpf_enable_stats(libbpf_rs::libbpf_sys::BPF_STATS_RUN_TIME) };
+    // SAFETY: fd >= 0 is a fresh descriptor owned by nobody else.
+    if fd >= 0 { Ok(unsafe { OwnedFd::from_raw_fd(fd) }) } else { Err(-fd) }
 }
 
 impl<'obj> Observer<'obj> {
@@ -88,14 +102,35 @@ impl<'obj> Observer<'obj> {
     pub fn load(open_object: &'obj mut MaybeUninit<OpenObject>) -> Result<Self> {
         let open = ObserveSkelBuilder::default().open(open_object).context("opening the observe BPF object")?;
         let skel = open.load().context("loading the observe probes (BPF verifier)")?;
-        // SAFETY: plain syscall wrapper; a non-negative return is a new fd we own.
-        let fd = unsafe { libbpf_rs::libbpf_sys::bpf_enable_stats(libbpf_rs::libbpf_sys::BPF_STATS_RUN_TIME) };
-        // SAFETY: fd >= 0 is a fresh descriptor owned by nobody else.
-        let stats_fd = (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) });
-        if stats_fd.is_none() {
-            tracing::warn!("the kernel refused BPF_ENABLE_STATS (errno {}); probe overhead reads 0", -fd);
+        // Asked once here, and let go at once: stats are on only while the
+        // overhead guard measures (`set_measuring`).
+        let can_measure = match enable_stats() {
+            Ok(_fd) => true,
+            Err(errno) => {
+                tracing::warn!("the kernel refused BPF_ENABLE_STATS (errno {errno}); probe overhead reads 0");
+                false
+            }
+        };
+        Ok(Observer { skel, links: Vec::new(), mapped_cgroups: Vec::new(), stats_fd: None, can_measure })
+    }
+
+    /// Turns the kernel's run-time statistics on (a measurement window
+    /// begins) or off; idempotent.
+    pub fn set_measuring(&mut self, on: bool) -> Result<()> {
+        match (on, self.stats_fd.is_some()) {
+            (true, false) => {
+                let fd = enable_stats().map_err(|errno| crate::error::Error::Invalid(format!("BPF_ENABLE_STATS: errno {errno}")))?;
+                self.stats_fd = Some(fd);
+            }
+            (false, true) => self.stats_fd = None,
+            _ => {}
         }
-        Ok(Observer { skel, links: Vec::new(), mapped_cgroups: Vec::new(), stats_fd })
+        Ok(())
+    }
+
+    /// Whether a measurement window is open (bpf_stats on through us).
+    pub fn measuring(&self) -> bool {
+        self.stats_fd.is_some()
     }
 
     /// Attaches the tracepoints: from here the probes measure.
@@ -187,12 +222,13 @@ impl<'obj> Observer<'obj> {
         Ok(std::rc::Rc::try_unwrap(out).map(|c| c.into_inner()).unwrap_or_default())
     }
 
-    /// Whether the kernel keeps run-time statistics for the probes.
+    /// Whether the kernel lets the probes' run time be measured.
     pub fn measures_cost(&self) -> bool {
-        self.stats_fd.is_some()
+        self.can_measure
     }
 
-    /// The probes' cumulative run time (0 without bpf_stats).
+    /// The probes' cumulative run time: it grows only while bpf_stats are
+    /// on (our measurement windows, or anyone else holding them).
     pub fn cost(&self) -> Result<ProbeCost> {
         let progs = &self.skel.progs;
         let mut total = ProbeCost::default();

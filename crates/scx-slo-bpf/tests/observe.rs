@@ -103,6 +103,11 @@ fn probes_measure_targeted_cgroups_only() {
     ])
     .expect("apply");
     obs.attach().expect("attach");
+    // The run time grows only while a measurement window is open.
+    if obs.measures_cost() {
+        obs.set_measuring(true).expect("bpf_stats on");
+        assert!(obs.measuring());
+    }
     let sleeper = "while :; do sleep 0.01; done";
     targeted.spawn(sleeper);
     impossible.spawn(sleeper);
@@ -127,6 +132,14 @@ fn probes_measure_targeted_cgroups_only() {
     let cost = obs.cost().expect("cost");
     if obs.measures_cost() {
         assert!(cost.run_count > 0 && cost.run_time_ns > 0, "{cost:?}");
+        // Closed: nothing more is counted (unless someone else holds the
+        // kernel's stats on: the sysctl says).
+        obs.set_measuring(false).expect("bpf_stats off");
+        let closed = obs.cost().expect("cost");
+        std::thread::sleep(Duration::from_millis(200)); // the sleepers keep waking
+        let later = obs.cost().expect("cost");
+        let others = std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").map_or(true, |v| v.trim() != "0");
+        assert!(others || later == closed, "counted with stats off: {closed:?} -> {later:?}");
     }
 
     // Sampling 1 in 4: about a quarter of the wakeups are measured.

@@ -22,7 +22,18 @@ pub trait Backend {
     fn global_stats(&self) -> scx_slo_bpf::Result<Vec<(&'static str, u64)>>;
     /// The events ring buffer, when there is one.
     fn events_map(&self) -> Option<scx_slo_bpf::events::EventsMap>;
-    /// The probes' cumulative run time (observe probes only).
+    /// Whether the probes' run time can be measured (observe probes, with
+    /// the kernel's permission for BPF_ENABLE_STATS).
+    fn measures_probe_cost(&self) -> bool {
+        false
+    }
+    /// Turns the kernel's BPF run-time statistics on or off (a measurement
+    /// window of the overhead guard).
+    fn set_cost_measuring(&mut self, _on: bool) -> scx_slo_bpf::Result<()> {
+        Ok(())
+    }
+    /// The probes' cumulative run time, counted while the statistics are
+    /// on (observe probes only).
     fn probe_cost(&self) -> Option<ProbeCost> {
         None
     }
@@ -85,6 +96,12 @@ impl Backend for Observer<'_> {
     }
     fn events_map(&self) -> Option<scx_slo_bpf::events::EventsMap> {
         None
+    }
+    fn measures_probe_cost(&self) -> bool {
+        self.measures_cost()
+    }
+    fn set_cost_measuring(&mut self, on: bool) -> scx_slo_bpf::Result<()> {
+        self.set_measuring(on)
     }
     fn probe_cost(&self) -> Option<ProbeCost> {
         if !self.measures_cost() {

@@ -144,23 +144,48 @@ impl Telemetry {
         let mut probe = None;
         let live_global = sched.as_deref().and_then(|s| s.global_stats().ok()).unwrap_or_default();
         let global = input.carried.global_total(&live_global);
-        if let Some(s) = sched.as_deref_mut() {
+        if let Some(s) = sched.as_deref_mut().filter(|s| s.measures_probe_cost()) {
+            let at = self.epoch.elapsed();
+            let mut changed = None;
+            // Read every scan for the status file; it grows only while the
+            // statistics are on.
             self.probe_cost = s.probe_cost();
-            if let Some(cost) = self.probe_cost {
-                if let Some(n) = self.guard.observe(self.epoch.elapsed(), cost) {
-                    match s.set_sample_every(n) {
-                        Ok(()) => warn!(
-                            event = "probe_sampling",
-                            sample_every = n,
-                            overhead = format!("{:.4}", self.guard.ratio()),
-                            budget = self.overhead_budget,
-                            "observe probes now measure one wakeup in {n}"
-                        ),
-                        Err(e) => warn!("setting the probes' sampling: {e:#}"),
+            match self.guard.phase(at) {
+                crate::overhead::Phase::Wait => {}
+                crate::overhead::Phase::Begin => match s.set_cost_measuring(true).ok().and_then(|()| s.probe_cost()) {
+                    Some(cost) => self.guard.begin(at, cost),
+                    None => {
+                        let _ = s.set_cost_measuring(false);
+                        self.guard.skip(at);
+                    }
+                },
+                crate::overhead::Phase::End => {
+                    let cost = s.probe_cost();
+                    if let Err(e) = s.set_cost_measuring(false) {
+                        warn!("turning the kernel's BPF statistics off: {e:#}");
+                    }
+                    match cost {
+                        Some(cost) => {
+                            self.probe_cost = Some(cost);
+                            changed = self.guard.end(at, cost);
+                        }
+                        None => self.guard.skip(at),
                     }
                 }
-                probe = Some((self.guard.ratio(), self.guard.sample_every()));
             }
+            if let Some(n) = changed {
+                match s.set_sample_every(n) {
+                    Ok(()) => warn!(
+                        event = "probe_sampling",
+                        sample_every = n,
+                        overhead = format!("{:.4}", self.guard.ratio()),
+                        budget = self.overhead_budget,
+                        "observe probes now measure one wakeup in {n}"
+                    ),
+                    Err(e) => warn!("setting the probes' sampling: {e:#}"),
+                }
+            }
+            probe = Some((self.guard.ratio(), self.guard.sample_every()));
         }
         let advise = input.mode == Some(ActiveMode::Advisory)
             && self.advisory_last.is_none_or(|t| t.elapsed() >= Duration::from_nanos(input.config.advisory.interval.as_ns()));
