@@ -22,6 +22,7 @@ mod overhead;
 mod sampler;
 mod served;
 mod spawn;
+mod stats_cost;
 mod switch_action;
 mod systemd;
 mod threads;
@@ -163,6 +164,17 @@ enum Cmd {
         /// hunt: the first random shape's seed (the next ones follow it).
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+    /// What the observe probes cost per run with the kernel's BPF
+    /// statistics on and off: a pinned pipe ping-pong, timed with the
+    /// probes detached, attached, and attached with statistics (root).
+    BenchStats {
+        /// Blocks per variant.
+        #[arg(long, default_value_t = 15)]
+        blocks: usize,
+        /// Round trips per block.
+        #[arg(long, default_value_t = 100_000)]
+        trips: usize,
     },
     /// Host benchmark: hackbench with and without observe mode, same boot;
     /// prints the JSON summary (time ratio, probe CPU share, ns per probe run).
@@ -322,6 +334,15 @@ fn main() -> Result<()> {
                 std::process::Command::new("date").args(["-u", "+%Y-%m-%d"]).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
             });
             print!("{}", bench_report::markdown(&value, &date));
+            Ok(())
+        }
+        Cmd::BenchStats { blocks, trips } => {
+            let r = stats_cost::run(blocks, trips)?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            eprintln!(
+                "probe cost per run: {:.0} ns with bpf_stats off, {:.0} ns on ({:.0} ns counted by the kernel); the statistics add {:.0} ns ({:.1} probe runs per round trip)",
+                r.probe_ns_per_run_off, r.probe_ns_per_run_on, r.counted_ns_per_run, r.stats_ns_per_run, r.runs_per_trip
+            );
             Ok(())
         }
         Cmd::BenchObserve { daemon, rounds, hackbench, untargeted } => {
