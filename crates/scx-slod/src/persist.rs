@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! State that survives restarts, in `/var/lib/scx-slo/state.json`: an
 //! operator's disable, the breaker, budget overrides (an operator's, or an
-//! adaptive target's learned budget) and why the controller set the latter. Written atomically
+//! adaptive target's learned budget), why the controller set the latter, and
+//! a canary's decision on the config it judged. Written atomically
 //! (temp file, fsync, rename, fsync of the directory); a corrupt file is moved
 //! aside with a clear error, never silently dropped.
 
@@ -27,6 +28,11 @@ pub struct PersistentState {
     /// learned budget itself is its budget override; this says why.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub adaptive_changes: BTreeMap<String, scx_slo_api::AdaptiveDecision>,
+    /// A canary that ended promoted or expired, with the config it judged:
+    /// a restart with the same config does not run it again. (A rollback
+    /// persists as the open breaker.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<scx_slo_api::documents::CanaryReport>,
 }
 
 /// The outcome of loading.

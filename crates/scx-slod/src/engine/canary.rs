@@ -204,6 +204,27 @@ impl CanaryRun {
         }
     }
 
+    /// A canary a previous run decided on the same config: not run again.
+    pub fn restored(settings: CanarySettings, report: &CanaryReport) -> CanaryRun {
+        let mut run = CanaryRun::new(settings, None, &report.config_sha256);
+        run.canary.state = if report.state == "promoted" { CanaryState::Promoted } else { CanaryState::Expired };
+        run.canary.windows = report.windows;
+        run.canary.streak = report.streak;
+        run.verdicts = report.verdicts.clone();
+        run.last = report.last.clone();
+        run.outcome = report.outcome.as_ref().map(|o| format!("{o} (decided before scx-slod restarted)"));
+        run
+    }
+
+    /// Its report, when it ended promoted or expired (what persists).
+    pub fn decided(&self) -> Option<CanaryReport> {
+        matches!(self.canary.state, CanaryState::Promoted | CanaryState::Expired).then(|| {
+            let mut r = self.report();
+            r.outcome = r.outcome.map(|o| o.trim_end_matches(" (decided before scx-slod restarted)").to_string());
+            r
+        })
+    }
+
     /// Whether this canary judges this config with these settings.
     pub fn judges(&self, settings: &CanarySettings, config_sha: &str) -> bool {
         self.settings == *settings && self.config_sha == config_sha
@@ -381,14 +402,24 @@ impl Engine {
         let sha = &self.generation.file.sha256;
         match self.generation.config.canary {
             Some(settings) if self.canary.as_ref().is_some_and(|c| c.judges(&settings, sha)) => {}
+            Some(settings) if self.decided_canary.as_ref().is_some_and(|r| r.config_sha256 == *sha && matches!(r.state.as_str(), "promoted" | "expired")) => {
+                // The file's digest covers the canary block: same digest,
+                // same settings, same verdict.
+                let report = self.decided_canary.take().unwrap_or_default();
+                info!(event = "canary", config_sha256 = %sha, "canary: this config was {} before scx-slod restarted; not judged again", report.state);
+                self.canary = Some(CanaryRun::restored(settings, &report));
+                self.supervisor.set_baseline(false);
+            }
             Some(settings) => {
                 let sha = sha.clone();
+                self.decided_canary = None;
                 info!(event = "canary", config_sha256 = %sha, "canary: judging this config against the default scheduler, {} per arm", settings.window);
                 let budget = self.generation.config.targets.iter().filter_map(|t| t.slo).map(|s| 1.0 - s.availability).reduce(f64::min);
                 self.canary = Some(CanaryRun::new(settings, budget, &sha));
                 self.supervisor.set_baseline(false);
             }
             None => {
+                self.decided_canary = None;
                 if self.canary.take().is_some() {
                     self.supervisor.set_baseline(false);
                 }
@@ -448,6 +479,7 @@ impl Engine {
             }
             Step::Done => {
                 self.supervisor.set_baseline(false);
+                let _ = self.save_persistent();
                 let outcome = report.as_ref().and_then(|r| r.outcome.clone()).unwrap_or_default();
                 info!(event = "canary_done", "canary: {outcome}");
                 let _ = self.audit_event("canary", None, &report.as_ref().map_or(String::new(), |r| r.state.clone()), serde_json::json!({ "outcome": outcome, "report": report }));

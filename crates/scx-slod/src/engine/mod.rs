@@ -86,6 +86,9 @@ pub struct Engine {
     scraper: crate::scraper::Scraper,
     /// The A/B canary of the applied config, when it has one.
     canary: Option<canary::CanaryRun>,
+    /// A canary a previous run decided (promoted or expired): not run again
+    /// for the same config.
+    decided_canary: Option<scx_slo_api::documents::CanaryReport>,
     /// The audit trail, or why it cannot be written (mutating calls are
     /// then refused, except Disable).
     audit: Result<crate::audit::AuditTrail, String>,
@@ -152,6 +155,7 @@ impl Engine {
         info!(mode = primary.as_str(), requested = ?config.mode, capabilities = ?probed.caps.modes(), "mode selected");
         let persistent = probed.persistent;
         let adaptive_changes = persistent.adaptive_changes;
+        let decided_canary = persistent.canary;
         let (generation, dropped) = Generation::first(file, config, persistent.budget_overrides, host.online_cpus());
         if let Some(warning) = dropped {
             warn!("{warning}");
@@ -185,6 +189,7 @@ impl Engine {
             adaptation: adaptive::Adaptation::new(&generation.config, &adaptive_changes),
             scraper,
             canary: None,
+            decided_canary,
             audit,
             bpf_objects,
             generation,
@@ -346,6 +351,7 @@ impl Engine {
             breaker_open,
             budget_overrides: self.generation.overrides.clone(),
             adaptive_changes: self.adaptation.last_changes(),
+            canary: self.canary.as_ref().and_then(canary::CanaryRun::decided).or_else(|| self.decided_canary.clone()),
         };
         match self.host.save_state(&state) {
             Ok(()) => {

@@ -371,3 +371,46 @@ fn with_a_scrape_block_the_controller_steers_on_the_services_own_histogram() {
     assert_ne!(last.outcome, "no-data", "{last:?}");
     assert_eq!(last.samples, 1000);
 }
+
+#[test]
+fn a_decided_canary_persists_and_a_restart_with_the_same_config_does_not_judge_it_again() {
+    let mut config: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
+    config["canary"] = serde_json::json!({ "window": "10s" });
+    let text = config.to_string();
+    let host = MemoryHost::new(&text);
+    let sha = scx_slo_model::config_digest(&text);
+    let promoted = scx_slo_api::documents::CanaryReport {
+        state: "promoted".into(),
+        windows: 3,
+        streak: 3,
+        window_s: 10.0,
+        config_sha256: sha.clone(),
+        verdicts: vec!["better".into(), "same".into(), "better".into()],
+        outcome: Some("promoted: 3 windows in a row better or same".into()),
+        ..Default::default()
+    };
+    // The same config: promoted, no windows, enforce not held back.
+    let (mut e, _h) = engine_with(&host, PersistentState { canary: Some(promoted.clone()), ..Default::default() });
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    assert!(!e.canary_tick(&b, scx_slo_api::ActiveMode::Enforce, false), "no window ends the session");
+    let c = status(&mut e, Some(&mut b)).canary.expect("the canary's report");
+    assert_eq!((c.state.as_str(), c.windows, c.arm.as_deref()), ("promoted", 3, None));
+    assert!(c.outcome.as_deref().is_some_and(|o| o.ends_with("(decided before scx-slod restarted)")), "{c:?}");
+    assert!(!e.supervisor.in_baseline());
+    // Saved again as it was decided (not with the restart's words).
+    e.save_persistent();
+    assert_eq!(host.last_saved().canary, Some(promoted.clone()));
+
+    // Another config (another digest): judged afresh, and the old decision
+    // is not kept.
+    let other = PersistentState { canary: Some(scx_slo_api::documents::CanaryReport { config_sha256: "0".repeat(64), ..promoted }), ..Default::default() };
+    let (mut e, _h) = engine_with(&host, other);
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    e.canary_tick(&b, scx_slo_api::ActiveMode::Enforce, false);
+    let c = status(&mut e, Some(&mut b)).canary.expect("the canary's report");
+    assert_eq!((c.state.as_str(), c.arm.as_deref()), ("running", Some("candidate")));
+    e.save_persistent();
+    assert_eq!(host.last_saved().canary, None);
+}
