@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
+use crate::bench_resume::{self, Block};
 use crate::kernel;
 use crate::sampler::{self, WakeSampler};
 use crate::daemon::{write_config, Daemon};
@@ -471,7 +472,7 @@ fn summarize(cells: &[Value]) -> Value {
 }
 
 /// The benchmark scenario.
-pub fn run(env: &Env, rounds: usize, quick: bool, selection: &Selection) -> Result<Report> {
+pub fn run(env: &Env, rounds: usize, quick: bool, selection: &Selection, out: &Path, crash_after: Option<usize>) -> Result<Report> {
     let mut report = Report::new(if quick { "bench-quick" } else { "bench" });
     crate::fixtures::setup_cgroups(env)?;
     for i in 1..4 {
@@ -504,39 +505,31 @@ pub fn run(env: &Env, rounds: usize, quick: bool, selection: &Selection) -> Resu
     let cgroups: Vec<String> = (0..MAX_LATENCY_UNITS).map(latency_cgroup).collect();
     let sampler = WakeSampler::start(env, &cgroups, &mut object).context("loading the wakeup sampler (observe probes)")?;
     let _ = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1");
+    let mut done = bench_resume::load_done();
+    let (resumed, mut measured) = (done.len(), 0);
     for round in 0..rounds {
         // Rotate the order each round so drift does not favour one scheduler.
         let mut order = present.clone();
         order.rotate_left(round % present.len());
         for scheduler in order {
-            let running = match start(env, scheduler, &format!("{scheduler}-{round}")) {
-                Ok(Some(r)) => r,
-                Ok(None) => continue,
-                Err(e) => {
-                    report.check(format!("{scheduler} / round {round} started"), false, format!("{e:#}"));
-                    continue;
+            // Measured by an earlier boot of this bench: taken as it is.
+            let block = match done.remove(&(round, scheduler.to_string())) {
+                Some(b) => b,
+                None => {
+                    let b = measure_block(env, scheduler, round, quick, selection, &sampler);
+                    bench_resume::checkpoint(out, &b)?;
+                    measured += 1;
+                    bench_resume::crash_if_due(crash_after, measured);
+                    b
                 }
             };
-            for sc in scenarios(quick, selection) {
-                match cell(env, &sc, scheduler, round, &running, &sampler) {
-                    Ok(c) => {
-                        // An ejection of scx_slo is a failure wherever it
-                        // happens; a peer's is recorded in its cell.
-                        if scheduler.starts_with("scx_slo") && c["attached"] != json!(true) {
-                            report.check(
-                                format!("{} / {scheduler} / round {round}: scx_slo stayed attached", sc.name),
-                                false,
-                                format!("ejections: {}", c["ejections"]),
-                            );
-                        }
-                        cells.push(c)
-                    }
-                    Err(e) => report.check(format!("{} / {scheduler} / round {round} ran", sc.name), false, format!("{e:#}")),
-                }
+            for (name, detail) in block.failures {
+                report.check(name, false, detail);
             }
-            running.stop();
+            cells.extend(block.cells);
         }
     }
+    report.facts.insert("blocks_from_earlier_boots".into(), json!(resumed));
     let _ = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "0");
     report.check(
         "every cell ran",
@@ -552,6 +545,34 @@ pub fn run(env: &Env, rounds: usize, quick: bool, selection: &Selection) -> Resu
     report.facts.insert("results".into(), summarize(&cells));
     report.ok = report.checks.iter().all(|c| c.ok);
     Ok(report)
+}
+
+/// One scheduler loaded for one round, every scenario under it.
+fn measure_block(env: &Env, scheduler: &str, round: usize, quick: bool, selection: &Selection, sampler: &WakeSampler) -> Block {
+    let mut block = Block { round, scheduler: scheduler.to_string(), ..Block::default() };
+    let running = match start(env, scheduler, &format!("{scheduler}-{round}")) {
+        Ok(Some(r)) => r,
+        Ok(None) => return block,
+        Err(e) => {
+            block.failures.push((format!("{scheduler} / round {round} started"), format!("{e:#}")));
+            return block;
+        }
+    };
+    for sc in scenarios(quick, selection) {
+        match cell(env, &sc, scheduler, round, &running, sampler) {
+            Ok(c) => {
+                // An ejection of scx_slo is a failure wherever it happens; a
+                // peer's is recorded in its cell.
+                if scheduler.starts_with("scx_slo") && c["attached"] != json!(true) {
+                    block.failures.push((format!("{} / {scheduler} / round {round}: scx_slo stayed attached", sc.name), format!("ejections: {}", c["ejections"])));
+                }
+                block.cells.push(c)
+            }
+            Err(e) => block.failures.push((format!("{} / {scheduler} / round {round} ran", sc.name), format!("{e:#}"))),
+        }
+    }
+    running.stop();
+    block
 }
 
 #[cfg(test)]

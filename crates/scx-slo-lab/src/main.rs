@@ -7,6 +7,7 @@
 
 mod adapt;
 mod bench;
+mod bench_resume;
 mod bench_report;
 mod canary;
 mod chaos;
@@ -164,6 +165,11 @@ enum Cmd {
         /// hunt: the first random shape's seed (the next ones follow it).
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// bench: panic the kernel after this many blocks measured in this
+        /// boot (0: never), to test that the bench resumes (checks/vm/run
+        /// --crash-after passes it to the first boot only).
+        #[arg(long, default_value_t = 0)]
+        crash_after: usize,
     },
     /// What the observe probes cost per run with the kernel's BPF
     /// statistics on and off: a pinned pipe ping-pong, timed with the
@@ -225,6 +231,9 @@ enum Cmd {
         /// The TCG threading the guest ran with (multi or single), recorded.
         #[arg(long)]
         tcg_thread: Option<String>,
+        /// Boots it took (a bench resumed after a guest panic takes more).
+        #[arg(long, default_value_t = 1)]
+        boots: u32,
     },
 }
 
@@ -304,15 +313,15 @@ fn main() -> Result<()> {
                 std::thread::sleep(Duration::from_secs(3600));
             }
         }
-        Cmd::Scenario { name, bin, cgroot, seconds, rounds, out, only, scenarios, seed } => {
+        Cmd::Scenario { name, bin, cgroot, seconds, rounds, out, only, scenarios, seed, crash_after } => {
             let env = harness::Env { bin, cgroot, seconds };
             let selection = bench::Selection::parse(&only, &scenarios, name == "bench-quick")?;
             let report = match name.as_str() {
                 "enforce" => enforce::enforce(&env)?,
                 "demo" => demo::demo(&env, rounds)?,
                 "control" => control::run(&env)?,
-                "bench" => bench::run(&env, rounds, false, &selection)?,
-                "bench-quick" => bench::run(&env, rounds, true, &selection)?,
+                "bench" => bench::run(&env, rounds, false, &selection, &out, Some(crash_after))?,
+                "bench-quick" => bench::run(&env, rounds, true, &selection, &out, Some(crash_after))?,
                 // --seconds: the time budget for random shapes; --rounds:
                 // how often issue 19's own shape runs first (0 to replay a seed).
                 "hunt" => hunt::run(&env, seed, seconds, rounds)?,
@@ -325,7 +334,7 @@ fn main() -> Result<()> {
             };
             harness::emit(&report, &out)
         }
-        Cmd::Report { file, json, qemu, tcg_thread } => report(&file, json.as_deref(), qemu, tcg_thread),
+        Cmd::Report { file, json, qemu, tcg_thread, boots } => report(&file, json.as_deref(), qemu, tcg_thread, boots),
         Cmd::DbusFlood { seconds } => chaos::flood_client(seconds),
         Cmd::BenchSelection { only, scenarios, quick } => bench::Selection::parse(&only, &scenarios, quick).map(|_| ()),
         Cmd::BenchTable { report, date } => {
@@ -370,6 +379,7 @@ fn report(
     json_out: Option<&std::path::Path>,
     qemu: Option<String>,
     tcg_thread: Option<String>,
+    boots: u32,
 ) -> Result<()> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let body = text
@@ -379,13 +389,13 @@ fn report(
         .context("no report in the guest output: the scenario did not finish (see the console log)")?;
     let mut report: serde_json::Value = serde_json::from_str(body.trim()).context("parsing the guest's report")?;
     // What the guest cannot know about itself: the emulator it ran under.
-    report["harness"] = serde_json::json!({ "qemu": qemu, "tcg_thread": tcg_thread });
+    report["harness"] = serde_json::json!({ "qemu": qemu, "tcg_thread": tcg_thread, "boots": boots });
     if let Some(path) = json_out {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
     }
     println!(
-        "scenario {} on kernel {} ({} CPUs), QEMU {} TCG thread={}",
-        report["scenario"], report["kernel"], report["cpus"], report["harness"]["qemu"], report["harness"]["tcg_thread"]
+        "scenario {} on kernel {} ({} CPUs), QEMU {} TCG thread={}, {} boot(s)",
+        report["scenario"], report["kernel"], report["cpus"], report["harness"]["qemu"], report["harness"]["tcg_thread"], boots
     );
     for c in report["checks"].as_array().into_iter().flatten() {
         let ok = c["ok"].as_bool().unwrap_or(false);
