@@ -22,6 +22,7 @@ pub mod modes;
 pub mod overhead;
 pub mod persist;
 pub mod resolver;
+pub mod scrape_owner;
 pub mod scraper;
 pub mod slots;
 pub mod switcher;

@@ -9,9 +9,12 @@
 //! Bounded: at most `limits::MAX_SCRAPES` endpoints, all on loopback
 //! (validated), each GET with a 500 ms timeout and an 8 MiB cap, one after
 //! the other on one thread. A slow or dead endpoint delays only the other
-//! endpoints' readings, and its failures are counted and reported.
+//! endpoints' readings, and its failures are counted and reported. Only a
+//! socket of the unit's own users is read (`scrape_owner`): a unit with no
+//! cgroup (not running) is not scraped.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -44,6 +47,8 @@ struct Endpoint {
     latest: Option<Reading>,
     ok: u64,
     failed: u64,
+    /// The unit's cgroup, whose users' sockets may be read.
+    cgroup: Option<PathBuf>,
 }
 
 #[derive(Default)]
@@ -63,10 +68,12 @@ fn source(s: &Scrape) -> Source {
     (s.url.clone(), s.histogram.clone())
 }
 
-/// One GET and parse of an endpoint.
-fn read(source: &Source) -> Result<Buckets, String> {
+/// One GET and parse of an endpoint, once its listener is the unit's.
+fn read(source: &Source, cgroup: Option<&Path>) -> Result<Buckets, String> {
     let (url, histogram) = source;
     let u = parse_scrape_url(url)?;
+    let cgroup = cgroup.ok_or("the unit has no cgroup (not running): nothing to scrape")?;
+    crate::scrape_owner::check(u.addr, Some(cgroup))?;
     let text = get(u.addr, &u.host, &u.path, SCRAPE_TIMEOUT, "scx-slod")?;
     histogram_buckets(&text, histogram)
 }
@@ -75,10 +82,10 @@ fn run(shared: Weak<Shared>) {
     loop {
         let Some(s) = shared.upgrade() else { return };
         let round = Instant::now();
-        let sources: Vec<Source> = s.endpoints.lock().map(|e| e.keys().cloned().collect()).unwrap_or_default();
+        let sources: Vec<(Source, Option<PathBuf>)> = s.endpoints.lock().map(|e| e.iter().map(|(k, v)| (k.clone(), v.cgroup.clone())).collect()).unwrap_or_default();
         drop(s);
-        for src in sources {
-            let result = read(&src).map(Arc::new);
+        for (src, cgroup) in sources {
+            let result = read(&src, cgroup.as_deref()).map(Arc::new);
             let Some(s) = shared.upgrade() else { return };
             let mut endpoints = match s.endpoints.lock() {
                 Ok(e) => e,
@@ -100,15 +107,15 @@ fn run(shared: Weak<Shared>) {
 }
 
 impl Scraper {
-    /// Reads the `scrape` blocks of `targets` from now on (endpoints kept
-    /// keep their readings and counts). The thread starts with the first
-    /// endpoint.
-    pub fn follow<'a>(&mut self, scrapes: impl Iterator<Item = &'a Scrape>) {
-        let want: Vec<Source> = scrapes.map(source).collect();
+    /// Reads these `scrape` blocks from now on, each with its unit's cgroup
+    /// (None: not running); endpoints kept keep their readings and counts.
+    /// The thread starts with the first endpoint.
+    pub fn follow<'a>(&mut self, scrapes: impl Iterator<Item = (&'a Scrape, Option<PathBuf>)>) {
+        let want: Vec<(Source, Option<PathBuf>)> = scrapes.map(|(s, c)| (source(s), c)).collect();
         let Ok(mut e) = self.shared.endpoints.lock() else { return };
-        e.retain(|k, _| want.contains(k));
-        for s in want {
-            e.entry(s).or_default();
+        e.retain(|k, _| want.iter().any(|(w, _)| w == k));
+        for (s, cgroup) in want {
+            e.entry(s).or_default().cgroup = cgroup;
         }
         if !e.is_empty() && !self.started {
             let weak = Arc::downgrade(&self.shared);
@@ -165,7 +172,9 @@ mod tests {
         let good = Scrape { url: format!("http://127.0.0.1:{port}/metrics"), histogram: "rpc_seconds".into() };
         let missing = Scrape { url: format!("http://127.0.0.1:{port}/metrics"), histogram: "nope".into() };
         let mut scraper = Scraper::default();
-        scraper.follow([&good, &missing].into_iter());
+        // Our own socket, so the unit's cgroup does not matter here.
+        let cg = || Some(PathBuf::from("/nonexistent"));
+        scraper.follow([(&good, cg()), (&missing, cg())].into_iter());
         let deadline = Instant::now() + Duration::from_secs(10);
         while scraper.report(&good).ok < 2 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
@@ -176,7 +185,7 @@ mod tests {
         let r = scraper.report(&missing);
         assert!(r.failed >= 1 && r.last_error.as_deref().is_some_and(|e| e.contains("no histogram named \"nope\"")), "{r:?}");
         // Dropped from the config: no reading, nothing counted.
-        scraper.follow([&good].into_iter());
+        scraper.follow([(&good, cg())].into_iter());
         assert!(scraper.latest(&missing).is_none());
         assert_eq!(scraper.report(&missing).ok + scraper.report(&missing).failed, 0);
     }

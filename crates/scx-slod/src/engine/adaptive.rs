@@ -323,7 +323,14 @@ impl Engine {
     /// controllers (`Adaptation::follow`) and the scraper's endpoints.
     pub(super) fn follow_config(&mut self) {
         self.adaptation.follow(&self.generation.config);
-        self.scraper.follow(self.generation.config.targets.iter().filter_map(|t| t.scrape.as_ref()));
+        self.follow_scrapes();
+    }
+
+    /// The scraper's endpoints and their units' cgroups, as resolved now
+    /// (each scan: units start and stop).
+    pub(super) fn follow_scrapes(&mut self) {
+        let resolved = &self.resolved;
+        self.scraper.follow(self.generation.config.targets.iter().filter_map(|t| Some((t.scrape.as_ref()?, resolved.get(&t.key).map(|r| r.dir.clone())))));
     }
 
     /// One pass of the adaptive targets whose interval ended (enforce mode,

@@ -178,8 +178,6 @@ impl Engine {
         if let (Ok(trail), false) = (&mut audit, bpf_objects.is_empty()) {
             let _ = trail.append("start", None, "bpf_objects_verified", serde_json::json!({ "sha256": bpf_objects }));
         }
-        let mut scraper = crate::scraper::Scraper::default();
-        scraper.follow(generation.config.targets.iter().filter_map(|t| t.scrape.as_ref()));
         let engine = Engine {
             opts,
             host,
@@ -187,7 +185,7 @@ impl Engine {
             snapshot: Arc::clone(&snapshot),
             events: events_tx,
             adaptation: adaptive::Adaptation::new(&generation.config, &adaptive_changes),
-            scraper,
+            scraper: crate::scraper::Scraper::default(),
             canary: None,
             decided_canary,
             audit,
@@ -282,6 +280,7 @@ impl Engine {
     /// Telemetry for one scan (metrics snapshot, overhead guard, advisory).
     fn telemetry_scan(&mut self, sched: Option<&mut dyn Backend>) {
         self.last_telemetry = Some(Instant::now());
+        self.follow_scrapes();
         let caps = self.supervisor.capabilities().modes().to_vec();
         let adaptive = self.adaptive_reports();
         let (breaker_open, breaker_failures) = self.supervisor.breaker();

@@ -54,6 +54,7 @@ impl Engine {
     /// Fills a freshly loaded backend's maps and attaches it.
     pub(super) fn fill_and_attach(&mut self, sched: &mut dyn Backend) -> Result<(), String> {
         self.resolved = self.host.resolve_all(&self.generation.config);
+        self.follow_scrapes();
         let t = Instant::now();
         self.slots.new_maps();
         self.slots.assign(&self.generation.config);
