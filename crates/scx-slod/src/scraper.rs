@@ -85,7 +85,10 @@ fn run(shared: Weak<Shared>) {
         let sources: Vec<(Source, Option<PathBuf>)> = s.endpoints.lock().map(|e| e.iter().map(|(k, v)| (k.clone(), v.cgroup.clone())).collect()).unwrap_or_default();
         drop(s);
         for (src, cgroup) in sources {
-            let result = read(&src, cgroup.as_deref()).map(Arc::new);
+            // A parser panic is a failed reading, and the thread goes on.
+            let result = std::panic::catch_unwind(|| read(&src, cgroup.as_deref()))
+                .unwrap_or_else(|_| Err("the reply could not be parsed (the parser panicked)".to_string()))
+                .map(Arc::new);
             let Some(s) = shared.upgrade() else { return };
             let mut endpoints = match s.endpoints.lock() {
                 Ok(e) => e,
