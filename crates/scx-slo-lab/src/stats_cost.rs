@@ -6,9 +6,10 @@
 //! byte through pipes (each round trip: two wakeups and two switches, the
 //! probes' three tracepoints), timed in blocks, alternately with the probes
 //! detached, attached with the statistics off, and attached with them on.
-//! A pinned ping-pong varies little between blocks, so the differences of
-//! the medians are the probes' cost and the statistics' cost per round
-//! trip; the statistics' own run count gives the probe runs per trip.
+//! The three variants of a block run back to back, so the median over
+//! blocks of their differences is the probes' cost and the statistics' cost
+//! per round trip, the host's drift between blocks cancelling out; the
+//! statistics' own run count gives the probe runs per trip.
 //! The probes watch no cgroup (the common case: the host's other tasks).
 
 use std::io::{Read, Write};
@@ -34,11 +35,12 @@ pub struct StatsCost {
     pub runs_per_trip: f64,
     /// The probes' cost per run as the kernel counts it (statistics on).
     pub counted_ns_per_run: f64,
-    /// Per run, statistics off: (off - detached) / runs.
+    /// Per run, statistics off: the median over blocks of (off - detached)
+    /// / runs.
     pub probe_ns_per_run_off: f64,
-    /// Per run, statistics on: (on - detached) / runs.
+    /// Per run, statistics on: likewise (on - detached) / runs.
     pub probe_ns_per_run_on: f64,
-    /// What the statistics add per run: (on - off) / runs.
+    /// What the statistics add per run: likewise (on - off) / runs.
     pub stats_ns_per_run: f64,
 }
 
@@ -157,18 +159,21 @@ pub fn run(blocks: usize, trips: usize) -> Result<StatsCost> {
         }
     }
     obs.detach();
-    let (trip_detached_ns, trip_off_ns, trip_on_ns) = (median(detached), median(off), median(on));
-    let runs_per_trip = median(runs);
+    let runs_per_trip = median(runs.clone());
+    // The differences are taken inside each block (its three variants ran
+    // back to back) and then their median: the host's drift between blocks
+    // cancels out.
+    let per_block = |a: &[f64], b: &[f64]| median(a.iter().zip(b).map(|(x, y)| (x - y) / runs_per_trip).collect());
     Ok(StatsCost {
         blocks,
         trips,
-        trip_detached_ns,
-        trip_off_ns,
-        trip_on_ns,
+        trip_detached_ns: median(detached.clone()),
+        trip_off_ns: median(off.clone()),
+        trip_on_ns: median(on.clone()),
         runs_per_trip,
         counted_ns_per_run: median(counted),
-        probe_ns_per_run_off: (trip_off_ns - trip_detached_ns) / runs_per_trip,
-        probe_ns_per_run_on: (trip_on_ns - trip_detached_ns) / runs_per_trip,
-        stats_ns_per_run: (trip_on_ns - trip_off_ns) / runs_per_trip,
+        probe_ns_per_run_off: per_block(&off, &detached),
+        probe_ns_per_run_on: per_block(&on, &detached),
+        stats_ns_per_run: per_block(&on, &off),
     })
 }
