@@ -313,11 +313,6 @@ const SERVE_PORT: u16 = 9464;
 /// leave room for 10.
 const SERVICE_RAISE_S: u64 = 10 * INTERVAL_S;
 
-/// The p99 of the probe's requests between two readings of its endpoint.
-fn served_p99(before: &scx_slo_api::scrape::Buckets, after: &scx_slo_api::scrape::Buckets) -> (u64, Option<f64>) {
-    scx_slo_api::scrape::histogram_p99(before, after)
-}
-
 /// `f`'s first `Some` within `timeout`, trying every 200 ms (a status file
 /// rewritten every second, an endpoint: no need to spin under TCG).
 fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
@@ -378,11 +373,11 @@ fn service_sli(env: &Env, report: &mut Report, daemon: &mut Daemon, api_id: u64)
     let scrape = status.as_ref().and_then(|s| s.scrapes.get("api.service").cloned());
     let why = adaptive.as_ref().and_then(|a| a.last_change.as_ref()).map(|c| c.why.clone()).unwrap_or_default();
     let (early_n, early_p99) = match (&first, &early) {
-        (Some(a), Some(b)) => served_p99(a, b),
+        (Some(a), Some(b)) => scx_slo_api::scrape::histogram_p99(a, b),
         _ => (0, None),
     };
     let (late_n, late_p99) = match (&late_start, &late_end) {
-        (Some(a), Some(b)) => served_p99(a, b),
+        (Some(a), Some(b)) => scx_slo_api::scrape::histogram_p99(a, b),
         _ => (0, None),
     };
     report.check(

@@ -97,10 +97,25 @@ pub fn cgroup_uids(dir: &Path) -> BTreeSet<u32> {
     uids
 }
 
+/// The host's socket tables (`/proc/net/tcp`, `/proc/net/tcp6`), read once
+/// per scraping round for every endpoint: on a busy host they run to
+/// megabytes.
+pub struct SocketTables {
+    tcp: String,
+    tcp6: String,
+}
+
+impl SocketTables {
+    /// Reads both tables now.
+    pub fn read() -> SocketTables {
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        SocketTables { tcp: read("/proc/net/tcp"), tcp6: read("/proc/net/tcp6") }
+    }
+}
+
 /// Whether the listener on `addr` may be scraped for the unit in `cgroup`.
-pub fn check(addr: SocketAddr, cgroup: Option<&Path>) -> Result<(), String> {
-    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-    let owners = listener_uids(addr, &read("/proc/net/tcp"), &read("/proc/net/tcp6"));
+pub fn check(addr: SocketAddr, cgroup: Option<&Path>, tables: &SocketTables) -> Result<(), String> {
+    let owners = listener_uids(addr, &tables.tcp, &tables.tcp6);
     if owners.is_empty() {
         return Err(format!("nothing listens on {addr}"));
     }
@@ -160,8 +175,8 @@ mod tests {
         }
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        assert_eq!(check(addr, None), Ok(()));
+        assert_eq!(check(addr, None, &SocketTables::read()), Ok(()));
         drop(listener);
-        assert!(check(addr, None).unwrap_err().contains("nothing listens"));
+        assert!(check(addr, None, &SocketTables::read()).unwrap_err().contains("nothing listens"));
     }
 }

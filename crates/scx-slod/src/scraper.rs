@@ -23,6 +23,8 @@ use scx_slo_api::scrape::{get, histogram_buckets, Buckets};
 use scx_slo_model::scrape_block::parse_scrape_url;
 use scx_slo_model::Scrape;
 
+use crate::scrape_owner::SocketTables;
+
 /// How often each endpoint is read.
 pub const SCRAPE_EVERY: Duration = Duration::from_secs(1);
 /// Connect, write and read timeout of one GET: loopback answers in well
@@ -69,11 +71,11 @@ fn source(s: &Scrape) -> Source {
 }
 
 /// One GET and parse of an endpoint, once its listener is the unit's.
-fn read(source: &Source, cgroup: Option<&Path>) -> Result<Buckets, String> {
+fn read(source: &Source, cgroup: Option<&Path>, tables: &SocketTables) -> Result<Buckets, String> {
     let (url, histogram) = source;
     let u = parse_scrape_url(url)?;
     let cgroup = cgroup.ok_or("the unit has no cgroup (not running): nothing to scrape")?;
-    crate::scrape_owner::check(u.addr, Some(cgroup))?;
+    crate::scrape_owner::check(u.addr, Some(cgroup), tables)?;
     let text = get(u.addr, &u.host, &u.path, SCRAPE_TIMEOUT, "scx-slod")?;
     histogram_buckets(&text, histogram)
 }
@@ -84,9 +86,10 @@ fn run(shared: Weak<Shared>) {
         let round = Instant::now();
         let sources: Vec<(Source, Option<PathBuf>)> = s.endpoints.lock().map(|e| e.iter().map(|(k, v)| (k.clone(), v.cgroup.clone())).collect()).unwrap_or_default();
         drop(s);
+        let tables = SocketTables::read();
         for (src, cgroup) in sources {
             // A parser panic is a failed reading, and the thread goes on.
-            let result = std::panic::catch_unwind(|| read(&src, cgroup.as_deref()))
+            let result = std::panic::catch_unwind(|| read(&src, cgroup.as_deref(), &tables))
                 .unwrap_or_else(|_| Err("the reply could not be parsed (the parser panicked)".to_string()))
                 .map(Arc::new);
             let Some(s) = shared.upgrade() else { return };
