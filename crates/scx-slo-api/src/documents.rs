@@ -256,6 +256,17 @@ pub struct AdaptiveReport {
     pub last_change: Option<AdaptiveDecision>,
 }
 
+/// One BPF map of the loaded backend and the kernel memory it holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapMemory {
+    /// The map's name in the BPF object.
+    pub name: String,
+    /// Its `max_entries`, as loaded.
+    pub max_entries: u32,
+    /// The kernel's own count (`memlock` in the map's fdinfo), bytes.
+    pub bytes: u64,
+}
+
 /// A target's own latency histogram, as the daemon's scraper reads it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScrapeReport {
@@ -384,6 +395,14 @@ pub struct Status {
     /// The scraper's endpoints, by target (targets with a `scrape` block).
     #[serde(default)]
     pub scrapes: BTreeMap<String, ScrapeReport>,
+    /// Target slots the loaded backend's per-target maps hold (0 when
+    /// nothing is loaded): a reload past it is refused until a restart.
+    #[serde(default)]
+    pub target_capacity: u32,
+    /// The loaded backend's maps and their kernel memory (empty when nothing
+    /// is loaded, or with the simulated backend).
+    #[serde(default)]
+    pub maps: Vec<MapMemory>,
     /// The A/B canary, when the config has one.
     #[serde(default)]
     pub canary: Option<CanaryReport>,

@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod integrity;
 pub mod intf;
+pub mod map_memory;
 pub mod maps;
 pub mod observe;
 pub mod observe_skel;

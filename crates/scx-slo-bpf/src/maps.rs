@@ -20,12 +20,23 @@ pub(crate) fn write_targets(
     targets: &[MapTarget],
     mapped: &mut Vec<u64>,
 ) -> Result<()> {
-    let max = intf::slo_consts_SLO_MAX_TARGETS;
-    crate::ensure!(targets.len() <= max as usize, "{} targets; at most {max}", targets.len());
+    // Every check before the first write: a refused set leaves the maps
+    // as they were. The maps hold the slots they were sized for at load.
+    let max = cfg_map.max_entries();
+    crate::ensure!(
+        targets.len() <= max as usize,
+        "{} targets do not fit the {max} slots the maps were sized for when they loaded",
+        targets.len()
+    );
+    if let Some(t) = targets.iter().find(|t| t.index >= max) {
+        return Err(crate::error::Error::Invalid(format!(
+            "target slot {} is past the {max} slots the maps were sized for when they loaded",
+            t.index
+        )));
+    }
     let cpus = libbpf_rs::num_possible_cpus().context("counting possible CPUs")?;
     let zero_stats = vec![vec![0u8; std::mem::size_of::<intf::slo_target_stats>()]; cpus];
     for t in targets {
-        crate::ensure!(t.index < max, "target index {} out of range", t.index);
         let key = t.index.to_ne_bytes();
         cfg_map
             .update(&key, pod_bytes(&t.cfg), MapFlags::ANY)

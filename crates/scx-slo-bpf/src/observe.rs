@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use crate::error::{Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::OpenObject;
+use libbpf_rs::{MapCore, OpenObject};
 
 use crate::intf;
 use crate::maps::{self, TargetStats};
@@ -99,8 +99,15 @@ fn enable_stats() -> std::result::Result<OwnedFd, i32> {
 
 impl<'obj> Observer<'obj> {
     /// Opens and loads the probes (the verifier runs here); not attached.
-    pub fn load(open_object: &'obj mut MaybeUninit<OpenObject>) -> Result<Self> {
-        let open = ObserveSkelBuilder::default().open(open_object).context("opening the observe BPF object")?;
+    /// The per-target maps hold `target_capacity` slots
+    /// (`scx_slo_model::target_capacity`).
+    pub fn load(open_object: &'obj mut MaybeUninit<OpenObject>, target_capacity: u32) -> Result<Self> {
+        let mut open = ObserveSkelBuilder::default().open(open_object).context("opening the observe BPF object")?;
+        let maps = &mut open.maps;
+        crate::map_memory::size_target_maps(
+            &mut [&mut maps.target_cfg, &mut maps.target_stats, &mut maps.cgroup_targets],
+            target_capacity,
+        )?;
         let skel = open.load().context("loading the observe probes (BPF verifier)")?;
         // Asked once here, and let go at once: stats are on only while the
         // overhead guard measures (`set_measuring`).
@@ -168,6 +175,17 @@ impl<'obj> Observer<'obj> {
     /// A target's statistics summed over CPUs.
     pub fn target_stats(&self, index: u32) -> Result<TargetStats> {
         maps::read_target_stats(&self.skel.maps.target_stats, index)
+    }
+
+    /// Target slots the maps were sized for at load.
+    pub fn target_capacity(&self) -> u32 {
+        self.skel.maps.target_cfg.max_entries()
+    }
+
+    /// The per-target maps, with the kernel's count of each.
+    pub fn map_memory(&self) -> Result<Vec<crate::map_memory::MapMemory>> {
+        let m = &self.skel.maps;
+        [&m.target_stats, &m.target_cfg].into_iter().map(crate::map_memory::loaded).chain([crate::map_memory::loaded(&m.cgroup_targets)]).collect()
     }
 
     /// Measure one wakeup in `n` per CPU (1 = all).

@@ -9,6 +9,7 @@ use libbpf_rs::{MapCore, MapFlags, OpenObject};
 use scx_slo_model::{Config, SwitchMode};
 
 use crate::intf;
+use crate::map_memory;
 use crate::maps::{self, MapTarget, TargetStats};
 use crate::skel::BpfSkel;
 use crate::topology::Topology;
@@ -23,6 +24,8 @@ pub struct LoadParams {
     pub config: Config,
     /// Machine shape.
     pub topology: Topology,
+    /// Slots of the per-target maps (`scx_slo_model::target_capacity`).
+    pub target_capacity: u32,
 }
 
 pub use scx_slo_api::host::ExitInfo;
@@ -95,6 +98,12 @@ impl<'obj> Scheduler<'obj> {
             SwitchMode::All => 0,
         };
 
+        let maps = &mut skel.maps;
+        map_memory::size_target_maps(
+            &mut [&mut maps.target_cfg, &mut maps.target_stats, &mut maps.budget_state, &mut maps.cgroup_targets],
+            params.target_capacity,
+        )?;
+
         let skel = scx_loader::load(skel).context("loading scx_slo (BPF verifier)")?;
         Ok(Scheduler { skel, link: None, mapped_cgroups: Vec::new() })
     }
@@ -137,6 +146,28 @@ impl<'obj> Scheduler<'obj> {
     /// A target's statistics summed over CPUs.
     pub fn target_stats(&self, index: u32) -> Result<TargetStats> {
         maps::read_target_stats(&self.skel.maps.target_stats, index)
+    }
+
+    /// Target slots the maps were sized for at load.
+    pub fn target_capacity(&self) -> u32 {
+        self.skel.maps.target_cfg.max_entries()
+    }
+
+    /// Every map [`map_memory::rule`] names, with the kernel's count of it.
+    pub fn map_memory(&self) -> Result<Vec<map_memory::MapMemory>> {
+        let m = &self.skel.maps;
+        [
+            map_memory::loaded(&m.target_stats),
+            map_memory::loaded(&m.target_cfg),
+            map_memory::loaded(&m.budget_state),
+            map_memory::loaded(&m.cgroup_targets),
+            map_memory::loaded(&m.global_stats),
+            map_memory::loaded(&m.cpu_ctxs),
+            map_memory::loaded(&m.node_ctxs),
+            map_memory::loaded(&m.events),
+        ]
+        .into_iter()
+        .collect()
     }
 
     /// Whole-scheduler counters by name, summed over CPUs, then

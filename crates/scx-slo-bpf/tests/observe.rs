@@ -92,7 +92,7 @@ fn probes_measure_targeted_cgroups_only() {
         return;
     }
     let mut object = MaybeUninit::uninit();
-    let mut obs = Observer::load(&mut object).expect("load the observe probes");
+    let mut obs = Observer::load(&mut object, 32).expect("load the observe probes");
     let mut targeted = TestCgroup::new("targeted");
     let mut impossible = TestCgroup::new("impossible");
     let mut other = TestCgroup::new("other");
@@ -163,7 +163,7 @@ fn raw_samples_match_the_histograms_and_stay_off_by_default() {
         return;
     }
     let mut object = MaybeUninit::uninit();
-    let mut obs = Observer::load(&mut object).expect("load the observe probes");
+    let mut obs = Observer::load(&mut object, 32).expect("load the observe probes");
     let mut targeted = TestCgroup::new("samples-targeted");
     let mut other = TestCgroup::new("samples-other");
     obs.apply(&[MapTarget { index: 0, cgroup_id: targeted.id(), cfg: latency_cfg(1_000_000_000), fresh: true }]).expect("apply");
@@ -199,4 +199,38 @@ fn raw_samples_match_the_histograms_and_stay_off_by_default() {
     let mut r: Vec<u64> = response.iter().map(|s| s.ns).collect();
     assert!(median(&mut r) >= median(&mut q), "response {r:?} vs queue {q:?}");
     assert_eq!(obs.counters().expect("counters").samples_dropped, 0);
+}
+
+/// Issue 18: the per-target maps hold the slots they were loaded with, the
+/// kernel's count of their memory is the sizing rule's (plus a header), and
+/// a target set past the slots is refused before anything is written.
+#[test]
+fn target_maps_are_sized_at_load_and_refuse_what_does_not_fit() {
+    if !can_run() {
+        return;
+    }
+    let cpus = libbpf_rs::num_possible_cpus().expect("possible CPUs") as u64;
+    for capacity in [32u32, 256] {
+        let mut object = MaybeUninit::uninit();
+        let mut obs = Observer::load(&mut object, capacity).expect("load the observe probes");
+        assert_eq!(obs.target_capacity(), capacity);
+        let rule = scx_slo_bpf::map_memory::rule(cpus, u64::from(capacity));
+        for loaded in obs.map_memory().expect("fdinfo") {
+            let want = rule.iter().find(|(n, _)| *n == loaded.name).expect("a map the rule names").1;
+            eprintln!("{} at {capacity} slots, {cpus} CPUs: kernel {} bytes, rule {want}", loaded.name, loaded.bytes);
+            assert_eq!(loaded.max_entries, capacity, "{}", loaded.name);
+            assert!(
+                loaded.bytes >= want && loaded.bytes - want < scx_slo_bpf::map_memory::HEADER_SLACK,
+                "{} at {capacity} slots, {cpus} CPUs: the kernel counts {} bytes, the rule {want}",
+                loaded.name,
+                loaded.bytes
+            );
+        }
+        let targeted = TestCgroup::new("sized");
+        let fits = MapTarget { index: capacity - 1, cgroup_id: targeted.id(), cfg: latency_cfg(1_000_000_000), fresh: true };
+        obs.apply(std::slice::from_ref(&fits)).expect("the last slot fits");
+        let past = MapTarget { index: capacity, cgroup_id: targeted.id() + 1, ..fits.clone() };
+        let err = obs.apply(&[fits.clone(), past]).expect_err("a slot past the capacity").to_string();
+        assert!(err.contains(&format!("target slot {capacity} is past the {capacity} slots")), "{err}");
+    }
 }

@@ -63,6 +63,8 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
         Err(e) => eprintln!("{switch}: no verifier counts: {e:#}"),
     }
 
+    map_memory_matches_the_rule(report, switch, &enforce_config(switch), &mut facts);
+
     // Existing tasks: switched (partial) or on sched_ext anyway (all).
     let pre_pid = pre_api.id() as i32;
     let untargeted_pid = pre_untargeted.id() as i32;
@@ -366,6 +368,41 @@ fn invalid_at_start(env: &Env, report: &mut Report) -> Result<()> {
         format!("exit={:?}, state={}, stderr: {}", out.status.code(), kernel::sched_ext_state(), stderr.lines().last().unwrap_or("")),
     );
     Ok(())
+}
+
+/// Issue 18: the per-target maps hold the slots the config's size asks for,
+/// and the kernel's count of every map's memory is the sizing rule's plus a
+/// struct header (`scx_slo_bpf::map_memory`).
+fn map_memory_matches_the_rule(report: &mut Report, switch: &str, config: &serde_json::Value, facts: &mut serde_json::Map<String, serde_json::Value>) {
+    // The status file is written a moment after the attach.
+    let mut status = None;
+    wait_until(Duration::from_secs(5), || {
+        status = crate::daemon::daemon_status().filter(|s| !s.maps.is_empty());
+        status.is_some()
+    });
+    let Some(status) = status else {
+        report.check(format!("{switch}: maps sized by the rule"), false, "no status with maps from the daemon");
+        return;
+    };
+    let targets = config["targets"].as_object().map_or(0, |t| t.len());
+    let capacity = scx_slo_model::target_capacity(targets) as u64;
+    let cpus = libbpf_rs::num_possible_cpus().unwrap_or(0) as u64;
+    let rule = scx_slo_bpf::map_memory::rule(cpus, capacity);
+    let mut off = Vec::new();
+    for (name, want) in &rule {
+        match status.maps.iter().find(|m| m.name == *name) {
+            Some(m) if m.bytes >= *want && m.bytes - want < scx_slo_bpf::map_memory::HEADER_SLACK => {}
+            Some(m) => off.push(format!("{name}: kernel {} bytes, rule {want}", m.bytes)),
+            None => off.push(format!("{name}: not in the status")),
+        }
+    }
+    let total: u64 = status.maps.iter().map(|m| m.bytes).sum();
+    report.check(
+        format!("{switch}: maps sized for {targets} targets and {cpus} CPUs as the rule says"),
+        u64::from(status.target_capacity) == capacity && off.is_empty(),
+        format!("capacity {} (rule {capacity}), {} in {} maps; {}", status.target_capacity, scx_slo_bpf::map_memory::mib(total), status.maps.len(), off.join("; ")),
+    );
+    facts.insert("map_memory".into(), json!({ "capacity": status.target_capacity, "cpus": cpus, "maps": status.maps }));
 }
 
 pub fn enforce(env: &Env) -> Result<Report> {

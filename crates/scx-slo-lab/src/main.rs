@@ -182,6 +182,17 @@ enum Cmd {
         #[arg(long, default_value_t = 100_000)]
         trips: usize,
     },
+    /// The scheduler's map memory by the sizing rule (scx_slo_bpf::map_memory)
+    /// for CPU counts x configured targets, as a markdown table; the VM's
+    /// enforce scenario checks the rule against the kernel's own count.
+    MapMemory {
+        /// Possible CPUs, comma separated.
+        #[arg(long, default_value = "2,16,64,256")]
+        cpus: String,
+        /// Configured targets, comma separated.
+        #[arg(long, default_value = "10,100,1000")]
+        targets: String,
+    },
     /// Host benchmark: hackbench with and without observe mode, same boot;
     /// prints the JSON summary (time ratio, probe CPU share, ns per probe run).
     BenchObserve {
@@ -354,6 +365,17 @@ fn main() -> Result<()> {
             );
             Ok(())
         }
+        Cmd::MapMemory { cpus, targets } => {
+            let list = |s: &str, what: &str| -> Result<Vec<u64>> {
+                s.split(',').map(|v| v.trim().parse::<u64>().with_context(|| format!("--{what}: {v:?} is not a count"))).collect()
+            };
+            let (cpus, targets) = (list(&cpus, "cpus")?, list(&targets, "targets")?);
+            if let Some(t) = targets.iter().find(|t| **t as usize > scx_slo_model::MAX_TARGETS) {
+                anyhow::bail!("--targets: {t} is over the {} a config may hold", scx_slo_model::MAX_TARGETS);
+            }
+            print!("{}", map_memory_table(&cpus, &targets));
+            Ok(())
+        }
         Cmd::BenchObserve { daemon, rounds, hackbench, untargeted } => {
             let settings =
                 overhead::Settings { daemon, rounds, hackbench: hackbench.split_whitespace().map(String::from).collect(), untargeted };
@@ -483,4 +505,20 @@ mod tests {
             }
         }
     }
+}
+
+/// The markdown table of `scx-slo-lab map-memory`.
+fn map_memory_table(cpus: &[u64], targets: &[u64]) -> String {
+    use scx_slo_bpf::map_memory::{mib, rule};
+    let mut out = String::from("| CPUs | targets | slots | target_stats | all maps | was (1,024 slots) |\n|---:|---:|---:|---:|---:|---:|\n");
+    for &c in cpus {
+        for &t in targets {
+            let slots = scx_slo_model::target_capacity(t as usize) as u64;
+            let now = rule(c, slots);
+            let was: u64 = rule(c, scx_slo_model::MAX_TARGETS as u64).iter().map(|(_, b)| b).sum();
+            let total: u64 = now.iter().map(|(_, b)| b).sum();
+            out.push_str(&format!("| {c} | {t} | {slots} | {} | {} | {} |\n", mib(now[0].1), mib(total), mib(was)));
+        }
+    }
+    out
 }

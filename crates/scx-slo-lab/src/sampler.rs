@@ -27,7 +27,8 @@ impl<'obj> WakeSampler<'obj> {
     /// root), target index = position.
     pub(crate) fn start(env: &Env, cgroups: &[String], object: &'obj mut std::mem::MaybeUninit<libbpf_rs::OpenObject>) -> Result<Self> {
         use std::os::unix::fs::MetadataExt;
-        let mut observer = scx_slo_bpf::Observer::load(object)?;
+        let capacity = scx_slo_model::target_capacity(cgroups.len()) as u32;
+        let mut observer = scx_slo_bpf::Observer::load(object, capacity)?;
         let cfg = scx_slo_bpf::intf::slo_target_cfg {
             runtime_ns: 1_000_000,
             period_ns: 10_000_000,

@@ -124,7 +124,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 pub fn run(blocks: usize, trips: usize) -> Result<StatsCost> {
     pin_to_cpu0()?;
     let mut object = std::mem::MaybeUninit::uninit();
-    let mut obs = scx_slo_bpf::Observer::load(&mut object).context("loading the observe probes")?;
+    let mut obs = scx_slo_bpf::Observer::load(&mut object, scx_slo_model::MIN_TARGET_CAPACITY as u32).context("loading the observe probes")?;
     if !obs.measures_cost() {
         bail!("the kernel refused BPF_ENABLE_STATS: the probes' runs cannot be counted");
     }

@@ -13,6 +13,21 @@ pub const CONFIG_VERSION: u32 = 1;
 /// Most targets one config may hold; equals `SLO_MAX_TARGETS` in bpf/intf.h
 /// (scx-slo-bpf asserts this at compile time).
 pub const MAX_TARGETS: usize = 1024;
+/// Fewest target slots the BPF maps are sized for.
+pub const MIN_TARGET_CAPACITY: usize = 32;
+
+/// How many targets the per-target BPF maps hold when loaded for a config of
+/// `targets` targets: the smallest power of two that is at least twice as
+/// many, at least [`MIN_TARGET_CAPACITY`], at most [`MAX_TARGETS`]. The
+/// statistics are per CPU, so the slots cost `CPUs x 488 bytes` each: sizing
+/// them from the config (not always 1,024) is most of the scheduler's map
+/// memory on a large host. The headroom lets reloads add targets; a reload
+/// past the capacity is refused and a restart sizes the maps anew (the NixOS
+/// module restarts the unit when the capacity changes, nix/capacity.nix).
+pub fn target_capacity(targets: usize) -> usize {
+    targets.saturating_mul(2).next_power_of_two().clamp(MIN_TARGET_CAPACITY, MAX_TARGETS)
+}
+
 /// Highest priority; 0 is the lowest and is what untargeted tasks get.
 pub const MAX_PRIORITY: u16 = 1000;
 /// Weight of a target that sets none; the same scale as systemd's CPUWeight.
@@ -354,4 +369,21 @@ pub struct Config {
     pub canary: Option<CanarySettings>,
     /// Targets, sorted by key.
     pub targets: Vec<Target>,
+}
+
+#[cfg(test)]
+mod capacity_tests {
+    use super::*;
+
+    #[test]
+    fn capacity_doubles_the_targets_to_a_power_of_two_within_bounds() {
+        let cases = [(0, 32), (1, 32), (16, 32), (17, 64), (100, 256), (512, 1024), (513, 1024), (1000, 1024), (1024, 1024)];
+        for (targets, capacity) in cases {
+            assert_eq!(target_capacity(targets), capacity, "{targets} targets");
+        }
+        for n in 0..=MAX_TARGETS {
+            let c = target_capacity(n);
+            assert!(c >= n && c.is_power_of_two() && c <= MAX_TARGETS, "{n} targets: capacity {c}");
+        }
+    }
 }

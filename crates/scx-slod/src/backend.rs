@@ -4,6 +4,7 @@
 //! control plane can be tested on any host (`scx-slod --backend simulated`,
 //! used by the D-Bus integration tests; never in production).
 
+use scx_slo_bpf::map_memory::MapMemory;
 use scx_slo_bpf::{ExitInfo, MapTarget, Observer, ProbeCost, Scheduler, TargetStats};
 
 /// A loaded scheduler, attached or not.
@@ -22,6 +23,12 @@ pub trait Backend {
     fn global_stats(&self) -> scx_slo_bpf::Result<Vec<(&'static str, u64)>>;
     /// The events ring buffer, when there is one.
     fn events_map(&self) -> Option<scx_slo_bpf::events::EventsMap>;
+    /// Target slots the per-target maps were sized for at load.
+    fn target_capacity(&self) -> u32;
+    /// The maps and the kernel's count of their memory (none simulated).
+    fn map_memory(&self) -> scx_slo_bpf::Result<Vec<MapMemory>> {
+        Ok(Vec::new())
+    }
     /// Whether the probes' run time can be measured (observe probes, with
     /// the kernel's permission for BPF_ENABLE_STATS).
     fn measures_probe_cost(&self) -> bool {
@@ -65,6 +72,12 @@ impl Backend for Scheduler<'_> {
     fn events_map(&self) -> Option<scx_slo_bpf::events::EventsMap> {
         Scheduler::events_map(self).ok()
     }
+    fn target_capacity(&self) -> u32 {
+        Scheduler::target_capacity(self)
+    }
+    fn map_memory(&self) -> scx_slo_bpf::Result<Vec<MapMemory>> {
+        Scheduler::map_memory(self)
+    }
 }
 
 impl Backend for Observer<'_> {
@@ -97,6 +110,12 @@ impl Backend for Observer<'_> {
     fn events_map(&self) -> Option<scx_slo_bpf::events::EventsMap> {
         None
     }
+    fn target_capacity(&self) -> u32 {
+        Observer::target_capacity(self)
+    }
+    fn map_memory(&self) -> scx_slo_bpf::Result<Vec<MapMemory>> {
+        Observer::map_memory(self)
+    }
     fn measures_probe_cost(&self) -> bool {
         self.measures_cost()
     }
@@ -115,10 +134,17 @@ impl Backend for Observer<'_> {
 }
 
 /// In-memory stand-in: records what was applied, never exits by itself.
-#[derive(Default)]
 pub struct Simulated {
     attached: bool,
     applied: Vec<MapTarget>,
+    capacity: u32,
+}
+
+impl Simulated {
+    /// Holds `capacity` target slots, as a loaded scheduler would.
+    pub fn new(capacity: u32) -> Self {
+        Simulated { attached: false, applied: Vec::new(), capacity }
+    }
 }
 
 impl Backend for Simulated {
@@ -127,6 +153,8 @@ impl Backend for Simulated {
         Ok(())
     }
     fn apply(&mut self, targets: &[MapTarget]) -> scx_slo_bpf::Result<()> {
+        let capacity = self.capacity;
+        scx_slo_bpf::ensure!(targets.iter().all(|t| t.index < capacity), "a target slot is past the {capacity} slots");
         self.applied = targets.to_vec();
         Ok(())
     }
@@ -145,5 +173,8 @@ impl Backend for Simulated {
     }
     fn events_map(&self) -> Option<scx_slo_bpf::events::EventsMap> {
         None
+    }
+    fn target_capacity(&self) -> u32 {
+        self.capacity
     }
 }

@@ -43,6 +43,11 @@ impl Slots {
         }
     }
 
+    /// The highest slot in use.
+    pub fn highest(&self) -> Option<u32> {
+        self.by_key.values().max().copied()
+    }
+
     /// The slot of a target key.
     pub fn get(&self, key: &str) -> Option<u32> {
         self.by_key.get(key).copied()

@@ -72,6 +72,15 @@ struct Timings {
     last_apply_us: f64,
 }
 
+/// The loaded backend's maps, for the status (default: nothing loaded).
+#[derive(Default)]
+struct LoadedMaps {
+    /// Target slots they were sized for.
+    capacity: u32,
+    /// Each map's kernel memory, read once after the attach.
+    memory: Vec<scx_slo_bpf::map_memory::MapMemory>,
+}
+
 /// The engine.
 pub struct Engine {
     opts: EngineOptions,
@@ -107,6 +116,7 @@ pub struct Engine {
     carried: crate::carry::Carried,
     partial: PartialSwitching,
     timings: Timings,
+    loaded_maps: LoadedMaps,
     last_reload_error: Option<String>,
     /// Refused reloads and idempotency replays and conflicts, for metrics.
     counts: crate::metrics::DaemonCounts,
@@ -201,6 +211,7 @@ impl Engine {
             carried: Default::default(),
             partial: PartialSwitching::default(),
             timings: Timings::default(),
+            loaded_maps: LoadedMaps::default(),
             last_reload_error: None,
             counts: crate::metrics::DaemonCounts::default(),
             persist_error: None,

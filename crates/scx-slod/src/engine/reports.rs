@@ -95,6 +95,8 @@ impl Engine {
             adaptive: self.adaptive_reports(),
             scrapes: self.scrape_reports(),
             canary: self.canary.as_ref().map(super::canary::CanaryRun::report),
+            target_capacity: self.loaded_maps.capacity,
+            maps: self.loaded_maps.memory.clone(),
             bpf_objects: self.bpf_objects.clone(),
             audit: match &self.audit {
                 Ok(t) => {

@@ -139,6 +139,17 @@ impl Engine {
         let mut slots = self.slots.clone();
         slots.assign(&candidate.config);
         if let Some(s) = sched {
+            // The maps hold the slots they were sized for at load; every
+            // slot stays below the target count (slots.rs), so the count
+            // decides.
+            let (wanted, capacity) = (candidate.config.targets.len(), s.target_capacity());
+            if wanted > capacity as usize {
+                return Err(ControlError::InvalidConfig(format!(
+                    "targets: {wanted} targets do not fit the {capacity} slots the maps were sized for when they loaded; \
+                     restart scx-slod to size them for this config (generation {} stays)",
+                    self.generation.number
+                )));
+            }
             let t = Instant::now();
             let targets = slots.map_targets(&candidate.config, &resolved);
             s.apply(&targets).map_err(|e| {

@@ -14,7 +14,7 @@ use scx_slo_bpf::{LoadParams, Observer, Scheduler};
 use tracing::{debug, error, info, warn};
 
 use super::supervisor::FailureOutcome;
-use super::{BackendKind, Engine};
+use super::{BackendKind, Engine, LoadedMaps};
 use crate::backend::{Backend, Simulated};
 use crate::control::Event;
 
@@ -37,13 +37,29 @@ impl Engine {
         object: &'obj mut MaybeUninit<scx_slo_bpf::OpenObject>,
     ) -> scx_slo_bpf::Result<Box<dyn Backend + 'obj>> {
         match (self.opts.backend, mode) {
-            (BackendKind::Simulated, _) => Ok(Box::new(Simulated::default())),
+            (BackendKind::Simulated, _) => Ok(Box::new(Simulated::new(self.target_capacity()))),
             (BackendKind::Bpf, ActiveMode::Enforce) => {
-                let params = LoadParams { config: self.generation.config.clone(), topology: self.topology.clone() };
+                let params = LoadParams {
+                    config: self.generation.config.clone(),
+                    topology: self.topology.clone(),
+                    target_capacity: self.target_capacity(),
+                };
                 Ok(Box::new(Scheduler::load(object, &params)?))
             }
-            (BackendKind::Bpf, ActiveMode::Observe | ActiveMode::Advisory) => Ok(Box::new(Observer::load(object)?)),
+            (BackendKind::Bpf, ActiveMode::Observe | ActiveMode::Advisory) => {
+                Ok(Box::new(Observer::load(object, self.target_capacity())?))
+            }
         }
+    }
+
+    /// The slots a backend loaded now gets: from the running config's
+    /// target count, or from the highest slot one of its targets keeps,
+    /// whichever needs more (slots survive sessions; see slots.rs).
+    pub(super) fn target_capacity(&self) -> u32 {
+        let mut slots = self.slots.clone();
+        slots.assign(&self.generation.config);
+        let needed = slots.highest().map_or(0, |s| s as usize + 1).max(self.generation.config.targets.len());
+        scx_slo_model::target_capacity(needed) as u32
     }
 
     /// Whether this session switches targeted threads to SCHED_EXT itself.
@@ -66,6 +82,11 @@ impl Engine {
         let t = Instant::now();
         sched.attach().map_err(|e| format!("attaching: {e:#}"))?;
         self.timings.attach_ms = t.elapsed().as_secs_f64() * 1e3;
+        self.loaded_maps.capacity = sched.target_capacity();
+        self.loaded_maps.memory = sched.map_memory().unwrap_or_else(|e| {
+            warn!("the maps' memory cannot be read: {e:#}");
+            Vec::new()
+        });
         Ok(())
     }
 
@@ -227,6 +248,7 @@ impl Engine {
         }
         let t = Instant::now();
         sched.detach();
+        self.loaded_maps = LoadedMaps::default();
         // No new-task switching after this point: stop the events thread
         // before restoring, and restore what it switched too.
         if let Some(stop) = &reader_stop {

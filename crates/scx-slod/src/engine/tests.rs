@@ -93,6 +93,8 @@ struct Recording {
     exit: Option<ExitInfo>,
     /// Statistics by map index (the adaptive tests' input).
     stats: BTreeMap<u32, TargetStats>,
+    /// Target slots; `None`: the most there can be.
+    capacity: Option<u32>,
 }
 
 impl Backend for Recording {
@@ -123,6 +125,9 @@ impl Backend for Recording {
     }
     fn events_map(&self) -> Option<scx_slo_bpf::events::EventsMap> {
         None
+    }
+    fn target_capacity(&self) -> u32 {
+        self.capacity.unwrap_or(scx_slo_model::MAX_TARGETS as u32)
     }
 }
 
@@ -315,6 +320,32 @@ fn reload_applies_a_new_generation_or_keeps_the_running_one() {
     assert_eq!(ok(call(&mut e, Some(&mut b), reload(&host))).split(' ').nth(1), Some("3"));
     let s = status(&mut e, None);
     assert!(s.last_reload_error.is_none() && s.config_sha256 == scx_slo_model::config_digest(&host.config.lock().unwrap()));
+}
+
+/// Issue 18: the maps hold the slots they were sized for at load; a reload
+/// with more targets is refused before anything is written, and says how
+/// to size them anew.
+#[test]
+fn a_reload_past_the_loaded_slots_is_refused_and_the_generation_stays() {
+    let host = MemoryHost::new(EXAMPLE);
+    let (mut e, _h) = engine(&host);
+    let mut b = Recording { capacity: Some(4), ..Recording::default() };
+    running(&mut e, &mut b);
+    assert_eq!(status(&mut e, None).target_capacity, 4);
+    let before: Vec<u64> = b.applied.iter().map(|t| t.cgroup_id).collect();
+    *host.config.lock().unwrap() = EXAMPLE.replacen("\"targets\": {", "\"targets\": { \"extra.service\": { \"class\": \"batch\" },", 1);
+    let refused = err(call(&mut e, Some(&mut b), reload(&host)));
+    assert!(
+        matches!(&refused, ControlError::InvalidConfig(m) if m.contains("5 targets do not fit the 4 slots") && m.contains("restart scx-slod") && m.contains("generation 1 stays")),
+        "{refused:?}"
+    );
+    assert_eq!(b.applied.iter().map(|t| t.cgroup_id).collect::<Vec<_>>(), before, "nothing was written");
+    assert_eq!(status(&mut e, None).generation, 1);
+    // Loaded with room for them, the same file applies.
+    b.capacity = Some(8);
+    assert!(ok(call(&mut e, Some(&mut b), reload(&host))).starts_with("generation 2 applied (5 targets"));
+    // What a fresh load would get: twice the targets, at least 32.
+    assert_eq!(e.target_capacity(), 32);
 }
 
 #[test]
