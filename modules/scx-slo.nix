@@ -245,7 +245,11 @@ let
     "numa"
     "early_warning"
   ];
-  loadTimeConfig = lib.filterAttrs (name: _: lib.elem name loadTimeSections) generated;
+  loadTimeConfig = lib.filterAttrs (name: _: lib.elem name loadTimeSections) generated // {
+    # Not a section: the map slots the daemon loads for this many targets
+    # (nix/capacity.nix). More targets than the loaded slots need a restart.
+    target_capacity = import ../nix/capacity.nix (builtins.length (builtins.attrNames (generated.targets or { })));
+  };
 
   checkedConfig =
     if cfg.checkConfig then

@@ -2,7 +2,8 @@
 # What a config change through switch-to-configuration does to scx-slod.
 # A budget change reloads it (new generation, same process, same scheduler).
 # A change to a section the daemon reads only when the scheduler loads
-# (mode, switch, scheduler, numa, early_warning) restarts it, because the
+# (mode, switch, scheduler, numa, early_warning), or more targets than the
+# maps were loaded with slots for, restarts it, because the
 # daemon refuses those on reload: each such section has a specialisation
 # here, named after what the switch must do. crates/scx-slo/tests/nix.rs
 # checks the same on the evaluated units offline (switch-to-configuration's
@@ -35,6 +36,16 @@
         };
         restart-mode.configuration = {
           services.scxSlo.mode = lib.mkForce "observe";
+        };
+        # The maps were loaded with 32 target slots (nix/capacity.nix): one
+        # more target fits and reloads; 20 more need 64 slots, a restart.
+        reload-another-target.configuration = {
+          services.scxSlo.targets."extra.slice".class = "batch";
+        };
+        restart-more-targets-than-slots.configuration = {
+          services.scxSlo.targets = lib.genAttrs (map (i: "extra${toString i}.slice") (lib.range 1 20)) (_: {
+            class = "batch";
+          });
         };
       };
     };
@@ -88,7 +99,13 @@
           machine.fail("scx-slo health --expect-config /etc/scx-slo/config.json")
           machine.succeed("umount /etc/scx-slo/config.json")
 
-      for name in ["restart-scheduler", "restart-switch", "restart-numa", "restart-early-warning", "restart-mode"]:
+      with subtest("another target within the loaded slots reloads"):
+          machine.succeed("${spec "reload-another-target"}")
+          machine.wait_until_succeeds("jq -e '.targets | map(.key) | index(\"extra.slice\")' /run/scx-slo/status.json")
+          assert pid == main_pid()
+          assert status()["target_capacity"] == 32
+
+      for name in ["restart-scheduler", "restart-switch", "restart-numa", "restart-early-warning", "restart-mode", "restart-more-targets-than-slots"]:
           with subtest(f"{name}: a load-time section change restarts the daemon"):
               before = main_pid()
               machine.succeed(f"${toplevel}/specialisation/{name}/bin/switch-to-configuration test")

@@ -301,9 +301,30 @@ fn budget_changes_reload_and_load_time_changes_restart() {
         seen.push(name.clone());
     }
     // One of each kind of section the daemon refuses on reload, and a budget.
-    for needed in ["reload-bigger-budget", "restart-scheduler", "restart-switch", "restart-numa", "restart-early-warning", "restart-mode"] {
+    for needed in [
+        "reload-bigger-budget",
+        "restart-scheduler",
+        "restart-switch",
+        "restart-numa",
+        "restart-early-warning",
+        "restart-mode",
+        "reload-another-target",
+        "restart-more-targets-than-slots",
+    ] {
         assert!(seen.iter().any(|s| s == needed), "checks/nixos/reload.nix lacks specialisation {needed}: {seen:?}");
     }
+}
+
+/// The module restarts the unit when the map slots change (the daemon
+/// refuses a reload past them): its rule must be the daemon's.
+#[test]
+fn the_modules_slot_rule_is_the_daemons() {
+    if !have_nix() {
+        return;
+    }
+    let nix = nix_eval_json(&format!("builtins.genList (import ./nix/capacity.nix) {}", scx_slo_model::MAX_TARGETS + 1));
+    let rust: Vec<usize> = (0..=scx_slo_model::MAX_TARGETS).map(scx_slo_model::target_capacity).collect();
+    assert_eq!(nix, serde_json::json!(rust));
 }
 
 #[test]
