@@ -76,10 +76,18 @@ fn hash(entries: u64, key: usize, value: usize, cpus: u64) -> u64 {
     16 * entries.next_power_of_two() + 4 * 8 * cpus + elem * (entries + cpus) + 8 * cpus
 }
 
+/// BPF_MAP_TYPE_RINGBUF of `data` bytes: the data pages and three pages of
+/// positions (RINGBUF_NR_META_PAGES), and a page pointer for each meta page
+/// and two for each data page (the data is mapped twice).
+fn ringbuf(data: u64) -> u64 {
+    const PAGE: u64 = 4096;
+    let (meta, pages) = (3, data / PAGE);
+    (meta + pages) * PAGE + (meta + 2 * pages) * 8
+}
+
 /// The scheduler's maps and what each holds for `cpus` possible CPUs and
 /// `capacity` target slots, bytes, without headers. Task storage is left
-/// out: it grows with tasks, not with CPUs or targets. The ring buffer's
-/// size is its data area.
+/// out: it grows with tasks, not with CPUs or targets.
 pub fn rule(cpus: u64, capacity: u64) -> Vec<(&'static str, u64)> {
     use std::mem::size_of;
     vec![
@@ -92,7 +100,7 @@ pub fn rule(cpus: u64, capacity: u64) -> Vec<(&'static str, u64)> {
         // 24 bytes (the VM compares every row with the kernel's count).
         ("cpu_ctxs", percpu_array(1, 16, cpus)),
         ("node_ctxs", array(u64::from(intf::slo_consts_SLO_MAX_NODES), 24)),
-        ("events", 256 * 1024),
+        ("events", ringbuf(256 * 1024)),
     ]
 }
 

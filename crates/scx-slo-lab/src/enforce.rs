@@ -220,9 +220,19 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
         format!("misses={tight_miss} of {tight_jobs} jobs, budget exhausted in {} periods", counter(&tight_k, "budget_exhausted")),
     );
     // The metrics endpoint reads the same maps: its api.service jobs are at
-    // least what bpftool saw a moment ago (the counters only grow).
-    let metrics = scrape_metrics().unwrap_or_default();
-    let metric_jobs = metric_value(&metrics, "scx_slo_jobs_total{unit=\"api.service\"}");
+    // least what bpftool saw a moment ago (the counters only grow), once a
+    // scan has run since (the snapshot is refreshed every telemetry
+    // interval, 1 s: the workload may have ended just after the last one).
+    let (mut metrics, mut metric_jobs) = (String::new(), None);
+    wait_until(Duration::from_secs(3), || {
+        metrics = scrape_metrics().unwrap_or_default();
+        metric_jobs = metric_value(&metrics, "scx_slo_jobs_total{unit=\"api.service\"}");
+        let caught_up = metric_jobs.is_some_and(|j| j >= api_jobs as f64);
+        if !caught_up {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        caught_up
+    });
     report.check(
         format!("{switch}: /metrics shows enforce mode and the kernel's api.service counters"),
         metrics.contains("scx_slo_mode{mode=\"enforce\"} 1") && metric_jobs.is_some_and(|j| j >= api_jobs as f64 && api_jobs > 0),

@@ -81,6 +81,8 @@ metrics_table! {
     "scx_slo_audit_append_failures_total", "counter", "", "Audit trail appends that failed since scx-slod started (the mutating call they belonged to was refused).";
     "scx_slo_audit_open", "gauge", "", "1 while the audit trail can be written; 0 while it cannot (mutating calls but Disable are refused).";
     "scx_slo_bpf_object_info", "gauge", "object,sha256", "1 for each embedded BPF object, labelled with its SHA-256 (verified against the build's record at start).";
+    "scx_slo_map_bytes", "gauge", "map", "Kernel memory of each BPF map of the loaded scheduler or probes (memlock from its fdinfo); the per-target maps are sized for scx_slo_target_slots.";
+    "scx_slo_target_slots", "gauge", "", "Target slots the loaded per-target maps hold (twice the config's targets, 32 to 1024); a reload with more targets is refused until a restart.";
     "scx_slo_probe_overhead_budget_ratio", "gauge", "", "The observe probes' overhead budget (fraction of one CPU) that sampling keeps them under; exported while probes run.";
     "scx_slo_breaker_open", "gauge", "", "1 while the circuit breaker is open (the scheduler stays off until `scx-slo reset-breaker`), else 0.";
     "scx_slo_breaker_recent_failures", "gauge", "", "Scheduler failures inside the breaker's window; it opens at its max_failures.";
@@ -172,6 +174,10 @@ pub struct MetricsSnapshot {
     pub audit_open: bool,
     /// The embedded BPF objects' digests.
     pub bpf_objects: BTreeMap<String, String>,
+    /// The loaded maps' kernel memory by name, bytes (empty: none loaded).
+    pub map_bytes: BTreeMap<String, u64>,
+    /// Target slots of the loaded maps (0: none loaded).
+    pub target_slots: u32,
     /// The probes' overhead budget, while probes run.
     pub probe_overhead_budget: Option<f64>,
     /// Breaker, overrides and the engine's counts.
@@ -339,6 +345,13 @@ impl Collector for SnapshotCollector {
             let labels = [("object", object.as_str()), ("sha256", sha.as_str())];
             e.encode_family(&labels)?.encode_gauge(&1i64)?;
         }
+        if !s.map_bytes.is_empty() {
+            let mut e = family(&mut encoder, "scx_slo_map_bytes")?;
+            for (map, bytes) in &s.map_bytes {
+                e.encode_family(&[("map", map.as_str())])?.encode_gauge(&(*bytes as i64))?;
+            }
+            family(&mut encoder, "scx_slo_target_slots")?.encode_gauge(&i64::from(s.target_slots))?;
+        }
         if let Some(b) = s.probe_overhead_budget {
             family(&mut encoder, "scx_slo_probe_overhead_budget_ratio")?.encode_gauge(&b)?;
         }
@@ -497,6 +510,8 @@ mod tests {
             audit_failures: 1,
             audit_open: true,
             bpf_objects: [("scx_slo".to_string(), "ab".repeat(32))].into(),
+            map_bytes: [("target_stats".to_string(), 32_824)].into(),
+            target_slots: 32,
             probe_overhead_budget: Some(0.01),
             health: DaemonHealth {
                 breaker_open: true,
@@ -563,5 +578,6 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }
         assert!(text.contains(&format!("scx_slo_bpf_object_info{{object=\"scx_slo\",sha256=\"{}\"}} 1", "ab".repeat(32))), "{text}");
+        assert!(text.contains("scx_slo_map_bytes{map=\"target_stats\"} 32824\n") && text.contains("scx_slo_target_slots 32\n"), "{text}");
     }
 }

@@ -53,6 +53,8 @@ pub struct ScanInput<'a> {
     pub audit: (u64, u64, bool),
     /// The embedded BPF objects' digests.
     pub bpf_objects: BTreeMap<String, String>,
+    /// The loaded maps' kernel memory, and their target slots.
+    pub maps: (BTreeMap<String, u64>, u32),
     /// Breaker, overrides and the engine's counts.
     pub health: crate::metrics::DaemonHealth,
     /// The A/B canary, when the config has one.
@@ -249,6 +251,8 @@ impl Telemetry {
             audit_failures: input.audit.1,
             audit_open: input.audit.2,
             bpf_objects: input.bpf_objects.clone(),
+            map_bytes: input.maps.0.clone(),
+            target_slots: input.maps.1,
             probe_overhead_budget: probe.map(|_| self.overhead_budget),
             health: input.health,
             global,

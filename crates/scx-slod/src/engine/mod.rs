@@ -309,6 +309,7 @@ impl Engine {
             scrapes: self.scrape_reports(),
             audit: self.audit.as_ref().map_or((0, 0, false), |t| (t.appends, t.failures, true)),
             bpf_objects: self.bpf_objects.clone(),
+            maps: (self.loaded_maps.memory.iter().map(|m| (m.name.clone(), m.bytes)).collect(), self.loaded_maps.capacity),
             health: crate::metrics::DaemonHealth {
                 breaker_open,
                 breaker_failures,
