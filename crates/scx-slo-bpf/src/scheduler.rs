@@ -84,6 +84,13 @@ impl<'obj> Scheduler<'obj> {
                 *slot = *node;
             }
         }
+        let (node_cpus, node_start) = params.topology.node_cpus();
+        for (slot, cpu) in rodata.node_cpus.iter_mut().zip(node_cpus) {
+            *slot = cpu;
+        }
+        for (slot, start) in rodata.node_cpu_start.iter_mut().zip(node_start) {
+            *slot = start;
+        }
 
         let ops = skel.struct_ops.slo_ops_mut();
         // scx_ops_open! appends a build suffix to the name; operators and

@@ -78,9 +78,32 @@ impl Topology {
     }
 }
 
+impl Topology {
+    /// The CPUs grouped by node, and where each node's group starts (one
+    /// more entry than nodes: node n's CPUs are `cpus[start[n]..start[n + 1]]`).
+    /// The scheduler's victim search walks one node's group.
+    pub fn node_cpus(&self) -> (Vec<u32>, Vec<u32>) {
+        let mut cpus: Vec<u32> = (0..self.nr_cpus).collect();
+        cpus.sort_by_key(|c| (self.cpu_to_node.get(*c as usize).copied().unwrap_or(0), *c));
+        let mut start = Vec::with_capacity(self.nr_nodes as usize + 1);
+        for node in 0..=self.nr_nodes {
+            start.push(cpus.iter().filter(|c| self.cpu_to_node.get(**c as usize).copied().unwrap_or(0) < node).count() as u32);
+        }
+        (cpus, start)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpus_are_grouped_by_node_with_the_group_starts() {
+        let topo = Topology { nr_cpus: 6, nr_nodes: 3, cpu_to_node: vec![1, 0, 1, 0, 2, 2] };
+        assert_eq!(topo.node_cpus(), (vec![1, 3, 0, 2, 4, 5], vec![0, 2, 4, 6]));
+        let one = Topology { nr_cpus: 2, nr_nodes: 1, cpu_to_node: vec![0, 0] };
+        assert_eq!(one.node_cpus(), (vec![0, 1], vec![0, 2]));
+    }
 
     #[test]
     fn cpu_lists() {
