@@ -368,10 +368,17 @@ pub fn run_scenario() -> Result<Report> {
     let before_pid = main_pid();
     let (action, took, ok, err) = switch(&variants["reload-bigger-budget"], &variants["restart-scheduler"])?;
     let (healthy, why) = health(true, "20s");
+    // On a failure, what the new daemon said (the check cannot tell why).
+    let said = if healthy {
+        String::new()
+    } else {
+        let (_, journal, _) = run("journalctl", &["-u", "scx-slod.service", "--no-pager", "-o", "cat", "-n", "25"]);
+        format!("; journal: {}", journal.lines().collect::<Vec<_>>().join(" | "))
+    };
     report.check(
         "a load-time section change (scheduler) restarts scx-slod as the module declares",
         action == "restart" && ok && main_pid() != before_pid && attached() && healthy,
-        format!("switch action {action}, systemctl {:.0} ms {err}; MainPID {before_pid} -> {}; health: {why}", ms(took), main_pid()),
+        format!("switch action {action}, systemctl {:.0} ms {err}; MainPID {before_pid} -> {}; health: {why}{said}", ms(took), main_pid()),
     );
     facts.insert("restart_ms".into(), json!(ms(took)));
 
