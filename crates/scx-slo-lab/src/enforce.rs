@@ -219,21 +219,6 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
         tight_jobs > 0 && tight_rate >= 0.10,
         format!("misses={tight_miss} of {tight_jobs} jobs, budget exhausted in {} periods", counter(&tight_k, "budget_exhausted")),
     );
-    // Partial mode: scx-slod's own threads run on scx_slo too (a fair-class
-    // thread outranks every sched_ext task; a trace caught the engine thread
-    // running 25 ms ahead of a queued latency task). All mode: every thread
-    // is on sched_ext anyway and no policy is touched.
-    let daemon_pid = daemon.child.id();
-    let own: Vec<(i32, i32)> = std::fs::read_dir(format!("/proc/{daemon_pid}/task"))
-        .map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok()).map(|t| (t, kernel::policy(t))).collect())
-        .unwrap_or_default();
-    let want = if partial { SCHED_EXT } else { libc::SCHED_OTHER };
-    report.check(
-        format!("{switch}: scx-slod's own threads are {} while it schedules", if partial { "SCHED_EXT" } else { "left on SCHED_OTHER" }),
-        !own.is_empty() && own.iter().all(|(_, p)| *p == want),
-        format!("{} threads, policies {:?}", own.len(), own.iter().map(|(_, p)| *p).collect::<std::collections::BTreeSet<_>>()),
-    );
-
     // The metrics endpoint reads the same maps: its api.service jobs are at
     // least what bpftool saw a moment ago (the counters only grow), once a
     // scan has run since (the snapshot is refreshed every telemetry

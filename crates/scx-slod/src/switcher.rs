@@ -91,38 +91,6 @@ pub fn switch_reported(tid: i32, whole_process: bool) -> Vec<i32> {
     tids
 }
 
-/// This process's threads.
-fn own_threads() -> Vec<i32> {
-    fs::read_dir("/proc/self/task")
-        .map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok()).collect())
-        .unwrap_or_default()
-}
-
-/// Gives every thread of scx-slod itself SCHED_EXT (partial mode, issue 18).
-/// On the fair class they outrank every sched_ext task: a trace caught the
-/// engine thread running 25 ms on the CPU whose local queue held a latency
-/// task. On SCHED_EXT they are untargeted tasks of scx_slo, queued by
-/// virtual time behind the latency targets' deadlines. Threads started
-/// later inherit the policy. Returns the threads switched and the errno of
-/// a refusal, if any.
-pub fn own_threads_to_ext() -> (usize, Option<i32>) {
-    let (mut switched, mut refused) = (0, None);
-    for tid in own_threads() {
-        match to_ext(tid) {
-            ToExt::Switched => switched += 1,
-            ToExt::Failed(errno) if errno != libc::ESRCH => refused = Some(errno),
-            _ => {}
-        }
-    }
-    (switched, refused)
-}
-
-/// Returns every SCHED_EXT thread of scx-slod itself to SCHED_OTHER (the
-/// ones started while the engine thread was SCHED_EXT too); how many.
-pub fn own_threads_restore() -> usize {
-    own_threads().into_iter().filter(|t| restore(*t)).count()
-}
-
 /// Outcome of one scan.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ScanReport {

@@ -42,8 +42,6 @@ pub struct PartialSwitching {
     refused: u64,
     last_refusal: Option<String>,
     refused_warned: Option<Instant>,
-    /// scx-slod's own threads were given SCHED_EXT (restored with the rest).
-    own_threads: bool,
 }
 
 impl PartialSwitching {
@@ -92,26 +90,9 @@ impl PartialSwitching {
         }
     }
 
-    /// Puts scx-slod's own threads on scx_slo (see
-    /// `switcher::own_threads_to_ext`); a refusal is logged and they stay
-    /// on the fair class.
-    pub fn own_threads_to_ext(&mut self) {
-        let (switched, refused) = crate::switcher::own_threads_to_ext();
-        self.own_threads = true;
-        match refused {
-            None => debug!(threads = switched, "scx-slod's own threads are on SCHED_EXT"),
-            Some(errno) => warn!(
-                errno,
-                "the kernel refused SCHED_EXT for scx-slod's own threads ({}): they stay on the fair class and can delay latency tasks",
-                std::io::Error::from_raw_os_error(errno)
-            ),
-        }
-    }
-
-    /// Moves every switched thread back, scx-slod's own too; how many.
+    /// Moves every switched thread back; how many.
     pub fn restore_all(&mut self) -> usize {
-        let own = if std::mem::take(&mut self.own_threads) { crate::switcher::own_threads_restore() } else { 0 };
-        self.switcher.restore_all() + own
+        self.switcher.restore_all()
     }
 
     /// Threads on SCHED_EXT now.

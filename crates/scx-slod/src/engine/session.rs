@@ -111,10 +111,6 @@ impl Engine {
             return self.session_failed(fallback, format!("{what}: {why}"));
         }
         self.supervisor.attached(mode, fallback);
-        // Only under the real scheduler: a simulated one schedules nothing.
-        if self.partial_switching(mode) && matches!(self.opts.backend, BackendKind::Bpf) {
-            self.partial.own_threads_to_ext();
-        }
         self.telemetry.session_started(self.generation.config.observe.overhead_budget);
         self.canary_tick(sched.as_ref(), mode, fallback);
         let detail = serde_json::json!({
