@@ -12,7 +12,6 @@
 //! dependent), so the kernel's count is the rule plus less than
 //! [`HEADER_SLACK`] per map. The VM checks that (`checks/vm/run enforce`).
 
-
 use libbpf_rs::{MapCore, OpenMapMut};
 
 use crate::error::{Context, Result};

@@ -185,7 +185,8 @@ impl<'obj> Observer<'obj> {
     /// The per-target maps, with the kernel's count of each.
     pub fn map_memory(&self) -> Result<Vec<crate::map_memory::MapMemory>> {
         let m = &self.skel.maps;
-        [&m.target_stats, &m.target_cfg].into_iter().map(crate::map_memory::loaded).chain([crate::map_memory::loaded(&m.cgroup_targets)]).collect()
+        use crate::map_memory::loaded;
+        [loaded(&m.target_stats), loaded(&m.target_cfg), loaded(&m.cgroup_targets)].into_iter().collect()
     }
 
     /// Measure one wakeup in `n` per CPU (1 = all).

@@ -76,19 +76,15 @@ impl Topology {
         );
         Ok(Topology { nr_cpus, nr_nodes, cpu_to_node })
     }
-}
 
-impl Topology {
     /// The CPUs grouped by node, and where each node's group starts (one
     /// more entry than nodes: node n's CPUs are `cpus[start[n]..start[n + 1]]`).
     /// The scheduler's victim search walks one node's group.
     pub fn node_cpus(&self) -> (Vec<u32>, Vec<u32>) {
+        let node = |c: u32| self.cpu_to_node.get(c as usize).copied().unwrap_or(0);
         let mut cpus: Vec<u32> = (0..self.nr_cpus).collect();
-        cpus.sort_by_key(|c| (self.cpu_to_node.get(*c as usize).copied().unwrap_or(0), *c));
-        let mut start = Vec::with_capacity(self.nr_nodes as usize + 1);
-        for node in 0..=self.nr_nodes {
-            start.push(cpus.iter().filter(|c| self.cpu_to_node.get(**c as usize).copied().unwrap_or(0) < node).count() as u32);
-        }
+        cpus.sort_by_key(|c| (node(*c), *c));
+        let start = (0..=self.nr_nodes).map(|n| cpus.partition_point(|c| node(*c) < n) as u32).collect();
         (cpus, start)
     }
 }

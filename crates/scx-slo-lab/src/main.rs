@@ -370,6 +370,10 @@ fn main() -> Result<()> {
                 s.split(',').map(|v| v.trim().parse::<u64>().with_context(|| format!("--{what}: {v:?} is not a count"))).collect()
             };
             let (cpus, targets) = (list(&cpus, "cpus")?, list(&targets, "targets")?);
+            let max_cpus = u64::from(scx_slo_bpf::intf::slo_consts_SLO_MAX_CPUS);
+            if let Some(c) = cpus.iter().find(|c| !(1..=max_cpus).contains(*c)) {
+                anyhow::bail!("--cpus: {c} is outside the 1..={max_cpus} CPUs scx_slo supports");
+            }
             if let Some(t) = targets.iter().find(|t| **t as usize > scx_slo_model::MAX_TARGETS) {
                 anyhow::bail!("--targets: {t} is over the {} a config may hold", scx_slo_model::MAX_TARGETS);
             }
@@ -512,10 +516,10 @@ fn map_memory_table(cpus: &[u64], targets: &[u64]) -> String {
     use scx_slo_bpf::map_memory::{mib, rule};
     let mut out = String::from("| CPUs | targets | slots | target_stats | all maps | was (1,024 slots) |\n|---:|---:|---:|---:|---:|---:|\n");
     for &c in cpus {
+        let was: u64 = rule(c, scx_slo_model::MAX_TARGETS as u64).iter().map(|(_, b)| b).sum();
         for &t in targets {
             let slots = scx_slo_model::target_capacity(t as usize) as u64;
             let now = rule(c, slots);
-            let was: u64 = rule(c, scx_slo_model::MAX_TARGETS as u64).iter().map(|(_, b)| b).sum();
             let total: u64 = now.iter().map(|(_, b)| b).sum();
             out.push_str(&format!("| {c} | {t} | {slots} | {} | {} | {} |\n", mib(now[0].1), mib(total), mib(was)));
         }
