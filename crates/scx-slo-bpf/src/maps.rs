@@ -255,6 +255,7 @@ pub fn global_counter_names() -> [(u32, &'static str); intf::slo_gstat_id_NR_SLO
         (intf::slo_gstat_id_SLO_GSTAT_PREEMPT_KICKS, "preempt_kicks"),
         (intf::slo_gstat_id_SLO_GSTAT_EVENTS_DROPPED, "events_dropped"),
         (intf::slo_gstat_id_SLO_GSTAT_WAIT_GUARD_DISPATCHES, "wait_guard_dispatches"),
+        (intf::slo_gstat_id_SLO_GSTAT_SLICE_CLAMPS, "slice_clamps"),
     ]
 }
 

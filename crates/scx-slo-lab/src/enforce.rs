@@ -160,6 +160,13 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
         ),
     );
     facts.insert("max_wait_ms".into(), json!(max_wait_ns as f64 / 1e6));
+    // Kernel-refilled slices the scheduler cut back to slice_max (in
+    // partial mode, mostly tasks a fair-class task preempted while they
+    // were migration-disabled): recorded, the trace behind it is in
+    // docs/scheduler.md.
+    let clamps = global.counter(scx_slo_bpf::intf::slo_gstat_id_SLO_GSTAT_SLICE_CLAMPS);
+    eprintln!("{switch}: slices the kernel refilled, cut to slice_max: {clamps}");
+    facts.insert("slice_clamps".into(), json!(clamps));
     let api: ProbeResult = read_json(&format!("/tmp/api-{switch}.json"))?;
     let tight: ProbeResult = read_json(&format!("/tmp/tight-{switch}.json"))?;
     let hogs: Vec<(String, HogResult)> = ["greedy", "hog1", "hog2"]

@@ -92,6 +92,7 @@ metrics_table! {
     "scx_slo_idempotency_conflicts_total", "counter", "", "Mutating calls refused because their idempotency key was used with other arguments.";
     "scx_slo_events_dropped_total", "counter", "", "Early-warning events the scheduler could not send because the ring buffer was full (enforce mode).";
     "scx_slo_credit_grants_total", "counter", "", "Batch slices lengthened to slice_max by credit lent from unused latency budgets (enforce mode).";
+    "scx_slo_slice_clamps_total", "counter", "", "Slices the kernel refilled to its 20 ms default without the scheduler (a task preempted while migration-disabled, mostly), cut back to slice_max (enforce mode).";
     "scx_slo_canary_state", "gauge", "state", "1 for the A/B canary's state (running, promoted, rolled-back, expired), 0 for the others; absent without a canary.";
     "scx_slo_canary_windows", "gauge", "", "Pairs of canary windows (scx-slo, then the default scheduler) judged so far.";
     "scx_slo_canary_verdicts", "gauge", "verdict", "The current canary's windows judged better, same, worse or not-enough-data.";
@@ -368,7 +369,11 @@ impl Collector for SnapshotCollector {
         }
         // Only a running or ended enforce session has these; observe has no
         // whole-scheduler counters, and a 0 there would claim a measurement.
-        for (name, key) in [("scx_slo_events_dropped_total", "events_dropped"), ("scx_slo_credit_grants_total", "credit_grants")] {
+        for (name, key) in [
+            ("scx_slo_events_dropped_total", "events_dropped"),
+            ("scx_slo_credit_grants_total", "credit_grants"),
+            ("scx_slo_slice_clamps_total", "slice_clamps"),
+        ] {
             if let Some(v) = s.global.get(key) {
                 family(&mut encoder, name)?.encode_counter::<NoLabelSet, u64, u64>(v, None)?;
             }
@@ -519,7 +524,7 @@ mod tests {
                 budget_overrides: 2,
                 counts: DaemonCounts { reload_failures: 4, idempotency_replays: 5, idempotency_conflicts: 6 },
             },
-            global: [("events_dropped", 9), ("credit_grants", 11), ("credit_lent_ns", 1_500_000_000)].into(),
+            global: [("events_dropped", 9), ("credit_grants", 11), ("slice_clamps", 4), ("credit_lent_ns", 1_500_000_000)].into(),
             canary: Some(scx_slo_api::documents::CanaryReport {
                 state: "rolled-back".into(),
                 windows: 2,
@@ -567,6 +572,7 @@ mod tests {
             "scx_slo_idempotency_conflicts_total 6",
             "scx_slo_events_dropped_total 9",
             "scx_slo_credit_grants_total 11",
+            "scx_slo_slice_clamps_total 4",
             "scx_slo_credit_lent_seconds_total 1.5",
             "scx_slo_canary_state{state=\"rolled-back\"} 1.0",
             "scx_slo_canary_state{state=\"promoted\"} 0.0",
