@@ -30,7 +30,12 @@ use crate::workload::{Arrival, HogResult, ProbeResult};
 use scx_slo_model::Duration as SloDuration;
 
 /// Schedulers compared, in order; peers only when their binary is present.
-const SCHEDULERS: [&str; 6] = ["eevdf", "scx_slo-partial", "scx_slo-all", "scx_bpfland", "scx_flash", "scx_lavd"];
+/// `scx_slo-1000` is `scx_slo-all` with 1,000 targets configured: the same
+/// units plus idle batch targets (issue 18's scale scenario).
+const SCHEDULERS: [&str; 7] = ["eevdf", "scx_slo-partial", "scx_slo-all", "scx_slo-1000", "scx_bpfland", "scx_flash", "scx_lavd"];
+
+/// Targets in `scx_slo-1000`'s config, all told.
+const SCALE_TARGETS: usize = 1000;
 
 /// Request shape of the latency unit: 300 us of CPU every 10 ms, due in 5 ms.
 const PERIOD: SloDuration = SloDuration::from_ms(10);
@@ -150,6 +155,18 @@ fn slo_config(switch: &str, units: usize) -> Value {
     json!({ "version": 1, "mode": "enforce", "switch": switch, "targets": targets })
 }
 
+/// `slo_config("all")` grown to [`SCALE_TARGETS`] with idle batch targets,
+/// each its own (empty) cgroup under `bench-scale/`.
+fn scale_config(env: &Env) -> Result<Value> {
+    let mut config = slo_config("all", MAX_LATENCY_UNITS);
+    let targets = config["targets"].as_object_mut().context("targets")?;
+    for i in 0..SCALE_TARGETS - targets.len() {
+        std::fs::create_dir_all(env.cg(&format!("bench-scale/t{i}")))?;
+        targets.insert(format!("/bench-scale/t{i}"), json!({ "class": "batch", "weight": 100 }));
+    }
+    Ok(config)
+}
+
 /// A running scheduler for one cell; stops on drop.
 enum Running {
     Eevdf,
@@ -187,8 +204,11 @@ fn start(env: &Env, scheduler: &str, tag: &str) -> Result<Option<Running>> {
     match scheduler {
         "eevdf" => Ok(Some(Running::Eevdf)),
         s if s.starts_with("scx_slo-") => {
-            let switch = s.trim_start_matches("scx_slo-");
-            write_config(&slo_config(switch, MAX_LATENCY_UNITS))?;
+            let config = match s.trim_start_matches("scx_slo-") {
+                "1000" => scale_config(env)?,
+                switch => slo_config(switch, MAX_LATENCY_UNITS),
+            };
+            write_config(&config)?;
             let mut d = Daemon::start_with(env, tag, &["--metrics-listen", "off"])?;
             if d.wait_enabled(Duration::from_secs(60)).is_none() {
                 anyhow::bail!("scx_slo did not attach: {}", d.log_tail());
@@ -227,6 +247,12 @@ fn cell(env: &Env, sc: &Scenario, scheduler: &str, round: usize, running: &Runni
     // Whatever the cell's scheduler registered as: it must stay attached.
     let watch = ext.then(|| kernel::AttachWatch::start(&kernel::root_ops()));
     sampler.take()?; // what ran between cells is not this cell's
+    let daemon_pid = match running {
+        Running::Slo(d) => Some(d.child.id()),
+        _ => None,
+    };
+    let daemon_ticks = daemon_pid.and_then(cpu_ticks);
+    let cell_started = Instant::now();
     let partial = scheduler == "scx_slo-partial";
     let secs = SloDuration::from_secs(env.seconds);
     let mut kids: Vec<Child> = Vec::new();
@@ -264,8 +290,10 @@ fn cell(env: &Env, sc: &Scenario, scheduler: &str, round: usize, running: &Runni
     let batch: Vec<HogResult> = batch_outs.iter().map(|o| read_json(o)).collect::<Result<_>>()?;
     let attachment = watch.map(|w| w.finish());
     let bpf = if ext { bpf_delta(&bpf_before, &bpf_callback_cost(env)) } else { Value::Null };
-    let rss_kb = match running {
-        Running::Slo(d) => proc_status_kb("VmRSS", d.child.id()),
+    let rss_kb = daemon_pid.and_then(|pid| proc_status_kb("VmRSS", pid));
+    // The daemon's share of one CPU over the cell (USER_HZ is 100 on x86-64).
+    let daemon_cpu_share = match (daemon_ticks, daemon_pid.and_then(cpu_ticks)) {
+        (Some(b), Some(a)) => Some(a.saturating_sub(b) as f64 / 100.0 / cell_started.elapsed().as_secs_f64()),
         _ => None,
     };
     let wake: Vec<u64> = probe_results.iter().flat_map(|p| p.wake_ns.iter().copied()).collect();
@@ -286,6 +314,7 @@ fn cell(env: &Env, sc: &Scenario, scheduler: &str, round: usize, running: &Runni
         "batch_work": batch.iter().map(|b| b.iterations).sum::<u64>(),
         "bpf": bpf,
         "daemon_rss_kb": rss_kb,
+        "daemon_cpu_share": daemon_cpu_share,
         // null for EEVDF (nothing to eject); else whether the scheduler
         // stayed attached for the whole window, and what the kernel said.
         "attached": attachment.as_ref().map(|a| a.attached),
@@ -462,6 +491,7 @@ fn summarize(cells: &[Value]) -> Value {
                 "vs_eevdf_completion": vs_done,
                 "bpf": mine.last().map(|c| c["bpf"].clone()),
                 "daemon_rss_kb": mine.iter().filter_map(|c| c["daemon_rss_kb"].as_u64()).max(),
+                "daemon_cpu_share": mine.iter().filter_map(|c| c["daemon_cpu_share"].as_f64()).reduce(f64::max),
                 // Cells in which the scheduler stayed attached for the whole
                 // window (EEVDF: null, nothing to eject).
                 "attached_cells": (sched != "eevdf").then(|| mine.iter().filter(|c| c["attached"] == json!(true)).count()),

@@ -235,6 +235,16 @@ fn unique_results(report: &Value) -> Vec<Value> {
     out
 }
 
+/// A share of one CPU as a percentage, or "–".
+fn share(v: &Value) -> String {
+    v.as_f64().map_or("–".into(), |x| format!("{:.1}%", x * 100.0))
+}
+
+/// kB as MiB, or "–".
+fn kib(v: &Value) -> String {
+    v.as_f64().map_or("–".into(), |x| format!("{:.1} MiB", x / 1024.0))
+}
+
 /// Lowest and highest queue p99 over a result's rounds.
 fn round_range(r: &Value) -> Option<(f64, f64)> {
     let v: Vec<f64> = r["queue_p99_us_per_round"].as_array()?.iter().map(f).filter(|x| !x.is_nan()).collect();
@@ -252,10 +262,22 @@ pub fn targets(report: &Value) -> Vec<String> {
     let sc = "oversub-2x";
     let peers = ["scx_bpfland", "scx_flash", "scx_lavd"];
     let best_peer = peers.iter().map(|p| f(&find(sc, p)["queue_us"]["p99"])).filter(|x| !x.is_nan()).fold(f64::INFINITY, f64::min);
-    for s in ["scx_slo-partial", "scx_slo-all"] {
+    for s in ["scx_slo-partial", "scx_slo-all", "scx_slo-1000"] {
         let r = find(sc, s);
         if r.is_null() {
             continue;
+        }
+        if s == "scx_slo-1000" {
+            // The scale scenario: the same targets as the 4-unit case, and
+            // what the daemon costs with 1,000 targets configured.
+            let all = find(sc, "scx_slo-all");
+            lines.push(format!(
+                "{s}, {sc}: scx-slod with 1,000 targets used {} of one CPU and {} RSS during the cells (scx_slo-all with 5: {} and {}; reported)",
+                share(&r["daemon_cpu_share"]),
+                kib(&r["daemon_rss_kb"]),
+                share(&all["daemon_cpu_share"]),
+                kib(&all["daemon_rss_kb"])
+            ));
         }
         let p99 = f(&r["queue_us"]["p99"]);
         let rat = f(&r["vs_eevdf_queue"]["p99_ratio"]);
@@ -336,6 +358,23 @@ mod tests {
         let line = lines.iter().find(|l| l.contains("per round")).expect("a per-round line");
         assert!(line.starts_with("scx_slo-all, oversub-2x: queue p99 per round 260 µs–300 µs vs EEVDF 250 µs–3.00 ms"), "{line}");
         assert!(line.ends_with("against EEVDF's best round: 1.20×)"), "{line}");
+    }
+
+    #[test]
+    fn the_scale_variant_reports_the_daemons_cost_next_to_the_five_target_run() {
+        let mut scale = cell("scx_slo-1000", 310.0, &[300.0]);
+        scale["daemon_cpu_share"] = json!(0.125);
+        scale["daemon_rss_kb"] = json!(18432);
+        let mut all = cell("scx_slo-all", 300.0, &[300.0]);
+        all["daemon_cpu_share"] = json!(0.01);
+        all["daemon_rss_kb"] = json!(11264);
+        let report = json!({ "facts": { "results": [cell("eevdf", 2900.0, &[2900.0]), all, scale], "daemon_footprint": {} } });
+        let lines = targets(&report);
+        let line = lines.iter().find(|l| l.contains("with 1,000 targets")).expect("a scale line");
+        assert!(line.contains("used 12.5% of one CPU and 18.0 MiB RSS") && line.contains("with 5: 1.0% and 11.0 MiB"), "{line}");
+        // Its p99 and batch lines are there as for the other variants.
+        assert!(lines.iter().any(|l| l.starts_with("scx_slo-1000, oversub-2x: queue p99 310 µs")), "{lines:#?}");
+        assert!(lines.iter().any(|l| l.starts_with("scx_slo-1000, oversub-2x: batch work 1.00× EEVDF")), "{lines:#?}");
     }
 
     #[test]
