@@ -356,66 +356,6 @@ fn bpf_delta(before: &BTreeMap<&'static str, (u64, u64)>, after: &BTreeMap<&'sta
         .into()
 }
 
-/// The daemon alone. With 1,000 targets: the time of the first map fill
-/// (from its status) and RSS. With the bench's own small config (attached,
-/// no load): CPU over `idle` and RSS.
-fn footprint(env: &Env, idle: Duration) -> Result<Value> {
-    let root = env.cg("bench-many");
-    let mut targets = serde_json::Map::new();
-    for i in 0..1000 {
-        std::fs::create_dir_all(root.join(format!("t{i}")))?;
-        targets.insert(format!("/bench-many/t{i}"), json!({ "class": "batch", "weight": 100 }));
-    }
-    write_config(&json!({ "version": 1, "mode": "enforce", "switch": "partial", "targets": targets }))?;
-    let mut d = Daemon::start_with(env, "footprint-1000", &["--metrics-listen", "off"])?;
-    if d.wait_enabled(Duration::from_secs(60)).is_none() {
-        anyhow::bail!("scx_slo did not attach with 1,000 targets: {}", d.log_tail());
-    }
-    std::thread::sleep(Duration::from_secs(3));
-    let apply_us = crate::daemon::daemon_status().map(|s| s.last_apply_us);
-    let rss_1000 = proc_status_kb("VmRSS", d.child.id());
-    let cpu_1000 = cpu_ticks(d.child.id());
-    let t_1000 = Instant::now();
-    std::thread::sleep(Duration::from_secs(10));
-    let cpu_1000 = match (cpu_1000, cpu_ticks(d.child.id())) {
-        (Some(b), Some(a)) => Some((a - b) as f64 / 100.0 / t_1000.elapsed().as_secs_f64()),
-        _ => None,
-    };
-    d.signal(libc::SIGTERM);
-    d.wait_exit(Duration::from_secs(20));
-    for i in 0..1000 {
-        let _ = std::fs::remove_dir(root.join(format!("t{i}")));
-    }
-
-    write_config(&slo_config("partial", 1))?;
-    let mut d = Daemon::start_with(env, "footprint-idle", &["--metrics-listen", "off"])?;
-    if d.wait_enabled(Duration::from_secs(60)).is_none() {
-        anyhow::bail!("scx_slo did not attach: {}", d.log_tail());
-    }
-    std::thread::sleep(Duration::from_secs(2));
-    let pid = d.child.id();
-    let hz = 100.0; // USER_HZ on x86-64
-    let before = cpu_ticks(pid);
-    let t = Instant::now();
-    std::thread::sleep(idle);
-    let after = cpu_ticks(pid);
-    let rss = proc_status_kb("VmRSS", pid);
-    d.signal(libc::SIGTERM);
-    d.wait_exit(Duration::from_secs(20));
-    let idle_cpu = match (before, after) {
-        (Some(b), Some(a)) => Some((a - b) as f64 / hz / t.elapsed().as_secs_f64()),
-        _ => None,
-    };
-    Ok(json!({
-        "apply_1000_targets_us": apply_us,
-        "rss_kb_1000_targets": rss_1000,
-        "cpu_share_1000_targets": cpu_1000,
-        "rss_kb": rss,
-        "idle_cpu_share": idle_cpu,
-        "idle_seconds": t.elapsed().as_secs_f64(),
-    }))
-}
-
 fn samples_us(cells: &[&Value], key: &str) -> Vec<f64> {
     cells.iter().flat_map(|c| c[key].as_array().into_iter().flatten().filter_map(Value::as_u64).map(|ns| ns as f64 / 1e3)).collect()
 }
@@ -566,7 +506,7 @@ pub fn run(env: &Env, rounds: usize, quick: bool, selection: &Selection, out: &P
         !cells.is_empty() && report.checks.is_empty(),
         format!("{} cells", cells.len()),
     );
-    match footprint(env, Duration::from_secs(if quick { 10 } else { 60 })) {
+    match crate::bench_footprint::footprint(env, Duration::from_secs(if quick { 10 } else { 60 }), &slo_config("partial", 1)) {
         Ok(f) => {
             report.facts.insert("daemon_footprint".into(), f);
         }

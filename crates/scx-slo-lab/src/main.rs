@@ -7,6 +7,7 @@
 
 mod adapt;
 mod bench;
+mod bench_footprint;
 mod bench_resume;
 mod bench_report;
 mod canary;
