@@ -24,7 +24,7 @@ use crate::kernel;
 use crate::sampler::{self, WakeSampler};
 use crate::daemon::{write_config, Daemon};
 use crate::fixtures::{API, BATCH};
-use crate::harness::{cpu_ticks, num_cpus, proc_status_kb, read_json, uname, wait_until, Env, Report};
+use crate::harness::{cpu_share, cpu_ticks, num_cpus, proc_status_kb, read_json, uname, wait_until, Env, Report};
 use crate::spawn::Workload;
 use crate::workload::{Arrival, HogResult, ProbeResult};
 use scx_slo_model::Duration as SloDuration;
@@ -291,11 +291,7 @@ fn cell(env: &Env, sc: &Scenario, scheduler: &str, round: usize, running: &Runni
     let attachment = watch.map(|w| w.finish());
     let bpf = if ext { bpf_delta(&bpf_before, &bpf_callback_cost(env)) } else { Value::Null };
     let rss_kb = daemon_pid.and_then(|pid| proc_status_kb("VmRSS", pid));
-    // The daemon's share of one CPU over the cell (USER_HZ is 100 on x86-64).
-    let daemon_cpu_share = match (daemon_ticks, daemon_pid.and_then(cpu_ticks)) {
-        (Some(b), Some(a)) => Some(a.saturating_sub(b) as f64 / 100.0 / cell_started.elapsed().as_secs_f64()),
-        _ => None,
-    };
+    let daemon_cpu_share = cpu_share(daemon_ticks, daemon_pid.and_then(cpu_ticks), cell_started.elapsed());
     let wake: Vec<u64> = probe_results.iter().flat_map(|p| p.wake_ns.iter().copied()).collect();
     let completion: Vec<u64> = probe_results.iter().flat_map(|p| p.completion_ns.iter().copied()).collect();
     Ok(json!({

@@ -9,7 +9,7 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use crate::daemon::{write_config, Daemon};
-use crate::harness::{cpu_ticks, proc_status_kb, Env};
+use crate::harness::{cpu_share, cpu_ticks, proc_status_kb, Env};
 
 /// The daemon alone. With 1,000 targets: the time of the first map fill
 /// (from its status) and RSS. With the bench's own small config (attached,
@@ -32,10 +32,7 @@ pub(crate) fn footprint(env: &Env, idle: Duration, small_config: &Value) -> Resu
     let cpu_1000 = cpu_ticks(d.child.id());
     let t_1000 = Instant::now();
     std::thread::sleep(Duration::from_secs(10));
-    let cpu_1000 = match (cpu_1000, cpu_ticks(d.child.id())) {
-        (Some(b), Some(a)) => Some((a - b) as f64 / 100.0 / t_1000.elapsed().as_secs_f64()),
-        _ => None,
-    };
+    let cpu_1000 = cpu_share(cpu_1000, cpu_ticks(d.child.id()), t_1000.elapsed());
     d.signal(libc::SIGTERM);
     d.wait_exit(Duration::from_secs(20));
     for i in 0..1000 {
@@ -49,7 +46,6 @@ pub(crate) fn footprint(env: &Env, idle: Duration, small_config: &Value) -> Resu
     }
     std::thread::sleep(Duration::from_secs(2));
     let pid = d.child.id();
-    let hz = 100.0; // USER_HZ on x86-64
     let before = cpu_ticks(pid);
     let t = Instant::now();
     std::thread::sleep(idle);
@@ -57,10 +53,7 @@ pub(crate) fn footprint(env: &Env, idle: Duration, small_config: &Value) -> Resu
     let rss = proc_status_kb("VmRSS", pid);
     d.signal(libc::SIGTERM);
     d.wait_exit(Duration::from_secs(20));
-    let idle_cpu = match (before, after) {
-        (Some(b), Some(a)) => Some((a - b) as f64 / hz / t.elapsed().as_secs_f64()),
-        _ => None,
-    };
+    let idle_cpu = cpu_share(before, after, t.elapsed());
     Ok(json!({
         "apply_1000_targets_us": apply_us,
         "rss_kb_1000_targets": rss_1000,

@@ -135,6 +135,12 @@ pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
+/// A share of one CPU from two [`cpu_ticks`] readings `elapsed` apart
+/// (USER_HZ is 100 on x86-64); `None` when either reading failed.
+pub(crate) fn cpu_share(before: Option<u64>, after: Option<u64>, elapsed: std::time::Duration) -> Option<f64> {
+    Some(after?.saturating_sub(before?) as f64 / 100.0 / elapsed.as_secs_f64())
+}
+
 /// Prints the report between markers the host harness looks for.
 pub fn emit(report: &Report, out: &Path) -> Result<()> {
     let text = format!(
@@ -160,5 +166,13 @@ mod tests {
         assert!(proc_status_kb("VmHWM", me).is_some_and(|kb| kb > 0));
         assert_eq!(proc_status_kb("VmRS", me), None, "a prefix of a field is not the field");
         assert!(cpu_ticks(me).is_some());
+    }
+
+    #[test]
+    fn cpu_share_is_ticks_per_second_over_usr_hz_and_none_without_a_reading() {
+        let two_s = std::time::Duration::from_secs(2);
+        assert_eq!(cpu_share(Some(100), Some(150), two_s), Some(0.25));
+        assert_eq!(cpu_share(None, Some(150), two_s), None);
+        assert_eq!(cpu_share(Some(100), None, two_s), None);
     }
 }
