@@ -261,7 +261,7 @@ mod tests {
             rq_delay_p99_le_ns: cgroup_id.map(|_| 65536),
             stats,
         };
-        let counters = [("wakeups", 10), ("jobs", 9), ("deadline_misses", 1)].map(|(k, v)| (k.to_string(), v)).into();
+        let counters = [("wakeups", 10), ("jobs", 9), ("deadline_misses", 1)].map(|(k, v)| (k.into(), v)).into();
         let status = Status {
             state: State::Running,
             mode: "enforce".into(),

@@ -79,7 +79,7 @@ mod tests {
     use super::*;
 
     fn jobs(n: u64) -> TargetStats {
-        TargetStats { counters: [("jobs".to_string(), n)].into(), ..Default::default() }
+        TargetStats { counters: [("jobs".into(), n)].into(), ..Default::default() }
     }
 
     #[test]

@@ -63,8 +63,17 @@ pub struct Resolved {
     pub cgroup_id: u64,
 }
 
-/// Finds `name` below `root`, breadth first, at most `max_depth` levels deep.
-fn find_dir(root: &Path, name: &str, max_depth: usize) -> Option<PathBuf> {
+/// How deep below the root a unit is searched for (system.slice/x.service
+/// is level 2; user.slice/user-1000.slice/user@1000.service/app.slice/x is 5).
+const SEARCH_DEPTH: usize = 6;
+
+/// Finds each of `names` below `root` in one breadth-first walk, at most
+/// `max_depth` levels deep: the shallowest match wins (the first in
+/// directory order within a level). One walk serves every unit still
+/// missing, where a walk per unit cost 1,000 tree walks a second with 1,000
+/// stopped units configured.
+fn find_dirs(root: &Path, names: &[&str], max_depth: usize) -> BTreeMap<String, PathBuf> {
+    let mut found = BTreeMap::new();
     let mut level = vec![root.to_path_buf()];
     for _ in 0..max_depth {
         let mut next = Vec::new();
@@ -74,46 +83,64 @@ fn find_dir(root: &Path, name: &str, max_depth: usize) -> Option<PathBuf> {
                 if !entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                     continue;
                 }
-                if entry.file_name() == name {
-                    return Some(entry.path());
+                let name = entry.file_name();
+                if let Some(name) = name.to_str().filter(|n| names.contains(n)) {
+                    found.entry(name.to_string()).or_insert_with(|| entry.path());
                 }
                 next.push(entry.path());
             }
         }
-        if next.is_empty() {
+        if next.is_empty() || found.len() == names.len() {
             break;
         }
         level = next;
     }
-    None
+    found
 }
 
-/// The cgroup directory of a target, if it exists now.
-pub fn locate(root: &Path, target: &Target) -> Option<PathBuf> {
+/// Where a target's cgroup is when its path follows from its name (a
+/// bare path, an explicit cgroup, a slice, a service in system.slice); a
+/// service or scope elsewhere is searched for.
+fn direct_path(root: &Path, target: &Target) -> Option<PathBuf> {
     let relative = match &target.selector {
-        Selector::Cgroup { path } => Some(path.clone()),
-        Selector::Unit { cgroup: Some(path), .. } => Some(path.clone()),
-        Selector::Unit { name, cgroup: None } if name.ends_with(".slice") => slice_path(name),
-        Selector::Unit { name, cgroup: None } => {
-            let direct = root.join("system.slice").join(name);
-            return if direct.is_dir() { Some(direct) } else { find_dir(root, name, 6) };
-        }
-    }?;
-    let dir = root.join(relative.trim_start_matches('/'));
-    dir.is_dir().then_some(dir)
+        Selector::Cgroup { path } => path.clone(),
+        Selector::Unit { cgroup: Some(path), .. } => path.clone(),
+        Selector::Unit { name, cgroup: None } if name.ends_with(".slice") => slice_path(name)?,
+        Selector::Unit { name, cgroup: None } => return Some(root.join("system.slice").join(name)),
+    };
+    Some(root.join(relative.trim_start_matches('/')))
+}
+
+/// The directory's cgroup id when it is a directory: one `statx` per
+/// target per scan (is_dir and then metadata made it two).
+fn cgroup_dir(dir: PathBuf) -> Option<Resolved> {
+    let meta = fs::metadata(&dir).ok()?;
+    meta.is_dir().then(|| Resolved { cgroup_id: meta.ino(), dir })
 }
 
 /// Resolves every target; the map holds those found, keyed by target key.
 pub fn resolve_all(root: &Path, config: &Config) -> BTreeMap<String, Resolved> {
-    config
-        .targets
-        .iter()
-        .filter_map(|t| {
-            let dir = locate(root, t)?;
-            let cgroup_id = fs::metadata(&dir).ok()?.ino();
-            Some((t.key.clone(), Resolved { dir, cgroup_id }))
-        })
-        .collect()
+    let mut out = BTreeMap::new();
+    let mut search: Vec<(&str, &str)> = Vec::new();
+    for t in &config.targets {
+        if let Some(r) = direct_path(root, t).and_then(cgroup_dir) {
+            out.insert(t.key.clone(), r);
+        } else if let Selector::Unit { name, cgroup: None } = &t.selector {
+            if !name.ends_with(".slice") {
+                search.push((t.key.as_str(), name.as_str()));
+            }
+        }
+    }
+    if !search.is_empty() {
+        let names: Vec<&str> = search.iter().map(|(_, n)| *n).collect();
+        let dirs = find_dirs(root, &names, SEARCH_DEPTH);
+        for (key, name) in search {
+            if let Some(r) = dirs.get(name).cloned().and_then(cgroup_dir) {
+                out.insert(key.to_string(), r);
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -167,6 +194,30 @@ mod tests {
             resolved["api.service"].cgroup_id,
             fs::metadata(root.join("system.slice/api.service")).unwrap().ino()
         );
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn one_walk_finds_every_missing_unit_at_its_shallowest() {
+        let root = std::env::temp_dir().join(format!("scx-slo-resolver-walk-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        for d in ["a.slice/b.slice/deep.service", "z.slice/deep.service", "u.slice/v.slice/w.slice/x.slice/y.slice/z.slice/tooDeep.scope"] {
+            fs::create_dir_all(root.join(d)).unwrap();
+        }
+        // A file of a unit's name is not its cgroup.
+        fs::write(root.join("z.slice/file.service"), "").unwrap();
+        let config = scx_slo_model::load_str(
+            r#"{"version":1,"targets":{
+                "deep.service":{"class":"batch"},
+                "tooDeep.scope":{"class":"batch"},
+                "file.service":{"class":"batch"}}}"#,
+            None,
+        )
+        .unwrap();
+        let resolved = resolve_all(&root, &config);
+        assert_eq!(resolved["deep.service"].dir, root.join("z.slice/deep.service"));
+        assert!(!resolved.contains_key("tooDeep.scope"), "level 7 is below the search depth");
+        assert!(!resolved.contains_key("file.service"));
         fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -385,7 +385,9 @@ impl Engine {
 
     fn write_status(&mut self, sched: Option<&dyn Backend>, final_write: bool) {
         self.last_status = Some(Instant::now());
-        if let Err(e) = self.host.write_status(&self.status(sched, final_write)) {
+        // The final file reads the maps itself (the last scan may predate the
+        // session's last second); the periodic one reuses the last scan's.
+        if let Err(e) = self.host.write_status(&self.status(sched, final_write, final_write)) {
             warn!(error = %e, "writing the status file");
         }
     }

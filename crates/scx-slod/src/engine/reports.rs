@@ -24,11 +24,21 @@ impl Engine {
     }
 
     /// The status document; `final_write` is the file written at a stop.
-    pub(super) fn status(&self, sched: Option<&dyn Backend>, final_write: bool) -> Status {
-        let targets = self.generation.config.targets.iter().map(|t| {
+    /// `live`: each target's statistics are read from the maps now; else
+    /// they are the last telemetry scan's (at most a telemetry period old)
+    /// where that scan was of this config generation.
+    pub(super) fn status(&self, sched: Option<&dyn Backend>, final_write: bool, live: bool) -> Status {
+        let scanned = (!live).then(|| self.telemetry.lock_latest()).filter(|s| s.generation == self.generation.number);
+        let targets = self.generation.config.targets.iter().enumerate().map(|(i, t)| {
             let slot = self.slots.get(&t.key);
-            let live = self.resolved.get(&t.key).and(sched).zip(slot).and_then(|(s, slot)| s.target_stats(slot).ok());
-            let stats = self.carried.total(&t.key, live);
+            let last_scan = scanned.as_ref().and_then(|s| s.units.get(i)).filter(|u| u.unit == t.key);
+            let stats = match last_scan {
+                Some(u) => u.stats.clone(),
+                None => {
+                    let live = self.resolved.get(&t.key).and(sched).zip(slot).and_then(|(s, slot)| s.target_stats(slot).ok());
+                    self.carried.total(&t.key, live)
+                }
+            };
             let q = |q| stats.as_ref().and_then(|s| scx_slo_bpf::maps::quantile_upper_ns(&s.rq_delay_hist, q));
             let (cgroup, cgroup_id) = self.cgroup_of(&t.key);
             TargetStatus {
@@ -119,7 +129,7 @@ impl Engine {
     }
 
     pub(super) fn status_json(&self, sched: Option<&dyn Backend>) -> Reply {
-        to_json(&self.status(sched, false))
+        to_json(&self.status(sched, false, true))
     }
 
     pub(super) fn list_json(&self) -> Reply {

@@ -117,7 +117,7 @@ impl Backend for Recording {
     fn target_stats(&self, index: u32) -> scx_slo_bpf::Result<TargetStats> {
         scx_slo_bpf::ensure!(self.applied.iter().any(|t| t.index == index), "no target at {index}");
         let mut stats = self.stats.get(&index).cloned().unwrap_or_default();
-        stats.counters.insert("wakeups".to_string(), 7);
+        stats.counters.insert("wakeups".into(), 7);
         Ok(stats)
     }
     fn global_stats(&self) -> scx_slo_bpf::Result<Vec<(&'static str, u64)>> {

@@ -36,3 +36,34 @@ fn refusals_replays_conflicts_and_overrides_reach_the_metrics() {
     e.telemetry_scan(Some(&mut b));
     assert_eq!(e.telemetry.latest().global.get("enqueues"), Some(&6));
 }
+
+/// The periodic status file takes each target's statistics from the last
+/// telemetry scan (one map read per target per period, not two); a D-Bus
+/// Status and the final file read the maps now; a reload's new generation
+/// is not shown the old generation's scan.
+#[test]
+fn the_periodic_status_file_reuses_the_last_scan_and_the_final_one_reads_live() {
+    let host = MemoryHost::new(EXAMPLE);
+    let (mut e, _h) = engine(&host);
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    let slot = e.slots.get("api.service").expect("api.service has a slot");
+    let jobs = |n: u64| TargetStats { counters: [("jobs".into(), n)].into(), ..Default::default() };
+    b.stats.insert(slot, jobs(1));
+    e.telemetry_scan(Some(&mut b));
+    b.stats.insert(slot, jobs(5));
+    let api_jobs = |s: &Status| s.targets.iter().find(|t| t.key == "api.service").and_then(|t| t.stats.as_ref()).map(|s| s.get("jobs"));
+    let last_file = |host: &MemoryHost| host.statuses.lock().unwrap().last().cloned().expect("a status file");
+
+    e.write_status(Some(&b), false);
+    assert_eq!(api_jobs(&last_file(&host)), Some(1), "the periodic file shows the last scan");
+    assert_eq!(api_jobs(&status(&mut e, Some(&mut b))), Some(5), "a Status call reads the maps");
+    e.write_status(Some(&b), true);
+    assert_eq!(api_jobs(&last_file(&host)), Some(5), "the final file reads the maps");
+
+    e.telemetry_scan(Some(&mut b));
+    b.stats.insert(slot, jobs(9));
+    ok(call(&mut e, Some(&mut b), reload(&host)));
+    e.write_status(Some(&b), false);
+    assert_eq!(api_jobs(&last_file(&host)), Some(9), "a new generation is not shown the last generation's scan");
+}
