@@ -50,16 +50,19 @@ pub(crate) fn footprint(env: &Env, idle: Duration, small_config: &Value) -> Resu
     let t = Instant::now();
     std::thread::sleep(idle);
     let after = cpu_ticks(pid);
+    // The window ends at the second reading, not after the shutdown below
+    // (dividing by the shutdown's time too understated the share).
+    let idle_for = t.elapsed();
     let rss = proc_status_kb("VmRSS", pid);
     d.signal(libc::SIGTERM);
     d.wait_exit(Duration::from_secs(20));
-    let idle_cpu = cpu_share(before, after, t.elapsed());
+    let idle_cpu = cpu_share(before, after, idle_for);
     Ok(json!({
         "apply_1000_targets_us": apply_us,
         "rss_kb_1000_targets": rss_1000,
         "cpu_share_1000_targets": cpu_1000,
         "rss_kb": rss,
         "idle_cpu_share": idle_cpu,
-        "idle_seconds": t.elapsed().as_secs_f64(),
+        "idle_seconds": idle_for.as_secs_f64(),
     }))
 }
