@@ -30,19 +30,31 @@ pub struct LoadParams {
 
 pub use scx_slo_api::host::ExitInfo;
 
+/// The kernel's `enum scx_exit_kind` values, their names, and whether the
+/// kernel ejected the scheduler (rather than the daemon unloading it). The
+/// one list of them: the exit report and the daemon's exit counters (each
+/// ejection kind exported from 0) both read it.
+const EXIT_KINDS: [(i32, &str, bool); 9] = [
+    (0, "none", false),
+    (1, "done", false),
+    (64, "unreg", false),
+    (65, "unreg_bpf", true),
+    (66, "unreg_kern", true),
+    (67, "sysrq", true),
+    (1024, "error", true),
+    (1025, "error_bpf", true),
+    (1026, "error_stall", true),
+];
+
+/// The name of an exit kind the kernel reports; "unknown" for any other.
 fn exit_kind_name(kind: i32) -> &'static str {
-    match kind {
-        0 => "none",
-        1 => "done",
-        64 => "unreg",
-        65 => "unreg_bpf",
-        66 => "unreg_kern",
-        67 => "sysrq",
-        1024 => "error",
-        1025 => "error_bpf",
-        1026 => "error_stall",
-        _ => "unknown",
-    }
+    EXIT_KINDS.iter().find(|(k, _, _)| *k == kind).map_or("unknown", |(_, name, _)| name)
+}
+
+/// The exit kinds that mean the kernel ejected the scheduler, and
+/// "unknown" (a kind this list does not know is counted as one).
+pub fn ejection_kinds() -> impl Iterator<Item = &'static str> {
+    EXIT_KINDS.iter().filter(|(_, _, ejected)| *ejected).map(|(_, name, _)| *name).chain(["unknown"])
 }
 
 fn c_string(bytes: &[std::os::raw::c_char]) -> String {
@@ -253,5 +265,17 @@ mod scx_loader {
 
     pub(super) fn attach(skel: &mut BpfSkel<'_>) -> anyhow::Result<libbpf_rs::Link> {
         scx_ops_attach!(skel, slo_ops)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_kinds_are_named_once_and_only_the_kernels_are_ejections() {
+        assert_eq!((exit_kind_name(1026), exit_kind_name(64), exit_kind_name(5)), ("error_stall", "unreg", "unknown"));
+        let ejections: Vec<&str> = ejection_kinds().collect();
+        assert_eq!(ejections, ["unreg_bpf", "unreg_kern", "sysrq", "error", "error_bpf", "error_stall", "unknown"]);
     }
 }

@@ -17,6 +17,13 @@ use crate::backend::Backend;
 use crate::resolver::Resolved;
 use crate::slots::Slots;
 
+/// Whole-scheduler values that are gauges of the running session, not
+/// counters: the longest wait and its tid (scx_slo), the probes' sampling
+/// divisor (observe). Summed over sessions they were nonsense (two
+/// sessions' tids added up); they stay the live session's, absent between
+/// sessions.
+const GLOBAL_GAUGES: [&str; 3] = ["max_wait_ns", "max_wait_pid", "sample_every"];
+
 /// Each target's statistics from the sessions that ended.
 #[derive(Clone, Debug, Default)]
 pub struct Carried {
@@ -35,14 +42,15 @@ impl Carried {
                 self.by_key.entry(t.key.clone()).or_default().add(&stats);
             }
         }
-        for (name, v) in sched.global_stats().unwrap_or_default() {
+        for (name, v) in sched.global_stats().unwrap_or_default().into_iter().filter(|(name, _)| !GLOBAL_GAUGES.contains(name)) {
             let sum = self.global.entry(name).or_default();
             *sum = sum.wrapping_add(v);
         }
     }
 
     /// The whole-scheduler counters for the daemon's lifetime: the ended
-    /// sessions' plus `live` (the running session's, empty between sessions).
+    /// sessions' plus `live` (the running session's, empty between
+    /// sessions); the gauges are `live`'s alone.
     pub fn global_total(&self, live: &[(&'static str, u64)]) -> BTreeMap<&'static str, u64> {
         let mut sum = self.global.clone();
         for (name, v) in live {
@@ -107,5 +115,53 @@ mod tests {
         let total = c.global_total(&[("events_dropped", 3), ("credit_lent_ns", 7)]);
         assert_eq!((total.get("events_dropped"), total.get("credit_lent_ns")), (Some(&43), Some(&7)));
         assert_eq!(c.global_total(&[]).get("events_dropped"), Some(&40), "between sessions");
+    }
+
+    /// A backend whose whole-scheduler values are fixed.
+    struct Globals(Vec<(&'static str, u64)>);
+
+    impl Backend for Globals {
+        fn attach(&mut self) -> scx_slo_bpf::Result<()> {
+            Ok(())
+        }
+        fn apply(&mut self, _: &[scx_slo_bpf::MapTarget]) -> scx_slo_bpf::Result<()> {
+            Ok(())
+        }
+        fn detach(&mut self) {}
+        fn exit_info(&self) -> Option<scx_slo_api::ExitInfo> {
+            None
+        }
+        fn target_stats(&self, _: u32) -> scx_slo_bpf::Result<TargetStats> {
+            Ok(TargetStats::default())
+        }
+        fn global_stats(&self) -> scx_slo_bpf::Result<Vec<(&'static str, u64)>> {
+            Ok(self.0.clone())
+        }
+        fn events_map(&self) -> Option<scx_slo_bpf::events::EventsMap> {
+            None
+        }
+        fn target_capacity(&self) -> u32 {
+            1
+        }
+    }
+
+    #[test]
+    fn gauges_are_the_live_sessions_and_never_summed() {
+        let config = scx_slo_model::load_str(r#"{"version":1,"targets":{"batch.slice":{"class":"batch"}}}"#, None).unwrap();
+        let (slots, resolved) = (Slots::default(), BTreeMap::new());
+        let mut c = Carried::default();
+        for tid in [4242, 777] {
+            let ended = Globals(vec![("enqueues", 10), ("max_wait_ns", 5_000_000), ("max_wait_pid", tid), ("sample_every", 4)]);
+            c.session_ended(&config, &slots, &resolved, &ended);
+        }
+        let between = c.global_total(&[]);
+        assert_eq!(between.get("enqueues"), Some(&20), "counters add up over sessions");
+        assert!(GLOBAL_GAUGES.iter().all(|g| !between.contains_key(g)), "no gauge between sessions: {between:?}");
+        let live = c.global_total(&[("enqueues", 1), ("max_wait_ns", 900), ("max_wait_pid", 31), ("sample_every", 1)]);
+        assert_eq!(
+            (live.get("enqueues"), live.get("max_wait_ns"), live.get("max_wait_pid"), live.get("sample_every")),
+            (Some(&21), Some(&900), Some(&31), Some(&1)),
+            "the gauges are the live session's"
+        );
     }
 }

@@ -61,11 +61,6 @@ pub struct ScanInput<'a> {
     pub canary: Option<scx_slo_api::documents::CanaryReport>,
 }
 
-/// The exit kinds that mean the kernel ejected the scheduler. Each is
-/// exported from the start at 0, so an alert on `increase()` sees the first
-/// ejection (a counter that first appears at 1 shows no increase).
-pub const EJECTION_KINDS: [&str; 7] = ["error", "error_bpf", "error_stall", "sysrq", "unreg_bpf", "unreg_kern", "unknown"];
-
 /// The per-scan state.
 pub struct Telemetry {
     snapshot: SharedSnapshot,
@@ -102,7 +97,10 @@ impl Telemetry {
             last_cpu: None,
             steal_ratio: 0.0,
             usage_prev: BTreeMap::new(),
-            exits: EJECTION_KINDS.iter().map(|k| (k.to_string(), 0)).collect(),
+            // Each ejection kind is exported from the start at 0, so an alert
+            // on `increase()` sees the first ejection (a counter that first
+            // appears at 1 shows no increase).
+            exits: scx_slo_bpf::scheduler::ejection_kinds().map(|k| (k.to_string(), 0)).collect(),
             advisory_bus,
             advisory_conn: None,
             advisory_last: None,
