@@ -73,6 +73,7 @@ const SEARCH_DEPTH: usize = 6;
 /// missing, where a walk per unit cost 1,000 tree walks a second with 1,000
 /// stopped units configured.
 fn find_dirs(root: &Path, names: &[&str], max_depth: usize) -> BTreeMap<String, PathBuf> {
+    let names: std::collections::BTreeSet<&str> = names.iter().copied().collect();
     let mut found = BTreeMap::new();
     let mut level = vec![root.to_path_buf()];
     for _ in 0..max_depth {
