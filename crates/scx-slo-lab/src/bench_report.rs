@@ -317,7 +317,7 @@ pub fn targets(report: &Value) -> Vec<String> {
             f(&r["deadline_miss_ratio"]) * 100.0
         ));
     }
-    for cb in ["enqueue", "dispatch", "running", "stopping"] {
+    for cb in ["select_cpu", "enqueue", "dispatch", "running", "stopping"] {
         let ns = |s: &str| f(&find(sc, s)["bpf"][cb]["ns_per_call"]);
         let best = peers.iter().map(|p| ns(p)).filter(|x| !x.is_nan() && *x > 0.0).fold(f64::INFINITY, f64::min);
         let mine = ns("scx_slo-all");

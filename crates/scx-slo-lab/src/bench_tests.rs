@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! The bench's selection of schedulers and scenarios (bench.rs).
+//! The bench's selection of schedulers and scenarios (bench.rs), and its
+//! target lines (bench_report.rs).
 
 use super::*;
 
@@ -31,4 +32,30 @@ fn unknown_names_are_refused_by_name() {
     assert!(format!("{e:#}").contains("\"scx_rusty\"") && format!("{e:#}").contains("scx_flash"), "{e:#}");
     let e = Selection::parse("", "oversub-3x", false).expect_err("unknown scenario");
     assert!(format!("{e:#}").contains("\"oversub-3x\"") && format!("{e:#}").contains("oversub-2x"), "{e:#}");
+}
+
+/// Every callback of issue 18's cost target gets its line, select_cpu
+/// included, against the cheapest peer that ran.
+#[test]
+fn each_callback_is_compared_with_the_cheapest_peer() {
+    let cost = |ns: [f64; 5]| {
+        let names = ["select_cpu", "enqueue", "dispatch", "running", "stopping"];
+        serde_json::Value::Object(names.iter().zip(ns).map(|(n, v)| (n.to_string(), serde_json::json!({ "ns_per_call": v }))).collect())
+    };
+    let report = serde_json::json!({ "facts": { "results": [
+        { "scenario": "oversub-2x", "scheduler": "scx_slo-all", "bpf": cost([29_000.0, 12_000.0, 44_000.0, 4_000.0, 5_000.0]) },
+        { "scenario": "oversub-2x", "scheduler": "scx_flash", "bpf": cost([12_000.0, 15_000.0, 63_000.0, 3_000.0, 6_000.0]) },
+        { "scenario": "oversub-2x", "scheduler": "scx_bpfland", "bpf": cost([20_000.0, 30_000.0, 48_000.0, 4_200.0, 8_000.0]) },
+    ] } });
+    let lines: Vec<String> = crate::bench_report::targets(&report).into_iter().filter(|l| l.starts_with("BPF ")).collect();
+    assert_eq!(
+        lines,
+        [
+            "BPF select_cpu: scx_slo 29000 ns/call vs best peer 12000 (target ≤ peers: missed)",
+            "BPF enqueue: scx_slo 12000 ns/call vs best peer 15000 (target ≤ peers: met)",
+            "BPF dispatch: scx_slo 44000 ns/call vs best peer 48000 (target ≤ peers: met)",
+            "BPF running: scx_slo 4000 ns/call vs best peer 3000 (target ≤ peers: missed)",
+            "BPF stopping: scx_slo 5000 ns/call vs best peer 6000 (target ≤ peers: met)",
+        ]
+    );
 }
