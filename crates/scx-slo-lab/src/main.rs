@@ -368,7 +368,14 @@ fn main() -> Result<()> {
         }
         Cmd::MapMemory { cpus, targets } => {
             let list = |s: &str, what: &str| -> Result<Vec<u64>> {
-                s.split(',').map(|v| v.trim().parse::<u64>().with_context(|| format!("--{what}: {v:?} is not a count"))).collect()
+                s.split(',')
+                    .map(|v| {
+                        // A long argument is named by its start, not echoed whole.
+                        let shown: String = v.chars().take(40).collect();
+                        let cut = if shown.len() < v.len() { " (cut to 40 characters)" } else { "" };
+                        v.trim().parse::<u64>().with_context(|| format!("--{what}: {shown:?}{cut} is not a count"))
+                    })
+                    .collect()
             };
             let (cpus, targets) = (list(&cpus, "cpus")?, list(&targets, "targets")?);
             let max_cpus = u64::from(scx_slo_bpf::intf::slo_consts_SLO_MAX_CPUS);
