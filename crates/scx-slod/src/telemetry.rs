@@ -115,7 +115,7 @@ impl Telemetry {
 
     /// The latest published snapshot (what the next scrape shows).
     pub fn latest(&self) -> MetricsSnapshot {
-        self.snapshot.lock().map(|s| s.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.lock_latest().clone()
     }
 
     /// The last scan's snapshot, held: the periodic status file takes each

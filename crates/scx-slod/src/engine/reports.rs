@@ -53,6 +53,9 @@ impl Engine {
             }
         })
         .collect();
+        // The telemetry thread waits on this lock to publish its next scan:
+        // held only while the targets are copied, not for the whole document.
+        drop(scanned);
         let state = self.supervisor.state();
         let caps = self.supervisor.capabilities();
         let (open, recent_failures) = self.supervisor.breaker();
