@@ -213,7 +213,7 @@ pub fn markdown(report: &Value, date: &str) -> String {
         f(&fp["cpu_share_1000_targets"]) * 100.0
     );
     let _ = writeln!(out, "- All under TCG: CPU shares are inflated roughly as much as times.");
-    let _ = writeln!(out, "\n## Targets (issue 7)\n");
+    let _ = writeln!(out, "\n## Targets (issues 7 and 18)\n");
     for line in targets(report) {
         let _ = writeln!(out, "- {line}");
     }
@@ -251,6 +251,30 @@ fn round_range(r: &Value) -> Option<(f64, f64)> {
     let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     (lo.is_finite() && hi.is_finite()).then_some((lo, hi))
+}
+
+/// The scenarios with work next to the latency unit (all but `idle`).
+const LOADED: [&str; 7] = ["oversub-1x", "oversub-2x", "oversub-4x", "noisy-neighbour", "batch-throttled", "fork-exec", "many-latency-units"];
+
+/// Issue 18's body target for scheduler `s`: queue p50 ≤ 1.05× EEVDF's
+/// and Mann-Whitney not significantly higher, in every loaded scenario.
+fn body_line(s: &str, results: &[Value]) -> String {
+    let mut met = 0;
+    let mut cells = Vec::new();
+    for sc in LOADED {
+        let Some(r) = results.iter().find(|r| r["scenario"] == sc && r["scheduler"] == s) else { continue };
+        let cmp = &r["vs_eevdf_queue"];
+        let ratio = f(&cmp["p50_ratio"]);
+        let body = verdicts(cmp).1;
+        let ok = ratio <= 1.05 && body != "higher";
+        met += usize::from(ok);
+        cells.push(format!("{sc} {ratio:.2}× body {}", if body == "no significant difference" { "n.s." } else { body }));
+    }
+    format!(
+        "{s}: queue p50 vs EEVDF in the loaded scenarios (target ≤ 1.05× and body not higher): met in {met} of {}; {}",
+        cells.len(),
+        cells.join(", ")
+    )
 }
 
 /// The issue's targets against the numbers.
@@ -293,14 +317,16 @@ pub fn targets(report: &Value) -> Vec<String> {
         if let (Some((lo, hi)), Some((e_lo, e_hi))) = (round_range(&r), round_range(&find(sc, "eevdf"))) {
             lines.push(format!(
                 "{s}, {sc}: queue p99 per round {}–{} vs EEVDF {}–{} (EEVDF's rounds are bimodal, see above: the pooled ratio \
-                 depends on how many of its rounds waited a whole slice; against EEVDF's best round: {:.2}×)",
+                 depends on how many of its rounds waited a whole slice; its worst round against EEVDF's best: {:.2}×, target ≤ 0.5×: {})",
                 us(&Value::from(lo)),
                 us(&Value::from(hi)),
                 us(&Value::from(e_lo)),
                 us(&Value::from(e_hi)),
-                hi / e_lo
+                hi / e_lo,
+                if hi / e_lo <= 0.5 { "met" } else { "missed" }
             ));
         }
+        lines.push(body_line(s, &results));
         lines.push(format!(
             "{s}, {sc}: request latency (response) p99 {} = {:.2}× EEVDF; {} (no target; reported)",
             us(&r["response_us"]["p99"]),
@@ -357,7 +383,7 @@ mod tests {
         let lines = targets(&report);
         let line = lines.iter().find(|l| l.contains("per round")).expect("a per-round line");
         assert!(line.starts_with("scx_slo-all, oversub-2x: queue p99 per round 260 µs–300 µs vs EEVDF 250 µs–3.00 ms"), "{line}");
-        assert!(line.ends_with("against EEVDF's best round: 1.20×)"), "{line}");
+        assert!(line.ends_with("its worst round against EEVDF's best: 1.20×, target ≤ 0.5×: missed)"), "{line}");
     }
 
     #[test]
@@ -375,6 +401,25 @@ mod tests {
         // Its p99 and batch lines are there as for the other variants.
         assert!(lines.iter().any(|l| l.starts_with("scx_slo-1000, oversub-2x: queue p99 310 µs")), "{lines:#?}");
         assert!(lines.iter().any(|l| l.starts_with("scx_slo-1000, oversub-2x: batch work 1.00× EEVDF")), "{lines:#?}");
+    }
+
+    #[test]
+    fn the_body_line_counts_scenarios_whose_median_is_within_five_percent_and_not_significantly_higher() {
+        let c = |sc: &str, p50_ratio: f64, p: f64, delta: f64| {
+            json!({ "scenario": sc, "scheduler": "scx_slo-all", "vs_eevdf_queue": {
+                "p50_ratio": p50_ratio, "mann_whitney": { "p": p }, "cliffs_delta": delta } })
+        };
+        let results = [
+            c("oversub-1x", 1.04, 0.5, 0.01),  // within 5 %, n.s.: met
+            c("oversub-2x", 1.04, 1e-9, 0.2),  // within 5 % but significantly higher: missed
+            c("oversub-4x", 0.90, 1e-9, -0.2), // lower: met
+            c("fork-exec", 1.20, 0.5, 0.01),   // over 5 %: missed
+            c("idle", 0.5, 0.5, 0.0),          // not a loaded scenario
+        ];
+        let line = body_line("scx_slo-all", &results);
+        assert!(line.contains("met in 2 of 4;"), "{line}");
+        assert!(line.contains("oversub-2x 1.04× body higher") && line.contains("oversub-4x 0.90× body lower"), "{line}");
+        assert!(!line.contains("idle"), "{line}");
     }
 
     #[test]

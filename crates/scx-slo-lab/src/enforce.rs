@@ -149,11 +149,13 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
     let (max_wait_ns, tid) = (global.max_wait_ns, global.max_wait_tid);
     let (max_wait, slice_max) = (scx_slo_model::defaults::MAX_WAIT, scx_slo_model::defaults::SLICE_MAX);
     let bound_ms = crate::hunt::wait_bound_ns(max_wait.as_ns() / 1_000, slice_max.as_ns() / 1_000, partial) as f64 / 1e6;
+    // Which task waited: a kthread, the harness, a hog (it may have exited).
+    let who = std::fs::read_to_string(format!("/proc/{tid}/comm")).map_or_else(|_| "exited".into(), |c| c.trim().to_string());
     report.check(
         format!("{switch}: no ejection and no task waits past the bound ({bound_ms:.0} ms)"),
         attachment.attached && max_wait_ns > 0 && max_wait_ns as f64 / 1e6 <= bound_ms,
         format!(
-            "attached={} ejections={:?}; longest wait {:.2} ms (tid {tid})",
+            "attached={} ejections={:?}; longest wait {:.2} ms (tid {tid}: {who})",
             attachment.attached,
             attachment.ejections,
             max_wait_ns as f64 / 1e6
