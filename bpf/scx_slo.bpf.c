@@ -651,21 +651,17 @@ s32 BPF_STRUCT_OPS(slo_select_cpu, struct task_struct *p, s32 prev_cpu,
 		return victim;
 	}
 	/*
-	 * Partial mode: an idle CPU may be taken by a fair-class task before
-	 * it picks up what we put in its local DSQ, and the kernel calls
-	 * ops.cpu_release only when a higher class takes a CPU from *scx*,
-	 * not from idle. Nothing would re-queue the task: it would wait in
-	 * that local DSQ for as long as the fair task runs. So in partial
-	 * mode the task goes through ops.enqueue to the node's shared queues,
-	 * which every CPU running scx work serves; the wakeup still lands on
-	 * @cpu, which reschedules and takes it from there. This closes one
-	 * way to strand a task next to busy fair work, not every one (the
-	 * kernel's balance can still move a task to a local DSQ a fair task
-	 * then outranks): see docs/scheduler.md, "Partial mode next to busy
-	 * fair-class work".
+	 * An idle CPU: the task goes straight into its local DSQ, in both
+	 * modes. In partial mode a fair-class task can take that CPU before
+	 * it picks the task up, and ops.cpu_release runs only when a higher
+	 * class takes a CPU from scx, not from idle, so the task then waits
+	 * as long as the fair task runs. Sending partial mode's wakeups
+	 * through ops.enqueue instead (2026-12-01 to 12-03) cost far more
+	 * than it saved: on an idle host the queue p50 went from 179 to
+	 * 527 us and the p99 from 0.6 to 15.5 ms (EEVDF 156-163 us), and
+	 * the next-to-a-fair-hog starvation it was meant to cure stayed:
+	 * docs/scheduler.md, "Partial mode next to busy fair-class work".
 	 */
-	if (switch_partial)
-		return cpu;
 	slice = task_slice(tctx, target, cfg, now);
 	/*
 	 * An idle CPU's local DSQ can already hold a task (one the kernel
