@@ -311,7 +311,8 @@ pub fn targets(report: &Value) -> Vec<String> {
             rat,
             if rat <= 0.1 { "met" } else { "missed" },
             if best_peer.is_finite() { us(&Value::from(best_peer)) } else { "–".into() },
-            if p99 <= best_peer { "met" } else { "missed" },
+            // No peer in this run (a focused bench): no verdict to claim.
+            if !best_peer.is_finite() { "no peer in this run" } else if p99 <= best_peer { "met" } else { "missed" },
             tail_body(&r["vs_eevdf_queue"])
         ));
         if let (Some((lo, hi)), Some((e_lo, e_hi))) = (round_range(&r), round_range(&find(sc, "eevdf"))) {
@@ -398,6 +399,8 @@ mod tests {
         let lines = targets(&report);
         let line = lines.iter().find(|l| l.contains("with 1,000 targets")).expect("a scale line");
         assert!(line.contains("used 12.5% of one CPU and 18.0 MiB RSS") && line.contains("with 5: 1.0% and 11.0 MiB"), "{line}");
+        // No peer ran: the best-peer target is not claimed met.
+        assert!(lines.iter().any(|l| l.contains("best peer – (target ≤ best peer: no peer in this run)")), "{lines:#?}");
         // Its p99 and batch lines are there as for the other variants.
         assert!(lines.iter().any(|l| l.starts_with("scx_slo-1000, oversub-2x: queue p99 310 µs")), "{lines:#?}");
         assert!(lines.iter().any(|l| l.starts_with("scx_slo-1000, oversub-2x: batch work 1.00× EEVDF")), "{lines:#?}");
