@@ -3,10 +3,14 @@
   description = "scx-slo: latency SLOs for systemd units, kept by a sched_ext scheduler";
 
   inputs = {
-    # A stable NixOS release with linuxPackages_6_12 (sched_ext, BTF).
-    nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.05";
+    # The current stable NixOS release, with linuxPackages_6_12 (sched_ext,
+    # BTF) and a rustc new enough for the workspace: nix/pinned-rustc.json
+    # records its version, and crates/scx-slo/tests/nix.rs fails when the
+    # workspace or Cargo.lock needs a newer one.
+    nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
     deploy-rs = {
       url = "github:serokell/deploy-rs";
+      # One nixpkgs for the hosts and deploy-rs (flake.lock: ["nixpkgs"]).
       inputs.nixpkgs.follows = "nixpkgs";
     };
   };
@@ -18,10 +22,17 @@
       deploy-rs,
     }:
     let
+      # The hosts are x86_64; the package, the module, the NixOS tests and
+      # the dev shell are defined for aarch64-linux too (sched_ext and
+      # libbpf run there). checks/nix/eval-flake.nix evaluates both offline.
       system = "x86_64-linux";
-      pkgs = nixpkgs.legacyPackages.${system};
+      systems = [
+        "x86_64-linux"
+        "aarch64-linux"
+      ];
+      forAllSystems = f: lib.genAttrs systems (s: f s nixpkgs.legacyPackages.${s});
       lib = nixpkgs.lib;
-      scx-slo = pkgs.callPackage ./nix/package.nix { };
+      pkgs = nixpkgs.legacyPackages.${system};
 
       host =
         path:
@@ -36,7 +47,14 @@
       # deploy-rs activation with the health gate (nix/deploy.nix).
       gatedActivation = import ./nix/deploy.nix {
         inherit (deploy-rs.lib.${system}) activate;
-        inherit scx-slo;
+        scx-slo = self.packages.${system}.scx-slo;
+      };
+      # deploy-rs's defaults, spelled out because the health gate relies on
+      # them: a failed activation (the gate) is undone by autoRollback, a
+      # lost connection after a successful one by magicRollback.
+      rollback = {
+        autoRollback = true;
+        magicRollback = true;
       };
     in
     {
@@ -44,12 +62,18 @@
         scx-slo = final.callPackage ./nix/package.nix { };
       };
 
-      packages.${system} = {
-        inherit scx-slo;
-        default = scx-slo;
-        # The kernel enforce mode is supported on: 6.12 with sched_ext and BTF.
-        kernel = pkgs.linuxPackages_6_12.kernel;
-      };
+      packages = forAllSystems (
+        _: pkgs:
+        let
+          scx-slo = pkgs.callPackage ./nix/package.nix { };
+        in
+        {
+          inherit scx-slo;
+          default = scx-slo;
+          # The kernel enforce mode is supported on: 6.12 with sched_ext and BTF.
+          kernel = pkgs.linuxPackages_6_12.kernel;
+        }
+      );
 
       nixosModules.default = import ./modules/flake.nix self;
 
@@ -66,27 +90,39 @@
             user = "root";
             path = gatedActivation self.nixosConfigurations.canary;
           };
-        };
+        }
+        // rollback;
         fleet-1 = {
           hostname = "fleet-1.example.internal";
           profiles.system = {
             user = "root";
             path = gatedActivation self.nixosConfigurations.fleet-1;
           };
-        };
+        }
+        // rollback;
       };
 
-      checks.${system} =
+      checks = forAllSystems (
+        s: pkgs:
         let
           tests = import ./checks/nixos {
             inherit pkgs;
             module = self.nixosModules.default;
           };
+          # The bad-config host built for this system.
+          badHost = lib.nixosSystem {
+            system = s;
+            modules = [
+              self.nixosModules.default
+              ./checks/nixos/bad-config-host.nix
+            ];
+          };
         in
         tests
-        // deploy-rs.lib.${system}.deployChecks self.deploy
+        # The deploy nodes are x86_64 hosts.
+        // lib.optionalAttrs (s == system) (deploy-rs.lib.${s}.deployChecks self.deploy)
         // {
-          package = scx-slo;
+          package = self.packages.${s}.scx-slo;
           # A bad option set must fail the build with the checker's message.
           bad-config =
             let
@@ -95,8 +131,7 @@
               expectedLines = builtins.filter (line: line != "" && !lib.hasPrefix "#" line) (
                 lib.splitString "\n" (builtins.readFile ./checks/nixos/bad-config.expected)
               );
-              failed = pkgs.testers.testBuildFailure
-                (host ./checks/nixos/bad-config-host.nix).config.environment.etc."scx-slo/config.json".source;
+              failed = pkgs.testers.testBuildFailure badHost.config.environment.etc."scx-slo/config.json".source;
             in
             pkgs.runCommand "scx-slo-bad-config-fails" { } ''
               ${lib.concatMapStrings (line: ''
@@ -104,25 +139,31 @@
               '') expectedLines}
               touch $out
             '';
-        };
+        }
+      );
 
-      devShells.${system}.default = pkgs.mkShell {
-        inputsFrom = [ scx-slo ];
-        packages = [
-          pkgs.cargo
-          pkgs.rustc
-          pkgs.clippy
-          pkgs.rustfmt
-          pkgs.bpftools
-          pkgs.qemu
-          pkgs.busybox
-          pkgs.cpio
-          pkgs.nixfmt-rfc-style
-          deploy-rs.packages.${system}.default
-        ];
-        env.BPF_CLANG = lib.getExe pkgs.llvmPackages_19.clang-unwrapped;
-      };
+      devShells = forAllSystems (
+        s: pkgs: {
+          default = pkgs.mkShell {
+            inputsFrom = [ self.packages.${s}.scx-slo ];
+            packages = [
+              pkgs.cargo
+              pkgs.rustc
+              pkgs.clippy
+              pkgs.rustfmt
+              pkgs.bpftools
+              pkgs.qemu
+              pkgs.busybox
+              pkgs.cpio
+              pkgs.nixfmt
+              deploy-rs.packages.${s}.default
+            ];
+            env.BPF_CLANG = lib.getExe pkgs.llvmPackages_19.clang-unwrapped;
+          };
+        }
+      );
 
-      formatter.${system} = pkgs.nixfmt-rfc-style;
+      # nixfmt is the RFC 166 formatter (nixfmt-rfc-style is its old name).
+      formatter = forAllSystems (_: pkgs: pkgs.nixfmt);
     };
 }

@@ -394,7 +394,7 @@ in
       type = lib.types.bool;
       default = enforcing;
       defaultText = lib.literalExpression ''config.services.scxSlo.mode == "enforce"'';
-      description = "Use the 6.12 kernel enforce mode is supported on (`linuxPackages_6_12`, sched_ext and BTF on) unless the configuration picks another.";
+      description = "Use the 6.12 kernel enforce mode is supported on (`linuxPackages_6_12`, sched_ext and BTF on) unless the configuration picks another. It is set below `lib.mkDefault`, so any other module's choice (a hardware profile's `mkDefault` included) wins; enforce mode then asserts that choice is 6.12 or newer.";
     };
   };
 
@@ -410,7 +410,7 @@ in
       }
       {
         assertion = !enforcing || lib.versionAtLeast kernelVersion "6.12";
-        message = "services.scxSlo.mode = \"enforce\" needs a sched_ext kernel (6.12 or newer; verified on 6.12.117 and 6.17.13), but boot.kernelPackages is ${kernelVersion}; set services.scxSlo.kernel.pinned = true or pick a newer kernel.";
+        message = "services.scxSlo.mode = \"enforce\" needs a sched_ext kernel (6.12 or newer; verified on 6.12.117 and 6.17.13), but boot.kernelPackages is ${kernelVersion}; set boot.kernelPackages to a newer kernel (pkgs.linuxPackages_6_12 or later), or leave it unset elsewhere and keep services.scxSlo.kernel.pinned = true (any other module's mkDefault outranks the pinned kernel).";
       }
     ];
 
@@ -421,7 +421,11 @@ in
       ) "services.scxSlo.targets.\"${name}\": no systemd.services.${unitStem name} in this configuration; fine if a package provides it, otherwise the target never resolves."
     ) (lib.attrNames cfg.targets);
 
-    boot.kernelPackages = lib.mkIf cfg.kernel.pinned (lib.mkDefault pkgs.linuxPackages_6_12);
+    # Below mkDefault (1000), above the option's own default (1500): a
+    # hardware profile or any other module that mkDefaults a kernel wins
+    # without a "defined multiple times" error, and the assertion above
+    # still refuses one without sched_ext in enforce mode.
+    boot.kernelPackages = lib.mkIf cfg.kernel.pinned (lib.mkOverride 1100 pkgs.linuxPackages_6_12);
 
     environment.etc."scx-slo/config.json".source = checkedConfig;
     environment.systemPackages = [ cfg.package ];
@@ -454,7 +458,13 @@ in
       reloadTriggers = [ checkedConfig ];
       restartTriggers = [ (builtins.toJSON loadTimeConfig) ];
       unitConfig.ConditionPathIsDirectory = lib.mkIf enforcing "/sys/kernel/sched_ext";
-      startLimitBurst = 5;
+      # Stops a crash loop (Restart=on-failure every 2 s) after 10 starts in
+      # 5 minutes, each of which loads and ejects the scheduler. Deliberate
+      # starts count too: every switch-to-configuration that restarts the
+      # daemon, a deploy and its rollback. 5 left no room for a day of
+      # rollouts and was hit by checks/nixos/reload.nix's 7 starts;
+      # crates/scx-slo/tests/nix.rs counts each test's starts against this.
+      startLimitBurst = 10;
       startLimitIntervalSec = 300;
       serviceConfig = {
         Type = "notify";

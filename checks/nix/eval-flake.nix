@@ -9,14 +9,34 @@
 # Nothing is built; the NixOS tests' nodes are evaluated by eval-module.nix.
 { lib }:
 let
-  standInPkgs = import ./pkgs-stand-in.nix { inherit lib; };
-  pkgs = standInPkgs // {
-    callPackage = path: _: standInPkgs.writeText "callPackage-${baseNameOf path}" (builtins.readFile path);
-    testers = {
-      runNixOSTest = test: standInPkgs.writeText "nixos-test-${test.name}" test.name;
-      testBuildFailure = drv: standInPkgs.writeText "build-failure" (toString drv);
+  systems = [
+    "x86_64-linux"
+    "aarch64-linux"
+  ];
+  pkgsFor =
+    system:
+    let
+      standInPkgs = import ./pkgs-stand-in.nix { inherit lib system; };
+    in
+    standInPkgs
+    // {
+      callPackage = path: _: standInPkgs.writeText "callPackage-${system}-${baseNameOf path}" (builtins.readFile path);
+      testers = {
+        runNixOSTest = test: standInPkgs.writeText "nixos-test-${test.name}" test.name;
+        testBuildFailure = drv: standInPkgs.writeText "build-failure" (toString drv);
+      };
+      mkShell = args: standInPkgs.writeText "shell" (builtins.toJSON (map toString args.packages));
+      cargo = standInPkgs.writeText "cargo" "";
+      rustc = standInPkgs.writeText "rustc" "";
+      clippy = standInPkgs.writeText "clippy" "";
+      rustfmt = standInPkgs.writeText "rustfmt" "";
+      bpftools = standInPkgs.writeText "bpftools" "";
+      qemu = standInPkgs.writeText "qemu" "";
+      busybox = standInPkgs.writeText "busybox" "";
+      cpio = standInPkgs.writeText "cpio" "";
+      nixfmt = standInPkgs.writeText "nixfmt" "" // { meta.mainProgram = "nixfmt"; };
+      llvmPackages_19.clang-unwrapped = standInPkgs.writeText "clang" "" // { meta.mainProgram = "clang"; };
     };
-  };
   nixpkgs = {
     lib = lib // {
       nixosSystem =
@@ -24,14 +44,17 @@ let
         lib.evalModules {
           modules = [
             (import ./nixos-stand-ins.nix { readOnlyPkgs = false; })
-            { _module.args.pkgs = pkgs; }
+            { _module.args.pkgs = pkgsFor system; }
           ]
           ++ modules;
         };
     };
-    legacyPackages.x86_64-linux = pkgs;
+    legacyPackages = lib.genAttrs systems pkgsFor;
   };
-  deploy-rs.lib.x86_64-linux = import ./deploy-rs-stand-in.nix;
+  deploy-rs = {
+    lib = lib.genAttrs systems (_: import ./deploy-rs-stand-in.nix);
+    packages = lib.genAttrs systems (s: { default = (pkgsFor s).writeText "deploy-rs" ""; });
+  };
   self = (import ../../flake.nix).outputs { inherit self nixpkgs deploy-rs; };
   failed = c: map (a: a.message) (builtins.filter (a: !a.assertion) c.config.assertions);
 in
@@ -45,7 +68,17 @@ in
     inherit (node) hostname;
     inherit (node.profiles.system) user;
     activation = node.profiles.system.path;
+    # deploy-rs's defaults are true; null here means "not set".
+    autoRollback = node.autoRollback or null;
+    magicRollback = node.magicRollback or null;
   }) self.deploy.nodes;
-  packages = builtins.attrNames self.packages.x86_64-linux;
-  checks = builtins.attrNames self.checks.x86_64-linux;
+  # Per system: the names, and the package each output resolves to (so an
+  # output that reaches for another system's package shows).
+  packages = lib.mapAttrs (_: builtins.attrNames) self.packages;
+  packagePaths = lib.mapAttrs (_: p: toString p.scx-slo) self.packages;
+  checks = lib.mapAttrs (_: builtins.attrNames) self.checks;
+  # deploy-rs's own checks are the stand-in's names, not derivations.
+  checkPaths = lib.mapAttrs (_: c: lib.mapAttrs (_: v: if v ? outPath then toString v else "deploy-rs") c) self.checks;
+  devShells = lib.mapAttrs (_: d: toString d.default) self.devShells;
+  formatter = lib.mapAttrs (_: toString) self.formatter;
 }

@@ -17,13 +17,16 @@
 let
   pkgs = import ./pkgs-stand-in.nix { inherit lib; };
   version = (lib.importTOML ../../Cargo.toml).workspace.package.version;
-  # The flake's `self`, as far as modules/flake.nix reads it.
-  self.packages.x86_64-linux.scx-slo = pkgs.writeText "scx-slo-${version}" "the scx-slo package";
+  # The flake's `self`, as far as modules/flake.nix reads it: a package per
+  # system the flake builds for.
+  self.packages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] (system: {
+    scx-slo = pkgs.writeText "scx-slo-${version}-${system}" "the scx-slo package";
+  });
   module = import ../../modules/flake.nix self;
   renderUnit = import ./systemd-unit.nix { inherit lib pkgs; };
 
-  evaluate =
-    readOnlyPkgs: modules:
+  evaluateWith =
+    pkgs: readOnlyPkgs: modules:
     lib.evalModules {
       modules = [
         (import ./nixos-stand-ins.nix { inherit readOnlyPkgs; })
@@ -31,6 +34,9 @@ let
       ]
       ++ modules;
     };
+  evaluate = evaluateWith pkgs;
+  # What another module (a nixos-hardware profile, say) does to the kernel.
+  kernelProfile = kernel: { boot.kernelPackages = lib.mkDefault pkgs.${kernel}; };
 
   summarize =
     evaluated:
@@ -97,5 +103,43 @@ in
     };
   nodes = lib.mapAttrs (
     _: test: lib.mapAttrs (_: node: summarize (evaluate true [ node ])) (import test { inherit module; }).nodes
+  ) (import ../nixos/tests.nix);
+
+  # The module next to others that choose a kernel, and on aarch64-linux.
+  compositions = {
+    # A profile's mkDefault kernel wins over the pinned one, with no
+    # "defined multiple times" error.
+    enforce-with-a-hardware-profile = summarize (evaluate false [
+      module
+      ../../hosts/test-vm
+      (kernelProfile "linuxPackages_latest")
+    ]);
+    # One without sched_ext: enforce mode's assertion names the option.
+    enforce-with-an-old-hardware-kernel = summarize (evaluate false [
+      module
+      ../../hosts/test-vm
+      (kernelProfile "linuxPackages_6_6")
+    ]);
+    aarch64-linux = summarize (
+      evaluateWith (import ./pkgs-stand-in.nix {
+        inherit lib;
+        system = "aarch64-linux";
+      }) false [ module ../../hosts/test-vm ]
+    );
+  };
+
+  # Each NixOS test's testScript as runNixOSTest gets it (a function is
+  # called with the evaluated nodes), with what the driver knows of its
+  # nodes, for the lint and the dry run (checks/nix/test-driver).
+  testScripts = lib.mapAttrs (
+    _: path:
+    let
+      test = import path { inherit module; };
+      nodes = lib.mapAttrs (_: node: (evaluate true [ node ]).config) test.nodes;
+    in
+    {
+      script = if lib.isFunction test.testScript then test.testScript { inherit nodes; } else test.testScript;
+      nodes = lib.mapAttrs (_: c: { toplevel = toString c.system.build.toplevel; }) nodes;
+    }
   ) (import ../nixos/tests.nix);
 }

@@ -9,7 +9,12 @@
 #
 # There is no `scx-slo` here on purpose: the module must get its package
 # from the flake (modules/flake.nix), not from an overlay on pkgs.
-{ lib }:
+# `system`: the platform it stands in for (stdenv.hostPlatform.system), so
+# the flake's aarch64-linux outputs evaluate too.
+{
+  lib,
+  system ? "x86_64-linux",
+}:
 let
   storePath =
     name: content:
@@ -39,9 +44,11 @@ in
     type = lib.types.attrsOf lib.types.anything;
     generate = name: value: drv name (builtins.toJSON value) { inherit value; };
   };
-  stdenv.hostPlatform.system = "x86_64-linux";
+  stdenv.hostPlatform.system = system;
   linuxPackages_6_6 = kernelPackages "6.6.60";
   linuxPackages_6_12 = kernelPackages "6.12.60";
+  # What hardware profiles (nixos-hardware) pick with mkDefault.
+  linuxPackages_latest = kernelPackages "6.18.38";
   coreutils = package "coreutils-9.5";
   findutils = package "findutils-4.10.0";
   python3 = package "python3-3.12.10";
