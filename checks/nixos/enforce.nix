@@ -51,7 +51,7 @@
         assert "running" in out, out
         state = machine.succeed("busctl get-property org.scxslo1 /org/scxslo1 org.scxslo1.Manager State").strip()
         assert state == 's "running"', state
-        machine.succeed("scx-slo status | grep -q 'state running'")
+        machine.succeed("scx-slo status | grep -c 'state running'")
 
     with subtest("an unprivileged user may read but not disable"):
         machine.succeed("su -s /bin/sh nobody -c 'busctl get-property org.scxslo1 /org/scxslo1 org.scxslo1.Manager State'")

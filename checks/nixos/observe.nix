@@ -81,23 +81,25 @@ in
         )
         weight = int(machine.succeed("systemctl show -p CPUWeight --value api.service").strip())
         assert 100 < weight <= 1000, weight
-        # Runtime only: the unit file is untouched.
-        machine.succeed("test -d /run/systemd/system.control/api.service.d")
-        machine.fail("grep -r CPUWeight /etc/systemd/system/api.service.d 2>/dev/null")
+        # Runtime only: systemd keeps runtime properties under /run and
+        # persistent ones under /etc/systemd/system.control, which must not
+        # appear.
+        machine.succeed("grep -r CPUWeight /run/systemd/system.control/api.service.d")
+        machine.succeed("test ! -e /etc/systemd/system.control/api.service.d")
 
     with subtest("Prometheus scrapes scx-slod and loaded the SLO rules"):
         machine.wait_for_unit("prometheus.service")
         machine.wait_until_succeeds(
-            "curl -sf 'http://127.0.0.1:9090/api/v1/rules' | grep -q ScxSloErrorBudgetBurnFast", timeout=60
+            "curl -sf 'http://127.0.0.1:9090/api/v1/rules' | grep -c ScxSloErrorBudgetBurnFast", timeout=60
         )
         machine.wait_until_succeeds(
-            "curl -sf 'http://127.0.0.1:9090/api/v1/query?query=scx_slo_jobs_total' | grep -q api.service", timeout=90
+            "curl -sf 'http://127.0.0.1:9090/api/v1/query?query=scx_slo_jobs_total' | grep -c api.service", timeout=90
         )
         # The daemon's own alerts are loaded, and the scrape job they watch
         # is the one the module configures: up{job="scx-slo"} is 1.
-        machine.succeed("curl -sf 'http://127.0.0.1:9090/api/v1/rules' | grep -q ScxSloDaemonDown")
+        machine.succeed("curl -sf 'http://127.0.0.1:9090/api/v1/rules' | grep -c ScxSloDaemonDown")
         machine.wait_until_succeeds(
-            "curl -sf 'http://127.0.0.1:9090/api/v1/query?query=up%7Bjob%3D%22scx-slo%22%7D%3D%3D1' | grep -q '\"value\"'", timeout=90
+            "curl -sf 'http://127.0.0.1:9090/api/v1/query?query=up%7Bjob%3D%22scx-slo%22%7D%3D%3D1' | grep -c '\"value\"'", timeout=90
         )
 
     with subtest("systemd-analyze security gate"):

@@ -77,7 +77,7 @@
           assert pid == main_pid()
           machine.succeed("grep -qx enabled /sys/kernel/sched_ext/state")
           assert status()["last_reload_error"] is None
-          machine.succeed("busctl get-property org.scxslo1 /org/scxslo1 org.scxslo1.Manager ConfigGeneration | grep -qx 't 2'")
+          machine.succeed("busctl get-property org.scxslo1 /org/scxslo1 org.scxslo1.Manager ConfigGeneration | grep -cx 't 2'")
           machine.succeed("scx-slo health --wait 30s --expect-config /etc/scx-slo/config.json")
 
       with subtest("a broken config file is refused and generation 2 stays"):

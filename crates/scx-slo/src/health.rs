@@ -6,8 +6,17 @@
 //! reload the daemon refused is not healthy, though the old generation runs.
 //! It reads the status file (no bus needed, so it works from activation
 //! scripts); the kernel facts come from sysfs, not the daemon.
+//!
+//! A first deploy of enforce mode onto a host still running a kernel without
+//! sched_ext cannot pass: a switch does not change the running kernel, and
+//! the unit is skipped (`ConditionPathIsDirectory=/sys/kernel/sched_ext`)
+//! until the host boots the deployed one. The gate recognises that case (the
+//! booted kernel lacks sched_ext and is not the kernel the deployed system
+//! boots), says so, and passes only with `--pending-reboot pass`, the
+//! operator's word that the host runs without scx-slo until its reboot
+//! (docs/operations.md, "First deploy onto a kernel without sched_ext").
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use scx_slo_api::documents::read_status_file;
@@ -92,6 +101,95 @@ pub fn probe(status_file: &Path, max_age: Duration, expect_config: Option<&Path>
         if pending.is_empty() { String::new() } else { format!(" ({} not resolved yet: {})", pending.len(), pending.join(", ")) },
         canary.map(|c| format!("; {c}")).unwrap_or_default()
     ))
+}
+
+/// What the gate does when the deployed enforce config waits for a reboot
+/// into its kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PendingReboot {
+    /// Unhealthy: the deploy fails (and deploy-rs rolls back).
+    Fail,
+    /// Healthy, saying so: the host runs without scx-slo until it reboots.
+    Pass,
+}
+
+/// Where the gate reads the kernel facts: the real paths by default, a
+/// made-up host in tests.
+pub struct Host {
+    /// sched_ext's sysfs directory: present when the running kernel has it.
+    pub sched_ext: PathBuf,
+    /// The system the host booted (NixOS: /run/booted-system, whose
+    /// `kernel` links to the booted image).
+    pub booted_system: PathBuf,
+    /// The system just deployed (deploy-rs: $PROFILE; else
+    /// /run/current-system).
+    pub system: PathBuf,
+}
+
+impl Host {
+    pub fn real(system: Option<&Path>) -> Host {
+        Host {
+            sched_ext: "/sys/kernel/sched_ext".into(),
+            booted_system: "/run/booted-system".into(),
+            system: system.map(Path::to_path_buf).unwrap_or_else(|| "/run/current-system".into()),
+        }
+    }
+}
+
+/// Why the deployed config cannot run before a reboot, when that is so: its
+/// mode is enforce, the running kernel has no sched_ext, and the deployed
+/// system boots another kernel than the one running. None in every other
+/// case (the usual checks then say what is wrong), including a booted kernel
+/// that is the configured one and lacks sched_ext: a reboot would not help.
+pub fn pending_reboot(host: &Host, config: &Path) -> Option<String> {
+    let text = scx_slo_model::read_config_text(config).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    if value.get("mode").and_then(|m| m.as_str()) != Some("enforce") || host.sched_ext.is_dir() {
+        return None;
+    }
+    let booted = std::fs::canonicalize(host.booted_system.join("kernel")).ok()?;
+    let deployed = std::fs::canonicalize(host.system.join("kernel")).ok()?;
+    if booted == deployed {
+        return None;
+    }
+    Some(format!(
+        "the booted kernel {} has no sched_ext (no {}), and the deployed system boots another one, {}: \
+         scx-slod (enforce, {}) is skipped until the host reboots into it",
+        booted.display(),
+        host.sched_ext.display(),
+        deployed.display(),
+        config.display()
+    ))
+}
+
+/// The gate with the first-deploy case: `pending` decides it when it
+/// applies (it cannot change before a reboot, so there is no waiting);
+/// otherwise polls until healthy or `wait` has passed. Returns the exit code.
+#[allow(clippy::too_many_arguments)]
+pub fn run_gate(
+    status_file: &Path,
+    wait: Duration,
+    max_age: Duration,
+    expect_config: Option<&Path>,
+    canary: bool,
+    host: &Host,
+    pending: PendingReboot,
+) -> u8 {
+    let config = expect_config.unwrap_or(Path::new("/etc/scx-slo/config.json"));
+    match (pending_reboot(host, config), pending) {
+        (Some(why), PendingReboot::Pass) => {
+            outln!("pending reboot (--pending-reboot pass): {why}; reboot to finish the deploy");
+            scx_slo_api::exit::cli::OK
+        }
+        (Some(why), PendingReboot::Fail) => {
+            eprintln!(
+                "unhealthy: {why}. Deploy with `deploy --boot` and reboot, or let this gate pass with \
+                 --pending-reboot pass and reboot (docs/operations.md)"
+            );
+            scx_slo_api::exit::cli::REFUSED
+        }
+        (None, _) => run(status_file, wait, max_age, expect_config, canary),
+    }
 }
 
 /// Polls until healthy or `wait` has passed; returns the exit code.
@@ -196,6 +294,60 @@ mod tests {
         assert!(e.contains("generation 3") && e.contains("not applied") && e.contains("last reload refused: invalid config: x"), "{e}");
         let e = probe(&running, Duration::from_secs(60), Some(Path::new("/nonexistent/config.json")), false).unwrap_err();
         assert!(e.contains("--expect-config /nonexistent/config.json"), "{e}");
+    }
+
+    /// A made-up NixOS host: sysfs with or without sched_ext, the booted
+    /// and the deployed system each with a `kernel` link, and a config.
+    fn host(name: &str, sched_ext: bool, booted_kernel: &str, deployed_kernel: &str, mode: &str) -> (Host, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("scx-slo-health-{}-host-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for k in [booted_kernel, deployed_kernel] {
+            std::fs::create_dir_all(dir.join("store").join(k)).unwrap();
+            std::fs::write(dir.join("store").join(k).join("bzImage"), k).unwrap();
+        }
+        for (system, k) in [("booted", booted_kernel), ("deployed", deployed_kernel)] {
+            std::fs::create_dir_all(dir.join(system)).unwrap();
+            std::os::unix::fs::symlink(dir.join("store").join(k).join("bzImage"), dir.join(system).join("kernel")).unwrap();
+        }
+        std::fs::create_dir_all(dir.join("sys")).unwrap();
+        if sched_ext {
+            std::fs::create_dir_all(dir.join("sys/sched_ext")).unwrap();
+        }
+        let config = dir.join("config.json");
+        std::fs::write(&config, format!(r#"{{"version":1,"mode":"{mode}"}}"#)).unwrap();
+        (Host { sched_ext: dir.join("sys/sched_ext"), booted_system: dir.join("booted"), system: dir.join("deployed") }, config)
+    }
+
+    #[test]
+    fn a_first_deploy_onto_a_kernel_without_sched_ext_is_recognised_and_passes_only_when_allowed() {
+        let (h, config) = host("first", false, "linux-6.6.60", "linux-6.12.60", "enforce");
+        let why = pending_reboot(&h, &config).expect("the first deploy is recognised");
+        assert!(why.contains("linux-6.6.60") && why.contains("linux-6.12.60") && why.contains("no sched_ext"), "{why}");
+        // No status file at all (the unit was skipped): the gate decides on
+        // the kernel alone, without waiting.
+        let missing = Path::new("/nonexistent/status.json");
+        let wait = Duration::from_secs(30);
+        let started = Instant::now();
+        assert_eq!(run_gate(missing, wait, wait, Some(&config), false, &h, PendingReboot::Fail), scx_slo_api::exit::cli::REFUSED);
+        assert_eq!(run_gate(missing, wait, wait, Some(&config), false, &h, PendingReboot::Pass), scx_slo_api::exit::cli::OK);
+        assert!(started.elapsed() < Duration::from_secs(5), "the pending-reboot case must not wait");
+    }
+
+    #[test]
+    fn the_pending_reboot_case_is_only_that_case() {
+        // The kernel runs sched_ext: the usual gate.
+        let (h, c) = host("has-ext", true, "linux-6.6.60", "linux-6.12.60", "enforce");
+        assert_eq!(pending_reboot(&h, &c), None);
+        // The booted kernel is the deployed one and lacks sched_ext: a reboot
+        // would not help, so it stays a failure even with --pending-reboot pass.
+        let (h, c) = host("same", false, "linux-6.6.60", "linux-6.6.60", "enforce");
+        assert_eq!(pending_reboot(&h, &c), None);
+        let missing = Path::new("/nonexistent/status.json");
+        let z = Duration::ZERO;
+        assert_eq!(run_gate(missing, z, z, Some(&c), false, &h, PendingReboot::Pass), scx_slo_api::exit::cli::REFUSED);
+        // Observe runs on any kernel: the daemon must be up, as always.
+        let (h, c) = host("observe", false, "linux-6.6.60", "linux-6.12.60", "observe");
+        assert_eq!(pending_reboot(&h, &c), None);
     }
 
     #[test]

@@ -74,6 +74,17 @@ enum Command {
         /// on the SLI, not only on "running".
         #[arg(long)]
         canary: bool,
+        /// When the deployed config enforces but the running kernel has no
+        /// sched_ext and the deployed system boots another kernel (a first
+        /// deploy: scx-slod is skipped until the reboot), `fail` the gate or
+        /// `pass` it, saying so. Without --expect-config the config read is
+        /// /etc/scx-slo/config.json.
+        #[arg(long, value_enum, default_value = "fail")]
+        pending_reboot: health::PendingReboot,
+        /// The deployed system whose kernel a reboot would boot (deploy-rs:
+        /// $PROFILE). Default: /run/current-system.
+        #[arg(long)]
+        system: Option<PathBuf>,
     },
     /// The daemon's state, mode, generation and per-target kernel counters.
     Status {
@@ -272,9 +283,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::CheckConfig { file, json, cpus } => check::run(&file, json, cpus),
-        Command::Health { wait, status_file, max_age, expect_config, canary } => {
-            health::run(&status_file, std_duration(wait), std_duration(max_age), expect_config.as_deref(), canary)
-        }
+        Command::Health { wait, status_file, max_age, expect_config, canary, pending_reboot, system } => health::run_gate(
+            &status_file,
+            std_duration(wait),
+            std_duration(max_age),
+            expect_config.as_deref(),
+            canary,
+            &health::Host::real(system.as_deref()),
+            pending_reboot,
+        ),
         Command::Status { json } => control::run(control::Call::Status { json }),
         Command::List { json } => control::run(control::Call::List { json }),
         Command::Explain { unit } => control::run(control::Call::Explain { unit }),

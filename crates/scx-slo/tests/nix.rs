@@ -161,19 +161,42 @@ fn the_daemon_down_alert_watches_the_job_the_nixos_module_scrapes() {
     assert!(module.contains(&format!("job_name = \"{job}\";")), "modules/scx-slo.nix must name its scrape job {job}");
 }
 
-/// nixpkgs' lib for the module evaluation (scripts/lib/nixpkgs-lib.sh), or
-/// None when the machine has none (skipped; a failure in CI).
-fn nixpkgs_lib() -> Option<String> {
+/// nixpkgs' lib of one release for the module evaluation
+/// (scripts/lib/nixpkgs-lib.sh), or None when the machine has none (skipped;
+/// a failure in CI).
+fn nixpkgs_lib_of(release: &str) -> Option<String> {
     if !have_nix() {
         return None;
     }
-    let out = Command::new(repo().join("scripts/lib/nixpkgs-lib.sh")).output().unwrap();
+    let out = Command::new(repo().join("scripts/lib/nixpkgs-lib.sh")).arg(release).output().unwrap();
     if !out.status.success() {
-        assert!(std::env::var_os("CI").is_none(), "no nixpkgs lib in CI: ../shared/vendor/nixpkgs-lib or <nixpkgs/lib>");
-        eprintln!("skipped: no nixpkgs lib (../shared/vendor/nixpkgs-lib or <nixpkgs/lib>)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no nixpkgs lib {release} in CI: ../shared/vendor/nixpkgs-lib (25.05) and ../shared/vendor/nixpkgs-lib-26.05"
+        );
+        eprintln!("skipped: no nixpkgs lib {release} (../shared/vendor)");
         return None;
     }
     Some(String::from_utf8(out.stdout).unwrap().trim().to_string())
+}
+
+/// The 25.05 lib alone: what the fileset check and the Rust-only checks use.
+fn nixpkgs_lib() -> Option<String> {
+    nixpkgs_lib_of("25.05")
+}
+
+/// Runs `check` with each lib the module is evaluated with: 25.05 (what the
+/// checks began on) and 26.05 (the release flake.lock pins). Both must be
+/// there in CI.
+fn for_each_lib(check: impl Fn(&str, &str)) {
+    let libs: Vec<(&str, String)> = ["25.05", "26.05"]
+        .into_iter()
+        .filter_map(|release| nixpkgs_lib_of(release).map(|lib| (release, lib)))
+        .collect();
+    for (release, lib) in &libs {
+        eprintln!("evaluating with nixpkgs lib {release} ({lib})");
+        check(release, lib);
+    }
 }
 
 /// One attribute of checks/nix/eval-module.nix, as JSON.
@@ -224,57 +247,59 @@ fn check_config_cpus(value: &serde_json::Value, name: &str, cpus: Option<u64>) -
 
 #[test]
 fn the_module_evaluates_for_every_host_and_test_node() {
-    let Some(lib) = nixpkgs_lib() else { return };
-    let all = evaluated(&lib);
-    let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
-    for expected in ["hosts.canary", "hosts.fleet", "hosts.test-vm", "checks/nixos/enforce.nix node machine", "checks/nixos/systemd.nix node machine", "checks/nixos/closed-loop.nix node machine"] {
-        assert!(names.contains(&expected), "{expected} was not evaluated: {names:?}");
-    }
-    for (name, v) in &all {
-        let bad = name.starts_with("hosts.bad-config");
-        assert_eq!(v["failedAssertions"], serde_json::json!([]), "{name}");
-        // The bad host names a unit no configuration defines: the module's warning.
-        let warnings = if bad {
-            serde_json::json!([r#"services.scxSlo.targets."db.service": no systemd.services.db in this configuration; fine if a package provides it, otherwise the target never resolves."#])
-        } else {
-            serde_json::json!([])
-        };
-        assert_eq!(v["warnings"], warnings, "{name}");
-        if v["enabled"] != true {
-            continue;
+    for_each_lib(|_release, lib| {
+        let all = evaluated(&lib);
+        let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+        for expected in ["hosts.canary", "hosts.fleet", "hosts.test-vm", "checks/nixos/enforce.nix node machine", "checks/nixos/systemd.nix node machine", "checks/nixos/closed-loop.nix node machine"] {
+            assert!(names.contains(&expected), "{expected} was not evaluated: {names:?}");
         }
-        // The build-time check runs the packaged checker on the generated file.
-        let script = v["checkScript"].as_str().unwrap_or_else(|| panic!("{name}: checkConfig is off"));
-        assert!(script.contains(&format!("{}/bin/scx-slo check-config", v["package"].as_str().unwrap())) || script.starts_with("scx-slo check-config"), "{name}: {script}");
-        if let Some(cpus) = v["cpus"].as_u64() {
-            assert!(script.contains(&format!("--cpus {cpus}")), "{name}: {script}");
+        for (name, v) in &all {
+            let bad = name.starts_with("hosts.bad-config");
+            assert_eq!(v["failedAssertions"], serde_json::json!([]), "{name}");
+            // The bad host names a unit no configuration defines: the module's warning.
+            let warnings = if bad {
+                serde_json::json!([r#"services.scxSlo.targets."db.service": no systemd.services.db in this configuration; fine if a package provides it, otherwise the target never resolves."#])
+            } else {
+                serde_json::json!([])
+            };
+            assert_eq!(v["warnings"], warnings, "{name}");
+            if v["enabled"] != true {
+                continue;
+            }
+            // The build-time check runs the packaged checker on the generated file.
+            let script = v["checkScript"].as_str().unwrap_or_else(|| panic!("{name}: checkConfig is off"));
+            assert!(script.contains(&format!("{}/bin/scx-slo check-config", v["package"].as_str().unwrap())) || script.starts_with("scx-slo check-config"), "{name}: {script}");
+            if let Some(cpus) = v["cpus"].as_u64() {
+                assert!(script.contains(&format!("--cpus {cpus}")), "{name}: {script}");
+            }
+            let (code, out) = check_config_cpus(&v["config"], name, v["cpus"].as_u64());
+            assert_eq!(code, Some(if bad { 1 } else { 0 }), "{name}: {out}");
+            // The unit NixOS writes has every key the module declares.
+            let unit = v["unit"].as_str().unwrap();
+            for (key, value) in v["service"]["serviceConfig"].as_object().unwrap() {
+                assert!(unit.contains(&format!("\n{key}=")), "{name}: the unit lacks {key} ({value}):\n{unit}");
+            }
+            assert!(unit.contains(&format!("ExecStart={}/bin/scx-slod --config /etc/scx-slo/config.json", v["package"].as_str().unwrap())), "{unit}");
+            assert!(unit.contains("\nX-Reload-Triggers=/nix/store/") && unit.contains("\nX-Restart-Triggers=/nix/store/"), "{unit}");
+            assert_eq!(v["groups"], serde_json::json!(["scx-slo"]), "{name}");
+            assert_eq!(v["dbusPackages"], serde_json::json!([v["package"]]), "{name}");
         }
-        let (code, out) = check_config_cpus(&v["config"], name, v["cpus"].as_u64());
-        assert_eq!(code, Some(if bad { 1 } else { 0 }), "{name}: {out}");
-        // The unit NixOS writes has every key the module declares.
-        let unit = v["unit"].as_str().unwrap();
-        for (key, value) in v["service"]["serviceConfig"].as_object().unwrap() {
-            assert!(unit.contains(&format!("\n{key}=")), "{name}: the unit lacks {key} ({value}):\n{unit}");
-        }
-        assert!(unit.contains(&format!("ExecStart={}/bin/scx-slod --config /etc/scx-slo/config.json", v["package"].as_str().unwrap())), "{unit}");
-        assert!(unit.contains("\nX-Reload-Triggers=/nix/store/") && unit.contains("\nX-Restart-Triggers=/nix/store/"), "{unit}");
-        assert_eq!(v["groups"], serde_json::json!(["scx-slo"]), "{name}");
-        assert_eq!(v["dbusPackages"], serde_json::json!([v["package"]]), "{name}");
-    }
+    });
 }
 
 #[test]
 fn the_bad_config_host_fails_with_the_lines_the_flake_check_greps_for() {
-    let Some(lib) = nixpkgs_lib() else { return };
-    let host = eval_module(&lib, "hosts.bad-config");
-    let (code, out) = check_config_cpus(&host["config"], "bad-config-host", host["cpus"].as_u64());
-    assert_eq!(code, Some(1), "{out}");
-    let expected = std::fs::read_to_string(repo().join("checks/nixos/bad-config.expected")).unwrap();
-    let lines: Vec<&str> = expected.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
-    assert!(lines.len() >= 2, "{lines:?}");
-    for line in lines {
-        assert!(out.contains(line), "check-config no longer prints {line:?}; it printed:\n{out}");
-    }
+    for_each_lib(|_release, lib| {
+        let host = eval_module(&lib, "hosts.bad-config");
+        let (code, out) = check_config_cpus(&host["config"], "bad-config-host", host["cpus"].as_u64());
+        assert_eq!(code, Some(1), "{out}");
+        let expected = std::fs::read_to_string(repo().join("checks/nixos/bad-config.expected")).unwrap();
+        let lines: Vec<&str> = expected.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+        assert!(lines.len() >= 2, "{lines:?}");
+        for line in lines {
+            assert!(out.contains(line), "check-config no longer prints {line:?}; it printed:\n{out}");
+        }
+    });
 }
 
 /// switch-to-configuration's rule, shared with the lab's systemd guest.
@@ -284,35 +309,36 @@ use switch_action::switch_action;
 
 #[test]
 fn budget_changes_reload_and_load_time_changes_restart() {
-    let Some(lib) = nixpkgs_lib() else { return };
-    let node = eval_module(&lib, "nodes.reload.machine");
-    let base = node["unit"].as_str().unwrap();
-    let specs = node["specialisations"].as_object().unwrap();
-    let mut seen = Vec::new();
-    for (name, spec) in specs {
-        let expected = if name.starts_with("reload-") {
-            "reload"
-        } else if name.starts_with("restart-") {
-            "restart"
-        } else {
-            panic!("specialisation {name}: name it reload-* or restart-* after what a switch must do")
-        };
-        assert_eq!(switch_action(base, spec["unit"].as_str().unwrap()), expected, "specialisation {name}");
-        seen.push(name.clone());
-    }
-    // One of each kind of section the daemon refuses on reload, and a budget.
-    for needed in [
-        "reload-bigger-budget",
-        "restart-scheduler",
-        "restart-switch",
-        "restart-numa",
-        "restart-early-warning",
-        "restart-mode",
-        "reload-another-target",
-        "restart-more-targets-than-slots",
-    ] {
-        assert!(seen.iter().any(|s| s == needed), "checks/nixos/reload.nix lacks specialisation {needed}: {seen:?}");
-    }
+    for_each_lib(|_release, lib| {
+        let node = eval_module(&lib, "nodes.reload.machine");
+        let base = node["unit"].as_str().unwrap();
+        let specs = node["specialisations"].as_object().unwrap();
+        let mut seen = Vec::new();
+        for (name, spec) in specs {
+            let expected = if name.starts_with("reload-") {
+                "reload"
+            } else if name.starts_with("restart-") {
+                "restart"
+            } else {
+                panic!("specialisation {name}: name it reload-* or restart-* after what a switch must do")
+            };
+            assert_eq!(switch_action(base, spec["unit"].as_str().unwrap()), expected, "specialisation {name}");
+            seen.push(name.clone());
+        }
+        // One of each kind of section the daemon refuses on reload, and a budget.
+        for needed in [
+            "reload-bigger-budget",
+            "restart-scheduler",
+            "restart-switch",
+            "restart-numa",
+            "restart-early-warning",
+            "restart-mode",
+            "reload-another-target",
+            "restart-more-targets-than-slots",
+        ] {
+            assert!(seen.iter().any(|s| s == needed), "checks/nixos/reload.nix lacks specialisation {needed}: {seen:?}");
+        }
+    });
 }
 
 /// The module restarts the unit when the map slots change (the daemon
@@ -329,36 +355,38 @@ fn the_modules_slot_rule_is_the_daemons() {
 
 #[test]
 fn a_scrape_block_gives_the_unit_loopback_and_nothing_else() {
-    let Some(lib) = nixpkgs_lib() else { return };
-    let node = eval_module(&lib, "nodes.closed-loop.machine");
-    let lines = |unit: &str, key: &str| unit.lines().filter(|l| l.starts_with(&format!("{key}="))).map(str::to_string).collect::<Vec<_>>().join(" ");
-    // Without scrapes and without the metrics endpoint: no network at all.
-    let base = node["unit"].as_str().unwrap();
-    assert_eq!(lines(base, "PrivateNetwork"), "PrivateNetwork=true", "{base}");
-    assert!(!lines(base, "RestrictAddressFamilies").contains("AF_INET"), "{base}");
-    // A scrape block: the host's loopback (a private namespace has its own,
-    // where the service is not), and only that.
-    let spec = &node["specialisations"]["scrape-service"];
-    let unit = spec["unit"].as_str().unwrap();
-    assert_eq!(spec["config"]["targets"]["api.service"]["scrape"]["histogram"], "http_request_duration_seconds");
-    assert_eq!(lines(unit, "PrivateNetwork"), "PrivateNetwork=false", "{unit}");
-    assert!(lines(unit, "RestrictAddressFamilies").contains("AF_INET"), "{unit}");
-    assert_eq!((lines(unit, "IPAddressDeny"), lines(unit, "IPAddressAllow")), ("IPAddressDeny=any".into(), "IPAddressAllow=localhost".into()), "{unit}");
+    for_each_lib(|_release, lib| {
+        let node = eval_module(&lib, "nodes.closed-loop.machine");
+        let lines = |unit: &str, key: &str| unit.lines().filter(|l| l.starts_with(&format!("{key}="))).map(str::to_string).collect::<Vec<_>>().join(" ");
+        // Without scrapes and without the metrics endpoint: no network at all.
+        let base = node["unit"].as_str().unwrap();
+        assert_eq!(lines(base, "PrivateNetwork"), "PrivateNetwork=true", "{base}");
+        assert!(!lines(base, "RestrictAddressFamilies").contains("AF_INET"), "{base}");
+        // A scrape block: the host's loopback (a private namespace has its own,
+        // where the service is not), and only that.
+        let spec = &node["specialisations"]["scrape-service"];
+        let unit = spec["unit"].as_str().unwrap();
+        assert_eq!(spec["config"]["targets"]["api.service"]["scrape"]["histogram"], "http_request_duration_seconds");
+        assert_eq!(lines(unit, "PrivateNetwork"), "PrivateNetwork=false", "{unit}");
+        assert!(lines(unit, "RestrictAddressFamilies").contains("AF_INET"), "{unit}");
+        assert_eq!((lines(unit, "IPAddressDeny"), lines(unit, "IPAddressAllow")), ("IPAddressDeny=any".into(), "IPAddressAllow=localhost".into()), "{unit}");
+    });
 }
 
 #[test]
 fn the_example_batch_job_runs_and_no_exec_start_relies_on_a_glob() {
-    let Some(lib) = nixpkgs_lib() else { return };
-    for (name, v) in evaluated(&lib) {
-        for (unit, exec) in v["execStarts"].as_object().unwrap() {
-            // systemd does not expand globs: a `*` reaches the program as is.
-            assert!(!exec.as_str().unwrap().contains('*'), "{name}: systemd.services.{unit}.serviceConfig.ExecStart has a glob: {exec}");
+    for_each_lib(|_release, lib| {
+        for (name, v) in evaluated(&lib) {
+            for (unit, exec) in v["execStarts"].as_object().unwrap() {
+                // systemd does not expand globs: a `*` reaches the program as is.
+                assert!(!exec.as_str().unwrap().contains('*'), "{name}: systemd.services.{unit}.serviceConfig.ExecStart has a glob: {exec}");
+            }
         }
-    }
-    let canary = eval_module(&lib, "hosts.canary");
-    let script = canary["scripts"]["reindex"].as_str().expect("hosts/common.nix's reindex job is a script");
-    let out = Command::new("bash").arg("-c").arg(script).output().unwrap();
-    assert!(out.status.success(), "the reindex job exits {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
+        let canary = eval_module(&lib, "hosts.canary");
+        let script = canary["scripts"]["reindex"].as_str().expect("hosts/common.nix's reindex job is a script");
+        let out = Command::new("bash").arg("-c").arg(script).output().unwrap();
+        assert!(out.status.success(), "the reindex job exits {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
+    });
 }
 
 #[test]
@@ -385,7 +413,10 @@ fn deploy_activation_switches_boots_and_dry_activates_with_the_health_gate() {
     let switch = run(&[]);
     assert_eq!(
         switch,
-        format!("switch-to-configuration switch\nscx-slo health --wait 30s --expect-config {}/etc/scx-slo/config.json\n", dir.join("profile").display())
+        format!(
+            "switch-to-configuration switch\nscx-slo health --wait 30s --expect-config {p}/etc/scx-slo/config.json --system {p} --pending-reboot fail\n",
+            p = dir.join("profile").display()
+        )
     );
     assert_eq!(run(&[("BOOT", "1")]), "switch-to-configuration boot\n", "deploy --boot must install the boot entry");
     assert_eq!(run(&[("DRY_ACTIVATE", "1")]), "switch-to-configuration dry-activate\n");
@@ -393,29 +424,462 @@ fn deploy_activation_switches_boots_and_dry_activates_with_the_health_gate() {
 
 #[test]
 fn the_flake_evaluates_offline_with_every_check_and_gated_deploys() {
-    let Some(lib) = nixpkgs_lib() else { return };
-    let out = Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "checks/nix/eval-flake.nix", "--arg", "lib"])
-        .arg(format!("import {lib}"))
+    for_each_lib(|_release, lib| {
+        let out = Command::new("nix-instantiate")
+            .args(["--eval", "--strict", "--json", "checks/nix/eval-flake.nix", "--arg", "lib"])
+            .arg(format!("import {lib}"))
+            .current_dir(repo())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let flake: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let tests = nix_eval_json("builtins.attrNames (import ./checks/nixos/tests.nix)");
+        for system in ["x86_64-linux", "aarch64-linux"] {
+            let checks: Vec<&str> = flake["checks"][system].as_array().unwrap().iter().filter_map(|c| c.as_str()).collect();
+            let deploy = if system == "x86_64-linux" { &["deploy-schema", "deploy-activate"][..] } else { &[] };
+            for name in tests.as_array().unwrap().iter().filter_map(|t| t.as_str()).chain(["bad-config", "package"]).chain(deploy.iter().copied()) {
+                assert!(checks.contains(&name), "checks.{system} lacks {name}: {checks:?}");
+            }
+            let packages = flake["packages"][system].to_string();
+            for name in ["scx-slo", "default", "kernel"] {
+                assert!(packages.contains(&format!("\"{name}\"")), "packages.{system} lacks {name}: {packages}");
+            }
+            // Each system's outputs build that system's package.
+            let package = flake["packagePaths"][system].as_str().unwrap();
+            assert!(package.contains(system), "packages.{system}.scx-slo is {package}");
+            assert_eq!(flake["checkPaths"][system]["package"], package, "checks.{system}.package");
+            assert!(flake["devShells"][system].is_string() && flake["formatter"][system].is_string(), "{system}: devShells, formatter");
+        }
+        for (name, host) in flake["nixosConfigurations"].as_object().unwrap() {
+            assert_eq!(host["failedAssertions"], serde_json::json!([]), "nixosConfigurations.{name}");
+        }
+        let nodes = flake["deploy"].as_object().unwrap();
+        assert!(!nodes.is_empty());
+        for (name, node) in nodes {
+            let activation = node["activation"].as_str().unwrap();
+            for needed in ["switch-to-configuration switch", "switch-to-configuration boot", "switch-to-configuration dry-activate", "health --wait 30s --expect-config"] {
+                assert!(activation.contains(needed), "deploy.nodes.{name}: the activation lacks {needed:?}:\n{activation}");
+            }
+            // A failed gate is undone by autoRollback alone (the rollback matrix).
+            assert_eq!((&node["autoRollback"], &node["magicRollback"]), (&serde_json::json!(true), &serde_json::json!(true)), "deploy.nodes.{name}");
+        }
+    });
+}
+
+/// `cargo metadata`'s packages: the workspace and everything Cargo.lock pins.
+fn cargo_metadata() -> serde_json::Value {
+    let cargo = option_env!("CARGO").unwrap_or("cargo");
+    let mut out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
         .current_dir(repo())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let flake: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let checks: Vec<&str> = flake["checks"].as_array().unwrap().iter().filter_map(|c| c.as_str()).collect();
-    let tests = nix_eval_json("builtins.attrNames (import ./checks/nixos/tests.nix)");
-    for name in tests.as_array().unwrap().iter().filter_map(|t| t.as_str()).chain(["bad-config", "package", "deploy-schema", "deploy-activate"]) {
-        assert!(checks.contains(&name), "checks.x86_64-linux lacks {name}: {checks:?}");
+    if !out.status.success() {
+        // Offline lacks the manifests of crates no build here downloaded
+        // (other targets' dependencies): let cargo fetch them.
+        out = Command::new(cargo)
+            .args(["metadata", "--format-version", "1", "--locked"])
+            .current_dir(repo())
+            .output()
+            .unwrap();
     }
-    for (name, host) in flake["nixosConfigurations"].as_object().unwrap() {
-        assert_eq!(host["failedAssertions"], serde_json::json!([]), "nixosConfigurations.{name}");
+    assert!(out.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn version_parts(v: &str) -> Vec<u64> {
+    v.split('.').map(|p| p.parse().unwrap_or(0)).collect()
+}
+
+/// nix/package.nix builds with the pinned nixpkgs' rustPlatform: its rustc
+/// must be at least every `rust-version` the workspace and Cargo.lock declare
+/// (cargo refuses the build otherwise, and every host, test and deploy
+/// depends on the package). nix/pinned-rustc.json records that rustc and the
+/// nixpkgs rev it was read at; moving flake.lock without re-reading it fails.
+#[test]
+fn the_pinned_nixpkgs_rustc_is_new_enough_for_the_workspace_and_cargo_lock() {
+    let read = |p: &str| std::fs::read_to_string(repo().join(p)).unwrap();
+    let pinned: serde_json::Value = serde_json::from_str(&read("nix/pinned-rustc.json")).unwrap();
+    let lock: serde_json::Value = serde_json::from_str(&read("flake.lock")).unwrap();
+    let nixpkgs = &lock["nodes"]["nixpkgs"];
+    assert_eq!(
+        nixpkgs["locked"]["rev"], pinned["nixpkgs"]["rev"],
+        "flake.lock's nixpkgs is not the rev nix/pinned-rustc.json was read at: read that rev's rustc (pkgs/development/compilers/rust/) into it"
+    );
+    let branch = pinned["nixpkgs"]["ref"].as_str().unwrap();
+    assert_eq!(nixpkgs["original"]["ref"], branch);
+    assert!(
+        read("flake.nix").contains(&format!("\"github:NixOS/nixpkgs/{branch}\"")),
+        "flake.nix does not follow {branch}"
+    );
+    for key in ["narHash", "lastModified"] {
+        assert!(!nixpkgs["locked"][key].is_null(), "flake.lock's nixpkgs has no {key}");
     }
-    let nodes = flake["deploy"].as_object().unwrap();
-    assert!(!nodes.is_empty());
-    for (name, node) in nodes {
-        let activation = node["activation"].as_str().unwrap();
-        for needed in ["switch-to-configuration switch", "switch-to-configuration boot", "switch-to-configuration dry-activate", "health --wait 30s --expect-config"] {
-            assert!(activation.contains(needed), "deploy.nodes.{name}: the activation lacks {needed:?}:\n{activation}");
+    // deploy-rs builds with the same nixpkgs (inputs.nixpkgs.follows).
+    assert_eq!(
+        lock["nodes"]["deploy-rs"]["inputs"]["nixpkgs"],
+        serde_json::json!(["nixpkgs"]),
+        "deploy-rs must follow our nixpkgs"
+    );
+    let rustc = pinned["rustc"].as_str().unwrap();
+    let meta = cargo_metadata();
+    let mut needs: Vec<(String, String)> = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p["rust_version"].as_str()?.to_string(),
+                format!("{} {}", p["name"].as_str()?, p["version"].as_str()?),
+            ))
+        })
+        .collect();
+    assert!(needs.len() > 5, "cargo metadata lists no rust_version: {needs:?}");
+    needs.sort_by_key(|(v, _)| version_parts(v));
+    let (highest, who) = needs.last().unwrap();
+    let too_new: Vec<String> = needs
+        .iter()
+        .filter(|(v, _)| version_parts(v) > version_parts(rustc))
+        .map(|(v, w)| format!("{w} needs {v}"))
+        .collect();
+    assert!(
+        too_new.is_empty(),
+        "the pinned nixpkgs ({branch}) has rustc {rustc}, older than Cargo.lock and the workspace need: {}",
+        too_new.join(", ")
+    );
+    eprintln!("pinned rustc {rustc} >= the highest rust-version, {highest} ({who})");
+}
+
+/// Another module's kernel (a nixos-hardware profile mkDefaults one) composes
+/// with the module's pinned kernel, enforce mode still refuses one without
+/// sched_ext, and the module resolves its package on aarch64-linux.
+#[test]
+fn kernel_selection_composes_with_other_modules_and_aarch64_linux_evaluates() {
+    for_each_lib(|_release, lib| {
+        let c = eval_module(lib, "compositions");
+        let profile = &c["enforce-with-a-hardware-profile"];
+        assert_eq!(profile["failedAssertions"], serde_json::json!([]), "{profile}");
+        assert_eq!(profile["kernel"], "6.18.38", "the profile's kernel must win over the pinned one");
+        let old = &c["enforce-with-an-old-hardware-kernel"];
+        let failed = old["failedAssertions"].to_string();
+        assert!(failed.contains("boot.kernelPackages is 6.6.60"), "{failed}");
+        let arm = &c["aarch64-linux"];
+        assert_eq!(arm["failedAssertions"], serde_json::json!([]));
+        let package = arm["package"].as_str().unwrap();
+        assert!(package.ends_with("-aarch64-linux"), "aarch64-linux got {package}");
+        assert!(
+            arm["unit"].as_str().unwrap().contains(&format!("ExecStart={package}/bin/scx-slod")),
+            "{}",
+            arm["unit"]
+        );
+    });
+}
+
+/// The Python that runs the dry-run driver: Debian's (python3-pyflakes, from
+/// scripts/setup) when it is there.
+fn python() -> &'static str {
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
+/// What checks/nix/test-driver gets: each test's script and, per node, what
+/// the driver's model needs from the evaluation (the unit's start limit, the
+/// mode and kernel, and what a switch to each specialisation does to
+/// scx-slod, by switch-to-configuration's rule on the rendered units).
+fn test_driver_input(lib: &str) -> serde_json::Value {
+    let scripts = eval_module(lib, "testScripts");
+    let nodes = eval_module(lib, "nodes");
+    let mut input = serde_json::Map::new();
+    for (test, t) in scripts.as_object().unwrap() {
+        let mut infos = serde_json::Map::new();
+        for (node, n) in t["nodes"].as_object().unwrap() {
+            let v = &nodes[test][node];
+            let base = v["unit"].as_str().unwrap_or("");
+            let specs: serde_json::Map<String, serde_json::Value> = v["specialisations"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(name, s)| (name.clone(), serde_json::json!(switch_action(base, s["unit"].as_str().unwrap_or("")))))
+                .collect();
+            infos.insert(
+                node.clone(),
+                serde_json::json!({
+                    "toplevel": n["toplevel"],
+                    "startLimitBurst": v["service"]["startLimitBurst"],
+                    "startLimitIntervalSec": v["service"]["startLimitIntervalSec"],
+                    "mode": v["config"]["mode"].as_str().unwrap_or("auto"),
+                    "kernel": v["kernel"],
+                    "specialisations": specs,
+                }),
+            );
+        }
+        input.insert(test.clone(), serde_json::json!({ "script": t["script"], "nodes": infos }));
+    }
+    serde_json::Value::Object(input)
+}
+
+fn test_driver(mode: &str, input: &serde_json::Value) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new(python())
+        .arg(repo().join("checks/nix/test-driver"))
+        .arg(mode)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+/// runNixOSTest lints every testScript with pyflakes before any VM boots
+/// (nixos/lib/testing/driver.nix); an unused import fails the build.
+#[test]
+fn every_test_script_passes_pyflakes_as_run_nixos_test_runs_it() {
+    let pyflakes = Command::new(python())
+        .args(["-m", "pyflakes", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !pyflakes {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "pyflakes is missing in CI: scripts/setup installs python3-pyflakes"
+        );
+        eprintln!("skipped: no pyflakes for {}", python());
+        return;
+    }
+    for_each_lib(|_release, lib| {
+        let (ok, out) = test_driver("lint", &test_driver_input(lib));
+        assert!(ok, "pyflakes:\n{out}");
+    });
+}
+
+/// Every testScript run by a stand-in of the NixOS test driver: the driver's
+/// API and globals, scx-slod's starts against the unit's start limit, no
+/// early-exiting reader after a pipe, no fail() over a path the node lacks
+/// (checks/nix/test-driver says what it models and what it cannot).
+#[test]
+fn every_test_script_dry_runs_against_the_drivers_api() {
+    for_each_lib(|_release, lib| {
+        let (ok, out) = test_driver("run", &test_driver_input(lib));
+        assert!(ok, "the testScripts' dry run:\n{out}");
+        for test in ["enforce", "reload", "systemd", "observe", "closed-loop"] {
+            assert!(out.contains(&format!("{test}: dry run passed")), "{test} did not run:\n{out}");
+        }
+    });
+}
+
+/// deploy-rs's rollback around the health gate, through a stand-in of
+/// activate-rs (checks/nix/deploy-rs-stand-in.nix): which generation ends up
+/// active, and whose switch-to-configuration ran, for a failing and a passing
+/// gate with autoRollback on and off, magic rollback confirmed or not,
+/// --boot and --dry-activate, and a previous generation from nixos-rebuild.
+#[test]
+fn deploy_rs_rolls_back_a_failed_gate_only_with_auto_rollback() {
+    let Some(_lib) = nixpkgs_lib() else { return };
+    let activate_rs = nix_eval_json("(import ./checks/nix/deploy-rs-stand-in.nix).activateRs");
+    struct Case {
+        name: &'static str,
+        gate_passes: bool,
+        auto: bool,
+        magic: bool,
+        confirmed: bool,
+        boot: bool,
+        dry: bool,
+        previous_from_deploy_rs: bool,
+        ok: bool,
+        active: &'static str,
+        log: &'static [&'static str],
+    }
+    let cases = [
+        Case {
+            name: "failed gate, autoRollback on",
+            gate_passes: false,
+            auto: true,
+            magic: true,
+            confirmed: true,
+            boot: false,
+            dry: false,
+            previous_from_deploy_rs: true,
+            ok: false,
+            active: "old",
+            log: &[
+                "new: switch-to-configuration switch",
+                "new: scx-slo health",
+                "deactivate",
+                "old: switch-to-configuration switch",
+                "old: scx-slo health",
+            ],
+        },
+        Case {
+            name: "failed gate, autoRollback off",
+            gate_passes: false,
+            auto: false,
+            magic: true,
+            confirmed: true,
+            boot: false,
+            dry: false,
+            previous_from_deploy_rs: true,
+            ok: false,
+            active: "new",
+            log: &["new: switch-to-configuration switch", "new: scx-slo health"],
+        },
+        Case {
+            name: "failed gate, autoRollback on, previous generation from nixos-rebuild",
+            gate_passes: false,
+            auto: true,
+            magic: true,
+            confirmed: true,
+            boot: false,
+            dry: false,
+            previous_from_deploy_rs: false,
+            ok: false,
+            active: "old",
+            log: &[
+                "new: switch-to-configuration switch",
+                "new: scx-slo health",
+                "deactivate",
+                "re-activating the last generation failed",
+            ],
+        },
+        Case {
+            name: "passed gate, magic rollback unconfirmed",
+            gate_passes: true,
+            auto: true,
+            magic: true,
+            confirmed: false,
+            boot: false,
+            dry: false,
+            previous_from_deploy_rs: true,
+            ok: false,
+            active: "old",
+            log: &[
+                "new: switch-to-configuration switch",
+                "new: scx-slo health",
+                "deactivate",
+                "old: switch-to-configuration switch",
+                "old: scx-slo health",
+            ],
+        },
+        Case {
+            name: "passed gate, confirmed",
+            gate_passes: true,
+            auto: true,
+            magic: true,
+            confirmed: true,
+            boot: false,
+            dry: false,
+            previous_from_deploy_rs: true,
+            ok: true,
+            active: "new",
+            log: &["new: switch-to-configuration switch", "new: scx-slo health"],
+        },
+        Case {
+            name: "--boot, magic rollback unconfirmed",
+            gate_passes: false,
+            auto: true,
+            magic: true,
+            confirmed: false,
+            boot: true,
+            dry: false,
+            previous_from_deploy_rs: true,
+            ok: true,
+            active: "new",
+            log: &["new: switch-to-configuration boot"],
+        },
+        Case {
+            name: "--dry-activate",
+            gate_passes: false,
+            auto: true,
+            magic: true,
+            confirmed: false,
+            boot: false,
+            dry: true,
+            previous_from_deploy_rs: true,
+            ok: true,
+            active: "old",
+            log: &["new: switch-to-configuration dry-activate"],
+        },
+    ];
+    for c in cases {
+        let dir = std::env::temp_dir().join(format!("scx-slo-rollback-{}-{}", std::process::id(), c.name.replace([' ', ',', '-'], "_")));
+        let _ = std::fs::remove_dir_all(&dir);
+        let log = dir.join("log");
+        let fake = |path: PathBuf, text: String| {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, format!("#!/usr/bin/env bash\n{text}\n")).unwrap();
+            Command::new("chmod").arg("+x").arg(&path).status().unwrap();
+        };
+        // The health gate passes on the previous generation, and on the new
+        // one as the case says.
+        fake(
+            dir.join("scx-slo/bin/scx-slo"),
+            format!(
+                "g=$(basename $(readlink -f $PROFILE)); echo \"$g: scx-slo health\" >> {}\n[ $g = old ] && exit 0; exit {}",
+                log.display(),
+                if c.gate_passes { 0 } else { 1 }
+            ),
+        );
+        let activation = nix_eval_json(&format!(
+            "import ./checks/nix/deploy-activation.nix {{ scxSlo = \"{}\"; }}",
+            dir.join("scx-slo").display()
+        ));
+        for generation in ["old", "new"] {
+            let g = dir.join(generation);
+            fake(
+                g.join("bin/switch-to-configuration"),
+                format!("echo \"{generation}: switch-to-configuration $1\" >> {}", log.display()),
+            );
+            if generation == "new" || c.previous_from_deploy_rs {
+                fake(g.join("deploy-rs-activate"), activation.as_str().unwrap().to_string());
+            }
+        }
+        let profiles = dir.join("profiles");
+        std::fs::create_dir_all(&profiles).unwrap();
+        std::fs::write(profiles.join("generations"), format!("{}\n", dir.join("old").display())).unwrap();
+        std::os::unix::fs::symlink(dir.join("old"), profiles.join("system")).unwrap();
+        let flag = |b: bool| if b { "1" } else { "0" };
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(activate_rs.as_str().unwrap())
+            .env("PROFILES", &profiles)
+            .env("CLOSURE", dir.join("new"))
+            .env("LOG", &log)
+            .envs([
+                ("AUTO_ROLLBACK", flag(c.auto)),
+                ("MAGIC_ROLLBACK", flag(c.magic)),
+                ("BOOT", flag(c.boot)),
+                ("DRY_ACTIVATE", flag(c.dry)),
+                ("CONFIRMED", flag(c.confirmed)),
+            ])
+            .output()
+            .unwrap();
+        let ran = std::fs::read_to_string(&log).unwrap_or_default();
+        let active = std::fs::read_link(profiles.join("system")).unwrap();
+        assert_eq!(out.status.success(), c.ok, "{}: {ran}{}", c.name, String::from_utf8_lossy(&out.stderr));
+        assert_eq!(active, dir.join(c.active), "{}: the profile ends on {}:\n{ran}", c.name, active.display());
+        let lines: Vec<&str> = ran.lines().collect();
+        assert_eq!(lines.len(), c.log.len(), "{}:\n{ran}", c.name);
+        for (line, want) in lines.iter().zip(c.log) {
+            assert!(line.starts_with(want), "{}: {line:?} where {want:?} was due:\n{ran}", c.name);
         }
     }
+    // And what the activation and the docs say of it.
+    let deploy = std::fs::read_to_string(repo().join("nix/deploy.nix")).unwrap();
+    assert!(
+        deploy.contains("*auto*-rollback") && deploy.contains("never runs with `--boot`"),
+        "nix/deploy.nix must say which rollback undoes a failed gate"
+    );
+    let docs = std::fs::read_to_string(repo().join("docs/nixos.md")).unwrap();
+    assert!(
+        !docs.contains("deploy-rs rolls back (magic rollback"),
+        "docs/nixos.md still credits magic rollback with undoing a failed gate"
+    );
 }
