@@ -6,6 +6,10 @@
 # checks/nixos/ (with the read-only pkgs of runNixOSTest), against the
 # stand-ins in nixos-stand-ins.nix and pkgs-stand-in.nix. Nothing is built.
 #
+# Also: the module next to other modules that pick a kernel and on
+# aarch64-linux (compositions), and each testScript as runNixOSTest gets it
+# (testScripts, for checks/nix/test-driver).
+#
 # For each: failed assertions, warnings, the kernel, the generated config
 # (crates/scx-slo/tests/nix.rs runs `scx-slo check-config` on it), the whole
 # systemd.services.scx-slod declaration, the unit file NixOS would write
