@@ -81,6 +81,8 @@ enum slo_tstat_id {
 	SLO_TSTAT_WARNINGS_SUPPRESSED,	/* low-slack events rate limited */
 	SLO_TSTAT_RQ_DELAY_SUM_NS,	/* run-queue delay, summed */
 	SLO_TSTAT_SLACK_SUM_NS,		/* slack of jobs that met their deadline, summed */
+	SLO_TSTAT_BUDGET_SPENT_WAKEUPS,	/* wakeups that found the period's budget spent */
+	SLO_TSTAT_FAIR_PREEMPTS,	/* budget spent: took a CPU from fair work that ran ahead */
 	NR_SLO_TSTATS,
 };
 

@@ -449,7 +449,7 @@ pub struct TargetEntry {
 }
 
 /// Explain's recent counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RecentCounters {
     /// Wakeups.
     pub wakeups: u64,
@@ -459,6 +459,17 @@ pub struct RecentCounters {
     pub deadline_misses: u64,
     /// Periods the budget ran out.
     pub budget_exhausted: u64,
+    /// Wakeups that found the period's budget already spent (those jobs
+    /// ran by fair share only): the budget's shortfall.
+    #[serde(default)]
+    pub budget_spent_wakeups: u64,
+    /// Past its budget, CPUs taken from fair work that ran ahead.
+    #[serde(default)]
+    pub fair_preempts: u64,
+    /// Share of wakeups, in percent, that found budget left: how much of
+    /// the unit's need the budget covers (null before any wakeup).
+    #[serde(default)]
+    pub budget_covered_pct: Option<f64>,
 }
 
 /// Why a unit is scheduled as it is now.

@@ -184,6 +184,8 @@ counters! {
     slo_tstat_id_SLO_TSTAT_WARNINGS_SUPPRESSED => "warnings_suppressed" as "scx_slo_warnings_suppressed_total", "Events withheld by the per-target rate limit.";
     slo_tstat_id_SLO_TSTAT_RQ_DELAY_SUM_NS => "rq_delay_sum_ns", "Run-queue delay summed over runs, in nanoseconds.";
     slo_tstat_id_SLO_TSTAT_SLACK_SUM_NS => "slack_sum_ns", "Slack of jobs that met their deadline, summed, in nanoseconds.";
+    slo_tstat_id_SLO_TSTAT_BUDGET_SPENT_WAKEUPS => "budget_spent_wakeups" as "scx_slo_budget_spent_wakeups_total", "Wakeups that found the period's budget already spent: those jobs ran by fair share only (the budget's shortfall).";
+    slo_tstat_id_SLO_TSTAT_FAIR_PREEMPTS => "fair_preempts" as "scx_slo_fair_preempts_total", "Past its budget, times a task of the target took the CPU of fair-share work that had run ahead of it, as a sleeper does under EEVDF.";
 }
 
 pub use scx_slo_api::TargetStats;

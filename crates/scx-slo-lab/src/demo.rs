@@ -67,7 +67,16 @@ pub fn demo(env: &Env, rounds: usize) -> Result<Report> {
         rows.push(demo_phase(env, &format!("default-{round}"), false, &sampler)?);
         let mut daemon = Daemon::start(env, &format!("demo-{round}"))?;
         let up = daemon.wait_enabled(Duration::from_secs(60)).is_some();
-        report.check(format!("round {round}: scx_slo enabled"), up, daemon.log_tail());
+        // The evidence is the kernel's own word, not the daemon's log
+        // (which holds libbpf's struct_ops notices); the log only when it
+        // failed to attach.
+        let evidence = format!(
+            "/sys/kernel/sched_ext: state {}, root/ops {}, enable_seq {}",
+            kernel::sched_ext_state(),
+            kernel::root_ops(),
+            kernel::enable_seq()
+        );
+        report.check(format!("round {round}: scx_slo enabled"), up, if up { evidence } else { format!("{evidence}; scx-slod: {}", daemon.log_tail()) });
         if up {
             let row = demo_phase(env, &format!("scx_slo-{round}"), true, &sampler)?;
             report.check(

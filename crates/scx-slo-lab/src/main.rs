@@ -9,6 +9,7 @@ mod adapt;
 mod bench;
 mod bench_footprint;
 mod bench_resume;
+mod external;
 mod bench_report;
 mod canary;
 mod chaos;
@@ -340,9 +341,11 @@ fn main() -> Result<()> {
                 "chaos" => chaos::run(&env)?,
                 "adapt" => adapt::run(&env)?,
                 "canary" => canary::run(&env)?,
+                "external" => external::run(&env, rounds, false)?,
+                "external-quick" => external::run(&env, rounds, true)?,
                 // Runs as a unit under systemd in the Debian guest.
                 "systemd" => systemd::run_scenario()?,
-                other => anyhow::bail!("unknown scenario {other:?}; known: enforce, control, demo, bench, bench-quick, hunt, systemd, chaos, adapt, canary"),
+                other => anyhow::bail!("unknown scenario {other:?}; known: enforce, control, demo, bench, bench-quick, external, external-quick, hunt, systemd, chaos, adapt, canary"),
             };
             harness::emit(&report, &out)
         }
@@ -466,8 +469,30 @@ fn report(
             println!("  {line}");
         }
     }
+    if let Some(rows) = report["facts"]["external"].as_array() {
+        println!("\n{}", external::table(rows));
+        println!("budgets per 1 ms (scx-slo tune's, and half of it): {}", report["facts"]["budgets"]);
+        for c in report["facts"]["cells"].as_array().into_iter().flatten() {
+            let tool: external::ToolRun = serde_json::from_value(c["tool"].clone()).unwrap_or_default();
+            println!(
+                "  cell {} round {}: tool p99 {} us, max {} us, {} cycles; queue p99 {:.0} us; batch {}; counters {}",
+                c["setup"].as_str().unwrap_or_default(),
+                c["round"],
+                tool.quantile(0.99),
+                tool.max_us,
+                tool.samples,
+                c["queue_p99_us"].as_f64().unwrap_or(f64::NAN),
+                c["batch_bogo_ops"],
+                c["counters"]
+            );
+        }
+        println!("\ntargets (reported, not asserted):");
+        for line in report["facts"]["verdicts"].as_array().into_iter().flatten() {
+            println!("  {}", line.as_str().unwrap_or_default());
+        }
+    }
     for (key, value) in report["facts"].as_object().into_iter().flatten() {
-        if !["rows", "partial", "all", "results", "runs"].contains(&key.as_str()) {
+        if !["rows", "partial", "all", "results", "runs", "external", "cells", "tune", "verdicts", "budgets"].contains(&key.as_str()) {
             println!("{key}: {value}");
         }
     }

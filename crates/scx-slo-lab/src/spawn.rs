@@ -173,7 +173,7 @@ impl Workload {
 /// under TCG) would run outside every target, in the fair class, which in
 /// partial mode outranks every sched_ext task and showed up as
 /// multi-millisecond waits of the latency unit at the start of each cell.
-fn start_in_cgroup(cmd: &mut Command, dir: &Path) -> Result<()> {
+pub(crate) fn start_in_cgroup(cmd: &mut Command, dir: &Path) -> Result<()> {
     use std::os::unix::process::CommandExt;
     let procs = std::ffi::CString::new(format!("{}/cgroup.procs", dir.display()))?;
     // SAFETY: the closure runs in the child between fork and exec and only

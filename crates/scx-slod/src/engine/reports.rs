@@ -180,10 +180,29 @@ impl Engine {
         let stats = self.carried.total(unit, live);
         let (cgroup, cgroup_id) = self.cgroup_of(unit);
         let state = self.supervisor.state();
+        let recent = stats.map(|s| {
+            let (wakeups, spent) = (s.get("wakeups"), s.get("budget_spent_wakeups"));
+            RecentCounters {
+                wakeups,
+                jobs: s.get("jobs"),
+                deadline_misses: s.get("deadline_misses"),
+                budget_exhausted: s.get("budget_exhausted"),
+                budget_spent_wakeups: spent,
+                fair_preempts: s.get("fair_preempts"),
+                budget_covered_pct: budget_covered_pct(wakeups, spent),
+            }
+        });
         let why = match (cgroup_id, state) {
             (None, _) => "no cgroup found yet: the unit is not running (or the cgroup path is wrong); it is retried every scan".to_string(),
             (Some(_), State::Running) => match t.class {
-                Class::Latency => "earliest-deadline-first while its budget lasts in each period, then fair share".to_string(),
+                Class::Latency => {
+                    let mut why = "earliest-deadline-first while its budget lasts in each period, then fair share (with the sleeper credit and wakeup preemption any task gets)".to_string();
+                    if let Some(short) = recent.as_ref().and_then(|r| shortfall(unit, r, t.budget.as_ref().map(|b| b.period))) {
+                        why.push_str("; ");
+                        why.push_str(&short);
+                    }
+                    why
+                }
                 Class::Batch => "weighted virtual time".to_string(),
             },
             (Some(_), state) => format!("scx-slo is {state}: the unit runs on the kernel's default scheduler"),
@@ -198,12 +217,7 @@ impl Engine {
             cgroup,
             cgroup_id,
             why,
-            recent: stats.map(|s| RecentCounters {
-                wakeups: s.get("wakeups"),
-                jobs: s.get("jobs"),
-                deadline_misses: s.get("deadline_misses"),
-                budget_exhausted: s.get("budget_exhausted"),
-            }),
+            recent,
             adaptation: self.adaptation.report(unit, self.file_runtime(unit)),
         })
     }
@@ -227,5 +241,54 @@ impl Engine {
             .iter()
             .filter_map(|t| self.adaptation.report(&t.key, self.file_runtime(&t.key)).map(|r| (t.key.clone(), r)))
             .collect()
+    }
+}
+
+/// Percent of wakeups that found budget left; `None` before the first.
+fn budget_covered_pct(wakeups: u64, spent: u64) -> Option<f64> {
+    (wakeups > 0).then(|| 100.0 * wakeups.saturating_sub(spent) as f64 / wakeups as f64)
+}
+
+/// Explain's sentence on a budget that falls short of the unit's need, with
+/// the command that measures the need; `None` while the budget covers every
+/// wakeup.
+fn shortfall(unit: &str, recent: &RecentCounters, period: Option<scx_slo_model::Duration>) -> Option<String> {
+    let covered = recent.budget_covered_pct?;
+    if recent.budget_spent_wakeups == 0 {
+        return None;
+    }
+    let period = period.map(|p| format!(" --period {p}")).unwrap_or_default();
+    Some(format!(
+        "the budget covered {covered:.1}% of its wakeups: {} of {} found it spent and ran by fair share only; `scx-slo tune {unit}{period}` measures the CPU per period it needs and recommends a budget",
+        recent.budget_spent_wakeups, recent.wakeups
+    ))
+}
+
+#[cfg(test)]
+mod shortfall_tests {
+    use super::*;
+
+    fn recent(wakeups: u64, spent: u64) -> RecentCounters {
+        RecentCounters { wakeups, budget_spent_wakeups: spent, budget_covered_pct: budget_covered_pct(wakeups, spent), ..RecentCounters::default() }
+    }
+
+    #[test]
+    fn coverage_is_the_share_of_wakeups_with_budget_left() {
+        assert_eq!(budget_covered_pct(0, 0), None);
+        assert_eq!(budget_covered_pct(200, 50), Some(75.0));
+        assert_eq!(budget_covered_pct(10, 10), Some(0.0));
+        // A per-CPU copy read mid-update cannot push coverage below zero.
+        assert_eq!(budget_covered_pct(10, 11), Some(0.0));
+    }
+
+    #[test]
+    fn a_shortfall_names_its_size_and_the_tune_command() {
+        let period = Some(scx_slo_model::Duration::from_ms(1));
+        let s = shortfall("api.service", &recent(200, 50), period).expect("a shortfall");
+        assert!(s.contains("75.0%"), "{s}");
+        assert!(s.contains("50 of 200"), "{s}");
+        assert!(s.contains("`scx-slo tune api.service --period 1ms`"), "{s}");
+        assert_eq!(shortfall("api.service", &recent(200, 0), period), None);
+        assert_eq!(shortfall("api.service", &recent(0, 0), period), None);
     }
 }

@@ -1,0 +1,537 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! What users get, measured with programs nobody here wrote: a timer-wakeup
+//! tool (rt-tests' cyclictest: two threads on 1 ms absolute timers, each
+//! wakeup's lateness measured by the tool itself) inside the latency target,
+//! next to a batch side of real programs (stress-ng's CPU stressors) in the
+//! batch target, all in one VM boot.
+//!
+//! Every setup a user would pick instead runs in the same boot: EEVDF as it
+//! is, EEVDF with the unit's cpu.weight at 10000 (what advisory mode does),
+//! the tool's threads as SCHED_FIFO 50 (what `chrt -f 50` gives), and the scx
+//! peers found next to the lab. scx-slo runs in both modes with two budgets:
+//! the one `scx-slo tune` recommends from a profile of the same workload
+//! under EEVDF (taken first, in this boot), and half of it (the floor:
+//! declaring an SLO with too small a budget must leave the service no worse
+//! than undeclared).
+//!
+//! The tool's own latency (timer expiry to running, its histogram) and the
+//! scheduler's share of it (waking to running, from the kernel: the bench's
+//! observe sampler) are reported for each setup, pooled over rounds, with
+//! the batch side's work; the verdicts are in [`verdicts`]. Checks fail only
+//! when a setup could not run, scx_slo was ejected, or the tool lost
+//! measurement cycles under scx_slo: speeds are reported, not asserted.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::daemon::{write_config, Daemon};
+use crate::fixtures::{API, BATCH};
+use crate::harness::{num_cpus, uname, wait_until, Env, Report};
+use crate::kernel;
+use crate::sampler::WakeSampler;
+use crate::spawn::start_in_cgroup;
+use scx_slo_model::Duration as SloDuration;
+
+/// The tool's timer interval and the budget period that matches it.
+const INTERVAL_US: u64 = 1000;
+/// The tool's measurement threads.
+const TOOL_THREADS: usize = 2;
+/// The histogram's range, µs: a wakeup later than this counts as an
+/// overflow, placed at the tool's reported maximum.
+const HIST_US: usize = 30_000;
+/// The latency target's deadline and priority (the shape users reported).
+const DEADLINE: &str = "500us";
+const PRIORITY: u16 = 900;
+/// Under scx_slo, the tool may run at most this much fewer cycles than under
+/// EEVDF in the same run before it counts as losing cycles (TCG's own jitter
+/// moves EEVDF's count by about 2% between rounds).
+pub(crate) const CYCLES_KEPT_MIN: f64 = 0.97;
+
+/// One way to run the service.
+#[derive(Clone, Debug, PartialEq)]
+enum Setup {
+    Eevdf,
+    /// EEVDF, the unit's cpu.weight at 10000.
+    Weight,
+    /// EEVDF, the tool's threads SCHED_FIFO 50.
+    Fifo,
+    /// scx_slo in `switch` mode with `runtime` per 1 ms.
+    Slo { switch: &'static str, budget: &'static str, runtime: SloDuration, deadline: SloDuration },
+    /// A peer sched_ext scheduler, no configuration.
+    Peer(&'static str),
+}
+
+impl Setup {
+    fn name(&self) -> String {
+        match self {
+            Setup::Eevdf => "eevdf".into(),
+            Setup::Weight => "eevdf-weight10000".into(),
+            Setup::Fifo => "eevdf-fifo50".into(),
+            Setup::Slo { switch, budget, .. } => format!("scx_slo-{switch}-{budget}"),
+            Setup::Peer(p) => p.to_string(),
+        }
+    }
+
+    fn is_baseline(&self) -> bool {
+        !matches!(self, Setup::Slo { .. })
+    }
+}
+
+/// The tool's own measurement of one run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ToolRun {
+    /// Wakeups per µs of lateness, all threads (index = µs).
+    pub(crate) hist: Vec<u64>,
+    /// Wakeups later than the histogram's range.
+    pub(crate) overflows: u64,
+    /// The latest wakeup, µs.
+    pub(crate) max_us: u64,
+    /// Cycles measured, all threads.
+    pub(crate) samples: u64,
+}
+
+/// Parses cyclictest's `-h` output: one line per µs (`000123 000004 000001`,
+/// the count per thread), then `# Total:`, `# Max Latencies:` and
+/// `# Histogram Overflows:` lines with one number per thread.
+pub(crate) fn parse_cyclictest(text: &str) -> Result<ToolRun> {
+    let mut run = ToolRun::default();
+    let numbers = |rest: &str| rest.split_whitespace().map(|n| n.parse::<u64>()).collect::<Result<Vec<_>, _>>();
+    let mut saw_total = false;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# Total:") {
+            run.samples = numbers(rest).context("cyclictest's Total line")?.iter().sum();
+            saw_total = true;
+        } else if let Some(rest) = line.strip_prefix("# Max Latencies:") {
+            run.max_us = numbers(rest).context("cyclictest's Max line")?.into_iter().max().unwrap_or(0);
+        } else if let Some(rest) = line.strip_prefix("# Histogram Overflows:") {
+            run.overflows = numbers(rest).context("cyclictest's Overflows line")?.iter().sum();
+        } else if !line.starts_with('#') && !line.trim().is_empty() {
+            let fields = numbers(line).with_context(|| format!("cyclictest histogram line {:?}", line.chars().take(40).collect::<String>()))?;
+            let (&us, counts) = fields.split_first().context("an empty histogram line")?;
+            let us = usize::try_from(us).ok().filter(|u| *u < HIST_US).context("a histogram bucket past the range asked for")?;
+            if run.hist.len() <= us {
+                run.hist.resize(us + 1, 0);
+            }
+            run.hist[us] += counts.iter().sum::<u64>();
+        }
+    }
+    anyhow::ensure!(saw_total, "cyclictest printed no '# Total:' line (did it run?)");
+    Ok(run)
+}
+
+impl ToolRun {
+    fn merge(&mut self, other: &ToolRun) {
+        if self.hist.len() < other.hist.len() {
+            self.hist.resize(other.hist.len(), 0);
+        }
+        for (a, b) in self.hist.iter_mut().zip(&other.hist) {
+            *a += b;
+        }
+        self.overflows += other.overflows;
+        self.max_us = self.max_us.max(other.max_us);
+        self.samples += other.samples;
+    }
+
+    /// The `q` quantile in µs: the bucket that holds it; an overflow reads
+    /// as the maximum.
+    pub(crate) fn quantile(&self, q: f64) -> f64 {
+        let total: u64 = self.hist.iter().sum::<u64>() + self.overflows;
+        if total == 0 {
+            return f64::NAN;
+        }
+        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        for (us, n) in self.hist.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return us as f64;
+            }
+        }
+        self.max_us as f64
+    }
+}
+
+/// Starts the setup's scheduler; the returned daemon (if any) is stopped by
+/// [`stop`].
+fn start(env: &Env, setup: &Setup, tag: &str) -> Result<Option<Running>> {
+    match setup {
+        Setup::Eevdf | Setup::Fifo => Ok(Some(Running::None)),
+        Setup::Weight => {
+            std::fs::write(env.cg(API).join("cpu.weight"), "10000").context("setting the unit's cpu.weight")?;
+            Ok(Some(Running::Weight))
+        }
+        Setup::Slo { switch, runtime, deadline, .. } => {
+            write_config(&slo_config(switch, *runtime, *deadline))?;
+            let mut d = Daemon::start_with(env, tag, &["--metrics-listen", "off"])?;
+            if d.wait_enabled(Duration::from_secs(60)).is_none() {
+                anyhow::bail!("scx_slo did not attach: {}", d.log_tail());
+            }
+            Ok(Some(Running::Slo(d)))
+        }
+        Setup::Peer(p) => {
+            let exe = env.exe(p);
+            if !exe.exists() {
+                return Ok(None);
+            }
+            let child = Command::new(&exe).stdout(Stdio::null()).stderr(Stdio::null()).spawn().with_context(|| format!("starting {p}"))?;
+            let running = Running::Peer(child);
+            if wait_until(Duration::from_secs(60), || kernel::sched_ext_state() == "enabled").is_none() {
+                stop(env, running);
+                anyhow::bail!("{p} did not attach");
+            }
+            Ok(Some(running))
+        }
+    }
+}
+
+enum Running {
+    None,
+    Weight,
+    Slo(Daemon),
+    Peer(Child),
+}
+
+fn stop(env: &Env, running: Running) {
+    match running {
+        Running::None => return,
+        Running::Weight => {
+            let _ = std::fs::write(env.cg(API).join("cpu.weight"), "100");
+            return;
+        }
+        Running::Slo(mut d) => {
+            d.signal(libc::SIGTERM);
+            d.wait_exit(Duration::from_secs(20));
+        }
+        Running::Peer(mut c) => {
+            // SAFETY: kill(2) on our child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
+            if wait_until(Duration::from_secs(10), || matches!(c.try_wait(), Ok(Some(_)))).is_none() {
+                let _ = c.kill();
+            }
+            let _ = c.wait();
+        }
+    }
+    wait_until(Duration::from_secs(10), || kernel::sched_ext_state() != "enabled");
+}
+
+/// scx-slo's config: the tool's cgroup a latency target with `runtime` per
+/// 1 ms, the batch side a batch target.
+fn slo_config(switch: &str, runtime: SloDuration, deadline: SloDuration) -> Value {
+    json!({ "version": 1, "mode": "enforce", "switch": switch, "targets": {
+        "api.service": { "class": "latency", "budget": { "runtime": runtime.to_string(), "period": SloDuration::from_us(INTERVAL_US).to_string() },
+                         "deadline": deadline.to_string(), "priority": PRIORITY, "preemption": "lower-priority" },
+        "batch.slice": { "class": "batch", "weight": 100 } } })
+}
+
+/// The batch side: stress-ng's CPU stressors, two per CPU, for `secs`.
+fn spawn_batch(env: &Env, secs: u64, out: &Path) -> Result<Child> {
+    let mut cmd = Command::new(env.exe("stress-ng"));
+    cmd.args(["--cpu", &(2 * num_cpus()).to_string(), "--timeout", &format!("{secs}s"), "--metrics-brief"]);
+    cmd.args(["--yaml", &out.display().to_string()]).stdout(Stdio::null()).stderr(Stdio::null());
+    start_in_cgroup(&mut cmd, &env.cg(BATCH))?;
+    cmd.spawn().context("starting stress-ng (the batch side)")
+}
+
+/// stress-ng's bogo ops from its `--yaml` metrics.
+pub(crate) fn parse_bogo_ops(yaml: &str) -> Option<u64> {
+    yaml.lines().find_map(|l| l.trim().strip_prefix("bogo-ops:")).and_then(|v| v.trim().parse().ok())
+}
+
+/// The tool in the latency target for `secs`: SCHED_OTHER, or FIFO 50.
+fn spawn_tool(env: &Env, secs: u64, fifo: bool, out: &Path) -> Result<Child> {
+    let mut cmd = Command::new(env.exe("cyclictest"));
+    cmd.args(["-q", "-m", "-t", &TOOL_THREADS.to_string(), "-i", &INTERVAL_US.to_string(), "-D", &secs.to_string()]);
+    cmd.args(["-h", &HIST_US.to_string()]);
+    if fifo {
+        cmd.args(["-p", "50"]);
+    }
+    cmd.stdout(std::fs::File::create(out)?).stderr(Stdio::null());
+    start_in_cgroup(&mut cmd, &env.cg(API))?;
+    cmd.spawn().context("starting cyclictest")
+}
+
+/// One setup, one round.
+fn cell(env: &Env, setup: &Setup, round: usize, running: &Running, sampler: &WakeSampler) -> Result<Value> {
+    let tag = format!("ext-{}-{round}", setup.name());
+    let (tool_out, batch_out) = (format!("/tmp/{tag}-cyclictest.txt"), format!("/tmp/{tag}-stress.yaml"));
+    let watch = matches!(running, Running::Slo(_) | Running::Peer(_)).then(|| kernel::AttachWatch::start(&kernel::root_ops()));
+    sampler.take()?;
+    let mut batch = spawn_batch(env, env.seconds + 1, Path::new(&batch_out))?;
+    // The batch side first: the tool measures a loaded host from its first cycle.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut tool = spawn_tool(env, env.seconds, *setup == Setup::Fifo, Path::new(&tool_out))?;
+    let status = tool.wait()?;
+    let (queue, _, _) = sampler.take()?;
+    batch.wait()?;
+    anyhow::ensure!(status.success(), "cyclictest exited with {status}");
+    let run = parse_cyclictest(&std::fs::read_to_string(&tool_out)?)?;
+    let bogo = std::fs::read_to_string(&batch_out).ok().as_deref().and_then(parse_bogo_ops);
+    let attachment = watch.map(|w| w.finish());
+    // The latency target's scheduler counters (the daemon starts per cell,
+    // so they are this cell's), for the why behind the numbers.
+    let counters = matches!(running, Running::Slo(_))
+        .then(crate::daemon::daemon_status)
+        .flatten()
+        .and_then(|st| st.targets.into_iter().find(|t| t.key == "api.service"))
+        .and_then(|t| t.stats)
+        .map(|s| s.counters);
+    Ok(json!({
+        "setup": setup.name(), "round": round, "tool": run, "queue_ns": queue, "batch_bogo_ops": bogo, "counters": counters,
+        "attached": attachment.as_ref().map(|a| a.attached), "ejections": attachment.map(|a| a.ejections),
+    }))
+}
+
+/// `scx-slo tune`'s runtime for the tool under EEVDF next to the batch side,
+/// with tune's whole answer.
+fn tuned_budget(env: &Env) -> Result<(SloDuration, Value)> {
+    let mut batch = spawn_batch(env, env.seconds + 2, Path::new("/tmp/ext-tune-stress.yaml"))?;
+    let mut tool = spawn_tool(env, env.seconds + 1, false, Path::new("/tmp/ext-tune-cyclictest.txt"))?;
+    std::thread::sleep(Duration::from_millis(500));
+    write_config(&slo_config("partial", SloDuration::from_us(300), DEADLINE.parse()?))?;
+    let out = Command::new(env.exe("scx-slo"))
+        .args(["tune", "api.service", "--cgroup", API, "--period", &SloDuration::from_us(INTERVAL_US).to_string()])
+        .args(["--duration", &format!("{}s", env.seconds.saturating_sub(1).max(1)), "--json", "--config", crate::daemon::CONFIG_PATH])
+        .output()
+        .context("running scx-slo tune")?;
+    tool.wait()?;
+    batch.wait()?;
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("scx-slo tune's JSON (stderr: {})", String::from_utf8_lossy(&out.stderr).chars().take(300).collect::<String>()))?;
+    let rec = &doc["recommendation"];
+    let runtime: SloDuration = rec["runtime"].as_str().context("recommendation.runtime")?.parse()?;
+    Ok((runtime, doc))
+}
+
+/// Half of `runtime`, rounded up to 10 µs: the floor's budget.
+pub(crate) fn half_budget(runtime: SloDuration) -> SloDuration {
+    let half = runtime.as_ns().div_ceil(2).div_ceil(10_000) * 10_000;
+    SloDuration::from_ns(half.max(scx_slo_model::limits::MIN_RUNTIME.as_ns()))
+}
+
+/// The external-workload scenario.
+pub fn run(env: &Env, rounds: usize, quick: bool) -> Result<Report> {
+    let mut report = Report::new(if quick { "external-quick" } else { "external" });
+    crate::fixtures::setup_cgroups(env)?;
+    // cpu.weight on the unit needs the cpu controller down to its parent.
+    for dir in ["", "system.slice"] {
+        std::fs::write(env.cg(dir).join("cgroup.subtree_control"), "+cpu").with_context(|| format!("enabling the cpu controller under /{dir}"))?;
+    }
+    report.facts.insert("kernel".into(), json!(uname()));
+    report.facts.insert("cpus".into(), json!(num_cpus()));
+    report.facts.insert("seconds_per_cell".into(), json!(env.seconds));
+    report.facts.insert("rounds".into(), json!(rounds));
+    let mut object = std::mem::MaybeUninit::uninit();
+    let sampler = WakeSampler::start(env, &[API.to_string()], &mut object).context("loading the wakeup sampler (observe probes)")?;
+
+    let (runtime, tune_doc) = tuned_budget(env).context("profiling the tool with scx-slo tune under EEVDF")?;
+    let under = half_budget(runtime);
+    report.facts.insert("tune".into(), tune_doc);
+    report.facts.insert("budgets".into(), json!({ "tuned": runtime.to_string(), "under": under.to_string(), "period": SloDuration::from_us(INTERVAL_US).to_string() }));
+    // The deadline users declared, raised to the runtime where the runtime
+    // is longer (the config requires runtime <= deadline).
+    let declared: SloDuration = DEADLINE.parse()?;
+    let slo = |switch, budget, runtime: SloDuration| Setup::Slo { switch, budget, runtime, deadline: declared.max(runtime) };
+    let setups: Vec<Setup> = if quick {
+        vec![Setup::Eevdf, Setup::Weight, slo("all", "under", under), slo("all", "tuned", runtime)]
+    } else {
+        vec![
+            Setup::Eevdf,
+            Setup::Weight,
+            Setup::Fifo,
+            slo("partial", "under", under),
+            slo("all", "under", under),
+            slo("partial", "tuned", runtime),
+            slo("all", "tuned", runtime),
+            Setup::Peer("scx_flash"),
+            Setup::Peer("scx_bpfland"),
+            Setup::Peer("scx_lavd"),
+        ]
+    };
+    let mut cells = Vec::new();
+    for round in 0..rounds {
+        let mut order = setups.clone();
+        order.rotate_left(round % setups.len());
+        for setup in order {
+            let name = setup.name();
+            let running = match start(env, &setup, &format!("ext-{name}-{round}")) {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(e) => {
+                    report.check(format!("{name} / round {round} started"), false, format!("{e:#}"));
+                    continue;
+                }
+            };
+            let result = cell(env, &setup, round, &running, &sampler);
+            stop(env, running);
+            match result {
+                Ok(c) => {
+                    if name.starts_with("scx_slo") && c["attached"] != json!(true) {
+                        report.check(format!("{name} / round {round}: scx_slo stayed attached"), false, format!("ejections: {}", c["ejections"]));
+                    }
+                    cells.push(c);
+                }
+                Err(e) => report.check(format!("{name} / round {round} ran"), false, format!("{e:#}")),
+            }
+        }
+    }
+    let summary = summarize(&setups, &cells);
+    report.facts.insert("verdicts".into(), json!(verdicts(&summary)));
+    // No measurement cycles lost: each scx_slo setup ran the tool at least
+    // CYCLES_KEPT_MIN of EEVDF's cycles in the same run.
+    let eevdf_samples = summary.iter().find(|s| s.setup == "eevdf").map(|s| s.samples);
+    for s in summary.iter().filter(|s| s.setup.starts_with("scx_slo")) {
+        let kept = eevdf_samples.map(|e| s.samples as f64 / e as f64);
+        report.check(
+            format!("{}: the tool lost no cycles (>= {CYCLES_KEPT_MIN}x EEVDF's)", s.setup),
+            kept.is_some_and(|k| k >= CYCLES_KEPT_MIN),
+            format!("{} cycles against EEVDF's {}", s.samples, eevdf_samples.map_or("none".into(), |e| e.to_string())),
+        );
+    }
+    report.check("every setup ran", !cells.is_empty() && report.checks.iter().all(|c| c.ok), format!("{} cells", cells.len()));
+    report.facts.insert("external".into(), json!(summary));
+    report.facts.insert(
+        "cells".into(),
+        json!(cells
+            .iter()
+            .map(|c| json!({ "setup": c["setup"], "round": c["round"], "tool": c["tool"], "batch_bogo_ops": c["batch_bogo_ops"], "queue_p99_us": queue_p99(&[c]), "counters": c["counters"] }))
+            .collect::<Vec<_>>()),
+    );
+    report.ok = report.checks.iter().all(|c| c.ok);
+    Ok(report)
+}
+
+fn queue_p99(cells: &[&Value]) -> f64 {
+    use scx_slo_model::stats;
+    let us: Vec<f64> = cells.iter().flat_map(|c| c["queue_ns"].as_array().into_iter().flatten().filter_map(Value::as_u64).map(|n| n as f64 / 1e3)).collect();
+    stats::percentile(&stats::sorted(&us), 0.99)
+}
+
+/// One setup's rounds pooled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Summary {
+    pub(crate) setup: String,
+    pub(crate) baseline: bool,
+    pub(crate) rounds: usize,
+    /// The tool's latency, µs.
+    pub(crate) p50_us: f64,
+    pub(crate) p99_us: f64,
+    pub(crate) p999_us: f64,
+    pub(crate) max_us: f64,
+    /// Cycles the tool measured.
+    pub(crate) samples: u64,
+    /// Waking to running, from the kernel, µs.
+    pub(crate) queue_p99_us: f64,
+    pub(crate) queue_p999_us: f64,
+    /// The batch side's bogo ops.
+    pub(crate) batch_bogo_ops: u64,
+    /// Cells in which a sched_ext scheduler stayed attached (null: EEVDF).
+    pub(crate) attached_cells: Option<usize>,
+}
+
+fn summarize(setups: &[Setup], cells: &[Value]) -> Vec<Summary> {
+    use scx_slo_model::stats;
+    let mut out = Vec::new();
+    for setup in setups {
+        let name = setup.name();
+        let mine: Vec<&Value> = cells.iter().filter(|c| c["setup"] == name.as_str()).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let mut tool = ToolRun::default();
+        for c in &mine {
+            if let Ok(t) = serde_json::from_value::<ToolRun>(c["tool"].clone()) {
+                tool.merge(&t);
+            }
+        }
+        let queue: Vec<f64> = stats::sorted(
+            &mine.iter().flat_map(|c| c["queue_ns"].as_array().into_iter().flatten().filter_map(Value::as_u64).map(|n| n as f64 / 1e3)).collect::<Vec<_>>(),
+        );
+        out.push(Summary {
+            baseline: setup.is_baseline(),
+            rounds: mine.len(),
+            p50_us: tool.quantile(0.5),
+            p99_us: tool.quantile(0.99),
+            p999_us: tool.quantile(0.999),
+            max_us: tool.max_us as f64,
+            samples: tool.samples,
+            queue_p99_us: stats::percentile(&queue, 0.99),
+            queue_p999_us: stats::percentile(&queue, 0.999),
+            batch_bogo_ops: mine.iter().filter_map(|c| c["batch_bogo_ops"].as_u64()).sum(),
+            attached_cells: matches!(setup, Setup::Slo { .. } | Setup::Peer(_)).then(|| mine.iter().filter(|c| c["attached"] == json!(true)).count()),
+            setup: name,
+        });
+    }
+    out
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "missed"
+    }
+}
+
+/// The two promises, each with its numbers:
+/// - the floor: with half the tuned budget, the tool's p99, p99.9 and max
+///   within 1.1x EEVDF's, and no cycles lost;
+/// - the win: with the tuned budget, the kernel-measured queue p99 at most
+///   0.5x the best baseline's, the tool's p99 and max no worse than the best
+///   baseline's, and the batch side at least 0.95x EEVDF's work.
+pub(crate) fn verdicts(summary: &[Summary]) -> Vec<String> {
+    let mut lines = Vec::new();
+    let Some(eevdf) = summary.iter().find(|s| s.setup == "eevdf") else {
+        return vec!["no EEVDF cells: no ratios".into()];
+    };
+    let baselines: Vec<&Summary> = summary.iter().filter(|s| s.baseline).collect();
+    let best = |f: fn(&Summary) -> f64| baselines.iter().map(|s| (f(s), s.setup.as_str())).filter(|(v, _)| v.is_finite()).min_by(|a, b| a.0.total_cmp(&b.0));
+    for s in summary.iter().filter(|s| s.setup.ends_with("-under")) {
+        let (p99, p999, max) = (s.p99_us / eevdf.p99_us, s.p999_us / eevdf.p999_us, s.max_us / eevdf.max_us);
+        let kept = s.samples as f64 / eevdf.samples as f64;
+        let ok = p99 <= 1.1 && p999 <= 1.1 && max <= 1.1 && kept >= CYCLES_KEPT_MIN;
+        lines.push(format!(
+            "floor {}: tool p99 {p99:.2}x, p99.9 {p999:.2}x, max {max:.2}x EEVDF; cycles {kept:.3}x (target <= 1.1x, >= {CYCLES_KEPT_MIN}x: {})",
+            s.setup,
+            met(ok)
+        ));
+    }
+    for s in summary.iter().filter(|s| s.setup.ends_with("-tuned")) {
+        let (Some((bq, bq_name)), Some((bp, bp_name)), Some((bm, bm_name))) = (best(|s| s.queue_p99_us), best(|s| s.p99_us), best(|s| s.max_us)) else {
+            continue;
+        };
+        let (q, p, m) = (s.queue_p99_us / bq, s.p99_us / bp, s.max_us / bm);
+        let batch = s.batch_bogo_ops as f64 / eevdf.batch_bogo_ops as f64;
+        lines.push(format!(
+            "win {}: queue p99 {q:.2}x best ({bq_name}) (target <= 0.5x: {}); tool p99 {p:.2}x best ({bp_name}), max {m:.2}x best ({bm_name}) (target <= 1x: {}); batch {batch:.2}x EEVDF (target >= 0.95x: {})",
+            s.setup,
+            met(q <= 0.5),
+            met(p <= 1.0 && m <= 1.0),
+            met(batch >= 0.95)
+        ));
+    }
+    lines
+}
+
+/// The summary as a markdown table (the report's and docs/benchmarks.md's).
+pub(crate) fn table(rows: &[Value]) -> String {
+    let mut out = String::from(
+        "| setup | tool p50 us | tool p99 us | tool p99.9 us | tool max us | cycles | queue p99 us | queue p99.9 us | batch bogo ops | attached |\n|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows.iter().filter_map(|r| serde_json::from_value::<Summary>(r.clone()).ok()) {
+        let attached = r.attached_cells.map_or("-".to_string(), |a| format!("{a}/{}", r.rounds));
+        out.push_str(&format!(
+            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {:.0} | {:.0} | {} | {attached} |\n",
+            r.setup, r.p50_us, r.p99_us, r.p999_us, r.max_us, r.samples, r.queue_p99_us, r.queue_p999_us, r.batch_bogo_ops
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "external_tests.rs"]
+mod tests;

@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The external-workload scenario's parsing and verdicts, on fixed inputs.
+
+use super::*;
+
+const CYCLICTEST: &str = "# /dev/cpu_dma_latency set to 0us
+# Histogram
+000000 000000\t000000
+000001 000002\t000001
+000002 000005\t000003
+000003 000000\t000000
+000004 000001\t000000
+# Total: 000000009 000000005
+# Min Latencies: 00001 00001
+# Avg Latencies: 00002 00002
+# Max Latencies: 00040 00004
+# Histogram Overflows: 00001 00001
+# Histogram Overflow at cycle number:
+# Thread 0: 00017
+# Thread 1: 00003
+";
+
+#[test]
+fn cyclictest_histograms_are_summed_over_threads() {
+    let run = parse_cyclictest(CYCLICTEST).expect("parses");
+    assert_eq!(run.hist, vec![0, 3, 8, 0, 1]);
+    assert_eq!(run.samples, 14);
+    assert_eq!(run.max_us, 40);
+    assert_eq!(run.overflows, 2);
+}
+
+#[test]
+fn quantiles_come_from_the_buckets_and_overflows_read_as_the_maximum() {
+    let run = parse_cyclictest(CYCLICTEST).expect("parses");
+    // 14 wakeups: 3 at 1 us, 8 at 2, 1 at 4, 2 overflows (max 40).
+    assert_eq!(run.quantile(0.2), 1.0);
+    assert_eq!(run.quantile(0.5), 2.0);
+    assert_eq!(run.quantile(0.85), 4.0);
+    assert_eq!(run.quantile(0.99), 40.0);
+    assert!(ToolRun::default().quantile(0.5).is_nan());
+}
+
+#[test]
+fn output_without_a_total_line_is_an_error_not_zero_cycles() {
+    let e = parse_cyclictest("# Histogram\n000001 000002\n").expect_err("no total");
+    assert!(format!("{e:#}").contains("Total"), "{e:#}");
+    assert!(parse_cyclictest("# Total: 1\nxyz 1\n").is_err());
+    // A bucket past the range asked for is refused, not grown into.
+    assert!(parse_cyclictest(&format!("{HIST_US:06} 000001\n# Total: 1\n")).is_err());
+}
+
+#[test]
+fn merged_rounds_add_up() {
+    let a = parse_cyclictest(CYCLICTEST).expect("parses");
+    let mut m = ToolRun::default();
+    m.merge(&a);
+    m.merge(&a);
+    assert_eq!(m.samples, 28);
+    assert_eq!(m.hist[2], 16);
+    assert_eq!(m.max_us, 40);
+}
+
+#[test]
+fn stress_ng_bogo_ops_come_from_its_yaml() {
+    let yaml = "system-info:\n      stress-ng-version: 0.15.06\nmetrics:\n    - stressor: cpu\n      bogo-ops: 1633\n      bogo-ops-per-second-usr-sys-time: 1537.7\n";
+    assert_eq!(parse_bogo_ops(yaml), Some(1633));
+    assert_eq!(parse_bogo_ops("metrics:\n"), None);
+}
+
+#[test]
+fn the_floor_budget_is_half_rounded_up_to_10us() {
+    assert_eq!(half_budget(SloDuration::from_us(590)), SloDuration::from_us(300));
+    assert_eq!(half_budget(SloDuration::from_us(600)), SloDuration::from_us(300));
+    assert_eq!(half_budget(SloDuration::from_us(10)), scx_slo_model::limits::MIN_RUNTIME.max(SloDuration::from_us(10)));
+}
+
+fn summary(setup: &str, p99: f64, max: f64, samples: u64, queue_p99: f64, bogo: u64) -> Summary {
+    Summary {
+        setup: setup.into(),
+        baseline: !setup.starts_with("scx_slo"),
+        rounds: 1,
+        p50_us: 100.0,
+        p99_us: p99,
+        p999_us: p99 * 2.0,
+        max_us: max,
+        samples,
+        queue_p99_us: queue_p99,
+        queue_p999_us: queue_p99 * 2.0,
+        batch_bogo_ops: bogo,
+        attached_cells: None,
+    }
+}
+
+#[test]
+fn the_floor_holds_within_1_1x_and_fails_past_it_or_on_lost_cycles() {
+    let eevdf = summary("eevdf", 2000.0, 5000.0, 10_000, 1500.0, 1000);
+    let good = summary("scx_slo-all-under", 2100.0, 5400.0, 9_900, 900.0, 1000);
+    let worse = summary("scx_slo-partial-under", 2300.0, 5000.0, 10_000, 900.0, 1000);
+    let lossy = summary("scx_slo-all-under", 2000.0, 5000.0, 9_000, 900.0, 1000);
+    let v = verdicts(&[eevdf.clone(), good]);
+    assert!(v[0].ends_with("met)"), "{v:?}");
+    let v = verdicts(&[eevdf.clone(), worse]);
+    assert!(v[0].contains("p99 1.15x") && v[0].ends_with("missed)"), "{v:?}");
+    let v = verdicts(&[eevdf, lossy]);
+    assert!(v[0].contains("cycles 0.900x") && v[0].ends_with("missed)"), "{v:?}");
+}
+
+#[test]
+fn the_win_is_judged_against_the_best_baseline_of_each_measure() {
+    let eevdf = summary("eevdf", 2000.0, 5000.0, 10_000, 1500.0, 1000);
+    // cpu.weight has the best tool p99, FIFO the best max and queue p99.
+    let weight = summary("eevdf-weight10000", 800.0, 6000.0, 10_000, 1200.0, 1000);
+    let fifo = summary("eevdf-fifo50", 900.0, 3000.0, 10_000, 600.0, 800);
+    let tuned = summary("scx_slo-all-tuned", 700.0, 2900.0, 10_000, 290.0, 960);
+    let v = verdicts(&[eevdf.clone(), weight.clone(), fifo.clone(), tuned]);
+    assert_eq!(v.len(), 1);
+    assert!(v[0].contains("queue p99 0.48x best (eevdf-fifo50)"), "{v:?}");
+    assert!(v[0].contains("tool p99 0.88x best (eevdf-weight10000)"), "{v:?}");
+    assert!(v[0].contains("max 0.97x best (eevdf-fifo50)"), "{v:?}");
+    assert!(!v[0].contains("missed"), "{v:?}");
+    let slow = summary("scx_slo-all-tuned", 700.0, 3100.0, 10_000, 310.0, 940);
+    let v = verdicts(&[eevdf, weight, fifo, slow]);
+    assert_eq!(v[0].matches("missed").count(), 3, "{v:?}");
+}
