@@ -866,6 +866,7 @@ void BPF_STRUCT_OPS(slo_enqueue, struct task_struct *p, u64 enq_flags)
 			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice,
 					   enq_flags);
 			scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+			gstat_add(SLO_GSTAT_DIRECT_DISPATCHES, 1);
 			tstat_add(st, SLO_TSTAT_DIRECT_DISPATCHES, 1);
 			return;
 		}

@@ -10,6 +10,7 @@ mod bench;
 mod bench_footprint;
 mod bench_resume;
 mod external;
+mod external_report;
 mod bench_report;
 mod canary;
 mod chaos;
@@ -230,6 +231,19 @@ enum Cmd {
         #[arg(long)]
         date: Option<String>,
     },
+    /// Host side: an external-workload report (report.json) as the
+    /// markdown of docs/benchmarks-external.md, with its tail plot (SVG)
+    /// written next to it.
+    ExternalTable {
+        /// checks/vm/out/external/report.json.
+        report: PathBuf,
+        /// Where the markdown goes; the SVG goes beside it.
+        #[arg(long)]
+        out: PathBuf,
+        /// The date to print (default: today, UTC).
+        #[arg(long)]
+        date: Option<String>,
+    },
     /// Host side: extracts a report from captured guest output, prints it,
     /// optionally writes the JSON; exits 0 only if every check passed.
     Report {
@@ -360,6 +374,17 @@ fn main() -> Result<()> {
             print!("{}", bench_report::markdown(&value, &date));
             Ok(())
         }
+        Cmd::ExternalTable { report, out, date } => {
+            let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).with_context(|| format!("reading {}", report.display()))?)?;
+            let date = date.unwrap_or_else(|| {
+                std::process::Command::new("date").args(["-u", "+%Y-%m-%d"]).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+            });
+            let svg = out.with_extension("svg");
+            let svg_name = svg.file_name().and_then(|n| n.to_str()).unwrap_or("benchmarks-external.svg").to_string();
+            std::fs::write(&svg, external_report::tail_svg(&value)).with_context(|| format!("writing {}", svg.display()))?;
+            std::fs::write(&out, external_report::markdown(&value, &date, &svg_name)).with_context(|| format!("writing {}", out.display()))?;
+            Ok(())
+        }
         Cmd::BenchStats { blocks, trips } => {
             let r = stats_cost::run(blocks, trips)?;
             println!("{}", serde_json::to_string_pretty(&r)?);
@@ -470,7 +495,7 @@ fn report(
         }
     }
     if let Some(rows) = report["facts"]["external"].as_array() {
-        println!("\n{}", external::table(rows));
+        println!("\n{}", external_report::table(rows));
         println!("budgets per 1 ms (scx-slo tune's, and half of it): {}", report["facts"]["budgets"]);
         for c in report["facts"]["cells"].as_array().into_iter().flatten() {
             let tool: external::ToolRun = serde_json::from_value(c["tool"].clone()).unwrap_or_default();

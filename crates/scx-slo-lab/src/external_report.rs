@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! Host side: the external-workload report (checks/vm/out/external/
+//! report.json) as docs/benchmarks-external.md and its latency plot, an SVG
+//! of each setup's tail (the share of the tool's wakeups later than x, both
+//! axes logarithmic) drawn from the tool's own histograms.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use crate::external::{Summary, ToolRun};
+
+/// The summary as a markdown table.
+pub(crate) fn table(rows: &[Value]) -> String {
+    let mut out = String::from(
+        "| setup | tool p50 µs | tool p99 µs | tool p99.9 µs | tool max µs | cycles | queue p99 µs | queue p99.9 µs | batch bogo ops | attached |\n|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows.iter().filter_map(|r| serde_json::from_value::<Summary>(r.clone()).ok()) {
+        let attached = r.attached_cells.map_or("-".to_string(), |a| format!("{a}/{}", r.rounds));
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {:.0} | {:.0} | {} | {attached} |",
+            r.setup, r.p50_us, r.p99_us, r.p999_us, r.max_us, r.samples, r.queue_p99_us, r.queue_p999_us, r.batch_bogo_ops
+        );
+    }
+    out
+}
+
+/// Each setup's tool histograms, rounds merged, in the report's order.
+fn tool_runs(report: &Value) -> Vec<(String, ToolRun)> {
+    let mut runs: Vec<(String, ToolRun)> = Vec::new();
+    for c in report["facts"]["cells"].as_array().into_iter().flatten() {
+        let (Some(setup), Ok(tool)) = (c["setup"].as_str(), serde_json::from_value::<ToolRun>(c["tool"].clone())) else { continue };
+        match runs.iter_mut().find(|(s, _)| s == setup) {
+            Some((_, merged)) => merged.merge(&tool),
+            None => runs.push((setup.to_string(), tool)),
+        }
+    }
+    runs
+}
+
+/// Points of the tail: (µs, share of wakeups later than it), from 1 µs up,
+/// one per non-empty bucket; overflows sit at the maximum.
+pub(crate) fn tail_points(run: &ToolRun) -> Vec<(f64, f64)> {
+    let total = (run.hist.iter().sum::<u64>() + run.overflows) as f64;
+    if total == 0.0 {
+        return Vec::new();
+    }
+    let mut later = total;
+    let mut points = Vec::new();
+    for (us, n) in run.hist.iter().enumerate() {
+        if *n == 0 {
+            continue;
+        }
+        later -= *n as f64;
+        points.push(((us.max(1)) as f64, later / total));
+    }
+    if run.overflows > 0 {
+        points.push((run.max_us.max(1) as f64, 0.0));
+    }
+    points
+}
+
+const COLOURS: [&str; 10] = ["#000000", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf"];
+
+/// The tail plot as SVG: x from 10 µs to 100 ms, y from 1 to 1e-5 (a share
+/// under 1e-5, the last wakeups, is drawn at the bottom edge).
+pub(crate) fn tail_svg(report: &Value) -> String {
+    let (w, h, left, top, right, bottom) = (760.0, 440.0, 70.0, 20.0, 200.0, 50.0);
+    let (pw, ph) = (w - left - right, h - top - bottom);
+    let (x0, x1, y_decades) = (1.0f64, 5.0f64, 5.0f64);
+    let x = |us: f64| left + (us.max(10.0).log10() - x0).clamp(0.0, x1 - x0) / (x1 - x0) * pw;
+    let y = |share: f64| top + (-(share.max(1e-5).log10())).clamp(0.0, y_decades) / y_decades * ph;
+    let mut svg = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n");
+    let _ = writeln!(svg, "<rect x=\"0\" y=\"0\" width=\"{w}\" height=\"{h}\" fill=\"white\"/>");
+    for d in 1..=5 {
+        let xv = x(10f64.powi(d));
+        let label = ["", "10 µs", "100 µs", "1 ms", "10 ms", "100 ms"][d as usize];
+        let _ = writeln!(svg, "<line x1=\"{xv:.1}\" y1=\"{top}\" x2=\"{xv:.1}\" y2=\"{:.1}\" stroke=\"#ddd\"/><text x=\"{xv:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{label}</text>", top + ph, top + ph + 16.0);
+    }
+    for d in 0..=5 {
+        let yv = y(10f64.powi(-d));
+        let _ = writeln!(svg, "<line x1=\"{left}\" y1=\"{yv:.1}\" x2=\"{:.1}\" y2=\"{yv:.1}\" stroke=\"#ddd\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">1e-{d}</text>", left + pw, left - 6.0, yv + 4.0);
+    }
+    let _ = writeln!(svg, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">the tool's wakeup latency (timer expiry to running)</text>", left + pw / 2.0, h - 8.0);
+    let _ = writeln!(svg, "<text x=\"14\" y=\"{:.1}\" transform=\"rotate(-90 14 {:.1})\" text-anchor=\"middle\">share of wakeups later</text>", top + ph / 2.0, top + ph / 2.0);
+    for (i, (setup, run)) in tool_runs(report).iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        let dash = if setup.starts_with("scx_slo") { "" } else { " stroke-dasharray=\"5 3\"" };
+        let points: Vec<String> = tail_points(run).iter().map(|(us, share)| format!("{:.1},{:.1}", x(*us), y(*share))).collect();
+        let _ = writeln!(svg, "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\"{dash} points=\"{}\"/>", points.join(" "));
+        let ly = top + 14.0 + 16.0 * i as f64;
+        let _ = writeln!(svg, "<line x1=\"{:.1}\" y1=\"{ly:.1}\" x2=\"{:.1}\" y2=\"{ly:.1}\" stroke=\"{colour}\" stroke-width=\"2\"{dash}/><text x=\"{:.1}\" y=\"{:.1}\">{setup}</text>", w - right + 10.0, w - right + 34.0, w - right + 40.0, ly + 4.0);
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// docs/benchmarks-external.md from a complete run's report.
+pub(crate) fn markdown(report: &Value, date: &str, svg_name: &str) -> String {
+    let f = &report["facts"];
+    let mut md = String::from("# Benchmarks: programs nobody here wrote\n\n");
+    let _ = writeln!(
+        md,
+        "Generated by `checks/vm/run external` on {date} (kernel {}, {} vCPUs, QEMU {} TCG, one boot, {} rounds of {} s per setup, setups rotated each round). \
+Do not edit by hand: `scx-slo-lab external-table` writes this file from the run's report.\n",
+        f["kernel"].as_str().unwrap_or("?"),
+        f["cpus"],
+        report["harness"]["qemu"].as_str().unwrap_or("?"),
+        f["rounds"],
+        f["seconds_per_cell"]
+    );
+    md.push_str(
+        "The latency target holds rt-tests' `cyclictest` (two SCHED_OTHER threads on 1 ms absolute timers, each pinned to a CPU as the tool does by default; \
+its own histogram of timer-to-running latency). The batch target holds `stress-ng --cpu` with two stressors per CPU (its bogo ops are the batch work). \
+\"queue\" is the scheduler's share, waking to running, measured in the kernel for the tool's threads (the bench's observe sampler). \
+\"cycles\" counts the tool's measurements: a wakeup later than its interval costs the cycles it skips.\n\n",
+    );
+    let budget = |k: &str| f["budgets"][k].as_str().unwrap_or("?").to_string();
+    let _ = writeln!(
+        md,
+        "Budgets per {} period: `tuned` {}, what `scx-slo tune` recommended from the workload under EEVDF in this boot, and `under` {}, half of it (the floor).\n",
+        budget("period"),
+        budget("tuned"),
+        budget("under")
+    );
+    if let Some(reasons) = f["tune"]["recommendation"]["reasoning"].as_array() {
+        md.push_str("`scx-slo tune`'s reasoning:\n\n");
+        for r in reasons {
+            let _ = writeln!(md, "- {}", r.as_str().unwrap_or_default());
+        }
+        md.push('\n');
+    }
+    md.push_str(&table(f["external"].as_array().map(Vec::as_slice).unwrap_or_default()));
+    let _ = writeln!(md, "\n![The tool's latency tail per setup]({svg_name})\n");
+    md.push_str("## Per round\n\n| setup | round | tool p99 µs | tool max µs | cycles | queue p99 µs | batch bogo ops |\n|---|---|---|---|---|---|---|\n");
+    for c in f["cells"].as_array().into_iter().flatten() {
+        let tool: ToolRun = serde_json::from_value(c["tool"].clone()).unwrap_or_default();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.0} | {} | {} | {:.0} | {} |",
+            c["setup"].as_str().unwrap_or_default(),
+            c["round"],
+            tool.quantile(0.99),
+            tool.max_us,
+            tool.samples,
+            c["queue_p99_us"].as_f64().unwrap_or(f64::NAN),
+            c["batch_bogo_ops"]
+        );
+    }
+    md.push_str("\n## Targets\n\n");
+    for v in f["verdicts"].as_array().into_iter().flatten() {
+        let _ = writeln!(md, "- {}", v.as_str().unwrap_or_default());
+    }
+    let checks: Vec<&Value> = report["checks"].as_array().into_iter().flatten().collect();
+    let _ = writeln!(md, "\nChecks: {} of {} passed.", checks.iter().filter(|c| c["ok"] == Value::Bool(true)).count(), checks.len());
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run() -> ToolRun {
+        ToolRun { hist: vec![0, 5, 3, 0, 1], overflows: 1, max_us: 40_000, samples: 10 }
+    }
+
+    #[test]
+    fn the_tail_falls_from_one_to_zero_through_every_non_empty_bucket() {
+        let p = tail_points(&run());
+        assert_eq!(p, vec![(1.0, 0.5), (2.0, 0.2), (4.0, 0.1), (40_000.0, 0.0)]);
+        assert!(tail_points(&ToolRun::default()).is_empty());
+    }
+
+    #[test]
+    fn the_plot_draws_one_line_per_setup_with_rounds_merged() {
+        let tool = serde_json::to_value(run()).expect("serializes");
+        let report = json!({ "facts": { "cells": [
+            { "setup": "eevdf", "round": 0, "tool": tool },
+            { "setup": "scx_slo-all-tuned", "round": 0, "tool": tool },
+            { "setup": "eevdf", "round": 1, "tool": tool },
+        ] } });
+        let runs = tool_runs(&report);
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0].1.samples, 20);
+        let svg = tail_svg(&report);
+        assert_eq!(svg.matches("<polyline").count(), 2, "{svg}");
+        assert!(svg.contains(">scx_slo-all-tuned</text>") && svg.starts_with("<svg"), "{svg}");
+    }
+
+    #[test]
+    fn the_markdown_carries_budgets_table_verdicts_and_checks() {
+        let report = json!({
+            "harness": { "qemu": "10.0.2" },
+            "checks": [{ "name": "a", "ok": true, "detail": "" }, { "name": "b", "ok": false, "detail": "" }],
+            "facts": { "kernel": "6.17", "cpus": 2, "rounds": 3, "seconds_per_cell": 10,
+                "budgets": { "tuned": "600us", "under": "300us", "period": "1ms" },
+                "verdicts": ["floor x: met"], "external": [], "cells": [] } });
+        let md = markdown(&report, "2026-12-07", "plot.svg");
+        assert!(md.contains("`tuned` 600us") && md.contains("`under` 300us"), "{md}");
+        assert!(md.contains("- floor x: met") && md.contains("![The tool's latency tail per setup](plot.svg)"), "{md}");
+        assert!(md.contains("Checks: 1 of 2 passed."), "{md}");
+    }
+}
