@@ -127,6 +127,21 @@ pub struct Profile {
     pub pressure_some_us: u64,
     /// Hypervisor steal over the run, as a share of all CPU time.
     pub steal_ratio: f64,
+    /// Periods whose reading was over what the host's CPUs can run in a
+    /// period (cpu.stat accounts a running task's time in lumps), cut to
+    /// that bound.
+    #[serde(default)]
+    pub clamped_periods: u64,
+}
+
+/// One period's reading (µs) cut to what the CPUs can run in a period;
+/// whether it was cut.
+fn clamp_to_capacity(used_us: f64, capacity_us: f64) -> (u64, bool) {
+    if used_us > capacity_us {
+        (capacity_us.round() as u64, true)
+    } else {
+        (used_us.round() as u64, false)
+    }
 }
 
 /// Per-period CPU (µs, scaled to exactly one period when the sampler woke
@@ -145,6 +160,7 @@ fn profile(mut per_period_us: Vec<u64>, wall: Duration, first: Reading, last: Re
         throttled_us: last.throttled_us.saturating_sub(first.throttled_us),
         pressure_some_us: last.pressure_some_us.saturating_sub(first.pressure_some_us),
         steal_ratio: 0.0,
+        clamped_periods: 0,
     }
 }
 
@@ -187,6 +203,12 @@ pub fn recommend(p: &Profile, period: D, headroom: f64, existing: Option<&Value>
             "the unit was throttled by cpu.max in {} periods ({} in all): its usage is capped, the real need may be higher",
             p.throttled_periods,
             D::from_us(p.throttled_us)
+        ));
+    }
+    if p.clamped_periods > 0 {
+        reasoning.push(format!(
+            "{} of {} periods read more CPU time than the host's CPUs can run in a period (cpu.stat accounts in lumps) and were cut to that bound: at periods this short the profile overstates the need; a longer --period smooths it",
+            p.clamped_periods, p.periods
         ));
     }
     if p.steal_ratio > 0.05 {
@@ -322,6 +344,9 @@ fn tune(a: &Args) -> Result<u8, String> {
     let end = start + Duration::from_nanos(a.duration.as_ns());
     let mut samples = Vec::with_capacity((a.duration.as_ns() / a.period.as_ns()).min(1 << 20) as usize);
     let (mut prev, mut prev_t, mut next) = (first, start, start + period);
+    // No cgroup runs more than every CPU for the whole period.
+    let capacity_us = f64::from(online_cpus().unwrap_or(1).max(1)) * period.as_secs_f64() * 1e6;
+    let mut clamped_periods = 0u64;
     while next <= end {
         if let Some(wait) = next.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
@@ -331,7 +356,9 @@ fn tune(a: &Args) -> Result<u8, String> {
         let elapsed = now.duration_since(prev_t).as_secs_f64();
         // A late wakeup covers more than one period: scale to one.
         let used = r.usage_us.saturating_sub(prev.usage_us) as f64 * (period.as_secs_f64() / elapsed.max(period.as_secs_f64()));
-        samples.push(used.round() as u64);
+        let (used, clamped) = clamp_to_capacity(used, capacity_us);
+        clamped_periods += u64::from(clamped);
+        samples.push(used);
         (prev, prev_t) = (r, now);
         next += period;
         if next < now {
@@ -339,6 +366,7 @@ fn tune(a: &Args) -> Result<u8, String> {
         }
     }
     let mut p = profile(samples, start.elapsed(), first, prev);
+    p.clamped_periods = clamped_periods;
     if let (Some((s0, t0)), Some((s1, t1))) = (steal_first, steal_jiffies()) {
         p.steal_ratio = s1.saturating_sub(s0) as f64 / t1.saturating_sub(t0).max(1) as f64;
     }
@@ -420,6 +448,18 @@ mod tests {
 
     fn prof(p99_us: u64) -> Profile {
         Profile { periods: 6000, cpu_p50_us: p99_us / 3, cpu_p99_us: p99_us, cpu_max_us: p99_us * 2, ..Default::default() }
+    }
+
+    #[test]
+    fn a_reading_over_the_cpus_capacity_is_cut_to_it_and_said() {
+        assert_eq!(clamp_to_capacity(4377.0, 2000.0), (2000, true));
+        assert_eq!(clamp_to_capacity(1999.6, 2000.0), (2000, false));
+        assert_eq!(clamp_to_capacity(120.0, 2000.0), (120, false));
+        let p = Profile { clamped_periods: 12, periods: 1972, ..prof(2000) };
+        let rec = recommend(&p, D::from_ms(1), 1.3, None);
+        assert!(rec.reasoning.iter().any(|r| r.starts_with("12 of 1972 periods read more CPU time")), "{:?}", rec.reasoning);
+        let rec = recommend(&prof(2000), D::from_ms(1), 1.3, None);
+        assert!(!rec.reasoning.iter().any(|r| r.contains("periods read more CPU time")), "{:?}", rec.reasoning);
     }
 
     #[test]
