@@ -42,6 +42,28 @@ pub fn listener_uids(addr: SocketAddr, tcp: &str, tcp6: &str) -> BTreeSet<u32> {
     uids
 }
 
+/// The uid owning the TCP socket bound at `local` and connected to
+/// `remote`, from the text of `/proc/net/tcp` and `/proc/net/tcp6` (the
+/// metrics endpoint's peer on loopback).
+pub fn socket_uid(local: SocketAddr, remote: SocketAddr, tcp: &str, tcp6: &str) -> Option<u32> {
+    let addr = |field: &str, v6: bool| -> Option<SocketAddr> {
+        let (ip_hex, port_hex) = field.split_once(':')?;
+        let port = u16::from_str_radix(port_hex, 16).ok()?;
+        let ip = if v6 { IpAddr::V6(parse_v6(ip_hex)?) } else { IpAddr::V4(parse_v4(ip_hex)?) };
+        Some(SocketAddr::new(ip, port))
+    };
+    for (text, v6) in [(tcp, false), (tcp6, true)] {
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (Some(l), Some(r), Some(uid)) = (f.get(1), f.get(2), f.get(7)) else { continue };
+            if addr(l, v6) == Some(local) && addr(r, v6) == Some(remote) {
+                return uid.parse().ok();
+            }
+        }
+    }
+    None
+}
+
 /// The kernel prints an address as 32-bit words in host order.
 fn parse_v4(hex: &str) -> Option<Ipv4Addr> {
     (hex.len() == 8).then(|| u32::from_str_radix(hex, 16).ok().map(|w| Ipv4Addr::from(w.to_ne_bytes())))?
@@ -133,6 +155,19 @@ pub fn check(addr: SocketAddr, cgroup: Option<&Path>, tables: &SocketTables) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_owner_of_a_connected_socket_is_found() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = listener.local_addr().unwrap();
+        let client = std::net::TcpStream::connect(server).unwrap();
+        let local = client.local_addr().unwrap();
+        let tables = SocketTables::read();
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        assert_eq!(socket_uid(local, server, &tables.tcp, &tables.tcp6), Some(me));
+        assert_eq!(socket_uid(server, local, "", ""), None);
+    }
 
     const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 0100007F:238C 00000000:0000 0A 00000000:00000000 00:00000000 00000000   998        0 1146 1 0 100 0 0 10 0
