@@ -55,16 +55,17 @@ pub enum Peer {
     Addr(std::net::IpAddr),
 }
 
-/// The peer of a connection from `client` to `server`.
+/// The peer of a connection from `client` to `server`. Blocking: it reads
+/// the socket table (up to the connection's line), so the accept loop runs
+/// it off the runtime's thread.
 pub fn peer_of(client: SocketAddr, server: SocketAddr) -> Peer {
     let loopback = match client.ip() {
         std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
         ip => ip.is_loopback(),
     };
     if loopback {
-        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-        let (tcp, tcp6) = if client.is_ipv4() { (read("/proc/net/tcp"), String::new()) } else { (String::new(), read("/proc/net/tcp6")) };
-        if let Some(uid) = crate::scrape_owner::socket_uid(client, server, &tcp, &tcp6) {
+        let table = if client.is_ipv4() { "/proc/net/tcp" } else { "/proc/net/tcp6" };
+        if let Some(uid) = std::fs::File::open(table).ok().and_then(|f| crate::scrape_owner::socket_uid_in(client, server, std::io::BufReader::new(f), client.is_ipv6())) {
             return Peer::Uid(uid);
         }
     }
@@ -137,8 +138,13 @@ async fn accept_loop(listener: tokio::net::TcpListener, registry: Arc<Registry>)
                 continue;
             }
         };
+        // Off the runtime's thread: connections being served keep their
+        // timers while a flood of new ones is classified.
         let peer = match &server {
-            Ok(server) => peer_of(client, *server),
+            Ok(server) => {
+                let server = *server;
+                tokio::task::spawn_blocking(move || peer_of(client, server)).await.unwrap_or(Peer::Addr(client.ip()))
+            }
             Err(_) => Peer::Addr(client.ip()),
         };
         let Some(share) = peers.take(peer) else {

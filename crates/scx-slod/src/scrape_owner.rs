@@ -46,20 +46,28 @@ pub fn listener_uids(addr: SocketAddr, tcp: &str, tcp6: &str) -> BTreeSet<u32> {
 /// `remote`, from the text of `/proc/net/tcp` and `/proc/net/tcp6` (the
 /// metrics endpoint's peer on loopback).
 pub fn socket_uid(local: SocketAddr, remote: SocketAddr, tcp: &str, tcp6: &str) -> Option<u32> {
-    let addr = |field: &str, v6: bool| -> Option<SocketAddr> {
+    socket_uid_in(local, remote, tcp.as_bytes(), false).or_else(|| socket_uid_in(local, remote, tcp6.as_bytes(), true))
+}
+
+/// [`socket_uid`] in one table as it is read, stopping at the socket's
+/// line (a busy host's table runs to megabytes).
+pub fn socket_uid_in(local: SocketAddr, remote: SocketAddr, table: impl std::io::BufRead, v6: bool) -> Option<u32> {
+    let addr = |field: &str| -> Option<SocketAddr> {
         let (ip_hex, port_hex) = field.split_once(':')?;
         let port = u16::from_str_radix(port_hex, 16).ok()?;
         let ip = if v6 { IpAddr::V6(parse_v6(ip_hex)?) } else { IpAddr::V4(parse_v4(ip_hex)?) };
         Some(SocketAddr::new(ip, port))
     };
-    for (text, v6) in [(tcp, false), (tcp6, true)] {
-        for line in text.lines().skip(1) {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let (Some(l), Some(r), Some(uid)) = (f.get(1), f.get(2), f.get(7)) else { continue };
-            if addr(l, v6) == Some(local) && addr(r, v6) == Some(remote) {
-                return uid.parse().ok();
-            }
+    // The local port first: it is cheap to compare and rules out most lines.
+    let port_hex = format!(":{:04X}", local.port());
+    for line in table.lines().skip(1).map_while(Result::ok) {
+        let mut f = line.split_whitespace();
+        let (Some(l), Some(r)) = (f.nth(1), f.next()) else { continue };
+        if !l.ends_with(&port_hex) || addr(l) != Some(local) || addr(r) != Some(remote) {
+            continue;
         }
+        // sl local rem st tx:rx tr:when retrnsmt uid
+        return f.nth(4)?.parse().ok();
     }
     None
 }
