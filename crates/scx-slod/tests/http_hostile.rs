@@ -83,7 +83,7 @@ fn issue_15_held_connections_neither_exhaust_nor_block_for_long() {
     // is closed at once, the rest time out; the listener survives.
     let held: Vec<TcpStream> = (0..4 * MAX_CONNECTIONS).filter_map(|_| TcpStream::connect(addr).ok()).collect();
     assert!(held.len() >= MAX_CONNECTIONS, "only {} connections opened", held.len());
-    // Within the head timeout (5 s) the held ones are dropped and scrapes work again.
+    // Within the head timeout (2 s) the held ones are dropped and scrapes work again.
     std::thread::sleep(Duration::from_secs(6));
     assert_scrape_works(addr, "holding 4x the connection limit");
     drop(held);
