@@ -93,7 +93,8 @@ pub fn unseal(line: &str) -> Result<(AuditEntry, String, String), String> {
         .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
         .ok_or("not a sealed audit entry (no hash at its end)")?;
     let body = format!("{open}}}");
-    let entry: AuditEntry = serde_json::from_str(&body).map_err(|e| format!("not an audit entry: {e}"))?;
+    // serde quotes a mistyped value whole: only its first 200 characters.
+    let entry: AuditEntry = serde_json::from_str(&body).map_err(|e| format!("not an audit entry: {}", e.to_string().chars().take(200).collect::<String>()))?;
     Ok((entry, body, hash.to_string()))
 }
 
@@ -408,6 +409,9 @@ mod tests {
         let bad = verify(&dir).unwrap_err();
         assert_eq!(bad.line, 3, "{bad}");
         assert!(bad.problem.contains("over"), "{bad}");
+        // A mistyped value is quoted by its prefix only.
+        let long = format!("{{\"seq\":\"{}\",\"hash\":\"{}\"}}", "y".repeat(5000), "0".repeat(64));
+        assert!(unseal(&long).unwrap_err().len() < 300);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

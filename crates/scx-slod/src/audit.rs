@@ -363,10 +363,10 @@ mod tests {
     }
 
     /// `AuditTrail::open` on a thread, failing the test instead of hanging it.
-    fn open_within(dir: &Path) -> Result<AuditTrail, String> {
+    fn open_within(dir: &Path) -> Result<Box<AuditTrail>, String> {
         let (tx, rx) = std::sync::mpsc::channel();
         let d = dir.to_path_buf();
-        std::thread::spawn(move || tx.send(AuditTrail::open(&d)));
+        std::thread::spawn(move || tx.send(AuditTrail::open(&d).map(Box::new)));
         rx.recv_timeout(std::time::Duration::from_secs(5)).expect("opening the trail hung")
     }
 
