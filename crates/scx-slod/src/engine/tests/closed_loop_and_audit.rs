@@ -275,6 +275,7 @@ fn an_emergency_disable_detaches_before_it_waits_on_the_audit_trail() {
     let start = std::time::Instant::now();
     ok(call(&mut e, Some(&mut b), Request::Disable { reason: "incident 9".into() }));
     let detach_after = b.detached_at.expect("detached").duration_since(start);
+    eprintln!("detached {detach_after:?} after the call, replied after {:?} (each audit write stalled {stall:?})", start.elapsed());
     assert!(detach_after < std::time::Duration::from_millis(300), "the detach waited {detach_after:?} for the trail");
     assert!(start.elapsed() >= stall, "the entry was still written");
     e.audit.as_mut().unwrap().stall = std::time::Duration::ZERO;
