@@ -17,9 +17,11 @@ fuzz_target!(|data: &[u8]| {
     }
     let Some(name) = text.lines().find_map(|l| l.strip_prefix("# TYPE ")).and_then(|l| l.split_whitespace().next()) else { return };
     if let Ok(after) = histogram_buckets(&text, name) {
+        // The reader refuses NaN and negative bounds and counts.
+        assert!(after.iter().all(|(le, n)| *le >= 0.0 && n.is_finite() && *n >= 0.0), "{after:?}");
         let before: Vec<(f64, f64)> = after.iter().map(|(le, n)| (*le, n / 2.0)).collect();
         if let Ok(counts) = interval_counts(&before, &after) {
-            let _ = counts_p99(&counts);
+            assert!(counts_p99(&counts).is_none_or(|p| p >= 0.0), "a negative or NaN p99");
             assert!(counts_samples(&counts, 1000).len() <= 1000);
         }
     }

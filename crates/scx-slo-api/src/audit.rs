@@ -13,6 +13,9 @@
 //! end (the last sequence number and hash are in Status and the journal to
 //! compare with), and files rotated away (verification says where the
 //! trail it could check starts).
+//!
+//! Reading is bounded: files are opened without following symlinks or
+//! blocking on FIFOs, and read a line at a time.
 
 use std::path::{Path, PathBuf};
 
@@ -90,7 +93,8 @@ pub fn unseal(line: &str) -> Result<(AuditEntry, String, String), String> {
         .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
         .ok_or("not a sealed audit entry (no hash at its end)")?;
     let body = format!("{open}}}");
-    let entry: AuditEntry = serde_json::from_str(&body).map_err(|e| format!("not an audit entry: {e}"))?;
+    // serde quotes a mistyped value whole: only its first 200 characters.
+    let entry: AuditEntry = serde_json::from_str(&body).map_err(|e| format!("not an audit entry: {}", e.to_string().chars().take(200).collect::<String>()))?;
     Ok((entry, body, hash.to_string()))
 }
 
@@ -147,30 +151,56 @@ impl std::fmt::Display for BadEntry {
     }
 }
 
+/// Opens one of the trail's files to read: never through a symlink, never
+/// blocking on a FIFO, and only a regular file.
+pub fn open_trail_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)?;
+    if !f.metadata()?.file_type().is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    Ok(f)
+}
+
 /// Reads every entry of the trail in order, checking the chain; `each` sees
-/// every verified entry. Stops at the first bad one.
+/// every verified entry. Stops at the first bad one. Files are streamed a
+/// line at a time (at most [`MAX_LINE_BYTES`] each), so a trail of any size
+/// costs one line of memory.
 pub fn verify_with(dir: &Path, mut each: impl FnMut(&AuditEntry)) -> Result<Verified, BadEntry> {
+    use std::io::{BufRead, Read};
     let bad = |file: &Path, line: usize, seq: Option<u64>, problem: String| BadEntry { file: file.to_path_buf(), line, seq, problem };
     let files = trail_files(dir).map_err(|e| bad(dir, 0, None, format!("reading the audit directory: {e}")))?;
     let mut v = Verified { files: files.len(), ..Default::default() };
-    let mut expect: Option<(u64, String)> = None;
+    let mut expect: Option<(Option<u64>, String)> = None;
+    let mut buf = Vec::new();
     for (i, (named_seq, path)) in files.iter().enumerate() {
-        let text = std::fs::read_to_string(path).map_err(|e| bad(path, 0, None, format!("unreadable: {e}")))?;
+        let file = open_trail_file(path).map_err(|e| bad(path, 0, None, format!("unreadable: {e}")))?;
+        let len = file.metadata().map_err(|e| bad(path, 0, None, format!("unreadable: {e}")))?.len();
         let last_file = i + 1 == files.len();
-        if text.is_empty() && !last_file {
+        if len == 0 && !last_file {
             return Err(bad(path, 0, None, "empty, but a newer file follows: its entries were deleted".into()));
         }
-        for (n, line) in text.split_inclusive('\n').enumerate() {
-            let line_no = n + 1;
-            let Some(line) = line.strip_suffix('\n') else {
-                return Err(bad(path, line_no, None, "the last entry is incomplete (a crash while writing, or a cut)".into()));
-            };
-            if line.len() > MAX_LINE_BYTES {
-                return Err(bad(path, line_no, None, format!("a line of {} bytes, over {MAX_LINE_BYTES}", line.len())));
+        let mut reader = std::io::BufReader::with_capacity(64 << 10, file);
+        let mut line_no = 0;
+        loop {
+            buf.clear();
+            let n = Read::take(&mut reader, MAX_LINE_BYTES as u64 + 1).read_until(b'\n', &mut buf).map_err(|e| bad(path, line_no + 1, None, format!("unreadable: {e}")))?;
+            if n == 0 {
+                break;
             }
+            line_no += 1;
+            if buf.pop() != Some(b'\n') {
+                let problem = if n > MAX_LINE_BYTES {
+                    format!("a line over {MAX_LINE_BYTES} bytes")
+                } else {
+                    "the last entry is incomplete (a crash or a full disk while writing, or a cut)".into()
+                };
+                return Err(bad(path, line_no, None, problem));
+            }
+            let line = std::str::from_utf8(&buf).map_err(|e| bad(path, line_no, None, format!("not UTF-8 text (first bad byte at offset {})", e.valid_up_to())))?;
             let (entry, body, hash) = unseal(line).map_err(|p| bad(path, line_no, None, p))?;
             let seq = Some(entry.seq);
-            if n == 0 && entry.seq != *named_seq {
+            if line_no == 1 && entry.seq != *named_seq {
                 return Err(bad(path, line_no, seq, format!("the file is named for entry {named_seq} but starts with {}", entry.seq)));
             }
             match &expect {
@@ -178,8 +208,11 @@ pub fn verify_with(dir: &Path, mut each: impl FnMut(&AuditEntry)) -> Result<Veri
                     return Err(bad(path, line_no, seq, "the first entry does not start the chain".into()));
                 }
                 None => v.first_seq = entry.seq,
-                Some((want, _)) if entry.seq != *want => {
+                Some((Some(want), _)) if entry.seq != *want => {
                     return Err(bad(path, line_no, seq, format!("entry {} follows {}: entries were deleted, added or reordered", entry.seq, want - 1)));
+                }
+                Some((None, _)) => {
+                    return Err(bad(path, line_no, seq, format!("entry {} follows entry {}, the last sequence number", entry.seq, u64::MAX)));
                 }
                 Some((_, prev)) if entry.prev != *prev => {
                     return Err(bad(path, line_no, seq, "its prev is not the previous entry's hash: the chain is broken here".into()));
@@ -193,7 +226,8 @@ pub fn verify_with(dir: &Path, mut each: impl FnMut(&AuditEntry)) -> Result<Veri
             v.entries += 1;
             v.last_seq = entry.seq;
             v.last_hash = hash.clone();
-            expect = Some((entry.seq + 1, hash));
+            // The last sequence number has no successor: nothing may follow.
+            expect = Some((entry.seq.checked_add(1), hash));
         }
     }
     Ok(v)
@@ -211,7 +245,7 @@ mod tests {
     fn entry(seq: u64, prev: &str, action: &str) -> AuditEntry {
         AuditEntry {
             seq,
-            at_unix_ms: 1_700_000_000_000 + seq,
+            at_unix_ms: 1_700_000_000_000u64.wrapping_add(seq),
             prev: prev.into(),
             kind: "call".into(),
             caller: Some(Caller { uid: Some(0), pid: Some(42), unit: None, via: "dbus".into() }),
@@ -329,6 +363,55 @@ mod tests {
         let bad = verify(&dir).unwrap_err();
         assert_eq!(bad.seq, Some(3), "{bad}");
         assert!(bad.problem.contains("chain is broken"), "{bad}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn fifos_and_symlinks_in_the_trail_are_refused_without_waiting() {
+        let dir = tmp("fifo");
+        write_trail(&dir, 3, 10);
+        let c = std::ffi::CString::new(dir.join("audit-000000000004.jsonl").as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let d = dir.clone();
+        std::thread::spawn(move || tx.send(verify(&d)));
+        let bad = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("verify hung on a FIFO").unwrap_err();
+        assert!(bad.problem.contains("not a regular file"), "{bad}");
+        write_trail(&dir, 3, 10);
+        std::os::unix::fs::symlink(dir.join("audit-000000000001.jsonl"), dir.join("audit-000000000004.jsonl")).unwrap();
+        let bad = verify(&dir).unwrap_err();
+        assert!(bad.problem.contains("unreadable"), "{bad}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_last_sequence_number_is_not_followed_and_does_not_overflow() {
+        let dir = tmp("maxseq");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (l1, h1) = seal(&entry(u64::MAX - 1, GENESIS, "a")).unwrap();
+        let (l2, h2) = seal(&entry(u64::MAX, &h1, "b")).unwrap();
+        let (l3, _) = seal(&entry(0, &h2, "c")).unwrap();
+        std::fs::write(dir.join(format!("audit-{:012}.jsonl", u64::MAX - 1)), format!("{l1}\n{l2}\n")).unwrap();
+        assert_eq!(verify(&dir).unwrap().last_seq, u64::MAX);
+        std::fs::write(dir.join(format!("audit-{:012}.jsonl", u64::MAX - 1)), format!("{l1}\n{l2}\n{l3}\n")).unwrap();
+        assert!(verify(&dir).unwrap_err().problem.contains("the last sequence number"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_huge_line_is_refused_after_its_limit_not_read_whole() {
+        let dir = tmp("hugeline");
+        write_trail(&dir, 2, 10);
+        let path = dir.join("audit-000000000001.jsonl");
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut f, &vec![b'x'; MAX_LINE_BYTES + 10]).unwrap();
+        let bad = verify(&dir).unwrap_err();
+        assert_eq!(bad.line, 3, "{bad}");
+        assert!(bad.problem.contains("over"), "{bad}");
+        // A mistyped value is quoted by its prefix only.
+        let long = format!("{{\"seq\":\"{}\",\"hash\":\"{}\"}}", "y".repeat(5000), "0".repeat(64));
+        assert!(unseal(&long).unwrap_err().len() < 300);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -93,6 +93,24 @@ mod tests {
     }
 
     #[test]
+    fn a_fifo_at_the_status_file_is_refused_without_waiting() {
+        let dir = std::env::temp_dir().join(format!("scx-slo-api-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("status.json");
+        let _ = std::fs::remove_file(&fifo);
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // On a thread: opening a FIFO for reading without O_NONBLOCK blocks
+        // until a writer comes, which would hang the test, not fail it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || tx.send(read_status_file(&path).map(|_| ())));
+        let e = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("reading a FIFO hung").unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn stats_add_up_counters_and_buckets_and_keep_the_longest_wait() {
         let mut a = TargetStats { counters: [("jobs".into(), 5)].into(), rq_delay_hist: vec![1, 2], slack_hist: vec![], max_wait_ns: 9 };
         let b = TargetStats {
@@ -528,10 +546,15 @@ pub const MAX_STATUS_FILE_BYTES: u64 = 16 << 20;
 /// error names the file and what is wrong with it.
 pub fn read_status_file(path: &std::path::Path) -> Result<Status, String> {
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
     let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_STATUS_FILE_BYTES + 1).read_to_string(&mut text))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    // O_NONBLOCK: a FIFO planted at the path must not hang the reader (the
+    // deploy gate); only a regular file is read.
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !file.metadata().is_ok_and(|m| m.file_type().is_file()) {
+        return Err(format!("{}: not a regular file; not a status file", path.display()));
+    }
+    file.take(MAX_STATUS_FILE_BYTES + 1).read_to_string(&mut text).map_err(|e| format!("{}: {e}", path.display()))?;
     if text.len() as u64 > MAX_STATUS_FILE_BYTES {
         return Err(format!("{}: larger than {MAX_STATUS_FILE_BYTES} bytes; not a status file", path.display()));
     }

@@ -332,8 +332,8 @@ fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
 }
 
 fn read_served() -> Option<scx_slo_api::scrape::Buckets> {
-    let text = scx_slo_api::scrape::http_get(&format!("http://127.0.0.1:{SERVE_PORT}/metrics")).ok()?;
-    scx_slo_api::scrape::histogram_buckets(&text, "probe_response_seconds").ok()
+    let t = scx_slo_api::scrape::Timeouts { io: Duration::from_secs(5), total: Duration::from_secs(10) };
+    scx_slo_api::scrape::http_histogram(&format!("http://127.0.0.1:{SERVE_PORT}/metrics"), "probe_response_seconds", t).ok()
 }
 
 /// The controller on the service's own histogram: api.service gets a

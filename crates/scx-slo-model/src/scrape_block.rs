@@ -53,9 +53,10 @@ pub fn parse_scrape_url(url: &str) -> Result<ScrapeUrl, String> {
     };
     let port = match port {
         None => 80,
+        // `u16::from_str` takes a leading `+`; a URL's port is digits only.
         Some(p) => match p.parse::<u16>() {
-            Ok(0) | Err(_) => return Err(format!("port {p:?} is not a port (1-65535)")),
-            Ok(p) => p,
+            Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => return Err(format!("port {:?} is not a port (1-65535 in digits)", p.chars().take(8).collect::<String>())),
         },
     };
     let ip = if host.eq_ignore_ascii_case("localhost") {
@@ -121,6 +122,8 @@ mod tests {
             ("http://u:p@127.0.0.1/", "credentials"),
             ("http://[::1/", "closing ]"),
             ("http://127.0.0.1/#x", "fragment"),
+            ("http://127.0.0.1:+80/", "not a port"),
+            ("http://127.0.0.1:+80", "not a port"),
         ] {
             let e = parse_scrape_url(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");

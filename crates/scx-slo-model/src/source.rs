@@ -142,6 +142,18 @@ mod tests {
         }
     }
 
+    /// The docs state the limit the code enforces (they said 1 MiB while
+    /// the code took 4).
+    #[test]
+    fn the_docs_state_the_config_size_limit() {
+        let stated = format!("at most {} MiB", MAX_CONFIG_BYTES >> 20);
+        for doc in ["control.md", "security.md"] {
+            let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs").join(doc)).unwrap();
+            let about_config: Vec<&str> = text.split("\n\n").filter(|p| p.contains("config") && p.contains("MiB") && !p.contains("state file")).collect();
+            assert!(!about_config.is_empty() && about_config.iter().all(|p| p.contains(&stated)), "docs/{doc} must say {stated:?}: {about_config:?}");
+        }
+    }
+
     extern "C" {
         #[link_name = "mkfifo"]
         fn libc_mkfifo(path: *const std::os::raw::c_char, mode: u32) -> i32;

@@ -3,7 +3,8 @@
 //! budget (issue 14). Read-only in every mode and on any kernel with cgroup
 //! v2: it samples the unit's cgroup (`cpu.stat`, `cpu.pressure`) once per
 //! period for `--duration`, optionally scrapes the service's own latency
-//! histogram (Prometheus text format, parsed by `prometheus-parse`), and
+//! histogram (Prometheus text format, read as it streams in, with a
+//! deadline for each scrape: [`SCRAPE_TIMEOUTS`]), and
 //! prints the budget with its reasoning, as a `services.scxSlo.targets`
 //! snippet and as JSON, checked for admission against the rest of the
 //! config. It changes nothing: applying it is `scx-slo set-budget` or the
@@ -13,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use scx_slo_api::exit::cli;
-use scx_slo_api::scrape::{histogram_buckets, histogram_p99, http_get};
+use scx_slo_api::scrape::{histogram_p99, http_histogram, Timeouts};
 use scx_slo_model::{limits, Duration as D};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -25,6 +26,9 @@ const MAX_SAMPLES: u64 = 10_000_000;
 /// Shortest sampling period: below a millisecond the sampler's own wakeups
 /// are the noise.
 const MIN_TUNE_PERIOD: D = D::from_ms(1);
+/// Each `--scrape` reading: 5 s per read, 10 s for the whole request, so
+/// a run takes at most `--duration` plus 20 s whatever the server does.
+pub const SCRAPE_TIMEOUTS: Timeouts = Timeouts { io: Duration::from_secs(5), total: Duration::from_secs(10) };
 /// Budgets are rounded up to this.
 const ROUND_NS: u64 = 10_000;
 
@@ -333,7 +337,7 @@ fn tune(a: &Args) -> Result<u8, String> {
     }
     let dir = find_cgroup(&a.cgroup_root, &a.unit, a.cgroup.as_deref(), existing)?;
     let scrape_before = match (&a.scrape, &a.histogram) {
-        (Some(url), Some(h)) => Some(histogram_buckets(&http_get(url)?, h)?),
+        (Some(url), Some(h)) => Some(http_histogram(url, h, SCRAPE_TIMEOUTS).map_err(|e| e.to_string())?),
         _ => None,
     };
 
@@ -372,7 +376,7 @@ fn tune(a: &Args) -> Result<u8, String> {
     }
     let service = match (&a.scrape, &a.histogram, &scrape_before) {
         (Some(url), Some(h), Some(before)) => {
-            let after = histogram_buckets(&http_get(url)?, h)?;
+            let after = http_histogram(url, h, SCRAPE_TIMEOUTS).map_err(|e| e.to_string())?;
             let (requests, p99_seconds) = histogram_p99(before, &after);
             Some(ServiceLatency { histogram: h.clone(), requests, p99_seconds })
         }

@@ -13,6 +13,11 @@
 //!   never reads);
 //! - at most [`MAX_CONNECTIONS`] at once; over that a new one is closed at
 //!   once, so the daemon keeps its file descriptors;
+//! - at most [`MAX_PER_PEER`] at once from one peer: on loopback a peer is
+//!   the uid owning the client's socket (`/proc/net/tcp`; every local user
+//!   connects from 127.0.0.1, and can bind any 127.x address), elsewhere
+//!   its address. One user holding idle connections fills its own share,
+//!   never the slots another user's scraper (Prometheus) needs;
 //! - no keep-alive: one request per connection.
 
 use std::convert::Infallible;
@@ -30,12 +35,77 @@ use crate::metrics::{registry, render, SharedSnapshot};
 
 /// Largest request head (request line and headers) accepted.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
-/// Time a client has to send its request head.
-pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a client has to send its request head (a loopback scraper sends
+/// it at once; an idle connection is closed after this).
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest a connection may stay open.
 pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(10);
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 64;
+/// Connections served at once from one peer (a uid on loopback, an address
+/// elsewhere): a scraper needs one.
+pub const MAX_PER_PEER: usize = 8;
+
+/// Who a connection counts against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Peer {
+    /// A loopback client's socket owner.
+    Uid(u32),
+    /// Any other client (or a loopback one whose owner was not found).
+    Addr(std::net::IpAddr),
+}
+
+/// The peer of a connection from `client` to `server`. Blocking: it reads
+/// the socket table (up to the connection's line), so the accept loop runs
+/// it off the runtime's thread.
+pub fn peer_of(client: SocketAddr, server: SocketAddr) -> Peer {
+    let loopback = match client.ip() {
+        std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        ip => ip.is_loopback(),
+    };
+    if loopback {
+        let table = if client.is_ipv4() { "/proc/net/tcp" } else { "/proc/net/tcp6" };
+        if let Some(uid) = std::fs::File::open(table).ok().and_then(|f| crate::scrape_owner::socket_uid_in(client, server, std::io::BufReader::new(f), client.is_ipv6())) {
+            return Peer::Uid(uid);
+        }
+    }
+    Peer::Addr(client.ip())
+}
+
+/// Open connections per peer.
+#[derive(Default)]
+struct PeerCounts(std::sync::Mutex<std::collections::HashMap<Peer, usize>>);
+
+/// A peer's share of the connections, given back when dropped.
+struct PeerSlot {
+    counts: Arc<PeerCounts>,
+    peer: Peer,
+}
+
+impl PeerCounts {
+    fn take(self: &Arc<Self>, peer: Peer) -> Option<PeerSlot> {
+        let mut m = self.0.lock().ok()?;
+        let n = m.entry(peer).or_default();
+        if *n >= MAX_PER_PEER {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot { counts: Arc::clone(self), peer })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.counts.0.lock() {
+            if let Some(n) = m.get_mut(&self.peer) {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(&self.peer);
+                }
+            }
+        }
+    }
+}
 
 fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -56,8 +126,10 @@ fn respond(req: &Request<Incoming>, registry: &Registry) -> Response<Full<Bytes>
 
 async fn accept_loop(listener: tokio::net::TcpListener, registry: Arc<Registry>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let peers = Arc::new(PeerCounts::default());
+    let server = listener.local_addr();
     loop {
-        let (stream, _) = match listener.accept().await {
+        let (stream, client) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
                 // EMFILE and friends: wait instead of spinning; the listener stays.
@@ -65,6 +137,19 @@ async fn accept_loop(listener: tokio::net::TcpListener, registry: Arc<Registry>)
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
+        };
+        // Off the runtime's thread: connections being served keep their
+        // timers while a flood of new ones is classified.
+        let peer = match &server {
+            Ok(server) => {
+                let server = *server;
+                tokio::task::spawn_blocking(move || peer_of(client, server)).await.unwrap_or(Peer::Addr(client.ip()))
+            }
+            Err(_) => Peer::Addr(client.ip()),
+        };
+        let Some(share) = peers.take(peer) else {
+            drop(stream); // this peer holds its share: closed at once
+            continue;
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             drop(stream); // over the limit: closed at once
@@ -74,6 +159,7 @@ async fn accept_loop(listener: tokio::net::TcpListener, registry: Arc<Registry>)
         tokio::spawn(async move {
             serve_io(stream, registry).await;
             drop(permit);
+            drop(share);
         });
     }
 }

@@ -73,6 +73,7 @@ fn read_state(path: &Path) -> std::io::Result<Result<PersistentState, String>> {
 /// is moved aside under a name of its own and the defaults are used: a
 /// corrupt file must never keep the daemon from starting.
 pub fn load(path: &Path) -> std::io::Result<Loaded> {
+    remove_stale_temps(path);
     let why = match read_state(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(Loaded { state: PersistentState::default(), quarantined: None })
@@ -88,6 +89,29 @@ pub fn load(path: &Path) -> std::io::Result<Loaded> {
     })
 }
 
+/// Removes the temp files a killed writer of `path` left
+/// (`<name>.tmp-<pid>-<n>`): those of processes that no longer run. The
+/// rename that would have replaced `path` never happened, so they hold
+/// nothing the file does not.
+pub fn remove_stale_temps(path: &Path) -> usize {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return 0 };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let prefix = format!("{}.tmp-", name.to_string_lossy());
+    let mut removed = 0;
+    // Bounded: a state directory holds a handful of files.
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten().take(10_000) {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file.strip_prefix(&prefix).and_then(|r| r.split_once('-')).and_then(|(p, _)| p.parse::<u32>().ok()) else { continue };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if e.file_type().is_ok_and(|t| !t.is_dir()) && std::fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Moves `path` aside to a name no earlier quarantine has: the time to the
 /// nanosecond, then a counter if that exists too (a second corruption in
 /// the same second overwrote the first).
@@ -97,11 +121,19 @@ fn quarantine(path: &Path) -> std::io::Result<PathBuf> {
     for n in 0..1000u32 {
         let aside = path.with_extension(if n == 0 { stem.clone() } else { format!("{stem}-{n}") });
         // A hard link fails if the name exists, so nothing is overwritten.
-        match std::fs::hard_link(path, &aside) {
-            Ok(()) => {
-                std::fs::remove_file(path)?;
-                return Ok(aside);
+        // A directory cannot be hard-linked: it is renamed to a name seen
+        // free (the state directory is the daemon's own, so nothing races
+        // for that name).
+        let moved = if std::fs::symlink_metadata(path)?.is_dir() {
+            if std::fs::symlink_metadata(&aside).is_ok() {
+                continue;
             }
+            std::fs::rename(path, &aside)
+        } else {
+            std::fs::hard_link(path, &aside).and_then(|()| std::fs::remove_file(path))
+        };
+        match moved {
+            Ok(()) => return Ok(aside),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
         }
@@ -219,6 +251,36 @@ mod tests {
         assert!(loaded.quarantined.unwrap().contains("not a regular file"));
         let kept = std::fs::read_dir(&d).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains("corrupt-")).count();
         assert_eq!(kept, 3, "three quarantines, three files");
+    }
+
+    #[test]
+    fn a_directory_at_the_state_path_is_quarantined_not_fatal() {
+        let d = dir("directory");
+        let path = d.join("state.json");
+        std::fs::create_dir_all(path.join("inside")).unwrap();
+        let loaded = load(&path).expect("a directory there does not stop the start");
+        assert_eq!(loaded.state, PersistentState::default());
+        assert!(loaded.quarantined.unwrap().contains("not a regular file"));
+        assert!(!path.exists());
+        let aside: Vec<_> = std::fs::read_dir(&d).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains("corrupt-")).collect();
+        assert!(aside.len() == 1 && aside[0].path().join("inside").is_dir(), "kept whole");
+        save_json(&path, &PersistentState::default()).unwrap();
+    }
+
+    #[test]
+    fn temp_files_a_killed_writer_left_are_removed_at_start() {
+        let d = dir("stale");
+        let path = d.join("state.json");
+        save_json(&path, &PersistentState::default()).unwrap();
+        // pid 0 never runs a writer; our own pid's are in flight.
+        let stale = d.join("state.json.tmp-0-3");
+        let ours = d.join(format!("state.json.tmp-{}-99", std::process::id()));
+        let other = d.join("status.json.tmp-0-1");
+        for f in [&stale, &ours, &other] {
+            std::fs::write(f, "{").unwrap();
+        }
+        load(&path).unwrap();
+        assert!(!stale.exists() && ours.exists() && other.exists());
     }
 
     #[test]

@@ -42,6 +42,36 @@ pub fn listener_uids(addr: SocketAddr, tcp: &str, tcp6: &str) -> BTreeSet<u32> {
     uids
 }
 
+/// The uid owning the TCP socket bound at `local` and connected to
+/// `remote`, from the text of `/proc/net/tcp` and `/proc/net/tcp6` (the
+/// metrics endpoint's peer on loopback).
+pub fn socket_uid(local: SocketAddr, remote: SocketAddr, tcp: &str, tcp6: &str) -> Option<u32> {
+    socket_uid_in(local, remote, tcp.as_bytes(), false).or_else(|| socket_uid_in(local, remote, tcp6.as_bytes(), true))
+}
+
+/// [`socket_uid`] in one table as it is read, stopping at the socket's
+/// line (a busy host's table runs to megabytes).
+pub fn socket_uid_in(local: SocketAddr, remote: SocketAddr, table: impl std::io::BufRead, v6: bool) -> Option<u32> {
+    let addr = |field: &str| -> Option<SocketAddr> {
+        let (ip_hex, port_hex) = field.split_once(':')?;
+        let port = u16::from_str_radix(port_hex, 16).ok()?;
+        let ip = if v6 { IpAddr::V6(parse_v6(ip_hex)?) } else { IpAddr::V4(parse_v4(ip_hex)?) };
+        Some(SocketAddr::new(ip, port))
+    };
+    // The local port first: it is cheap to compare and rules out most lines.
+    let port_hex = format!(":{:04X}", local.port());
+    for line in table.lines().skip(1).map_while(Result::ok) {
+        let mut f = line.split_whitespace();
+        let (Some(l), Some(r)) = (f.nth(1), f.next()) else { continue };
+        if !l.ends_with(&port_hex) || addr(l) != Some(local) || addr(r) != Some(remote) {
+            continue;
+        }
+        // sl local rem st tx:rx tr:when retrnsmt uid
+        return f.nth(4)?.parse().ok();
+    }
+    None
+}
+
 /// The kernel prints an address as 32-bit words in host order.
 fn parse_v4(hex: &str) -> Option<Ipv4Addr> {
     (hex.len() == 8).then(|| u32::from_str_radix(hex, 16).ok().map(|w| Ipv4Addr::from(w.to_ne_bytes())))?
@@ -133,6 +163,19 @@ pub fn check(addr: SocketAddr, cgroup: Option<&Path>, tables: &SocketTables) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_owner_of_a_connected_socket_is_found() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = listener.local_addr().unwrap();
+        let client = std::net::TcpStream::connect(server).unwrap();
+        let local = client.local_addr().unwrap();
+        let tables = SocketTables::read();
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        assert_eq!(socket_uid(local, server, &tables.tcp, &tables.tcp6), Some(me));
+        assert_eq!(socket_uid(server, local, "", ""), None);
+    }
 
     const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 0100007F:238C 00000000:0000 0A 00000000:00000000 00:00000000 00000000   998        0 1146 1 0 100 0 0 10 0

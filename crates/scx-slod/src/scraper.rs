@@ -7,9 +7,13 @@
 //! the kernel's histograms.
 //!
 //! Bounded: at most `limits::MAX_SCRAPES` endpoints, all on loopback
-//! (validated), each GET with a 500 ms timeout and an 8 MiB cap, one after
-//! the other on one thread. A slow or dead endpoint delays only the other
-//! endpoints' readings, and its failures are counted and reported. Only a
+//! (validated), each GET with a 500 ms timeout per read, a 2 s deadline for
+//! the whole request and the exposition reader's limits (8 MiB, samples,
+//! label sets, bounds: `scx_slo_api::scrape::LIMITS`), one after the other
+//! on one thread. The body is read as it streams in, keeping only the
+//! histogram's bounds, so a reading costs kilobytes whatever the page holds.
+//! A slow, trickling or dead endpoint delays the other endpoints' readings
+//! by at most the deadline, and its failures are counted and reported. Only a
 //! socket of the unit's own users is read (`scrape_owner`): a unit with no
 //! cgroup (not running) is not scraped.
 
@@ -19,7 +23,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use scx_slo_api::documents::ScrapeReport;
-use scx_slo_api::scrape::{get, histogram_buckets, Buckets};
+use scx_slo_api::scrape::{get_histogram, Buckets, Timeouts};
 use scx_slo_model::scrape_block::parse_scrape_url;
 use scx_slo_model::Scrape;
 
@@ -30,6 +34,9 @@ pub const SCRAPE_EVERY: Duration = Duration::from_secs(1);
 /// Connect, write and read timeout of one GET: loopback answers in well
 /// under a millisecond, and a hung endpoint must not starve the others.
 pub const SCRAPE_TIMEOUT: Duration = Duration::from_millis(500);
+/// The whole GET, connect to last byte: an endpoint that trickles its reply
+/// beats the per-read timeout, and must not hold the other endpoints.
+pub const SCRAPE_DEADLINE: Duration = Duration::from_secs(2);
 
 /// An endpoint: its URL and histogram.
 pub type Source = (String, String);
@@ -76,8 +83,8 @@ fn read(source: &Source, cgroup: Option<&Path>, tables: &SocketTables) -> Result
     let u = parse_scrape_url(url)?;
     let cgroup = cgroup.ok_or("the unit has no cgroup (not running): nothing to scrape")?;
     crate::scrape_owner::check(u.addr, Some(cgroup), tables)?;
-    let text = get(u.addr, &u.host, &u.path, SCRAPE_TIMEOUT, "scx-slod")?;
-    histogram_buckets(&text, histogram)
+    let timeouts = Timeouts { io: SCRAPE_TIMEOUT, total: SCRAPE_DEADLINE };
+    get_histogram(u.addr, &u.host, &u.path, timeouts, "scx-slod", histogram).map_err(|e| e.to_string())
 }
 
 fn run(shared: Weak<Shared>) {

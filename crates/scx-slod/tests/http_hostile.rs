@@ -83,7 +83,7 @@ fn issue_15_held_connections_neither_exhaust_nor_block_for_long() {
     // is closed at once, the rest time out; the listener survives.
     let held: Vec<TcpStream> = (0..4 * MAX_CONNECTIONS).filter_map(|_| TcpStream::connect(addr).ok()).collect();
     assert!(held.len() >= MAX_CONNECTIONS, "only {} connections opened", held.len());
-    // Within the head timeout (5 s) the held ones are dropped and scrapes work again.
+    // Within the head timeout (2 s) the held ones are dropped and scrapes work again.
     std::thread::sleep(Duration::from_secs(6));
     assert_scrape_works(addr, "holding 4x the connection limit");
     drop(held);
@@ -107,4 +107,62 @@ fn unknown_paths_get_404_and_root_says_where_metrics_are() {
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     assert!(out.starts_with("HTTP/1.0 404") || out.starts_with("HTTP/1.1 404"), "{out}");
+}
+
+/// Run as another user by the test below: holds `SCX_SLO_HOLD_N` idle
+/// connections to `SCX_SLO_HOLD_ADDR`, reopening each as the server closes
+/// it, for `SCX_SLO_HOLD_SECS`.
+#[test]
+#[ignore]
+fn hold_idle_connections_helper() {
+    let (Ok(addr), Ok(n), Ok(secs)) = (std::env::var("SCX_SLO_HOLD_ADDR"), std::env::var("SCX_SLO_HOLD_N"), std::env::var("SCX_SLO_HOLD_SECS")) else { return };
+    let addr: SocketAddr = addr.parse().expect("addr");
+    let n: usize = n.parse().expect("n");
+    let end = std::time::Instant::now() + Duration::from_secs(secs.parse().expect("secs"));
+    let mut held: Vec<Option<TcpStream>> = (0..n).map(|_| None).collect();
+    while std::time::Instant::now() < end {
+        for slot in held.iter_mut() {
+            let closed = slot.as_mut().is_none_or(|s| {
+                s.set_nonblocking(true).ok();
+                matches!(s.read(&mut [0u8; 1]), Ok(0))
+            });
+            if closed {
+                *slot = TcpStream::connect(addr).ok();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn idle_connections_of_one_user_do_not_make_another_users_scrapes_fail() {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to hold connections as another user");
+        return;
+    }
+    let addr = start();
+    let mut holder = std::process::Command::new(std::env::current_exe().expect("exe"))
+        .args(["--exact", "hold_idle_connections_helper", "--ignored", "--nocapture"])
+        .env("SCX_SLO_HOLD_ADDR", addr.to_string())
+        .env("SCX_SLO_HOLD_N", "200")
+        .env("SCX_SLO_HOLD_SECS", "8")
+        .uid(65534)
+        .gid(65534)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the holder as nobody");
+    std::thread::sleep(Duration::from_secs(2));
+    let mut failed = 0;
+    for _ in 0..20 {
+        let text = scrape(addr);
+        if !text.contains("scx_slo_mode") {
+            failed += 1;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(failed, 0, "{failed} of 20 scrapes failed while nobody held 200 idle connections");
 }

@@ -59,7 +59,7 @@ pub fn service_p99(base: &Reading, now: &Reading) -> Result<(Option<f64>, u64), 
     if now.at <= base.at {
         return Err(format!("no new scrape since the interval began (the scraper reads every {}s)", crate::scraper::SCRAPE_EVERY.as_secs()));
     }
-    let counts = interval_counts(base_b, now_b)?;
+    let counts = interval_counts(base_b, now_b).map_err(|e| e.to_string())?;
     let requests = counts.iter().map(|c| c.1).sum::<f64>() as u64;
     let last_finite = counts.iter().rev().map(|c| c.0).find(|le| le.is_finite()).unwrap_or(0.0);
     let p99 = counts_p99(&counts).map(|p| if p.is_finite() { p } else { 2.0 * last_finite });
@@ -301,7 +301,9 @@ fn us(d: Duration) -> u64 {
 fn decision(step: &Step, p99: Option<f64>, samples: u64) -> AdaptiveDecision {
     AdaptiveDecision {
         at_unix_s: unix_now(),
-        p99_us: p99.map(|s| (s * 1e6).round() as u64),
+        // A p99 is finite and non-negative (the scrape reader refuses NaN
+        // and negative bounds); anything else is shown as no p99.
+        p99_us: p99.filter(|s| s.is_finite() && *s >= 0.0).map(|s| (s * 1e6).round() as u64),
         samples,
         from_us: us(step.from),
         to_us: us(step.to),

@@ -20,24 +20,31 @@ impl Engine {
     /// A mutating request is recorded in the audit trail before it runs
     /// (with its caller) and its result after; when the trail cannot record
     /// it, it is refused and nothing happens. Disable and Shutdown are the
-    /// exception: an emergency stop never waits on a disk, so they run and
-    /// their reply says they were not recorded.
+    /// exception: an emergency stop never waits on a disk, so they act
+    /// first and are recorded after (a frozen trail delays their reply, not
+    /// the detach), and their reply says when they were not recorded.
+    ///
+    /// A Reload (SIGHUP) first re-opens a trail that could not be opened,
+    /// so an operator who moved a bad trail aside gets mutating calls back
+    /// without a restart.
     pub(super) fn handle(&mut self, envelope: Envelope, sched: Option<&mut dyn Backend>) {
         let Envelope { request, reply, caller } = envelope;
         let audited = request.is_mutating();
         let name = request.name();
         let generation_before = self.generation.number;
+        let emergency = matches!(request, Request::Disable { .. } | Request::Shutdown);
+        let call_detail = serde_json::json!({ "args": request.audit_args(), "recorded_after_acting": emergency });
+        if matches!(request, Request::Reload { .. }) {
+            self.reopen_audit();
+        }
         let mut unrecorded = None;
-        if audited {
-            if let Err(e) = self.audit_event("call", Some(caller.clone()), name, serde_json::json!({ "args": request.audit_args() })) {
-                if !matches!(request, Request::Disable { .. } | Request::Shutdown) {
-                    let refused = ControlError::Failed(format!("{name} refused: the audit trail cannot record it ({e}); nothing was done"));
-                    if let Some(r) = reply {
-                        let _ = r.send(Err(refused));
-                    }
-                    return;
+        if audited && !emergency {
+            if let Err(e) = self.audit_event("call", Some(caller.clone()), name, call_detail.clone()) {
+                let refused = ControlError::Failed(format!("{name} refused: the audit trail cannot record it ({e}); nothing was done"));
+                if let Some(r) = reply {
+                    let _ = r.send(Err(refused));
                 }
-                unrecorded = Some(e);
+                return;
             }
         }
         let result = match request {
@@ -72,6 +79,9 @@ impl Engine {
                 Ok("stopping".into())
             }
         };
+        if audited && emergency {
+            unrecorded = self.audit_event("call", Some(caller.clone()), name, call_detail).err();
+        }
         let result = if audited {
             let detail = serde_json::json!({
                 "ok": result.is_ok(),
@@ -89,6 +99,19 @@ impl Engine {
         };
         if let Some(r) = reply {
             let _ = r.send(result);
+        }
+    }
+
+    /// Opens the trail again if it could not be opened (at start or the
+    /// last reload): the operator may have moved a bad one aside.
+    fn reopen_audit(&mut self) {
+        if self.audit.is_ok() {
+            return;
+        }
+        self.audit = crate::audit::AuditTrail::open(&self.opts.audit_dir);
+        match &self.audit {
+            Ok(t) => info!(event = "audit_reopened", seq = t.head().0, "audit trail re-opened: mutating calls are recorded again"),
+            Err(e) => error!(event = "audit_unavailable", error = %e, "audit trail still unavailable: mutating calls are refused, except Disable"),
         }
     }
 

@@ -95,6 +95,8 @@ struct Recording {
     stats: BTreeMap<u32, TargetStats>,
     /// Target slots; `None`: the most there can be.
     capacity: Option<u32>,
+    /// When the last detach happened.
+    detached_at: Option<std::time::Instant>,
 }
 
 impl Backend for Recording {
@@ -110,6 +112,7 @@ impl Backend for Recording {
     fn detach(&mut self) {
         self.attached = false;
         self.detaches += 1;
+        self.detached_at = Some(std::time::Instant::now());
     }
     fn exit_info(&self) -> Option<ExitInfo> {
         self.exit.clone()

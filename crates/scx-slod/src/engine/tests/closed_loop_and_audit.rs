@@ -262,6 +262,53 @@ fn without_an_audit_trail_changes_are_refused_but_an_emergency_disable_works() {
     assert!(!b.attached);
 }
 
+#[test]
+fn an_emergency_disable_detaches_before_it_waits_on_the_audit_trail() {
+    let host = MemoryHost::new(EXAMPLE);
+    let (mut e, _h) = engine(&host);
+    let dir = e.opts.audit_dir.clone();
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    // Every write now waits 600 ms, as on a frozen filesystem.
+    let stall = std::time::Duration::from_millis(600);
+    e.audit.as_mut().unwrap().stall = stall;
+    let start = std::time::Instant::now();
+    ok(call(&mut e, Some(&mut b), Request::Disable { reason: "incident 9".into() }));
+    let detach_after = b.detached_at.expect("detached").duration_since(start);
+    eprintln!("detached {detach_after:?} after the call, replied after {:?} (each audit write stalled {stall:?})", start.elapsed());
+    assert!(detach_after < std::time::Duration::from_millis(300), "the detach waited {detach_after:?} for the trail");
+    assert!(start.elapsed() >= stall, "the entry was still written");
+    e.audit.as_mut().unwrap().stall = std::time::Duration::ZERO;
+    let mut entries = Vec::new();
+    scx_slo_api::audit::verify_with(&dir, |x| entries.push(x.clone())).expect("the trail verifies");
+    let call = entries.iter().find(|x| x.kind == "call" && x.action == "Disable").expect("Disable recorded");
+    assert_eq!(call.detail["recorded_after_acting"], true);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_reload_reopens_a_trail_moved_aside_and_mutating_calls_work_again() {
+    let host = MemoryHost::new(EXAMPLE);
+    let probed = host.probed(caps(), PersistentState::default());
+    let dir = std::env::temp_dir().join(format!("scx-slod-reopen-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // A trail whose newest entry does not verify: the engine starts without one.
+    std::fs::write(dir.join("audit-000000000001.jsonl"), "{\"seq\":1}\n").unwrap();
+    let opts = EngineOptions { audit_dir: dir.join("."), ..options() };
+    let mut e = Engine::with_host(opts, Box::new(host.clone()), probed).expect("the engine starts anyway").engine;
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    assert!(matches!(err(call(&mut e, Some(&mut b), set_budget("api.service", 2000, 10_000, ""))), ControlError::Failed(_)));
+    // The operator moves the bad trail aside, and reloads.
+    std::fs::rename(dir.join("audit-000000000001.jsonl"), dir.join("moved-aside.jsonl")).unwrap();
+    let _ = call(&mut e, Some(&mut b), Request::Reload { text: Ok(EXAMPLE.to_string()) });
+    assert!(status(&mut e, None).audit.error.is_none());
+    ok(call(&mut e, Some(&mut b), set_budget("api.service", 2000, 10_000, "")));
+    assert!(scx_slo_api::audit::verify(&dir).unwrap().entries >= 4);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A service's metrics endpoint on loopback serving `rpc_seconds`, whose
 /// reply the test sets: `Ok(buckets)` with (le, cumulative count), or
 /// `Err(status line)`.
