@@ -28,6 +28,8 @@ let
     ../docs/metrics.md
     ../docs/config.md
     ../docs/troubleshooting.md
+    ../docs/control.md
+    ../docs/security.md
   ];
 in
 rustPlatform.buildRustPackage {
