@@ -284,7 +284,11 @@ fn cell(env: &Env, setup: &Setup, round: usize, running: &Running, sampler: &Wak
         .flatten()
         .and_then(|st| st.targets.into_iter().find(|t| t.key == "api.service"))
         .and_then(|t| t.stats)
-        .map(|s| s.counters);
+        .map(|s| {
+            let mut c = s.counters;
+            c.insert("max_wait_ns".into(), s.max_wait_ns);
+            c
+        });
     Ok(json!({
         "setup": setup.name(), "round": round, "tool": run, "queue_ns": queue, "batch_bogo_ops": bogo, "counters": counters,
         "attached": attachment.as_ref().map(|a| a.attached), "ejections": attachment.map(|a| a.ejections),
@@ -318,8 +322,35 @@ pub(crate) fn half_budget(runtime: SloDuration) -> SloDuration {
     SloDuration::from_ns(half.max(scx_slo_model::limits::MIN_RUNTIME.as_ns()))
 }
 
+/// Every setup's name, in the full run's order (`tuned`/`under` budgets are
+/// filled in at run time).
+const SETUP_NAMES: [&str; 10] = [
+    "eevdf",
+    "eevdf-weight10000",
+    "eevdf-fifo50",
+    "scx_slo-partial-under",
+    "scx_slo-all-under",
+    "scx_slo-partial-tuned",
+    "scx_slo-all-tuned",
+    "scx_flash",
+    "scx_bpfland",
+    "scx_lavd",
+];
+
+/// `--only`: comma-separated setup names (EEVDF always runs: every ratio
+/// is against it); empty selects every setup. An unknown name is an error
+/// naming what is known.
+pub(crate) fn parse_only(only: &str) -> Result<Vec<String>> {
+    let names: Vec<String> = only.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect();
+    for n in &names {
+        anyhow::ensure!(SETUP_NAMES.contains(&n.as_str()), "unknown setup {:?}; known: {}", n.chars().take(40).collect::<String>(), SETUP_NAMES.join(", "));
+    }
+    Ok(names)
+}
+
 /// The external-workload scenario.
-pub fn run(env: &Env, rounds: usize, quick: bool) -> Result<Report> {
+pub fn run(env: &Env, rounds: usize, quick: bool, only: &str) -> Result<Report> {
+    let only = parse_only(only)?;
     let mut report = Report::new(if quick { "external-quick" } else { "external" });
     crate::fixtures::setup_cgroups(env)?;
     // cpu.weight on the unit needs the cpu controller down to its parent.
@@ -357,6 +388,7 @@ pub fn run(env: &Env, rounds: usize, quick: bool) -> Result<Report> {
             Setup::Peer("scx_lavd"),
         ]
     };
+    let setups: Vec<Setup> = setups.into_iter().filter(|s| only.is_empty() || *s == Setup::Eevdf || only.contains(&s.name())).collect();
     let mut cells = Vec::new();
     for round in 0..rounds {
         let mut order = setups.clone();

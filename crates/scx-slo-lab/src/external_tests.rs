@@ -134,3 +134,11 @@ fn lost_cycles_fail_the_run_per_round_and_without_eevdf() {
     let alone = cycle_checks(&[kept]);
     assert!(!alone[0].1, "{alone:?}");
 }
+
+#[test]
+fn only_names_known_setups() {
+    assert_eq!(parse_only("").expect("empty"), Vec::<String>::new());
+    assert_eq!(parse_only(" scx_slo-all-under, scx_flash ").expect("known"), vec!["scx_slo-all-under", "scx_flash"]);
+    let e = parse_only("scx_slo-all,eevdf").expect_err("unknown");
+    assert!(format!("{e:#}").contains("unknown setup \"scx_slo-all\"; known: eevdf"), "{e:#}");
+}

@@ -231,6 +231,11 @@ enum Cmd {
         #[arg(long)]
         date: Option<String>,
     },
+    /// Host side: checks an external run's --only before the VM boots.
+    ExternalSelection {
+        #[arg(long, default_value = "")]
+        only: String,
+    },
     /// Host side: an external-workload report (report.json) as the
     /// markdown of docs/benchmarks-external.md, with its tail plot (SVG)
     /// written next to it.
@@ -355,8 +360,8 @@ fn main() -> Result<()> {
                 "chaos" => chaos::run(&env)?,
                 "adapt" => adapt::run(&env)?,
                 "canary" => canary::run(&env)?,
-                "external" => external::run(&env, rounds, false)?,
-                "external-quick" => external::run(&env, rounds, true)?,
+                "external" => external::run(&env, rounds, false, &only)?,
+                "external-quick" => external::run(&env, rounds, true, &only)?,
                 // Runs as a unit under systemd in the Debian guest.
                 "systemd" => systemd::run_scenario()?,
                 other => anyhow::bail!("unknown scenario {other:?}; known: enforce, control, demo, bench, bench-quick, external, external-quick, hunt, systemd, chaos, adapt, canary"),
@@ -374,6 +379,7 @@ fn main() -> Result<()> {
             print!("{}", bench_report::markdown(&value, &date));
             Ok(())
         }
+        Cmd::ExternalSelection { only } => external::parse_only(&only).map(|_| ()),
         Cmd::ExternalTable { report, out, date } => {
             let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).with_context(|| format!("reading {}", report.display()))?)?;
             let date = date.unwrap_or_else(|| {
