@@ -347,7 +347,10 @@ fn main() -> Result<()> {
         }
         Cmd::Scenario { name, bin, cgroot, seconds, rounds, out, only, scenarios, seed, crash_after } => {
             let env = harness::Env { bin, cgroot, seconds };
-            let selection = bench::Selection::parse(&only, &scenarios, name == "bench-quick")?;
+            // --only names schedulers for the bench and setups for the
+            // external scenario; each checks its own.
+            let bench_only = if name.starts_with("bench") { only.as_str() } else { "" };
+            let selection = bench::Selection::parse(bench_only, &scenarios, name == "bench-quick")?;
             let report = match name.as_str() {
                 "enforce" => enforce::enforce(&env)?,
                 "demo" => demo::demo(&env, rounds)?,
