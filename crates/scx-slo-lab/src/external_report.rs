@@ -26,6 +26,33 @@ pub(crate) fn table(rows: &[Value]) -> String {
     out
 }
 
+/// One row per cell: the tool's p99 and max, its cycles, the queue p99 and
+/// the batch work; with `counters`, the latency target's scheduler counters
+/// too (the report printed after a run, for the why behind a number).
+pub(crate) fn per_round_table(cells: &[Value], counters: bool) -> String {
+    let mut out = String::from("| setup | round | tool p99 µs | tool max µs | cycles | queue p99 µs | batch bogo ops |");
+    out.push_str(if counters { " counters |\n|---|---|---|---|---|---|---|---|\n" } else { "\n|---|---|---|---|---|---|---|\n" });
+    for c in cells {
+        let tool: ToolRun = serde_json::from_value(c["tool"].clone()).unwrap_or_default();
+        let _ = write!(
+            out,
+            "| {} | {} | {:.0} | {} | {} | {:.0} | {} |",
+            c["setup"].as_str().unwrap_or_default(),
+            c["round"],
+            tool.quantile(0.99),
+            tool.max_us,
+            tool.samples,
+            c["queue_p99_us"].as_f64().unwrap_or(f64::NAN),
+            c["batch_bogo_ops"]
+        );
+        if counters {
+            let _ = write!(out, " {} |", c["counters"]);
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// Each setup's tool histograms, rounds merged, in the report's order.
 fn tool_runs(report: &Value) -> Vec<(String, ToolRun)> {
     let mut runs: Vec<(String, ToolRun)> = Vec::new();
@@ -133,21 +160,8 @@ its own histogram of timer-to-running latency). The batch target holds `stress-n
     }
     md.push_str(&table(f["external"].as_array().map(Vec::as_slice).unwrap_or_default()));
     let _ = writeln!(md, "\n![The tool's latency tail per setup]({svg_name})\n");
-    md.push_str("## Per round\n\n| setup | round | tool p99 µs | tool max µs | cycles | queue p99 µs | batch bogo ops |\n|---|---|---|---|---|---|---|\n");
-    for c in f["cells"].as_array().into_iter().flatten() {
-        let tool: ToolRun = serde_json::from_value(c["tool"].clone()).unwrap_or_default();
-        let _ = writeln!(
-            md,
-            "| {} | {} | {:.0} | {} | {} | {:.0} | {} |",
-            c["setup"].as_str().unwrap_or_default(),
-            c["round"],
-            tool.quantile(0.99),
-            tool.max_us,
-            tool.samples,
-            c["queue_p99_us"].as_f64().unwrap_or(f64::NAN),
-            c["batch_bogo_ops"]
-        );
-    }
+    md.push_str("## Per round\n\n");
+    md.push_str(&per_round_table(f["cells"].as_array().map(Vec::as_slice).unwrap_or_default(), false));
     md.push_str("\n## Targets\n\n");
     for v in f["verdicts"].as_array().into_iter().flatten() {
         let _ = writeln!(md, "- {}", v.as_str().unwrap_or_default());

@@ -506,20 +506,7 @@ fn report(
     if let Some(rows) = report["facts"]["external"].as_array() {
         println!("\n{}", external_report::table(rows));
         println!("budgets per 1 ms (scx-slo tune's, and half of it): {}", report["facts"]["budgets"]);
-        for c in report["facts"]["cells"].as_array().into_iter().flatten() {
-            let tool: external::ToolRun = serde_json::from_value(c["tool"].clone()).unwrap_or_default();
-            println!(
-                "  cell {} round {}: tool p99 {} us, max {} us, {} cycles; queue p99 {:.0} us; batch {}; counters {}",
-                c["setup"].as_str().unwrap_or_default(),
-                c["round"],
-                tool.quantile(0.99),
-                tool.max_us,
-                tool.samples,
-                c["queue_p99_us"].as_f64().unwrap_or(f64::NAN),
-                c["batch_bogo_ops"],
-                c["counters"]
-            );
-        }
+        print!("{}", external_report::per_round_table(report["facts"]["cells"].as_array().map(Vec::as_slice).unwrap_or_default(), true));
         println!("\ntargets (reported, not asserted):");
         for line in report["facts"]["verdicts"].as_array().into_iter().flatten() {
             println!("  {}", line.as_str().unwrap_or_default());
