@@ -417,6 +417,37 @@ static s32 node_cpu_at(u32 idx)
 	return node_cpus[idx & (SLO_MAX_CPUS - 1)];
 }
 
+/* Which CPUs of a node a victim search probes: see SLO_VICTIM_PROBES. */
+struct probe_range {
+	u32 first;	/* the node's first slot in node_cpus */
+	u32 count;	/* the node's CPUs */
+	u32 start;	/* random offset of the first probe */
+	u32 probes;	/* at most SLO_VICTIM_PROBES */
+};
+
+/* Fills @pr for @node; false for a node with no CPUs (or out of range). */
+static bool node_probes(u32 node, struct probe_range *pr)
+{
+	if (node >= SLO_MAX_NODES)
+		return false;
+	barrier_var(node);
+	node &= SLO_MAX_NODES - 1;
+	pr->first = node_cpu_start[node];
+	pr->count = node_cpu_start[node + 1] - pr->first;
+	if (!pr->count || pr->count > SLO_MAX_CPUS)
+		return false;
+	pr->probes = pr->count < SLO_VICTIM_PROBES ? pr->count :
+						     SLO_VICTIM_PROBES;
+	pr->start = bpf_get_prandom_u32() % pr->count;
+	return true;
+}
+
+/* The CPU probe @i of @pr visits. */
+static s32 probe_cpu(const struct probe_range *pr, u32 i)
+{
+	return node_cpu_at(pr->first + (pr->start + i) % pr->count);
+}
+
 /*
  * Among the probed CPUs of @node, the one whose running scx work has the
  * lowest priority below @prio and a later deadline than @deadline, or -1.
@@ -426,26 +457,19 @@ static s32 node_cpu_at(u32 idx)
 static s32 find_victim(struct task_struct *p, u32 node, u16 prio, u64 deadline,
 		       s32 hint)
 {
+	struct probe_range pr;
 	s32 victim = -1;
-	u32 lowest = prio, first, count, start, i, probes;
+	u32 lowest = prio, i;
 	u64 latest = deadline;
 
 	if (hint >= 0 && bpf_cpumask_test_cpu(hint, p->cpus_ptr) &&
 	    preemptible(try_lookup_cpu_ctx(hint), prio, deadline))
 		return hint;
-	if (node >= SLO_MAX_NODES)
+	if (!node_probes(node, &pr))
 		return -1;
-	barrier_var(node);
-	node &= SLO_MAX_NODES - 1;
-	first = node_cpu_start[node];
-	count = node_cpu_start[node + 1] - first;
-	if (!count || count > SLO_MAX_CPUS)
-		return -1;
-	probes = count < SLO_VICTIM_PROBES ? count : SLO_VICTIM_PROBES;
-	start = bpf_get_prandom_u32() % count;
 
-	bpf_for(i, 0, probes) {
-		s32 cpu = node_cpu_at(first + (start + i) % count);
+	bpf_for(i, 0, pr.probes) {
+		s32 cpu = probe_cpu(&pr, i);
 		struct cpu_ctx *cctx;
 
 		if (cpu < 0 || cpu == hint)
@@ -499,24 +523,17 @@ static bool ran_ahead(const struct cpu_ctx *cctx, u64 vtime, u64 now)
 static s32 find_fair_victim(struct task_struct *p, u32 node, u64 vtime,
 			    s32 hint, u64 now)
 {
-	u32 first, count, start, i, probes;
+	struct probe_range pr;
+	u32 i;
 
 	if (hint >= 0 && bpf_cpumask_test_cpu(hint, p->cpus_ptr) &&
 	    ran_ahead(try_lookup_cpu_ctx(hint), vtime, now))
 		return hint;
-	if (node >= SLO_MAX_NODES)
+	if (!node_probes(node, &pr))
 		return -1;
-	barrier_var(node);
-	node &= SLO_MAX_NODES - 1;
-	first = node_cpu_start[node];
-	count = node_cpu_start[node + 1] - first;
-	if (!count || count > SLO_MAX_CPUS)
-		return -1;
-	probes = count < SLO_VICTIM_PROBES ? count : SLO_VICTIM_PROBES;
-	start = bpf_get_prandom_u32() % count;
 
-	bpf_for(i, 0, probes) {
-		s32 cpu = node_cpu_at(first + (start + i) % count);
+	bpf_for(i, 0, pr.probes) {
+		s32 cpu = probe_cpu(&pr, i);
 
 		if (cpu < 0 || cpu == hint)
 			continue;
