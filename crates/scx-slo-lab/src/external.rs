@@ -270,9 +270,25 @@ fn cell(env: &Env, setup: &Setup, round: usize, running: &Running, sampler: &Wak
     // The batch side first: the tool measures a loaded host from its first cycle.
     std::thread::sleep(Duration::from_millis(300));
     let mut tool = spawn_tool(env, env.seconds, *setup == Setup::Fifo, Path::new(&tool_out))?;
+    // The tool's threads, to name the task behind the scheduler's longest wait.
+    std::thread::sleep(Duration::from_millis(300));
+    let tool_pid = tool.id() as u64;
+    let tool_tids: Vec<u64> = std::fs::read_dir(format!("/proc/{tool_pid}/task"))
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default();
     let status = tool.wait()?;
     let (queue, _, _) = sampler.take()?;
     batch.wait()?;
+    let longest_wait = matches!(running, Running::Slo(_)).then(|| kernel::global_stats(&env.exe("bpftool")).ok()).flatten().map(|g| {
+        let who = if g.max_wait_tid == tool_pid {
+            "cyclictest's main thread".to_string()
+        } else if tool_tids.contains(&g.max_wait_tid) {
+            "a cyclictest timer thread".to_string()
+        } else {
+            std::fs::read_to_string(format!("/proc/{}/comm", g.max_wait_tid)).map_or("exited".to_string(), |c| c.trim().to_string())
+        };
+        json!({ "ms": g.max_wait_ns as f64 / 1e6, "tid": g.max_wait_tid, "who": who })
+    });
     anyhow::ensure!(status.success(), "cyclictest exited with {status}");
     let run = parse_cyclictest(&std::fs::read_to_string(&tool_out)?)?;
     let bogo = std::fs::read_to_string(&batch_out).ok().as_deref().and_then(parse_bogo_ops);
@@ -290,7 +306,7 @@ fn cell(env: &Env, setup: &Setup, round: usize, running: &Running, sampler: &Wak
             c
         });
     Ok(json!({
-        "setup": setup.name(), "round": round, "tool": run, "queue_ns": queue, "batch_bogo_ops": bogo, "counters": counters,
+        "setup": setup.name(), "round": round, "tool": run, "queue_ns": queue, "batch_bogo_ops": bogo, "counters": counters, "longest_wait": longest_wait,
         "attached": attachment.as_ref().map(|a| a.attached), "ejections": attachment.map(|a| a.ejections),
     }))
 }
@@ -427,7 +443,7 @@ pub fn run(env: &Env, rounds: usize, quick: bool, only: &str) -> Result<Report> 
         "cells".into(),
         json!(cells
             .iter()
-            .map(|c| json!({ "setup": c["setup"], "round": c["round"], "tool": c["tool"], "batch_bogo_ops": c["batch_bogo_ops"], "queue_p99_us": queue_p99(&[c]), "counters": c["counters"] }))
+            .map(|c| json!({ "setup": c["setup"], "round": c["round"], "tool": c["tool"], "batch_bogo_ops": c["batch_bogo_ops"], "queue_p99_us": queue_p99(&[c]), "counters": c["counters"], "longest_wait": c["longest_wait"] }))
             .collect::<Vec<_>>()),
     );
     report.ok = report.checks.iter().all(|c| c.ok);

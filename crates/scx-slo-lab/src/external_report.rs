@@ -46,7 +46,7 @@ pub(crate) fn per_round_table(cells: &[Value], counters: bool) -> String {
             c["batch_bogo_ops"]
         );
         if counters {
-            let _ = write!(out, " {} |", c["counters"]);
+            let _ = write!(out, " {}; longest wait {} |", c["counters"], c["longest_wait"]);
         }
         out.push('\n');
     }
