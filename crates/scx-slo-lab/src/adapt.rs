@@ -23,16 +23,19 @@ use scx_slo_model::Duration as D;
 
 /// The controller's interval here: short, so the scenario fits CI.
 const INTERVAL_S: u64 = 2;
-/// Intervals the controller may take, after the step, to bring the budget
-/// from 1 ms to what the new load needs (3.3 ms): one change every other
-/// interval (cooldown 1), each `exp(Ki·e)` with Ki = 0.35. With few misses
-/// the response p99 sits about 1.7× over the setpoint (e ≈ 0.5): ×1.19 per
-/// change, 7 changes, 14 intervals; measured 12.5 on an idle host and 2.5-4.5
-/// on a loaded one (more misses, larger steps). 20 leaves room for TCG.
+/// Intervals the controller may take, after the step, to raise the budget
+/// from 1 ms until the service's response p99 is inside the controller's band
+/// (under 90% of the 6 ms objective): one change every other interval
+/// (cooldown 1), each `exp(Ki·e)` with Ki = 0.35. With few misses the
+/// response p99 sits about 1.7× over the setpoint (e ≈ 0.5): ×1.19 per
+/// change. The heavy probe uses 3.3 ms of CPU per 10 ms, but the budget it
+/// needs is what meets the objective, not its whole demand: past its budget a
+/// latency task still gets a fair task's share (the floor in
+/// docs/scheduler.md), and a fresh-clone CI run settled at 2.96 ms with the
+/// p99 at 3.8 ms. Measured 12.5 intervals to reach 3.3 ms on an idle host
+/// before the floor, 2.5-4.5 on a loaded one (more misses, larger steps).
+/// 20 leaves room for TCG.
 const MAX_INTERVALS_TO_RAISE: u64 = 20;
-/// What the heavy phase needs: its probe's 3 ms of CPU per 10 ms and the
-/// light probe's 0.3 ms.
-const NEEDED_RUNTIME_NS: u64 = 3_300_000;
 
 /// The config: api.service starts at 1 ms per 10 ms (enough for the light
 /// load, too little for the heavy one), deadline 8 ms, and adapts its
@@ -66,14 +69,28 @@ fn kernel_jobs_misses(env: &Env, cgroup_id: u64) -> (u64, u64) {
 }
 
 /// One reading of the daemon's status file (rewritten every second, from
-/// the scheduler's maps): api.service's runtime in force by its controller
-/// (ns) and its (jobs, misses).
-fn status_reading() -> Option<(u64, (u64, u64))> {
+/// the scheduler's maps).
+struct StatusReading {
+    /// api.service's runtime in force by its controller, ns (0 without a
+    /// controller: the tuned, static budget).
+    runtime_ns: u64,
+    /// api.service's (jobs, misses).
+    counts: (u64, u64),
+    /// The controller holds a budget of `runtime_ns` because the response
+    /// p99 is inside its band: its last decision was `on-target` at this
+    /// very budget.
+    on_target: bool,
+}
+
+fn status_reading() -> Option<StatusReading> {
     let s = daemon_status()?;
-    // 0 without a controller (the tuned, static budget).
-    let runtime_ns = s.adaptive.get("api.service").map_or(0, |a| a.runtime_us * 1000);
+    let adaptive = s.adaptive.get("api.service");
+    let runtime_ns = adaptive.map_or(0, |a| a.runtime_us * 1000);
+    let on_target = adaptive
+        .and_then(|a| a.last.as_ref())
+        .is_some_and(|d| d.outcome == "on-target" && d.from_us * 1000 == runtime_ns);
     let stats = s.targets.iter().find(|t| t.key == "api.service")?.stats.clone()?;
-    Some((runtime_ns, (stats.get("jobs"), stats.get("deadline_misses"))))
+    Some(StatusReading { runtime_ns, counts: (stats.get("jobs"), stats.get("deadline_misses")), on_target })
 }
 
 fn miss_ratio(from: (u64, u64), to: (u64, u64)) -> (f64, u64) {
@@ -114,9 +131,10 @@ pub fn run(env: &Env) -> Result<Report> {
     let mut last = None;
     while light_start.elapsed() < Duration::from_secs(light_s) {
         std::thread::sleep(Duration::from_secs(1));
-        if let Some((r, (jobs, misses))) = status_reading() {
-            series.push((light_start.elapsed().as_secs_f64() - light_s as f64, r, jobs, misses));
-            last = Some((r, (jobs, misses)));
+        if let Some(reading) = status_reading() {
+            let (jobs, misses) = reading.counts;
+            series.push((light_start.elapsed().as_secs_f64() - light_s as f64, reading.runtime_ns, jobs, misses));
+            last = Some((reading.runtime_ns, reading.counts));
         }
     }
     let (before_step, at_step) = last.unwrap_or_default();
@@ -125,14 +143,17 @@ pub fn run(env: &Env) -> Result<Report> {
     let heavy = Workload::probe().cgroup(env.cg(API)).period(D::from_ms(10)).work(D::from_ms(3)).deadline(D::from_ms(8));
     children.push(heavy.duration(D::from_secs(heavy_s + 2)).out("/tmp/adapt-heavy.json").spawn(env)?);
     let step = Instant::now();
-    let (mut early, mut late_start, mut at_end, mut raised_at) = (None, None, at_step, None);
+    // When the controller first held a budget above the step's because the
+    // p99 was inside its band, and that budget.
+    let (mut early, mut late_start, mut at_end, mut settled) = (None, None, at_step, None);
     while step.elapsed() < Duration::from_secs(heavy_s) {
         std::thread::sleep(Duration::from_secs(1));
         let t = step.elapsed().as_secs_f64();
-        let Some((r, counts)) = status_reading() else { continue };
+        let Some(reading) = status_reading() else { continue };
+        let (r, counts) = (reading.runtime_ns, reading.counts);
         series.push((t, r, counts.0, counts.1));
-        if raised_at.is_none() && r >= NEEDED_RUNTIME_NS {
-            raised_at = Some(t);
+        if settled.is_none() && reading.on_target && r > before_step {
+            settled = Some((t, r));
         }
         if early.is_none() && t >= 8.0 {
             early = Some(counts);
@@ -147,10 +168,10 @@ pub fn run(env: &Env) -> Result<Report> {
     // The controller keeps running while bpftool reads (seconds under
     // TCG): the kernel's budget must be the status file's just before or
     // just after the read.
-    let status_before = status_reading().map(|r| r.0);
+    let status_before = status_reading().map(|r| r.runtime_ns);
     let after = runtime();
     let kernel_counts = kernel_jobs_misses(env, api_id);
-    let status_after = status_reading().map(|r| r.0);
+    let status_after = status_reading().map(|r| r.runtime_ns);
     let attachment = watch.finish();
     let (early_ratio, early_jobs) = miss_ratio(at_step, early.unwrap_or(at_step));
     let (late_ratio, late_jobs) = miss_ratio(late_start.unwrap_or(at_end), at_end);
@@ -175,9 +196,12 @@ pub fn run(env: &Env) -> Result<Report> {
     );
     let bound = (MAX_INTERVALS_TO_RAISE * INTERVAL_S) as f64;
     report.check(
-        format!("adapt: after the load step the controller raises the kernel's budget to what the load needs within {MAX_INTERVALS_TO_RAISE} intervals ({bound:.0} s)"),
-        raised_at.is_some_and(|t| t <= bound + 1.0) && after >= NEEDED_RUNTIME_NS,
-        format!("runtime {before_step} ns at the step, {NEEDED_RUNTIME_NS} ns reached after {raised_at:?} s, {after} ns at the end"),
+        format!("adapt: after the load step the controller raises the kernel's budget until the response p99 is inside its band within {MAX_INTERVALS_TO_RAISE} intervals ({bound:.0} s), and holds it above the step's"),
+        settled.is_some_and(|(t, _)| t <= bound + 1.0) && after > before_step,
+        format!(
+            "runtime {before_step} ns at the step; on target at a raised budget (s after the step, ns): {settled:?}; {after} ns at the end; last decision {:?}",
+            adaptive.as_ref().and_then(|a| a.last.as_ref()).map(|d| (&d.outcome, d.p99_us, d.from_us))
+        ),
     );
     report.check(
         "adapt: the deadline-miss ratio the kernel counts falls once the budget is raised",
@@ -225,7 +249,8 @@ pub fn run(env: &Env) -> Result<Report> {
     report.facts.insert("interval_s".into(), json!(INTERVAL_S));
     report.facts.insert("runtime_ns_before_step".into(), json!(before_step));
     report.facts.insert("runtime_ns_after".into(), json!(after));
-    report.facts.insert("raised_after_s".into(), json!(raised_at));
+    report.facts.insert("on_target_after_s".into(), json!(settled.map(|(t, _)| t)));
+    report.facts.insert("on_target_runtime_ns".into(), json!(settled.map(|(_, r)| r)));
     report.facts.insert("miss_ratio_early".into(), json!(early_ratio));
     report.facts.insert("miss_ratio_late".into(), json!(late_ratio));
     report.facts.insert("series_t_runtime_jobs_misses".into(), json!(series));
@@ -282,9 +307,9 @@ fn tune_and_apply(env: &Env, report: &mut Report, daemon: &mut Daemon, api_id: u
     // 12 s, about 2,400 jobs: over 6 s (1,200), one stall of the emulator
     // weighed enough to fail a CI run (2.99% of 935 jobs, against 0.08% and
     // 0.10% in the runs around it).
-    let from = status_reading().map(|r| r.1).unwrap_or_default();
+    let from = status_reading().map(|r| r.counts).unwrap_or_default();
     std::thread::sleep(Duration::from_secs(12));
-    let to = status_reading().map(|r| r.1).unwrap_or_default();
+    let to = status_reading().map(|r| r.counts).unwrap_or_default();
     let (ratio, jobs) = miss_ratio(from, to);
     let kernel_runtime = kernel::target_runtime_ns(&env.exe("bpftool"), api_id).ok().flatten();
     report.check(
