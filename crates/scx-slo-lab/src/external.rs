@@ -51,11 +51,14 @@ const PRIORITY: u16 = 900;
 /// the cycles it runs under EEVDF in the same run (reported as a verdict).
 pub(crate) const CYCLES_KEPT_MIN: f64 = 0.97;
 /// What the scenario asserts, pooled over its rounds: a gross loss of
-/// cycles (the code before the floor lost 11-29% in single cells). Looser
+/// cycles. The code before the floor kept 0.90x and 0.71x in single quick
+/// cells (0.80x on average); the code since kept 0.90-0.96x pooled in six
+/// boots (scx-slo `all` at half the budget: 0.940, 0.934, 0.939 and 0.903
+/// over 3 rounds of 10 s, 0.94 and 0.896 over CI's 3 rounds of 5 s). Looser
 /// than the target because TCG moves one setup's count by up to a third
-/// from cell to cell under every scheduler (docs/benchmarks.md, "External
-/// workloads"), and a check that fails on the emulator's mood is no check.
-pub(crate) const CYCLES_CHECK_MIN: f64 = 0.90;
+/// from cell to cell under every scheduler, and 0.90 failed one of those
+/// boots: a check that fails on the emulator's mood is no check.
+pub(crate) const CYCLES_CHECK_MIN: f64 = 0.85;
 
 /// One way to run the service.
 #[derive(Clone, Debug, PartialEq)]
@@ -437,7 +440,17 @@ pub fn run(env: &Env, rounds: usize, quick: bool, only: &str) -> Result<Report> 
     for (name, ok, detail) in cycle_checks(&summary) {
         report.check(name, ok, detail);
     }
-    report.check("every setup ran", !cells.is_empty() && report.checks.iter().all(|c| c.ok), format!("{} cells", cells.len()));
+    let missing: Vec<String> = setups
+        .iter()
+        .map(|s| (s.name(), cells.iter().filter(|c| c["setup"] == json!(s.name())).count()))
+        .filter(|(_, n)| *n < rounds)
+        .map(|(name, n)| format!("{name}: {n} of {rounds}"))
+        .collect();
+    report.check(
+        format!("every setup ran its {rounds} rounds"),
+        !setups.is_empty() && missing.is_empty(),
+        format!("{} cells of {} setups; short: {missing:?}", cells.len(), setups.len()),
+    );
     report.facts.insert("external".into(), json!(summary));
     report.facts.insert(
         "cells".into(),
