@@ -364,6 +364,12 @@ in
       description = "Run `scx-slo check-config` on the generated config at build time. It needs no kernel, root or network, so it works in the sandbox; turn it off only to work around a checker bug.";
     };
 
+    audit.retainMiB = lib.mkOption {
+      type = lib.types.ints.between 16 1048576;
+      default = 256;
+      description = "Size cap of the audit trail in /var/lib/scx-slo/audit, MiB. Past it the oldest 8 MiB files are removed after a rotation and the removal is recorded in the trail; `scx-slo audit verify` checks the chain from the first kept entry (docs/operations.md). At least 16: the file being written and the one before it.";
+    };
+
     metrics = {
       enable = lib.mkEnableOption "the Prometheus endpoint of scx-slod (`/metrics`, docs/metrics.md)";
       listenAddress = lib.mkOption {
@@ -470,7 +476,7 @@ in
         Type = "notify";
         NotifyAccess = "main";
         BusName = "org.scxslo1";
-        ExecStart = "${cfg.package}/bin/scx-slod --config /etc/scx-slo/config.json --status-file /run/scx-slo/status.json --state-file /var/lib/scx-slo/state.json --dbus required --metrics-listen ${
+        ExecStart = "${cfg.package}/bin/scx-slod --config /etc/scx-slo/config.json --status-file /run/scx-slo/status.json --state-file /var/lib/scx-slo/state.json --audit-retain-mib ${toString cfg.audit.retainMiB} --dbus required --metrics-listen ${
           if cfg.metrics.enable then listen else "off"
         }";
         # Through the control plane: the daemon validates the new file whole,

@@ -7,7 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use scx_slo_api::audit::verify;
-use scx_slod::audit::AuditTrail;
+use scx_slod::audit::{AuditTrail, DEFAULT_RETAIN_BYTES};
 
 fuzz_target!(|data: &[u8]| {
     let dir = std::env::temp_dir().join(format!("scx-slo-fuzz-audit-{}", std::process::id()));
@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     if let Err(bad) = verify(&dir) {
         assert!(bad.problem.len() <= 300, "a problem of {} bytes", bad.problem.len());
     }
-    if let Ok(mut trail) = AuditTrail::open(&dir) {
+    if let Ok(mut trail) = AuditTrail::open(&dir, DEFAULT_RETAIN_BYTES) {
         trail.append("call", None, "Enable", serde_json::json!({})).unwrap();
         // Continued only from an entry that verifies: the file's earlier
         // entries may still be bad, but the end the writer added is whole.

@@ -280,6 +280,8 @@ fn the_module_evaluates_for_every_host_and_test_node() {
                 assert!(unit.contains(&format!("\n{key}=")), "{name}: the unit lacks {key} ({value}):\n{unit}");
             }
             assert!(unit.contains(&format!("ExecStart={}/bin/scx-slod --config /etc/scx-slo/config.json", v["package"].as_str().unwrap())), "{unit}");
+            // The audit trail's cap reaches the daemon (the module's default).
+            assert!(unit.contains(" --audit-retain-mib 256 "), "{name}: {unit}");
             assert!(unit.contains("\nX-Reload-Triggers=/nix/store/") && unit.contains("\nX-Restart-Triggers=/nix/store/"), "{unit}");
             assert_eq!(v["groups"], serde_json::json!(["scx-slo"]), "{name}");
             assert_eq!(v["dbusPackages"], serde_json::json!([v["package"]]), "{name}");

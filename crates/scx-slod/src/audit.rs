@@ -19,6 +19,12 @@
 //! - a sequence number never wraps.
 //!
 //! Files rotate at [`MAX_FILE_BYTES`]; the chain continues across them.
+//! Retention: after a rotation the oldest files are removed while the
+//! trail holds more than its cap ([`DEFAULT_RETAIN_BYTES`], at least
+//! [`MIN_RETAIN_BYTES`]), and the removal is itself an entry (`pruned`,
+//! naming the first entry kept). Whole files only, so the first kept file
+//! starts with the hash of the last removed entry and `audit verify` checks
+//! the chain from there.
 //! Every entry is also logged (target `audit`), so journald holds a copy
 //! with structured fields.
 
@@ -33,6 +39,13 @@ use tracing::{info, warn};
 
 /// A file is closed and a new one started past this size.
 pub const MAX_FILE_BYTES: u64 = 8 << 20;
+/// The trail's default size cap: 32 files, about 650,000 entries (40,000
+/// root calls made 52 MB), so a year of an ordinary host's changes and
+/// bounded under a flood of them.
+pub const DEFAULT_RETAIN_BYTES: u64 = 256 << 20;
+/// The smallest cap: the file being written and the one before it, so a
+/// rotation never removes the entries it just chained from.
+pub const MIN_RETAIN_BYTES: u64 = 2 * MAX_FILE_BYTES;
 /// Bytes read back from the end of the newest file to find its last two
 /// entries.
 const TAIL_BYTES: u64 = 2 * (MAX_LINE_BYTES as u64 + 1);
@@ -64,6 +77,12 @@ pub struct AuditTrail {
     pub append_ns: u64,
     /// Appends that failed since start.
     pub failures: u64,
+    /// The trail's size cap (bytes over all its files).
+    retain_bytes: u64,
+    /// The size a file rotates at ([`MAX_FILE_BYTES`]; smaller in tests).
+    rotate_bytes: u64,
+    /// The last append started a new file: the next step is retention.
+    rotated: bool,
     /// Tests: how long each write waits first, as on a frozen filesystem.
     #[cfg(test)]
     pub stall: std::time::Duration,
@@ -104,11 +123,14 @@ impl AuditTrail {
     /// error (the chain would continue from an unknown point): mutating
     /// calls are refused until an operator moves the trail aside and sends
     /// SIGHUP (or restarts the daemon).
-    pub fn open(dir: &Path) -> Result<AuditTrail, String> {
+    pub fn open(dir: &Path, retain_bytes: u64) -> Result<AuditTrail, String> {
+        if retain_bytes < MIN_RETAIN_BYTES {
+            return Err(format!("the audit trail's size cap of {retain_bytes} bytes is under {MIN_RETAIN_BYTES} (two files of {MAX_FILE_BYTES})"));
+        }
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750));
         let files = trail_files(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
-        let mut trail = AuditTrail { dir: dir.to_path_buf(), current: None, next_seq: 1, prev: GENESIS.into(), dirty: false, appends: 0, append_ns: 0, failures: 0, #[cfg(test)] stall: std::time::Duration::ZERO };
+        let mut trail = AuditTrail { dir: dir.to_path_buf(), current: None, next_seq: 1, prev: GENESIS.into(), dirty: false, appends: 0, append_ns: 0, failures: 0, retain_bytes, rotate_bytes: MAX_FILE_BYTES, rotated: false, #[cfg(test)] stall: std::time::Duration::ZERO };
         let mut cut = None;
         if let Some((named, path)) = files.last() {
             let tail = last_entry(path)?;
@@ -157,6 +179,9 @@ impl AuditTrail {
     pub fn append(&mut self, kind: &str, caller: Option<Caller>, action: &str, detail: serde_json::Value) -> Result<u64, String> {
         let t = Instant::now();
         let result = self.repair().and_then(|()| self.append_inner(kind, caller, action, detail));
+        if result.is_ok() && std::mem::take(&mut self.rotated) {
+            self.retain();
+        }
         match &result {
             Ok(_) => {
                 self.appends += 1;
@@ -168,6 +193,42 @@ impl AuditTrail {
             }
         }
         result
+    }
+
+    /// After a rotation: removes the oldest whole files while the trail is
+    /// over its cap, never the newest two, and records what went (a failed
+    /// removal is logged and recorded; the trail goes on).
+    fn retain(&mut self) {
+        let Ok(files) = trail_files(&self.dir) else { return };
+        let sizes: Vec<(u64, PathBuf, u64)> =
+            files.into_iter().map(|(seq, p)| { let len = std::fs::symlink_metadata(&p).map_or(0, |m| m.len()); (seq, p, len) }).collect();
+        let mut total: u64 = sizes.iter().map(|f| f.2).sum();
+        let (mut removed, mut removed_bytes, mut errors) = (Vec::new(), 0u64, Vec::new());
+        for (seq, path, len) in sizes.iter().take(sizes.len().saturating_sub(2)) {
+            if total <= self.retain_bytes {
+                break;
+            }
+            match std::fs::remove_file(path) {
+                Ok(()) => {
+                    total -= len;
+                    removed_bytes += len;
+                    removed.push(*seq);
+                }
+                Err(e) => errors.push(format!("{}: {e}", path.display())),
+            }
+        }
+        if removed.is_empty() && errors.is_empty() {
+            return;
+        }
+        let first_kept = sizes.iter().map(|f| f.0).find(|seq| !removed.contains(seq));
+        let detail = serde_json::json!({
+            "removed_files_from_entry": removed, "removed_bytes": removed_bytes, "first_kept_entry": first_kept,
+            "trail_bytes": total, "retain_bytes": self.retain_bytes, "errors": errors,
+        });
+        info!(event = "audit_pruned", removed_bytes, first_kept = ?first_kept, "audit trail pruned to its size cap");
+        if let Err(e) = self.append_inner("audit", None, "pruned", detail) {
+            warn!(event = "audit_append_failed", error = %e, "recording the audit trail's pruning failed");
+        }
     }
 
     /// Before an append: cuts what a failed write left after the last whole
@@ -207,8 +268,9 @@ impl AuditTrail {
             return Err(format!("an audit entry of {} bytes is over {MAX_LINE_BYTES}", line.len()));
         }
         line.push('\n');
-        let rotate = self.current.as_ref().is_none_or(|c| c.good_len > 0 && c.good_len + line.len() as u64 > MAX_FILE_BYTES);
+        let rotate = self.current.as_ref().is_none_or(|c| c.good_len > 0 && c.good_len + line.len() as u64 > self.rotate_bytes);
         if rotate {
+            self.rotated = self.current.is_some();
             self.current = Some(open_append(&self.dir.join(format!("audit-{:012}.jsonl", entry.seq)))?);
         }
         #[cfg(test)]
@@ -295,10 +357,10 @@ mod tests {
     #[test]
     fn appends_chain_across_restarts_and_verify() {
         let dir = tmp("restart");
-        let mut t = AuditTrail::open(&dir).unwrap();
+        let mut t = AuditTrail::open(&dir, DEFAULT_RETAIN_BYTES).unwrap();
         t.append("call", Some(Caller { uid: Some(0), pid: Some(7), unit: None, via: "dbus".into() }), "Disable", serde_json::json!({ "reason": "x" })).unwrap();
         drop(t);
-        let mut t = AuditTrail::open(&dir).unwrap();
+        let mut t = AuditTrail::open(&dir, DEFAULT_RETAIN_BYTES).unwrap();
         assert_eq!(t.head().0, 3, "start, Disable, start");
         t.append("call", None, "Enable", serde_json::json!({})).unwrap();
         let v = scx_slo_api::audit::verify(&dir).unwrap();
@@ -309,7 +371,7 @@ mod tests {
     #[test]
     fn an_entry_cut_by_a_crash_is_truncated_and_recorded() {
         let dir = tmp("cut");
-        let mut t = AuditTrail::open(&dir).unwrap();
+        let mut t = AuditTrail::open(&dir, DEFAULT_RETAIN_BYTES).unwrap();
         t.append("call", None, "Reload", serde_json::json!({})).unwrap();
         drop(t);
         let path = dir.join("audit-000000000001.jsonl");
@@ -317,7 +379,7 @@ mod tests {
         f.write_all(b"{\"seq\":3,\"at_unix_ms\":1,\"pr").unwrap();
         drop(f);
         assert!(scx_slo_api::audit::verify(&dir).is_err());
-        let t = AuditTrail::open(&dir).unwrap();
+        let t = AuditTrail::open(&dir, DEFAULT_RETAIN_BYTES).unwrap();
         assert_eq!(t.head().0, 3);
         let mut cut = None;
         scx_slo_api::audit::verify_with(&dir, |e| {
@@ -333,11 +395,11 @@ mod tests {
     #[test]
     fn a_tampered_newest_entry_refuses_to_continue_the_chain() {
         let dir = tmp("tampered");
-        drop(AuditTrail::open(&dir).unwrap());
+        drop(AuditTrail::open(&dir, DEFAULT_RETAIN_BYTES).unwrap());
         let path = dir.join("audit-000000000001.jsonl");
         let text = std::fs::read_to_string(&path).unwrap().replace("\"hash\":\"", "\"hash\":\"x");
         std::fs::write(&path, text).unwrap();
-        let e = AuditTrail::open(&dir).unwrap_err();
+        let e = AuditTrail::open(&dir, DEFAULT_RETAIN_BYTES).unwrap_err();
         assert!(e.contains("does not verify") && e.contains("scx-slo audit verify"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -345,7 +407,7 @@ mod tests {
     #[test]
     fn files_rotate_and_the_chain_goes_on() {
         let dir = tmp("rotate");
-        let mut t = AuditTrail::open(&dir).unwrap();
+        let mut t = AuditTrail::open(&dir, DEFAULT_RETAIN_BYTES).unwrap();
         let big = "x".repeat(1 << 20);
         for _ in 0..10 {
             t.append("generation", None, "applied", serde_json::json!({ "padding": big })).unwrap();
@@ -354,6 +416,45 @@ mod tests {
         assert!(files.len() >= 2, "{files:?}");
         assert!(files.iter().all(|(_, p)| std::fs::metadata(p).unwrap().len() <= MAX_FILE_BYTES));
         assert_eq!(scx_slo_api::audit::verify(&dir).unwrap().entries, 11);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_trail_is_pruned_to_its_cap_in_whole_files_and_verifies_from_the_first_kept_entry() {
+        let dir = tmp("retain");
+        let mut t = AuditTrail::open(&dir, DEFAULT_RETAIN_BYTES).unwrap();
+        // Small files and cap, so the test writes kilobytes, not 16 MiB.
+        (t.rotate_bytes, t.retain_bytes) = (4096, 3 * 4096);
+        let pad = "x".repeat(900);
+        for i in 0..200 {
+            t.append("generation", None, "applied", serde_json::json!({ "n": i, "padding": pad })).unwrap();
+        }
+        let files = trail_files(&dir).unwrap();
+        let total: u64 = files.iter().map(|(_, p)| std::fs::metadata(p).unwrap().len()).sum();
+        // Pruned after each rotation: the cap plus the file begun since.
+        assert!(total <= 4 * 4096, "{total} bytes in {} files", files.len());
+        let v = scx_slo_api::audit::verify(&dir).unwrap();
+        assert!(v.first_seq > 1 && v.last_seq == t.head().0, "{v:?}");
+        // The last pruning names the first entry it kept, which is where verify starts.
+        let newest = std::fs::read_to_string(&files.last().unwrap().1).unwrap();
+        let all: String = files.iter().map(|(_, p)| std::fs::read_to_string(p).unwrap()).collect();
+        let pruned: Vec<serde_json::Value> = all
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["action"] == "pruned")
+            .collect();
+        assert!(!pruned.is_empty(), "no pruned entry in the kept files:\n{newest}");
+        let kept_from = pruned.last().unwrap()["detail"]["first_kept_entry"].as_u64().unwrap();
+        assert!(kept_from <= v.first_seq, "pruned says {kept_from}, verify starts at {}", v.first_seq);
+        assert!(pruned.last().unwrap()["detail"]["removed_bytes"].as_u64().unwrap() > 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_cap_under_two_files_is_refused() {
+        let dir = tmp("small-cap");
+        let e = AuditTrail::open(&dir, MIN_RETAIN_BYTES - 1).unwrap_err();
+        assert!(e.contains("size cap") && e.contains(&MIN_RETAIN_BYTES.to_string()), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -366,14 +467,14 @@ mod tests {
     fn open_within(dir: &Path) -> Result<Box<AuditTrail>, String> {
         let (tx, rx) = std::sync::mpsc::channel();
         let d = dir.to_path_buf();
-        std::thread::spawn(move || tx.send(AuditTrail::open(&d).map(Box::new)));
+        std::thread::spawn(move || tx.send(AuditTrail::open(&d, DEFAULT_RETAIN_BYTES).map(Box::new)));
         rx.recv_timeout(std::time::Duration::from_secs(5)).expect("opening the trail hung")
     }
 
     #[test]
     fn a_fifo_or_a_symlink_named_like_the_newest_file_is_refused_without_waiting() {
         let dir = tmp("fifo");
-        drop(AuditTrail::open(&dir).unwrap());
+        drop(AuditTrail::open(&dir, DEFAULT_RETAIN_BYTES).unwrap());
         mkfifo(&dir.join("audit-000000000002.jsonl"));
         let e = open_within(&dir).unwrap_err();
         assert!(e.contains("not a regular file"), "{e}");
@@ -391,7 +492,7 @@ mod tests {
     #[test]
     fn a_partial_entry_left_by_a_failed_write_is_cut_before_the_next_and_recorded() {
         let dir = tmp("partial");
-        let mut t = AuditTrail::open(&dir).unwrap();
+        let mut t = AuditTrail::open(&dir, DEFAULT_RETAIN_BYTES).unwrap();
         // What a short write on a full disk leaves: part of an entry, and
         // the trail knowing its write failed.
         let path = dir.join("audit-000000000001.jsonl");
@@ -410,24 +511,24 @@ mod tests {
     #[test]
     fn an_edited_newest_entry_or_an_out_of_place_empty_file_is_not_continued() {
         let dir = tmp("edited-newest");
-        let mut t = AuditTrail::open(&dir).unwrap();
+        let mut t = AuditTrail::open(&dir, DEFAULT_RETAIN_BYTES).unwrap();
         t.append("call", None, "Enable", serde_json::json!({ "mode": "enforce" })).unwrap();
         drop(t);
         let path = dir.join("audit-000000000001.jsonl");
         let text = std::fs::read_to_string(&path).unwrap().replace("\"mode\":\"enforce\"", "\"mode\":\"observe\"");
         std::fs::write(&path, &text).unwrap();
-        let e = AuditTrail::open(&dir).unwrap_err();
+        let e = AuditTrail::open(&dir, DEFAULT_RETAIN_BYTES).unwrap_err();
         assert!(e.contains("does not verify") && e.contains("edited"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
         // An empty file named far past the chain's end.
-        drop(AuditTrail::open(&dir).unwrap());
+        drop(AuditTrail::open(&dir, DEFAULT_RETAIN_BYTES).unwrap());
         std::fs::write(dir.join("audit-000000000100.jsonl"), "").unwrap();
-        let e = AuditTrail::open(&dir).unwrap_err();
+        let e = AuditTrail::open(&dir, DEFAULT_RETAIN_BYTES).unwrap_err();
         assert!(e.contains("empty and named for entry 100"), "{e}");
         // The empty file a rotation cut short leaves is the next one's: used.
         std::fs::remove_file(dir.join("audit-000000000100.jsonl")).unwrap();
         std::fs::write(dir.join("audit-000000000002.jsonl"), "").unwrap();
-        drop(AuditTrail::open(&dir).unwrap());
+        drop(AuditTrail::open(&dir, DEFAULT_RETAIN_BYTES).unwrap());
         assert_eq!(scx_slo_api::audit::verify(&dir).unwrap().entries, 2);
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -439,7 +540,7 @@ mod tests {
         let entry = AuditEntry { seq: u64::MAX, at_unix_ms: 1, prev: GENESIS.into(), kind: "start".into(), caller: None, action: "x".into(), detail: serde_json::json!({}) };
         let (line, _) = seal(&entry).unwrap();
         std::fs::write(dir.join(format!("audit-{:012}.jsonl", u64::MAX)), format!("{line}\n")).unwrap();
-        let e = AuditTrail::open(&dir).unwrap_err();
+        let e = AuditTrail::open(&dir, DEFAULT_RETAIN_BYTES).unwrap_err();
         assert!(e.contains("exhausted"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -447,7 +548,7 @@ mod tests {
     #[test]
     fn a_file_deleted_under_the_daemon_is_not_written_into() {
         let dir = tmp("deleted");
-        let mut t = AuditTrail::open(&dir).unwrap();
+        let mut t = AuditTrail::open(&dir, DEFAULT_RETAIN_BYTES).unwrap();
         std::fs::remove_file(dir.join("audit-000000000001.jsonl")).unwrap();
         t.append("call", None, "Enable", serde_json::json!({})).unwrap();
         let mut entries = Vec::new();
@@ -464,7 +565,7 @@ mod tests {
     #[ignore]
     fn audit_append_cost() {
         let dir = tmp("cost");
-        let mut t = AuditTrail::open(&dir).unwrap();
+        let mut t = AuditTrail::open(&dir, DEFAULT_RETAIN_BYTES).unwrap();
         let caller = Caller { uid: Some(1000), pid: Some(4242), unit: Some("deploy.service".into()), via: "dbus".into() };
         let args = serde_json::json!({ "args": { "unit": "api.service", "runtime_us": 2000, "period_us": 10000, "idempotency_key": "deploy-42" } });
         let start = Instant::now();

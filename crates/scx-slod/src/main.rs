@@ -45,6 +45,11 @@ struct Args {
     /// The audit trail (hash-chained JSON lines; `scx-slo audit verify`).
     #[arg(long, default_value = "/var/lib/scx-slo/audit")]
     audit_dir: PathBuf,
+    /// The audit trail's size cap, MiB: past it the oldest 8 MiB files are
+    /// removed after a rotation, and the removal recorded (at least 16: the
+    /// file being written and the one before it).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(16..=1_048_576))]
+    audit_retain_mib: u64,
     /// How often targets are re-resolved, partial-mode threads switched and
     /// the scheduler's exit checked.
     #[arg(long, default_value = "100ms")]
@@ -132,6 +137,7 @@ fn run(args: Args) -> i32 {
         status_path: args.status_file.clone(),
         state_path: args.state_file.clone(),
         audit_dir: args.audit_dir.clone(),
+        audit_retain_bytes: args.audit_retain_mib << 20,
         tick: std_dur(args.scan_interval).max(Duration::from_millis(10)),
         telemetry_every: std_dur(args.telemetry_interval).max(Duration::from_millis(100)),
         status_every: std_dur(args.status_interval).max(Duration::from_millis(100)),
@@ -249,4 +255,18 @@ fn run(args: Args) -> i32 {
         code
     });
     code.unwrap_or(scx_slod::exit::LOAD_FAILED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_audit_cap_is_bounded_and_named_when_refused() {
+        let args = Args::try_parse_from(["scx-slod"]).expect("defaults");
+        assert_eq!(args.audit_retain_mib, 256);
+        let e = Args::try_parse_from(["scx-slod", "--audit-retain-mib", "8"]).expect_err("under two files");
+        let text = e.to_string();
+        assert!(text.contains("--audit-retain-mib") && text.contains("16"), "{text}");
+    }
 }

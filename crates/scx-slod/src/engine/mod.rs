@@ -179,7 +179,7 @@ impl Engine {
         let snapshot = Arc::new(Mutex::new(Snapshot::default()));
         let metrics: SharedSnapshot = Arc::default();
         let telemetry = Telemetry::new(Arc::clone(&metrics), generation.config.observe.overhead_budget, opts.systemd_bus.clone());
-        let mut audit = crate::audit::AuditTrail::open(&opts.audit_dir)
+        let mut audit = crate::audit::AuditTrail::open(&opts.audit_dir, opts.audit_retain_bytes)
             .inspect_err(|e| error!(event = "audit_unavailable", error = %e, "audit trail unavailable: mutating calls are refused, except Disable"));
         let bpf_objects: BTreeMap<String, String> = match opts.backend {
             BackendKind::Bpf => scx_slo_bpf::integrity::objects().into_iter().map(|d| (d.object.to_string(), d.actual)).collect(),

@@ -33,6 +33,8 @@ pub struct EngineOptions {
     pub state_path: PathBuf,
     /// The audit trail's directory.
     pub audit_dir: PathBuf,
+    /// The trail's size cap, bytes (retention: the oldest files go first).
+    pub audit_retain_bytes: u64,
     /// Scan period (partial switching, exit checks).
     pub tick: Duration,
     /// Period of the slower work: re-resolving targets, reading cgroup

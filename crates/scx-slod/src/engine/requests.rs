@@ -108,7 +108,7 @@ impl Engine {
         if self.audit.is_ok() {
             return;
         }
-        self.audit = crate::audit::AuditTrail::open(&self.opts.audit_dir);
+        self.audit = crate::audit::AuditTrail::open(&self.opts.audit_dir, self.opts.audit_retain_bytes);
         match &self.audit {
             Ok(t) => info!(event = "audit_reopened", seq = t.head().0, "audit trail re-opened: mutating calls are recorded again"),
             Err(e) => error!(event = "audit_unavailable", error = %e, "audit trail still unavailable: mutating calls are refused, except Disable"),

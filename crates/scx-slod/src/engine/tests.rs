@@ -153,6 +153,7 @@ fn options() -> EngineOptions {
         status_path: "/run/scx-slo/status.json".into(),
         state_path: "/var/lib/scx-slo/state.json".into(),
         audit_dir: test_audit_dir(),
+        audit_retain_bytes: crate::audit::DEFAULT_RETAIN_BYTES,
         tick: Duration::from_millis(10),
         telemetry_every: Duration::from_millis(10),
         status_every: Duration::from_millis(10),
