@@ -68,8 +68,10 @@ enum Setup {
     Weight,
     /// EEVDF, the tool's threads SCHED_FIFO 50.
     Fifo,
-    /// scx_slo in `switch` mode with `runtime` per 1 ms.
-    Slo { switch: &'static str, budget: &'static str, runtime: SloDuration, deadline: SloDuration },
+    /// scx_slo in `switch` mode with `runtime` per 1 ms; with `adaptive`,
+    /// the budget controller starts there and steers the queue delay's p99
+    /// under that objective.
+    Slo { switch: &'static str, budget: &'static str, runtime: SloDuration, deadline: SloDuration, adaptive: Option<SloDuration> },
     /// A peer sched_ext scheduler, no configuration.
     Peer(&'static str),
 }
@@ -173,8 +175,8 @@ fn start(env: &Env, setup: &Setup, tag: &str) -> Result<Option<Running>> {
             std::fs::write(env.cg(API).join("cpu.weight"), "10000").context("setting the unit's cpu.weight")?;
             Ok(Some(Running::Weight))
         }
-        Setup::Slo { switch, runtime, deadline, .. } => {
-            write_config(&slo_config(switch, *runtime, *deadline))?;
+        Setup::Slo { switch, runtime, deadline, adaptive, .. } => {
+            write_config(&slo_config(switch, *runtime, *deadline, *adaptive))?;
             let mut d = Daemon::start_with(env, tag, &["--metrics-listen", "off"])?;
             if d.wait_enabled(Duration::from_secs(60)).is_none() {
                 anyhow::bail!("scx_slo did not attach: {}", d.log_tail());
@@ -228,12 +230,17 @@ fn stop(env: &Env, running: Running) {
 }
 
 /// scx-slo's config: the tool's cgroup a latency target with `runtime` per
-/// 1 ms, the batch side a batch target.
-fn slo_config(switch: &str, runtime: SloDuration, deadline: SloDuration) -> Value {
-    json!({ "version": 1, "mode": "enforce", "switch": switch, "targets": {
-        "api.service": { "class": "latency", "budget": { "runtime": runtime.to_string(), "period": SloDuration::from_us(INTERVAL_US).to_string() },
-                         "deadline": deadline.to_string(), "priority": PRIORITY, "preemption": "lower-priority" },
-        "batch.slice": { "class": "batch", "weight": 100 } } })
+/// 1 ms, the batch side a batch target. With an `adaptive` objective the
+/// controller steers the queue delay's p99 under it every second, up to
+/// the deadline.
+fn slo_config(switch: &str, runtime: SloDuration, deadline: SloDuration, adaptive: Option<SloDuration>) -> Value {
+    let mut api = json!({ "class": "latency", "budget": { "runtime": runtime.to_string(), "period": SloDuration::from_us(INTERVAL_US).to_string() },
+                          "deadline": deadline.to_string(), "priority": PRIORITY, "preemption": "lower-priority" });
+    if let Some(objective) = adaptive {
+        api["adaptive"] = json!({ "sli": "queue_delay", "objective": objective.to_string(), "interval": "1s", "max_step": 2.0, "cooldown": 0,
+                                  "max_runtime": deadline.to_string() });
+    }
+    json!({ "version": 1, "mode": "enforce", "switch": switch, "targets": { "api.service": api, "batch.slice": { "class": "batch", "weight": 100 } } })
 }
 
 /// The batch side: stress-ng's CPU stressors, two per CPU, for `secs`.
@@ -279,7 +286,20 @@ fn cell(env: &Env, setup: &Setup, round: usize, running: &Running, sampler: &Wak
     let tool_tids: Vec<u64> = std::fs::read_dir(format!("/proc/{tool_pid}/task"))
         .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
         .unwrap_or_default();
-    let status = tool.wait()?;
+    // An adaptive budget, once a second while the tool runs: (s, µs).
+    let mut budget_series: Vec<(f64, u64)> = Vec::new();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = tool.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(if matches!(setup, Setup::Slo { adaptive: Some(_), .. }) { 1000 } else { 50 }));
+        if matches!(setup, Setup::Slo { adaptive: Some(_), .. }) {
+            if let Some(a) = crate::daemon::daemon_status().and_then(|st| st.adaptive.get("api.service").cloned()) {
+                budget_series.push((started.elapsed().as_secs_f64(), a.runtime_us));
+            }
+        }
+    };
     let (queue, _, _) = sampler.take()?;
     batch.wait()?;
     let longest_wait = matches!(running, Running::Slo(_)).then(|| kernel::global_stats(&env.exe("bpftool")).ok()).flatten().map(|g| {
@@ -310,7 +330,45 @@ fn cell(env: &Env, setup: &Setup, round: usize, running: &Running, sampler: &Wak
         });
     Ok(json!({
         "setup": setup.name(), "round": round, "tool": run, "queue_ns": queue, "batch_bogo_ops": bogo, "counters": counters, "longest_wait": longest_wait,
+        "adaptive": adaptive_outcome(setup, &budget_series),
         "attached": attachment.as_ref().map(|a| a.attached), "ejections": attachment.map(|a| a.ejections),
+    }))
+}
+
+/// One line per adaptive cell: from where to where the controller moved
+/// the budget, how soon it came within 10% of where it ended, and its last
+/// decision (reported, not asserted).
+pub(crate) fn adaptive_lines(cells: &[Value], tuned: SloDuration) -> Vec<String> {
+    cells
+        .iter()
+        .filter_map(|c| Some((c["round"].as_u64()?, c.get("adaptive").filter(|a| !a.is_null())?)))
+        .map(|(round, a)| {
+            let end = a["end_us"].as_u64().unwrap_or(0);
+            let series: Vec<(f64, u64)> = serde_json::from_value(a["series_s_us"].clone()).unwrap_or_default();
+            let settled = series.iter().find(|(_, us)| end > 0 && (*us as f64 - end as f64).abs() <= 0.1 * end as f64).map(|(t, _)| *t);
+            format!(
+                "adaptive round {round}: budget {} us -> {end} us (tune's {} us) in {} changes, within 10% of the end after {}; last decision: {} (queue p99 {} us, objective {} us)",
+                a["start_us"],
+                tuned.as_ns() / 1000,
+                a["changes"],
+                settled.map_or("never".to_string(), |t| format!("{t:.0} s")),
+                a["last"]["outcome"].as_str().unwrap_or("none"),
+                a["last"]["p99_us"],
+                a["objective_us"],
+            )
+        })
+        .collect()
+}
+
+/// What an adaptive cell's controller did: where it started, the budget
+/// each second, and its last decision (None for a static budget).
+fn adaptive_outcome(setup: &Setup, series: &[(f64, u64)]) -> Option<Value> {
+    let Setup::Slo { runtime, adaptive: Some(objective), .. } = setup else { return None };
+    let report = crate::daemon::daemon_status().and_then(|st| st.adaptive.get("api.service").cloned());
+    Some(json!({
+        "start_us": runtime.as_ns() / 1000, "objective_us": objective.as_ns() / 1000, "series_s_us": series,
+        "end_us": report.as_ref().map(|a| a.runtime_us), "changes": report.as_ref().map(|a| a.changes),
+        "last": report.as_ref().and_then(|a| a.last.as_ref()).map(|d| json!({ "outcome": d.outcome, "p99_us": d.p99_us, "why": d.why })),
     }))
 }
 
@@ -320,7 +378,7 @@ fn tuned_budget(env: &Env) -> Result<(SloDuration, Value)> {
     let mut batch = spawn_batch(env, env.seconds + 2, Path::new("/tmp/ext-tune-stress.yaml"))?;
     let mut tool = spawn_tool(env, env.seconds + 1, false, Path::new("/tmp/ext-tune-cyclictest.txt"))?;
     std::thread::sleep(Duration::from_millis(500));
-    write_config(&slo_config("partial", SloDuration::from_us(300), DEADLINE.parse()?))?;
+    write_config(&slo_config("partial", SloDuration::from_us(300), DEADLINE.parse()?, None))?;
     let out = Command::new(env.exe("scx-slo"))
         .args(["tune", "api.service", "--cgroup", API, "--period", &SloDuration::from_us(INTERVAL_US).to_string()])
         .args(["--duration", &format!("{}s", env.seconds.saturating_sub(1).max(1)), "--json", "--config", crate::daemon::CONFIG_PATH])
@@ -335,6 +393,13 @@ fn tuned_budget(env: &Env) -> Result<(SloDuration, Value)> {
     Ok((runtime, doc))
 }
 
+/// A third of `runtime`, rounded up to 10 µs: where the adaptive setup's
+/// controller starts.
+pub(crate) fn third_budget(runtime: SloDuration) -> SloDuration {
+    let third = runtime.as_ns().div_ceil(3).div_ceil(10_000) * 10_000;
+    SloDuration::from_ns(third.max(scx_slo_model::limits::MIN_RUNTIME.as_ns()))
+}
+
 /// Half of `runtime`, rounded up to 10 µs: the floor's budget.
 pub(crate) fn half_budget(runtime: SloDuration) -> SloDuration {
     let half = runtime.as_ns().div_ceil(2).div_ceil(10_000) * 10_000;
@@ -343,7 +408,7 @@ pub(crate) fn half_budget(runtime: SloDuration) -> SloDuration {
 
 /// Every setup's name, in the full run's order (`tuned`/`under` budgets are
 /// filled in at run time).
-const SETUP_NAMES: [&str; 10] = [
+const SETUP_NAMES: [&str; 11] = [
     "eevdf",
     "eevdf-weight10000",
     "eevdf-fifo50",
@@ -351,6 +416,7 @@ const SETUP_NAMES: [&str; 10] = [
     "scx_slo-all-under",
     "scx_slo-partial-tuned",
     "scx_slo-all-tuned",
+    "scx_slo-all-adaptive",
     "scx_flash",
     "scx_bpfland",
     "scx_lavd",
@@ -390,7 +456,17 @@ pub fn run(env: &Env, rounds: usize, quick: bool, only: &str) -> Result<Report> 
     // The deadline users declared, raised to the runtime where the runtime
     // is longer (the config requires runtime <= deadline).
     let declared: SloDuration = DEADLINE.parse()?;
-    let slo = |switch, budget, runtime: SloDuration| Setup::Slo { switch, budget, runtime, deadline: declared.max(runtime) };
+    let slo = |switch, budget, runtime: SloDuration| Setup::Slo { switch, budget, runtime, deadline: declared.max(runtime), adaptive: None };
+    // The controller from a third of tune's budget, allowed up to the
+    // larger of the deadline and tune's budget, steering the queue delay's
+    // p99 under the declared deadline.
+    let adaptive = Setup::Slo {
+        switch: "all",
+        budget: "adaptive",
+        runtime: third_budget(runtime),
+        deadline: declared.max(runtime),
+        adaptive: Some(declared),
+    };
     let setups: Vec<Setup> = if quick {
         vec![Setup::Eevdf, slo("all", "under", under), slo("all", "tuned", runtime)]
     } else {
@@ -402,6 +478,7 @@ pub fn run(env: &Env, rounds: usize, quick: bool, only: &str) -> Result<Report> 
             slo("all", "under", under),
             slo("partial", "tuned", runtime),
             slo("all", "tuned", runtime),
+            adaptive,
             Setup::Peer("scx_flash"),
             Setup::Peer("scx_bpfland"),
             Setup::Peer("scx_lavd"),
@@ -436,7 +513,9 @@ pub fn run(env: &Env, rounds: usize, quick: bool, only: &str) -> Result<Report> 
         }
     }
     let summary = summarize(&setups, &cells);
-    report.facts.insert("verdicts".into(), json!(verdicts(&summary)));
+    let mut lines = verdicts(&summary);
+    lines.extend(adaptive_lines(&cells, runtime));
+    report.facts.insert("verdicts".into(), json!(lines));
     for (name, ok, detail) in cycle_checks(&summary) {
         report.check(name, ok, detail);
     }

@@ -142,3 +142,24 @@ fn only_names_known_setups() {
     let e = parse_only("scx_slo-all,eevdf").expect_err("unknown");
     assert!(format!("{e:#}").contains("unknown setup \"scx_slo-all\"; known: eevdf"), "{e:#}");
 }
+
+#[test]
+fn the_adaptive_setup_starts_at_a_third_and_its_line_says_where_it_went() {
+    assert_eq!(third_budget(SloDuration::from_us(670)), SloDuration::from_us(230));
+    assert_eq!(third_budget(SloDuration::from_us(10)), scx_slo_model::limits::MIN_RUNTIME.max(SloDuration::from_us(10)));
+    let cell = |round: u64, series: serde_json::Value, end: u64, outcome: &str| {
+        json!({ "round": round, "adaptive": { "start_us": 230, "objective_us": 500, "series_s_us": series, "end_us": end, "changes": 3,
+                                              "last": { "outcome": outcome, "p99_us": 228, "why": "" } } })
+    };
+    let lines = adaptive_lines(
+        &[
+            cell(0, json!([[1.0, 230], [2.0, 300], [3.0, 310], [4.0, 304]]), 304, "on-target"),
+            cell(1, json!([[1.0, 230], [2.0, 400]]), 562, "applied"),
+            json!({ "round": 0, "adaptive": null }),
+        ],
+        SloDuration::from_us(670),
+    );
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].contains("230 us -> 304 us (tune's 670 us) in 3 changes, within 10% of the end after 2 s; last decision: on-target"), "{lines:?}");
+    assert!(lines[1].contains("after never; last decision: applied"), "{lines:?}");
+}
