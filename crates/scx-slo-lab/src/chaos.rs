@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! The `chaos` VM scenario (issue 15): faults injected into a running
+//! The `chaos` VM scenario (docs/testing.md): faults injected into a running
 //! enforce-mode daemon under load, with the same invariants checked after
 //! each one: the kernel is on a known scheduler (scx_slo attached, or the
 //! default one), an operator's Disable returns within its budget with the

@@ -121,7 +121,7 @@ pub fn run(env: &Env) -> Result<Report> {
         big["targets"][path] = json!({ "class": "batch", "weight": 100 });
     }
     write_config(&big)?;
-    // The maps were loaded with 32 slots for 4 targets (issue 18): the
+    // The maps were loaded with 32 slots for 4 targets (docs/scheduler.md, Map memory): the
     // reload is refused before anything is written, and the generation and
     // the scheduler stay. A restart sizes the maps for 1,000.
     let generation = m.config_generation().unwrap_or(0);
@@ -180,7 +180,7 @@ pub fn run(env: &Env) -> Result<Report> {
     report.facts.insert("kill9_to_disabled_ms".into(), summary(dropped_ms));
     report.facts.insert("restart_to_running_ms".into(), summary(back_ms));
 
-    // The audit trail (issue 17): every call above is in it with its
+    // The audit trail (docs/security.md): every call above is in it with its
     // caller, across the 20 kill -9 restarts, and the chain verifies.
     let mut entries = Vec::new();
     let verified = scx_slo_api::audit::verify_with(std::path::Path::new("/var/lib/scx-slo/audit"), |e| entries.push(e.clone()));
@@ -205,7 +205,7 @@ pub fn run(env: &Env) -> Result<Report> {
     }
     report.facts.insert("audit_entries".into(), json!(entries.len()));
 
-    // `scx-slo version --verbose` (issue 17) names every embedded BPF
+    // `scx-slo version --verbose` (docs/security.md, BPF object integrity) names every embedded BPF
     // object with the digest the build recorded (`scx-slod --bpf-digests`).
     let recorded: std::collections::BTreeMap<String, String> = Command::new(env.bin.join("scx-slod"))
         .arg("--bpf-digests")
