@@ -89,28 +89,38 @@ pub fn run(env: &Env) -> Result<Report> {
         return Ok(report);
     }
 
-    // Emergency disable, 20 times: call -> reply, and call -> kernel disabled.
+    // Emergency disable, 20 times: call -> reply, and call -> kernel
+    // disabled. docs/control.md promises the detach before the reply; the
+    // check polls the kernel for up to 5 s after each reply and records how
+    // long it took, and how often it was already `disabled` at the reply.
     let (mut to_reply, mut to_kernel, mut enable_ms) = (Vec::new(), Vec::new(), Vec::new());
-    let mut all_off = true;
+    let (mut all_off, mut all_on, mut off_at_reply) = (true, true, 0);
     for i in 0..20 {
         let t = Instant::now();
         m.disable(&format!("timing run {i}")).context("Disable")?;
         to_reply.push(ms(t.elapsed()));
+        off_at_reply += usize::from(kernel::sched_ext_state() == "disabled");
         let off = wait(Duration::from_secs(5), || kernel::sched_ext_state() == "disabled");
         all_off &= off.is_some();
         to_kernel.push(ms(t.elapsed()));
         let t = Instant::now();
         m.enable("enforce").context("Enable")?;
         enable_ms.push(ms(t.elapsed()));
-        all_off &= kernel::sched_ext_state() == "enabled";
+        all_on &= kernel::sched_ext_state() == "enabled";
     }
     report.check(
-        "Disable x20: the kernel is on its default scheduler when each call returns; Enable re-attaches before it returns",
-        all_off,
-        format!("call->reply ms {}, call->disabled ms {}, enable ms {}", summary(to_reply.clone()), summary(to_kernel.clone()), summary(enable_ms.clone())),
+        "Disable x20: the kernel is on its default scheduler within 5 s of each call (time recorded); Enable re-attaches before it returns",
+        all_off && all_on,
+        format!(
+            "disabled within 5 s every time {all_off}, already at the reply {off_at_reply} of 20; enabled when Enable returned every time {all_on}; call->reply ms {}, call->disabled ms {}, enable ms {}",
+            summary(to_reply.clone()),
+            summary(to_kernel.clone()),
+            summary(enable_ms.clone())
+        ),
     );
     report.facts.insert("disable_reply_ms".into(), summary(to_reply));
     report.facts.insert("disable_to_kernel_ms".into(), summary(to_kernel));
+    report.facts.insert("disabled_at_reply".into(), json!(off_at_reply));
     report.facts.insert("enable_ms".into(), summary(enable_ms));
 
     // 1,000 targets in one reload.
