@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! The starvation hunt (docs/scheduler.md, docs/testing.md): enforce mode under workload shapes the
-//! other scenarios never make, checked against the scheduler's first promise,
-//! no runnable task waits longer than `scheduler.max_wait` (plus the slice in
-//! flight), and the kernel never ejects it.
+//! other scenarios never make, checked against the scheduler's first promise:
+//! the kernel never ejects it, and no runnable task waits longer than
+//! [`wait_bound_ns`]: `max_wait` + `slice_max`, plus 20 ms for the emulator,
+//! plus 50 ms in partial mode (fair-class work outranks every scx task).
 //!
 //! First the shape that found the bug: a multi-threaded process in a latency
 //! target whose fast threads exhaust its budget, next to two CPU hogs per
