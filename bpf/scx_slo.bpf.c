@@ -119,7 +119,7 @@ struct task_ctx {
 	/*
 	 * The task's own weighted virtual time. Not p->scx.dsq_vtime: that
 	 * field is only the key of the DSQ the task was last inserted into,
-	 * and for the EDF DSQ the key is an absolute deadline (issue 19).
+	 * and for the EDF DSQ the key is an absolute deadline (docs/scheduler.md).
 	 */
 	u64 vtime;
 	u64 enq_at_ns;		/* since when the task waits runnable, or 0 */
@@ -400,7 +400,7 @@ static bool preemptible(const struct cpu_ctx *cctx, u16 prio, u64 deadline)
 }
 
 /*
- * CPUs one victim search probes at most (issue 18). It used to scan every
+ * CPUs one victim search probes at most. It used to scan every
  * CPU of the machine on each non-idle latency wakeup: 27 us per
  * select_cpu under TCG at 2 CPUs, and O(CPUs) at 256. Now it probes the
  * node's CPUs from a random one, at most this many, and stops at the first
@@ -1137,7 +1137,7 @@ void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
 	 * charging it too would push a latency task's vtime ever further ahead
 	 * of the batch tasks' (by its whole budget, every period), and the
 	 * first time its budget ran out it would queue behind all of them
-	 * until they caught up, for seconds (issue 19).
+	 * until they caught up, for seconds (docs/scheduler.md).
 	 */
 	if (!cfg) {
 		charge_vtime(tctx, used, p->scx.weight);
@@ -1163,7 +1163,7 @@ void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
 	 * are both counted when a job ends, jobs first, so misses <= jobs holds
 	 * in every per-CPU copy at every moment (docs/metrics.md). Counting a
 	 * miss at detection and a job only at sleep gave 315 misses for 247
-	 * jobs (issue 15). The early warning still fires at detection.
+	 * jobs. The early warning still fires at detection.
 	 */
 	slack = (s64)(tctx->deadline_ns - now);
 	if (slack < 0 && !tctx->missed) {

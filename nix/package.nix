@@ -83,7 +83,7 @@ rustPlatform.buildRustPackage {
     mkdir -p man
     $out/bin/scx-slo man man
     installManPage man/*.1
-    # The digests the build recorded for the embedded BPF objects (issue 17):
+    # The digests the build recorded for the embedded BPF objects (docs/security.md):
     # what the running daemon reports (Status bpf_objects, the audit trail,
     # scx_slo_bpf_object_info) is compared with this file of the reviewed build.
     mkdir -p $out/share/scx-slo

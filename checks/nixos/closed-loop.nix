@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-# The closed loop on NixOS (issue 14): api.service has an adaptive budget and
+# The closed loop on NixOS (docs/tuning.md): api.service has an adaptive budget and
 # the config an A/B canary. The canary alternates scx-slo with the default
 # scheduler in 10 s windows and must not roll the config back; the adaptive
 # controller must report its intervals; `scx-slo health --canary` is the

@@ -67,7 +67,7 @@
         machine.succeed("scx-slo enable")
         machine.wait_until_succeeds("grep -qx enabled /sys/kernel/sched_ext/state")
 
-    with subtest("the audit trail verifies and names who disabled (issue 17)"):
+    with subtest("the audit trail verifies and names who disabled"):
         machine.succeed("scx-slo audit verify")
         machine.sleep(2)  # the status file is rewritten every second
         status = json.loads(machine.succeed("cat /run/scx-slo/status.json"))

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! Any bytes as a `scrape.url` or as a service's /metrics reply (issue 14):
+//! Any bytes as a `scrape.url` or as a service's /metrics reply (docs/security.md):
 //! the URL parser accepts only loopback http or refuses with a short error;
 //! the exposition parser and the interval arithmetic never panic, and the
 //! canary's samples stay within their cap.

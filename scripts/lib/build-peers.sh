@@ -6,7 +6,7 @@
 # ~/.cache/scx-slo/peers; prints the directory holding their binaries.
 # Only `checks/vm/run bench` needs them, so it calls this when a bench first
 # asks (about 3 minutes each here): `scripts/setup` and the demo do not wait
-# for them (issue 18). Needs clang-22 (scripts/setup installs it).
+# for them. Needs clang-22 (scripts/setup installs it).
 set -euo pipefail
 peers_root=$HOME/.cache/scx-slo/peers
 peer_version=1.1.4

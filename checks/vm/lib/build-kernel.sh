@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# build-kernel.sh: builds the 6.12 sched_ext guest kernel (issue 13) from
+# build-kernel.sh: builds the 6.12 sched_ext guest kernel from
 # Debian 12's linux-source-6.12 (the LTS series the flake pins; Debian's own
 # 6.12 images lack CONFIG_SCHED_CLASS_EXT) and prints the directory holding
 # vmlinuz, config and release, the layout fetch-kernel.sh gives for 6.17.

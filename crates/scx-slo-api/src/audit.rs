@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! The audit trail's format and its verification (issue 17), shared by the
+//! The audit trail's format and its verification (docs/security.md, The audit trail), shared by the
 //! daemon that writes it and `scx-slo audit` that reads it.
 //!
 //! Append-only JSON lines in `/var/lib/scx-slo/audit/audit-<first seq>.jsonl`.

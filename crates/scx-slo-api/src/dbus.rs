@@ -15,7 +15,7 @@ pub const INTERFACE: &str = "org.scxslo1.Manager";
 pub const OPERATOR_GROUP: &str = "scx-slo";
 
 /// Longest string argument each member takes, in bytes: checked first, and
-/// an error never echoes the argument (issue 15: a 7 MB unit name given to
+/// an error never echoes the argument (before, a 7 MB unit name given to
 /// Explain came back `{:?}`-escaped in the error, about 35 MB, over the bus's
 /// message limit; dbus-daemon dropped the daemon's connection and with it
 /// the name `org.scxslo1`, so no Disable was possible until a restart).

@@ -184,7 +184,7 @@ pub struct OverrideDrift {
     pub config_file: Option<serde_json::Value>,
 }
 
-/// The audit trail's state (issue 17, docs/security.md).
+/// The audit trail's state (docs/security.md, The audit trail).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AuditReport {
     /// The last entry's sequence number (compare with `scx-slo audit verify`:
@@ -202,7 +202,7 @@ pub struct AuditReport {
     pub error: Option<String>,
 }
 
-/// One judged pair of canary windows (issue 14): the verdict and the
+/// One judged pair of canary windows (docs/tuning.md): the verdict and the
 /// numbers it rests on. The ratios are absent without data.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CanaryWindow {
@@ -231,7 +231,7 @@ pub struct CanaryWindow {
     pub burn_rate: Option<f64>,
 }
 
-/// The A/B canary now (issue 14, docs/tuning.md).
+/// The A/B canary now (docs/tuning.md, The A/B canary).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CanaryReport {
     /// `running`, `promoted`, `rolled-back` or `expired`.
@@ -255,7 +255,7 @@ pub struct CanaryReport {
     pub outcome: Option<String>,
 }
 
-/// A target's budget controller now (issue 14, docs/tuning.md).
+/// A target's budget controller now (docs/tuning.md, The controller).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AdaptiveReport {
     /// The runtime the controller holds in force, µs.

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! BPF object integrity (issue 17): the build records the SHA-256 of each
+//! BPF object integrity (docs/security.md): the build records the SHA-256 of each
 //! object it embeds (build.rs); before anything is loaded, the embedded
 //! bytes are hashed again and compared, and a mismatch is refused with the
 //! object's name and both digests.

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! Map memory (issue 18): the per-target maps are sized when a backend
+//! Map memory (docs/scheduler.md): the per-target maps are sized when a backend
 //! loads, from the config's target count (`scx_slo_model::target_capacity`),
 //! instead of always holding 1,024 slots; the kernel's own count of each
 //! map's memory is read back from its fdinfo; and [`rule`] says what that

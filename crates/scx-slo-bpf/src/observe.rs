@@ -82,7 +82,7 @@ pub struct Observer<'obj> {
     /// only during the overhead guard's measurement windows, since while
     /// stats are on every BPF program run on the host pays two clock reads
     /// (about 71 ns per probe run measured on this host, a third of the
-    /// probes' cost; issue 18).
+    /// probes' cost; docs/observe.md).
     stats_fd: Option<OwnedFd>,
     /// Whether the kernel allowed BPF_ENABLE_STATS when the probes loaded;
     /// without it the cost reads 0.

@@ -201,7 +201,7 @@ fn raw_samples_match_the_histograms_and_stay_off_by_default() {
     assert_eq!(obs.counters().expect("counters").samples_dropped, 0);
 }
 
-/// Issue 18: the per-target maps hold the slots they were loaded with, the
+/// The per-target maps hold the slots they were loaded with, the
 /// kernel's count of their memory is the sizing rule's (plus a header), and
 /// a target set past the slots is refused before anything is written.
 #[test]

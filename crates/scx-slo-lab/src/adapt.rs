@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! The adapt scenario (issue 14): an adaptive latency target whose load
+//! The adapt scenario (docs/tuning.md): an adaptive latency target whose load
 //! steps up mid-run next to CPU hogs, from a budget too small for the new
 //! load. Checked on what the kernel shows: the runtime budget in the
 //! scheduler's maps rises within a bounded number of intervals, and the

@@ -31,7 +31,7 @@ use scx_slo_model::Duration as SloDuration;
 
 /// Schedulers compared, in order; peers only when their binary is present.
 /// `scx_slo-1000` is `scx_slo-all` with 1,000 targets configured: the same
-/// units plus idle batch targets (issue 18's scale scenario).
+/// units plus idle batch targets (the scale scenario).
 const SCHEDULERS: [&str; 7] = ["eevdf", "scx_slo-partial", "scx_slo-all", "scx_slo-1000", "scx_bpfland", "scx_flash", "scx_lavd"];
 
 /// Targets in `scx_slo-1000`'s config, all told.

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! Host side of the benchmark: the guest's report (bench.rs) as markdown,
-//! for docs/benchmarks.md and the terminal, plus the issue's targets checked
-//! against the numbers (reported, never asserted).
+//! for docs/benchmarks.md and the terminal, plus the project's targets for the
+//! scheduler (docs/benchmarks.md, Targets) checked against the numbers (reported, never asserted).
 
 use std::fmt::Write;
 
@@ -213,7 +213,7 @@ pub fn markdown(report: &Value, date: &str) -> String {
         f(&fp["cpu_share_1000_targets"]) * 100.0
     );
     let _ = writeln!(out, "- All under TCG: CPU shares are inflated roughly as much as times.");
-    let _ = writeln!(out, "\n## Targets (issues 7 and 18)\n");
+    let _ = writeln!(out, "\n## Targets\n");
     for line in targets(report) {
         let _ = writeln!(out, "- {line}");
     }
@@ -256,7 +256,7 @@ fn round_range(r: &Value) -> Option<(f64, f64)> {
 /// The scenarios with work next to the latency unit (all but `idle`).
 const LOADED: [&str; 7] = ["oversub-1x", "oversub-2x", "oversub-4x", "noisy-neighbour", "batch-throttled", "fork-exec", "many-latency-units"];
 
-/// Issue 18's body target for scheduler `s`: queue p50 ≤ 1.05× EEVDF's
+/// The body target for scheduler `s`: queue p50 ≤ 1.05× EEVDF's
 /// and Mann-Whitney not significantly higher, in every loaded scenario.
 fn body_line(s: &str, results: &[Value]) -> String {
     let mut met = 0;
@@ -277,7 +277,8 @@ fn body_line(s: &str, results: &[Value]) -> String {
     )
 }
 
-/// The issue's targets against the numbers.
+/// The project's targets for the scheduler against the numbers: each line
+/// names the target and whether it was met.
 pub fn targets(report: &Value) -> Vec<String> {
     let facts = &report["facts"];
     let results = unique_results(report);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! The full bench survives an emulator panic (issue 18). Each block of
+//! The full bench survives an emulator panic (multi-threaded TCG panics now and then). Each block of
 //! cells (one scheduler loaded for one round, every scenario under it) goes
 //! to the guest's output as a checkpoint line the moment it is measured.
 //! When a boot ends without its report, `checks/vm/run` collects the

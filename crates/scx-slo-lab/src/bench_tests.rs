@@ -34,7 +34,8 @@ fn unknown_names_are_refused_by_name() {
     assert!(format!("{e:#}").contains("\"oversub-3x\"") && format!("{e:#}").contains("oversub-2x"), "{e:#}");
 }
 
-/// Every callback of issue 18's cost target gets its line, select_cpu
+/// Every callback of the BPF cost target (no callback dearer than the
+/// cheapest peer's) gets its line, select_cpu
 /// included, against the cheapest peer that ran.
 #[test]
 fn each_callback_is_compared_with_the_cheapest_peer() {

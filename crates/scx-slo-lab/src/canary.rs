@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! The canary scenario (issue 14): the A/B canary on a real sched_ext
+//! The canary scenario (docs/tuning.md): the A/B canary on a real sched_ext
 //! kernel, twice, under the same load (a latency probe next to 2 CPU hogs
 //! per vCPU).
 //!

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! The `chaos` VM scenario (issue 15): faults injected into a running
+//! The `chaos` VM scenario (docs/testing.md): faults injected into a running
 //! enforce-mode daemon under load, with the same invariants checked after
 //! each one: the kernel is on a known scheduler (scx_slo attached, or the
 //! default one), an operator's Disable returns within its budget with the
@@ -77,22 +77,55 @@ fn invariants(m: &ManagerProxyBlocking, disable: bool) -> Invariants {
     Invariants { known_scheduler, disable_ms: disable_ms.flatten(), state_parses, counters, baseline }
 }
 
+/// What api.service's counters after a fault are compared with.
+#[derive(Clone, Copy, Debug)]
+enum Since {
+    /// The (jobs, misses) read after the previous check's re-attach: the
+    /// counts after this fault must not be below them.
+    Counts((u64, u64)),
+    /// No counts could be read before this fault: nothing to compare with,
+    /// so the check fails (counters that vanish are not "monotonic").
+    Unread,
+    /// The fault replaced the daemon process (faults 6 and 7). A new daemon
+    /// loads new maps and its counters start again (crates/scx-slod/src/carry.rs),
+    /// so only its own Disable/Enable round trip is compared.
+    NewDaemon,
+}
+
+impl Since {
+    fn from(counts: Option<(u64, u64)>) -> Since {
+        counts.map_or(Since::Unread, Since::Counts)
+    }
+}
+
+/// Whether (jobs, misses) went from `from` to `to` without either falling;
+/// `None` when either side was not read.
+fn grew(from: Option<(u64, u64)>, to: Option<(u64, u64)>) -> Option<bool> {
+    let ((j0, m0), (j1, m1)) = (from?, to?);
+    Some(j1 >= j0 && m1 >= m0)
+}
+
 /// Records one fault's check: its own verdict and the invariants after it.
-fn fault(report: &mut Report, name: &str, ok: bool, detail: String, m: &ManagerProxyBlocking, last: &mut Option<(u64, u64)>) {
+/// api.service's counters must be readable after the fault and after the
+/// invariants' re-attach, and never fall: across the fault (from `last`,
+/// unless the fault replaced the daemon) and across the re-attach.
+fn fault(report: &mut Report, name: &str, ok: bool, detail: String, m: &ManagerProxyBlocking, last: &mut Since) {
     let inv = invariants(m, true);
-    let grew = |from: Option<(u64, u64)>, to: Option<(u64, u64)>| match (from, to) {
-        (Some((j0, m0)), Some((j1, m1))) => j1 >= j0 && m1 >= m0,
-        _ => true,
+    let across_fault = match *last {
+        Since::Counts(before) => grew(Some(before), inv.counters),
+        Since::Unread => None,
+        Since::NewDaemon => Some(true),
     };
-    // Through the fault, and through the invariants' own Disable/Enable.
-    let monotonic = grew(*last, inv.counters) && grew(inv.counters, inv.baseline);
-    let sound = inv.counters.is_none_or(|(j, mi)| mi <= j);
-    *last = inv.baseline;
+    let across_reattach = grew(inv.counters, inv.baseline);
+    let monotonic = across_fault == Some(true) && across_reattach == Some(true);
+    let sound = inv.counters.is_some_and(|(j, mi)| mi <= j);
+    let since = *last;
+    *last = Since::from(inv.baseline);
     report.check(
         format!("chaos: {name}"),
         ok && inv.known_scheduler && inv.disable_ms.is_some() && inv.state_parses && monotonic && sound,
         format!(
-            "{detail}; after: known scheduler {}, Disable {} (budget {} ms), state.json parses {}, api (jobs, misses) {:?}, after a re-attach {:?} (monotonic {monotonic}, misses <= jobs {sound})",
+            "{detail}; after: known scheduler {}, Disable {} (budget {} ms), state.json parses {}, api (jobs, misses) before {since:?}, after the fault {:?}, after a re-attach {:?} (never fell across the fault {across_fault:?}, across the re-attach {across_reattach:?}; None: not read; misses <= jobs {sound})",
             inv.known_scheduler,
             inv.disable_ms.map_or("FAILED or over budget".into(), |d| format!("{d:.1} ms")),
             DISABLE_BUDGET.as_millis(),
@@ -165,7 +198,7 @@ pub fn run(env: &Env) -> Result<Report> {
     let api_load = Workload::noisy().bursts(1, SloDuration::from_ms(1)).duration(SloDuration::from_secs(900)).cgroup(env.cg(API));
     let mut api = api_load.spawn(env)?;
     std::thread::sleep(Duration::from_secs(3));
-    let mut last = api_counters(&m);
+    let mut last = Since::from(api_counters(&m));
     let mut faults = 0;
 
     // 1. A garbage config, reloaded.
@@ -192,7 +225,7 @@ pub fn run(env: &Env) -> Result<Report> {
     let rss_before = peak_rss_kb(pid);
     let held = http_flood(200);
     let during = invariants(&m, true);
-    last = during.baseline;
+    last = Since::from(during.baseline);
     let alive = d.try_wait()?.is_none();
     let rss_http = peak_rss_kb(pid);
     drop(held);
@@ -215,7 +248,7 @@ pub fn run(env: &Env) -> Result<Report> {
     let mut disable_ms = Vec::new();
     for _ in 0..5 {
         let inv = invariants(&m, true);
-        last = inv.baseline;
+        last = Since::from(inv.baseline);
         if let Some(d) = inv.disable_ms {
             disable_ms.push(d);
         }
@@ -253,7 +286,7 @@ pub fn run(env: &Env) -> Result<Report> {
 
     // 6. dbus-daemon restarted: the daemon stops (exit 5) for its supervisor.
     // A new daemon loads new maps: its counters start again.
-    last = None;
+    last = Since::NewDaemon;
     let _ = bus.kill();
     let _ = bus.wait();
     let exited = wait(Duration::from_secs(15), || d.try_wait().ok().flatten().is_some());
@@ -274,8 +307,8 @@ pub fn run(env: &Env) -> Result<Report> {
         &mut last,
     );
 
-    // 7. kill -9 under load.
-    last = None;
+    // 7. kill -9 under load: a new daemon again.
+    last = Since::NewDaemon;
     let _ = d.kill();
     let _ = d.wait();
     let dropped = wait(Duration::from_secs(10), || kernel::sched_ext_state() == "disabled");

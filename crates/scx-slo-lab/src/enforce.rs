@@ -141,7 +141,7 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
             report.check(format!("{switch}: workload {name} ran"), false, format!("exit {status}"));
         }
     }
-    // The no-starvation promise, from the kernel's side (issue 19): the
+    // The no-starvation promise, from the kernel's side (docs/scheduler.md): the
     // scheduler stayed attached, and no task waited past the hunt's bound
     // for this config's (default) max_wait and slice_max.
     let attachment = watch.finish();
@@ -355,7 +355,7 @@ fn ejection(env: &Env, report: &mut Report) -> Result<()> {
         }
     }
     report.facts.insert("ejection_reattach_ms".into(), json!(reattach_ms));
-    // The audit trail (issue 17) has each ejection with the kernel's
+    // The audit trail (docs/security.md) has each ejection with the kernel's
     // reason, the breaker opening, and the SIGHUP reloads of both modes
     // (the refused bad config among them), and it verifies.
     let mut entries = Vec::new();
@@ -389,7 +389,7 @@ fn invalid_at_start(env: &Env, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-/// Issue 18: the per-target maps hold the slots the config's size asks for,
+/// The per-target maps hold the slots the config's size asks for,
 /// and the kernel's count of every map's memory is the sizing rule's plus a
 /// struct header (`scx_slo_bpf::map_memory`).
 fn map_memory_matches_the_rule(report: &mut Report, switch: &str, config: &serde_json::Value, facts: &mut serde_json::Map<String, serde_json::Value>) {

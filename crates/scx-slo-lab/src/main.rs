@@ -115,7 +115,7 @@ enum Cmd {
         placement: Placement,
     },
     /// One process of periodic threads plus a supervising main thread
-    /// (the multi-threaded latency service of issue 19).
+    /// (the multi-threaded latency service of the hunt's exhausted-workers shape).
     Threads {
         /// A worker thread as PERIOD/WORK (e.g. 1ms/50us); repeat for more.
         #[arg(long = "worker", value_parser = threads::ThreadSpec::parse, required = true)]
@@ -358,7 +358,7 @@ fn main() -> Result<()> {
                 "bench" => bench::run(&env, rounds, false, &selection, &out, Some(crash_after))?,
                 "bench-quick" => bench::run(&env, rounds, true, &selection, &out, Some(crash_after))?,
                 // --seconds: the time budget for random shapes; --rounds:
-                // how often issue 19's own shape runs first (0 to replay a seed).
+                // how often the exhausted-workers shape runs first (0 to replay a seed).
                 "hunt" => hunt::run(&env, seed, seconds, rounds)?,
                 "chaos" => chaos::run(&env)?,
                 "adapt" => adapt::run(&env)?,

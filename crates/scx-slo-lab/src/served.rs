@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! The probe's own latency histogram on a Prometheus endpoint (`probe
 //! --serve PORT`): what a real service exposes, for the daemon's `scrape`
-//! blocks (issue 14). `probe_response_seconds` counts each request's
+//! blocks (docs/tuning.md). `probe_response_seconds` counts each request's
 //! response time (arrival to work done), cumulative, `le` in seconds.
 
 use std::io::{Read, Write};

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! What the observe probes cost per run with the kernel's BPF statistics on
-//! and off (issue 18). bpf_stats can only count the probes while it is on,
+//! and off (docs/observe.md). bpf_stats can only count the probes while it is on,
 //! and being on costs every run two clock reads, so the cost with it off is
 //! measured from the outside: two threads pinned to one CPU ping-pong a
 //! byte through pipes (each round trip: two wakeups and two switches, the

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! The runtime-budget controller of an adaptive latency target (issue 14):
+//! The runtime-budget controller of an adaptive latency target (docs/tuning.md):
 //! once per interval it compares the observed p99 with the SLO's objective
 //! and proposes the next runtime budget.
 //!

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! Validation of a latency target's `adaptive` block (issue 14): its own
+//! Validation of a latency target's `adaptive` block (docs/config.md): its own
 //! fields, and how they fit the target's budget, deadline and SLO.
 
 use crate::bounds::{defaults, limits};

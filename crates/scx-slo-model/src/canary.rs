@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! The A/B canary's verdicts (issue 14): one window's SLI samples under the
+//! The A/B canary's verdicts (docs/tuning.md): one window's SLI samples under the
 //! candidate (scx-slo enforcing) against the baseline (the default
 //! scheduler, same load), judged with the statistics the benchmark lab uses
 //! ([`crate::stats`]), and the promotion / rollback decision over windows.
@@ -16,7 +16,7 @@
 //!   wide to say either (it straddles the threshold).
 //!
 //! `same` has to *rule out* a regression, not merely fail to show one: the
-//! issue's rule "`same` for N windows in a row promotes" would otherwise
+//! first rule, "`same` for N windows in a row promotes", would otherwise
 //! promote a real 5% regression whenever three windows were too small to see
 //! it (measured: it did, at 50,000 samples per arm). With the bound, a false
 //! promotion needs three independent windows each with a 5% chance: 1 in

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! Validation of the `canary` block (issue 14): its fields, and that the
+//! Validation of the `canary` block (docs/tuning.md): its fields, and that the
 //! config has a candidate to judge (a mode that can enforce) and an SLI to
 //! judge it on (a latency target).
 

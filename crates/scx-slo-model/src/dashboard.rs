@@ -105,8 +105,10 @@ fn health_row(panels: &mut Vec<Value>, id: &mut u32, y: &mut u32) {
 }
 
 /// A Grafana dashboard: the scheduler-health row, then per latency target a
-/// row with the queue-latency heatmap, p99 against the objective, misses,
-/// budget use and the error budget left.
+/// row with the queue-latency heatmap, p99 against the objective (the SLO's
+/// p99, else the deadline), misses, budget use and, for a target with an
+/// `slo` block, the error budget left: `scx-slo rules` records that series
+/// only for SLO targets, so without one the panel could never show data.
 pub fn grafana_dashboard(config: &Config) -> Value {
     let mut panels = Vec::new();
     let mut id = 1;
@@ -115,11 +117,13 @@ pub fn grafana_dashboard(config: &Config) -> Value {
     for t in config.targets.iter().filter(|t| t.class == Class::Latency) {
         let unit = t.key.as_str();
         let s = sel(unit);
-        let objective = t.slo.and_then(|s| s.latency.p99).or(t.deadline).map_or(0.0, |d| d.as_ns() as f64 / 1e9);
+        let slo_p99 = t.slo.and_then(|s| s.latency.p99);
+        let objective = slo_p99.or(t.deadline).map_or(0.0, |d| d.as_ns() as f64 / 1e9);
+        let objective_legend = if slo_p99.is_some() { "objective" } else { "deadline" };
         panels.push(json!({ "id": id, "type": "row", "title": unit, "collapsed": false, "gridPos": { "x": 0, "y": y, "w": 24, "h": 1 } }));
         id += 1;
         y += 1;
-        let specs: [(&str, &str, Value, Value); 5] = [
+        let mut specs: Vec<(&str, &str, Value, Value)> = vec![
             (
                 "Queue latency (wakeup to run)",
                 "heatmap",
@@ -131,7 +135,7 @@ pub fn grafana_dashboard(config: &Config) -> Value {
                 "timeseries",
                 json!([
                     { "expr": format!("histogram_quantile(0.99, sum by (le) (rate(scx_slo_queue_latency_seconds_bucket{s}[$__rate_interval])))"), "legendFormat": "p99" },
-                    { "expr": format!("vector({objective})"), "legendFormat": "objective" }
+                    { "expr": format!("vector({objective})"), "legendFormat": objective_legend }
                 ]),
                 json!({ "fieldConfig": { "defaults": { "unit": "s" } } }),
             ),
@@ -154,8 +158,11 @@ pub fn grafana_dashboard(config: &Config) -> Value {
                 json!({ "fieldConfig": { "defaults": { "unit": "percentunit", "min": 0, "max": 1 } } }),
             ),
         ];
-        for (i, (title, kind, targets, extra)) in specs.into_iter().enumerate() {
-            let (x, w) = [(0, 6), (6, 6), (12, 4), (16, 4), (20, 4)][i];
+        if t.slo.is_none() {
+            specs.pop();
+        }
+        let grid: &[(u32, u32)] = if specs.len() == 5 { &[(0, 6), (6, 6), (12, 4), (16, 4), (20, 4)] } else { &[(0, 6), (6, 6), (12, 6), (18, 6)] };
+        for ((title, kind, targets, extra), (x, w)) in specs.into_iter().zip(grid.iter().copied()) {
             panels.push(panel(id, title, kind, (x, y, w, 8), targets, extra));
             id += 1;
         }
@@ -179,11 +186,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_health_row_then_a_row_and_five_panels_per_latency_target() {
+    fn a_health_row_then_a_row_and_its_panels_per_latency_target() {
         let config = crate::load_str(include_str!("../../../examples/enforce.json"), None).unwrap();
         let dash = grafana_dashboard(&config);
         let panels = dash["panels"].as_array().unwrap();
-        assert_eq!(panels.len(), 8 + 2 * 6);
+        // api.service has an SLO (5 panels), worker.service none (4: no
+        // error budget to show).
+        assert_eq!(panels.len(), 8 + 6 + 5);
         assert_eq!(panels[0]["title"], "Scheduler health");
         let ids: std::collections::BTreeSet<u64> = panels.iter().filter_map(|p| p["id"].as_u64()).collect();
         assert_eq!(ids.len(), panels.len(), "ids are unique");

@@ -30,7 +30,7 @@ pub enum DurationError {
         /// The unit that was given.
         unit: String,
     },
-    /// Spaces or a leading zero: one value, one spelling (issue 15).
+    /// Spaces or a leading zero: one value, one spelling.
     #[error("{0:?} is not a duration: write it without spaces or leading zeros, such as \"5ms\"")]
     Padded(String),
     /// The value does not fit in 64-bit nanoseconds (about 584 years).
@@ -180,7 +180,7 @@ mod tests {
         assert!(matches!("5".parse::<Duration>(), Err(DurationError::Malformed(_))));
         assert!(matches!("1.5ms".parse::<Duration>(), Err(DurationError::UnknownUnit { .. })));
         assert!(matches!("5parsecs".parse::<Duration>(), Err(DurationError::UnknownUnit { .. })));
-        // Issue 15: spaces and leading zeros were accepted.
+        // Spaces and leading zeros were once accepted.
         for padded in ["5 ms", " 5ms", "5ms ", "05ms", "00s", "5\tms"] {
             assert!(matches!(padded.parse::<Duration>(), Err(DurationError::Padded(_))), "{padded:?}");
         }

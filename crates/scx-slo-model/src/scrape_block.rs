@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! Validation of a latency target's `scrape` block (issue 14): where the
+//! Validation of a latency target's `scrape` block (docs/config.md): where the
 //! service's own latency histogram is, for the controller and the canary.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! What serde_json's `Value` hides (issue 15): a key given twice in one
+//! What serde_json's `Value` hides: a key given twice in one
 //! object (the last one silently wins), and arrays where the schema has
 //! objects (serde's derived structs accept a sequence of their fields in
 //! order, so `"admission": [1001, 2]` read as 1,001 CPUs at overcommit 2).

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! The one place a config file is read (check-config, the daemon at start and
-//! on every reload), bounded before anything is parsed (issue 15): only a
+//! on every reload), bounded before anything is parsed: only a
 //! regular file (a FIFO would hang the reader, `/dev/zero` would fill memory),
 //! at most [`MAX_CONFIG_BYTES`], and UTF-8 text. Symlinks are followed, since
 //! NixOS links `/etc/scx-slo/config.json` into the store.
@@ -111,7 +111,7 @@ mod tests {
     }
 
     #[test]
-    fn issue_15_reads_only_bounded_regular_utf8_files() {
+    fn reads_only_bounded_regular_utf8_files() {
         let ok = temp("ok.json");
         std::fs::write(&ok, "{\"version\": 1}").unwrap();
         assert_eq!(read_config_text(&ok).unwrap(), "{\"version\": 1}");

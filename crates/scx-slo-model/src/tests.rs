@@ -116,10 +116,11 @@ fn each_validation_error_names_its_path() {
         (with_target("nginx", latency("1ms", "10ms", "5ms")), r#"targets.nginx"#, "neither a unit"),
         (with_target("a b.service", latency("1ms", "10ms", "5ms")), r#"targets."a b.service""#, "does not allow"),
         (with_target(".service", latency("1ms", "10ms", "5ms")), r#"targets.".service""#, "empty name"),
-        // Issue 15: the root slice, and slice names systemd never creates.
+        // The root slice, and slice names systemd never creates, would never
+        // resolve to a unit of their own.
         (with_target("-.slice", json!({ "class": "batch", "weight": 10 })), r#"targets."-.slice""#, "root slice"),
         (with_target("a--b.slice", json!({ "class": "batch", "weight": 10 })), r#"targets."a--b.slice""#, "can never resolve"),
-        // A slice and the cgroup path it implies are one cgroup (issue 15).
+        // A slice and the cgroup path it implies are one cgroup: one target.
         (
             json!({ "version": 1, "targets": { "batch.slice": { "class": "batch" }, "/batch.slice": { "class": "batch" } } }),
             r#"targets."batch.slice""#,

@@ -108,7 +108,7 @@ enum Command {
     Enable {
         /// enforce, advisory, observe, auto; by default the config's mode
         /// (re-enabling after an emergency disable never escalates an
-        /// observe or advisory host to enforce by itself: issue 15).
+        /// observe or advisory host to enforce by itself; it once defaulted to enforce).
         #[arg(long, default_value = "")]
         mode: String,
     },
@@ -346,10 +346,10 @@ fn main() -> ExitCode {
 mod tests {
     use super::*;
 
-    /// Issue 15: `enable` after an emergency disable must not load the
-    /// scheduler on a host configured for observe or advisory.
+    /// `enable` after an emergency disable must not load the scheduler on a
+    /// host configured for observe or advisory (it defaulted to enforce).
     #[test]
-    fn issue_15_enable_defaults_to_the_configs_mode() {
+    fn enable_defaults_to_the_configs_mode() {
         let cli = Cli::try_parse_from(["scx-slo", "enable"]).expect("parses");
         assert!(matches!(cli.command, Command::Enable { ref mode } if mode.is_empty()), "{cli:?}");
         let cli = Cli::try_parse_from(["scx-slo", "enable", "--mode", "enforce"]).expect("parses");

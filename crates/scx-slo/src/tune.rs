@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! `scx-slo tune UNIT`: profile a running unit and recommend its latency
-//! budget (issue 14). Read-only in every mode and on any kernel with cgroup
+//! budget (docs/tuning.md). Read-only in every mode and on any kernel with cgroup
 //! v2: it samples the unit's cgroup (`cpu.stat`, `cpu.pressure`) once per
 //! period for `--duration`, optionally scrapes the service's own latency
 //! histogram (Prometheus text format, read as it streams in, with a

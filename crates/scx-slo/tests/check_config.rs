@@ -59,11 +59,11 @@ fn json_report_lists_problems_with_paths() {
     assert!(paths.contains(&"mode") && paths.contains(&r#"targets."x.service".weight"#), "{paths:?}");
 }
 
-/// Issue 15: a readable file that is not UTF-8 is an invalid config (exit 1),
+/// A readable file that is not UTF-8 is an invalid config (exit 1),
 /// not an unreadable one; a FIFO or a device is refused at once (exit 2)
 /// instead of hanging check-config or reading until memory runs out.
 #[test]
-fn issue_15_non_text_and_non_files_are_refused_by_name() {
+fn non_text_and_non_files_are_refused_by_name() {
     let dir = std::env::temp_dir().join(format!("scx-slo-check-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let utf16 = dir.join("utf16.json");

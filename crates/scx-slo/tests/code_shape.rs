@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! The shape the code keeps (issue 16), checked on the sources:
+//! The shape the code keeps (docs/architecture.md, Kept by tests), checked on the sources:
 //! - no import circle between a crate's top-level modules, nor between the
 //!   sibling modules of a directory module (the engine's owners);
 //! - no source file over 600 lines without the reason written at its top
-//!   (a line starting `//! Over 600 lines:` in its first 20 lines).
+//!   (a line starting `//! Over 600 lines:` in its first 20 lines);
+//! - no source or doc file points at an issue number: the tracker is not in
+//!   the repository, so a comment states the fact (and the docs section)
+//!   instead of "issue" and a number (STYLE.md, Comments).
 //!
 //! The crate layering (model <- api <- bpf <- daemon; the CLI on api and the
 //! model only) is Cargo's to enforce: a dependency pointing upward would be a
@@ -146,4 +149,97 @@ fn the_circle_check_finds_a_circle() {
         referenced("//! see [`crate::daemon`]\nuse crate::{kernel, harness::Env};\nlet x = crate::spawn::go();", "crate::"),
         ["harness", "kernel", "spawn"].map(String::from).into()
     );
+}
+
+/// Where the repository's sources and docs live (the fuzz corpus is input,
+/// not text anyone reads; `target` is build output).
+const TEXT_ROOTS: [&str; 11] = ["crates", "bpf", "checks", "nix", "modules", "fuzz", "scripts", "docs", "hosts", "data", "examples"];
+const TEXT_FILES: [&str; 3] = ["README.md", "Cargo.toml", "flake.nix"];
+
+fn text_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if path.is_dir() {
+            if !["target", ".git", "corpus"].iter().any(|skip| name == *skip) {
+                text_files(&path, out);
+            }
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+/// The 1-based lines of `text` where "issue" or "issues" (any case, a word
+/// of its own) is followed by a number, optionally after `#`, also when the
+/// number starts the next line of the comment (`//!`, `#`, ` * `).
+fn issue_numbers(text: &str) -> Vec<usize> {
+    let lower = text.to_ascii_lowercase();
+    let bytes = lower.as_bytes();
+    let mut lines = Vec::new();
+    for (at, _) in lower.match_indices("issue") {
+        if at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_') {
+            continue;
+        }
+        let mut i = at + "issue".len();
+        if bytes.get(i) == Some(&b's') {
+            i += 1;
+        }
+        if !bytes.get(i).is_some_and(|b| b.is_ascii_whitespace() || *b == b'#') {
+            continue;
+        }
+        while bytes.get(i).is_some_and(|b| b.is_ascii_whitespace() || b"#/!*".contains(b)) {
+            i += 1;
+        }
+        if bytes.get(i).is_some_and(u8::is_ascii_digit) {
+            lines.push(lower[..at].matches('\n').count() + 1);
+        }
+    }
+    lines
+}
+
+#[test]
+fn no_source_or_doc_file_points_at_an_issue_number() {
+    let mut files: Vec<PathBuf> = TEXT_FILES.iter().map(|f| repo().join(f)).collect();
+    for root in TEXT_ROOTS {
+        text_files(&repo().join(root), &mut files);
+    }
+    let mut read = 0;
+    let mut found = Vec::new();
+    for f in &files {
+        // Binary files (none are sources or docs) are not read.
+        let Ok(text) = std::fs::read_to_string(f) else { continue };
+        read += 1;
+        for line in issue_numbers(&text) {
+            let shown = text.lines().nth(line - 1).unwrap_or_default().trim();
+            found.push(format!("{}:{line}: {}", f.strip_prefix(repo()).unwrap_or(f).display(), shown.chars().take(100).collect::<String>()));
+        }
+    }
+    assert!(read > 200, "read only {read} text files: are the roots still {TEXT_ROOTS:?}?");
+    assert!(
+        found.is_empty(),
+        "{} references to an issue number; write the fact it stands for (what and why), or link the docs section:\n{}",
+        found.len(),
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_issue_check_finds_what_it_should_and_nothing_else() {
+    let word = "issue";
+    let found = [
+        format!("// the scale ({word} 18)"),
+        format!("//! the hunt ({word}\n//! 19)"),
+        format!("# {}s 7 and 18", word.to_uppercase()),
+        format!("see {word} #14"),
+        format!("\t * jobs ({word}\n\t * 15)."),
+    ];
+    for text in &found {
+        assert_eq!(issue_numbers(text).len(), 1, "{text:?}");
+    }
+    assert_eq!(issue_numbers(&format!("a\n// ({word}\n// 19)")), vec![2]);
+    let kept = ["fn issue_15_x() {}", "the D-Bus and systemd issues need a VM", "issue-19-all", "tissue 5", "issue(5)"];
+    for text in kept {
+        assert!(issue_numbers(text).is_empty(), "{text:?}");
+    }
 }

@@ -249,15 +249,84 @@ fn a_config_without_slos_still_gets_the_daemon_alerts() {
     assert!(check.status.success(), "{}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
 }
 
+/// The `scx_slo…` series names in a PromQL expression.
+fn series(expr: &str) -> Vec<&str> {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    expr.split(|c: char| !is_name(c)).filter(|w| w.starts_with("scx_slo")).collect()
+}
+
+/// Every dashboard panel queries a series that exists, with the values the
+/// config gives: a metric the daemon exports (the table in docs/metrics.md,
+/// which the daemon's tests keep complete; a histogram through its
+/// `_bucket`) or one `scx-slo rules` records for that unit. Each latency
+/// target's row selects its own unit, draws the SLO's p99 (else the
+/// deadline) as the objective, and shows the error budget only when the
+/// rules record one for it.
 #[test]
-fn dashboard_is_json_with_panels_per_latency_target() {
+fn dashboard_panels_query_series_that_exist_for_each_target() {
     let config = repo().join("examples/enforce.json");
     let (code, out, err) = scx_slo(&["dashboard", "--config", config.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{err}");
+    let (code, rules, err) = scx_slo(&["rules", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let metrics_md = std::fs::read_to_string(repo().join("docs/metrics.md")).expect("docs/metrics.md");
     let dash: serde_json::Value = serde_json::from_str(&out).expect("JSON");
-    let titles: Vec<&str> = dash["panels"].as_array().unwrap().iter().filter_map(|p| p["title"].as_str()).collect();
-    assert!(titles.contains(&"api.service") && titles.contains(&"worker.service"), "{titles:?}");
-    assert!(out.contains("scx_slo_queue_latency_seconds_bucket"));
+    // (row, panel title, its queries), in order.
+    let mut row = String::new();
+    let mut panels: Vec<(String, String, Vec<String>)> = Vec::new();
+    for p in dash["panels"].as_array().expect("panels") {
+        let title = p["title"].as_str().unwrap_or_default().to_string();
+        if p["type"] == "row" {
+            row = title;
+            continue;
+        }
+        let exprs = p["targets"].as_array().into_iter().flatten().filter_map(|t| t["expr"].as_str().map(String::from)).collect();
+        panels.push((row.clone(), title, exprs));
+    }
+    // The rule group of each unit (`scx-slo:<unit>`) and what it records.
+    let recorded_for = |unit: &str, name: &str| {
+        let group = rules.split("  - name: ").find(|g| g.starts_with(&format!("\"scx-slo:{unit}\"")));
+        group.is_some_and(|g| g.contains(&format!("record: \"{name}\"")))
+    };
+    let exported = |name: &str| {
+        let base = name.strip_suffix("_bucket").filter(|b| metrics_md.contains(&format!("| `{b}` | histogram |")));
+        metrics_md.contains(&format!("| `{}` |", base.unwrap_or(name)))
+    };
+    let mut missing = Vec::new();
+    for (row, title, exprs) in &panels {
+        assert!(!exprs.is_empty(), "{row} / {title}: no query");
+        for e in exprs {
+            for name in series(e) {
+                if !(exported(name) || (name.starts_with("scx_slo:") && recorded_for(row, name))) {
+                    missing.push(format!("{row} / {title}: {name} in {e}"));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "panels query series nothing exports or records:\n{}", missing.join("\n"));
+
+    let rows: Vec<&str> = panels.iter().map(|p| p.0.as_str()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    assert_eq!(rows, ["Scheduler health", "api.service", "worker.service"]);
+    // api.service: SLO p99 5 ms. worker.service: no SLO, deadline 20 ms.
+    for (unit, objective, error_budget) in [("api.service", "vector(0.005)", true), ("worker.service", "vector(0.02)", false)] {
+        let mine: Vec<&(String, String, Vec<String>)> = panels.iter().filter(|p| p.0 == unit).collect();
+        let titles: Vec<&str> = mine.iter().map(|p| p.1.as_str()).collect();
+        let mut want = vec!["Queue latency (wakeup to run)", "p99 queue latency vs objective", "Deadline misses / s", "Budget use"];
+        if error_budget {
+            want.push("Error budget left");
+        }
+        assert_eq!(titles, want, "{unit}");
+        let sel = format!("{{unit=\"{unit}\"}}");
+        for (_, title, exprs) in mine {
+            for e in exprs {
+                assert!(e.contains(&sel) || e == objective, "{unit} / {title}: {e} neither selects {sel} nor is the objective {objective}");
+            }
+        }
+        let p99 = panels.iter().find(|p| p.0 == unit && p.1 == "p99 queue latency vs objective").expect("p99 panel");
+        assert!(p99.2.iter().any(|e| e == objective), "{unit}: objective {:?}, want {objective}", p99.2);
+        let budget = panels.iter().find(|p| p.0 == unit && p.1 == "Budget use").expect("budget panel");
+        assert_eq!(budget.2, [format!("scx_slo_budget_utilization{sel}")], "{unit}");
+    }
 }
 
 #[test]

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! Counters that outlive a session (issue 15). A new session loads a new BPF
+//! Counters that outlive a session. A new session loads a new BPF
 //! object, whose maps start at zero: without this, every Disable and Enable,
 //! ejection and retry, or mode switch reset the targets' counters, and
 //! Prometheus saw `scx_slo_jobs_total` go backwards while the daemon ran.

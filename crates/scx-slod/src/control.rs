@@ -177,7 +177,7 @@ pub const CONFIG_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 pub const ENGINE_QUEUE: usize = 64;
 /// Reads (Status, ListTargets, Explain) queued or being answered at most.
 /// Any local user may read, so reads alone must never fill the queue or the
-/// daemon's memory (issue 15: 800 large Explain calls as `nobody` made
+/// daemon's memory (before this limit, 800 large Explain calls as `nobody` made
 /// root's calls wait 8.4 s or get Busy, and RSS went from 10 MB to 1.47 GB):
 /// past this a read is told Busy at once, and at least
 /// `ENGINE_QUEUE - READ_SLOTS` places stay for mutations, so Disable waits
@@ -256,7 +256,7 @@ impl EngineHandle {
 mod tests {
     use super::*;
 
-    /// Issue 15: the config is read off the engine thread, and a FIFO (which
+    /// The config is read off the engine thread, and a FIFO (which
     /// would block a reader until a writer comes) is refused by name.
     #[tokio::test]
     async fn reload_reads_the_file_off_the_engine_thread_and_refuses_a_fifo() {
@@ -279,11 +279,11 @@ mod tests {
         assert_eq!(handle.read_config().await.as_deref(), Ok("{}"));
     }
 
-    /// Issue 15: reads cannot fill the engine's queue; a Disable behind any
+    /// Reads cannot fill the engine's queue; a Disable behind any
     /// number of read attempts is still queued (an engine that never
     /// answers stands in for one that is busy).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn issue_15_reads_never_take_the_emergency_lane() {
+    async fn reads_never_take_the_emergency_lane() {
         let (tx, rx) = std::sync::mpsc::sync_channel(ENGINE_QUEUE);
         let handle = EngineHandle {
             tx,

@@ -322,7 +322,7 @@ async fn emit(conn: &Connection, event: Event) -> zbus::Result<()> {
 mod tests {
     use super::*;
 
-    /// Issue 15: one connection cannot take every read slot; its places
+    /// One connection cannot take every read slot; its places
     /// come back as its replies go out, and nothing stays behind.
     #[test]
     fn each_sender_gets_a_share_of_the_reads() {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! The metrics endpoint's HTTP server: hyper (HTTP/1) on a current-thread
 //! tokio runtime of its own, so that nothing a scraper does reaches the
-//! engine or the D-Bus runtime. Every input is bounded (issue 15: tiny_http
+//! engine or the D-Bus runtime. Every input is bounded (docs/metrics.md; tiny_http, used before,
 //! let any local user abort the daemon with one `Content-Length`, grow it by
 //! a 512 MiB header, exhaust its file descriptors with held connections, and
 //! stall every scrape behind one client that never reads):

@@ -6,8 +6,8 @@
 //!
 //! The statistics are on only in short windows: [`MEASURE`] every
 //! [`EVERY`]. While they are on, every BPF program run on the host pays two
-//! clock reads (71 ns of the probes' 224 ns per run on this host, issue
-//! 18), so keeping them on all the time cost a third of what it measured.
+//! clock reads (71 ns of the probes' 224 ns per run on this host,
+//! docs/observe.md), so keeping them on all the time cost a third of what it measured.
 //! The price: a jump in the wakeup rate is seen up to [`EVERY`] later.
 
 use std::time::Duration;

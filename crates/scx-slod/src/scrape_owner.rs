@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! Whose socket the scraper talks to (issue 14). A loopback port is anyone's
+//! Whose socket the scraper talks to (docs/security.md). A loopback port is anyone's
 //! to take: while the service is down or restarting, another local user
 //! could listen on its port and serve a histogram of its choosing, raising
 //! the budget (within its clamps) or making the canary roll back, which

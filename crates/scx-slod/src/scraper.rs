@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! The daemon's scraper (issue 14): a worker thread that reads the latency
+//! The daemon's scraper (docs/tuning.md): a worker thread that reads the latency
 //! targets' own histograms (their `scrape` blocks) every second, so that
 //! the engine thread never waits on a service's endpoint. The engine takes
 //! the latest reading, at most a second plus the targets' timeouts old; the

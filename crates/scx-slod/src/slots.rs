@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! Stable map slots for targets (issue 15). A target's index into
+//! Stable map slots for targets. A target's index into
 //! `target_cfg`/`target_stats` used to be its position in the sorted config,
 //! so adding `a.service` moved every later target to another slot, and
 //! every apply zeroed every target's counters: Prometheus saw counters reset

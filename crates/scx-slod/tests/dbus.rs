@@ -116,7 +116,7 @@ fn every_method_through_zbus_with_idempotency_and_bad_arguments() {
     let explain: Explain = parse("Explain", &m.explain("api.service").unwrap()).unwrap();
     assert_eq!((explain.target.priority, explain.target.key.as_str()), (800, "api.service"));
     assert!(error_name(&m.explain("nope.service").unwrap_err()).starts_with("org.scxslo1.Error.InvalidArgument"));
-    // Issue 15: a 7 MB argument of control bytes is refused without being
+    // A 7 MB argument of control bytes is refused without being
     // echoed (the escaped echo was over the bus's message limit and cost the
     // daemon its bus name); the daemon keeps answering on the same name.
     let huge = "\u{1}".repeat(7 << 20);

@@ -55,7 +55,7 @@ fn a_kernel_without_sched_ext_is_named_and_observe_is_suggested() {
     assert!(stderr.contains("has no sched_ext") && stderr.contains("observe"), "{stderr}");
 }
 
-/// Issue 17: a copy of scx-slod whose embedded scheduler object has one
+/// A copy of scx-slod whose embedded scheduler object has one
 /// byte changed refuses to start (exit 4), naming the object and both
 /// digests, before it touches the kernel.
 #[test]

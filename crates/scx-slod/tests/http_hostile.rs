@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! Issue 15: the metrics endpoint under the red team's requests. Each attack
+//! The metrics endpoint under hostile local clients' requests (the bounds:
+//! docs/metrics.md). Each attack
 //! is followed by a normal scrape that must still succeed, and the daemon's
 //! memory must not grow with what a client claims or sends.
 
@@ -38,7 +39,7 @@ fn rss_kb() -> u64 {
 }
 
 #[test]
-fn issue_15_a_huge_content_length_allocates_nothing() {
+fn a_huge_content_length_allocates_nothing() {
     let addr = start();
     assert_scrape_works(addr, "start");
     let before = rss_kb();
@@ -54,7 +55,7 @@ fn issue_15_a_huge_content_length_allocates_nothing() {
 }
 
 #[test]
-fn issue_15_an_oversized_header_is_refused() {
+fn an_oversized_header_is_refused() {
     let addr = start();
     let before = rss_kb();
     let mut s = TcpStream::connect(addr).expect("connect");
@@ -77,7 +78,7 @@ fn issue_15_an_oversized_header_is_refused() {
 }
 
 #[test]
-fn issue_15_held_connections_neither_exhaust_nor_block_for_long() {
+fn held_connections_neither_exhaust_nor_block_for_long() {
     let addr = start();
     // Far more idle connections than the server serves at once: the excess
     // is closed at once, the rest time out; the listener survives.
@@ -90,7 +91,7 @@ fn issue_15_held_connections_neither_exhaust_nor_block_for_long() {
 }
 
 #[test]
-fn issue_15_a_client_that_never_reads_does_not_block_others() {
+fn a_client_that_never_reads_does_not_block_others() {
     let addr = start();
     let mut stuck = TcpStream::connect(addr).expect("connect");
     stuck.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").expect("write");

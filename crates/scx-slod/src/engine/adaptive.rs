@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! Adaptive budgets (issue 14): the daemon's half of the closed loop. Each
+//! Adaptive budgets (docs/tuning.md, In the daemon): the daemon's half of the closed loop. Each
 //! latency target with an `adaptive` block has a controller
 //! (`scx_slo_model::adaptive`, pure and tuned on a simulated plant); here it
 //! is fed and obeyed:

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! The A/B canary in the daemon (issue 14; the statistics and the decision
+//! The A/B canary in the daemon (docs/tuning.md; the statistics and the decision
 //! over windows are `scx_slo_model::canary`). Alternating windows, one arm
 //! each: scx-slo enforcing (the candidate), then the kernel's default
 //! scheduler with the observe probes measuring (the baseline), same host,

@@ -149,7 +149,7 @@ impl Engine {
     /// state. `Err` carries the process exit code and the message.
     pub fn start(opts: EngineOptions) -> Result<Started, (i32, String)> {
         // Nothing is loaded from a binary whose BPF objects changed after
-        // the build (issue 17; scx_slo_bpf::integrity).
+        // the build (scx_slo_bpf::integrity; docs/security.md).
         if opts.backend == BackendKind::Bpf {
             scx_slo_bpf::integrity::verify_all().map_err(|e| (crate::exit::LOAD_FAILED, e))?;
         }

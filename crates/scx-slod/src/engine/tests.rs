@@ -326,7 +326,7 @@ fn reload_applies_a_new_generation_or_keeps_the_running_one() {
     assert!(s.last_reload_error.is_none() && s.config_sha256 == scx_slo_model::config_digest(&host.config.lock().unwrap()));
 }
 
-/// Issue 18: the maps hold the slots they were sized for at load; a reload
+/// The maps hold the slots they were sized for at load; a reload
 /// with more targets is refused before anything is written, and says how
 /// to size them anew.
 #[test]

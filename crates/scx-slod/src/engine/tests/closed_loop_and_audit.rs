@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! The engine's adaptive budgets (issue 14) and audit trail (issue 17), on
+//! The engine's adaptive budgets (docs/tuning.md) and audit trail (docs/security.md), on
 //! the same host in memory and recording backend as the other engine tests.
 
 use super::*;

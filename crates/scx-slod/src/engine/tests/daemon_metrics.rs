@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! The daemon's own health in the metrics (issue 17): refused reloads,
+//! The daemon's own health in the metrics (docs/metrics.md, Alerts on the daemon itself): refused reloads,
 //! idempotency replays and conflicts, overrides, the breaker and the
 //! whole-scheduler counters reach the snapshot the endpoint serves.
 
