@@ -26,7 +26,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::daemon::{write_config, Daemon};
@@ -35,15 +34,14 @@ use crate::harness::{num_cpus, uname, wait_until, Env, Report};
 use crate::kernel;
 use crate::sampler::WakeSampler;
 use crate::spawn::start_in_cgroup;
+pub(crate) use crate::external_report::Summary;
+pub(crate) use crate::external_tools::{parse_bogo_ops, parse_cyclictest, ToolRun, HIST_US};
 use scx_slo_model::Duration as SloDuration;
 
 /// The tool's timer interval and the budget period that matches it.
 const INTERVAL_US: u64 = 1000;
 /// The tool's measurement threads.
 const TOOL_THREADS: usize = 2;
-/// The histogram's range, µs: a wakeup later than this counts as an
-/// overflow, placed at the tool's reported maximum.
-const HIST_US: usize = 30_000;
 /// The latency target's deadline and priority (the shape users reported).
 const DEADLINE: &str = "500us";
 const PRIORITY: u16 = 900;
@@ -89,80 +87,6 @@ impl Setup {
 
     fn is_baseline(&self) -> bool {
         !matches!(self, Setup::Slo { .. })
-    }
-}
-
-/// The tool's own measurement of one run.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub(crate) struct ToolRun {
-    /// Wakeups per µs of lateness, all threads (index = µs).
-    pub(crate) hist: Vec<u64>,
-    /// Wakeups later than the histogram's range.
-    pub(crate) overflows: u64,
-    /// The latest wakeup, µs.
-    pub(crate) max_us: u64,
-    /// Cycles measured, all threads.
-    pub(crate) samples: u64,
-}
-
-/// Parses cyclictest's `-h` output: one line per µs (`000123 000004 000001`,
-/// the count per thread), then `# Total:`, `# Max Latencies:` and
-/// `# Histogram Overflows:` lines with one number per thread.
-pub(crate) fn parse_cyclictest(text: &str) -> Result<ToolRun> {
-    let mut run = ToolRun::default();
-    let numbers = |rest: &str| rest.split_whitespace().map(|n| n.parse::<u64>()).collect::<Result<Vec<_>, _>>();
-    let mut saw_total = false;
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# Total:") {
-            run.samples = numbers(rest).context("cyclictest's Total line")?.iter().sum();
-            saw_total = true;
-        } else if let Some(rest) = line.strip_prefix("# Max Latencies:") {
-            run.max_us = numbers(rest).context("cyclictest's Max line")?.into_iter().max().unwrap_or(0);
-        } else if let Some(rest) = line.strip_prefix("# Histogram Overflows:") {
-            run.overflows = numbers(rest).context("cyclictest's Overflows line")?.iter().sum();
-        } else if !line.starts_with('#') && !line.trim().is_empty() {
-            let fields = numbers(line).with_context(|| format!("cyclictest histogram line {:?}", line.chars().take(40).collect::<String>()))?;
-            let (&us, counts) = fields.split_first().context("an empty histogram line")?;
-            let us = usize::try_from(us).ok().filter(|u| *u < HIST_US).context("a histogram bucket past the range asked for")?;
-            if run.hist.len() <= us {
-                run.hist.resize(us + 1, 0);
-            }
-            run.hist[us] += counts.iter().sum::<u64>();
-        }
-    }
-    anyhow::ensure!(saw_total, "cyclictest printed no '# Total:' line (did it run?)");
-    Ok(run)
-}
-
-impl ToolRun {
-    pub(crate) fn merge(&mut self, other: &ToolRun) {
-        if self.hist.len() < other.hist.len() {
-            self.hist.resize(other.hist.len(), 0);
-        }
-        for (a, b) in self.hist.iter_mut().zip(&other.hist) {
-            *a += b;
-        }
-        self.overflows += other.overflows;
-        self.max_us = self.max_us.max(other.max_us);
-        self.samples += other.samples;
-    }
-
-    /// The `q` quantile in µs: the bucket that holds it; an overflow reads
-    /// as the maximum.
-    pub(crate) fn quantile(&self, q: f64) -> f64 {
-        let total: u64 = self.hist.iter().sum::<u64>() + self.overflows;
-        if total == 0 {
-            return f64::NAN;
-        }
-        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
-        let mut seen = 0;
-        for (us, n) in self.hist.iter().enumerate() {
-            seen += n;
-            if seen >= rank {
-                return us as f64;
-            }
-        }
-        self.max_us as f64
     }
 }
 
@@ -252,11 +176,6 @@ fn spawn_batch(env: &Env, secs: u64, out: &Path) -> Result<Child> {
     cmd.spawn().context("starting stress-ng (the batch side)")
 }
 
-/// stress-ng's bogo ops from its `--yaml` metrics.
-pub(crate) fn parse_bogo_ops(yaml: &str) -> Option<u64> {
-    yaml.lines().find_map(|l| l.trim().strip_prefix("bogo-ops:")).and_then(|v| v.trim().parse().ok())
-}
-
 /// The tool in the latency target for `secs`: SCHED_OTHER, or FIFO 50.
 fn spawn_tool(env: &Env, secs: u64, fifo: bool, out: &Path) -> Result<Child> {
     let mut cmd = Command::new(env.exe("cyclictest"));
@@ -333,31 +252,6 @@ fn cell(env: &Env, setup: &Setup, round: usize, running: &Running, sampler: &Wak
         "adaptive": adaptive_outcome(setup, &budget_series),
         "attached": attachment.as_ref().map(|a| a.attached), "ejections": attachment.map(|a| a.ejections),
     }))
-}
-
-/// One line per adaptive cell: from where to where the controller moved
-/// the budget, how soon it came within 10% of where it ended, and its last
-/// decision (reported, not asserted).
-pub(crate) fn adaptive_lines(cells: &[Value], tuned: SloDuration) -> Vec<String> {
-    cells
-        .iter()
-        .filter_map(|c| Some((c["round"].as_u64()?, c.get("adaptive").filter(|a| !a.is_null())?)))
-        .map(|(round, a)| {
-            let end = a["end_us"].as_u64().unwrap_or(0);
-            let series: Vec<(f64, u64)> = serde_json::from_value(a["series_s_us"].clone()).unwrap_or_default();
-            let settled = series.iter().find(|(_, us)| end > 0 && (*us as f64 - end as f64).abs() <= 0.1 * end as f64).map(|(t, _)| *t);
-            format!(
-                "adaptive round {round}: budget {} us -> {end} us (tune's {} us) in {} changes, within 10% of the end after {}; last decision: {} (queue p99 {} us, objective {} us)",
-                a["start_us"],
-                tuned.as_ns() / 1000,
-                a["changes"],
-                settled.map_or("never".to_string(), |t| format!("{t:.0} s")),
-                a["last"]["outcome"].as_str().unwrap_or("none"),
-                a["last"]["p99_us"],
-                a["objective_us"],
-            )
-        })
-        .collect()
 }
 
 /// What an adaptive cell's controller did: where it started, the budget
@@ -514,7 +408,7 @@ pub fn run(env: &Env, rounds: usize, quick: bool, only: &str) -> Result<Report> 
     }
     let summary = summarize(&setups, &cells);
     let mut lines = verdicts(&summary);
-    lines.extend(adaptive_lines(&cells, runtime));
+    lines.extend(crate::external_report::adaptive_lines(&cells, runtime));
     report.facts.insert("verdicts".into(), json!(lines));
     for (name, ok, detail) in cycle_checks(&summary) {
         report.check(name, ok, detail);
@@ -546,28 +440,6 @@ fn queue_p99(cells: &[&Value]) -> f64 {
     use scx_slo_model::stats;
     let us: Vec<f64> = cells.iter().flat_map(|c| c["queue_ns"].as_array().into_iter().flatten().filter_map(Value::as_u64).map(|n| n as f64 / 1e3)).collect();
     stats::percentile(&stats::sorted(&us), 0.99)
-}
-
-/// One setup's rounds pooled.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Summary {
-    pub(crate) setup: String,
-    pub(crate) baseline: bool,
-    pub(crate) rounds: usize,
-    /// The tool's latency, µs.
-    pub(crate) p50_us: f64,
-    pub(crate) p99_us: f64,
-    pub(crate) p999_us: f64,
-    pub(crate) max_us: f64,
-    /// Cycles the tool measured.
-    pub(crate) samples: u64,
-    /// Waking to running, from the kernel, µs.
-    pub(crate) queue_p99_us: f64,
-    pub(crate) queue_p999_us: f64,
-    /// The batch side's bogo ops.
-    pub(crate) batch_bogo_ops: u64,
-    /// Cells in which a sched_ext scheduler stayed attached (null: EEVDF).
-    pub(crate) attached_cells: Option<usize>,
 }
 
 fn summarize(setups: &[Setup], cells: &[Value]) -> Vec<Summary> {

@@ -6,9 +6,12 @@
 
 use std::fmt::Write as _;
 
+use scx_slo_model::Duration as SloDuration;
 use serde_json::Value;
 
-use crate::external::{Summary, ToolRun};
+use serde::{Deserialize, Serialize};
+
+use crate::external_tools::ToolRun;
 
 /// The summary as a markdown table.
 pub(crate) fn table(rows: &[Value]) -> String {
@@ -216,4 +219,51 @@ mod tests {
         assert!(md.contains("- floor x: met") && md.contains("![The tool's latency tail per setup](plot.svg)"), "{md}");
         assert!(md.contains("Checks: 1 of 2 passed."), "{md}");
     }
+}
+
+/// One line per adaptive cell: from where to where the controller moved
+/// the budget, how soon it came within 10% of where it ended, and its last
+/// decision (reported, not asserted).
+pub(crate) fn adaptive_lines(cells: &[Value], tuned: SloDuration) -> Vec<String> {
+    cells
+        .iter()
+        .filter_map(|c| Some((c["round"].as_u64()?, c.get("adaptive").filter(|a| !a.is_null())?)))
+        .map(|(round, a)| {
+            let end = a["end_us"].as_u64().unwrap_or(0);
+            let series: Vec<(f64, u64)> = serde_json::from_value(a["series_s_us"].clone()).unwrap_or_default();
+            let settled = series.iter().find(|(_, us)| end > 0 && (*us as f64 - end as f64).abs() <= 0.1 * end as f64).map(|(t, _)| *t);
+            format!(
+                "adaptive round {round}: budget {} us -> {end} us (tune's {} us) in {} changes, within 10% of the end after {}; last decision: {} (queue p99 {} us, objective {} us)",
+                a["start_us"],
+                tuned.as_ns() / 1000,
+                a["changes"],
+                settled.map_or("never".to_string(), |t| format!("{t:.0} s")),
+                a["last"]["outcome"].as_str().unwrap_or("none"),
+                a["last"]["p99_us"],
+                a["objective_us"],
+            )
+        })
+        .collect()
+}
+
+/// One setup's rounds pooled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Summary {
+    pub(crate) setup: String,
+    pub(crate) baseline: bool,
+    pub(crate) rounds: usize,
+    /// The tool's latency, µs.
+    pub(crate) p50_us: f64,
+    pub(crate) p99_us: f64,
+    pub(crate) p999_us: f64,
+    pub(crate) max_us: f64,
+    /// Cycles the tool measured.
+    pub(crate) samples: u64,
+    /// Waking to running, from the kernel, µs.
+    pub(crate) queue_p99_us: f64,
+    pub(crate) queue_p999_us: f64,
+    /// The batch side's bogo ops.
+    pub(crate) batch_bogo_ops: u64,
+    /// Cells in which a sched_ext scheduler stayed attached (null: EEVDF).
+    pub(crate) attached_cells: Option<usize>,
 }

@@ -151,7 +151,7 @@ fn the_adaptive_setup_starts_at_a_third_and_its_line_says_where_it_went() {
         json!({ "round": round, "adaptive": { "start_us": 230, "objective_us": 500, "series_s_us": series, "end_us": end, "changes": 3,
                                               "last": { "outcome": outcome, "p99_us": 228, "why": "" } } })
     };
-    let lines = adaptive_lines(
+    let lines = crate::external_report::adaptive_lines(
         &[
             cell(0, json!([[1.0, 230], [2.0, 300], [3.0, 310], [4.0, 304]]), 304, "on-target"),
             cell(1, json!([[1.0, 230], [2.0, 400]]), 562, "applied"),

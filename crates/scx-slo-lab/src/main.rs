@@ -11,6 +11,7 @@ mod bench_footprint;
 mod bench_resume;
 mod external;
 mod external_report;
+mod external_tools;
 mod bench_report;
 mod canary;
 mod chaos;
