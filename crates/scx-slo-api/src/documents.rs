@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+pub use scx_slo_model::canary::{Arm, CanaryState, Verdict};
 use scx_slo_model::{Budget, Class, Duration, Mode, SwitchMode, Target};
 use serde::{Deserialize, Serialize};
 
@@ -75,6 +76,35 @@ impl TargetStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The canary's state, arm and verdicts are enums in the code and the
+    /// same strings on the wire as when they were strings: a state.json or
+    /// a D-Bus reader of an older scx-slod reads them, and the bytes written
+    /// do not change.
+    #[test]
+    fn a_canary_report_reads_and_writes_the_strings_it_always_had() {
+        let text_of = |state: &str, arm: &str| {
+            format!(
+                concat!(
+                    r#"{{"state":"{}","arm":{},"windows":2,"streak":1,"window_s":10.0,"config_sha256":"aa","#,
+                    r#""verdicts":["better","same","worse","not-enough-data"],"last":{{"verdict":"not-enough-data","#,
+                    r#""candidate_samples":50,"baseline_samples":60,"p99_ratio":1.5,"p99_ratio_ci":[1.25,2.0],"#,
+                    r#""mann_whitney_p":0.5,"cliffs_delta":-0.25,"p99_us":[3.0,2.0],"miss_ratio":null,"burn_rate":null}},"#,
+                    r#""outcome":"expired: why"}}"#
+                ),
+                state, arm
+            )
+        };
+        for (state, arm) in [("running", "\"candidate\""), ("promoted", "null"), ("rolled-back", "\"baseline\""), ("expired", "null")] {
+            let text = text_of(state, arm);
+            let report: CanaryReport = serde_json::from_str(&text).expect("today's strings parse");
+            assert_eq!(report.state.as_str(), state);
+            assert_eq!(report.verdicts, Verdict::ALL);
+            assert_eq!(serde_json::to_string(&report).unwrap(), text, "byte-identical");
+        }
+        let unknown = serde_json::from_str::<CanaryReport>(&text_of("rolled_back", "null")).unwrap_err().to_string();
+        assert!(unknown.contains("rolled_back"), "an unknown state is refused by name: {unknown}");
+    }
 
     #[test]
     fn a_status_file_too_large_or_not_text_is_named_not_misparsed() {
@@ -207,7 +237,7 @@ pub struct AuditReport {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CanaryWindow {
     /// `better`, `same`, `worse` or `not-enough-data`.
-    pub verdict: String,
+    pub verdict: Verdict,
     /// Run-queue delay samples under scx-slo (the candidate).
     pub candidate_samples: usize,
     /// Under the default scheduler (the baseline).
@@ -235,10 +265,10 @@ pub struct CanaryWindow {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CanaryReport {
     /// `running`, `promoted`, `rolled-back` or `expired`.
-    pub state: String,
+    pub state: CanaryState,
     /// The arm measuring now: `candidate` (scx-slo enforcing), `baseline`
     /// (the default scheduler), or none between arms and after the end.
-    pub arm: Option<String>,
+    pub arm: Option<Arm>,
     /// Pairs of windows judged.
     pub windows: u32,
     /// `better` or `same` windows in a row.
@@ -248,7 +278,7 @@ pub struct CanaryReport {
     /// The config (SHA-256) the canary judges.
     pub config_sha256: String,
     /// Every window's verdict so far, oldest first (at most `max_windows`).
-    pub verdicts: Vec<String>,
+    pub verdicts: Vec<Verdict>,
     /// The last window's numbers.
     pub last: Option<CanaryWindow>,
     /// How it ended, in words (promotion, rollback or expiry).

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use scx_slo_api::documents::{CanaryReport, CanaryWindow};
 use scx_slo_api::scrape::{counts_samples, interval_counts, Buckets};
 use scx_slo_api::ActiveMode;
-use scx_slo_model::canary::{self, Action, BurnJudgement, Canary, CanaryPolicy, CanaryState, Judgement};
+use scx_slo_model::canary::{self, Action, Arm, BurnJudgement, Canary, CanaryPolicy, CanaryState, Judgement, Verdict};
 use scx_slo_model::config::CanarySettings;
 use tracing::{info, warn};
 
@@ -49,24 +49,6 @@ use crate::scraper::Source;
 /// down past it, keeping the distribution's shape): bounds memory and the
 /// bootstrap's time whatever the load.
 pub const MAX_SAMPLES: usize = 50_000;
-
-/// Which scheduler an arm measures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Arm {
-    /// scx-slo enforcing.
-    Candidate,
-    /// The kernel's default scheduler (observe probes measuring).
-    Baseline,
-}
-
-impl Arm {
-    fn name(self) -> &'static str {
-        match self {
-            Arm::Candidate => "candidate",
-            Arm::Baseline => "baseline",
-        }
-    }
-}
 
 /// What the engine does when an arm's window ends.
 #[derive(Clone, Debug, PartialEq)]
@@ -149,7 +131,7 @@ pub struct CanaryRun {
     arm: Option<(Arm, Instant, Sli)>,
     /// The last candidate window's SLI, waiting for its baseline.
     candidate: Option<Window>,
-    verdicts: Vec<String>,
+    verdicts: Vec<Verdict>,
     last: Option<CanaryWindow>,
     outcome: Option<String>,
 }
@@ -207,7 +189,7 @@ impl CanaryRun {
     /// A canary a previous run decided on the same config: not run again.
     pub fn restored(settings: CanarySettings, report: &CanaryReport) -> CanaryRun {
         let mut run = CanaryRun::new(settings, None, &report.config_sha256);
-        run.canary.state = if report.state == "promoted" { CanaryState::Promoted } else { CanaryState::Expired };
+        run.canary.state = if report.state == CanaryState::Promoted { CanaryState::Promoted } else { CanaryState::Expired };
         run.canary.windows = report.windows;
         run.canary.streak = report.streak;
         run.verdicts = report.verdicts.clone();
@@ -282,7 +264,7 @@ impl CanaryRun {
         }
         let p99 = |v: &[f64]| finite(scx_slo_model::stats::percentile(&scx_slo_model::stats::sorted(v), 0.99));
         self.last = Some(CanaryWindow {
-            verdict: j.verdict.name().to_string(),
+            verdict: j.verdict,
             candidate_samples: cn as usize,
             baseline_samples: bn as usize,
             p99_ratio: finite(j.p99_ratio),
@@ -293,7 +275,7 @@ impl CanaryRun {
             miss_ratio: burn.map(|b| (b.candidate_ratio, b.baseline_ratio)),
             burn_rate: burn.map(|b| b.burn_rate).and_then(finite),
         });
-        self.verdicts.push(j.verdict.name().to_string());
+        self.verdicts.push(j.verdict);
         let windows = self.canary.windows + 1;
         Some(match self.canary.record(j) {
             Action::Continue => Step::ToCandidate,
@@ -326,15 +308,9 @@ impl CanaryRun {
 
     /// Status's view.
     pub fn report(&self) -> CanaryReport {
-        let state = match self.canary.state {
-            CanaryState::Running => "running",
-            CanaryState::Promoted => "promoted",
-            CanaryState::RolledBack => "rolled-back",
-            CanaryState::Expired => "expired",
-        };
         CanaryReport {
-            state: state.to_string(),
-            arm: self.arm().map(|a| a.name().to_string()),
+            state: self.canary.state,
+            arm: self.arm(),
             windows: self.canary.windows,
             streak: self.canary.streak,
             window_s: self.settings.window.as_ns() as f64 / 1e9,
@@ -361,7 +337,7 @@ fn describe_burn(b: &BurnJudgement) -> String {
 fn describe(j: &Judgement) -> String {
     format!(
         "{}: p99 ratio {:.3} (99.9% interval {:.3}..{:.3}), Mann-Whitney p {:.2e}, Cliff's delta {:.3}, {} and {} samples",
-        j.verdict.name(),
+        j.verdict.as_str(),
         j.p99_ratio,
         j.p99_ratio_ci.0,
         j.p99_ratio_ci.1,
@@ -402,7 +378,7 @@ impl Engine {
         let sha = &self.generation.file.sha256;
         match self.generation.config.canary {
             Some(settings) if self.canary.as_ref().is_some_and(|c| c.judges(&settings, sha)) => {}
-            Some(settings) if self.decided_canary.as_ref().is_some_and(|r| r.config_sha256 == *sha && matches!(r.state.as_str(), "promoted" | "expired")) => {
+            Some(settings) if self.decided_canary.as_ref().is_some_and(|r| r.config_sha256 == *sha && r.state.decided_in_place()) => {
                 // The file's digest covers the canary block: same digest,
                 // same settings, same verdict.
                 let report = self.decided_canary.take().unwrap_or_default();
@@ -449,7 +425,7 @@ impl Engine {
                 if let Some(c) = self.canary.as_mut() {
                     c.begin(arm, Instant::now(), sli);
                 }
-                info!(event = "canary_arm", arm = arm.name(), "canary: the {} window begins", arm.name());
+                info!(event = "canary_arm", arm = arm.as_str(), "canary: the {arm} window begins");
             }
             return false;
         }
@@ -462,7 +438,7 @@ impl Engine {
         let report = self.canary.as_ref().map(CanaryRun::report);
         let last = report.as_ref().and_then(|r| r.last.clone());
         if !matches!(step, Step::ToBaseline) {
-            let verdict = last.as_ref().map_or("", |l| l.verdict.as_str()).to_string();
+            let verdict = last.as_ref().map_or("", |l| l.verdict.as_str());
             info!(event = "canary_window", verdict = %verdict, p99_ratio = ?last.as_ref().and_then(|l| l.p99_ratio), "canary: window judged {verdict}");
         }
         // Every step but ToBaseline ends a baseline arm, and a baseline arm
@@ -482,12 +458,12 @@ impl Engine {
                 let _ = self.save_persistent();
                 let outcome = report.as_ref().and_then(|r| r.outcome.clone()).unwrap_or_default();
                 info!(event = "canary_done", "canary: {outcome}");
-                let _ = self.audit_event("canary", None, &report.as_ref().map_or(String::new(), |r| r.state.clone()), serde_json::json!({ "outcome": outcome, "report": report }));
+                let _ = self.audit_event("canary", None, report.as_ref().map_or("", |r| r.state.as_str()), serde_json::json!({ "outcome": outcome, "report": report }));
                 true
             }
             Step::Rollback(reason) => {
                 warn!(event = "canary_rollback", "{reason}");
-                let _ = self.audit_event("canary", None, "rolled-back", serde_json::json!({ "reason": reason, "report": report }));
+                let _ = self.audit_event("canary", None, CanaryState::RolledBack.as_str(), serde_json::json!({ "reason": reason, "report": report }));
                 let t = self.supervisor.canary_rolled_back(&reason);
                 let _ = self.save_persistent();
                 self.announce(t);

@@ -427,12 +427,12 @@ fn a_decided_canary_persists_and_a_restart_with_the_same_config_does_not_judge_i
     let host = MemoryHost::new(&text);
     let sha = scx_slo_model::config_digest(&text);
     let promoted = scx_slo_api::documents::CanaryReport {
-        state: "promoted".into(),
+        state: scx_slo_api::documents::CanaryState::Promoted,
         windows: 3,
         streak: 3,
         window_s: 10.0,
         config_sha256: sha.clone(),
-        verdicts: vec!["better".into(), "same".into(), "better".into()],
+        verdicts: ["better", "same", "better"].map(|v| serde_json::from_value(serde_json::json!(v)).unwrap()).into(),
         outcome: Some("promoted: 3 windows in a row better or same".into()),
         ..Default::default()
     };
@@ -442,7 +442,7 @@ fn a_decided_canary_persists_and_a_restart_with_the_same_config_does_not_judge_i
     running(&mut e, &mut b);
     assert!(!e.canary_tick(&b, scx_slo_api::ActiveMode::Enforce, false), "no window ends the session");
     let c = status(&mut e, Some(&mut b)).canary.expect("the canary's report");
-    assert_eq!((c.state.as_str(), c.windows, c.arm.as_deref()), ("promoted", 3, None));
+    assert_eq!((c.state.as_str(), c.windows, c.arm.map(|a| a.as_str())), ("promoted", 3, None));
     assert!(c.outcome.as_deref().is_some_and(|o| o.ends_with("(decided before scx-slod restarted)")), "{c:?}");
     assert!(!e.supervisor.in_baseline());
     // Saved again as it was decided (not with the restart's words).
@@ -457,7 +457,7 @@ fn a_decided_canary_persists_and_a_restart_with_the_same_config_does_not_judge_i
     running(&mut e, &mut b);
     e.canary_tick(&b, scx_slo_api::ActiveMode::Enforce, false);
     let c = status(&mut e, Some(&mut b)).canary.expect("the canary's report");
-    assert_eq!((c.state.as_str(), c.arm.as_deref()), ("running", Some("candidate")));
+    assert_eq!((c.state.as_str(), c.arm.map(|a| a.as_str())), ("running", Some("candidate")));
     e.save_persistent();
     assert_eq!(host.last_saved().canary, None);
 }
