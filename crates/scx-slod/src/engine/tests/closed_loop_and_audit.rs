@@ -12,7 +12,7 @@ const WORKER: &str = "worker.service";
 /// Adds `n` jobs of `us` µs response time to `unit`'s counters, as the
 /// scheduler counts them: past the deadline a miss, else its slack.
 fn add_jobs(e: &Engine, b: &mut Recording, unit: &str, n: u64, us: u64) {
-    let slot = e.slots.get(unit).expect("a slot");
+    let slot = e.targets.slots.get(unit).expect("a slot");
     let deadline_us = e.generation.config.targets.iter().find(|t| t.key == unit).and_then(|t| t.deadline).unwrap().as_us();
     let buckets = scx_slo_bpf::intf::slo_consts_SLO_HIST_BUCKETS as usize;
     let s = b.stats.entry(slot).or_insert_with(|| TargetStats { slack_hist: vec![0; buckets], rq_delay_hist: vec![0; buckets], ..Default::default() });
@@ -32,7 +32,7 @@ fn adapt_at(e: &mut Engine, b: &mut Recording, start: std::time::Instant, t: u64
 }
 
 fn worker_runtime(b: &Recording, e: &Engine) -> u64 {
-    let slot = e.slots.get(WORKER).unwrap();
+    let slot = e.targets.slots.get(WORKER).unwrap();
     b.applied.iter().find(|t| t.index == slot).map(|t| t.cfg.runtime_ns).expect("worker in the maps")
 }
 
