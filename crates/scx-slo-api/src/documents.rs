@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+pub use scx_slo_model::canary::{Arm, CanaryState, Verdict};
 use scx_slo_model::{Budget, Class, Duration, Mode, SwitchMode, Target};
 use serde::{Deserialize, Serialize};
 
@@ -207,7 +208,7 @@ pub struct AuditReport {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CanaryWindow {
     /// `better`, `same`, `worse` or `not-enough-data`.
-    pub verdict: String,
+    pub verdict: Verdict,
     /// Run-queue delay samples under scx-slo (the candidate).
     pub candidate_samples: usize,
     /// Under the default scheduler (the baseline).
@@ -235,10 +236,10 @@ pub struct CanaryWindow {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CanaryReport {
     /// `running`, `promoted`, `rolled-back` or `expired`.
-    pub state: String,
+    pub state: CanaryState,
     /// The arm measuring now: `candidate` (scx-slo enforcing), `baseline`
     /// (the default scheduler), or none between arms and after the end.
-    pub arm: Option<String>,
+    pub arm: Option<Arm>,
     /// Pairs of windows judged.
     pub windows: u32,
     /// `better` or `same` windows in a row.
@@ -248,7 +249,7 @@ pub struct CanaryReport {
     /// The config (SHA-256) the canary judges.
     pub config_sha256: String,
     /// Every window's verdict so far, oldest first (at most `max_windows`).
-    pub verdicts: Vec<String>,
+    pub verdicts: Vec<Verdict>,
     /// The last window's numbers.
     pub last: Option<CanaryWindow>,
     /// How it ended, in words (promotion, rollback or expiry).

@@ -25,6 +25,7 @@ use crate::fixtures::{setup_cgroups, API, BATCH};
 use crate::harness::{wait_until, Env, Report};
 use crate::kernel;
 use crate::spawn::Workload;
+use scx_slo_api::documents::CanaryState;
 use scx_slo_model::Duration as D;
 
 /// One arm's window: long enough for about 1,000 probe jobs (every 10 ms).
@@ -122,7 +123,7 @@ fn harmful(env: &Env, report: &mut Report) -> Result<()> {
     let Some((mut daemon, started)) = start(env, report, &harmful_config(), "canary-harmful")? else { return Ok(()) };
     // Each pair takes two windows plus a load and an attach (seconds under TCG).
     let bound = Duration::from_secs(MAX_WINDOWS_TO_ROLL_BACK * (2 * WINDOW_S + 15));
-    let rolled = wait_until(bound, || canary_state().is_some_and(|c| c.state == "rolled-back"));
+    let rolled = wait_until(bound, || canary_state().is_some_and(|c| c.state == CanaryState::RolledBack));
     let rollback_s = rolled.map(|_| started.elapsed().as_secs_f64());
     let canary = canary_state();
     // After the rollback the kernel stays on its default scheduler.
@@ -141,7 +142,7 @@ fn harmful(env: &Env, report: &mut Report) -> Result<()> {
     );
     let mut entries = Vec::new();
     let _ = scx_slo_api::audit::verify_with(std::path::Path::new("/var/lib/scx-slo/audit"), |e| entries.push(e.clone()));
-    let audited = entries.iter().any(|e| e.kind == "canary" && e.action == "rolled-back");
+    let audited = entries.iter().any(|e| e.kind == "canary" && e.action == CanaryState::RolledBack.as_str());
     let (code, text) = health_canary(env);
     report.check(
         "canary: the rollback is in the audit trail, and scx-slo health --canary fails naming it",
@@ -159,10 +160,10 @@ fn sound(env: &Env, report: &mut Report) -> Result<()> {
     let Some((mut daemon, started)) = start(env, report, &sound_config(), "canary-sound")? else { return Ok(()) };
     // At most max_windows pairs; it should promote after PROMOTE_AFTER.
     let bound = Duration::from_secs(6 * (2 * WINDOW_S + 15));
-    let decided = wait_until(bound, || canary_state().is_some_and(|c| c.state != "running"));
+    let decided = wait_until(bound, || canary_state().is_some_and(|c| c.state != CanaryState::Running));
     let decided_s = decided.map(|_| started.elapsed().as_secs_f64());
     let canary = canary_state();
-    let promoted = canary.as_ref().is_some_and(|c| c.state == "promoted");
+    let promoted = canary.as_ref().is_some_and(|c| c.state == CanaryState::Promoted);
     // Promoted: scx_slo is back and stays attached.
     let attached = wait_until(Duration::from_secs(30), || kernel::sched_ext_state() == "enabled").is_some();
     let (code, text) = health_canary(env);

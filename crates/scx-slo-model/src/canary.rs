@@ -36,12 +36,13 @@
 //! and nothing is promoted (the rollout gate stays shut); the operator is
 //! told to lengthen the windows.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::stats;
 
-/// A window's verdict.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// A window's verdict. On the wire (Status, state.json, metrics labels) it
+/// is its kebab-case name, [`Verdict::as_str`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     /// The candidate's SLI is significantly better.
@@ -51,18 +52,28 @@ pub enum Verdict {
     /// A significant p99 regression over the threshold.
     Worse,
     /// Too few samples in an arm to say.
+    #[default]
     NotEnoughData,
 }
 
 impl Verdict {
-    /// The name in Status, metrics and logs.
-    pub fn name(self) -> &'static str {
+    /// Every verdict, in the order metrics list them.
+    pub const ALL: [Verdict; 4] = [Verdict::Better, Verdict::Same, Verdict::Worse, Verdict::NotEnoughData];
+
+    /// The name in Status, metrics and logs (the serde name).
+    pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Better => "better",
             Verdict::Same => "same",
             Verdict::Worse => "worse",
             Verdict::NotEnoughData => "not-enough-data",
         }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -200,11 +211,13 @@ pub fn judge_burn(candidate: (u64, u64), baseline: (u64, u64), error_budget: f64
     }
 }
 
-/// Where a canary stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// Where a canary stands. On the wire it is its kebab-case name,
+/// [`CanaryState::as_str`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CanaryState {
     /// Judging windows.
+    #[default]
     Running,
     /// `promote_after` good windows in a row: the candidate stays.
     Promoted,
@@ -213,6 +226,63 @@ pub enum CanaryState {
     /// `max_windows` passed undecided: the candidate stays as it was, not
     /// promoted (the rollout gate stays shut).
     Expired,
+}
+
+impl CanaryState {
+    /// Every state, in the order metrics list them.
+    pub const ALL: [CanaryState; 4] = [CanaryState::Running, CanaryState::Promoted, CanaryState::RolledBack, CanaryState::Expired];
+
+    /// The name in Status, metrics, logs and the audit trail (the serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CanaryState::Running => "running",
+            CanaryState::Promoted => "promoted",
+            CanaryState::RolledBack => "rolled-back",
+            CanaryState::Expired => "expired",
+        }
+    }
+
+    /// Promoted or expired: decided without a rollback, so a restart on the
+    /// same config does not judge it again.
+    pub fn decided_in_place(self) -> bool {
+        matches!(self, CanaryState::Promoted | CanaryState::Expired)
+    }
+}
+
+impl std::fmt::Display for CanaryState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which scheduler a canary window measures. On the wire it is its
+/// lowercase name, [`Arm::as_str`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arm {
+    /// scx-slo enforcing.
+    Candidate,
+    /// The kernel's default scheduler (the observe probes measuring).
+    Baseline,
+}
+
+impl Arm {
+    /// Both arms, candidate first (the order a pair runs them).
+    pub const ALL: [Arm; 2] = [Arm::Candidate, Arm::Baseline];
+
+    /// The name in Status and logs (the serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arm::Candidate => "candidate",
+            Arm::Baseline => "baseline",
+        }
+    }
+}
+
+impl std::fmt::Display for Arm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What to do after a window.
@@ -433,5 +503,23 @@ mod tests {
         assert_eq!(c.record(j(Verdict::Same)), Action::Continue);
         assert_eq!(c.record(j(Verdict::NotEnoughData)), Action::Expire);
         assert_eq!(c.state, CanaryState::Expired);
+    }
+
+    #[test]
+    fn each_wire_name_is_the_serde_name() {
+        fn wire<T: Serialize>(v: T) -> String {
+            serde_json::to_value(v).unwrap().as_str().unwrap().to_string()
+        }
+        for v in Verdict::ALL {
+            assert_eq!(wire(v), v.as_str());
+            assert_eq!(serde_json::from_value::<Verdict>(serde_json::json!(v.as_str())).unwrap(), v);
+        }
+        for s in CanaryState::ALL {
+            assert_eq!(wire(s), s.as_str());
+            assert_eq!(serde_json::from_value::<CanaryState>(serde_json::json!(s.as_str())).unwrap(), s);
+        }
+        for a in Arm::ALL {
+            assert_eq!(wire(a), a.as_str());
+        }
     }
 }

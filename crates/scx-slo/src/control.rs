@@ -164,7 +164,7 @@ pub fn status_table(s: &Status) -> String {
             "canary: {}, {} windows judged ({}){}{}\n",
             c.state,
             c.windows,
-            if c.verdicts.is_empty() { "none yet".to_string() } else { c.verdicts.join(", ") },
+            if c.verdicts.is_empty() { "none yet".to_string() } else { c.verdicts.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ") },
             c.arm.as_ref().map(|a| format!(", {a} arm now")).unwrap_or_default(),
             c.outcome.as_ref().map(|o| format!("; {o}")).unwrap_or_default(),
         ));
@@ -306,10 +306,10 @@ mod tests {
         };
         let mut status = status;
         status.canary = Some(scx_slo_api::documents::CanaryReport {
-            state: "running".into(),
+            state: scx_slo_api::documents::CanaryState::Running,
             windows: 1,
-            verdicts: vec!["same".into()],
-            arm: Some("baseline".into()),
+            verdicts: vec![scx_slo_api::documents::Verdict::Same],
+            arm: Some(scx_slo_api::documents::Arm::Baseline),
             ..Default::default()
         });
         status.scrapes.insert("api.service".into(), scx_slo_api::documents::ScrapeReport { histogram: "rpc_seconds".into(), ok: 5, failed: 2, last_error: Some("connection refused".into()), ..Default::default() });

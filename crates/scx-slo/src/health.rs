@@ -19,7 +19,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use scx_slo_api::documents::read_status_file;
+use scx_slo_api::documents::{read_status_file, CanaryState};
 use scx_slo_api::{ActiveMode, State};
 
 /// With `--canary`: healthy only once the A/B canary of the running config
@@ -31,16 +31,16 @@ fn canary_gate(status: &scx_slo_api::Status) -> Result<String, String> {
     if c.config_sha256 != status.config_sha256 {
         return Err("--canary: the canary has not begun for the running generation yet".into());
     }
-    let verdicts = if c.verdicts.is_empty() { "none yet".to_string() } else { c.verdicts.join(", ") };
-    match c.state.as_str() {
-        "promoted" => Ok(format!("canary promoted after {} windows ({verdicts})", c.windows)),
-        "running" => Err(format!(
+    let verdicts = if c.verdicts.is_empty() { "none yet".to_string() } else { c.verdicts.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ") };
+    match c.state {
+        CanaryState::Promoted => Ok(format!("canary promoted after {} windows ({verdicts})", c.windows)),
+        CanaryState::Running => Err(format!(
             "canary running: {} windows judged ({verdicts}), {} good in a row, {} arm now",
             c.windows,
             c.streak,
-            c.arm.as_deref().unwrap_or("no")
+            c.arm.map_or("no", |a| a.as_str())
         )),
-        other => Err(format!("canary {other}: {}", c.outcome.as_deref().unwrap_or("no reason recorded"))),
+        other @ (CanaryState::RolledBack | CanaryState::Expired) => Err(format!("canary {other}: {}", c.outcome.as_deref().unwrap_or("no reason recorded"))),
     }
 }
 
@@ -357,10 +357,10 @@ mod tests {
         let e = probe(&status_file("canary-none", &s), Duration::from_secs(60), None, true).unwrap_err();
         assert!(e.contains("no canary block"), "{e}");
         let canary = |state: &str, sha: &str| scx_slo_api::documents::CanaryReport {
-            state: state.into(),
+            state: serde_json::from_value(serde_json::json!(state)).unwrap(),
             config_sha256: sha.into(),
             windows: 2,
-            verdicts: vec!["same".into(), "better".into()],
+            verdicts: vec![scx_slo_api::documents::Verdict::Same, scx_slo_api::documents::Verdict::Better],
             outcome: Some("canary rolled back after 2 windows: worse: p99 ratio 3.1".into()),
             ..Default::default()
         };

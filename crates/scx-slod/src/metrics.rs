@@ -22,6 +22,7 @@ use scx_slo_bpf::TargetStats;
 
 use crate::attribution::CgroupReading;
 use crate::modes::ActiveMode;
+use scx_slo_api::documents::{CanaryState, Verdict};
 use scx_slo_api::State;
 
 /// One metric family: name (as exposed, counters with `_total`), kind, help.
@@ -383,13 +384,13 @@ impl Collector for SnapshotCollector {
         }
         if let Some(c) = &s.canary {
             let mut e = family(&mut encoder, "scx_slo_canary_state")?;
-            for st in ["running", "promoted", "rolled-back", "expired"] {
-                gauge_f(&mut e, Some(("state", st)), f64::from(u8::from(c.state == st)))?;
+            for st in CanaryState::ALL {
+                gauge_f(&mut e, Some(("state", st.as_str())), f64::from(u8::from(c.state == st)))?;
             }
             family(&mut encoder, "scx_slo_canary_windows")?.encode_gauge(&i64::from(c.windows))?;
             let mut e = family(&mut encoder, "scx_slo_canary_verdicts")?;
-            for v in ["better", "same", "worse", "not-enough-data"] {
-                gauge_f(&mut e, Some(("verdict", v)), c.verdicts.iter().filter(|x| x.as_str() == v).count() as f64)?;
+            for v in Verdict::ALL {
+                gauge_f(&mut e, Some(("verdict", v.as_str())), c.verdicts.iter().filter(|x| **x == v).count() as f64)?;
             }
             if let Some(r) = c.last.as_ref().and_then(|l| l.p99_ratio) {
                 family(&mut encoder, "scx_slo_canary_p99_ratio")?.encode_gauge(&r)?;
@@ -526,9 +527,9 @@ mod tests {
             },
             global: [("events_dropped", 9), ("credit_grants", 11), ("slice_clamps", 4), ("credit_lent_ns", 1_500_000_000)].into(),
             canary: Some(scx_slo_api::documents::CanaryReport {
-                state: "rolled-back".into(),
+                state: CanaryState::RolledBack,
                 windows: 2,
-                verdicts: vec!["same".into(), "worse".into()],
+                verdicts: vec![Verdict::Same, Verdict::Worse],
                 last: Some(scx_slo_api::documents::CanaryWindow { p99_ratio: Some(3.5), ..Default::default() }),
                 ..Default::default()
             }),

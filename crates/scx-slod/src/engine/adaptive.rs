@@ -22,6 +22,11 @@
 //! An operator's SetBudget or ClearBudget, or a reload, is the new starting
 //! point: the controller starts over from the budget in force, after a
 //! cooldown.
+//!
+//! [`Adaptation`] reads the engine through an [`AdaptiveView`] and returns
+//! its changes as an [`Effect::ApplyBudgets`]; the engine's loop applies
+//! them and hands each result back ([`Adaptation::outcome`]), which returns
+//! the audit record to write.
 
 use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -34,9 +39,10 @@ use scx_slo_bpf::TargetStats;
 use scx_slo_model::{Adaptive, AdaptiveSli, Config, Duration};
 use tracing::{info, warn};
 
-use super::Engine;
+use super::effects::{BudgetStep, Effect};
+use super::targets::Targets;
 use crate::backend::Backend;
-use crate::scraper::Reading;
+use crate::scraper::{Reading, Scraper};
 
 /// What an interval's end reads of a target: its kernel statistics, or its
 /// own histogram's latest scrape (`sli: service`).
@@ -312,88 +318,55 @@ fn decision(step: &Step, p99: Option<f64>, samples: u64) -> AdaptiveDecision {
     }
 }
 
-/// A change a controller proposed, waiting to be applied.
-struct Proposal {
-    unit: String,
-    budget: BudgetOverride,
-    decision: AdaptiveDecision,
-    why: String,
+/// What the adaptive controller reads of the engine, read-only.
+pub struct AdaptiveView<'a> {
+    /// The applied config.
+    pub config: &'a Config,
+    /// The targets' cgroups and slots.
+    pub targets: &'a Targets,
+    /// The targets' own histograms, as last scraped.
+    pub scraper: &'a Scraper,
+    /// The loaded scheduler.
+    pub sched: &'a dyn Backend,
 }
 
-impl Engine {
-    /// Follows a generation that did not come from a controller: the
-    /// controllers (`Adaptation::follow`) and the scraper's endpoints.
-    pub(super) fn follow_config(&mut self) {
-        self.adaptation.follow(&self.generation.config);
-        self.follow_scrapes();
-    }
-
-    /// The scraper's endpoints and their units' cgroups, as resolved now
-    /// (each scan: units start and stop).
-    pub(super) fn follow_scrapes(&mut self) {
-        let resolved = &self.resolved;
-        self.scraper.follow(self.generation.config.targets.iter().filter_map(|t| Some((t.scrape.as_ref()?, resolved.get(&t.key).map(|r| r.dir.clone())))));
-    }
-
+impl Adaptation {
     /// One pass of the adaptive targets whose interval ended (enforce mode,
-    /// from the session's scan). The pass's changes are applied together,
-    /// as one generation: one map write per pass, however many targets
-    /// changed (with 1,000 adaptive targets, one write each would rewrite
-    /// the whole target set 1,000 times). If admission refuses them
-    /// together, each is tried alone, so one refusal does not hold back
-    /// the others.
-    pub(super) fn adapt(&mut self, sched: &mut dyn Backend, now: Instant) {
-        let mut proposals = Vec::new();
-        for unit in self.adaptation.due(now) {
-            let target = self.generation.config.targets.iter().find(|x| x.key == unit);
-            let live = match (self.resolved.contains_key(&unit), self.slots.get(&unit), target.and_then(|t| Some((t.adaptive?.sli, t.scrape.as_ref())))) {
-                (true, Some(_), Some((AdaptiveSli::Service, Some(scrape)))) => self.scraper.latest(scrape).map(Measured::Service),
-                (true, Some(slot), _) => sched.target_stats(slot).ok().map(Measured::Kernel),
+    /// from the session's scan). The pass's changes come as one
+    /// [`Effect::ApplyBudgets`], applied together as one generation: one map
+    /// write per pass, however many targets changed (with 1,000 adaptive
+    /// targets, one write each would rewrite the whole target set 1,000
+    /// times).
+    pub fn pass(&mut self, view: &AdaptiveView<'_>, now: Instant) -> Vec<Effect> {
+        let mut steps = Vec::new();
+        for unit in self.due(now) {
+            let target = view.config.targets.iter().find(|x| x.key == unit);
+            let live = match (view.targets.resolved.contains_key(&unit), view.targets.slots.get(&unit), target.and_then(|t| Some((t.adaptive?.sli, t.scrape.as_ref())))) {
+                (true, Some(_), Some((AdaptiveSli::Service, Some(scrape)))) => view.scraper.latest(scrape).map(Measured::Service),
+                (true, Some(slot), _) => view.sched.target_stats(slot).ok().map(Measured::Kernel),
                 _ => None,
             };
             let period_us = target.and_then(|x| x.budget).map_or(0, |b| us(b.period));
-            if let Some(p) = self.adaptation.interval_ended(&unit, live, now, period_us) {
-                proposals.push(p);
+            if let Some(step) = self.interval_ended(&unit, live, now, period_us) {
+                steps.push(step);
             }
         }
-        if proposals.is_empty() {
-            return;
-        }
-        let together: Vec<(String, BudgetOverride)> = proposals.iter().map(|p| (p.unit.clone(), p.budget)).collect();
-        let mut applied = 0;
-        match self.adaptive_budgets(&together, sched) {
-            Ok(reply) => {
-                for p in proposals {
-                    applied += usize::from(self.adaptive_outcome(p, Ok(reply.clone())));
-                }
-            }
-            Err(e) if proposals.len() == 1 => {
-                let p = proposals.remove(0);
-                self.adaptive_outcome(p, Err(e));
-            }
-            Err(_) => {
-                for p in proposals {
-                    let alone = self.adaptive_budgets(&[(p.unit.clone(), p.budget)], sched);
-                    applied += usize::from(self.adaptive_outcome(p, alone));
-                }
-            }
-        }
-        if applied > 0 {
-            let unsaved = self.save_persistent();
-            if !unsaved.is_empty() {
-                warn!("the learned budgets are in force{unsaved}");
-            }
+        if steps.is_empty() {
+            Vec::new()
+        } else {
+            vec![Effect::ApplyBudgets(steps)]
         }
     }
 
-    /// Records what became of a proposal, in the log, the controller and
-    /// the report; true when it was applied.
-    fn adaptive_outcome(&mut self, p: Proposal, result: Result<String, scx_slo_api::ControlError>) -> bool {
-        let Proposal { unit, budget, mut decision, why } = p;
-        let Some(t) = self.adaptation.targets.get_mut(&unit) else { return false };
+    /// Records what became of a step (in the log, the controller and the
+    /// report) in generation `generation`; true when it was applied, with
+    /// the audit record to write.
+    pub fn outcome(&mut self, step: BudgetStep, result: Result<String, scx_slo_api::ControlError>, generation: u64) -> (bool, Vec<Effect>) {
+        let BudgetStep { unit, budget, mut decision, why } = step;
+        let Some(t) = self.targets.get_mut(&unit) else { return (false, Vec::new()) };
         match result {
             Ok(reply) => {
-                info!(event = "adaptive_budget", unit = %unit, from_us = decision.from_us, to_us = budget.runtime_us, generation = self.generation.number, "{why}");
+                info!(event = "adaptive_budget", unit = %unit, from_us = decision.from_us, to_us = budget.runtime_us, generation, "{why}");
                 decision.outcome = "applied".into();
                 decision.why = format!("{why} ({reply})");
                 t.controller.applied(Duration::from_us(budget.runtime_us));
@@ -401,8 +374,7 @@ impl Engine {
                 t.last = Some(decision.clone());
                 t.last_change = Some(decision.clone());
                 let detail = serde_json::json!({ "unit": unit, "from_us": decision.from_us, "to_us": decision.to_us, "period_us": budget.period_us, "why": decision.why });
-                let _ = self.audit_event("adaptive", None, "budget changed", detail);
-                true
+                (true, vec![Effect::Audit { kind: "adaptive", action: "budget changed".into(), detail }])
             }
             Err(e) => {
                 warn!(event = "adaptive_refused", unit = %unit, from_us = decision.from_us, to_us = budget.runtime_us, error = %e, "budget step refused, not forced: {why}");
@@ -411,22 +383,9 @@ impl Engine {
                 t.controller.refused();
                 t.refused += 1;
                 t.last = Some(decision);
-                false
+                (false, Vec::new())
             }
         }
-    }
-
-    /// Controllers' budgets through SetBudget's path: validated whole with
-    /// the other overrides, admission-checked, the maps written, and only
-    /// then the running generation. The controllers are not told to start
-    /// over (their own change).
-    fn adaptive_budgets(&mut self, budgets: &[(String, BudgetOverride)], sched: &mut dyn Backend) -> Result<String, scx_slo_api::ControlError> {
-        let mut overrides = self.generation.overrides.clone();
-        for (unit, budget) in budgets {
-            overrides.insert(unit.clone(), *budget);
-        }
-        let candidate = self.generation.with_overrides(overrides, self.host.online_cpus())?;
-        self.apply(candidate, Some(sched))
     }
 }
 
@@ -434,7 +393,7 @@ impl Adaptation {
     /// The end of `unit`'s interval with `live` statistics (None: the unit
     /// does not run): records a hold or a dry run, or returns the change to
     /// apply.
-    fn interval_ended(&mut self, unit: &str, live: Option<Measured>, now: Instant, period_us: u64) -> Option<Proposal> {
+    fn interval_ended(&mut self, unit: &str, live: Option<Measured>, now: Instant, period_us: u64) -> Option<BudgetStep> {
         let t = self.targets.get_mut(unit)?;
         t.due = Some(now + std::time::Duration::from_nanos(t.block.interval.as_ns()));
         // A unit not running has no interval to judge; its first read
@@ -500,7 +459,7 @@ impl Adaptation {
             return None;
         }
         let budget = BudgetOverride { runtime_us: d.to_us, period_us };
-        Some(Proposal { unit: unit.to_string(), budget, decision: d, why })
+        Some(BudgetStep { unit: unit.to_string(), budget, decision: d, why })
     }
 }
 

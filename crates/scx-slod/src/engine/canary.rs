@@ -27,6 +27,10 @@
 //! supervisor's baseline flag holds enforce back while the observe session
 //! measures. A rollback opens the breaker (the host stays on its default
 //! scheduler), is audited, and signals `SloViolation`.
+//!
+//! [`CanaryOwner`] decides all of that from a read-only [`CanaryView`] and
+//! returns it as [`Effect`]s (the baseline flag, the rollback, the audit
+//! record, the persist, the signal); the engine's loop carries them out.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,38 +39,22 @@ use std::time::{Duration, Instant};
 use scx_slo_api::documents::{CanaryReport, CanaryWindow};
 use scx_slo_api::scrape::{counts_samples, interval_counts, Buckets};
 use scx_slo_api::ActiveMode;
-use scx_slo_model::canary::{self, Action, BurnJudgement, Canary, CanaryPolicy, CanaryState, Judgement};
+use scx_slo_model::canary::{self, Action, Arm, BurnJudgement, Canary, CanaryPolicy, CanaryState, Judgement, Verdict};
 use scx_slo_model::config::CanarySettings;
+use scx_slo_model::Config;
 use tracing::{info, warn};
 
 use super::adaptive::hist_delta;
-use super::Engine;
+use super::effects::Effect;
+use super::targets::Targets;
 use crate::backend::Backend;
 use crate::control::Event;
-use crate::scraper::Source;
+use crate::scraper::{Scraper, Source};
 
 /// Most samples an arm's histogram is expanded into (counts are scaled
 /// down past it, keeping the distribution's shape): bounds memory and the
 /// bootstrap's time whatever the load.
 pub const MAX_SAMPLES: usize = 50_000;
-
-/// Which scheduler an arm measures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Arm {
-    /// scx-slo enforcing.
-    Candidate,
-    /// The kernel's default scheduler (observe probes measuring).
-    Baseline,
-}
-
-impl Arm {
-    fn name(self) -> &'static str {
-        match self {
-            Arm::Candidate => "candidate",
-            Arm::Baseline => "baseline",
-        }
-    }
-}
 
 /// What the engine does when an arm's window ends.
 #[derive(Clone, Debug, PartialEq)]
@@ -149,7 +137,7 @@ pub struct CanaryRun {
     arm: Option<(Arm, Instant, Sli)>,
     /// The last candidate window's SLI, waiting for its baseline.
     candidate: Option<Window>,
-    verdicts: Vec<String>,
+    verdicts: Vec<Verdict>,
     last: Option<CanaryWindow>,
     outcome: Option<String>,
 }
@@ -207,7 +195,7 @@ impl CanaryRun {
     /// A canary a previous run decided on the same config: not run again.
     pub fn restored(settings: CanarySettings, report: &CanaryReport) -> CanaryRun {
         let mut run = CanaryRun::new(settings, None, &report.config_sha256);
-        run.canary.state = if report.state == "promoted" { CanaryState::Promoted } else { CanaryState::Expired };
+        run.canary.state = if report.state == CanaryState::Promoted { CanaryState::Promoted } else { CanaryState::Expired };
         run.canary.windows = report.windows;
         run.canary.streak = report.streak;
         run.verdicts = report.verdicts.clone();
@@ -282,7 +270,7 @@ impl CanaryRun {
         }
         let p99 = |v: &[f64]| finite(scx_slo_model::stats::percentile(&scx_slo_model::stats::sorted(v), 0.99));
         self.last = Some(CanaryWindow {
-            verdict: j.verdict.name().to_string(),
+            verdict: j.verdict,
             candidate_samples: cn as usize,
             baseline_samples: bn as usize,
             p99_ratio: finite(j.p99_ratio),
@@ -293,7 +281,7 @@ impl CanaryRun {
             miss_ratio: burn.map(|b| (b.candidate_ratio, b.baseline_ratio)),
             burn_rate: burn.map(|b| b.burn_rate).and_then(finite),
         });
-        self.verdicts.push(j.verdict.name().to_string());
+        self.verdicts.push(j.verdict);
         let windows = self.canary.windows + 1;
         Some(match self.canary.record(j) {
             Action::Continue => Step::ToCandidate,
@@ -326,15 +314,9 @@ impl CanaryRun {
 
     /// Status's view.
     pub fn report(&self) -> CanaryReport {
-        let state = match self.canary.state {
-            CanaryState::Running => "running",
-            CanaryState::Promoted => "promoted",
-            CanaryState::RolledBack => "rolled-back",
-            CanaryState::Expired => "expired",
-        };
         CanaryReport {
-            state: state.to_string(),
-            arm: self.arm().map(|a| a.name().to_string()),
+            state: self.canary.state,
+            arm: self.arm(),
             windows: self.canary.windows,
             streak: self.canary.streak,
             window_s: self.settings.window.as_ns() as f64 / 1e9,
@@ -361,7 +343,7 @@ fn describe_burn(b: &BurnJudgement) -> String {
 fn describe(j: &Judgement) -> String {
     format!(
         "{}: p99 ratio {:.3} (99.9% interval {:.3}..{:.3}), Mann-Whitney p {:.2e}, Cliff's delta {:.3}, {} and {} samples",
-        j.verdict.name(),
+        j.verdict.as_str(),
         j.p99_ratio,
         j.p99_ratio_ci.0,
         j.p99_ratio_ci.1,
@@ -372,20 +354,36 @@ fn describe(j: &Judgement) -> String {
     )
 }
 
-impl Engine {
+/// What the canary reads of the engine, read-only.
+pub struct CanaryView<'a> {
+    /// The applied config.
+    pub config: &'a Config,
+    /// The targets' cgroups, slots and carried counts.
+    pub targets: &'a Targets,
+    /// The targets' own histograms, as last scraped.
+    pub scraper: &'a Scraper,
+    /// The loaded backend (the scheduler's or the probes' maps).
+    pub sched: &'a dyn Backend,
+    /// Whether the supervisor holds enforce back for the baseline now.
+    pub in_baseline: bool,
+    /// The bootstrap's seed for a window judged now.
+    pub seed: u64,
+}
+
+impl CanaryView<'_> {
     /// The latency targets' run-queue delay histogram, jobs and misses,
     /// summed: the SLI.
-    fn canary_sli(&self, sched: &dyn Backend) -> Sli {
+    fn sli(&self) -> Sli {
         let mut sum = Sli { hist: vec![0u64; scx_slo_bpf::intf::slo_consts_SLO_HIST_BUCKETS as usize], ..Sli::default() };
-        let latency = self.generation.config.targets.iter().filter(|t| t.class == scx_slo_model::Class::Latency);
+        let latency = self.config.targets.iter().filter(|t| t.class == scx_slo_model::Class::Latency);
         let scraped: Vec<&scx_slo_model::Scrape> = latency.clone().filter_map(|t| t.scrape.as_ref()).collect();
         if !scraped.is_empty() {
             let readings = scraped.into_iter().filter_map(|s| Some(((s.url.clone(), s.histogram.clone()), self.scraper.latest(s)?.result.ok()?)));
             sum.service = Some(readings.collect());
         }
         for t in latency {
-            let live = self.slots.get(&t.key).filter(|_| self.resolved.contains_key(&t.key)).and_then(|slot| sched.target_stats(slot).ok());
-            if let Some(stats) = self.carried.total(&t.key, live) {
+            let live = self.targets.live(&t.key, self.sched);
+            if let Some(stats) = self.targets.carried.total(&t.key, live) {
                 for (s, v) in sum.hist.iter_mut().zip(stats.rq_delay_hist.iter()) {
                     *s = s.wrapping_add(*v);
                 }
@@ -396,116 +394,148 @@ impl Engine {
         sum
     }
 
-    /// Starts, restarts or drops the canary to match the applied config: a
-    /// new canary for every config it has not judged.
-    pub(super) fn canary_follow(&mut self) {
-        let sha = &self.generation.file.sha256;
-        match self.generation.config.canary {
-            Some(settings) if self.canary.as_ref().is_some_and(|c| c.judges(&settings, sha)) => {}
-            Some(settings) if self.decided_canary.as_ref().is_some_and(|r| r.config_sha256 == *sha && matches!(r.state.as_str(), "promoted" | "expired")) => {
-                // The file's digest covers the canary block: same digest,
-                // same settings, same verdict.
-                let report = self.decided_canary.take().unwrap_or_default();
-                info!(event = "canary", config_sha256 = %sha, "canary: this config was {} before scx-slod restarted; not judged again", report.state);
-                self.canary = Some(CanaryRun::restored(settings, &report));
-                self.supervisor.set_baseline(false);
-            }
-            Some(settings) => {
-                let sha = sha.clone();
-                self.decided_canary = None;
-                info!(event = "canary", config_sha256 = %sha, "canary: judging this config against the default scheduler, {} per arm", settings.window);
-                let budget = self.generation.config.targets.iter().filter_map(|t| t.slo).map(|s| 1.0 - s.availability).reduce(f64::min);
-                self.canary = Some(CanaryRun::new(settings, budget, &sha));
-                self.supervisor.set_baseline(false);
-            }
-            None => {
-                self.decided_canary = None;
-                if self.canary.take().is_some() {
-                    self.supervisor.set_baseline(false);
-                }
-            }
-        }
-    }
-
     /// The arm a session measures: enforce is the candidate, observe while
     /// enforce is held back the baseline; any other session neither.
-    fn canary_arm_of(&self, mode: ActiveMode, fallback: bool) -> Option<Arm> {
+    fn arm_of(&self, mode: ActiveMode, fallback: bool) -> Option<Arm> {
         match (mode, fallback) {
-            (ActiveMode::Enforce, false) if !self.supervisor.in_baseline() => Some(Arm::Candidate),
-            (ActiveMode::Observe, true) if self.supervisor.in_baseline() => Some(Arm::Baseline),
+            (ActiveMode::Enforce, false) if !self.in_baseline => Some(Arm::Candidate),
+            (ActiveMode::Observe, true) if self.in_baseline => Some(Arm::Baseline),
             _ => None,
         }
     }
+}
 
-    /// Called in the session loop (and at its start): follows the config,
-    /// begins the session's arm, and when the arm's window is over ends it
-    /// and says whether the session must end (the other arm is next).
-    pub(super) fn canary_tick(&mut self, sched: &dyn Backend, mode: ActiveMode, fallback: bool) -> bool {
-        self.canary_follow();
-        let Some(c) = self.canary.as_ref().filter(|c| c.running()) else { return false };
-        if c.arm().is_none() {
-            if let Some(arm) = self.canary_arm_of(mode, fallback) {
-                let sli = self.canary_sli(sched);
-                if let Some(c) = self.canary.as_mut() {
-                    c.begin(arm, Instant::now(), sli);
-                }
-                info!(event = "canary_arm", arm = arm.name(), "canary: the {} window begins", arm.name());
+/// The canary owner: the A/B canary of the applied config, and a decision a
+/// previous run persisted. It decides; the engine's loop carries out the
+/// [`Effect`]s it returns.
+#[derive(Debug, Default)]
+pub struct CanaryOwner {
+    /// The canary of the applied config, when it has one.
+    run: Option<CanaryRun>,
+    /// A canary a previous run decided (promoted or expired): not run again
+    /// for the same config.
+    decided: Option<CanaryReport>,
+}
+
+impl CanaryOwner {
+    /// No canary yet; `decided` is what the last run persisted.
+    pub fn new(decided: Option<CanaryReport>) -> CanaryOwner {
+        CanaryOwner { run: None, decided }
+    }
+
+    /// Status's view of the canary, when there is one.
+    pub fn report(&self) -> Option<CanaryReport> {
+        self.run.as_ref().map(CanaryRun::report)
+    }
+
+    /// What persists: this run's decision, or the one restored at start.
+    pub fn to_persist(&self) -> Option<CanaryReport> {
+        self.run.as_ref().and_then(CanaryRun::decided).or_else(|| self.decided.clone())
+    }
+
+    /// The session ended for another reason (an operator, an ejection,
+    /// a stop): a window still open was cut short and is not judged.
+    pub fn abandon(&mut self) {
+        if let Some(c) = self.run.as_mut() {
+            c.abandon();
+        }
+    }
+
+    /// Starts, restarts or drops the canary to match the applied config: a
+    /// new canary for every config it has not judged.
+    pub fn follow(&mut self, config: &Config, sha: &str) -> Vec<Effect> {
+        match config.canary {
+            Some(settings) if self.run.as_ref().is_some_and(|c| c.judges(&settings, sha)) => Vec::new(),
+            Some(settings) if self.decided.as_ref().is_some_and(|r| r.config_sha256 == sha && r.state.decided_in_place()) => {
+                // The file's digest covers the canary block: same digest,
+                // same settings, same verdict.
+                let report = self.decided.take().unwrap_or_default();
+                info!(event = "canary", config_sha256 = %sha, "canary: this config was {} before scx-slod restarted; not judged again", report.state);
+                self.run = Some(CanaryRun::restored(settings, &report));
+                vec![Effect::Baseline(false)]
             }
-            return false;
+            Some(settings) => {
+                self.decided = None;
+                info!(event = "canary", config_sha256 = %sha, "canary: judging this config against the default scheduler, {} per arm", settings.window);
+                let budget = config.targets.iter().filter_map(|t| t.slo).map(|s| 1.0 - s.availability).reduce(f64::min);
+                self.run = Some(CanaryRun::new(settings, budget, sha));
+                vec![Effect::Baseline(false)]
+            }
+            None => {
+                self.decided = None;
+                if self.run.take().is_some() {
+                    vec![Effect::Baseline(false)]
+                } else {
+                    Vec::new()
+                }
+            }
+        }
+    }
+
+    /// Called in the session loop (and at its start), after [`Self::follow`]:
+    /// begins the session's arm, and when the arm's window is over ends it.
+    /// True when the session must end (the other arm is next, or the
+    /// canary decided).
+    pub fn tick(&mut self, view: &CanaryView<'_>, mode: ActiveMode, fallback: bool) -> (bool, Vec<Effect>) {
+        let Some(c) = self.run.as_mut().filter(|c| c.running()) else { return (false, Vec::new()) };
+        if c.arm().is_none() {
+            if let Some(arm) = view.arm_of(mode, fallback) {
+                c.begin(arm, Instant::now(), view.sli());
+                info!(event = "canary_arm", arm = arm.as_str(), "canary: the {arm} window begins");
+            }
+            return (false, Vec::new());
         }
         if !c.due(Instant::now()) {
-            return false;
+            return (false, Vec::new());
         }
-        let sli = self.canary_sli(sched);
-        let seed = self.generation.number ^ self.epoch.elapsed().as_nanos() as u64;
-        let Some(step) = self.canary.as_mut().and_then(|c| c.end(&sli, seed)) else { return false };
-        let report = self.canary.as_ref().map(CanaryRun::report);
-        let last = report.as_ref().and_then(|r| r.last.clone());
+        let Some(step) = c.end(&view.sli(), view.seed) else { return (false, Vec::new()) };
+        let report = c.report();
         if !matches!(step, Step::ToBaseline) {
-            let verdict = last.as_ref().map_or("", |l| l.verdict.as_str()).to_string();
-            info!(event = "canary_window", verdict = %verdict, p99_ratio = ?last.as_ref().and_then(|l| l.p99_ratio), "canary: window judged {verdict}");
+            let last = report.last.as_ref();
+            let verdict = last.map_or("", |l| l.verdict.as_str());
+            info!(event = "canary_window", verdict = %verdict, p99_ratio = ?last.and_then(|l| l.p99_ratio), "canary: window judged {verdict}");
         }
         // Every step but ToBaseline ends a baseline arm, and a baseline arm
         // only runs in the observe session that stands in for enforce: that
         // session ends either way.
-        match step {
-            Step::ToBaseline => {
-                self.supervisor.set_baseline(true);
-                true
-            }
-            Step::ToCandidate => {
-                self.supervisor.set_baseline(false);
-                true
-            }
+        let effects = match step {
+            Step::ToBaseline => vec![Effect::Baseline(true)],
+            Step::ToCandidate => vec![Effect::Baseline(false)],
             Step::Done => {
-                self.supervisor.set_baseline(false);
-                let _ = self.save_persistent();
-                let outcome = report.as_ref().and_then(|r| r.outcome.clone()).unwrap_or_default();
+                let outcome = report.outcome.clone().unwrap_or_default();
                 info!(event = "canary_done", "canary: {outcome}");
-                let _ = self.audit_event("canary", None, &report.as_ref().map_or(String::new(), |r| r.state.clone()), serde_json::json!({ "outcome": outcome, "report": report }));
-                true
+                let audit = Effect::Audit {
+                    kind: "canary",
+                    action: report.state.as_str().to_string(),
+                    detail: serde_json::json!({ "outcome": outcome, "report": report }),
+                };
+                vec![Effect::Baseline(false), Effect::Persist { unsaved: None }, audit]
             }
             Step::Rollback(reason) => {
                 warn!(event = "canary_rollback", "{reason}");
-                let _ = self.audit_event("canary", None, "rolled-back", serde_json::json!({ "reason": reason, "report": report }));
-                let t = self.supervisor.canary_rolled_back(&reason);
-                let _ = self.save_persistent();
-                self.announce(t);
-                let _ = self.events.try_send(Event::SloViolation { unit: String::new(), kind: "canary_rollback".into(), slack_ns: 0 });
-                true
+                let audit = Effect::Audit {
+                    kind: "canary",
+                    action: CanaryState::RolledBack.as_str().to_string(),
+                    detail: serde_json::json!({ "reason": reason, "report": report }),
+                };
+                let signal = Event::SloViolation { unit: String::new(), kind: "canary_rollback".into(), slack_ns: 0 };
+                vec![audit, Effect::RollBack(reason), Effect::Emit(signal)]
             }
-        }
+        };
+        (true, effects)
     }
 
-    /// The baseline's probes could not load: the canary cannot measure.
-    pub(super) fn canary_baseline_failed(&mut self, why: &str) {
-        if self.supervisor.in_baseline() {
-            self.supervisor.set_baseline(false);
-            if let Some(c) = self.canary.as_mut() {
-                c.expire(&format!("the default scheduler could not be measured ({why})"));
-                warn!(event = "canary_done", "canary expired: the baseline could not be measured ({why}); the candidate stays, not promoted");
-            }
+    /// The baseline's probes could not load: the canary cannot measure, and
+    /// ends undecided (the candidate stays, not promoted).
+    pub fn baseline_failed(&mut self, in_baseline: bool, why: &str) -> Vec<Effect> {
+        if !in_baseline {
+            return Vec::new();
         }
+        if let Some(c) = self.run.as_mut() {
+            c.expire(&format!("the default scheduler could not be measured ({why})"));
+            warn!(event = "canary_done", "canary expired: the baseline could not be measured ({why}); the candidate stays, not promoted");
+        }
+        vec![Effect::Baseline(false)]
     }
 }
 

@@ -22,12 +22,20 @@
 //! - [`reports`]: the typed Status, ListTargets and Explain documents;
 //! - [`session`]: loading, attaching and running a backend;
 //! - [`adaptive`]: the adaptive targets' budget controllers;
-//! - [`canary`]: the A/B canary's alternating windows.
+//! - [`canary`]: the A/B canary's alternating windows;
+//! - [`effects`]: what the canary and the adaptive controller decide, as
+//!   values for this file to carry out;
+//! - [`targets`]: each target's cgroup, map slot and carried counts.
 //!
-//! This file holds the engine's state and the loop that ties them together.
+//! This file holds the engine's state, grouped by owner, and the loop that
+//! ties them together. The deciding owners (supervisor, canary, adaptive
+//! controller) read a view and return outcomes or effects; only this loop
+//! writes across owners. None of them imports from this file, so none is
+//! tied back to the engine that holds it.
 
 mod adaptive;
 mod canary;
+mod effects;
 pub mod generation;
 pub mod host;
 mod options;
@@ -36,6 +44,7 @@ mod reports;
 mod requests;
 mod session;
 pub mod supervisor;
+mod targets;
 #[cfg(test)]
 mod tests;
 
@@ -56,13 +65,16 @@ use crate::idempotency::IdempotencyStore;
 use crate::lifecycle::Transition;
 use crate::metrics::SharedSnapshot;
 use crate::persist::PersistentState;
-use crate::resolver::Resolved;
 use crate::telemetry::{ScanInput, Telemetry};
+use adaptive::{Adaptation, AdaptiveView};
+use canary::{CanaryOwner, CanaryView};
+use effects::{BudgetStep, Effect};
 use generation::Generation;
 pub use options::{BackendKind, EngineOptions, Probed};
 use host::Host;
 use partial::PartialSwitching;
 use supervisor::Supervisor;
+use targets::Targets;
 
 /// Last load, attach and map-update times.
 #[derive(Clone, Copy, Debug, Default)]
@@ -81,55 +93,86 @@ struct LoadedMaps {
     memory: Vec<scx_slo_bpf::map_memory::MapMemory>,
 }
 
-/// The engine.
-pub struct Engine {
-    opts: EngineOptions,
-    host: Box<dyn Host>,
+/// The ways in and out of the engine's thread.
+struct Channels {
+    /// Control requests.
     rx: Receiver<Envelope>,
+    /// What the D-Bus properties show.
     snapshot: Arc<Mutex<Snapshot>>,
+    /// Events for D-Bus signals.
     events: tokio::sync::mpsc::Sender<Event>,
-    generation: Generation,
-    adaptation: adaptive::Adaptation,
-    /// Reads the targets' own histograms (`scrape` blocks) off the engine
-    /// thread.
-    scraper: crate::scraper::Scraper,
-    /// The A/B canary of the applied config, when it has one.
-    canary: Option<canary::CanaryRun>,
-    /// A canary a previous run decided (promoted or expired): not run again
-    /// for the same config.
-    decided_canary: Option<scx_slo_api::documents::CanaryReport>,
-    /// The audit trail, or why it cannot be written (mutating calls are
-    /// then refused, except Disable).
-    audit: Result<crate::audit::AuditTrail, String>,
-    /// The embedded BPF objects' digests, verified at start.
-    bpf_objects: BTreeMap<String, String>,
-    supervisor: Supervisor,
-    idempotency: IdempotencyStore<Reply>,
+}
+
+/// What was probed and verified at start.
+struct Machine {
     features: KernelFeatures,
     topology: Topology,
-    telemetry: Telemetry,
-    /// Each target's cgroup, for those that exist.
-    resolved: BTreeMap<String, Resolved>,
-    /// Each target's map slot, stable across applies.
-    slots: crate::slots::Slots,
-    /// What ended sessions counted: counters never go backwards.
-    carried: crate::carry::Carried,
-    partial: PartialSwitching,
-    timings: Timings,
-    loaded_maps: LoadedMaps,
-    last_reload_error: Option<String>,
+    /// The embedded BPF objects' digests, verified at start.
+    bpf_objects: BTreeMap<String, String>,
+}
+
+/// What the control requests remember between calls.
+struct RequestBook {
+    idempotency: IdempotencyStore<Reply>,
     /// Refused reloads and idempotency replays and conflicts, for metrics.
     counts: crate::metrics::DaemonCounts,
-    /// Why the last write of the persistent state failed (None: it held).
-    persist_error: Option<String>,
+    last_reload_error: Option<String>,
+}
+
+/// What sessions leave for Status: the last one's timings and exit, the
+/// loaded maps, the SLO events received so far.
+#[derive(Default)]
+struct SessionRecord {
+    timings: Timings,
+    loaded_maps: LoadedMaps,
     last_exit: Option<ExitInfo>,
+    /// Early-warning events the reader threads received.
     events_received: Arc<AtomicU64>,
+}
+
+/// When the periodic work last ran.
+#[derive(Default)]
+struct Cadence {
     last_telemetry: Option<Instant>,
     last_status: Option<Instant>,
-    epoch: Instant,
+}
+
+/// The loop's own flags.
+#[derive(Default)]
+struct LoopState {
     shutdown: bool,
     notified_ready: bool,
     final_status_written: bool,
+}
+
+/// The engine: its owners, each a field (the code_shape test caps their
+/// number: a new piece of state joins its owner).
+pub struct Engine {
+    opts: EngineOptions,
+    host: Box<dyn Host>,
+    channels: Channels,
+    generation: Generation,
+    supervisor: Supervisor,
+    adaptation: Adaptation,
+    /// The A/B canary of the applied config.
+    canary: CanaryOwner,
+    /// Reads the targets' own histograms (`scrape` blocks) off the engine
+    /// thread.
+    scraper: crate::scraper::Scraper,
+    /// The audit trail, or why it cannot be written (mutating calls are
+    /// then refused, except Disable).
+    audit: Result<crate::audit::AuditTrail, String>,
+    machine: Machine,
+    requests: RequestBook,
+    telemetry: Telemetry,
+    cadence: Cadence,
+    targets: Targets,
+    partial: PartialSwitching,
+    session: SessionRecord,
+    /// Why the last write of the persistent state failed (None: it held).
+    persist_error: Option<String>,
+    epoch: Instant,
+    loop_state: LoopState,
 }
 
 /// A started engine and the ways into it.
@@ -165,7 +208,7 @@ impl Engine {
         info!(mode = primary.as_str(), requested = ?config.mode, capabilities = ?probed.caps.modes(), "mode selected");
         let persistent = probed.persistent;
         let adaptive_changes = persistent.adaptive_changes;
-        let decided_canary = persistent.canary;
+        let canary = CanaryOwner::new(persistent.canary);
         let (generation, dropped) = Generation::first(file, config, persistent.budget_overrides, host.online_cpus());
         if let Some(warning) = dropped {
             warn!("{warning}");
@@ -191,38 +234,27 @@ impl Engine {
         let engine = Engine {
             opts,
             host,
-            rx,
-            snapshot: Arc::clone(&snapshot),
-            events: events_tx,
-            adaptation: adaptive::Adaptation::new(&generation.config, &adaptive_changes),
+            channels: Channels { rx, snapshot: Arc::clone(&snapshot), events: events_tx },
+            adaptation: Adaptation::new(&generation.config, &adaptive_changes),
             scraper: crate::scraper::Scraper::default(),
-            canary: None,
-            decided_canary,
+            canary,
             audit,
-            bpf_objects,
+            machine: Machine { features: probed.features, topology: probed.topology, bpf_objects },
             generation,
             supervisor,
-            idempotency: IdempotencyStore::new(Duration::from_secs(3600), 4096),
-            features: probed.features,
-            topology: probed.topology,
+            requests: RequestBook {
+                idempotency: IdempotencyStore::new(Duration::from_secs(3600), 4096),
+                counts: crate::metrics::DaemonCounts::default(),
+                last_reload_error: None,
+            },
             telemetry,
-            resolved: BTreeMap::new(),
-            slots: Default::default(),
-            carried: Default::default(),
+            cadence: Cadence::default(),
+            targets: Targets::default(),
             partial: PartialSwitching::default(),
-            timings: Timings::default(),
-            loaded_maps: LoadedMaps::default(),
-            last_reload_error: None,
-            counts: crate::metrics::DaemonCounts::default(),
+            session: SessionRecord::default(),
             persist_error: None,
-            last_exit: None,
-            events_received: Arc::new(AtomicU64::new(0)),
-            last_telemetry: None,
-            last_status: None,
             epoch: Instant::now(),
-            shutdown: false,
-            notified_ready: false,
-            final_status_written: false,
+            loop_state: LoopState::default(),
         };
         engine.publish_snapshot();
         let handle = crate::control::EngineHandle {
@@ -244,7 +276,7 @@ impl Engine {
             warn!("{why}; staying off until Enable");
             self.ready();
         }
-        while !self.shutdown {
+        while !self.loop_state.shutdown {
             match self.supervisor.next_session(Instant::now()) {
                 Some((mode, fallback)) => {
                     let mut object = MaybeUninit::uninit();
@@ -256,7 +288,7 @@ impl Engine {
         self.host.notify(&[sd_notify::NotifyState::Stopping]);
         // A session that was running wrote the final status with the
         // kernel's counters; only a stop while idle still owes one.
-        if !self.final_status_written {
+        if !self.loop_state.final_status_written {
             self.write_status(None, true);
         }
         crate::exit::OK
@@ -266,10 +298,10 @@ impl Engine {
     fn idle_tick(&mut self) {
         self.host.notify(&[sd_notify::NotifyState::Watchdog]);
         let wait = self.supervisor.until_retry(Instant::now(), self.quiet_tick());
-        match self.rx.recv_timeout(wait) {
+        match self.channels.rx.recv_timeout(wait) {
             Ok(envelope) => self.handle(envelope, None),
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => self.shutdown = true,
+            Err(RecvTimeoutError::Disconnected) => self.loop_state.shutdown = true,
         }
         if self.telemetry_due() {
             self.telemetry_scan(None);
@@ -285,21 +317,21 @@ impl Engine {
     }
 
     fn telemetry_due(&self) -> bool {
-        self.last_telemetry.is_none_or(|t| t.elapsed() >= self.opts.telemetry_every)
+        self.cadence.last_telemetry.is_none_or(|t| t.elapsed() >= self.opts.telemetry_every)
     }
 
     /// Telemetry for one scan (metrics snapshot, overhead guard, advisory).
     fn telemetry_scan(&mut self, sched: Option<&mut dyn Backend>) {
-        self.last_telemetry = Some(Instant::now());
+        self.cadence.last_telemetry = Some(Instant::now());
         self.follow_scrapes();
         let caps = self.supervisor.capabilities().modes().to_vec();
         let adaptive = self.adaptive_reports();
         let (breaker_open, breaker_failures) = self.supervisor.breaker();
         let input = ScanInput {
             config: &self.generation.config,
-            slots: &self.slots,
-            carried: &self.carried,
-            resolved: &self.resolved,
+            slots: &self.targets.slots,
+            carried: &self.targets.carried,
+            resolved: &self.targets.resolved,
             cgroup_root: self.host.cgroup_root(),
             mode: self.supervisor.active,
             state: self.supervisor.state().as_str(),
@@ -308,28 +340,153 @@ impl Engine {
             adaptive,
             scrapes: self.scrape_reports(),
             audit: self.audit.as_ref().map_or((0, 0, false), |t| (t.appends, t.failures, true)),
-            bpf_objects: self.bpf_objects.clone(),
-            maps: (self.loaded_maps.memory.iter().map(|m| (m.name.clone(), m.bytes)).collect(), self.loaded_maps.capacity),
+            bpf_objects: self.machine.bpf_objects.clone(),
+            maps: (self.session.loaded_maps.memory.iter().map(|m| (m.name.clone(), m.bytes)).collect(), self.session.loaded_maps.capacity),
             health: crate::metrics::DaemonHealth {
                 breaker_open,
                 breaker_failures,
                 budget_overrides: self.generation.overrides.len(),
-                counts: self.counts,
+                counts: self.requests.counts,
             },
-            canary: self.canary.as_ref().map(canary::CanaryRun::report),
+            canary: self.canary.report(),
         };
         self.telemetry.scan(&input, sched);
     }
 
+    /// Follows a generation that did not come from a controller (a reload,
+    /// an operator's SetBudget or ClearBudget): the controllers start over
+    /// from it (`Adaptation::follow`), and the scraper reads its endpoints.
+    fn follow_config(&mut self) {
+        self.adaptation.follow(&self.generation.config);
+        self.follow_scrapes();
+    }
+
+    /// The scraper's endpoints and their units' cgroups, as resolved now
+    /// (each scan: units start and stop).
+    fn follow_scrapes(&mut self) {
+        let resolved = &self.targets.resolved;
+        self.scraper.follow(self.generation.config.targets.iter().filter_map(|t| Some((t.scrape.as_ref()?, resolved.get(&t.key).map(|r| r.dir.clone())))));
+    }
+
+    /// The canary's turn in a session (at its start and every loop): it
+    /// follows the applied config, then begins or ends its arm's window.
+    /// True when the session must end (the other arm is next).
+    fn canary_tick(&mut self, sched: &dyn Backend, mode: ActiveMode, fallback: bool) -> bool {
+        let followed = self.canary.follow(&self.generation.config, &self.generation.file.sha256);
+        self.carry_out(followed, None);
+        let view = CanaryView {
+            config: &self.generation.config,
+            targets: &self.targets,
+            scraper: &self.scraper,
+            sched,
+            in_baseline: self.supervisor.in_baseline(),
+            seed: self.generation.number ^ self.epoch.elapsed().as_nanos() as u64,
+        };
+        let (ends, effects) = self.canary.tick(&view, mode, fallback);
+        self.carry_out(effects, None);
+        ends
+    }
+
+    /// The observe session of the canary's baseline could not load.
+    fn canary_baseline_failed(&mut self, why: &str) {
+        let effects = self.canary.baseline_failed(self.supervisor.in_baseline(), why);
+        self.carry_out(effects, None);
+    }
+
+    /// The adaptive targets whose interval ended by `now` (enforce mode,
+    /// from the session's scan).
+    fn adapt(&mut self, sched: &mut dyn Backend, now: Instant) {
+        let view = AdaptiveView { config: &self.generation.config, targets: &self.targets, scraper: &self.scraper, sched: &*sched };
+        let effects = self.adaptation.pass(&view, now);
+        self.carry_out(effects, Some(sched));
+    }
+
+    /// Carries out what an owner decided, in order ([`effects`]).
+    fn carry_out(&mut self, effects: Vec<Effect>, mut sched: Option<&mut dyn Backend>) {
+        for effect in effects {
+            match effect {
+                Effect::Baseline(on) => self.supervisor.set_baseline(on),
+                Effect::RollBack(reason) => {
+                    let t = self.supervisor.canary_rolled_back(&reason);
+                    let _ = self.save_persistent();
+                    self.announce(t);
+                }
+                Effect::ApplyBudgets(steps) => match sched.as_mut() {
+                    Some(s) => self.apply_budget_steps(steps, &mut **s),
+                    None => error!("budget steps without a loaded scheduler: not applied"),
+                },
+                Effect::Audit { kind, action, detail } => {
+                    let _ = self.audit_event(kind, None, &action, detail);
+                }
+                Effect::Persist { unsaved } => {
+                    let clause = self.save_persistent();
+                    if let (Some(what), false) = (unsaved, clause.is_empty()) {
+                        warn!("{what}{clause}");
+                    }
+                }
+                Effect::Emit(event) => {
+                    let _ = self.channels.events.try_send(event);
+                }
+            }
+        }
+    }
+
+    /// [`Effect::ApplyBudgets`]: the steps together as one generation; if
+    /// admission refuses them together, each alone, so one refusal does not
+    /// hold back the others. Each result goes back to the controller at
+    /// once (its audit record follows the generation's), and the state is
+    /// saved once if any step was applied.
+    fn apply_budget_steps(&mut self, mut steps: Vec<BudgetStep>, sched: &mut dyn Backend) {
+        let together: Vec<(String, scx_slo_api::BudgetOverride)> = steps.iter().map(|p| (p.unit.clone(), p.budget)).collect();
+        let mut applied = 0;
+        let record = |engine: &mut Engine, step: BudgetStep, result: Reply| {
+            let (ok, effects) = engine.adaptation.outcome(step, result, engine.generation.number);
+            engine.carry_out(effects, None);
+            usize::from(ok)
+        };
+        match self.adaptive_budgets(&together, sched) {
+            Ok(reply) => {
+                for step in steps {
+                    applied += record(self, step, Ok(reply.clone()));
+                }
+            }
+            Err(e) if steps.len() == 1 => {
+                record(self, steps.remove(0), Err(e));
+            }
+            Err(_) => {
+                for step in steps {
+                    let alone = self.adaptive_budgets(&[(step.unit.clone(), step.budget)], sched);
+                    applied += record(self, step, alone);
+                }
+            }
+        }
+        if applied > 0 {
+            self.carry_out(vec![Effect::Persist { unsaved: Some("the learned budgets are in force") }], None);
+        }
+    }
+
+    /// Controllers' budgets through SetBudget's path: validated whole with
+    /// the other overrides, admission-checked, the maps written, and only
+    /// then the running generation. The controllers are not told to start
+    /// over (their own change).
+    fn adaptive_budgets(&mut self, budgets: &[(String, scx_slo_api::BudgetOverride)], sched: &mut dyn Backend) -> Reply {
+        let mut overrides = self.generation.overrides.clone();
+        for (unit, budget) in budgets {
+            overrides.insert(unit.clone(), *budget);
+        }
+        let candidate = self.generation.with_overrides(overrides, self.host.online_cpus())?;
+        self.apply(candidate, Some(sched))
+    }
+
     fn ready(&mut self) {
-        if !self.notified_ready {
+        if !self.loop_state.notified_ready {
             self.host.notify(&[sd_notify::NotifyState::Ready]);
-            self.notified_ready = true;
+            self.loop_state.notified_ready = true;
         }
     }
 
     fn publish_snapshot(&self) {
-        if let Ok(mut s) = self.snapshot.lock() {
+        if let Ok(mut s) = self.channels.snapshot.lock() {
             *s = Snapshot {
                 state: self.supervisor.state(),
                 mode: ActiveMode::name_of(self.supervisor.active).into(),
@@ -344,7 +501,7 @@ impl Engine {
         info!(event = "state_changed", from = %t.from, to = %t.to, reason = %t.reason, "state changed");
         self.host.notify(&[sd_notify::NotifyState::Status(&format!("{}: {}", t.to, t.reason))]);
         self.publish_snapshot();
-        let _ = self.events.try_send(Event::StateChanged {
+        let _ = self.channels.events.try_send(Event::StateChanged {
             state: t.to.to_string(),
             mode: ActiveMode::name_of(self.supervisor.active).into(),
             reason: t.reason,
@@ -362,7 +519,7 @@ impl Engine {
             breaker_open,
             budget_overrides: self.generation.overrides.clone(),
             adaptive_changes: self.adaptation.last_changes(),
-            canary: self.canary.as_ref().and_then(canary::CanaryRun::decided).or_else(|| self.decided_canary.clone()),
+            canary: self.canary.to_persist(),
         };
         match self.host.save_state(&state) {
             Ok(()) => {
@@ -378,13 +535,13 @@ impl Engine {
     }
 
     fn maybe_write_status(&mut self, sched: Option<&dyn Backend>) {
-        if self.last_status.is_none_or(|t| t.elapsed() >= self.opts.status_every) {
+        if self.cadence.last_status.is_none_or(|t| t.elapsed() >= self.opts.status_every) {
             self.write_status(sched, false);
         }
     }
 
     fn write_status(&mut self, sched: Option<&dyn Backend>, final_write: bool) {
-        self.last_status = Some(Instant::now());
+        self.cadence.last_status = Some(Instant::now());
         // The final file reads the maps itself (the last scan may predate the
         // session's last second); the periodic one reuses the last scan's.
         if let Err(e) = self.host.write_status(&self.status(sched, final_write, final_write)) {

@@ -19,7 +19,7 @@ fn to_json(doc: &impl serde::Serialize) -> Reply {
 impl Engine {
     /// The cgroup directory and id of a target, once resolved.
     fn cgroup_of(&self, unit: &str) -> (Option<String>, Option<u64>) {
-        let r = self.resolved.get(unit);
+        let r = self.targets.resolved.get(unit);
         (r.map(|r| r.dir.display().to_string()), r.map(|r| r.cgroup_id))
     }
 
@@ -30,13 +30,13 @@ impl Engine {
     pub(super) fn status(&self, sched: Option<&dyn Backend>, final_write: bool, live: bool) -> Status {
         let scanned = (!live).then(|| self.telemetry.lock_latest()).filter(|s| s.generation == self.generation.number);
         let targets = self.generation.config.targets.iter().enumerate().map(|(i, t)| {
-            let slot = self.slots.get(&t.key);
+            let slot = self.targets.slots.get(&t.key);
             let last_scan = scanned.as_ref().and_then(|s| s.units.get(i)).filter(|u| u.unit == t.key);
             let stats = match last_scan {
                 Some(u) => u.stats.clone(),
                 None => {
-                    let live = self.resolved.get(&t.key).and(sched).zip(slot).and_then(|(s, slot)| s.target_stats(slot).ok());
-                    self.carried.total(&t.key, live)
+                    let live = self.targets.resolved.get(&t.key).and(sched).zip(slot).and_then(|(s, slot)| s.target_stats(slot).ok());
+                    self.targets.carried.total(&t.key, live)
                 }
             };
             let q = |q| stats.as_ref().and_then(|s| scx_slo_bpf::maps::quantile_upper_ns(&s.rq_delay_hist, q));
@@ -83,14 +83,14 @@ impl Engine {
             config_path: self.opts.config_path.display().to_string(),
             config_sha256: self.generation.file.sha256.clone(),
             backend: format!("{:?}", self.opts.backend).to_lowercase(),
-            kernel: self.features.clone(),
-            load_ms: self.timings.load_ms,
-            attach_ms: self.timings.attach_ms,
-            last_apply_us: self.timings.last_apply_us,
+            kernel: self.machine.features.clone(),
+            load_ms: self.session.timings.load_ms,
+            attach_ms: self.session.timings.attach_ms,
+            last_apply_us: self.session.timings.last_apply_us,
             switched_threads: self.partial.switched(),
             partial_switch: self.partial.report(),
-            events_received: self.events_received.load(Ordering::Relaxed),
-            last_reload_error: self.last_reload_error.clone(),
+            events_received: self.session.events_received.load(Ordering::Relaxed),
+            last_reload_error: self.requests.last_reload_error.clone(),
             operator_disabled: self.supervisor.operator_disabled().map(str::to_string),
             persist_error: self.persist_error.clone(),
             breaker: BreakerReport { open, recent_failures },
@@ -107,10 +107,10 @@ impl Engine {
                 .collect(),
             adaptive: self.adaptive_reports(),
             scrapes: self.scrape_reports(),
-            canary: self.canary.as_ref().map(super::canary::CanaryRun::report),
-            target_capacity: self.loaded_maps.capacity,
-            maps: self.loaded_maps.memory.clone(),
-            bpf_objects: self.bpf_objects.clone(),
+            canary: self.canary.report(),
+            target_capacity: self.session.loaded_maps.capacity,
+            maps: self.session.loaded_maps.memory.clone(),
+            bpf_objects: self.machine.bpf_objects.clone(),
             audit: match &self.audit {
                 Ok(t) => {
                     let (last_seq, last_hash) = t.head();
@@ -127,7 +127,7 @@ impl Engine {
             },
             targets,
             global: sched.and_then(|s| s.global_stats().ok()).map(|g| g.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>()),
-            exit: self.last_exit.clone(),
+            exit: self.session.last_exit.clone(),
         }
     }
 
@@ -176,8 +176,8 @@ impl Engine {
             ),
             None => config_path.to_string(),
         };
-        let live = self.slots.get(unit).and_then(|slot| sched.and_then(|s| s.target_stats(slot).ok()));
-        let stats = self.carried.total(unit, live);
+        let live = self.targets.slots.get(unit).and_then(|slot| sched.and_then(|s| s.target_stats(slot).ok()));
+        let stats = self.targets.carried.total(unit, live);
         let (cgroup, cgroup_id) = self.cgroup_of(unit);
         let state = self.supervisor.state();
         let recent = stats.map(|s| {

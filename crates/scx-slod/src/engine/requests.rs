@@ -75,7 +75,7 @@ impl Engine {
             Request::ResetBreaker => Ok(self.reset_breaker()),
             Request::Shutdown => {
                 info!("stop requested");
-                self.shutdown = true;
+                self.loop_state.shutdown = true;
                 Ok("stopping".into())
             }
         };
@@ -159,7 +159,7 @@ impl Engine {
         let resolved = self.host.resolve_all(&candidate.config);
         // On a copy: if the maps cannot be written, the running generation
         // keeps its slots.
-        let mut slots = self.slots.clone();
+        let mut slots = self.targets.slots.clone();
         slots.assign(&candidate.config);
         if let Some(s) = sched {
             // The maps hold the slots they were sized for at load; every
@@ -179,15 +179,15 @@ impl Engine {
                 ControlError::Failed(format!("writing maps: {e:#}; generation {} stays", self.generation.number))
             })?;
             slots.written(&candidate.config, &targets);
-            self.timings.last_apply_us = t.elapsed().as_secs_f64() * 1e6;
+            self.session.timings.last_apply_us = t.elapsed().as_secs_f64() * 1e6;
         }
-        self.slots = slots;
-        self.resolved = resolved;
+        self.targets.slots = slots;
+        self.targets.resolved = resolved;
         self.generation.commit(candidate);
-        self.carried.retain(&self.generation.config);
+        self.targets.carried.retain(&self.generation.config);
         self.publish_snapshot();
-        let _ = self.events.try_send(Event::PropertiesChanged);
-        let (number, targets, us) = (self.generation.number, self.generation.config.targets.len(), self.timings.last_apply_us);
+        let _ = self.channels.events.try_send(Event::PropertiesChanged);
+        let (number, targets, us) = (self.generation.number, self.generation.config.targets.len(), self.session.timings.last_apply_us);
         info!(generation = number, targets, apply_us = format!("{us:.0}"), "generation applied");
         let budgets: serde_json::Map<String, serde_json::Value> = self
             .generation
@@ -224,11 +224,11 @@ impl Engine {
                 Ok(format!("{reply}; budget overrides dropped: {dropped}{unsaved}"))
             });
         match &result {
-            Ok(_) => self.last_reload_error = None,
+            Ok(_) => self.requests.last_reload_error = None,
             Err(e) => {
                 error!("reload rejected, generation {} stays: {e}", self.generation.number);
-                self.last_reload_error = Some(e.to_string());
-                self.counts.reload_failures += 1;
+                self.requests.last_reload_error = Some(e.to_string());
+                self.requests.counts.reload_failures += 1;
             }
         }
         result
@@ -241,19 +241,19 @@ impl Engine {
         if key.is_empty() {
             return call(self);
         }
-        match self.idempotency.check(key, args, self.epoch.elapsed()) {
+        match self.requests.idempotency.check(key, args, self.epoch.elapsed()) {
             Lookup::Replay(first) => {
-                self.counts.idempotency_replays += 1;
+                self.requests.counts.idempotency_replays += 1;
                 return first;
             }
             Lookup::Conflict => {
-                self.counts.idempotency_conflicts += 1;
+                self.requests.counts.idempotency_conflicts += 1;
                 return Err(ControlError::Conflict(format!("key {key:?} was used with other arguments within the last hour")));
             }
             Lookup::New => {}
         }
         let result = call(self);
-        self.idempotency.record(key, args, result.clone(), self.epoch.elapsed());
+        self.requests.idempotency.record(key, args, result.clone(), self.epoch.elapsed());
         result
     }
 

@@ -41,7 +41,7 @@ impl Engine {
             (BackendKind::Bpf, ActiveMode::Enforce) => {
                 let params = LoadParams {
                     config: self.generation.config.clone(),
-                    topology: self.topology.clone(),
+                    topology: self.machine.topology.clone(),
                     target_capacity: self.target_capacity(),
                 };
                 Ok(Box::new(Scheduler::load(object, &params)?))
@@ -56,7 +56,7 @@ impl Engine {
     /// target count, or from the highest slot one of its targets keeps,
     /// whichever needs more (slots survive sessions; see slots.rs).
     pub(super) fn target_capacity(&self) -> u32 {
-        let mut slots = self.slots.clone();
+        let mut slots = self.targets.slots.clone();
         slots.assign(&self.generation.config);
         let needed = slots.highest().map_or(0, |s| s as usize + 1).max(self.generation.config.targets.len());
         scx_slo_model::target_capacity(needed) as u32
@@ -69,21 +69,21 @@ impl Engine {
 
     /// Fills a freshly loaded backend's maps and attaches it.
     pub(super) fn fill_and_attach(&mut self, sched: &mut dyn Backend) -> Result<(), String> {
-        self.resolved = self.host.resolve_all(&self.generation.config);
+        self.targets.resolved = self.host.resolve_all(&self.generation.config);
         self.follow_scrapes();
         let t = Instant::now();
-        self.slots.new_maps();
-        self.slots.assign(&self.generation.config);
-        let targets = self.slots.map_targets(&self.generation.config, &self.resolved);
+        self.targets.slots.new_maps();
+        self.targets.slots.assign(&self.generation.config);
+        let targets = self.targets.slots.map_targets(&self.generation.config, &self.targets.resolved);
         sched.apply(&targets).map_err(|e| format!("filling the maps: {e:#}"))?;
-        self.slots.written(&self.generation.config, &targets);
-        self.timings.last_apply_us = t.elapsed().as_secs_f64() * 1e6;
+        self.targets.slots.written(&self.generation.config, &targets);
+        self.session.timings.last_apply_us = t.elapsed().as_secs_f64() * 1e6;
         self.adaptation.session_started();
         let t = Instant::now();
         sched.attach().map_err(|e| format!("attaching: {e:#}"))?;
-        self.timings.attach_ms = t.elapsed().as_secs_f64() * 1e3;
-        self.loaded_maps.capacity = sched.target_capacity();
-        self.loaded_maps.memory = sched.map_memory().unwrap_or_else(|e| {
+        self.session.timings.attach_ms = t.elapsed().as_secs_f64() * 1e3;
+        self.session.loaded_maps.capacity = sched.target_capacity();
+        self.session.loaded_maps.memory = sched.map_memory().unwrap_or_else(|e| {
             warn!("the maps' memory cannot be read: {e:#}");
             Vec::new()
         });
@@ -106,7 +106,7 @@ impl Engine {
             Ok(s) => s,
             Err(why) => return self.session_failed(fallback, why),
         };
-        self.timings.load_ms = started.elapsed().as_secs_f64() * 1e3;
+        self.session.timings.load_ms = started.elapsed().as_secs_f64() * 1e3;
         if let Err(why) = self.fill_and_attach(sched.as_mut()) {
             return self.session_failed(fallback, format!("{what}: {why}"));
         }
@@ -115,34 +115,34 @@ impl Engine {
         self.canary_tick(sched.as_ref(), mode, fallback);
         let detail = serde_json::json!({
             "mode": mode.as_str(), "fallback": fallback, "generation": self.generation.number,
-            "load_ms": self.timings.load_ms, "attach_ms": self.timings.attach_ms,
+            "load_ms": self.session.timings.load_ms, "attach_ms": self.session.timings.attach_ms,
         });
         let _ = self.audit_event("scheduler", None, &format!("{what} attached"), detail);
         if fallback && self.supervisor.in_baseline() {
             info!(event = "mode_changed", mode = mode.as_str(), "canary baseline: the default scheduler runs, the observe probes measure it");
             self.publish_snapshot();
-            let _ = self.events.try_send(Event::PropertiesChanged);
+            let _ = self.channels.events.try_send(Event::PropertiesChanged);
         } else if fallback {
             warn!(event = "mode_changed", mode = mode.as_str(), "enforce is not running: observing with the default scheduler meanwhile");
             self.publish_snapshot();
-            let _ = self.events.try_send(Event::PropertiesChanged);
+            let _ = self.channels.events.try_send(Event::PropertiesChanged);
         } else {
-            self.last_exit = None;
+            self.session.last_exit = None;
             let t = self.supervisor.go(
                 State::Running,
                 format!(
                     "{what} attached, {} mode (generation {}, {} of {} targets resolved, load {:.1} ms, attach {:.1} ms)",
                     mode.as_str(),
                     self.generation.number,
-                    self.resolved.len(),
+                    self.targets.resolved.len(),
                     self.generation.config.targets.len(),
-                    self.timings.load_ms,
-                    self.timings.attach_ms
+                    self.session.timings.load_ms,
+                    self.session.timings.attach_ms
                 ),
             );
             self.announce(t);
             self.supervisor.running(self.generation.number);
-            for t in self.generation.config.targets.iter().filter(|t| !self.resolved.contains_key(&t.key)) {
+            for t in self.generation.config.targets.iter().filter(|t| !self.targets.resolved.contains_key(&t.key)) {
                 warn!(unit = %t.key, "target has no cgroup yet; retrying every scan");
             }
             self.ready();
@@ -206,12 +206,12 @@ impl Engine {
             if fallback {
                 wait = self.supervisor.until_retry(Instant::now(), wait);
             }
-            match self.rx.recv_timeout(wait) {
+            match self.channels.rx.recv_timeout(wait) {
                 Ok(envelope) => self.handle(envelope, Some(&mut *sched)),
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => self.shutdown = true,
+                Err(RecvTimeoutError::Disconnected) => self.loop_state.shutdown = true,
             }
-            if self.shutdown || !self.supervisor.wanted_on() || self.supervisor.mode_switch() {
+            if self.loop_state.shutdown || !self.supervisor.wanted_on() || self.supervisor.mode_switch() {
                 break;
             }
             if fallback && self.supervisor.primary_due(Instant::now()) {
@@ -229,7 +229,7 @@ impl Engine {
                 );
                 let detail = serde_json::json!({ "kind": exit.kind_name, "reason": exit.reason, "msg": exit.msg });
                 let _ = self.audit_event("scheduler", None, "ejected by the kernel", detail);
-                self.last_exit = Some(exit);
+                self.session.last_exit = Some(exit);
                 sched.detach();
                 self.partial.restore_all();
                 self.failed(why);
@@ -243,12 +243,10 @@ impl Engine {
         }
         // Disable already detached; stopping and ejection land here too. A
         // canary window still open was cut short: it is not judged.
-        if let Some(c) = self.canary.as_mut() {
-            c.abandon();
-        }
+        self.canary.abandon();
         let t = Instant::now();
         sched.detach();
-        self.loaded_maps = LoadedMaps::default();
+        self.session.loaded_maps = LoadedMaps::default();
         // No new-task switching after this point: stop the events thread
         // before restoring, and restore what it switched too.
         if let Some(stop) = &reader_stop {
@@ -259,14 +257,14 @@ impl Engine {
         }
         self.partial.adopt_reported();
         let restored = self.partial.restore_all();
-        if self.shutdown {
+        if self.loop_state.shutdown {
             self.write_status(Some(&*sched), true);
-            self.final_status_written = true;
+            self.loop_state.final_status_written = true;
         }
         // After the final status (which reads the live maps itself): from
         // here the ended session's counts are carried.
-        self.carried.session_ended(&self.generation.config, &self.slots, &self.resolved, &*sched);
-        if self.shutdown {
+        self.targets.carried.session_ended(&self.generation.config, &self.targets.slots, &self.targets.resolved, &*sched);
+        if self.loop_state.shutdown {
             info!(
                 detach_ms = format!("{:.1}", t.elapsed().as_secs_f64() * 1e3),
                 restored_threads = restored,
@@ -275,7 +273,7 @@ impl Engine {
             );
         }
         self.supervisor.detached();
-        let detail = serde_json::json!({ "mode": mode.as_str(), "generation": self.generation.number, "restored_threads": restored, "stopping": self.shutdown });
+        let detail = serde_json::json!({ "mode": mode.as_str(), "generation": self.generation.number, "restored_threads": restored, "stopping": self.loop_state.shutdown });
         let _ = self.audit_event("scheduler", None, &format!("{} detached", what(mode)), detail);
         self.publish_snapshot();
         self.telemetry_scan(None);
@@ -287,9 +285,9 @@ impl Engine {
         stop: Arc<scx_slo_bpf::events::ReaderStop>,
     ) -> std::thread::JoinHandle<()> {
         let names: Vec<String> = self.generation.config.targets.iter().map(|t| t.key.clone()).collect();
-        let received = Arc::clone(&self.events_received);
+        let received = Arc::clone(&self.session.events_received);
         let sink = self.partial.sink();
-        let events = self.events.clone();
+        let events = self.channels.events.clone();
         std::thread::spawn(move || {
             let result = scx_slo_bpf::events::read_events(map, stop, move |ev| {
                 if ev.kind == scx_slo_bpf::intf::slo_event_kind_SLO_EVENT_NEW_TASK {
@@ -325,22 +323,22 @@ impl Engine {
         let slow_due = self.telemetry_due();
         if slow_due {
             let now_resolved = self.host.resolve_all(&self.generation.config);
-            if now_resolved != self.resolved {
+            if now_resolved != self.targets.resolved {
                 let t = Instant::now();
-                let targets = self.slots.map_targets(&self.generation.config, &now_resolved);
+                let targets = self.targets.slots.map_targets(&self.generation.config, &now_resolved);
                 match sched.apply(&targets) {
                     Ok(()) => {
-                        self.slots.written(&self.generation.config, &targets);
-                        self.timings.last_apply_us = t.elapsed().as_secs_f64() * 1e6;
+                        self.targets.slots.written(&self.generation.config, &targets);
+                        self.session.timings.last_apply_us = t.elapsed().as_secs_f64() * 1e6;
                         info!(resolved = now_resolved.len(), "target cgroups changed; maps updated");
-                        self.resolved = now_resolved;
+                        self.targets.resolved = now_resolved;
                     }
                     Err(e) => warn!("updating maps for changed cgroups: {e:#}"),
                 }
             }
         }
         if self.partial_switching(mode) {
-            self.partial.scan(&self.resolved);
+            self.partial.scan(&self.targets.resolved);
         }
         // Budgets exist only while scx_slo schedules.
         if mode == ActiveMode::Enforce {

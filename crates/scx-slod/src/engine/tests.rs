@@ -445,7 +445,7 @@ fn counters_carry_over_a_re_attach() {
     running(&mut e, &mut first);
     assert_eq!(wakeups(&status(&mut e, Some(&mut first))), Some(7));
     // The session ends (Disable, an ejection, a mode switch): its counts stay.
-    e.carried.session_ended(&e.generation.config, &e.slots, &e.resolved, &first);
+    e.targets.carried.session_ended(&e.generation.config, &e.targets.slots, &e.targets.resolved, &first);
     assert_eq!(wakeups(&status(&mut e, None)), Some(7), "between sessions");
     let mut second = Recording::default();
     running(&mut e, &mut second);
@@ -455,7 +455,7 @@ fn counters_carry_over_a_re_attach() {
     json["targets"].as_object_mut().unwrap().remove("api.service");
     *host.config.lock().unwrap() = json.to_string();
     ok(call(&mut e, Some(&mut second), reload(&host)));
-    assert_eq!(e.carried.total("api.service", None), None);
+    assert_eq!(e.targets.carried.total("api.service", None), None);
 }
 
 #[test]

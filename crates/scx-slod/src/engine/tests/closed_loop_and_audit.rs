@@ -12,7 +12,7 @@ const WORKER: &str = "worker.service";
 /// Adds `n` jobs of `us` µs response time to `unit`'s counters, as the
 /// scheduler counts them: past the deadline a miss, else its slack.
 fn add_jobs(e: &Engine, b: &mut Recording, unit: &str, n: u64, us: u64) {
-    let slot = e.slots.get(unit).expect("a slot");
+    let slot = e.targets.slots.get(unit).expect("a slot");
     let deadline_us = e.generation.config.targets.iter().find(|t| t.key == unit).and_then(|t| t.deadline).unwrap().as_us();
     let buckets = scx_slo_bpf::intf::slo_consts_SLO_HIST_BUCKETS as usize;
     let s = b.stats.entry(slot).or_insert_with(|| TargetStats { slack_hist: vec![0; buckets], rq_delay_hist: vec![0; buckets], ..Default::default() });
@@ -32,7 +32,7 @@ fn adapt_at(e: &mut Engine, b: &mut Recording, start: std::time::Instant, t: u64
 }
 
 fn worker_runtime(b: &Recording, e: &Engine) -> u64 {
-    let slot = e.slots.get(WORKER).unwrap();
+    let slot = e.targets.slots.get(WORKER).unwrap();
     b.applied.iter().find(|t| t.index == slot).map(|t| t.cfg.runtime_ns).expect("worker in the maps")
 }
 
@@ -427,12 +427,12 @@ fn a_decided_canary_persists_and_a_restart_with_the_same_config_does_not_judge_i
     let host = MemoryHost::new(&text);
     let sha = scx_slo_model::config_digest(&text);
     let promoted = scx_slo_api::documents::CanaryReport {
-        state: "promoted".into(),
+        state: scx_slo_api::documents::CanaryState::Promoted,
         windows: 3,
         streak: 3,
         window_s: 10.0,
         config_sha256: sha.clone(),
-        verdicts: vec!["better".into(), "same".into(), "better".into()],
+        verdicts: ["better", "same", "better"].map(|v| serde_json::from_value(serde_json::json!(v)).unwrap()).into(),
         outcome: Some("promoted: 3 windows in a row better or same".into()),
         ..Default::default()
     };
@@ -442,7 +442,7 @@ fn a_decided_canary_persists_and_a_restart_with_the_same_config_does_not_judge_i
     running(&mut e, &mut b);
     assert!(!e.canary_tick(&b, scx_slo_api::ActiveMode::Enforce, false), "no window ends the session");
     let c = status(&mut e, Some(&mut b)).canary.expect("the canary's report");
-    assert_eq!((c.state.as_str(), c.windows, c.arm.as_deref()), ("promoted", 3, None));
+    assert_eq!((c.state.as_str(), c.windows, c.arm.map(|a| a.as_str())), ("promoted", 3, None));
     assert!(c.outcome.as_deref().is_some_and(|o| o.ends_with("(decided before scx-slod restarted)")), "{c:?}");
     assert!(!e.supervisor.in_baseline());
     // Saved again as it was decided (not with the restart's words).
@@ -457,7 +457,7 @@ fn a_decided_canary_persists_and_a_restart_with_the_same_config_does_not_judge_i
     running(&mut e, &mut b);
     e.canary_tick(&b, scx_slo_api::ActiveMode::Enforce, false);
     let c = status(&mut e, Some(&mut b)).canary.expect("the canary's report");
-    assert_eq!((c.state.as_str(), c.arm.as_deref()), ("running", Some("candidate")));
+    assert_eq!((c.state.as_str(), c.arm.map(|a| a.as_str())), ("running", Some("candidate")));
     e.save_persistent();
     assert_eq!(host.last_saved().canary, None);
 }

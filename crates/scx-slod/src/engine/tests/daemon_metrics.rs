@@ -32,7 +32,7 @@ fn refusals_replays_conflicts_and_overrides_reach_the_metrics() {
     assert!(!h.breaker_open);
 
     // A session that ends adds its whole-scheduler counters to the next.
-    e.carried.session_ended(&e.generation.config, &e.slots, &e.resolved, &b);
+    e.targets.carried.session_ended(&e.generation.config, &e.targets.slots, &e.targets.resolved, &b);
     e.telemetry_scan(Some(&mut b));
     assert_eq!(e.telemetry.latest().global.get("enqueues"), Some(&6));
 }
@@ -47,7 +47,7 @@ fn the_periodic_status_file_reuses_the_last_scan_and_the_final_one_reads_live() 
     let (mut e, _h) = engine(&host);
     let mut b = Recording::default();
     running(&mut e, &mut b);
-    let slot = e.slots.get("api.service").expect("api.service has a slot");
+    let slot = e.targets.slots.get("api.service").expect("api.service has a slot");
     let jobs = |n: u64| TargetStats { counters: [("jobs".into(), n)].into(), ..Default::default() };
     b.stats.insert(slot, jobs(1));
     e.telemetry_scan(Some(&mut b));
