@@ -13,6 +13,7 @@ pub mod documents;
 pub mod error;
 pub mod exit;
 pub mod host;
+pub mod paths;
 pub mod scrape;
 pub mod state;
 

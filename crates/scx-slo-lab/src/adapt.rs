@@ -103,7 +103,7 @@ pub fn run(env: &Env) -> Result<Report> {
     let mut report = Report::new("adapt");
     setup_cgroups(env)?;
     let bpftool = env.exe("bpftool");
-    let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
+    let _ = std::fs::remove_file(scx_slo_api::paths::STATE_FILE);
     write_config(&adapt_config())?;
     let api_id = kernel::cgroup_id(&env.cg(API))?;
     let (light_s, heavy_s) = (16u64, 56u64);
@@ -224,7 +224,7 @@ pub fn run(env: &Env) -> Result<Report> {
     // what it moved it from).
     daemon.signal(libc::SIGTERM);
     let _ = daemon.wait_exit(Duration::from_secs(20));
-    let persisted = std::fs::read("/var/lib/scx-slo/state.json")
+    let persisted = std::fs::read(scx_slo_api::paths::STATE_FILE)
         .ok()
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
         .and_then(|v| v["budget_overrides"]["api.service"]["runtime_us"].as_u64())
@@ -299,7 +299,7 @@ fn tune_and_apply(env: &Env, report: &mut Report, daemon: &mut Daemon, api_id: u
     // by starting from an empty state.
     daemon.signal(libc::SIGTERM);
     let _ = daemon.wait_exit(Duration::from_secs(20));
-    let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
+    let _ = std::fs::remove_file(scx_slo_api::paths::STATE_FILE);
     *daemon = Daemon::start(env, "adapt-tuned")?;
     let enabled = daemon.wait_enabled(Duration::from_secs(60));
     // Measured once this daemon runs and its status file shows counters.
@@ -368,7 +368,7 @@ fn read_served() -> Option<scx_slo_api::scrape::Buckets> {
 fn service_sli(env: &Env, report: &mut Report, daemon: &mut Daemon, api_id: u64) -> Result<()> {
     daemon.signal(libc::SIGTERM);
     let _ = daemon.wait_exit(Duration::from_secs(20));
-    let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
+    let _ = std::fs::remove_file(scx_slo_api::paths::STATE_FILE);
     let mut config = adapt_config();
     let target = &mut config["targets"]["api.service"];
     target["adaptive"].as_object_mut().map(|a| a.remove("sli"));

@@ -312,7 +312,7 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
 /// window opens the breaker and it stays off.
 fn ejection(env: &Env, report: &mut Report) -> Result<()> {
     write_config(&enforce_config("partial"))?;
-    let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
+    let _ = std::fs::remove_file(scx_slo_api::paths::STATE_FILE);
     let mut daemon = Daemon::start_with(env, "eject", &["--retry-backoff", "1s", "--breaker-failures", "3"])?;
     if daemon.wait_enabled(Duration::from_secs(60)).is_none() {
         report.check("ejection: scheduler started", false, daemon.log_tail());
@@ -359,7 +359,7 @@ fn ejection(env: &Env, report: &mut Report) -> Result<()> {
     // reason, the breaker opening, and the SIGHUP reloads of both modes
     // (the refused bad config among them), and it verifies.
     let mut entries = Vec::new();
-    let verified = scx_slo_api::audit::verify_with(std::path::Path::new("/var/lib/scx-slo/audit"), |e| entries.push(e.clone()));
+    let verified = scx_slo_api::audit::verify_with(std::path::Path::new(scx_slo_api::paths::AUDIT_DIR), |e| entries.push(e.clone()));
     let ejected = entries.iter().filter(|e| e.kind == "scheduler" && e.action == "ejected by the kernel" && e.detail["kind"].as_str().is_some()).count();
     let breaker = entries.iter().filter(|e| e.kind == "breaker" && e.action == "opened").count();
     let reloads = entries.iter().filter(|e| e.kind == "call" && e.action == "Reload" && e.caller.as_ref().is_some_and(|c| c.via == "signal")).count();
@@ -371,7 +371,7 @@ fn ejection(env: &Env, report: &mut Report) -> Result<()> {
     );
     daemon.signal(libc::SIGTERM);
     daemon.wait_exit(Duration::from_secs(20));
-    let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
+    let _ = std::fs::remove_file(scx_slo_api::paths::STATE_FILE);
     Ok(())
 }
 

@@ -85,10 +85,10 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Dura
     None
 }
 
-/// GET http://127.0.0.1:9638/metrics (scx-slod's default endpoint).
+/// GET /metrics from scx-slod's default endpoint (`paths::METRICS_LISTEN`).
 pub fn scrape_metrics() -> Result<String> {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", 9638)).context("connecting to scx-slod's metrics endpoint")?;
+    let mut s = std::net::TcpStream::connect((scx_slo_api::paths::METRICS_ADDRESS, scx_slo_api::paths::METRICS_PORT)).context("connecting to scx-slod's metrics endpoint")?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(s, "GET /metrics HTTP/1.0\r\n\r\n")?;
     let mut out = String::new();

@@ -149,9 +149,9 @@ fn test_audit_dir() -> PathBuf {
 
 fn options() -> EngineOptions {
     EngineOptions {
-        config_path: "/etc/scx-slo/config.json".into(),
-        status_path: "/run/scx-slo/status.json".into(),
-        state_path: "/var/lib/scx-slo/state.json".into(),
+        config_path: scx_slo_api::paths::CONFIG.into(),
+        status_path: scx_slo_api::paths::STATUS_FILE.into(),
+        state_path: scx_slo_api::paths::STATE_FILE.into(),
         audit_dir: test_audit_dir(),
         tick: Duration::from_millis(10),
         telemetry_every: Duration::from_millis(10),
