@@ -224,32 +224,6 @@ pub fn sum_target_stats(per_cpu: &[intf::slo_target_stats]) -> TargetStats {
     stats
 }
 
-/// The smallest bucket bound under which `q` (0..=1) of the samples fall,
-/// in ns; `None` with no samples.
-pub fn quantile_upper_ns(hist: &[u64], q: f64) -> Option<u64> {
-    let total: u64 = hist.iter().sum();
-    if total == 0 {
-        return None;
-    }
-    let want = (q * total as f64).ceil().max(1.0) as u64;
-    let mut seen = 0;
-    for (i, n) in hist.iter().enumerate() {
-        seen += n;
-        if seen >= want {
-            return Some(hist_bucket_upper_ns(i));
-        }
-    }
-    Some(u64::MAX)
-}
-
-/// Exclusive upper bound of histogram bucket `i` in ns (the last is open).
-pub fn hist_bucket_upper_ns(i: usize) -> u64 {
-    if i + 1 >= intf::slo_consts_SLO_HIST_BUCKETS as usize {
-        return u64::MAX;
-    }
-    (1u64 << i) << intf::slo_consts_SLO_HIST_SHIFT
-}
-
 /// Whole-scheduler counters summed over CPUs, by name.
 pub fn global_counter_names() -> [(u32, &'static str); intf::slo_gstat_id_NR_SLO_GSTATS as usize] {
     [
@@ -284,6 +258,9 @@ mod tests {
         assert!(scx_slo_model::limits::MAX_WAIT_RANGE.1 < watchdog, "max_wait's bound must stay under the watchdog");
         assert_eq!(std::mem::size_of::<intf::slo_target_cfg>(), 32);
         assert_eq!(TARGET_COUNTERS.len(), intf::slo_tstat_id_NR_SLO_TSTATS as usize);
+        // The log2 histograms' buckets, which the model reads.
+        assert_eq!(intf::slo_consts_SLO_HIST_SHIFT, scx_slo_model::histogram::SHIFT);
+        assert_eq!(intf::slo_consts_SLO_HIST_BUCKETS as usize, scx_slo_model::histogram::BUCKETS);
         let floor = scx_slo_model::validate::limits::SLICE_RANGE.0;
         assert_eq!(u64::from(intf::slo_consts_SLO_MIN_SLICE_NS), floor.as_ns(), "the BPF slice floor is the model's");
     }
@@ -319,8 +296,8 @@ mod tests {
         let s = sum_target_stats(&[a, b]);
         assert_eq!(s.get("wakeups"), 7);
         assert_eq!(s.max_wait_ns, 7_000, "a maximum over CPUs, not a sum");
-        assert_eq!(quantile_upper_ns(&s.rq_delay_hist, 0.5), Some(1024));
-        assert_eq!(quantile_upper_ns(&s.rq_delay_hist, 0.99), Some(32 * 1024));
-        assert_eq!(quantile_upper_ns(&[0; 24], 0.99), None);
+        let le = scx_slo_model::histogram::log2_quantile_le_ns;
+        assert_eq!(le(&s.rq_delay_hist, 0.5), Some(1024));
+        assert_eq!(le(&s.rq_delay_hist, 0.99), Some(32 * 1024));
     }
 }

@@ -17,7 +17,6 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-use scx_slo_bpf::maps::hist_bucket_upper_ns;
 use scx_slo_bpf::TargetStats;
 
 use crate::attribution::CgroupReading;
@@ -235,7 +234,7 @@ pub fn histogram_buckets(hist: &[u64]) -> Vec<(f64, u64)> {
     hist.iter()
         .enumerate()
         .map(|(i, n)| {
-            let upper = hist_bucket_upper_ns(i);
+            let upper = scx_slo_model::histogram::upper_ns(i);
             (if upper == u64::MAX { f64::MAX } else { upper as f64 / 1e9 }, *n)
         })
         .collect()

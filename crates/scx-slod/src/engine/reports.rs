@@ -39,7 +39,7 @@ impl Engine {
                     self.carried.total(&t.key, live)
                 }
             };
-            let q = |q| stats.as_ref().and_then(|s| scx_slo_bpf::maps::quantile_upper_ns(&s.rq_delay_hist, q));
+            let q = |q| stats.as_ref().and_then(|s| scx_slo_model::histogram::log2_quantile_le_ns(&s.rq_delay_hist, q));
             let (cgroup, cgroup_id) = self.cgroup_of(&t.key);
             TargetStatus {
                 key: t.key.clone(),

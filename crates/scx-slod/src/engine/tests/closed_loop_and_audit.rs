@@ -21,7 +21,7 @@ fn add_jobs(e: &Engine, b: &mut Recording, unit: &str, n: u64, us: u64) {
         *s.counters.entry("deadline_misses".into()).or_default() += n;
     } else {
         let slack_ns = (deadline_us - us) * 1000;
-        let bucket = (0..buckets).find(|i| scx_slo_bpf::maps::hist_bucket_upper_ns(*i) > slack_ns).unwrap();
+        let bucket = (0..buckets).find(|i| scx_slo_model::histogram::upper_ns(*i) > slack_ns).unwrap();
         s.slack_hist[bucket] += n;
     }
 }
