@@ -12,6 +12,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use scx_slo_api::Counter;
 use serde_json::{json, Value};
 
 use crate::daemon::{daemon_state, daemon_status, write_config, Daemon};
@@ -57,15 +58,15 @@ pub fn adapt_config() -> Value {
     })
 }
 
-fn counter(k: &KernelTargetStats, name: &str) -> u64 {
-    scx_slo_bpf::TARGET_COUNTERS.iter().find(|c| c.name == name).and_then(|c| k.cnt.get(c.id as usize)).copied().unwrap_or(0)
+fn counter(k: &KernelTargetStats, c: Counter) -> u64 {
+    k.cnt.get(c.index()).copied().unwrap_or(0)
 }
 
 /// (jobs, misses) of api.service now, from the kernel (bpftool: seconds
 /// under TCG with the full per-CPU statistics map, so only at the ends).
 fn kernel_jobs_misses(env: &Env, cgroup_id: u64) -> (u64, u64) {
     let stats = kernel::target_stats_by_cgroup(&env.exe("bpftool"), &[cgroup_id]).unwrap_or_default();
-    stats.get(&cgroup_id).map(|k| (counter(k, "jobs"), counter(k, "deadline_misses"))).unwrap_or_default()
+    stats.get(&cgroup_id).map(|k| (counter(k, Counter::Jobs), counter(k, Counter::DeadlineMisses))).unwrap_or_default()
 }
 
 /// One reading of the daemon's status file (rewritten every second, from
@@ -90,7 +91,7 @@ fn status_reading() -> Option<StatusReading> {
         .and_then(|a| a.last.as_ref())
         .is_some_and(|d| d.outcome == "on-target" && d.from_us * 1000 == runtime_ns);
     let stats = s.targets.iter().find(|t| t.key == "api.service")?.stats.clone()?;
-    Some(StatusReading { runtime_ns, counts: (stats.get("jobs"), stats.get("deadline_misses")), on_target })
+    Some(StatusReading { runtime_ns, counts: (stats.get(Counter::Jobs), stats.get(Counter::DeadlineMisses)), on_target })
 }
 
 fn miss_ratio(from: (u64, u64), to: (u64, u64)) -> (f64, u64) {

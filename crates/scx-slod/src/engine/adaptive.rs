@@ -189,8 +189,8 @@ pub fn interval_p99(sli: AdaptiveSli, deadline: Duration, base: &TargetStats, no
         // (A service SLI reads the scraper, `service_p99`; on kernel
         // statistics the response time is the nearest.)
         AdaptiveSli::Response | AdaptiveSli::Service => {
-            let jobs = now.get("jobs").wrapping_sub(base.get("jobs"));
-            let misses = now.get("deadline_misses").wrapping_sub(base.get("deadline_misses")).min(jobs);
+            let jobs = now.get(scx_slo_api::Counter::Jobs).wrapping_sub(base.get(scx_slo_api::Counter::Jobs));
+            let misses = now.get(scx_slo_api::Counter::DeadlineMisses).wrapping_sub(base.get(scx_slo_api::Counter::DeadlineMisses)).min(jobs);
             let slack = hist_delta(&base.slack_hist, &now.slack_hist);
             (response_p99_seconds(deadline, jobs, misses, &slack), jobs)
         }

@@ -376,8 +376,8 @@ impl Engine {
                 for (s, v) in sum.hist.iter_mut().zip(stats.rq_delay_hist.iter()) {
                     *s = s.wrapping_add(*v);
                 }
-                sum.jobs = sum.jobs.wrapping_add(stats.get("jobs"));
-                sum.misses = sum.misses.wrapping_add(stats.get("deadline_misses"));
+                sum.jobs = sum.jobs.wrapping_add(stats.get(scx_slo_api::Counter::Jobs));
+                sum.misses = sum.misses.wrapping_add(stats.get(scx_slo_api::Counter::DeadlineMisses));
             }
         }
         sum
