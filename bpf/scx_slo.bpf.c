@@ -35,7 +35,10 @@ char _license[] SEC("license") = "GPL";
 
 /*
  * Load-time tunables: set by scx-slo-bpf from the validated config before
- * load, so the verifier sees constants. Defaults only matter for tests.
+ * load, so the verifier sees constants. The defaults only matter to an
+ * object loaded without the loader (veristat, bpftool); they are the
+ * model's defaults, and a test in scx-slo-bpf (tests/rodata_defaults.rs)
+ * fails when one drifts.
  */
 const volatile u64 slice_max_ns = 5000000;	/* longest slice (loader) */
 const volatile u64 slice_min_ns = 500000;	/* batch slice without credit */

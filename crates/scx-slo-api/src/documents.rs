@@ -6,13 +6,13 @@
 //! operator's script. Each document carries [`DOCUMENT_VERSION`]; a field is
 //! only ever added (with a default for older documents) within a version.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 pub use scx_slo_model::canary::{Arm, CanaryState, Verdict};
 use scx_slo_model::{Budget, Class, Duration, Mode, SwitchMode, Target};
 use serde::{Deserialize, Serialize};
 
+use crate::counters::{Counter, Counters};
 use crate::host::{Capabilities, ExitInfo, KernelFeatures};
 use crate::state::{ActiveMode, State};
 
@@ -35,10 +35,8 @@ pub struct BudgetOverride {
 /// A target's statistics from the scheduler, summed over CPUs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetStats {
-    /// Counters by name (the scheduler's counter table). The names are the
-    /// table's static strings where read from the maps, so copying a
-    /// target's statistics allocates no names (1,000 targets a second).
-    pub counters: BTreeMap<Cow<'static, str>, u64>,
+    /// The scheduler's counters (by name on the wire, [`Counters`]).
+    pub counters: Counters,
     /// log2 histogram of run-queue delay.
     pub rq_delay_hist: Vec<u64>,
     /// log2 histogram of slack at job completion.
@@ -49,18 +47,15 @@ pub struct TargetStats {
 }
 
 impl TargetStats {
-    /// A counter by name; 0 for an unknown name.
-    pub fn get(&self, name: &str) -> u64 {
-        self.counters.get(name).copied().unwrap_or(0)
+    /// One counter.
+    pub fn get(&self, c: Counter) -> u64 {
+        self.counters.get(c)
     }
 
     /// Adds `other` in: counters and histogram buckets sum (wrapping, as the
     /// kernel's do), the longest wait is the larger of the two.
     pub fn add(&mut self, other: &TargetStats) {
-        for (name, v) in &other.counters {
-            let slot = self.counters.entry(name.clone()).or_default();
-            *slot = slot.wrapping_add(*v);
-        }
+        self.counters.add(&other.counters);
         for (mine, theirs) in [(&mut self.rq_delay_hist, &other.rq_delay_hist), (&mut self.slack_hist, &other.slack_hist)] {
             if mine.len() < theirs.len() {
                 mine.resize(theirs.len(), 0);
@@ -113,15 +108,15 @@ mod tests {
 
     #[test]
     fn stats_add_up_counters_and_buckets_and_keep_the_longest_wait() {
-        let mut a = TargetStats { counters: [("jobs".into(), 5)].into(), rq_delay_hist: vec![1, 2], slack_hist: vec![], max_wait_ns: 9 };
+        let mut a = TargetStats { counters: [(Counter::Jobs, 5)].into(), rq_delay_hist: vec![1, 2], slack_hist: vec![], max_wait_ns: 9 };
         let b = TargetStats {
-            counters: [("jobs".into(), 3), ("deadline_misses".into(), 1)].into(),
+            counters: [(Counter::Jobs, 3), (Counter::DeadlineMisses, 1)].into(),
             rq_delay_hist: vec![1, 1, 4],
             slack_hist: vec![2],
             max_wait_ns: 7,
         };
         a.add(&b);
-        assert_eq!((a.get("jobs"), a.get("deadline_misses"), a.max_wait_ns), (8, 1, 9));
+        assert_eq!((a.get(Counter::Jobs), a.get(Counter::DeadlineMisses), a.max_wait_ns), (8, 1, 9));
         assert_eq!((a.rq_delay_hist, a.slack_hist), (vec![2, 3, 4], vec![2]));
     }
 }
@@ -571,6 +566,6 @@ impl Status {
     /// A target's (jobs, deadline misses), when the scheduler counts it.
     pub fn jobs_and_misses(&self, key: &str) -> Option<(u64, u64)> {
         let stats = self.target(key)?.stats.as_ref()?;
-        Some((stats.get("jobs"), stats.get("deadline_misses")))
+        Some((stats.get(Counter::Jobs), stats.get(Counter::DeadlineMisses)))
     }
 }

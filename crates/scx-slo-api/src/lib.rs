@@ -8,15 +8,18 @@
 //! links libbpf or the daemon.
 
 pub mod audit;
+pub mod counters;
 pub mod dbus;
 pub mod documents;
 pub mod error;
 pub mod exit;
 pub mod host;
+pub mod paths;
 pub mod scrape;
 pub mod state;
 
 pub use documents::{AdaptiveDecision, AdaptiveReport, BudgetOverride, Explain, Status, TargetEntry, TargetList, TargetStats, TargetStatus, DOCUMENT_VERSION};
+pub use counters::{Counter, Counters, GlobalCounter};
 pub use error::{ControlError, Reply};
 pub use host::{Capabilities, ExitInfo, KernelFeatures};
 pub use state::{ActiveMode, State};

@@ -13,6 +13,8 @@
 pub mod exposition;
 pub mod fetch;
 
+use scx_slo_model::histogram::{self, Interpolation};
+
 pub use exposition::{read_histogram, Limits, LIMITS};
 pub use fetch::{get_histogram, http_histogram, Timeouts};
 
@@ -168,19 +170,7 @@ pub fn counts_p99(counts: &[(f64, f64)]) -> Option<f64> {
     if total < 1.0 {
         return None;
     }
-    let want = 0.99 * total;
-    let (mut seen, mut lower) = (0.0, 0.0);
-    for (le, n) in counts {
-        if *n > 0.0 && seen + n >= want {
-            if le.is_infinite() {
-                return Some(f64::INFINITY);
-            }
-            return Some(lower + (want - seen) / n * (le - lower));
-        }
-        seen += n;
-        lower = *le;
-    }
-    Some(f64::INFINITY)
+    Some(histogram::quantile(counts.iter().copied(), 0.99, Interpolation::Linear).unwrap_or(f64::INFINITY))
 }
 
 /// The number of requests between two scrapes and their p99 in seconds
@@ -197,20 +187,7 @@ pub fn histogram_p99(before: &[(f64, f64)], after: &[(f64, f64)]) -> (u64, Optio
 /// width of the last finite one), counts scaled down so that at most `max`
 /// come out, keeping the distribution's shape.
 pub fn counts_samples(counts: &[(f64, f64)], max: usize) -> Vec<f64> {
-    let total: f64 = counts.iter().map(|c| c.1).sum();
-    let scale = if total > max as f64 { max as f64 / total } else { 1.0 };
-    let mut out = Vec::with_capacity(total.min(max as f64) as usize);
-    let (mut lower, mut width) = (0.0f64, 0.0f64);
-    for (le, n) in counts {
-        let upper = if le.is_finite() { le * 1e6 } else { lower + width.max(lower) };
-        let n = (n * scale).round() as usize;
-        for k in 0..n.min(max - out.len().min(max)) {
-            out.push(lower + (upper - lower) * (k as f64 + 0.5) / n as f64);
-        }
-        width = upper - lower;
-        lower = upper;
-    }
-    out
+    histogram::samples(counts.iter().map(|(le, n)| (le * 1e6, *n)), max)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ pub mod skel;
 pub mod topology;
 
 pub use error::{Error, Result};
-pub use maps::{MapTarget, TargetStats, TARGET_COUNTERS};
+pub use maps::{Counter, GlobalCounter, MapTarget, TargetStats};
 pub use observe::{ObserveCounters, Observer, ProbeCost, Sample, SampleKind};
 pub use probe::KernelFeatures;
 pub use scheduler::{ExitInfo, LoadParams, Scheduler};

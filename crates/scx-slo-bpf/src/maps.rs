@@ -3,8 +3,6 @@
 //! durations become `_ns` map fields, and where map bytes become Rust values.
 
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use crate::error::{Context, Result};
 use libbpf_rs::{MapCore, MapFlags};
@@ -143,75 +141,27 @@ pub(crate) fn pod_from_bytes<T: Copy>(bytes: &[u8]) -> Option<T> {
     Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
 }
 
-/// One per-target counter: its id in intf.h, its name everywhere else, and
-/// its description. This table is the only list of them: the map readers,
-/// the status document, and the Prometheus families of those exported (with
-/// this help text; docs/metrics.md is checked against it) come from it.
-pub struct Counter {
-    /// `enum slo_tstat_id` value.
-    pub id: u32,
-    /// snake_case name.
-    pub name: &'static str,
-    /// One-line description.
-    pub help: &'static str,
-    /// The Prometheus counter it is exported as (`unit` label), if it is.
-    pub metric: Option<&'static str>,
-}
-
-macro_rules! counters {
-    ($($id:ident => $name:literal $(as $metric:literal)?, $help:literal;)*) => {
-        /// Every per-target counter, in intf.h order.
-        pub const TARGET_COUNTERS: &[Counter] = &[
-            $(Counter { id: intf::$id, name: $name, help: $help, metric: counters!(@metric $($metric)?) },)*
-        ];
-    };
-    (@metric $metric:literal) => { Some($metric) };
-    (@metric) => { None };
-}
-
-counters! {
-    slo_tstat_id_SLO_TSTAT_WAKEUPS => "wakeups" as "scx_slo_wakeups_total", "Jobs started: a task of the unit became runnable (sampled in observe mode).";
-    slo_tstat_id_SLO_TSTAT_RUNS => "runs", "Times a task of the target got a CPU.";
-    slo_tstat_id_SLO_TSTAT_RUNTIME_NS => "runtime_ns", "CPU time the target's tasks consumed, in nanoseconds.";
-    slo_tstat_id_SLO_TSTAT_JOBS => "jobs" as "scx_slo_jobs_total", "Jobs ended: a task of the unit went back to sleep, or was still running past its deadline (that job ends missed, the next one starts).";
-    slo_tstat_id_SLO_TSTAT_DEADLINE_MISSES => "deadline_misses" as "scx_slo_deadline_misses_total", "Ended jobs that ran past their (would-be) deadline; never more than jobs.";
-    slo_tstat_id_SLO_TSTAT_BUDGET_EXHAUSTED => "budget_exhausted" as "scx_slo_budget_exhausted_total", "Periods in which the target used up its budget.";
-    slo_tstat_id_SLO_TSTAT_EDF_ENQUEUES => "edf_enqueues", "Times queued earliest-deadline-first.";
-    slo_tstat_id_SLO_TSTAT_VTIME_ENQUEUES => "vtime_enqueues", "Times queued by weighted virtual time.";
-    slo_tstat_id_SLO_TSTAT_DIRECT_DISPATCHES => "direct_dispatches", "Times sent straight to an idle CPU.";
-    slo_tstat_id_SLO_TSTAT_PREEMPT_KICKS => "preempt_kicks" as "scx_slo_preempt_kicks_total", "CPUs kicked to preempt lower-priority work.";
-    slo_tstat_id_SLO_TSTAT_EARLY_WARNINGS => "early_warnings" as "scx_slo_early_warnings_total", "Low-slack or miss events sent to the daemon.";
-    slo_tstat_id_SLO_TSTAT_WARNINGS_SUPPRESSED => "warnings_suppressed" as "scx_slo_warnings_suppressed_total", "Events withheld by the per-target rate limit.";
-    slo_tstat_id_SLO_TSTAT_RQ_DELAY_SUM_NS => "rq_delay_sum_ns", "Run-queue delay summed over runs, in nanoseconds.";
-    slo_tstat_id_SLO_TSTAT_SLACK_SUM_NS => "slack_sum_ns", "Slack of jobs that met their deadline, summed, in nanoseconds.";
-    slo_tstat_id_SLO_TSTAT_BUDGET_SPENT_WAKEUPS => "budget_spent_wakeups" as "scx_slo_budget_spent_wakeups_total", "Wakeups that found the period's budget already spent: those jobs ran by fair share only (the budget's shortfall).";
-    slo_tstat_id_SLO_TSTAT_FAIR_PREEMPTS => "fair_preempts" as "scx_slo_fair_preempts_total", "Past its budget, times a task of the target took the CPU of fair-share work that had run ahead of it, as a sleeper does under EEVDF.";
-}
-
+pub use scx_slo_api::counters::{Counter, GlobalCounter};
 pub use scx_slo_api::TargetStats;
 
 /// Sums a target's per-CPU copies.
 pub fn sum_target_stats(per_cpu: &[intf::slo_target_stats]) -> TargetStats {
     let mut stats = TargetStats {
-        counters: BTreeMap::new(),
+        counters: Default::default(),
         rq_delay_hist: vec![0; intf::slo_consts_SLO_HIST_BUCKETS as usize],
         slack_hist: vec![0; intf::slo_consts_SLO_HIST_BUCKETS as usize],
         max_wait_ns: 0,
     };
-    // Summed by position first, named once at the end: a name lookup per
-    // counter per CPU was most of the daemon's time with 1,000 targets.
-    let mut sums = [0u64; TARGET_COUNTERS.len()];
     for cpu in per_cpu {
         stats.max_wait_ns = stats.max_wait_ns.max(cpu.max_wait_ns);
         // The scheduler counts a job before its miss, so misses <= jobs in
         // each CPU's copy; a copy read between the two adds could show
         // one more miss than jobs, and no reader may see misses > jobs.
-        let jobs = cpu.cnt.get(intf::slo_tstat_id_SLO_TSTAT_JOBS as usize).copied().unwrap_or(0);
-        for (sum, c) in sums.iter_mut().zip(TARGET_COUNTERS) {
-            if let Some(v) = cpu.cnt.get(c.id as usize) {
-                let v = if c.id == intf::slo_tstat_id_SLO_TSTAT_DEADLINE_MISSES { (*v).min(jobs) } else { *v };
-                *sum = sum.wrapping_add(v);
-            }
+        let jobs = cpu.cnt[Counter::Jobs.index()];
+        for c in Counter::ALL {
+            let v = cpu.cnt[c.index()];
+            let v = if c == Counter::DeadlineMisses { v.min(jobs) } else { v };
+            stats.counters.set(c, stats.counters.get(c).wrapping_add(v));
         }
         for (sum, v) in stats.rq_delay_hist.iter_mut().zip(cpu.rq_delay_hist.iter()) {
             *sum = sum.wrapping_add(*v);
@@ -220,53 +170,13 @@ pub fn sum_target_stats(per_cpu: &[intf::slo_target_stats]) -> TargetStats {
             *sum = sum.wrapping_add(*v);
         }
     }
-    stats.counters = TARGET_COUNTERS.iter().zip(sums).map(|(c, v)| (Cow::Borrowed(c.name), v)).collect();
     stats
 }
 
-/// The smallest bucket bound under which `q` (0..=1) of the samples fall,
-/// in ns; `None` with no samples.
-pub fn quantile_upper_ns(hist: &[u64], q: f64) -> Option<u64> {
-    let total: u64 = hist.iter().sum();
-    if total == 0 {
-        return None;
-    }
-    let want = (q * total as f64).ceil().max(1.0) as u64;
-    let mut seen = 0;
-    for (i, n) in hist.iter().enumerate() {
-        seen += n;
-        if seen >= want {
-            return Some(hist_bucket_upper_ns(i));
-        }
-    }
-    Some(u64::MAX)
-}
-
-/// Exclusive upper bound of histogram bucket `i` in ns (the last is open).
-pub fn hist_bucket_upper_ns(i: usize) -> u64 {
-    if i + 1 >= intf::slo_consts_SLO_HIST_BUCKETS as usize {
-        return u64::MAX;
-    }
-    (1u64 << i) << intf::slo_consts_SLO_HIST_SHIFT
-}
-
-/// Whole-scheduler counters summed over CPUs, by name.
-pub fn global_counter_names() -> [(u32, &'static str); intf::slo_gstat_id_NR_SLO_GSTATS as usize] {
-    [
-        (intf::slo_gstat_id_SLO_GSTAT_ENQUEUES, "enqueues"),
-        (intf::slo_gstat_id_SLO_GSTAT_DIRECT_DISPATCHES, "direct_dispatches"),
-        (intf::slo_gstat_id_SLO_GSTAT_EDF_DISPATCHES, "edf_dispatches"),
-        (intf::slo_gstat_id_SLO_GSTAT_VTIME_DISPATCHES, "vtime_dispatches"),
-        (intf::slo_gstat_id_SLO_GSTAT_WAIT_BOUND_DISPATCHES, "wait_bound_dispatches"),
-        (intf::slo_gstat_id_SLO_GSTAT_REMOTE_DISPATCHES, "remote_dispatches"),
-        (intf::slo_gstat_id_SLO_GSTAT_CREDIT_GRANTS, "credit_grants"),
-        (intf::slo_gstat_id_SLO_GSTAT_CREDIT_LENT_NS, "credit_lent_ns"),
-        (intf::slo_gstat_id_SLO_GSTAT_PREEMPT_KICKS, "preempt_kicks"),
-        (intf::slo_gstat_id_SLO_GSTAT_EVENTS_DROPPED, "events_dropped"),
-        (intf::slo_gstat_id_SLO_GSTAT_WAIT_GUARD_DISPATCHES, "wait_guard_dispatches"),
-        (intf::slo_gstat_id_SLO_GSTAT_SLICE_CLAMPS, "slice_clamps"),
-    ]
-}
+// The counter tables are intf.h's enums in order: one index per variant
+// into the per-CPU `cnt` arrays.
+const _: () = assert!(scx_slo_api::counters::NR_COUNTERS == intf::slo_tstat_id_NR_SLO_TSTATS as usize);
+const _: () = assert!(scx_slo_api::counters::NR_GLOBAL_COUNTERS == intf::slo_gstat_id_NR_SLO_GSTATS as usize);
 
 #[cfg(test)]
 mod tests {
@@ -283,9 +193,33 @@ mod tests {
         let watchdog = scx_slo_model::Duration::from_ms(u64::from(intf::slo_consts_SLO_WATCHDOG_TIMEOUT_MS));
         assert!(scx_slo_model::limits::MAX_WAIT_RANGE.1 < watchdog, "max_wait's bound must stay under the watchdog");
         assert_eq!(std::mem::size_of::<intf::slo_target_cfg>(), 32);
-        assert_eq!(TARGET_COUNTERS.len(), intf::slo_tstat_id_NR_SLO_TSTATS as usize);
+        // The log2 histograms' buckets, which the model reads.
+        assert_eq!(intf::slo_consts_SLO_HIST_SHIFT, scx_slo_model::histogram::SHIFT);
+        assert_eq!(intf::slo_consts_SLO_HIST_BUCKETS as usize, scx_slo_model::histogram::BUCKETS);
         let floor = scx_slo_model::validate::limits::SLICE_RANGE.0;
         assert_eq!(u64::from(intf::slo_consts_SLO_MIN_SLICE_NS), floor.as_ns(), "the BPF slice floor is the model's");
+    }
+
+    /// The enumerators of `enum <name>` in bpf/intf.h, in order, without
+    /// the `NR_` sentinel.
+    fn intf_enum(name: &str) -> Vec<String> {
+        let h = include_str!("../../../bpf/intf.h");
+        let body = &h[h.find(&format!("enum {name} {{")).expect("the enum") ..];
+        let body = &body[body.find('{').unwrap() + 1..body.find('}').unwrap()];
+        body.lines()
+            .filter_map(|l| l.trim().split(',').next().filter(|w| !w.is_empty() && !w.starts_with("/*")).map(str::to_string))
+            .filter(|w| !w.starts_with("NR_"))
+            .collect()
+    }
+
+    #[test]
+    fn the_counter_tables_are_intf_h_in_order() {
+        let target: Vec<String> = Counter::ALL.iter().map(|c| format!("SLO_TSTAT_{}", c.name().to_uppercase())).collect();
+        assert_eq!(intf_enum("slo_tstat_id"), target);
+        let global: Vec<String> = GlobalCounter::ALL.iter().map(|c| format!("SLO_GSTAT_{}", c.name().to_uppercase())).collect();
+        assert_eq!(intf_enum("slo_gstat_id"), global);
+        assert_eq!(Counter::Jobs.index(), intf::slo_tstat_id_SLO_TSTAT_JOBS as usize);
+        assert_eq!(GlobalCounter::SliceClamps.index(), intf::slo_gstat_id_SLO_GSTAT_SLICE_CLAMPS as usize);
     }
 
     #[test]
@@ -317,10 +251,10 @@ mod tests {
         a.max_wait_ns = 5_000;
         b.max_wait_ns = 7_000;
         let s = sum_target_stats(&[a, b]);
-        assert_eq!(s.get("wakeups"), 7);
+        assert_eq!(s.get(Counter::Wakeups), 7);
         assert_eq!(s.max_wait_ns, 7_000, "a maximum over CPUs, not a sum");
-        assert_eq!(quantile_upper_ns(&s.rq_delay_hist, 0.5), Some(1024));
-        assert_eq!(quantile_upper_ns(&s.rq_delay_hist, 0.99), Some(32 * 1024));
-        assert_eq!(quantile_upper_ns(&[0; 24], 0.99), None);
+        let le = scx_slo_model::histogram::log2_quantile_le_ns;
+        assert_eq!(le(&s.rq_delay_hist, 0.5), Some(1024));
+        assert_eq!(le(&s.rq_delay_hist, 0.99), Some(32 * 1024));
     }
 }

@@ -194,9 +194,9 @@ impl<'obj> Scheduler<'obj> {
     /// CPUs) and `max_wait_pid` (the tid that waited it).
     pub fn global_stats(&self) -> Result<Vec<(&'static str, u64)>> {
         let parsed: Vec<intf::slo_global_stats> = maps::read_percpu(&self.skel.maps.global_stats, "global_stats")?;
-        let mut out: Vec<(&'static str, u64)> = maps::global_counter_names()
+        let mut out: Vec<(&'static str, u64)> = maps::GlobalCounter::ALL
             .iter()
-            .map(|(id, name)| (*name, parsed.iter().map(|s| s.cnt[*id as usize]).sum()))
+            .map(|c| (c.name(), parsed.iter().map(|s| s.cnt[c.index()]).sum()))
             .collect();
         let longest = parsed.iter().max_by_key(|s| s.max_wait_ns);
         out.push(("max_wait_ns", longest.map_or(0, |s| s.max_wait_ns)));

@@ -13,7 +13,7 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 use scx_slo_bpf::intf;
-use scx_slo_bpf::{MapTarget, Observer, SampleKind};
+use scx_slo_bpf::{Counter, MapTarget, Observer, SampleKind};
 
 fn cgroup2_root() -> PathBuf {
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
@@ -118,17 +118,17 @@ fn probes_measure_targeted_cgroups_only() {
     let i = obs.target_stats(1).expect("stats 1");
     let unused = obs.target_stats(2).expect("stats 2");
     eprintln!("targeted: {:?}\nimpossible: {:?}", t.counters, i.counters);
-    assert!(t.get("wakeups") >= 20, "wakeups {}", t.get("wakeups"));
-    assert!(t.get("jobs") >= 20, "jobs {}", t.get("jobs"));
+    assert!(t.get(Counter::Wakeups) >= 20, "wakeups {}", t.get(Counter::Wakeups));
+    assert!(t.get(Counter::Jobs) >= 20, "jobs {}", t.get(Counter::Jobs));
     assert!(t.rq_delay_hist.iter().sum::<u64>() >= 20, "rq delay samples {:?}", t.rq_delay_hist);
-    assert_eq!(t.get("deadline_misses"), 0, "a 1 s deadline is not missed by a sleeper");
+    assert_eq!(t.get(Counter::DeadlineMisses), 0, "a 1 s deadline is not missed by a sleeper");
     assert!(t.slack_hist.iter().sum::<u64>() >= 20);
-    assert!(i.get("jobs") >= 20);
-    assert_eq!(i.get("deadline_misses"), i.get("jobs"), "every job misses a 1 ns deadline");
+    assert!(i.get(Counter::Jobs) >= 20);
+    assert_eq!(i.get(Counter::DeadlineMisses), i.get(Counter::Jobs), "every job misses a 1 ns deadline");
     // Index 2 has no cgroup: the untargeted sleeper counted nowhere.
-    assert_eq!(unused.get("wakeups"), 0);
+    assert_eq!(unused.get(Counter::Wakeups), 0);
     let c = obs.counters().expect("counters");
-    assert!(c.wakeups_seen > t.get("wakeups") + i.get("wakeups"), "the probe sees every wakeup on the host: {c:?}");
+    assert!(c.wakeups_seen > t.get(Counter::Wakeups) + i.get(Counter::Wakeups), "the probe sees every wakeup on the host: {c:?}");
     let cost = obs.cost().expect("cost");
     if obs.measures_cost() {
         assert!(cost.run_count > 0 && cost.run_time_ns > 0, "{cost:?}");
@@ -152,9 +152,9 @@ fn probes_measure_targeted_cgroups_only() {
     assert!(seen > 0 && skipped * 10 >= seen * 6, "1 in 4 sampled: skipped {skipped} of {seen}");
 
     obs.detach();
-    let frozen = obs.target_stats(0).expect("stats").get("wakeups");
+    let frozen = obs.target_stats(0).expect("stats").get(Counter::Wakeups);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(obs.target_stats(0).expect("stats").get("wakeups"), frozen, "detached probes count nothing");
+    assert_eq!(obs.target_stats(0).expect("stats").get(Counter::Wakeups), frozen, "detached probes count nothing");
 }
 
 #[test]

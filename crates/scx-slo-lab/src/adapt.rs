@@ -12,6 +12,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use scx_slo_api::Counter;
 use serde_json::{json, Value};
 
 use crate::daemon::{daemon_state, daemon_status, write_config, Daemon};
@@ -57,15 +58,15 @@ pub fn adapt_config() -> Value {
     })
 }
 
-fn counter(k: &KernelTargetStats, name: &str) -> u64 {
-    scx_slo_bpf::TARGET_COUNTERS.iter().find(|c| c.name == name).and_then(|c| k.cnt.get(c.id as usize)).copied().unwrap_or(0)
+fn counter(k: &KernelTargetStats, c: Counter) -> u64 {
+    k.cnt.get(c.index()).copied().unwrap_or(0)
 }
 
 /// (jobs, misses) of api.service now, from the kernel (bpftool: seconds
 /// under TCG with the full per-CPU statistics map, so only at the ends).
 fn kernel_jobs_misses(env: &Env, cgroup_id: u64) -> (u64, u64) {
     let stats = kernel::target_stats_by_cgroup(&env.exe("bpftool"), &[cgroup_id]).unwrap_or_default();
-    stats.get(&cgroup_id).map(|k| (counter(k, "jobs"), counter(k, "deadline_misses"))).unwrap_or_default()
+    stats.get(&cgroup_id).map(|k| (counter(k, Counter::Jobs), counter(k, Counter::DeadlineMisses))).unwrap_or_default()
 }
 
 /// One reading of the daemon's status file (rewritten every second, from
@@ -90,7 +91,7 @@ fn status_reading() -> Option<StatusReading> {
         .and_then(|a| a.last.as_ref())
         .is_some_and(|d| d.outcome == "on-target" && d.from_us * 1000 == runtime_ns);
     let stats = s.targets.iter().find(|t| t.key == "api.service")?.stats.clone()?;
-    Some(StatusReading { runtime_ns, counts: (stats.get("jobs"), stats.get("deadline_misses")), on_target })
+    Some(StatusReading { runtime_ns, counts: (stats.get(Counter::Jobs), stats.get(Counter::DeadlineMisses)), on_target })
 }
 
 fn miss_ratio(from: (u64, u64), to: (u64, u64)) -> (f64, u64) {
@@ -103,7 +104,7 @@ pub fn run(env: &Env) -> Result<Report> {
     let mut report = Report::new("adapt");
     setup_cgroups(env)?;
     let bpftool = env.exe("bpftool");
-    let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
+    let _ = std::fs::remove_file(scx_slo_api::paths::STATE_FILE);
     write_config(&adapt_config())?;
     let api_id = kernel::cgroup_id(&env.cg(API))?;
     let (light_s, heavy_s) = (16u64, 56u64);
@@ -224,7 +225,7 @@ pub fn run(env: &Env) -> Result<Report> {
     // what it moved it from).
     daemon.signal(libc::SIGTERM);
     let _ = daemon.wait_exit(Duration::from_secs(20));
-    let persisted = std::fs::read("/var/lib/scx-slo/state.json")
+    let persisted = std::fs::read(scx_slo_api::paths::STATE_FILE)
         .ok()
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
         .and_then(|v| v["budget_overrides"]["api.service"]["runtime_us"].as_u64())
@@ -299,7 +300,7 @@ fn tune_and_apply(env: &Env, report: &mut Report, daemon: &mut Daemon, api_id: u
     // by starting from an empty state.
     daemon.signal(libc::SIGTERM);
     let _ = daemon.wait_exit(Duration::from_secs(20));
-    let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
+    let _ = std::fs::remove_file(scx_slo_api::paths::STATE_FILE);
     *daemon = Daemon::start(env, "adapt-tuned")?;
     let enabled = daemon.wait_enabled(Duration::from_secs(60));
     // Measured once this daemon runs and its status file shows counters.
@@ -368,7 +369,7 @@ fn read_served() -> Option<scx_slo_api::scrape::Buckets> {
 fn service_sli(env: &Env, report: &mut Report, daemon: &mut Daemon, api_id: u64) -> Result<()> {
     daemon.signal(libc::SIGTERM);
     let _ = daemon.wait_exit(Duration::from_secs(20));
-    let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
+    let _ = std::fs::remove_file(scx_slo_api::paths::STATE_FILE);
     let mut config = adapt_config();
     let target = &mut config["targets"]["api.service"];
     target["adaptive"].as_object_mut().map(|a| a.remove("sli"));

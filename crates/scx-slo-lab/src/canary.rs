@@ -82,7 +82,7 @@ fn canary_state() -> Option<scx_slo_api::documents::CanaryReport> {
 /// Starts the daemon on `config` with no persisted state; None (and a
 /// failed check) when scx_slo does not attach.
 fn start(env: &Env, report: &mut Report, config: &Value, tag: &str) -> Result<Option<(Daemon, Instant)>> {
-    let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
+    let _ = std::fs::remove_file(scx_slo_api::paths::STATE_FILE);
     // The previous daemon's last status must not stand in for this one's.
     let _ = std::fs::remove_file(crate::daemon::STATUS_PATH);
     write_config(config)?;
@@ -141,7 +141,7 @@ fn harmful(env: &Env, report: &mut Report) -> Result<()> {
         ),
     );
     let mut entries = Vec::new();
-    let _ = scx_slo_api::audit::verify_with(std::path::Path::new("/var/lib/scx-slo/audit"), |e| entries.push(e.clone()));
+    let _ = scx_slo_api::audit::verify_with(std::path::Path::new(scx_slo_api::paths::AUDIT_DIR), |e| entries.push(e.clone()));
     let audited = entries.iter().any(|e| e.kind == "canary" && e.action == CanaryState::RolledBack.as_str());
     let (code, text) = health_canary(env);
     report.check(

@@ -70,7 +70,7 @@ fn invariants(m: &ManagerProxyBlocking, disable: bool) -> Invariants {
     });
     std::thread::sleep(Duration::from_millis(300));
     let baseline = api_counters(m);
-    let state_parses = match std::fs::read("/var/lib/scx-slo/state.json") {
+    let state_parses = match std::fs::read(scx_slo_api::paths::STATE_FILE) {
         Ok(bytes) => serde_json::from_slice::<Value>(&bytes).is_ok(),
         Err(e) => e.kind() == std::io::ErrorKind::NotFound,
     };
@@ -141,7 +141,7 @@ fn fault(report: &mut Report, name: &str, ok: bool, detail: String, m: &ManagerP
 fn http_flood(n: usize) -> Vec<std::net::TcpStream> {
     (0..n)
         .filter_map(|_| {
-            let mut s = std::net::TcpStream::connect(("127.0.0.1", 9638)).ok()?;
+            let mut s = std::net::TcpStream::connect((scx_slo_api::paths::METRICS_ADDRESS, scx_slo_api::paths::METRICS_PORT)).ok()?;
             let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nContent-Length: 100000000000\r\nX-Pad: ");
             let _ = s.write_all(&[b'a'; 8192]);
             Some(s)
@@ -211,12 +211,12 @@ pub fn run(env: &Env) -> Result<Report> {
     fault(&mut report, "a garbage config is refused on reload", refused && same && kernel::root_ops() == "scx_slo", format!("reload refused {refused}, generation kept {same}"), &m, &mut last);
 
     // 2. The state directory read-only.
-    std::fs::create_dir_all("/var/lib/scx-slo")?;
-    let ro = Command::new("mount").args(["-t", "tmpfs", "-o", "ro", "tmpfs", "/var/lib/scx-slo"]).status()?.success();
+    std::fs::create_dir_all(scx_slo_api::paths::STATE_DIR)?;
+    let ro = Command::new("mount").args(["-t", "tmpfs", "-o", "ro", "tmpfs", scx_slo_api::paths::STATE_DIR]).status()?.success();
     let reply = m.disable("chaos: read-only state dir").unwrap_or_else(|e| e.to_string());
     let honest = reply.contains("NOT saved");
     let _ = m.enable("enforce");
-    let _ = Command::new("umount").arg("/var/lib/scx-slo").status();
+    let _ = Command::new("umount").arg(scx_slo_api::paths::STATE_DIR).status();
     faults += 1;
     fault(&mut report, "a read-only state directory: Disable says it is not saved", ro && honest, format!("reply: {reply}"), &m, &mut last);
 
@@ -326,7 +326,7 @@ pub fn run(env: &Env) -> Result<Report> {
     let _ = d.kill();
     let _ = d.wait();
     let _ = bus.kill();
-    let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
+    let _ = std::fs::remove_file(scx_slo_api::paths::STATE_FILE);
     report.ok = report.checks.iter().all(|c| c.ok);
     Ok(report)
 }

@@ -43,7 +43,7 @@ pub(crate) fn start_bus(env: &Env) -> Result<Child> {
 
 pub(crate) fn daemon(env: &Env) -> Result<Child> {
     Command::new(env.bin.join("scx-slod"))
-        .args(["--config", "/etc/scx-slo/config.json", "--dbus", "required", "--retry-backoff", "1s"])
+        .args(["--config", scx_slo_api::paths::CONFIG, "--dbus", "required", "--retry-backoff", "1s"])
         .stderr(std::fs::File::create("/tmp/scx-slod-control.log")?)
         .spawn()
         .context("starting scx-slod")
@@ -68,7 +68,7 @@ fn summary(mut v: Vec<f64>) -> Value {
 pub(crate) fn start_fresh(env: &Env, config: &Value) -> Result<(Child, zbus::blocking::Connection, Child, Option<Duration>)> {
     setup_cgroups(env)?;
     write_config(config)?;
-    let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
+    let _ = std::fs::remove_file(scx_slo_api::paths::STATE_FILE);
     let bus = start_bus(env)?;
     let conn = zbus::blocking::Connection::system().context("connecting to the guest's system bus")?;
     let m = manager(&conn)?;
@@ -193,7 +193,7 @@ pub fn run(env: &Env) -> Result<Report> {
     // The audit trail (docs/security.md): every call above is in it with its
     // caller, across the 20 kill -9 restarts, and the chain verifies.
     let mut entries = Vec::new();
-    let verified = scx_slo_api::audit::verify_with(std::path::Path::new("/var/lib/scx-slo/audit"), |e| entries.push(e.clone()));
+    let verified = scx_slo_api::audit::verify_with(std::path::Path::new(scx_slo_api::paths::AUDIT_DIR), |e| entries.push(e.clone()));
     let calls = |action: &str| {
         entries.iter().filter(|e| e.kind == "call" && e.action == action && e.caller.as_ref().is_some_and(|c| c.uid == Some(0) && c.via == "dbus")).count()
     };
@@ -253,7 +253,7 @@ pub fn run(env: &Env) -> Result<Report> {
     let _ = d.kill();
     let _ = d.wait();
     let _ = bus.kill();
-    let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
+    let _ = std::fs::remove_file(scx_slo_api::paths::STATE_FILE);
     report.ok = !report.checks.is_empty() && report.checks.iter().all(|c| c.ok);
     Ok(report)
 }

@@ -13,13 +13,13 @@ use crate::harness::{wait_until, Env};
 use crate::kernel;
 
 /// The config file every guest scenario writes.
-pub(crate) const CONFIG_PATH: &str = "/etc/scx-slo/config.json";
+pub(crate) const CONFIG_PATH: &str = scx_slo_api::paths::CONFIG;
 /// The status file scx-slod writes.
-pub(crate) const STATUS_PATH: &str = "/run/scx-slo/status.json";
+pub(crate) const STATUS_PATH: &str = scx_slo_api::paths::STATUS_FILE;
 
 /// Writes the guest's config file.
 pub fn write_config(value: &Value) -> Result<()> {
-    std::fs::create_dir_all("/etc/scx-slo")?;
+    std::fs::create_dir_all(scx_slo_api::paths::CONFIG_DIR)?;
     std::fs::write(CONFIG_PATH, serde_json::to_vec_pretty(value)?).context("writing the config")
 }
 

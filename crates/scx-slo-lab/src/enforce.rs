@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use scx_slo_api::Counter;
 use serde_json::{json, Value};
 
 use crate::daemon::{daemon_state, daemon_status, write_config, Daemon, CONFIG_PATH};
@@ -17,13 +18,8 @@ use crate::kernel;
 use crate::spawn::Workload;
 use crate::workload::{HogResult, ProbeResult, SCHED_EXT};
 
-fn counter(stats: &kernel::KernelTargetStats, name: &str) -> u64 {
-    scx_slo_bpf::TARGET_COUNTERS
-        .iter()
-        .find(|c| c.name == name)
-        .and_then(|c| stats.cnt.get(c.id as usize))
-        .copied()
-        .unwrap_or(0)
+fn counter(stats: &kernel::KernelTargetStats, c: Counter) -> u64 {
+    stats.cnt.get(c.index()).copied().unwrap_or(0)
 }
 
 /// One enforce run in `switch` mode.
@@ -188,10 +184,10 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
     for unit in ids.keys() {
         let k = get(unit);
         per_target.insert(unit.to_string(), json!({
-            "wakeups": counter(&k, "wakeups"), "jobs": counter(&k, "jobs"), "deadline_misses": counter(&k, "deadline_misses"),
-            "runtime_ms": counter(&k, "runtime_ns") as f64 / 1e6, "edf_enqueues": counter(&k, "edf_enqueues"),
-            "vtime_enqueues": counter(&k, "vtime_enqueues"), "budget_exhausted": counter(&k, "budget_exhausted"),
-            "preempt_kicks": counter(&k, "preempt_kicks"), "early_warnings": counter(&k, "early_warnings"),
+            "wakeups": counter(&k, Counter::Wakeups), "jobs": counter(&k, Counter::Jobs), "deadline_misses": counter(&k, Counter::DeadlineMisses),
+            "runtime_ms": counter(&k, Counter::RuntimeNs) as f64 / 1e6, "edf_enqueues": counter(&k, Counter::EdfEnqueues),
+            "vtime_enqueues": counter(&k, Counter::VtimeEnqueues), "budget_exhausted": counter(&k, Counter::BudgetExhausted),
+            "preempt_kicks": counter(&k, Counter::PreemptKicks), "early_warnings": counter(&k, Counter::EarlyWarnings),
         }));
     }
     facts.insert("kernel_stats".into(), Value::Object(per_target));
@@ -199,7 +195,7 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
     facts.insert("tight_probe".into(), serde_json::to_value(&tight)?);
     facts.insert("hogs".into(), serde_json::to_value(&hogs)?);
 
-    let wakeups = counter(&api_k, "wakeups");
+    let wakeups = counter(&api_k, Counter::Wakeups);
     report.check(
         format!("{switch}: the kernel counts api.service wakeups"),
         wakeups as f64 >= 0.5 * api.completion_us.n as f64 && wakeups > 0,
@@ -209,8 +205,8 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
     // for milliseconds on the host: EEVDF itself missed 0-5% of these 5 ms
     // deadlines in the demo. "Almost none" is <= 2%, and at least 5x fewer
     // than the under-budget target's.
-    let (api_jobs, api_miss) = (counter(&api_k, "jobs"), counter(&api_k, "deadline_misses"));
-    let (tight_jobs, tight_miss) = (counter(&tight_k, "jobs"), counter(&tight_k, "deadline_misses"));
+    let (api_jobs, api_miss) = (counter(&api_k, Counter::Jobs), counter(&api_k, Counter::DeadlineMisses));
+    let (tight_jobs, tight_miss) = (counter(&tight_k, Counter::Jobs), counter(&tight_k, Counter::DeadlineMisses));
     let api_rate = api_miss as f64 / api_jobs.max(1) as f64;
     let tight_rate = tight_miss as f64 / tight_jobs.max(1) as f64;
     report.check(
@@ -226,7 +222,7 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
     report.check(
         format!("{switch}: under-budget tight.service records deadline misses"),
         tight_jobs > 0 && tight_rate >= 0.10,
-        format!("misses={tight_miss} of {tight_jobs} jobs, budget exhausted in {} periods", counter(&tight_k, "budget_exhausted")),
+        format!("misses={tight_miss} of {tight_jobs} jobs, budget exhausted in {} periods", counter(&tight_k, Counter::BudgetExhausted)),
     );
     // The metrics endpoint reads the same maps: its api.service jobs are at
     // least what bpftool saw a moment ago (the counters only grow), once a
@@ -250,7 +246,7 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
     let batch_ok = hogs.iter().filter(|(n, _)| n.starts_with("hog")).all(|(_, h)| h.iterations > 0 && h.cpu_share >= 0.05);
     report.check(
         format!("{switch}: batch hogs keep progressing next to a greedy latency unit (vruntime guard)"),
-        batch_ok && counter(&batch_k, "runs") > 0,
+        batch_ok && counter(&batch_k, Counter::Runs) > 0,
         hogs.iter().map(|(n, h)| format!("{n} cpu_share={:.2}", h.cpu_share)).collect::<Vec<_>>().join(", "),
     );
 
@@ -312,7 +308,7 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
 /// window opens the breaker and it stays off.
 fn ejection(env: &Env, report: &mut Report) -> Result<()> {
     write_config(&enforce_config("partial"))?;
-    let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
+    let _ = std::fs::remove_file(scx_slo_api::paths::STATE_FILE);
     let mut daemon = Daemon::start_with(env, "eject", &["--retry-backoff", "1s", "--breaker-failures", "3"])?;
     if daemon.wait_enabled(Duration::from_secs(60)).is_none() {
         report.check("ejection: scheduler started", false, daemon.log_tail());
@@ -359,7 +355,7 @@ fn ejection(env: &Env, report: &mut Report) -> Result<()> {
     // reason, the breaker opening, and the SIGHUP reloads of both modes
     // (the refused bad config among them), and it verifies.
     let mut entries = Vec::new();
-    let verified = scx_slo_api::audit::verify_with(std::path::Path::new("/var/lib/scx-slo/audit"), |e| entries.push(e.clone()));
+    let verified = scx_slo_api::audit::verify_with(std::path::Path::new(scx_slo_api::paths::AUDIT_DIR), |e| entries.push(e.clone()));
     let ejected = entries.iter().filter(|e| e.kind == "scheduler" && e.action == "ejected by the kernel" && e.detail["kind"].as_str().is_some()).count();
     let breaker = entries.iter().filter(|e| e.kind == "breaker" && e.action == "opened").count();
     let reloads = entries.iter().filter(|e| e.kind == "call" && e.action == "Reload" && e.caller.as_ref().is_some_and(|c| c.via == "signal")).count();
@@ -371,7 +367,7 @@ fn ejection(env: &Env, report: &mut Report) -> Result<()> {
     );
     daemon.signal(libc::SIGTERM);
     daemon.wait_exit(Duration::from_secs(20));
-    let _ = std::fs::remove_file("/var/lib/scx-slo/state.json");
+    let _ = std::fs::remove_file(scx_slo_api::paths::STATE_FILE);
     Ok(())
 }
 

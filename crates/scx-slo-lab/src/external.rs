@@ -243,8 +243,8 @@ fn cell(env: &Env, setup: &Setup, round: usize, running: &Running, sampler: &Wak
         .and_then(|st| st.targets.into_iter().find(|t| t.key == "api.service"))
         .and_then(|t| t.stats)
         .map(|s| {
-            let mut c = s.counters;
-            c.insert("max_wait_ns".into(), s.max_wait_ns);
+            let mut c = s.counters.by_name();
+            c.insert("max_wait_ns", s.max_wait_ns);
             c
         });
     Ok(json!({

@@ -85,15 +85,13 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Dura
     None
 }
 
-/// GET http://127.0.0.1:9638/metrics (scx-slod's default endpoint).
+/// GET /metrics from scx-slod's default endpoint (`paths::METRICS_LISTEN`),
+/// through the same bounded client as the daemon's scrapes.
 pub fn scrape_metrics() -> Result<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", 9638)).context("connecting to scx-slod's metrics endpoint")?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET /metrics HTTP/1.0\r\n\r\n")?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    Ok(out)
+    use scx_slo_api::{paths, scrape::fetch};
+    let addr: std::net::SocketAddr = paths::METRICS_LISTEN.parse().context("the default metrics address")?;
+    let t = fetch::Timeouts { io: Duration::from_secs(5), total: Duration::from_secs(30) };
+    fetch::get_text(addr, paths::METRICS_LISTEN, "/metrics", t, "scx-slo-lab", 64 << 20).context("scraping scx-slod's metrics endpoint")
 }
 
 /// The value of one exposed sample (`name{labels}`), if present.

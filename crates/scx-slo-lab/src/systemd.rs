@@ -26,7 +26,7 @@ use crate::switch_action::switch_action;
 
 const MODULE_JSON: &str = "/etc/scx-slo-guest/module.json";
 const UNIT_PATH: &str = "/etc/systemd/system/scx-slod.service";
-const CONFIG_LINK: &str = "/etc/scx-slo/config.json";
+const CONFIG_LINK: &str = scx_slo_api::paths::CONFIG;
 const MANAGER: [&str; 3] = ["org.scxslo1", "/org/scxslo1", "org.scxslo1.Manager"];
 
 /// Runs a command; (exit code, stdout, stderr).
@@ -93,7 +93,7 @@ fn install(variant: &Value) -> Result<()> {
     let store_path = variant["configPath"].as_str().context("configPath")?;
     std::fs::create_dir_all(std::path::Path::new(store_path).parent().context("configPath has no directory")?)?;
     std::fs::write(store_path, serde_json::to_string_pretty(&variant["config"])?)?;
-    std::fs::create_dir_all("/etc/scx-slo")?;
+    std::fs::create_dir_all(scx_slo_api::paths::CONFIG_DIR)?;
     let _ = std::fs::remove_file(CONFIG_LINK);
     std::os::unix::fs::symlink(store_path, CONFIG_LINK)?;
     std::fs::write(UNIT_PATH, variant["unit"].as_str().context("unit")?)?;

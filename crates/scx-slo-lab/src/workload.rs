@@ -96,10 +96,7 @@ impl Percentiles {
             return Self::default();
         }
         samples.sort_unstable();
-        let rank = |q: f64| {
-            let i = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1;
-            samples[i] as f64 / 1e3
-        };
+        let rank = |q: f64| scx_slo_model::stats::nearest_rank(samples, q).map_or(f64::NAN, |ns| ns as f64 / 1e3);
         Percentiles {
             n: samples.len(),
             p50: rank(0.50),

@@ -16,6 +16,7 @@ pub mod config;
 pub mod dashboard;
 pub mod duration;
 pub mod error;
+pub mod histogram;
 pub mod raw;
 pub mod rules;
 pub mod schema;

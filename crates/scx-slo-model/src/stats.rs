@@ -9,11 +9,15 @@
 
 /// The `q` quantile (0..=1) by the nearest-rank method; NaN for no samples.
 pub fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
+    nearest_rank(sorted, q).unwrap_or(f64::NAN)
+}
+
+/// The `q` quantile (0..=1) of sorted samples of any type by the
+/// nearest-rank method (the sample at rank ⌈q·n⌉, at least the first);
+/// `None` for no samples.
+pub fn nearest_rank<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
     let rank = (q * sorted.len() as f64).ceil().max(1.0) as usize;
-    sorted[rank.min(sorted.len()) - 1]
+    sorted.get(rank.min(sorted.len()).checked_sub(1)?).copied()
 }
 
 /// Sorted copy.

@@ -7,7 +7,7 @@
 use scx_slo_api::dbus::ManagerProxyBlocking;
 use scx_slo_api::documents::{parse, TargetList};
 use scx_slo_api::exit::cli::{OK, REFUSED, UNREACHABLE};
-use scx_slo_api::{Explain, Status};
+use scx_slo_api::{Counter, Explain, Status};
 
 /// What to ask the daemon.
 pub enum Call {
@@ -124,8 +124,8 @@ fn us(ns: Option<u64>) -> String {
     ns.map_or("-".into(), |n| if n == u64::MAX { ">4s".into() } else { format!("{}", n / 1000) })
 }
 
-fn count(stats: Option<&scx_slo_api::TargetStats>, name: &str) -> String {
-    stats.and_then(|s| s.counters.get(name)).map_or("-".into(), u64::to_string)
+fn count(stats: Option<&scx_slo_api::TargetStats>, c: Counter) -> String {
+    stats.map_or("-".into(), |s| s.get(c).to_string())
 }
 
 /// The status document as an operator reads it.
@@ -184,9 +184,9 @@ pub fn status_table(s: &Status) -> String {
             "{:<28} {:<8} {:>9} {:>9} {:>8} {:>13}{}\n",
             t.key,
             wire_name(&t.class),
-            count(stats, "wakeups"),
-            count(stats, "jobs"),
-            count(stats, "deadline_misses"),
+            count(stats, Counter::Wakeups),
+            count(stats, Counter::Jobs),
+            count(stats, Counter::DeadlineMisses),
             us(t.rq_delay_p99_le_ns),
             if t.cgroup_id.is_some() { "" } else { "  (no cgroup yet)" },
         ));
@@ -261,7 +261,7 @@ mod tests {
             rq_delay_p99_le_ns: cgroup_id.map(|_| 65536),
             stats,
         };
-        let counters = [("wakeups", 10), ("jobs", 9), ("deadline_misses", 1)].map(|(k, v)| (k.into(), v)).into();
+        let counters = [(Counter::Wakeups, 10), (Counter::Jobs, 9), (Counter::DeadlineMisses, 1)].into();
         let status = Status {
             state: State::Running,
             mode: "enforce".into(),

@@ -175,7 +175,7 @@ pub fn run_gate(
     host: &Host,
     pending: PendingReboot,
 ) -> u8 {
-    let config = expect_config.unwrap_or(Path::new("/etc/scx-slo/config.json"));
+    let config = expect_config.unwrap_or(Path::new(scx_slo_api::paths::CONFIG));
     match (pending_reboot(host, config), pending) {
         (Some(why), PendingReboot::Pass) => {
             outln!("pending reboot (--pending-reboot pass): {why}; reboot to finish the deploy");

@@ -26,6 +26,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use scx_slo_api::paths;
 
 /// Command-line arguments.
 #[derive(Parser, Debug)]
@@ -59,7 +60,7 @@ enum Command {
         #[arg(long, default_value = "0s")]
         wait: scx_slo_model::Duration,
         /// The daemon's status file.
-        #[arg(long, default_value = "/run/scx-slo/status.json")]
+        #[arg(long, default_value = paths::STATUS_FILE)]
         status_file: PathBuf,
         /// A status file older than this means the daemon is stuck.
         #[arg(long, default_value = "10s")]
@@ -166,7 +167,7 @@ enum Command {
         #[arg(long, default_value_t = 1.3)]
         headroom: f64,
         /// The config to admit the recommendation against.
-        #[arg(long, default_value = "/etc/scx-slo/config.json")]
+        #[arg(long, default_value = paths::CONFIG)]
         config: PathBuf,
         /// The unit's cgroup, relative to the cgroup2 root (default: the
         /// config's, else looked up by name).
@@ -192,14 +193,14 @@ enum Command {
     /// from the targets' SLOs (YAML for `rule_files`; promtool checks it).
     Rules {
         /// The config.json to read.
-        #[arg(long, default_value = "/etc/scx-slo/config.json")]
+        #[arg(long, default_value = paths::CONFIG)]
         config: PathBuf,
     },
     /// A Grafana dashboard (JSON) for the latency targets: queue-latency
     /// heatmap, p99 vs objective, misses, budget use, error budget left.
     Dashboard {
         /// The config.json to read.
-        #[arg(long, default_value = "/etc/scx-slo/config.json")]
+        #[arg(long, default_value = paths::CONFIG)]
         config: PathBuf,
     },
     /// Print this CLI's version; with --verbose also the running daemon's
@@ -232,7 +233,7 @@ enum AuditAction {
     /// edited, deleted, reordered or cut entry.
     Verify {
         /// The trail's directory.
-        #[arg(long, default_value = "/var/lib/scx-slo/audit")]
+        #[arg(long, default_value = paths::AUDIT_DIR)]
         dir: PathBuf,
         /// Print JSON.
         #[arg(long)]
@@ -241,7 +242,7 @@ enum AuditAction {
     /// Print entries (each verified as it is read).
     Show {
         /// The trail's directory.
-        #[arg(long, default_value = "/var/lib/scx-slo/audit")]
+        #[arg(long, default_value = paths::AUDIT_DIR)]
         dir: PathBuf,
         /// Only entries newer than this, e.g. 1h.
         #[arg(long)]

@@ -98,13 +98,9 @@ fn steal_jiffies() -> Option<(u64, u64)> {
     Some((v.get(7).copied().unwrap_or(0), v.iter().take(8).sum()))
 }
 
-/// The value at quantile `q` of sorted samples.
+/// The value at quantile `q` of sorted samples (nearest rank); 0 for none.
 fn quantile(sorted: &[u64], q: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
+    scx_slo_model::stats::nearest_rank(sorted, q).unwrap_or(0)
 }
 
 /// The profile of one run.

@@ -87,7 +87,7 @@ mod tests {
     use super::*;
 
     fn jobs(n: u64) -> TargetStats {
-        TargetStats { counters: [("jobs".into(), n)].into(), ..Default::default() }
+        TargetStats { counters: [(scx_slo_api::Counter::Jobs, n)].into(), ..Default::default() }
     }
 
     #[test]
@@ -95,8 +95,8 @@ mod tests {
         let mut c = Carried::default();
         assert_eq!(c.total("api.service", None), None);
         c.by_key.insert("api.service".into(), jobs(100));
-        assert_eq!(c.total("api.service", Some(jobs(5))).map(|s| s.get("jobs")), Some(105), "carried plus live");
-        assert_eq!(c.total("api.service", None).map(|s| s.get("jobs")), Some(100), "between sessions");
+        assert_eq!(c.total("api.service", Some(jobs(5))).map(|s| s.get(scx_slo_api::Counter::Jobs)), Some(105), "carried plus live");
+        assert_eq!(c.total("api.service", None).map(|s| s.get(scx_slo_api::Counter::Jobs)), Some(100), "between sessions");
         // The longest wait is the running scheduler's, not the lifetime's.
         c.by_key.insert("api.service".into(), TargetStats { max_wait_ns: 9_000, ..jobs(100) });
         let live = TargetStats { max_wait_ns: 2_000, ..jobs(5) };

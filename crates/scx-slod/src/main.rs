@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use scx_slo_api::paths;
 use scx_slo_model::Duration as SloDuration;
 use scx_slod::breaker::BreakerConfig;
 use scx_slod::control::Request;
@@ -34,16 +35,16 @@ enum DbusMode {
 #[command(name = "scx-slod", version, about = "scx-slo daemon: keeps latency SLOs with a sched_ext scheduler")]
 struct Args {
     /// The config to apply.
-    #[arg(long, default_value = "/etc/scx-slo/config.json")]
+    #[arg(long, default_value = paths::CONFIG)]
     config: PathBuf,
     /// Where the daemon writes its status (JSON, replaced atomically).
-    #[arg(long, default_value = "/run/scx-slo/status.json")]
+    #[arg(long, default_value = paths::STATUS_FILE)]
     status_file: PathBuf,
     /// Persistent state (operator disable, breaker, budget overrides).
-    #[arg(long, default_value = "/var/lib/scx-slo/state.json")]
+    #[arg(long, default_value = paths::STATE_FILE)]
     state_file: PathBuf,
     /// The audit trail (hash-chained JSON lines; `scx-slo audit verify`).
-    #[arg(long, default_value = "/var/lib/scx-slo/audit")]
+    #[arg(long, default_value = paths::AUDIT_DIR)]
     audit_dir: PathBuf,
     /// The audit trail's size cap, MiB: past it the oldest 8 MiB files are
     /// removed after a rotation, and the removal recorded (at least 16: the
@@ -78,7 +79,7 @@ struct Args {
     backend: BackendKind,
     /// Where the Prometheus endpoint listens (`/metrics`), or `off`. Only
     /// loopback unless an operator sets another address.
-    #[arg(long, default_value = "127.0.0.1:9638")]
+    #[arg(long, default_value = paths::METRICS_LISTEN)]
     metrics_listen: String,
     /// systemd's bus for advisory mode (tests: a private bus playing systemd).
     #[arg(long, hide = true)]
@@ -155,7 +156,7 @@ fn run(args: Args) -> i32 {
         a => match a.parse::<std::net::SocketAddr>() {
             Ok(addr) => Some(addr),
             Err(e) => {
-                error!("--metrics-listen {a:?}: {e} (write HOST:PORT such as 127.0.0.1:9638, or off)");
+                error!("--metrics-listen {a:?}: {e} (write HOST:PORT such as {}, or off)", paths::METRICS_LISTEN);
                 return scx_slod::exit::UNREADABLE_CONFIG;
             }
         },

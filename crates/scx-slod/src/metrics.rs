@@ -6,9 +6,10 @@
 //! the probes' maps (same layout), and cgroup files are read in all modes.
 //!
 //! Every metric is described once: the daemon's own in [`METRICS`], the
-//! per-target scheduler counters in scx-slo-bpf's `TARGET_COUNTERS` (their
-//! `metric` name and help text); [`metrics`] lists both, and docs/metrics.md
-//! is checked against that list by a test.
+//! scheduler's counters (per target and whole-scheduler) in the counter
+//! tables of `scx_slo_api::counters` (their `metric` name and help text);
+//! [`metrics`] lists all, and docs/metrics.md is checked against that list
+//! by a test.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -17,8 +18,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-use scx_slo_bpf::maps::hist_bucket_upper_ns;
-use scx_slo_bpf::TargetStats;
+use scx_slo_bpf::{Counter, GlobalCounter, TargetStats};
 
 use crate::attribution::CgroupReading;
 use crate::modes::ActiveMode;
@@ -46,12 +46,17 @@ macro_rules! metrics_table {
 }
 
 /// Every metric scx-slod exports: [`METRICS`] and the exported counters of
-/// `TARGET_COUNTERS`.
+/// the counter tables.
 pub fn metrics() -> impl Iterator<Item = MetricDesc> {
-    let counters = scx_slo_bpf::TARGET_COUNTERS
-        .iter()
+    let counters = Counter::ALL
+        .into_iter()
+        .map(Counter::describe)
         .filter_map(|c| c.metric.map(|name| MetricDesc { name, kind: "counter", labels: "unit", help: c.help }));
-    METRICS.iter().copied().chain(counters)
+    let global = GlobalCounter::ALL
+        .into_iter()
+        .map(GlobalCounter::describe)
+        .filter_map(|c| c.metric.map(|name| MetricDesc { name, kind: "counter", labels: "", help: c.help }));
+    METRICS.iter().copied().chain(counters).chain(global)
 }
 
 metrics_table! {
@@ -91,14 +96,10 @@ metrics_table! {
     "scx_slo_reload_failures_total", "counter", "", "Reloads refused since scx-slod started (the running generation stayed).";
     "scx_slo_idempotency_replays_total", "counter", "", "Mutating calls answered from the idempotency store (a retry with the same key and arguments; nothing done twice).";
     "scx_slo_idempotency_conflicts_total", "counter", "", "Mutating calls refused because their idempotency key was used with other arguments.";
-    "scx_slo_events_dropped_total", "counter", "", "Early-warning events the scheduler could not send because the ring buffer was full (enforce mode).";
-    "scx_slo_credit_grants_total", "counter", "", "Batch slices lengthened to slice_max by credit lent from unused latency budgets (enforce mode).";
-    "scx_slo_slice_clamps_total", "counter", "", "Slices the kernel refilled to its 20 ms default without the scheduler (a task preempted while migration-disabled, mostly), cut back to slice_max (enforce mode).";
     "scx_slo_canary_state", "gauge", "state", "1 for the A/B canary's state (running, promoted, rolled-back, expired), 0 for the others; absent without a canary.";
     "scx_slo_canary_windows", "gauge", "", "Pairs of canary windows (scx-slo, then the default scheduler) judged so far.";
     "scx_slo_canary_verdicts", "gauge", "verdict", "The current canary's windows judged better, same, worse or not-enough-data.";
     "scx_slo_canary_p99_ratio", "gauge", "", "The last canary window's run-queue delay p99 under scx-slo over the default scheduler's (below 1: scx-slo is better).";
-    "scx_slo_credit_lent_seconds_total", "counter", "", "Unused latency budget lent to batch work as credit (enforce mode).";
 }
 
 /// The daemon's own health, beside the kernel's numbers.
@@ -236,7 +237,7 @@ pub fn histogram_buckets(hist: &[u64]) -> Vec<(f64, u64)> {
     hist.iter()
         .enumerate()
         .map(|(i, n)| {
-            let upper = hist_bucket_upper_ns(i);
+            let upper = scx_slo_model::histogram::upper_ns(i);
             (if upper == u64::MAX { f64::MAX } else { upper as f64 / 1e9 }, *n)
         })
         .collect()
@@ -285,20 +286,20 @@ impl Collector for SnapshotCollector {
             gauge_f(&mut e, Some(("unit", &u.unit)), f64::from(u8::from(u.resolved)))?;
         }
         let with_stats: Vec<(&UnitMetrics, &TargetStats)> = s.units.iter().filter_map(|u| u.stats.as_ref().map(|st| (u, st))).collect();
-        for c in scx_slo_bpf::TARGET_COUNTERS {
-            let Some(name) = c.metric else { continue };
+        for c in Counter::ALL {
+            let Some(name) = c.describe().metric else { continue };
             let mut e = family(&mut encoder, name)?;
             for (u, st) in &with_stats {
-                counter(&mut e, ("unit", &u.unit), st.get(c.name))?;
+                counter(&mut e, ("unit", &u.unit), st.get(c))?;
             }
         }
         let mut e = family(&mut encoder, "scx_slo_queue_latency_seconds")?;
         for (u, st) in &with_stats {
-            histogram(&mut e, &u.unit, &st.rq_delay_hist, st.get("rq_delay_sum_ns"))?;
+            histogram(&mut e, &u.unit, &st.rq_delay_hist, st.get(Counter::RqDelaySumNs))?;
         }
         let mut e = family(&mut encoder, "scx_slo_slack_seconds")?;
         for (u, st) in &with_stats {
-            histogram(&mut e, &u.unit, &st.slack_hist, st.get("slack_sum_ns"))?;
+            histogram(&mut e, &u.unit, &st.slack_hist, st.get(Counter::SlackSumNs))?;
         }
         let mut e = family(&mut encoder, "scx_slo_max_wait_seconds")?;
         for (u, st) in &with_stats {
@@ -370,17 +371,14 @@ impl Collector for SnapshotCollector {
         }
         // Only a running or ended enforce session has these; observe has no
         // whole-scheduler counters, and a 0 there would claim a measurement.
-        for (name, key) in [
-            ("scx_slo_events_dropped_total", "events_dropped"),
-            ("scx_slo_credit_grants_total", "credit_grants"),
-            ("scx_slo_slice_clamps_total", "slice_clamps"),
-        ] {
-            if let Some(v) = s.global.get(key) {
-                family(&mut encoder, name)?.encode_counter::<NoLabelSet, u64, u64>(v, None)?;
+        for c in GlobalCounter::ALL.map(GlobalCounter::describe) {
+            let (Some(name), Some(v)) = (c.metric, s.global.get(c.name)) else { continue };
+            let mut e = family(&mut encoder, name)?;
+            // A count of ns is exported in seconds, Prometheus's base unit.
+            match c.name.ends_with("_ns") {
+                true => e.encode_counter::<NoLabelSet, f64, f64>(&(*v as f64 / 1e9), None)?,
+                false => e.encode_counter::<NoLabelSet, u64, u64>(v, None)?,
             }
-        }
-        if let Some(ns) = s.global.get("credit_lent_ns") {
-            family(&mut encoder, "scx_slo_credit_lent_seconds_total")?.encode_counter::<NoLabelSet, f64, f64>(&(*ns as f64 / 1e9), None)?;
         }
         if let Some(c) = &s.canary {
             let mut e = family(&mut encoder, "scx_slo_canary_state")?;
@@ -473,9 +471,9 @@ mod tests {
     #[test]
     fn renders_every_family_with_its_help() {
         let mut stats = scx_slo_bpf::maps::sum_target_stats(&[]);
-        stats.counters.insert("jobs".into(), 10);
-        stats.counters.insert("deadline_misses".into(), 2);
-        stats.counters.insert("preempt_kicks".into(), 8);
+        stats.counters.set(Counter::Jobs, 10);
+        stats.counters.set(Counter::DeadlineMisses, 2);
+        stats.counters.set(Counter::PreemptKicks, 8);
         stats.rq_delay_hist[4] = 7;
         stats.rq_delay_hist[6] = 3;
         stats.max_wait_ns = 12_500_000;

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use scx_slo_bpf::TargetStats;
-use scx_slo_model::{Class, Config};
+use scx_slo_model::{histogram, Class, Config};
 use tracing::{info, warn};
 
 use crate::advisory;
@@ -288,8 +288,12 @@ impl Telemetry {
         let Some(deadline) = t.deadline else { return };
         let prev = self.advisory_hist.insert(t.key.clone(), stats.rq_delay_hist.clone());
         let Some(prev) = prev else { return };
-        let delta: Vec<u64> = stats.rq_delay_hist.iter().zip(prev.iter().chain(std::iter::repeat(&0))).map(|(a, b)| a.saturating_sub(*b)).collect();
-        let p99 = scx_slo_bpf::maps::quantile_upper_ns(&delta, 0.99);
+        let delta = histogram::delta(&prev, &stats.rq_delay_hist);
+        // The bucket's upper bound, not an interpolation: the formula's dead
+        // band (a factor of 4) is wider than a bucket (a factor of 2), so the
+        // bound cannot make the weight flap, and erring high gives a unit
+        // that waits its weight sooner.
+        let p99 = histogram::log2_quantile_le_ns(&delta, 0.99);
         let settings = &input.config.advisory;
         let current = self.advisory_weights.get(&t.key).copied().unwrap_or(t.weight.max(settings.min_weight));
         let Some(next) = advisory::recommend(settings, current, p99, deadline.as_ns()) else { return };

@@ -76,7 +76,8 @@ fn read_head(reader: &mut impl BufRead) -> Result<(), ScrapeError> {
     }
 }
 
-fn get_inner(addr: SocketAddr, host: &str, path: &str, t: Timeouts, agent: &str, histogram: &str, limits: &Limits) -> Result<Buckets, ScrapeError> {
+/// The request, then the head, then `body` on the reader left at the body.
+fn get_inner<T>(addr: SocketAddr, host: &str, path: &str, t: Timeouts, agent: &str, body: impl FnOnce(&mut dyn BufRead) -> Result<T, ScrapeError>) -> Result<T, ScrapeError> {
     let deadline = Instant::now() + t.total;
     let stream = TcpStream::connect_timeout(&addr, t.io.min(t.total)).map_err(ScrapeError::Connect)?;
     stream.set_write_timeout(Some(t.io)).map_err(ScrapeError::Connect)?;
@@ -84,7 +85,24 @@ fn get_inner(addr: SocketAddr, host: &str, path: &str, t: Timeouts, agent: &str,
     (&stream).write_all(request.as_bytes()).map_err(ScrapeError::Connect)?;
     let mut reader = BufReader::with_capacity(64 << 10, DeadlineReader { stream, deadline, io: t.io });
     read_head(&mut reader)?;
-    read_histogram(&mut reader, histogram, limits)
+    body(&mut reader)
+}
+
+/// The one bounded GET every caller goes through: status 200 only, a
+/// bounded head, everything within `t.total`, the body handed to `body`
+/// (which bounds what it reads). Errors name the URL.
+fn get<T>(addr: SocketAddr, host: &str, path: &str, t: Timeouts, agent: &str, body: impl FnOnce(&mut dyn BufRead) -> Result<T, ScrapeError>) -> Result<T, ScrapeError> {
+    let start = Instant::now();
+    get_inner(addr, host, path, t, agent, body).map_err(|e| {
+        // A read cut by the deadline is reported as the deadline, not as the
+        // socket error it surfaced as.
+        let late = start.elapsed() >= t.total;
+        let e = match e {
+            ScrapeError::Read(_) | ScrapeError::Connect(_) if late => ScrapeError::Deadline { limit: t.total },
+            e => e,
+        };
+        ScrapeError::At { url: format!("http://{host}{path}").chars().take(120).collect(), source: Box::new(e) }
+    })
 }
 
 /// A bounded GET of `path` at `addr` whose body is read for `histogram`:
@@ -95,16 +113,20 @@ pub fn get_histogram(addr: SocketAddr, host: &str, path: &str, t: Timeouts, agen
 
 /// [`get_histogram`] with other limits (tests).
 pub fn get_histogram_within(addr: SocketAddr, host: &str, path: &str, t: Timeouts, agent: &str, histogram: &str, limits: &Limits) -> Result<Buckets, ScrapeError> {
-    let start = Instant::now();
-    get_inner(addr, host, path, t, agent, histogram, limits).map_err(|e| {
-        // A read cut by the deadline is reported as the deadline, not as the
-        // socket error it surfaced as.
-        let late = start.elapsed() >= t.total;
-        let e = match e {
-            ScrapeError::Read(_) | ScrapeError::Connect(_) if late => ScrapeError::Deadline { limit: t.total },
-            e => e,
-        };
-        ScrapeError::At { url: format!("http://{host}{path}").chars().take(120).collect(), source: Box::new(e) }
+    get(addr, host, path, t, agent, |mut body| read_histogram(&mut body, histogram, limits))
+}
+
+/// A bounded GET of `path` at `addr` whose whole body is returned as text
+/// (invalid UTF-8 replaced): status 200 only, at most `max_bytes` of body,
+/// everything within `t.total`.
+pub fn get_text(addr: SocketAddr, host: &str, path: &str, t: Timeouts, agent: &str, max_bytes: u64) -> Result<String, ScrapeError> {
+    get(addr, host, path, t, agent, |body| {
+        let mut bytes = Vec::new();
+        body.take(max_bytes + 1).read_to_end(&mut bytes).map_err(ScrapeError::Read)?;
+        if bytes.len() as u64 > max_bytes {
+            return Err(ScrapeError::TooLarge { limit: max_bytes });
+        }
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
     })
 }
 
@@ -193,6 +215,16 @@ mod tests {
         assert_eq!(get_histogram(addr, &host, "/metrics", QUICK, "t", "h").unwrap(), vec![(1.0, 3.0)]);
         assert!(get_histogram(addr, &host, "/metrics", QUICK, "t", "h").unwrap_err().to_string().contains("404"));
         assert!(get_histogram(addr, &host, "/metrics", QUICK, "t", "h").unwrap_err().to_string().contains("not an HTTP response"));
+    }
+
+    #[test]
+    fn a_text_get_returns_the_body_and_refuses_one_over_its_limit() {
+        let (addr, rx) = serve(vec![ok("scx_slo_mode 1\n"), ok(&"x".repeat(65))]);
+        let host = addr.to_string();
+        assert_eq!(get_text(addr, &host, "/metrics", QUICK, "t", 64).unwrap(), "scx_slo_mode 1\n");
+        assert!(rx.recv().unwrap().starts_with("GET /metrics HTTP/1.0\r\nHost: "));
+        let e = get_text(addr, &host, "/metrics", QUICK, "t", 64).unwrap_err();
+        assert!(matches!(&e, ScrapeError::At { source, .. } if matches!(**source, ScrapeError::TooLarge { limit: 64 })), "{e:?}");
     }
 
     #[test]

@@ -33,10 +33,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use scx_slo_api::scrape::{counts_p99, interval_counts};
 use scx_slo_api::{AdaptiveDecision, AdaptiveReport, BudgetOverride};
-use scx_slo_bpf::maps::hist_bucket_upper_ns;
 use scx_slo_model::adaptive::{Controller, Hold, Observation, Step};
 use scx_slo_bpf::TargetStats;
-use scx_slo_model::{Adaptive, AdaptiveSli, Config, Duration};
+use scx_slo_model::{histogram, Adaptive, AdaptiveSli, Config, Duration};
 use tracing::{info, warn};
 
 use super::effects::{BudgetStep, Effect};
@@ -196,8 +195,8 @@ pub fn interval_p99(sli: AdaptiveSli, deadline: Duration, base: &TargetStats, no
         // (A service SLI reads the scraper, `service_p99`; on kernel
         // statistics the response time is the nearest.)
         AdaptiveSli::Response | AdaptiveSli::Service => {
-            let jobs = now.get("jobs").wrapping_sub(base.get("jobs"));
-            let misses = now.get("deadline_misses").wrapping_sub(base.get("deadline_misses")).min(jobs);
+            let jobs = now.get(scx_slo_api::Counter::Jobs).wrapping_sub(base.get(scx_slo_api::Counter::Jobs));
+            let misses = now.get(scx_slo_api::Counter::DeadlineMisses).wrapping_sub(base.get(scx_slo_api::Counter::DeadlineMisses)).min(jobs);
             let slack = hist_delta(&base.slack_hist, &now.slack_hist);
             (response_p99_seconds(deadline, jobs, misses, &slack), jobs)
         }
@@ -229,61 +228,30 @@ pub fn response_p99_seconds(deadline: Duration, jobs: u64, misses: u64, slack: &
     if misses as f64 >= tail && misses > 0 {
         return Some(deadline_s * (misses as f64 / tail).sqrt());
     }
-    // The slack at rank `tail - misses` from the smallest, among in-time jobs.
+    // The slack at rank `tail - misses` from the smallest, among in-time
+    // jobs; none counted (the histogram lags the counters): as late as the
+    // deadline.
     let want = tail - misses as f64;
-    let mut seen = 0.0;
-    for (i, n) in slack.iter().enumerate() {
-        let n = *n as f64;
-        if n > 0.0 && seen + n >= want {
-            let upper = hist_bucket_upper_ns(i);
-            let frac = ((want - seen) / n).clamp(0.0, 1.0);
-            let slack_ns = if i == 0 {
-                frac * upper as f64
-            } else if upper == u64::MAX {
-                hist_bucket_upper_ns(i - 1) as f64
-            } else {
-                upper as f64 / 2.0 * frac.exp2()
-            };
-            return Some((deadline_s - slack_ns / 1e9).max(0.0));
-        }
-        seen += n;
-    }
-    // No in-time job counted (the histogram lags the counters): as late as
-    // the deadline.
-    Some(deadline_s)
+    let slack_ns = histogram::value_at_rank(histogram::log2_buckets(slack), want, histogram::Interpolation::Geometric);
+    Some(slack_ns.map_or(deadline_s, |ns| (deadline_s - ns / 1e9).max(0.0)))
 }
 
-/// `now - base`, bucket by bucket (wrapping, as the kernel's counters do);
-/// a histogram shorter than the other counts as zeros.
+/// `now - base`, bucket by bucket ([`histogram::delta`]: a bucket that went
+/// down was reset and counts 0).
 pub fn hist_delta(base: &[u64], now: &[u64]) -> Vec<u64> {
-    now.iter().enumerate().map(|(i, n)| n.wrapping_sub(base.get(i).copied().unwrap_or(0))).collect()
+    histogram::delta(base, now)
 }
 
 /// The p99 of a run-queue delay histogram (intf.h's log2 buckets: bucket
-/// `i` ends at [`hist_bucket_upper_ns`]`(i)` and starts at half that), in
-/// seconds, and the number of samples. Interpolated geometrically inside the
+/// `i` ends at [`histogram::upper_ns`]`(i)` and starts at half that, bucket
+/// 0 at 0), in seconds, and the number of samples. Interpolated geometrically inside the
 /// bucket: a bucket spans a factor of 2, as wide as the controller's whole
 /// hold band, so its upper bound alone would make the p99 jump 2× between
 /// intervals and the controller chase the buckets. The last bucket is open:
-/// a p99 there counts as twice its start.
+/// a p99 there counts as up to twice its start.
 pub fn hist_p99_seconds(hist: &[u64]) -> (Option<f64>, u64) {
     let total: u64 = hist.iter().fold(0u64, |a, n| a.saturating_add(*n));
-    if total == 0 {
-        return (None, 0);
-    }
-    let want = 0.99 * total as f64;
-    let mut seen = 0.0;
-    for (i, n) in hist.iter().enumerate() {
-        let n = *n as f64;
-        if n > 0.0 && seen + n >= want {
-            let upper = hist_bucket_upper_ns(i);
-            let lower = if upper == u64::MAX { hist_bucket_upper_ns(i.saturating_sub(1)) as f64 } else { upper as f64 / 2.0 };
-            let frac = ((want - seen) / n).clamp(0.0, 1.0);
-            return (Some(lower * frac.exp2() / 1e9), total);
-        }
-        seen += n;
-    }
-    (None, total)
+    (histogram::log2_quantile_ns(hist, 0.99).map(|ns| ns / 1e9), total)
 }
 
 fn unix_now() -> u64 {
@@ -470,8 +438,8 @@ mod tests {
     #[test]
     fn the_interval_is_the_difference_of_two_reads() {
         assert_eq!(hist_delta(&[1, 2, 3], &[1, 5, 3, 7]), vec![0, 3, 0, 7]);
-        // Counters wrap as the kernel's do.
-        assert_eq!(hist_delta(&[u64::MAX], &[1]), vec![2]);
+        // A bucket that went down was reset, not wrapped: it counts nothing.
+        assert_eq!(hist_delta(&[u64::MAX], &[1]), vec![0]);
     }
 
     #[test]
@@ -479,7 +447,7 @@ mod tests {
         assert_eq!(hist_p99_seconds(&[0; 8]), (None, 0));
         // 100 jobs, all in bucket 3 ([4.096, 8.192) us): the p99 is 99% of
         // the way, in the log, across it.
-        let upper = hist_bucket_upper_ns(3) as f64;
+        let upper = histogram::upper_ns(3) as f64;
         let mut h = vec![0u64; 16];
         h[3] = 100;
         let (p99, n) = hist_p99_seconds(&h);
@@ -491,7 +459,7 @@ mod tests {
         h[3] = 98;
         h[9] = 2;
         let p99 = hist_p99_seconds(&h).0.unwrap() * 1e9;
-        let slow = hist_bucket_upper_ns(9) as f64;
+        let slow = histogram::upper_ns(9) as f64;
         assert!((slow / 2.0..slow).contains(&p99), "{p99}");
         // More samples in the slow bucket move the estimate up inside it
         // (the bucket's upper bound would not move).
@@ -515,7 +483,7 @@ mod tests {
         slack[10] = 10;
         slack[11] = 990;
         let p99 = response_p99_seconds(deadline, 1000, 0, &slack).unwrap();
-        let (lo, hi) = (hist_bucket_upper_ns(10) as f64 / 2.0, hist_bucket_upper_ns(10) as f64);
+        let (lo, hi) = (histogram::upper_ns(10) as f64 / 2.0, histogram::upper_ns(10) as f64);
         assert!((0.005 - hi / 1e9..=0.005 - lo / 1e9).contains(&p99), "{p99}");
         // Fewer than 1% missed: the misses are the smallest slack, so the
         // rank moves down into the in-time jobs by as many.

@@ -146,20 +146,7 @@ pub struct CanaryRun {
 /// over the bucket (the first from 0, the open last one over one more
 /// doubling), at most [`MAX_SAMPLES`] in all.
 pub fn hist_samples(hist: &[u64]) -> Vec<f64> {
-    let total: u64 = hist.iter().sum();
-    let scale = if total as usize > MAX_SAMPLES { MAX_SAMPLES as f64 / total as f64 } else { 1.0 };
-    let mut out = Vec::with_capacity(total.min(MAX_SAMPLES as u64) as usize);
-    let mut lower = 0.0;
-    for (i, count) in hist.iter().enumerate() {
-        let upper_ns = scx_slo_bpf::maps::hist_bucket_upper_ns(i);
-        let upper = if upper_ns == u64::MAX { lower * 2.0 } else { upper_ns as f64 / 1e3 };
-        let n = (*count as f64 * scale).round() as usize;
-        for k in 0..n {
-            out.push(lower + (upper - lower) * (k as f64 + 0.5) / n as f64);
-        }
-        lower = upper;
-    }
-    out
+    scx_slo_model::histogram::log2_samples_us(hist, MAX_SAMPLES)
 }
 
 fn finite(x: f64) -> Option<f64> {
@@ -387,8 +374,8 @@ impl CanaryView<'_> {
                 for (s, v) in sum.hist.iter_mut().zip(stats.rq_delay_hist.iter()) {
                     *s = s.wrapping_add(*v);
                 }
-                sum.jobs = sum.jobs.wrapping_add(stats.get("jobs"));
-                sum.misses = sum.misses.wrapping_add(stats.get("deadline_misses"));
+                sum.jobs = sum.jobs.wrapping_add(stats.get(scx_slo_api::Counter::Jobs));
+                sum.misses = sum.misses.wrapping_add(stats.get(scx_slo_api::Counter::DeadlineMisses));
             }
         }
         sum

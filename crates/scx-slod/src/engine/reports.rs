@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use scx_slo_api::documents::{BreakerReport, CapabilityReport, OverrideDrift, ProbeReport, RecentCounters, TargetList};
-use scx_slo_api::{ActiveMode, ControlError, Explain, Reply, State, Status, TargetEntry, TargetStatus, DOCUMENT_VERSION};
+use scx_slo_api::{ActiveMode, ControlError, Counter, Explain, Reply, State, Status, TargetEntry, TargetStatus, DOCUMENT_VERSION};
 use scx_slo_model::Class;
 
 use super::Engine;
@@ -39,7 +39,7 @@ impl Engine {
                     self.targets.carried.total(&t.key, live)
                 }
             };
-            let q = |q| stats.as_ref().and_then(|s| scx_slo_bpf::maps::quantile_upper_ns(&s.rq_delay_hist, q));
+            let q = |q| stats.as_ref().and_then(|s| scx_slo_model::histogram::log2_quantile_le_ns(&s.rq_delay_hist, q));
             let (cgroup, cgroup_id) = self.cgroup_of(&t.key);
             TargetStatus {
                 key: t.key.clone(),
@@ -181,14 +181,14 @@ impl Engine {
         let (cgroup, cgroup_id) = self.cgroup_of(unit);
         let state = self.supervisor.state();
         let recent = stats.map(|s| {
-            let (wakeups, spent) = (s.get("wakeups"), s.get("budget_spent_wakeups"));
+            let (wakeups, spent) = (s.get(Counter::Wakeups), s.get(Counter::BudgetSpentWakeups));
             RecentCounters {
                 wakeups,
-                jobs: s.get("jobs"),
-                deadline_misses: s.get("deadline_misses"),
-                budget_exhausted: s.get("budget_exhausted"),
+                jobs: s.get(Counter::Jobs),
+                deadline_misses: s.get(Counter::DeadlineMisses),
+                budget_exhausted: s.get(Counter::BudgetExhausted),
                 budget_spent_wakeups: spent,
-                fair_preempts: s.get("fair_preempts"),
+                fair_preempts: s.get(Counter::FairPreempts),
                 budget_covered_pct: budget_covered_pct(wakeups, spent),
             }
         });

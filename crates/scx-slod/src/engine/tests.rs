@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use scx_slo_api::documents::{parse, TargetList};
-use scx_slo_api::{Capabilities, ControlError, Explain, ExitInfo, KernelFeatures, State, Status, TargetStats};
+use scx_slo_api::{Capabilities, ControlError, Counter, Explain, ExitInfo, KernelFeatures, State, Status, TargetStats};
 use scx_slo_bpf::{MapTarget, Topology};
 use scx_slo_model::Config;
 
@@ -120,7 +120,7 @@ impl Backend for Recording {
     fn target_stats(&self, index: u32) -> scx_slo_bpf::Result<TargetStats> {
         scx_slo_bpf::ensure!(self.applied.iter().any(|t| t.index == index), "no target at {index}");
         let mut stats = self.stats.get(&index).cloned().unwrap_or_default();
-        stats.counters.insert("wakeups".into(), 7);
+        stats.counters.set(Counter::Wakeups, 7);
         Ok(stats)
     }
     fn global_stats(&self) -> scx_slo_bpf::Result<Vec<(&'static str, u64)>> {
@@ -149,9 +149,9 @@ fn test_audit_dir() -> PathBuf {
 
 fn options() -> EngineOptions {
     EngineOptions {
-        config_path: "/etc/scx-slo/config.json".into(),
-        status_path: "/run/scx-slo/status.json".into(),
-        state_path: "/var/lib/scx-slo/state.json".into(),
+        config_path: scx_slo_api::paths::CONFIG.into(),
+        status_path: scx_slo_api::paths::STATUS_FILE.into(),
+        state_path: scx_slo_api::paths::STATE_FILE.into(),
         audit_dir: test_audit_dir(),
         audit_retain_bytes: crate::audit::DEFAULT_RETAIN_BYTES,
         tick: Duration::from_millis(10),
@@ -226,7 +226,7 @@ fn reads_are_typed_documents_and_an_unknown_unit_is_named() {
     assert_eq!((s.state, s.mode.as_str(), s.generation, s.targets.len()), (State::Running, "enforce", 1, 4));
     assert_eq!(s.config_sha256, scx_slo_model::config_digest(EXAMPLE));
     let api = s.targets.iter().find(|t| t.key == "api.service").unwrap();
-    assert_eq!((api.cgroup_id, api.stats.as_ref().map(|s| s.get("wakeups"))), (Some(101), Some(7)), "{api:?}");
+    assert_eq!((api.cgroup_id, api.stats.as_ref().map(|s| s.get(Counter::Wakeups))), (Some(101), Some(7)), "{api:?}");
     assert_eq!(s.global.as_ref().and_then(|g| g.get("enqueues")), Some(&3));
     let batch = s.targets.iter().find(|t| t.key == "batch.slice").unwrap();
     assert!(batch.cgroup_id.is_none() && batch.stats.is_none(), "an unresolved target has no counters: {batch:?}");
@@ -440,7 +440,7 @@ fn failures_back_off_open_the_breaker_and_enable_or_reset_close_it() {
 fn counters_carry_over_a_re_attach() {
     let host = MemoryHost::new(EXAMPLE);
     let (mut e, _h) = engine(&host);
-    let wakeups = |s: &Status| s.target("api.service").and_then(|t| t.stats.as_ref()).map(|s| s.get("wakeups"));
+    let wakeups = |s: &Status| s.target("api.service").and_then(|t| t.stats.as_ref()).map(|s| s.get(Counter::Wakeups));
     let mut first = Recording::default();
     running(&mut e, &mut first);
     assert_eq!(wakeups(&status(&mut e, Some(&mut first))), Some(7));

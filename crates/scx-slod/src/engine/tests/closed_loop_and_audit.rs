@@ -16,12 +16,12 @@ fn add_jobs(e: &Engine, b: &mut Recording, unit: &str, n: u64, us: u64) {
     let deadline_us = e.generation.config.targets.iter().find(|t| t.key == unit).and_then(|t| t.deadline).unwrap().as_us();
     let buckets = scx_slo_bpf::intf::slo_consts_SLO_HIST_BUCKETS as usize;
     let s = b.stats.entry(slot).or_insert_with(|| TargetStats { slack_hist: vec![0; buckets], rq_delay_hist: vec![0; buckets], ..Default::default() });
-    *s.counters.entry("jobs".into()).or_default() += n;
+    s.counters.set(Counter::Jobs, s.get(Counter::Jobs) + n);
     if us > deadline_us {
-        *s.counters.entry("deadline_misses".into()).or_default() += n;
+        s.counters.set(Counter::DeadlineMisses, s.get(Counter::DeadlineMisses) + n);
     } else {
         let slack_ns = (deadline_us - us) * 1000;
-        let bucket = (0..buckets).find(|i| scx_slo_bpf::maps::hist_bucket_upper_ns(*i) > slack_ns).unwrap();
+        let bucket = (0..buckets).find(|i| scx_slo_model::histogram::upper_ns(*i) > slack_ns).unwrap();
         s.slack_hist[bucket] += n;
     }
 }

@@ -48,11 +48,11 @@ fn the_periodic_status_file_reuses_the_last_scan_and_the_final_one_reads_live() 
     let mut b = Recording::default();
     running(&mut e, &mut b);
     let slot = e.targets.slots.get("api.service").expect("api.service has a slot");
-    let jobs = |n: u64| TargetStats { counters: [("jobs".into(), n)].into(), ..Default::default() };
+    let jobs = |n: u64| TargetStats { counters: [(Counter::Jobs, n)].into(), ..Default::default() };
     b.stats.insert(slot, jobs(1));
     e.telemetry_scan(Some(&mut b));
     b.stats.insert(slot, jobs(5));
-    let api_jobs = |s: &Status| s.targets.iter().find(|t| t.key == "api.service").and_then(|t| t.stats.as_ref()).map(|s| s.get("jobs"));
+    let api_jobs = |s: &Status| s.targets.iter().find(|t| t.key == "api.service").and_then(|t| t.stats.as_ref()).map(|s| s.get(Counter::Jobs));
     let last_file = |host: &MemoryHost| host.statuses.lock().unwrap().last().cloned().expect("a status file");
 
     e.write_status(Some(&b), false);
