@@ -267,10 +267,11 @@ fn troubleshooting_reads() -> Vec<&'static str> {
     for line in include_str!("../../../docs/troubleshooting.md").lines().map(str::trim) {
         if line.starts_with("```") {
             in_sh = line == "```sh";
-        } else if in_sh && line.split_whitespace().next() == Some("scx-slo") {
-            if line.split_whitespace().nth(1).is_some_and(|sub| READS.contains(&sub)) {
-                lines.push(line);
-            }
+        } else if in_sh
+            && line.split_whitespace().next() == Some("scx-slo")
+            && line.split_whitespace().nth(1).is_some_and(|sub| READS.contains(&sub))
+        {
+            lines.push(line);
         }
     }
     lines.sort_unstable();
