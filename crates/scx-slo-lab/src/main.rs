@@ -267,6 +267,11 @@ enum Cmd {
         /// Boots it took (a bench resumed after a guest panic takes more).
         #[arg(long, default_value_t = 1)]
         boots: u32,
+        /// QEMU's main loop (which raises the guest's timer interrupts) ran
+        /// on SCHED_FIFO on the host: recorded, since it moves every
+        /// latency the guest measures (checks/vm/run says by how much).
+        #[arg(long)]
+        main_loop_fifo: bool,
     },
 }
 
@@ -372,7 +377,7 @@ fn main() -> Result<()> {
             };
             harness::emit(&report, &out)
         }
-        Cmd::Report { file, json, qemu, tcg_thread, boots } => report(&file, json.as_deref(), qemu, tcg_thread, boots),
+        Cmd::Report { file, json, qemu, tcg_thread, boots, main_loop_fifo } => report(&file, json.as_deref(), qemu, tcg_thread, boots, main_loop_fifo),
         Cmd::DbusFlood { seconds } => chaos::flood_client(seconds),
         Cmd::BenchSelection { only, scenarios, quick } => bench::Selection::parse(&only, &scenarios, quick).map(|_| ()),
         Cmd::BenchTable { report, date } => {
@@ -452,6 +457,7 @@ fn report(
     qemu: Option<String>,
     tcg_thread: Option<String>,
     boots: u32,
+    main_loop_fifo: bool,
 ) -> Result<()> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let body = text
@@ -461,7 +467,7 @@ fn report(
         .context("no report in the guest output: the scenario did not finish (see the console log)")?;
     let mut report: serde_json::Value = serde_json::from_str(body.trim()).context("parsing the guest's report")?;
     // What the guest cannot know about itself: the emulator it ran under.
-    report["harness"] = serde_json::json!({ "qemu": qemu, "tcg_thread": tcg_thread, "boots": boots });
+    report["harness"] = serde_json::json!({ "qemu": qemu, "tcg_thread": tcg_thread, "boots": boots, "main_loop_fifo": main_loop_fifo });
     if let Some(path) = json_out {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
     }
