@@ -100,6 +100,7 @@ enum slo_gstat_id {
 	SLO_GSTAT_EVENTS_DROPPED,	 /* ring buffer full */
 	SLO_GSTAT_WAIT_GUARD_DISPATCHES, /* a task overdue past max_wait/4 served first */
 	SLO_GSTAT_SLICE_CLAMPS,		 /* kernel-refilled slices cut to slice_max */
+	SLO_GSTAT_KEPT_RUNNING,		 /* latency tasks kept on their CPU at a slice's end */
 	NR_SLO_GSTATS,
 };
 

@@ -983,6 +983,109 @@ static void serve_overdue(struct node_ctx *nctx, u32 node, s32 cpu, u64 now)
 	move_overdue(vtime_dsq(node), node, cpu, now);
 }
 
+/*
+ * What a run of @used ns of a targeted task costs: its virtual time (a
+ * fair run only: a budgeted EDF run is the target's reservation, outside
+ * fair share; charging it too would push a latency task's virtual time
+ * ever further ahead of the batch tasks', by its whole budget every period,
+ * and the first time its budget ran out it would queue behind all of them
+ * until they caught up, for seconds: docs/scheduler.md), the target's
+ * runtime, and a latency target's budget.
+ */
+static void charge_run(struct task_ctx *tctx, u32 target,
+		       const struct slo_target_cfg *cfg,
+		       struct slo_target_stats *st, u64 used)
+{
+	struct slo_budget_state *bs;
+	u64 before;
+
+	if (!tctx->edf)
+		charge_vtime(tctx, used, cfg->weight);
+	tstat_add(st, SLO_TSTAT_RUNTIME_NS, used);
+	if (!is_latency(cfg))
+		return;
+	bs = try_lookup_budget_state(target);
+	if (bs) {
+		before = __sync_fetch_and_add(&bs->used_ns, used);
+		if (before < cfg->runtime_ns && before + used >= cfg->runtime_ns)
+			tstat_add(st, SLO_TSTAT_BUDGET_EXHAUSTED, 1);
+	}
+}
+
+/*
+ * The kernel calls ops.dispatch while a task whose slice ran out is still
+ * current, before it goes back through ops.enqueue: whatever dispatch moves
+ * to the local DSQ runs first, and the task waits behind it. A latency task
+ * whose budget ran out mid-job (its EDF slice is what was left of the
+ * budget) so lost its CPU to the batch task it had preempted, and waited
+ * that task's whole slice (fit_slice, up to slice_max): with the timers'
+ * phase against the budget's period steady for seconds, a timer tool's p99
+ * was 4.5-9 ms in whole rounds against EEVDF's 0.4-1.3 ms (under TCG, the
+ * emulator's timer delay removed: docs/scheduler.md, "Where it stands").
+ * So a latency task keeps its CPU, its slice refilled, when nothing queued
+ * stands ahead of it: with budget left, an EDF slice unless EDF work is
+ * queued; past it, a slice_min of fair share while its virtual time is not
+ * ahead of the node's clock (what a batch task runs at), as EEVDF lets a
+ * task with lag run on. The run so far is charged here, since ops.stopping
+ * and ops.running do not run for a task that stays: a CPU-bound latency
+ * task's virtual time passes the clock and it yields. Never when the node's
+ * queues are owed service: EDF work (overdue tasks included, which
+ * serve_overdue moves there) or the max_wait bound.
+ */
+static bool keep_latency_prev(struct task_struct *prev, u32 node,
+			      struct node_ctx *nctx, u64 now)
+{
+	struct slo_target_stats *st;
+	struct slo_target_cfg *cfg;
+	struct task_ctx *tctx;
+	struct cpu_ctx *cctx;
+	u64 used, left, slice;
+	u32 target;
+
+	if (!prev || !(prev->scx.flags & SCX_TASK_QUEUED))
+		return false;
+	if (scx_bpf_dsq_nr_queued(edf_dsq(node)))
+		return false;
+	if (scx_bpf_dsq_nr_queued(vtime_dsq(node)) &&
+	    now - nctx->vtime_served_ns > max_wait_ns / 4)
+		return false;
+	tctx = try_lookup_task_ctx(prev);
+	if (!tctx || tctx->target == SLO_NO_TARGET)
+		return false;
+	target = tctx->target;
+	cfg = try_lookup_target_cfg(target);
+	if (!is_latency(cfg))
+		return false;
+	st = try_lookup_target_stats(target);
+	used = now > tctx->started_at_ns ? now - tctx->started_at_ns : 0;
+	charge_run(tctx, target, cfg, st, used);
+	tctx->started_at_ns = now;
+	left = budget_left(target, cfg, now);
+	if (left) {
+		tctx->edf = true;
+		slice = left < slice_max_ns ? left : slice_max_ns;
+	} else {
+		/* Clamped as ops.enqueue would: a task whose runs were mostly
+		 * budgeted (uncharged) may not bank more than slice_max. */
+		tctx->vtime = sleeper_vtime(tctx, node);
+		if (tctx->vtime > nctx->vtime_now)
+			return false;
+		tctx->edf = false;
+		slice = slice_min_ns;
+	}
+	prev->scx.slice = slice;
+	cctx = try_lookup_cpu_ctx(-1);
+	if (cctx) {
+		cctx->edf = tctx->edf;
+		cctx->priority = tctx->edf ? cfg->priority : 0;
+		cctx->deadline_ns = tctx->deadline_ns;
+		cctx->vtime = tctx->vtime;
+		cctx->started_ns = now;
+	}
+	gstat_add(SLO_GSTAT_KEPT_RUNNING, 1);
+	return true;
+}
+
 void BPF_STRUCT_OPS(slo_dispatch, s32 cpu, struct task_struct *prev)
 {
 	u32 node = node_of_cpu(cpu), n;
@@ -1005,6 +1108,8 @@ void BPF_STRUCT_OPS(slo_dispatch, s32 cpu, struct task_struct *prev)
 		gstat_add(SLO_GSTAT_WAIT_BOUND_DISPATCHES, 1);
 		return;
 	}
+	if (keep_latency_prev(prev, node, nctx, now))
+		return;
 	if (move_from(edf_dsq(node))) {
 		gstat_add(SLO_GSTAT_EDF_DISPATCHES, 1);
 		return;
@@ -1103,10 +1208,9 @@ void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
 {
 	struct slo_target_cfg *cfg = NULL;
 	struct slo_target_stats *st = NULL;
-	struct slo_budget_state *bs;
 	struct task_ctx *tctx;
 	struct cpu_ctx *cctx;
-	u64 now = scx_bpf_now(), used, before;
+	u64 now = scx_bpf_now(), used;
 	u32 target;
 	s64 slack;
 
@@ -1136,28 +1240,16 @@ void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
 	 * Virtual time advances by runtime scaled inversely to weight: the
 	 * target's, or the task's own (from nice). Two separate loads, so the
 	 * compiler cannot merge a map-value and a task pointer into one insn.
-	 * A budgeted EDF run is the target's reservation, outside fair share:
-	 * charging it too would push a latency task's vtime ever further ahead
-	 * of the batch tasks' (by its whole budget, every period), and the
-	 * first time its budget ran out it would queue behind all of them
-	 * until they caught up, for seconds (docs/scheduler.md).
+	 * A targeted task's run is charged by charge_run (a budgeted EDF run
+	 * to its budget only).
 	 */
 	if (!cfg) {
 		charge_vtime(tctx, used, p->scx.weight);
 		return;
 	}
-	if (!tctx->edf)
-		charge_vtime(tctx, used, cfg->weight);
-	tstat_add(st, SLO_TSTAT_RUNTIME_NS, used);
+	charge_run(tctx, target, cfg, st, used);
 	if (!is_latency(cfg))
 		return;
-
-	bs = try_lookup_budget_state(target);
-	if (bs) {
-		before = __sync_fetch_and_add(&bs->used_ns, used);
-		if (before < cfg->runtime_ns && before + used >= cfg->runtime_ns)
-			tstat_add(st, SLO_TSTAT_BUDGET_EXHAUSTED, 1);
-	}
 
 	/*
 	 * A job runs from a wakeup until the task sleeps, or until it is seen

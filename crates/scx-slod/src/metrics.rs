@@ -523,7 +523,7 @@ mod tests {
                 budget_overrides: 2,
                 counts: DaemonCounts { reload_failures: 4, idempotency_replays: 5, idempotency_conflicts: 6 },
             },
-            global: [("events_dropped", 9), ("credit_grants", 11), ("slice_clamps", 4), ("credit_lent_ns", 1_500_000_000)].into(),
+            global: [("events_dropped", 9), ("credit_grants", 11), ("slice_clamps", 4), ("kept_running", 7), ("credit_lent_ns", 1_500_000_000)].into(),
             canary: Some(scx_slo_api::documents::CanaryReport {
                 state: CanaryState::RolledBack,
                 windows: 2,
@@ -572,6 +572,7 @@ mod tests {
             "scx_slo_events_dropped_total 9",
             "scx_slo_credit_grants_total 11",
             "scx_slo_slice_clamps_total 4",
+            "scx_slo_kept_running_total 7",
             "scx_slo_credit_lent_seconds_total 1.5",
             "scx_slo_canary_state{state=\"rolled-back\"} 1.0",
             "scx_slo_canary_state{state=\"promoted\"} 0.0",
