@@ -31,11 +31,14 @@ fn panel(id: u32, title: &str, kind: &str, grid: (u32, u32, u32, u32), targets: 
 /// their budget, what the daemon refused; then p99 queue latency per unit
 /// labelled with the mode it was measured in, so enforce and observe
 /// periods of the same unit sit side by side.
+/// One health panel: title, kind, targets, field config, (width, height).
+type PanelSpec<'a> = (&'a str, &'a str, Value, Value, (u32, u32));
+
 fn health_row(panels: &mut Vec<Value>, id: &mut u32, y: &mut u32) {
     panels.push(json!({ "id": *id, "type": "row", "title": "Scheduler health", "collapsed": false, "gridPos": { "x": 0, "y": *y, "w": 24, "h": 1 } }));
     *id += 1;
     *y += 1;
-    let specs: [(&str, &str, Value, Value, (u32, u32)); 7] = [
+    let specs: [PanelSpec; 7] = [
         (
             "State",
             "state-timeline",

@@ -95,7 +95,7 @@ pub(crate) fn validate_scrape(errors: &mut ConfigErrors, path: &JsonPath, raw: R
     } else if let Some(base) = ["_bucket", "_sum", "_count"].iter().find_map(|s| h.strip_suffix(s)) {
         errors.push(path.key("histogram"), format!("{h:?} is one of the histogram's series: give its base name, {base:?}"));
     }
-    (errors.problems.len() == before).then(|| Scrape { url: raw.url, histogram: raw.histogram })
+    (errors.problems.len() == before).then_some(Scrape { url: raw.url, histogram: raw.histogram })
 }
 
 #[cfg(test)]
