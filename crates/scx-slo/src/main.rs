@@ -204,7 +204,7 @@ enum Command {
     /// stage that proceeded. Exit 0 all stages proceeded, 1 stopped, 2 the
     /// plan or log is wrong.
     Rollout {
-        /// The plan (JSON; docs/operations.md, "Rollouts").
+        /// The plan (JSON; docs/operations.md, "Upgrades and rollbacks with deploy-rs").
         plan: PathBuf,
         /// The rollout log (JSON lines). Default: PLAN.log.jsonl.
         #[arg(long)]

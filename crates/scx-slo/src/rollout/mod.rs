@@ -3,7 +3,7 @@
 //! deploy-rs (or the plan's command), watch its gates in Prometheus for the
 //! soak time, then proceed, or roll the stage back and stop, saying why.
 //! Every decision goes into the rollout log with the queries and their
-//! answers (docs/operations.md, "Rollouts").
+//! answers (docs/operations.md, "Upgrades and rollbacks with deploy-rs").
 //!
 //! Exit codes: 0 every stage proceeded; 1 a stage was stopped (and rolled
 //! back); 2 the plan or the log is wrong, or the log could not be written.
