@@ -137,6 +137,9 @@ pub struct Journal {
     pub done: Vec<String>,
     /// Whether the log was started before (a resume).
     pub resumed: bool,
+    /// A stage decided `rollback` before the machine died: its rollback
+    /// runs again and the rollout stops, never the stage's deploy.
+    pub rolling_back: Option<String>,
 }
 
 fn new_id() -> Result<String> {
@@ -146,9 +149,18 @@ fn new_id() -> Result<String> {
     Ok(format!("ro-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
 }
 
-/// What an existing log holds: its id, the stages that proceeded, and the
-/// length of its complete lines.
-fn read_back(path: &Path, plan_sha256: &str) -> Result<Option<(String, Vec<String>, u64)>> {
+/// What an existing log holds.
+struct Back {
+    id: String,
+    done: Vec<String>,
+    /// A stage decided `rollback` whose rollback did not finish.
+    rolling_back: Option<String>,
+    /// The length of its complete lines.
+    complete: u64,
+}
+
+/// What an existing log holds, if it holds anything.
+fn read_back(path: &Path, plan_sha256: &str) -> Result<Option<Back>> {
     let meta = match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         r => r.with_context(|| format!("reading the log {}", path.display()))?,
@@ -165,6 +177,7 @@ fn read_back(path: &Path, plan_sha256: &str) -> Result<Option<(String, Vec<Strin
     let mut reader = std::io::BufReader::new(std::fs::File::open(path).with_context(|| format!("opening the log {}", path.display()))?);
     let mut id = None;
     let mut done = Vec::new();
+    let mut rolling_back = None;
     let mut buf = Vec::new();
     let mut complete = 0u64;
     for n in 1.. {
@@ -193,11 +206,12 @@ fn read_back(path: &Path, plan_sha256: &str) -> Result<Option<(String, Vec<Strin
             (_, None) => bail!("{}:{n}: the log does not begin with a start line", path.display()),
             (_, Some(i)) if *i != line.rollout_id => bail!("{}:{n}: another rollout id than the start line's", path.display()),
             ("decision", _) if line.decision.as_deref() == Some("proceed") => done.extend(line.stage),
+            ("decision", _) => rolling_back = line.stage,
             ("finished", _) => bail!("{}: that rollout already ended ({}); start a new log", path.display(), line.summary.unwrap_or_default()),
             _ => {}
         }
     }
-    Ok(id.map(|i| (i, done, complete)))
+    Ok(id.map(|id| Back { id, done, rolling_back, complete }))
 }
 
 impl Journal {
@@ -205,15 +219,12 @@ impl Journal {
     pub fn open(path: &Path, plan_sha256: &str) -> Result<Journal> {
         let back = read_back(path, plan_sha256)?;
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening the log {}", path.display()))?;
-        let (rollout_id, done, resumed) = match back {
-            Some((id, done, complete)) => {
-                // A line cut by a crash is dropped, so the next one starts on a line of its own.
-                file.set_len(complete).with_context(|| format!("dropping the cut last line of {}", path.display()))?;
-                (id, done, true)
-            }
-            None => (new_id()?, Vec::new(), false),
+        let Some(back) = back else {
+            return Ok(Journal { path: path.to_path_buf(), file, rollout_id: new_id()?, done: Vec::new(), resumed: false, rolling_back: None });
         };
-        Ok(Journal { path: path.to_path_buf(), file, rollout_id, done, resumed })
+        // A line cut by a crash is dropped, so the next one starts on a line of its own.
+        file.set_len(back.complete).with_context(|| format!("dropping the cut last line of {}", path.display()))?;
+        Ok(Journal { path: path.to_path_buf(), file, rollout_id: back.id, done: back.done, resumed: true, rolling_back: back.rolling_back })
     }
 
     /// Appends one line and syncs it: a decision is on disk before the
@@ -250,6 +261,12 @@ mod tests {
         let j = Journal::open(&path, "abc").unwrap();
         assert!(j.resumed);
         assert_eq!((j.rollout_id.as_str(), j.done.as_slice()), (id.as_str(), ["a".to_string()].as_slice()));
+        assert!(j.rolling_back.is_none());
+        drop(j);
+        let mut j = Journal::open(&path, "abc").unwrap();
+        j.write(&Entry::Decision { rollout_id: &id, stage: "b", time: 3.0, decision: "rollback", reasons: &[], checks: &[] }).unwrap();
+        drop(j);
+        assert_eq!(Journal::open(&path, "abc").unwrap().rolling_back.as_deref(), Some("b"), "a stopped stage is not deployed again");
         assert!(format!("{:#}", Journal::open(&path, "other").err().unwrap()).contains("another plan"));
         std::fs::write(&path, format!("{{\"event\":\"start\",\"rollout_id\":\"{id}\",\"plan_sha256\":\"abc\"}}\n{{\"event\":\"finished\",\"rollout_id\":\"{id}\",\"summary\":\"stopped at canary\"}}\n")).unwrap();
         assert!(format!("{:#}", Journal::open(&path, "abc").err().unwrap()).contains("already ended (stopped at canary)"));

@@ -60,6 +60,16 @@ fn run_inner(plan_path: &Path, log: Option<&Path>, dry_run: bool) -> Result<u8> 
     let log_path = log.map_or_else(|| default_log(plan_path), Path::to_path_buf);
     let mut journal = Journal::open(&log_path, &sha)?;
     let id = journal.rollout_id.clone();
+    if let Some(name) = journal.rolling_back.clone() {
+        // The machine died after the decision to roll back: finish that, never deploy again.
+        let stage = stages.iter().find(|s| s.name == name).ok_or_else(|| anyhow::anyhow!("the log's stopped stage {name:?} is not in the plan"))?;
+        outln!("rollout {id}: resuming the rollback of stage {name}");
+        let why = roll_back(&plan, stage, &stage.nodes, &mut journal, vec!["the rollback was decided before this run (see the log)".into()])?;
+        let summary = format!("stopped at stage {name}: {why}");
+        journal.write(&Entry::Finished { rollout_id: &id, time: prom::now(), outcome: "stopped", summary: &summary })?;
+        outln!("rollout {id}: {summary}");
+        return Ok(1);
+    }
     let first = stages.iter().position(|s| !journal.done.contains(&s.name));
     let Some(first) = first else {
         // Every stage proceeded but the machine died before the last line.
@@ -123,8 +133,16 @@ fn run_stage(plan: &Plan, stage: &ResolvedStage, p: &Prometheus, journal: &mut J
         outln!("stage {}: proceed", stage.name);
         return Ok(None);
     }
-    outln!("stage {}: rolling back {}", stage.name, ran.iter().map(|r| r.node.as_str()).collect::<Vec<_>>().join(", "));
-    let back: Vec<Ran> = ran.iter().map(|r| commands::run(&r.node, &plan::expand(&plan.rollback, plan, &r.node, &id), &id, secs(plan.command_timeout))).collect();
+    let nodes: Vec<String> = ran.iter().map(|r| r.node.clone()).collect();
+    roll_back(plan, stage, &nodes, journal, reasons).map(Some)
+}
+
+/// Runs the rollback command on `nodes` of `stage` and logs it; returns
+/// the stage's reasons with what the rollback did.
+fn roll_back(plan: &Plan, stage: &ResolvedStage, nodes: &[String], journal: &mut Journal, reasons: Vec<String>) -> Result<String> {
+    let id = journal.rollout_id.clone();
+    outln!("stage {}: rolling back {}", stage.name, nodes.join(", "));
+    let back: Vec<Ran> = nodes.iter().map(|n| commands::run(n, &plan::expand(&plan.rollback, plan, n, &id), &id, secs(plan.command_timeout))).collect();
     journal.write(&Entry::RolledBack { rollout_id: &id, stage: &stage.name, time: prom::now(), commands: &back })?;
     let failed: Vec<&str> = back.iter().filter(|r| r.outcome != "ok").map(|r| r.node.as_str()).collect();
     let mut why = reasons.join("; ");
@@ -133,7 +151,7 @@ fn run_stage(plan: &Plan, stage: &ResolvedStage, p: &Prometheus, journal: &mut J
     } else {
         why.push_str(&format!("; the rollback FAILED on {}: those nodes may still run the release", failed.join(", ")));
     }
-    Ok(Some(why))
+    Ok(why)
 }
 
 /// A gate that could not be read fails: an unverified stage does not proceed.
