@@ -286,6 +286,98 @@ pub fn latency(p: &Prometheus, label: &str, stage: &ResolvedStage, instances: &[
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+
+    /// A Prometheus stand-in: each request's decoded query string goes to
+    /// `answer`, whose (resultType, result) is sent back.
+    fn fake(answer: impl Fn(&str) -> (&'static str, String) + Send + 'static) -> Prometheus {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for mut s in listener.incoming().flatten() {
+                let mut buf = vec![0u8; 64 << 10];
+                let n = s.read(&mut buf).unwrap_or(0);
+                let line = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").to_string();
+                let target = line.split(' ').nth(1).unwrap_or("");
+                let mut decoded = Vec::new();
+                let bytes = target.as_bytes();
+                let mut i = 0;
+                while i < bytes.len() {
+                    if bytes[i] == b'%' && i + 2 < bytes.len() {
+                        decoded.push(u8::from_str_radix(&target[i + 1..i + 3], 16).unwrap());
+                        i += 3;
+                    } else {
+                        decoded.push(bytes[i]);
+                        i += 1;
+                    }
+                }
+                let (kind, result) = answer(&String::from_utf8_lossy(&decoded));
+                let body = format!(r#"{{"status":"success","data":{{"resultType":"{kind}","result":[{result}]}}}}"#);
+                let _ = write!(s, "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{body}");
+            }
+        });
+        Prometheus::new(&url, std::time::Duration::from_secs(5)).unwrap()
+    }
+
+    fn stage() -> ResolvedStage {
+        ResolvedStage { index: 0, name: "canary".into(), nodes: vec!["c".into()], later: vec!["r".into()], soak: scx_slo_model::Duration::from_secs(60), gates: Gates::default() }
+    }
+
+    const T: Times = Times { deploy_start: 1000.0, soak_start: 1010.0, now: 1070.0 };
+
+    /// Counts: (misses, jobs) on the stage now, on it before, on the rest now.
+    fn misses(on_stage: (u64, u64), before: (u64, u64), rest: (u64, u64)) -> Check {
+        let p = fake(move |q| {
+            let (m, j) = if q.contains("a:1") && q.contains("time=1000") { before } else if q.contains("a:1") { on_stage } else { rest };
+            let v = if q.contains("deadline_misses") { m } else { j };
+            ("vector", format!(r#"{{"metric":{{"unit":"api.service"}},"value":[1,"{v}"]}}"#))
+        });
+        miss_ratio(&p, "instance", &stage(), &["a:1".into()], &["b:1".into()], T).unwrap()
+    }
+
+    #[test]
+    fn a_unit_fails_the_miss_gate_only_when_worse_than_before_and_than_the_rest() {
+        let c = misses((500, 1000), (0, 1000), (0, 1000));
+        assert!(!c.pass && c.findings[0].contains("significantly worse"), "{c:?}");
+        assert_eq!(c.asked.len(), 6, "stage, before and rest, misses and jobs each");
+        // The rest as bad: the fleet's weather, not the release.
+        assert!(misses((500, 1000), (0, 1000), (500, 1000)).pass);
+        // As bad as before the stage.
+        assert!(misses((500, 1000), (480, 1000), (0, 1000)).pass);
+        // Too few jobs to be significant.
+        assert!(misses((1, 2), (0, 2), (0, 2)).pass);
+    }
+
+    #[test]
+    fn a_unit_fails_the_latency_gate_on_a_significant_regression_against_both() {
+        let run = |stage_s: f64, rest_s: f64| {
+            let p = fake(move |q| {
+                let start: f64 = q.split("start=").nth(1).and_then(|s| s.split('&').next()).and_then(|s| s.parse().ok()).unwrap_or(0.0);
+                let level = if !q.contains("a:1") { rest_s } else if start < 1000.0 { 0.001 } else { stage_s };
+                let points: Vec<String> = (0..20).map(|i| format!(r#"[{i},"{}"]"#, level * (1.0 + i as f64 / 1000.0))).collect();
+                ("matrix", format!(r#"{{"metric":{{"unit":"api.service"}},"values":[{}]}}"#, points.join(",")))
+            });
+            latency(&p, "instance", &stage(), &["a:1".into()], &["b:1".into()], T, std::time::Duration::from_secs(3)).unwrap()
+        };
+        let c = run(0.004, 0.001);
+        assert!(!c.pass, "{c:?}");
+        assert!(run(0.004, 0.004).pass, "as slow as the hosts not yet rolled out");
+        assert!(run(0.00105, 0.001).pass, "5% is under the 10% threshold");
+    }
+
+    #[test]
+    fn a_new_alert_fails_and_one_already_there_does_not() {
+        let p = fake(|q| {
+            let old = r#"{"metric":{"alertname":"ScxSloReloadFailed","alertstate":"firing","instance":"a:1"},"value":[1,"1"]}"#;
+            let new = r#"{"metric":{"alertname":"ScxSloBreakerOpen","alertstate":"pending","instance":"a:1"},"value":[1,"1"]}"#;
+            ("vector", if q.contains("time=1000") { old.to_string() } else { format!("{old},{new}") })
+        });
+        let q = queries("instance", &["a:1".into()], &Gates::default(), 60);
+        let c = alerts(&p, "daemon_alerts", &q.daemon_alerts, &["alertname", "instance"], T).unwrap();
+        assert!(!c.pass, "{c:?}");
+        assert_eq!(c.findings.len(), 1, "{c:?}");
+        assert!(c.findings[0].contains("ScxSloBreakerOpen pending"), "{c:?}");
+    }
 
     #[test]
     fn instances_are_matched_literally() {
