@@ -2,7 +2,8 @@
 //! Plans that `scx-slo rollout --dry-run` must accept: the one the flake's
 //! `lib.rolloutPlan` makes from its deploy-rs nodes (evaluated by
 //! `nix-instantiate`; skipped without it outside CI, a failure in CI), and
-//! the example in docs/operations.md.
+//! the example in docs/operations.md. And a rollout whose Prometheus does
+//! not answer: the canary is rolled back, nothing else is deployed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -56,4 +57,31 @@ fn the_documented_plan_is_accepted() {
     let (code, _, stderr) = dry_run("docs-bad", &block.replace(r#""soak": "1h""#, r#""soak": "9d""#));
     assert_eq!(code, Some(2));
     assert!(stderr.contains("stages[0].soak"), "{stderr}");
+}
+
+#[test]
+fn a_stage_whose_gates_cannot_be_read_is_rolled_back() {
+    let dir = std::env::temp_dir().join(format!("scx-slo-rollout-noprom-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let ran = dir.join("ran");
+    let cmd = |what: &str| format!(r#"["sh","-c","echo {what} {{node}} >> {}"]"#, ran.display());
+    let plan = format!(
+        r#"{{"version":1,"name":"noprom","flake":"new","rollback_flake":"old","deploy":{},"rollback":{},
+            "prometheus":{{"url":"http://127.0.0.1:{closed}","timeout":"1s","step":"1s"}},"poll":"1s",
+            "nodes":{{"canary":"c:1","other":"o:1"}},
+            "stages":[{{"name":"canary","nodes":["canary"],"soak":"2s"}},{{"name":"rest","rest":true,"soak":"2s"}}]}}"#,
+        cmd("deploy"),
+        cmd("rollback")
+    );
+    let path = dir.join("plan.json");
+    std::fs::write(&path, plan).expect("plan");
+    let out = Command::new(env!("CARGO_BIN_EXE_scx-slo")).arg("rollout").arg(&path).output().expect("scx-slo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("could not be read") && stdout.contains("stopped at stage canary"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(&ran).expect("ran"), "deploy canary\nrollback canary\n");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,11 +5,11 @@
 //! [`MAX_POINTS`] points each, checked before anything is used.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
-use scx_slo_api::scrape::fetch::{get_text, split_url};
+use scx_slo_api::scrape::fetch::{get_text, resolve_url};
 use scx_slo_api::scrape::Timeouts;
 use serde::Deserialize;
 
@@ -84,13 +84,10 @@ pub fn encode(s: &str) -> String {
 impl Prometheus {
     /// A client of `url` (`http://host:port[/prefix]`), each request bounded by `timeout`.
     pub fn new(url: &str, timeout: Duration) -> Result<Prometheus> {
-        let (host, port, path) = split_url(url).context("the Prometheus URL")?;
-        let addr = (host.as_str(), port)
-            .to_socket_addrs()
-            .with_context(|| format!("resolving {host}"))?
-            .next()
-            .ok_or_else(|| anyhow!("{host} has no address"))?;
-        let host = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+        let (addr, host, path) = resolve_url(url).context("the Prometheus URL")?;
+        if path.contains('?') {
+            bail!("the Prometheus URL {:?} has a query string: give the server's address and any path prefix only", url.chars().take(80).collect::<String>());
+        }
         let prefix = path.trim_end_matches('/').to_string();
         Ok(Prometheus { addr, host, prefix, timeouts: Timeouts { io: timeout, total: timeout } })
     }
