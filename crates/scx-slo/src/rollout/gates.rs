@@ -390,9 +390,10 @@ mod tests {
         let q = queries("instance", &["a:1".into()], &Gates::default(), 30);
         assert_eq!(q.daemon_alerts, r#"ALERTS{alertname=~"ScxSloSchedulerEjected|ScxSloBreakerOpen|ScxSloReloadFailed",instance=~"a:1"}"#);
         assert!(q.misses.contains("[30s]") && q.latency.contains("[300s]"), "{q:?}");
-        let rules = scx_slo_model::rules::daemon_rules();
-        for a in super::super::plan::DAEMON_ALERTS {
-            assert!(rules.iter().any(|r| r.alert && r.name == a), "{a} is not an alert `scx-slo rules` emits");
+        let config = scx_slo_model::load_str(include_str!("../../../../examples/enforce.json"), Some(4)).unwrap();
+        let rules = scx_slo_model::rules::prometheus_rules(&config);
+        for a in super::super::plan::DAEMON_ALERTS.iter().chain(&super::super::plan::BURN_ALERTS) {
+            assert!(rules.contains(&format!("alert: \"{a}\"\n")), "{a} is not an alert `scx-slo rules` emits");
         }
     }
 }

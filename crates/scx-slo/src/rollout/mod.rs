@@ -5,8 +5,9 @@
 //! Every decision goes into the rollout log with the queries and their
 //! answers (docs/operations.md, "Upgrades and rollbacks with deploy-rs").
 //!
-//! Exit codes: 0 every stage proceeded; 1 a stage was stopped (and rolled
-//! back); 2 the plan or the log is wrong, or the log could not be written.
+//! Exit codes (scx_slo_api::exit::cli): OK every stage proceeded; REFUSED
+//! a stage was stopped (and rolled back); USAGE the plan or the log is
+//! wrong, or the log could not be written.
 
 mod commands;
 mod gates;
@@ -68,7 +69,7 @@ fn run_inner(plan_path: &Path, log: Option<&Path>, dry_run: bool) -> Result<u8> 
         let summary = format!("stopped at stage {name}: {why}");
         journal.write(&Entry::Finished { rollout_id: &id, time: prom::now(), outcome: "stopped", summary: &summary })?;
         outln!("rollout {id}: {summary}");
-        return Ok(1);
+        return Ok(scx_slo_api::exit::cli::REFUSED);
     }
     let first = stages.iter().position(|s| !journal.done.contains(&s.name));
     let Some(first) = first else {
@@ -91,7 +92,7 @@ fn run_inner(plan_path: &Path, log: Option<&Path>, dry_run: bool) -> Result<u8> 
             let summary = format!("stopped at stage {}: {why}", stage.name);
             journal.write(&Entry::Finished { rollout_id: &id, time: prom::now(), outcome: "stopped", summary: &summary })?;
             outln!("rollout {id}: {summary}");
-            return Ok(1);
+            return Ok(scx_slo_api::exit::cli::REFUSED);
         }
     }
     let summary = format!("every stage proceeded ({})", stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "));
