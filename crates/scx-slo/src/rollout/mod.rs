@@ -18,7 +18,7 @@ mod prom;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use gates::{Check, Times};
 use journal::{Entry, Journal, Ran};
@@ -88,7 +88,10 @@ fn run_inner(plan_path: &Path, log: Option<&Path>, dry_run: bool) -> Result<u8> 
         journal.write(&Entry::Start { rollout_id: &id, plan: &plan.name, plan_sha256: &sha, time: prom::now(), stages: names })?;
     }
     for stage in &stages[first..] {
-        if let Some(why) = run_stage(&plan, stage, &prometheus, &mut journal)? {
+        let outcome = run_stage(&plan, stage, &prometheus, &mut journal).with_context(|| {
+            format!("stage {}: its nodes may run the release now; re-running with the same log resumes at this stage", stage.name)
+        })?;
+        if let Some(why) = outcome {
             let summary = format!("stopped at stage {}: {why}", stage.name);
             journal.write(&Entry::Finished { rollout_id: &id, time: prom::now(), outcome: "stopped", summary: &summary })?;
             outln!("rollout {id}: {summary}");
