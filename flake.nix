@@ -77,6 +77,10 @@
 
       nixosModules.default = import ./modules/flake.nix self;
 
+      # `scx-slo rollout`'s plan from this flake's deploy nodes:
+      # pkgs.writeText "plan.json" (scx-slo.lib.rolloutPlan { stages = ...; ... }).
+      lib.rolloutPlan = args: import ./nix/rollout-plan.nix ({ inherit (self.deploy) nodes; } // args);
+
       nixosConfigurations = {
         canary = host ./hosts/canary;
         fleet-1 = host ./hosts/fleet;

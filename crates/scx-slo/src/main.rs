@@ -20,6 +20,7 @@ mod audit;
 mod check;
 mod control;
 mod health;
+mod rollout;
 mod tune;
 
 use std::path::PathBuf;
@@ -196,6 +197,22 @@ enum Command {
         #[arg(long, default_value = paths::CONFIG)]
         config: PathBuf,
     },
+    /// Roll a release out stage by stage with deploy-rs: deploy a stage's
+    /// nodes, watch its gates in Prometheus for its soak time, then proceed
+    /// or roll the stage back and stop, saying why. Every decision goes into
+    /// the rollout log; re-running with the same log resumes after the last
+    /// stage that proceeded. Exit 0 all stages proceeded, 1 stopped, 2 the
+    /// plan or log is wrong.
+    Rollout {
+        /// The plan (JSON; docs/operations.md, "Upgrades and rollbacks with deploy-rs").
+        plan: PathBuf,
+        /// The rollout log (JSON lines). Default: PLAN.log.jsonl.
+        #[arg(long)]
+        log: Option<PathBuf>,
+        /// Print the stages, the commands and the queries; run nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// A Grafana dashboard (JSON) for the latency targets: queue-latency
     /// heatmap, p99 vs objective, misses, budget use, error budget left.
     Dashboard {
@@ -318,6 +335,7 @@ fn main() -> ExitCode {
             tune::run(&tune::Args { unit, duration, period, headroom, config, cgroup, cgroup_root, scrape, histogram, cpus, json })
         }
         Command::Rules { config } => check::with_config(&config, |c| outln!("{}", scx_slo_model::rules::prometheus_rules(c))),
+        Command::Rollout { plan, log, dry_run } => rollout::run(&plan, log.as_deref(), dry_run),
         Command::Dashboard { config } => check::with_config(&config, |c| {
             outln!("{:#}", scx_slo_model::dashboard::grafana_dashboard(c));
         }),

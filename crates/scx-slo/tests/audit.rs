@@ -2,6 +2,7 @@
 //! `scx-slo audit verify` and `audit show` on a trail written in the
 //! daemon's format: exit 0 on an intact trail, 1 naming the first edited,
 //! deleted or reordered entry.
+#![allow(clippy::unwrap_used)] // a test's helpers unwrap too: a failure is a failed test with its line
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

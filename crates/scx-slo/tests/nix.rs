@@ -14,6 +14,7 @@
 //! Needs Debian's nix-bin (scripts/setup installs it) and nixpkgs' lib
 //! (../shared/vendor/nixpkgs-lib, or <nixpkgs/lib>). Without them the tests
 //! are skipped on a developer machine and fail under CI=true.
+#![allow(clippy::unwrap_used)] // a test's helpers unwrap too: a failure is a failed test with its line
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -248,7 +249,7 @@ fn check_config_cpus(value: &serde_json::Value, name: &str, cpus: Option<u64>) -
 #[test]
 fn the_module_evaluates_for_every_host_and_test_node() {
     for_each_lib(|_release, lib| {
-        let all = evaluated(&lib);
+        let all = evaluated(lib);
         let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
         for expected in ["hosts.canary", "hosts.fleet", "hosts.test-vm", "checks/nixos/enforce.nix node machine", "checks/nixos/systemd.nix node machine", "checks/nixos/closed-loop.nix node machine"] {
             assert!(names.contains(&expected), "{expected} was not evaluated: {names:?}");
@@ -292,7 +293,7 @@ fn the_module_evaluates_for_every_host_and_test_node() {
 #[test]
 fn the_bad_config_host_fails_with_the_lines_the_flake_check_greps_for() {
     for_each_lib(|_release, lib| {
-        let host = eval_module(&lib, "hosts.bad-config");
+        let host = eval_module(lib, "hosts.bad-config");
         let (code, out) = check_config_cpus(&host["config"], "bad-config-host", host["cpus"].as_u64());
         assert_eq!(code, Some(1), "{out}");
         let expected = std::fs::read_to_string(repo().join("checks/nixos/bad-config.expected")).unwrap();
@@ -312,7 +313,7 @@ use switch_action::switch_action;
 #[test]
 fn budget_changes_reload_and_load_time_changes_restart() {
     for_each_lib(|_release, lib| {
-        let node = eval_module(&lib, "nodes.reload.machine");
+        let node = eval_module(lib, "nodes.reload.machine");
         let base = node["unit"].as_str().unwrap();
         let specs = node["specialisations"].as_object().unwrap();
         let mut seen = Vec::new();
@@ -358,7 +359,7 @@ fn the_modules_slot_rule_is_the_daemons() {
 #[test]
 fn a_scrape_block_gives_the_unit_loopback_and_nothing_else() {
     for_each_lib(|_release, lib| {
-        let node = eval_module(&lib, "nodes.closed-loop.machine");
+        let node = eval_module(lib, "nodes.closed-loop.machine");
         let lines = |unit: &str, key: &str| unit.lines().filter(|l| l.starts_with(&format!("{key}="))).map(str::to_string).collect::<Vec<_>>().join(" ");
         // Without scrapes and without the metrics endpoint: no network at all.
         let base = node["unit"].as_str().unwrap();
@@ -378,13 +379,13 @@ fn a_scrape_block_gives_the_unit_loopback_and_nothing_else() {
 #[test]
 fn the_example_batch_job_runs_and_no_exec_start_relies_on_a_glob() {
     for_each_lib(|_release, lib| {
-        for (name, v) in evaluated(&lib) {
+        for (name, v) in evaluated(lib) {
             for (unit, exec) in v["execStarts"].as_object().unwrap() {
                 // systemd does not expand globs: a `*` reaches the program as is.
                 assert!(!exec.as_str().unwrap().contains('*'), "{name}: systemd.services.{unit}.serviceConfig.ExecStart has a glob: {exec}");
             }
         }
-        let canary = eval_module(&lib, "hosts.canary");
+        let canary = eval_module(lib, "hosts.canary");
         let script = canary["scripts"]["reindex"].as_str().expect("hosts/common.nix's reindex job is a script");
         let out = Command::new("bash").arg("-c").arg(script).output().unwrap();
         assert!(out.status.success(), "the reindex job exits {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stderr));

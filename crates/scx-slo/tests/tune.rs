@@ -3,6 +3,7 @@
 //! the test keeps "running" (its cpu.stat grows at a known rate) and a
 //! service endpoint served by the test: the recommendation, its reasoning,
 //! the scraped p99, admission against the config, and the exit codes.
+#![allow(clippy::unwrap_used)] // a test's helpers unwrap too: a failure is a failed test with its line
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

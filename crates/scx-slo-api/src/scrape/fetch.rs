@@ -168,14 +168,21 @@ pub fn split_url(url: &str) -> Result<(String, u16, String), ScrapeError> {
     Ok((host.to_string(), port, path.to_string()))
 }
 
-/// [`get_histogram`] of any `http://host[:port]/path` URL (resolving the
-/// host), for the CLI.
-pub fn http_histogram(url: &str, histogram: &str, t: Timeouts) -> Result<Buckets, ScrapeError> {
+/// An `http://host[:port]/path` URL resolved for the CLI's GETs: the
+/// address, the Host header and the path.
+pub fn resolve_url(url: &str) -> Result<(SocketAddr, String, String), ScrapeError> {
     use std::net::ToSocketAddrs;
     let (host, port, path) = split_url(url)?;
     let at = |e: std::io::Error| ScrapeError::At { url: format!("{host}:{port}"), source: Box::new(ScrapeError::Connect(e)) };
     let addr = (host.as_str(), port).to_socket_addrs().map_err(at)?.next().ok_or_else(|| at(std::io::ErrorKind::NotFound.into()))?;
     let host_header = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    Ok((addr, host_header, path))
+}
+
+/// [`get_histogram`] of any `http://host[:port]/path` URL (resolving the
+/// host), for the CLI.
+pub fn http_histogram(url: &str, histogram: &str, t: Timeouts) -> Result<Buckets, ScrapeError> {
+    let (addr, host_header, path) = resolve_url(url)?;
     get_histogram(addr, &host_header, &path, t, "scx-slo-tune", histogram)
 }
 

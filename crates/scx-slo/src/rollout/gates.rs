@@ -1,0 +1,399 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! A stage's gates: the PromQL each one asks, and the verdict from the
+//! answers. A stage's hosts are compared with the same hosts before the
+//! stage and with the hosts not yet rolled out; a unit fails a statistical
+//! gate only when it is worse than both (worse than before but the same as
+//! the hosts the release never touched is the fleet's weather, not the
+//! release). The alert gates fail on any alert that was not there before.
+//!
+//! The recording rules `scx-slo rules` emits aggregate by unit over every
+//! host, so the per-stage miss ratio and latency quantile are computed here
+//! from the daemon's raw series, restricted to the stage's instances. The
+//! latency objective is a constant per unit, so comparing a quantile is
+//! comparing its objective ratio.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::Result;
+use scx_slo_model::stats;
+use serde::Serialize;
+
+use super::plan::{Gates, ResolvedStage};
+use super::prom::{Prometheus, Series};
+
+/// Times of one stage, unix seconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Times {
+    /// When its first deploy command started (the "before" instant).
+    pub deploy_start: f64,
+    /// When its last deploy command finished (the soak's start).
+    pub soak_start: f64,
+    /// The evaluation's instant.
+    pub now: f64,
+}
+
+/// One query as asked and what came back, for the log.
+#[derive(Clone, Debug, Serialize)]
+pub struct Asked {
+    /// The PromQL.
+    pub query: String,
+    /// Instant (`[t]`) or range (`[start, end]`), unix seconds.
+    pub at: Vec<f64>,
+    /// Per series: its labels and values (a range's as its count and median).
+    pub values: Vec<SeriesValue>,
+}
+
+/// One series of an answer, as logged.
+#[derive(Clone, Debug, Serialize)]
+pub struct SeriesValue {
+    /// The series' labels.
+    pub labels: BTreeMap<String, String>,
+    /// The last value (instant) or the median (range).
+    pub value: f64,
+    /// Points behind it.
+    pub points: usize,
+}
+
+/// One gate's verdict.
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    /// The gate.
+    pub gate: &'static str,
+    /// Whether the stage may proceed as far as this gate sees.
+    pub pass: bool,
+    /// What it found, in a sentence per finding.
+    pub findings: Vec<String>,
+    /// The queries and their answers.
+    pub asked: Vec<Asked>,
+}
+
+/// A `label=~"a|b"` matcher for instances (regex characters escaped).
+pub fn matcher(label: &str, instances: &[String]) -> String {
+    let alts: Vec<String> = instances
+        .iter()
+        .map(|i| i.chars().map(|c| if c.is_ascii_alphanumeric() || "-_:@".contains(c) { c.to_string() } else { format!("\\\\{c}") }).collect())
+        .collect();
+    format!("{label}=~\"{}\"", alts.join("|"))
+}
+
+/// The PromQL of each gate for one set of instances.
+#[derive(Clone, Debug)]
+pub struct Queries {
+    /// Each instance's scrape health.
+    pub up: String,
+    /// The daemon's alerts, pending or firing.
+    pub daemon_alerts: String,
+    /// The burn-rate alerts, firing (fleet-wide: the rules sum over hosts).
+    pub burn_alerts: String,
+    /// Deadline misses per unit over the soak.
+    pub misses: String,
+    /// Jobs per unit over the soak.
+    pub jobs: String,
+    /// The queue-latency quantile per unit.
+    pub latency: String,
+}
+
+/// The queries for `instances` with a soak of `soak_s` seconds.
+pub fn queries(label: &str, instances: &[String], gates: &Gates, soak_s: u64) -> Queries {
+    let m = matcher(label, instances);
+    let names = |v: &[String]| v.join("|");
+    let w = gates.rate_window.as_ns() / 1_000_000_000;
+    let soak_s = soak_s.max(1);
+    Queries {
+        up: format!("up{{{m}}}"),
+        daemon_alerts: format!("ALERTS{{alertname=~\"{}\",{m}}}", names(&gates.daemon_alerts)),
+        burn_alerts: format!("ALERTS{{alertname=~\"{}\",alertstate=\"firing\"}}", names(&gates.burn_alerts)),
+        misses: format!("sum by (unit) (increase(scx_slo_deadline_misses_total{{{m}}}[{soak_s}s]))"),
+        jobs: format!("sum by (unit) (increase(scx_slo_jobs_total{{{m}}}[{soak_s}s]))"),
+        latency: format!(
+            "histogram_quantile({}, sum by (unit, le) (rate(scx_slo_queue_latency_seconds_bucket{{{m}}}[{w}s])))",
+            gates.latency_quantile
+        ),
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let s = stats::sorted(v);
+    if s.is_empty() {
+        f64::NAN
+    } else {
+        stats::percentile(&s, 0.5)
+    }
+}
+
+fn logged(query: &str, at: Vec<f64>, series: &[Series]) -> Asked {
+    let values = series
+        .iter()
+        .map(|s| {
+            let vals: Vec<f64> = s.points.iter().map(|p| p.1).filter(|v| v.is_finite()).collect();
+            let value = if at.len() == 1 { s.points.last().map_or(f64::NAN, |p| p.1) } else { median(&vals) };
+            SeriesValue { labels: s.labels.clone(), value, points: s.points.len() }
+        })
+        .collect();
+    Asked { query: query.to_string(), at, values }
+}
+
+fn key(s: &Series, names: &[&str]) -> String {
+    names.iter().map(|n| format!("{n}={}", s.labels.get(*n).map_or("", String::as_str))).collect::<Vec<_>>().join(",")
+}
+
+/// The scrape gate: every stage host answers Prometheus (`up` is 1).
+pub fn up(p: &Prometheus, label: &str, stage: &ResolvedStage, instances: &[String], t: Times) -> Result<Check> {
+    let q = queries(label, instances, &stage.gates, 1);
+    let now = p.query(&q.up, t.now)?;
+    let mut findings = Vec::new();
+    for i in instances {
+        match now.iter().find(|s| s.labels.get(label) == Some(i)) {
+            None => findings.push(format!("{i} is not scraped by Prometheus")),
+            Some(s) if s.points.last().map(|p| p.1) != Some(1.0) => findings.push(format!("{i} does not answer scrapes (up is 0)")),
+            Some(_) => {}
+        }
+    }
+    let pass = findings.is_empty();
+    if pass {
+        findings.push(format!("all {} hosts answer scrapes", instances.len()));
+    }
+    Ok(Check { gate: "up", pass, findings, asked: vec![logged(&q.up, vec![t.now], &now)] })
+}
+
+/// An alert gate: alerts present now that were not at the deploy's start.
+pub fn alerts(p: &Prometheus, gate: &'static str, query: &str, labels: &[&str], t: Times) -> Result<Check> {
+    let before = p.query(query, t.deploy_start)?;
+    let now = p.query(query, t.now)?;
+    let had: BTreeSet<String> = before.iter().map(|s| key(s, labels)).collect();
+    let mut findings: Vec<String> = now
+        .iter()
+        .filter(|s| !had.contains(&key(s, labels)))
+        .map(|s| format!("{} {} since the stage began ({})", key(s, &["alertname"]), s.labels.get("alertstate").map_or("present", String::as_str), key(s, labels)))
+        .collect();
+    findings.dedup();
+    let pass = findings.is_empty();
+    if pass {
+        findings.push(format!("no new alert ({} already present before the stage)", had.len()));
+    }
+    Ok(Check { gate, pass, findings, asked: vec![logged(query, vec![t.deploy_start], &before), logged(query, vec![t.now], &now)] })
+}
+
+/// Misses and jobs per unit, from two instant answers.
+fn counts(misses: &[Series], jobs: &[Series]) -> BTreeMap<String, (u64, u64)> {
+    let mut out = BTreeMap::new();
+    let n = |s: &Series| s.points.last().map_or(0, |p| if p.1.is_finite() && p.1 > 0.0 { p.1.round() as u64 } else { 0 });
+    for s in jobs {
+        let unit = s.labels.get("unit").cloned().unwrap_or_default();
+        let missed = misses.iter().find(|m| m.labels.get("unit") == Some(&unit)).map_or(0, n);
+        out.insert(unit, (missed, n(s)));
+    }
+    out
+}
+
+/// The miss-ratio gate: per unit, the stage's misses over the soak against
+/// the same hosts before it and the later hosts during it (a one-sided
+/// two-proportion test).
+pub fn miss_ratio(p: &Prometheus, label: &str, stage: &ResolvedStage, instances: &[String], later: &[String], t: Times) -> Result<Check> {
+    let g = &stage.gates;
+    let soak = (t.now - t.soak_start).round().max(1.0) as u64;
+    let mine = queries(label, instances, g, soak);
+    let mut asked = Vec::new();
+    let mut ask = |q: &str, at: f64| -> Result<Vec<Series>> {
+        let r = p.query(q, at)?;
+        asked.push(logged(q, vec![at], &r));
+        Ok(r)
+    };
+    let stage_counts = counts(&ask(&mine.misses, t.now)?, &ask(&mine.jobs, t.now)?);
+    let before = counts(&ask(&mine.misses, t.deploy_start)?, &ask(&mine.jobs, t.deploy_start)?);
+    let rest = if later.is_empty() {
+        None
+    } else {
+        let theirs = queries(label, later, g, soak);
+        Some(counts(&ask(&theirs.misses, t.now)?, &ask(&theirs.jobs, t.now)?))
+    };
+    let mut findings = Vec::new();
+    let mut pass = true;
+    for (unit, &(x, n)) in &stage_counts {
+        let ratio = |x: u64, n: u64| if n == 0 { f64::NAN } else { x as f64 / n as f64 };
+        let worse = |cmp: Option<&(u64, u64)>| -> Option<(bool, String)> {
+            let &(cx, cn) = cmp.filter(|c| c.1 > 0)?;
+            let p_value = stats::proportion_higher_p(x, n, cx, cn);
+            let worse = ratio(x, n) - ratio(cx, cn) > g.miss_ratio_increase && p_value < g.alpha;
+            Some((worse, format!("{:.4} ({cx}/{cn}, p={p_value:.2e})", ratio(cx, cn))))
+        };
+        let vs_before = worse(before.get(unit));
+        let vs_rest = rest.as_ref().and_then(|r| worse(r.get(unit)));
+        let fail = n > 0 && vs_before.as_ref().is_none_or(|v| v.0) && vs_rest.as_ref().is_none_or(|v| v.0) && (vs_before.is_some() || vs_rest.is_some());
+        let describe = |v: &Option<(bool, String)>| v.as_ref().map_or("no data".to_string(), |v| v.1.clone());
+        findings.push(format!(
+            "{unit}: miss ratio {:.4} ({x}/{n}) on the stage; before it {}; on the hosts not yet rolled out {}{}",
+            ratio(x, n),
+            describe(&vs_before),
+            if rest.is_none() { "none left".to_string() } else { describe(&vs_rest) },
+            if fail { ": significantly worse than every comparison" } else { "" }
+        ));
+        pass &= !fail;
+    }
+    if stage_counts.is_empty() {
+        findings.push("no unit counted jobs on the stage's hosts: nothing to compare".into());
+    }
+    Ok(Check { gate: "miss_ratio", pass, findings, asked })
+}
+
+/// The latency gate: per unit, the stage's queue-latency quantile over the
+/// soak against the same hosts before it and the later hosts during it
+/// (Mann-Whitney U on the range's points: they overlap in the rate window,
+/// so the test is a guard against noise, not an exact p-value).
+pub fn latency(p: &Prometheus, label: &str, stage: &ResolvedStage, instances: &[String], later: &[String], t: Times, step: std::time::Duration) -> Result<Check> {
+    let g = &stage.gates;
+    let soak = (t.now - t.soak_start).max(step.as_secs_f64());
+    let mine = queries(label, instances, g, 1);
+    let mut asked = Vec::new();
+    let mut ask = |q: &str, start: f64, end: f64| -> Result<BTreeMap<String, Vec<f64>>> {
+        let r = p.query_range(q, start, end, step)?;
+        asked.push(logged(q, vec![start, end], &r));
+        Ok(r.iter().map(|s| (s.labels.get("unit").cloned().unwrap_or_default(), s.points.iter().map(|p| p.1).filter(|v| v.is_finite()).collect())).collect())
+    };
+    let stage_q = ask(&mine.latency, t.now - soak, t.now)?;
+    let before = ask(&mine.latency, t.deploy_start - soak, t.deploy_start)?;
+    let rest = if later.is_empty() { None } else { Some(ask(&queries(label, later, g, 1).latency, t.now - soak, t.now)?) };
+    let mut findings = Vec::new();
+    let mut pass = true;
+    for (unit, v) in stage_q.iter().filter(|(_, v)| !v.is_empty()) {
+        let worse = |cmp: Option<&Vec<f64>>| -> Option<(bool, String)> {
+            let c = cmp.filter(|c| !c.is_empty())?;
+            let test = stats::mann_whitney(v, c);
+            let (m, cm) = (median(v), median(c));
+            let worse = m > cm * (1.0 + g.latency_regression_pct / 100.0) && test.p < g.alpha;
+            Some((worse, format!("{cm:.6}s (p={:.2e})", test.p)))
+        };
+        let vs_before = worse(before.get(unit));
+        let vs_rest = rest.as_ref().and_then(|r| worse(r.get(unit)));
+        let fail = vs_before.as_ref().is_none_or(|v| v.0) && vs_rest.as_ref().is_none_or(|v| v.0) && (vs_before.is_some() || vs_rest.is_some());
+        let describe = |v: &Option<(bool, String)>| v.as_ref().map_or("no data".to_string(), |v| v.1.clone());
+        findings.push(format!(
+            "{unit}: p{} queue latency {:.6}s on the stage; before it {}; on the hosts not yet rolled out {}{}",
+            g.latency_quantile * 100.0,
+            median(v),
+            describe(&vs_before),
+            if rest.is_none() { "none left".to_string() } else { describe(&vs_rest) },
+            if fail { ": significantly worse than every comparison" } else { "" }
+        ));
+        pass &= !fail;
+    }
+    if findings.is_empty() {
+        findings.push("no unit has queue-latency samples on the stage's hosts: nothing to compare".into());
+    }
+    Ok(Check { gate: "latency", pass, findings, asked })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A Prometheus stand-in: each request's decoded query string goes to
+    /// `answer`, whose (resultType, result) is sent back.
+    fn fake(answer: impl Fn(&str) -> (&'static str, String) + Send + 'static) -> Prometheus {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for mut s in listener.incoming().flatten() {
+                let mut buf = vec![0u8; 64 << 10];
+                let n = s.read(&mut buf).unwrap_or(0);
+                let line = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").to_string();
+                let target = line.split(' ').nth(1).unwrap_or("");
+                let mut decoded = Vec::new();
+                let bytes = target.as_bytes();
+                let mut i = 0;
+                while i < bytes.len() {
+                    if bytes[i] == b'%' && i + 2 < bytes.len() {
+                        decoded.push(u8::from_str_radix(&target[i + 1..i + 3], 16).unwrap());
+                        i += 3;
+                    } else {
+                        decoded.push(bytes[i]);
+                        i += 1;
+                    }
+                }
+                let (kind, result) = answer(&String::from_utf8_lossy(&decoded));
+                let body = format!(r#"{{"status":"success","data":{{"resultType":"{kind}","result":[{result}]}}}}"#);
+                let _ = write!(s, "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{body}");
+            }
+        });
+        Prometheus::new(&url, std::time::Duration::from_secs(5)).unwrap()
+    }
+
+    fn stage() -> ResolvedStage {
+        ResolvedStage { index: 0, name: "canary".into(), nodes: vec!["c".into()], later: vec!["r".into()], soak: scx_slo_model::Duration::from_secs(60), gates: Gates::default() }
+    }
+
+    const T: Times = Times { deploy_start: 1000.0, soak_start: 1010.0, now: 1070.0 };
+
+    /// Counts: (misses, jobs) on the stage now, on it before, on the rest now.
+    fn misses(on_stage: (u64, u64), before: (u64, u64), rest: (u64, u64)) -> Check {
+        let p = fake(move |q| {
+            let (m, j) = if q.contains("a:1") && q.contains("time=1000") { before } else if q.contains("a:1") { on_stage } else { rest };
+            let v = if q.contains("deadline_misses") { m } else { j };
+            ("vector", format!(r#"{{"metric":{{"unit":"api.service"}},"value":[1,"{v}"]}}"#))
+        });
+        miss_ratio(&p, "instance", &stage(), &["a:1".into()], &["b:1".into()], T).unwrap()
+    }
+
+    #[test]
+    fn a_unit_fails_the_miss_gate_only_when_worse_than_before_and_than_the_rest() {
+        let c = misses((500, 1000), (0, 1000), (0, 1000));
+        assert!(!c.pass && c.findings[0].contains("significantly worse"), "{c:?}");
+        assert_eq!(c.asked.len(), 6, "stage, before and rest, misses and jobs each");
+        // The rest as bad: the fleet's weather, not the release.
+        assert!(misses((500, 1000), (0, 1000), (500, 1000)).pass);
+        // As bad as before the stage.
+        assert!(misses((500, 1000), (480, 1000), (0, 1000)).pass);
+        // Too few jobs to be significant.
+        assert!(misses((1, 2), (0, 2), (0, 2)).pass);
+    }
+
+    #[test]
+    fn a_unit_fails_the_latency_gate_on_a_significant_regression_against_both() {
+        let run = |stage_s: f64, rest_s: f64| {
+            let p = fake(move |q| {
+                let start: f64 = q.split("start=").nth(1).and_then(|s| s.split('&').next()).and_then(|s| s.parse().ok()).unwrap_or(0.0);
+                let level = if !q.contains("a:1") { rest_s } else if start < 1000.0 { 0.001 } else { stage_s };
+                let points: Vec<String> = (0..20).map(|i| format!(r#"[{i},"{}"]"#, level * (1.0 + i as f64 / 1000.0))).collect();
+                ("matrix", format!(r#"{{"metric":{{"unit":"api.service"}},"values":[{}]}}"#, points.join(",")))
+            });
+            latency(&p, "instance", &stage(), &["a:1".into()], &["b:1".into()], T, std::time::Duration::from_secs(3)).unwrap()
+        };
+        let c = run(0.004, 0.001);
+        assert!(!c.pass, "{c:?}");
+        assert!(run(0.004, 0.004).pass, "as slow as the hosts not yet rolled out");
+        assert!(run(0.00105, 0.001).pass, "5% is under the 10% threshold");
+    }
+
+    #[test]
+    fn a_new_alert_fails_and_one_already_there_does_not() {
+        let p = fake(|q| {
+            let old = r#"{"metric":{"alertname":"ScxSloReloadFailed","alertstate":"firing","instance":"a:1"},"value":[1,"1"]}"#;
+            let new = r#"{"metric":{"alertname":"ScxSloBreakerOpen","alertstate":"pending","instance":"a:1"},"value":[1,"1"]}"#;
+            ("vector", if q.contains("time=1000") { old.to_string() } else { format!("{old},{new}") })
+        });
+        let q = queries("instance", &["a:1".into()], &Gates::default(), 60);
+        let c = alerts(&p, "daemon_alerts", &q.daemon_alerts, &["alertname", "instance"], T).unwrap();
+        assert!(!c.pass, "{c:?}");
+        assert_eq!(c.findings.len(), 1, "{c:?}");
+        assert!(c.findings[0].contains("ScxSloBreakerOpen pending"), "{c:?}");
+    }
+
+    #[test]
+    fn instances_are_matched_literally() {
+        let m = matcher("instance", &["127.0.0.1:9101".into(), "[::1]:9".into()]);
+        assert_eq!(m, r#"instance=~"127\\.0\\.0\\.1:9101|\\[::1\\]:9""#);
+    }
+
+    #[test]
+    fn queries_name_the_stage_and_the_rules_alerts() {
+        let q = queries("instance", &["a:1".into()], &Gates::default(), 30);
+        assert_eq!(q.daemon_alerts, r#"ALERTS{alertname=~"ScxSloSchedulerEjected|ScxSloBreakerOpen|ScxSloReloadFailed",instance=~"a:1"}"#);
+        assert!(q.misses.contains("[30s]") && q.latency.contains("[300s]"), "{q:?}");
+        let config = scx_slo_model::load_str(include_str!("../../../../examples/enforce.json"), Some(4)).unwrap();
+        let rules = scx_slo_model::rules::prometheus_rules(&config);
+        for a in super::super::plan::DAEMON_ALERTS.iter().chain(&super::super::plan::BURN_ALERTS) {
+            assert!(rules.contains(&format!("alert: \"{a}\"\n")), "{a} is not an alert `scx-slo rules` emits");
+        }
+    }
+}

@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The rollout log: JSON lines, appended and synced one at a time, so what
+//! an operator's dead machine left behind says which stages were decided.
+//! Re-running with the same log and plan resumes after the last stage that
+//! proceeded; a log that ended (stopped or finished) is not run again.
+//!
+//! Every line carries the rollout's correlation id. The deploy and rollback
+//! commands get it as `SCX_SLO_ROLLOUT_ID` (and `{rollout_id}`), which is
+//! how a host's own records of the same change can name it.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::gates::Check;
+
+/// Largest log read back when resuming.
+pub const MAX_LOG_BYTES: u64 = 64 << 20;
+/// Longest line read back.
+const MAX_LINE_BYTES: u64 = 8 << 20;
+
+/// One command run against one node.
+#[derive(Clone, Debug, Serialize)]
+pub struct Ran {
+    /// The node.
+    pub node: String,
+    /// The argv run.
+    pub argv: Vec<String>,
+    /// `ok`, `failed`, `timed out` or `not started`.
+    pub outcome: String,
+    /// The exit code, when the command exited.
+    pub exit_code: Option<i32>,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// A line of the log as written.
+#[derive(Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Entry<'a> {
+    /// A new rollout.
+    Start {
+        /// Correlation id.
+        rollout_id: &'a str,
+        /// The plan's name.
+        plan: &'a str,
+        /// The plan file's SHA-256.
+        plan_sha256: &'a str,
+        /// Unix seconds.
+        time: f64,
+        /// The stages in order.
+        stages: Vec<&'a str>,
+    },
+    /// The same rollout picked up from its log.
+    Resume {
+        /// Correlation id.
+        rollout_id: &'a str,
+        /// Unix seconds.
+        time: f64,
+        /// The first stage run now.
+        from_stage: &'a str,
+    },
+    /// A stage's deploy commands ran.
+    Deployed {
+        /// Correlation id.
+        rollout_id: &'a str,
+        /// The stage.
+        stage: &'a str,
+        /// Unix seconds.
+        time: f64,
+        /// Each node's command.
+        commands: &'a [Ran],
+    },
+    /// A stage's decision, with every gate's queries and answers.
+    Decision {
+        /// Correlation id.
+        rollout_id: &'a str,
+        /// The stage.
+        stage: &'a str,
+        /// Unix seconds.
+        time: f64,
+        /// `proceed` or `rollback`.
+        decision: &'a str,
+        /// Why, one sentence each.
+        reasons: &'a [String],
+        /// The gates.
+        checks: &'a [Check],
+    },
+    /// A stage's rollback commands ran.
+    RolledBack {
+        /// Correlation id.
+        rollout_id: &'a str,
+        /// The stage.
+        stage: &'a str,
+        /// Unix seconds.
+        time: f64,
+        /// Each node's command.
+        commands: &'a [Ran],
+    },
+    /// The rollout ended.
+    Finished {
+        /// Correlation id.
+        rollout_id: &'a str,
+        /// Unix seconds.
+        time: f64,
+        /// `completed` or `stopped`.
+        outcome: &'a str,
+        /// The sentence for people.
+        summary: &'a str,
+    },
+}
+
+/// What a line says, as read back (other fields ignored).
+#[derive(Deserialize)]
+struct Line {
+    event: String,
+    rollout_id: String,
+    #[serde(default)]
+    plan_sha256: Option<String>,
+    #[serde(default)]
+    stage: Option<String>,
+    #[serde(default)]
+    decision: Option<String>,
+    #[serde(default)]
+    summary: Option<String>,
+}
+
+/// An open log.
+pub struct Journal {
+    path: PathBuf,
+    file: std::fs::File,
+    /// The rollout's correlation id.
+    pub rollout_id: String,
+    /// Stages that proceeded, in order.
+    pub done: Vec<String>,
+    /// Whether the log was started before (a resume).
+    pub resumed: bool,
+    /// A stage decided `rollback` before the machine died: its rollback
+    /// runs again and the rollout stops, never the stage's deploy.
+    pub rolling_back: Option<String>,
+}
+
+fn new_id() -> Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 12];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).context("reading /dev/urandom for the rollout id")?;
+    Ok(format!("ro-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+}
+
+/// What an existing log holds.
+struct Back {
+    id: String,
+    done: Vec<String>,
+    /// A stage decided `rollback` whose rollback did not finish.
+    rolling_back: Option<String>,
+    /// The length of its complete lines.
+    complete: u64,
+}
+
+/// What an existing log holds, if it holds anything.
+fn read_back(path: &Path, plan_sha256: &str) -> Result<Option<Back>> {
+    let meta = match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        r => r.with_context(|| format!("reading the log {}", path.display()))?,
+    };
+    if !meta.is_file() {
+        bail!("the log {} is not a regular file", path.display());
+    }
+    if meta.len() > MAX_LOG_BYTES {
+        bail!("the log {} is over {} MiB", path.display(), MAX_LOG_BYTES >> 20);
+    }
+    if meta.len() == 0 {
+        return Ok(None);
+    }
+    let mut reader = std::io::BufReader::new(std::fs::File::open(path).with_context(|| format!("opening the log {}", path.display()))?);
+    let mut id = None;
+    let mut done = Vec::new();
+    let mut rolling_back = None;
+    let mut buf = Vec::new();
+    let mut complete = 0u64;
+    for n in 1.. {
+        buf.clear();
+        let read = std::io::Read::take(&mut reader, MAX_LINE_BYTES + 1).read_until(b'\n', &mut buf)?;
+        if read == 0 {
+            break;
+        }
+        if buf.len() as u64 > MAX_LINE_BYTES {
+            bail!("{}:{n}: a line over {} MiB", path.display(), MAX_LINE_BYTES >> 20);
+        }
+        if !buf.ends_with(b"\n") {
+            // The machine died while writing this line: it records nothing
+            // that finished, and the stage it belongs to runs again.
+            break;
+        }
+        complete += read as u64;
+        let line: Line = serde_json::from_slice(&buf).with_context(|| format!("{}:{n}: not a rollout log line", path.display()))?;
+        match (line.event.as_str(), &id) {
+            ("start", None) => {
+                if line.plan_sha256.as_deref() != Some(plan_sha256) {
+                    bail!("{}: the log is of another plan (its SHA-256 differs): start a new log, or run the plan it was written for", path.display());
+                }
+                id = Some(line.rollout_id);
+            }
+            (_, None) => bail!("{}:{n}: the log does not begin with a start line", path.display()),
+            (_, Some(i)) if *i != line.rollout_id => bail!("{}:{n}: another rollout id than the start line's", path.display()),
+            ("decision", _) if line.decision.as_deref() == Some("proceed") => done.extend(line.stage),
+            ("decision", _) => rolling_back = line.stage,
+            ("finished", _) => bail!("{}: that rollout already ended ({}); start a new log", path.display(), line.summary.unwrap_or_default()),
+            _ => {}
+        }
+    }
+    Ok(id.map(|id| Back { id, done, rolling_back, complete }))
+}
+
+impl Journal {
+    /// Opens `path` for `plan_sha256`: resumes a log of the same plan, or starts one.
+    pub fn open(path: &Path, plan_sha256: &str) -> Result<Journal> {
+        let back = read_back(path, plan_sha256)?;
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening the log {}", path.display()))?;
+        let Some(back) = back else {
+            return Ok(Journal { path: path.to_path_buf(), file, rollout_id: new_id()?, done: Vec::new(), resumed: false, rolling_back: None });
+        };
+        // A line cut by a crash is dropped, so the next one starts on a line of its own.
+        file.set_len(back.complete).with_context(|| format!("dropping the cut last line of {}", path.display()))?;
+        Ok(Journal { path: path.to_path_buf(), file, rollout_id: back.id, done: back.done, resumed: true, rolling_back: back.rolling_back })
+    }
+
+    /// Appends one line and syncs it: a decision is on disk before the
+    /// next stage starts.
+    pub fn write(&mut self, entry: &Entry<'_>) -> Result<()> {
+        let mut line = serde_json::to_string(entry).context("encoding a log line")?;
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|()| self.file.sync_data())
+            .with_context(|| format!("writing the log {}", self.path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_resumes_after_the_last_stage_that_proceeded() {
+        let dir = std::env::temp_dir().join(format!("scx-slo-journal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log.jsonl");
+        let _ = std::fs::remove_file(&path);
+        let mut j = Journal::open(&path, "abc").unwrap();
+        assert!(!j.resumed && j.rollout_id.starts_with("ro-"));
+        let id = j.rollout_id.clone();
+        j.write(&Entry::Start { rollout_id: &id, plan: "p", plan_sha256: "abc", time: 1.0, stages: vec!["a", "b"] }).unwrap();
+        j.write(&Entry::Decision { rollout_id: &id, stage: "a", time: 2.0, decision: "proceed", reasons: &[], checks: &[] }).unwrap();
+        drop(j);
+        // A line cut by a crash is not read as a decision.
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"event":"decision","rollout_id":"x","stage":"b","decision":"proc"#).unwrap();
+        let j = Journal::open(&path, "abc").unwrap();
+        assert!(j.resumed);
+        assert_eq!((j.rollout_id.as_str(), j.done.as_slice()), (id.as_str(), ["a".to_string()].as_slice()));
+        assert!(j.rolling_back.is_none());
+        drop(j);
+        let mut j = Journal::open(&path, "abc").unwrap();
+        j.write(&Entry::Decision { rollout_id: &id, stage: "b", time: 3.0, decision: "rollback", reasons: &[], checks: &[] }).unwrap();
+        drop(j);
+        assert_eq!(Journal::open(&path, "abc").unwrap().rolling_back.as_deref(), Some("b"), "a stopped stage is not deployed again");
+        assert!(format!("{:#}", Journal::open(&path, "other").err().unwrap()).contains("another plan"));
+        std::fs::write(&path, format!("{{\"event\":\"start\",\"rollout_id\":\"{id}\",\"plan_sha256\":\"abc\"}}\n{{\"event\":\"finished\",\"rollout_id\":\"{id}\",\"summary\":\"stopped at canary\"}}\n")).unwrap();
+        assert!(format!("{:#}", Journal::open(&path, "abc").err().unwrap()).contains("already ended (stopped at canary)"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
