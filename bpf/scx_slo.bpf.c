@@ -1013,6 +1013,55 @@ static void charge_run(struct task_ctx *tctx, u32 target,
 }
 
 /*
+ * The virtual time of the first task queued on @dsq (what ops.dispatch
+ * would run next by fair share), or the largest value when it is empty.
+ */
+static u64 first_vtime(u64 dsq)
+{
+	struct task_struct *q;
+
+	bpf_for_each(scx_dsq, q, dsq, 0)
+		return q->scx.dsq_vtime;
+	return (u64)-1;
+}
+
+/*
+ * A job seen running past its deadline: the early warning fires at
+ * detection, and a job still running then ends there, missed, and the next
+ * starts with a new deadline (see slo_stopping). Returns the job's slack
+ * as it stood. For a task still runnable: from ops.stopping, and from
+ * keep_latency_prev, where a kept task skips ops.stopping (else a job kept
+ * for 100 ms against a 10 ms deadline counted as one miss, not ten, and its
+ * stale deadline kept it from being preempted by an earlier one).
+ */
+static __always_inline s64
+end_overdue_job(struct task_struct *p, struct task_ctx *tctx, u32 target,
+		const struct slo_target_cfg *cfg, struct slo_target_stats *st,
+		u64 now)
+{
+	s64 slack = (s64)(tctx->deadline_ns - now);
+
+	if (slack < 0 && !tctx->missed) {
+		tctx->missed = true;
+		maybe_warn(target, p, SLO_EVENT_DEADLINE_MISS, slack, now);
+	}
+	return slack;
+}
+
+/* The job of a still-runnable task seen past its deadline ends, missed. */
+static __always_inline void
+restart_overdue_job(struct task_ctx *tctx, const struct slo_target_cfg *cfg,
+		    struct slo_target_stats *st, s64 slack, u64 now)
+{
+	if (slack >= 0)
+		return;
+	tstat_add(st, SLO_TSTAT_JOBS, 1);
+	tstat_add(st, SLO_TSTAT_DEADLINE_MISSES, 1);
+	tctx->deadline_ns = now + cfg->deadline_ns;
+	tctx->missed = false;
+}
+
+/*
  * The kernel calls ops.dispatch while a task whose slice ran out is still
  * current, before it goes back through ops.enqueue: whatever dispatch moves
  * to the local DSQ runs first, and the task waits behind it. A latency task
@@ -1022,17 +1071,19 @@ static void charge_run(struct task_ctx *tctx, u32 target,
  * phase against the budget's period steady for seconds, a timer tool's p99
  * was 4.5-9 ms in whole rounds against EEVDF's 0.4-1.3 ms (under TCG, the
  * emulator's timer delay removed: docs/scheduler.md, "Where it stands").
- * So a latency task keeps its CPU, its slice refilled, when nothing queued
- * stands ahead of it: with budget left, an EDF slice unless EDF work is
- * queued; past it, a slice_min of fair share while its virtual time is not
- * ahead of the node's clock (what a batch task runs at), as EEVDF lets a
- * task with lag run on. The run so far is charged here, since ops.stopping
- * and ops.running do not run for a task that stays: a CPU-bound latency
- * task's virtual time passes the clock and it yields. Never when the node's
- * queues are owed service: EDF work (overdue tasks included, which
- * serve_overdue moves there) or the max_wait bound.
+ * So, when no EDF task could be moved here, a latency task keeps its CPU,
+ * its slice refilled (and fitted to the queues, as ops.enqueue would), when
+ * nothing queued stands ahead of it: with budget left, an EDF slice; past
+ * it, a slice_min of fair share while its virtual time is not ahead of the
+ * first queued fair task's, as EEVDF lets a task with lag run on. The run
+ * so far is charged here, and a job past its deadline ends here, since
+ * ops.stopping and ops.running do not run for a task that stays: a
+ * CPU-bound latency task's virtual time passes the queue's and it yields.
+ * Never when the node owes service: EDF work runs first (overdue tasks
+ * included, which serve_overdue moves there), and not past a quarter of
+ * max_wait without a fair task started.
  */
-static bool keep_latency_prev(struct task_struct *prev, u32 node,
+static bool keep_latency_prev(struct task_struct *prev, s32 cpu, u32 node,
 			      struct node_ctx *nctx, u64 now)
 {
 	struct slo_target_stats *st;
@@ -1041,18 +1092,20 @@ static bool keep_latency_prev(struct task_struct *prev, u32 node,
 	struct cpu_ctx *cctx;
 	u64 used, left, slice;
 	u32 target;
+	s64 slack;
 
 	if (!prev || !(prev->scx.flags & SCX_TASK_QUEUED))
-		return false;
-	if (scx_bpf_dsq_nr_queued(edf_dsq(node)))
 		return false;
 	if (scx_bpf_dsq_nr_queued(vtime_dsq(node)) &&
 	    now - nctx->vtime_served_ns > max_wait_ns / 4)
 		return false;
 	tctx = try_lookup_task_ctx(prev);
-	if (!tctx || tctx->target == SLO_NO_TARGET)
+	if (!tctx)
 		return false;
-	target = tctx->target;
+	/* Resolved again, as ops.enqueue would: the task may have moved. */
+	target = task_target(prev, tctx);
+	if (target == SLO_NO_TARGET)
+		return false;
 	cfg = try_lookup_target_cfg(target);
 	if (!is_latency(cfg))
 		return false;
@@ -1060,6 +1113,8 @@ static bool keep_latency_prev(struct task_struct *prev, u32 node,
 	used = now > tctx->started_at_ns ? now - tctx->started_at_ns : 0;
 	charge_run(tctx, target, cfg, st, used);
 	tctx->started_at_ns = now;
+	slack = end_overdue_job(prev, tctx, target, cfg, st, now);
+	restart_overdue_job(tctx, cfg, st, slack, now);
 	left = budget_left(target, cfg, now);
 	if (left) {
 		tctx->edf = true;
@@ -1068,13 +1123,13 @@ static bool keep_latency_prev(struct task_struct *prev, u32 node,
 		/* Clamped as ops.enqueue would: a task whose runs were mostly
 		 * budgeted (uncharged) may not bank more than slice_max. */
 		tctx->vtime = sleeper_vtime(tctx, node);
-		if (tctx->vtime > nctx->vtime_now)
+		if (tctx->vtime > first_vtime(vtime_dsq(node)))
 			return false;
 		tctx->edf = false;
 		slice = slice_min_ns;
 	}
-	prev->scx.slice = slice;
-	cctx = try_lookup_cpu_ctx(-1);
+	prev->scx.slice = fit_slice(slice, node);
+	cctx = try_lookup_cpu_ctx(cpu);
 	if (cctx) {
 		cctx->edf = tctx->edf;
 		cctx->priority = tctx->edf ? cfg->priority : 0;
@@ -1108,12 +1163,12 @@ void BPF_STRUCT_OPS(slo_dispatch, s32 cpu, struct task_struct *prev)
 		gstat_add(SLO_GSTAT_WAIT_BOUND_DISPATCHES, 1);
 		return;
 	}
-	if (keep_latency_prev(prev, node, nctx, now))
-		return;
 	if (move_from(edf_dsq(node))) {
 		gstat_add(SLO_GSTAT_EDF_DISPATCHES, 1);
 		return;
 	}
+	if (keep_latency_prev(prev, cpu, node, nctx, now))
+		return;
 	if (move_from(vtime_dsq(node))) {
 		gstat_add(SLO_GSTAT_VTIME_DISPATCHES, 1);
 		return;
@@ -1260,19 +1315,10 @@ void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
 	 * miss at detection and a job only at sleep gave 315 misses for 247
 	 * jobs. The early warning still fires at detection.
 	 */
-	slack = (s64)(tctx->deadline_ns - now);
-	if (slack < 0 && !tctx->missed) {
-		tctx->missed = true;
-		maybe_warn(target, p, SLO_EVENT_DEADLINE_MISS, slack, now);
-	}
+	slack = end_overdue_job(p, tctx, target, cfg, st, now);
 	if (runnable) {
 		/* Still running past the deadline: this job ends, missed. */
-		if (slack < 0) {
-			tstat_add(st, SLO_TSTAT_JOBS, 1);
-			tstat_add(st, SLO_TSTAT_DEADLINE_MISSES, 1);
-			tctx->deadline_ns = now + cfg->deadline_ns;
-			tctx->missed = false;
-		}
+		restart_overdue_job(tctx, cfg, st, slack, now);
 		return;
 	}
 	/* The job is done: the task goes to sleep. */

@@ -105,7 +105,7 @@ table! {
     EventsDropped => "events_dropped" as "scx_slo_events_dropped_total", "Early-warning events the scheduler could not send because the ring buffer was full (enforce mode).";
     WaitGuardDispatches => "wait_guard_dispatches", "Tasks overdue past a quarter of max_wait served first.";
     SliceClamps => "slice_clamps" as "scx_slo_slice_clamps_total", "Slices the kernel refilled to its 20 ms default without the scheduler (a task preempted while migration-disabled, mostly), cut back to slice_max (enforce mode).";
-    KeptRunning => "kept_running" as "scx_slo_kept_running_total", "Latency tasks whose slice or budget ran out mid-job and kept their CPU because no queued work stood ahead of them (enforce mode).";
+    KeptRunning => "kept_running" as "scx_slo_kept_running_total", "Times a latency task whose slice or budget ran out mid-job kept its CPU because no queued work stood ahead of it (enforce mode).";
 }
 
 /// A target's counters, one per [`Counter`]. On the wire a JSON object by

@@ -203,15 +203,14 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
     );
     // Thresholds are calibrated for QEMU TCG, where a vCPU thread can stall
     // for milliseconds on the host: EEVDF itself missed 0-5% of these 5 ms
-    // deadlines in the demo. "Almost none" is <= 2%, and at least 5x fewer
-    // than the under-budget target's.
+    // deadlines in the demo. "Almost none" is <= 2%.
     let (api_jobs, api_miss) = (counter(&api_k, Counter::Jobs), counter(&api_k, Counter::DeadlineMisses));
     let (tight_jobs, tight_miss) = (counter(&tight_k, Counter::Jobs), counter(&tight_k, Counter::DeadlineMisses));
     let api_rate = api_miss as f64 / api_jobs.max(1) as f64;
     let tight_rate = tight_miss as f64 / tight_jobs.max(1) as f64;
     report.check(
         format!("{switch}: admitted api.service records (almost) no deadline misses"),
-        api_jobs > 0 && api_rate <= 0.02 && tight_rate >= 5.0 * api_rate,
+        api_jobs > 0 && api_rate <= 0.02,
         format!(
             "misses={api_miss} of {api_jobs} jobs ({:.2}%, tight.service {:.1}%); probe p99 completion {:.0} us",
             api_rate * 100.0,
@@ -219,10 +218,18 @@ fn enforce_mode(env: &Env, report: &mut Report, switch: &str) -> Result<()> {
             api.completion_us.p99
         ),
     );
+    // tight.service's 100 us per 10 ms cannot cover its 3 ms jobs: the
+    // budget runs out in every period with a job, and the rest of each job
+    // runs by fair share (the floor, docs/scheduler.md). Before the floor
+    // it missed 92-94% of its 4 ms deadlines; with the floor's first three
+    // fixes 38-74% (each job still waited behind a batch slice when its
+    // budget ran out mid-job); since the scheduler keeps a latency task's
+    // CPU then, 4.8-20.6%. 35% separates the last two.
+    let exhausted = counter(&tight_k, Counter::BudgetExhausted);
     report.check(
-        format!("{switch}: under-budget tight.service records deadline misses"),
-        tight_jobs > 0 && tight_rate >= 0.10,
-        format!("misses={tight_miss} of {tight_jobs} jobs, budget exhausted in {} periods", counter(&tight_k, Counter::BudgetExhausted)),
+        format!("{switch}: under-budget tight.service runs out of budget in (almost) every period with a job, and falls back to fair share (under 35% of its deadlines missed), not behind the batch work"),
+        tight_jobs > 0 && exhausted as f64 >= 0.9 * tight_jobs as f64 && tight_rate < 0.35,
+        format!("misses={tight_miss} of {tight_jobs} jobs ({:.1}%), budget exhausted in {exhausted} periods", tight_rate * 100.0),
     );
     // The metrics endpoint reads the same maps: its api.service jobs are at
     // least what bpftool saw a moment ago (the counters only grow), once a
