@@ -167,6 +167,10 @@ pub struct BreakerReport {
     pub open: bool,
     /// Failures inside the breaker's window.
     pub recent_failures: usize,
+    /// The half-open probe runs: one more attempt after the reset timeout;
+    /// a failure opens the breaker again, a stable run closes it.
+    #[serde(default)]
+    pub half_open: bool,
 }
 
 /// An override next to what the config file says: the drift an operator

@@ -298,7 +298,7 @@ mod tests {
     #[test]
     fn status_table_names_what_the_alerts_send_an_operator_to_read() {
         let status = Status {
-            breaker: scx_slo_api::documents::BreakerReport { open: true, recent_failures: 3 },
+            breaker: scx_slo_api::documents::BreakerReport { open: true, recent_failures: 3, half_open: false },
             exit: Some(scx_slo_api::ExitInfo { kind: 1026, kind_name: "error_stall".into(), exit_code: 0, reason: "runnable task stall".into(), msg: String::new() }),
             probe: Some(scx_slo_api::documents::ProbeReport { overhead_ratio: 0.0153, sample_every: 4, overhead_budget: 0.01, run_time_ns: 0, run_count: 0 }),
             audit: scx_slo_api::documents::AuditReport { error: Some("read-only file system".into()), ..Default::default() },

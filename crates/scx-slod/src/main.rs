@@ -71,6 +71,11 @@ struct Args {
     /// The breaker's window.
     #[arg(long, default_value = "10m")]
     breaker_window: SloDuration,
+    /// How long an open breaker (opened by failures) waits before it tries
+    /// once again (half-open); a failure of that try opens it again. `off`:
+    /// it stays open until ResetBreaker or Enable.
+    #[arg(long, default_value = "off")]
+    breaker_reset_timeout: String,
     /// First retry delay after a failure (doubles, capped at 1 min).
     #[arg(long, default_value = "1s")]
     retry_backoff: SloDuration,
@@ -133,6 +138,20 @@ fn run(args: Args) -> i32 {
             }
         };
     }
+    let reset_timeout = match args.breaker_reset_timeout.as_str() {
+        "off" => None,
+        text => match text.parse::<SloDuration>() {
+            Ok(d) if d.as_ns() >= 1_000_000_000 => Some(std_dur(d)),
+            Ok(_) => {
+                error!("--breaker-reset-timeout {text:?}: at least 1s, or off");
+                return scx_slod::exit::UNREADABLE_CONFIG;
+            }
+            Err(e) => {
+                error!("--breaker-reset-timeout {:?}: {e} (a duration such as 5m, or off)", text.chars().take(32).collect::<String>());
+                return scx_slod::exit::UNREADABLE_CONFIG;
+            }
+        },
+    };
     let opts = EngineOptions {
         config_path: args.config.clone(),
         status_path: args.status_file.clone(),
@@ -148,6 +167,7 @@ fn run(args: Args) -> i32 {
             window: std_dur(args.breaker_window),
             base_backoff: std_dur(args.retry_backoff),
             max_backoff: Duration::from_secs(60),
+            reset_timeout,
         },
         systemd_bus: args.systemd_bus.clone(),
     };

@@ -93,7 +93,7 @@ impl Engine {
             last_reload_error: self.requests.last_reload_error.clone(),
             operator_disabled: self.supervisor.operator_disabled().map(str::to_string),
             persist_error: self.persist_error.clone(),
-            breaker: BreakerReport { open, recent_failures },
+            breaker: BreakerReport { open, recent_failures, half_open: self.supervisor.breaker_half_open() },
             budget_overrides: overrides.clone(),
             budget_override_drift: overrides
                 .iter()

@@ -110,7 +110,9 @@ impl Engine {
         if let Err(why) = self.fill_and_attach(sched.as_mut()) {
             return self.session_failed(fallback, format!("{what}: {why}"));
         }
-        self.supervisor.attached(mode, fallback);
+        if self.supervisor.attached(mode, fallback) {
+            let _ = self.audit_event("breaker", None, "half-open", serde_json::json!({ "mode": mode.as_str() }));
+        }
         self.telemetry.session_started(self.generation.config.observe.overhead_budget);
         self.canary_tick(sched.as_ref(), mode, fallback);
         let detail = serde_json::json!({
@@ -199,7 +201,10 @@ impl Engine {
         loop {
             if !fallback && !stable && running_since.elapsed() >= STABLE_RUN {
                 stable = true;
-                self.supervisor.stable();
+                if self.supervisor.stable() {
+                    let _ = self.save_persistent();
+                    let _ = self.audit_event("breaker", None, "closed", serde_json::json!({ "why": "the half-open probe ran stably" }));
+                }
             }
             self.host.notify(&[sd_notify::NotifyState::Watchdog]);
             let mut wait = tick.saturating_sub(last_scan.elapsed());

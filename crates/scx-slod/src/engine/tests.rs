@@ -211,7 +211,7 @@ fn running(engine: &mut Engine, backend: &mut Recording) {
     let t = engine.supervisor.go(State::Starting, "test");
     engine.announce(t);
     engine.fill_and_attach(backend).expect("maps filled and attached");
-    engine.supervisor.attached(scx_slo_api::ActiveMode::Enforce, false);
+    let _ = engine.supervisor.attached(scx_slo_api::ActiveMode::Enforce, false);
     let t = engine.supervisor.go(State::Running, "test");
     engine.announce(t);
 }
