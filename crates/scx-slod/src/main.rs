@@ -76,6 +76,13 @@ struct Args {
     /// it stays open until ResetBreaker or Enable.
     #[arg(long, default_value = "off")]
     breaker_reset_timeout: String,
+    /// Host-wide limit on automatic changes (adaptive budget steps and
+    /// advisory CPUWeight changes together) in any --auto-change-window.
+    #[arg(long, default_value_t = scx_slod::change_limit::DEFAULT_MAX_CHANGES)]
+    auto_change_limit: usize,
+    /// The window of --auto-change-limit.
+    #[arg(long, default_value = "1m")]
+    auto_change_window: SloDuration,
     /// First retry delay after a failure (doubles, capped at 1 min).
     #[arg(long, default_value = "1s")]
     retry_backoff: SloDuration,
@@ -152,6 +159,11 @@ fn run(args: Args) -> i32 {
             }
         },
     };
+    let limit_max = scx_slod::change_limit::MAX_CHANGES_LIMIT;
+    if !(1..=limit_max).contains(&args.auto_change_limit) || std_dur(args.auto_change_window) < Duration::from_secs(1) {
+        error!("--auto-change-limit {} per --auto-change-window {}: the limit is 1 to {limit_max}, the window at least 1s", args.auto_change_limit, args.auto_change_window);
+        return scx_slod::exit::UNREADABLE_CONFIG;
+    }
     let opts = EngineOptions {
         config_path: args.config.clone(),
         status_path: args.status_file.clone(),
@@ -169,6 +181,7 @@ fn run(args: Args) -> i32 {
             max_backoff: Duration::from_secs(60),
             reset_timeout,
         },
+        auto_change_limit: (args.auto_change_limit, std_dur(args.auto_change_window)),
         systemd_bus: args.systemd_bus.clone(),
     };
     let metrics_addr = match args.metrics_listen.as_str() {

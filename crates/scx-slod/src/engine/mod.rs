@@ -60,6 +60,7 @@ use scx_slo_bpf::Topology;
 use tracing::{error, info, warn};
 
 use crate::backend::Backend;
+use crate::change_limit::ChangeLimiter;
 use crate::control::{Envelope, Event, Snapshot};
 use crate::idempotency::IdempotencyStore;
 use crate::lifecycle::Transition;
@@ -130,11 +131,13 @@ struct SessionRecord {
     events_received: Arc<AtomicU64>,
 }
 
-/// When the periodic work last ran.
+/// When the periodic work last ran, and the automatic changes it made
+/// lately (the host-wide limit on them).
 #[derive(Default)]
 struct Cadence {
     last_telemetry: Option<Instant>,
     last_status: Option<Instant>,
+    auto_changes: ChangeLimiter,
 }
 
 /// The loop's own flags.
@@ -203,6 +206,7 @@ impl Engine {
     /// The engine on a given host with what was probed (the unit tests'
     /// way in: a host in memory, no root).
     pub fn with_host(opts: EngineOptions, host: Box<dyn Host>, probed: Probed) -> Result<Started, (i32, String)> {
+        let auto_change_limit = opts.auto_change_limit;
         let Probed { file, config, .. } = probed;
         let primary = host::select_mode(&probed.caps, config.mode)?;
         info!(mode = primary.as_str(), requested = ?config.mode, capabilities = ?probed.caps.modes(), "mode selected");
@@ -248,7 +252,7 @@ impl Engine {
                 last_reload_error: None,
             },
             telemetry,
-            cadence: Cadence::default(),
+            cadence: Cadence { auto_changes: ChangeLimiter::new(auto_change_limit.0, auto_change_limit.1), ..Cadence::default() },
             targets: Targets::default(),
             partial: PartialSwitching::default(),
             session: SessionRecord::default(),
@@ -350,7 +354,7 @@ impl Engine {
             },
             canary: self.canary.report(),
         };
-        self.telemetry.scan(&input, sched);
+        self.telemetry.scan(&input, sched, &mut self.cadence.auto_changes);
     }
 
     /// Follows a generation that did not come from a controller (a reload,
@@ -396,7 +400,8 @@ impl Engine {
     /// The adaptive targets whose interval ended by `now` (enforce mode,
     /// from the session's scan).
     fn adapt(&mut self, sched: &mut dyn Backend, now: Instant) {
-        let view = AdaptiveView { config: &self.generation.config, targets: &self.targets, scraper: &self.scraper, sched: &*sched };
+        let allowance = (self.cadence.auto_changes.allowance(now), self.cadence.auto_changes.limit());
+        let view = AdaptiveView { config: &self.generation.config, targets: &self.targets, scraper: &self.scraper, sched: &*sched, allowance };
         let effects = self.adaptation.pass(&view, now);
         self.carry_out(effects, Some(sched));
     }
@@ -459,6 +464,10 @@ impl Engine {
                     applied += record(self, step, alone);
                 }
             }
+        }
+        let now = Instant::now();
+        for _ in 0..applied {
+            self.cadence.auto_changes.take(now);
         }
         if applied > 0 {
             self.carry_out(vec![Effect::Persist { unsaved: Some("the learned budgets are in force") }], None);

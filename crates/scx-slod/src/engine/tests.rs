@@ -159,6 +159,7 @@ fn options() -> EngineOptions {
         status_every: Duration::from_millis(10),
         backend: BackendKind::Simulated,
         breaker: BreakerConfig::default(),
+        auto_change_limit: (crate::change_limit::DEFAULT_MAX_CHANGES, crate::change_limit::DEFAULT_WINDOW),
         systemd_bus: None,
     }
 }

@@ -188,6 +188,37 @@ fn one_pass_applies_every_targets_change_as_one_generation() {
 }
 
 #[test]
+fn the_host_wide_limit_holds_back_steps_over_it_and_the_next_pass_serves_the_others_first() {
+    let host = MemoryHost::new(&two_adaptive(serde_json::json!({ "cpu_capacity": 2, "overcommit": 0.95 })));
+    let (mut e, _h) = engine(&host);
+    e.cadence.auto_changes = crate::change_limit::ChangeLimiter::new(1, Duration::from_secs(60));
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    let start = std::time::Instant::now();
+    adapt_at(&mut e, &mut b, start, 0);
+    add_jobs(&e, &mut b, "api.service", 300, 6000);
+    add_jobs(&e, &mut b, WORKER, 300, 8000);
+    let generation = e.generation.number;
+    adapt_at(&mut e, &mut b, start, 31);
+    let api = e.adaptation.report("api.service", None).unwrap();
+    let worker = e.adaptation.report(WORKER, None).unwrap();
+    assert_eq!((api.changes, worker.changes, worker.refused), (1, 0, 0), "{api:?} {worker:?}");
+    let held = worker.last.expect("the held step is recorded");
+    assert_eq!(held.outcome, "rate-limited");
+    assert!(held.why.contains("limit of 1 automatic changes per 60 s"), "{}", held.why);
+    assert_eq!(worker.runtime_us, 1000, "the controller's budget stays where it was");
+    assert_eq!(e.generation.number, generation + 1);
+    // The next interval, after the window: worker.service's turn comes
+    // first (api.service cools down anyway), and it moves.
+    add_jobs(&e, &mut b, WORKER, 300, 8000);
+    add_jobs(&e, &mut b, "api.service", 300, 6000);
+    adapt_at(&mut e, &mut b, start, 62);
+    let worker = e.adaptation.report(WORKER, None).unwrap();
+    assert_eq!(worker.changes, 1, "{worker:?}");
+    assert_eq!(worker_runtime(&b, &e), 1_250_000);
+}
+
+#[test]
 fn when_admission_refuses_a_pass_each_change_is_tried_alone() {
     let (_host, e, b, _) = both_over_their_objectives(serde_json::json!({ "cpu_capacity": 1, "overcommit": 0.37 }));
     // 0.37 admitted, 0.35 in use: api.service's raise (+0.075 or more) is
