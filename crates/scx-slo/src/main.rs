@@ -16,10 +16,13 @@ macro_rules! outln {
     };
 }
 
+mod archive;
 mod audit;
+mod backup;
 mod check;
 mod control;
 mod health;
+mod restore;
 mod tune;
 
 use std::path::PathBuf;
@@ -211,6 +214,32 @@ enum Command {
         #[arg(long)]
         verbose: bool,
     },
+    /// Back up what the daemon knows: state.json (learned budgets,
+    /// overrides, the breaker) and the audit trail, with the config they
+    /// belong to, as one checksummed archive (a tar). Runs while the daemon
+    /// runs; reads files only.
+    Backup {
+        /// Write this file (never overwritten).
+        #[arg(long, conflicts_with = "dir")]
+        output: Option<PathBuf>,
+        /// Write scx-slo-backup-<ms>.tar into this directory instead.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// With --dir: keep the newest this many archives there (1-1000).
+        #[arg(long, default_value_t = 7)]
+        retain: usize,
+        #[command(flatten)]
+        files: DaemonFiles,
+    },
+    /// Restore an archive of `backup`: refused while scx-slod runs, when the
+    /// archive is invalid, or when its config is not the one in force
+    /// (naming what differs). The restore is an audit entry. Root.
+    Restore {
+        /// The archive.
+        archive: PathBuf,
+        #[command(flatten)]
+        files: DaemonFiles,
+    },
     /// Print the config's JSON Schema, generated from the model's own
     /// constants (data/config.schema.json is this output; the NixOS module
     /// reads its enums, ranges and defaults).
@@ -225,6 +254,29 @@ enum Command {
         /// Output directory.
         dir: PathBuf,
     },
+}
+
+/// The daemon's files, as its flags name them.
+#[derive(clap::Args, Debug)]
+struct DaemonFiles {
+    /// The config in force.
+    #[arg(long, default_value = paths::CONFIG)]
+    config: PathBuf,
+    /// The daemon's state file.
+    #[arg(long, default_value = paths::STATE_FILE)]
+    state_file: PathBuf,
+    /// The audit trail's directory.
+    #[arg(long, default_value = paths::AUDIT_DIR)]
+    audit_dir: PathBuf,
+    /// The daemon's status file (restore: the daemon must be stopped).
+    #[arg(long, default_value = paths::STATUS_FILE)]
+    status_file: PathBuf,
+}
+
+impl DaemonFiles {
+    fn paths(self) -> backup::Paths {
+        backup::Paths { config: self.config, state: self.state_file, audit: self.audit_dir, status: self.status_file }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -296,6 +348,8 @@ fn main() -> ExitCode {
         Command::Status { json } => control::run(control::Call::Status { json }),
         Command::List { json } => control::run(control::Call::List { json }),
         Command::Explain { unit } => control::run(control::Call::Explain { unit }),
+        Command::Backup { output, dir, retain, files } => backup::backup_cmd(&files.paths(), output.as_deref(), dir.as_deref(), retain),
+        Command::Restore { archive, files } => backup::restore_cmd(&files.paths(), &archive),
         Command::Enable { mode } => control::run(control::Call::Enable { mode }),
         Command::Disable { reason } => control::run(control::Call::Disable { reason }),
         Command::Reload => control::run(control::Call::Reload),
