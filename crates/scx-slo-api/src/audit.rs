@@ -51,7 +51,8 @@ pub struct AuditEntry {
     /// The previous entry's hash ([`GENESIS`] for the first).
     pub prev: String,
     /// `call` (a control request), `call_result`, `generation`,
-    /// `scheduler` (load, unload, ejection), `breaker`, `adaptive`, `start`.
+    /// `scheduler` (load, unload, ejection), `breaker`, `adaptive`, `start`,
+    /// and `restore` (written by `scx-slo restore` while the daemon is stopped).
     pub kind: String,
     /// Who, for calls.
     pub caller: Option<Caller>,

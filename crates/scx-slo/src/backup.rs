@@ -189,6 +189,10 @@ fn backup(paths: &Paths, output: Option<&Path>, dir: Option<&Path>, retain: usiz
         (None, Some(dir)) => dir.join(format!("scx-slo-backup-{created:015}.tar")),
         _ => return Err("give --output FILE or --dir DIR".into()),
     };
+    if let Some(dir) = dir {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
     let (manifest, files) = assemble(&config, consistent_copy(paths)?, created);
     write_atomic(&target, 0o600, |f| archive::write(std::io::BufWriter::new(f), &manifest, &files))?;
     let pruned = match dir {

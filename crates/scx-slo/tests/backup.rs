@@ -242,8 +242,8 @@ fn changed_cut_or_hostile_archives_are_refused_with_what_is_wrong() {
 #[test]
 fn backups_into_a_directory_keep_the_newest_retain() {
     let h = Host::new("retain");
+    // Created (0700) by the first backup.
     let dir = h.p("backups");
-    std::fs::create_dir(&dir).unwrap();
     for _ in 0..4 {
         let (code, text) = h.run(&["backup", "--dir", &dir.display().to_string(), "--retain", "2"]);
         assert_eq!(code, Some(0), "{text}");
@@ -252,6 +252,8 @@ fn backups_into_a_directory_keep_the_newest_retain() {
     let mut names: Vec<String> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     assert_eq!(names.len(), 2, "{names:?}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
     let (code, text) = h.run(&["backup", "--dir", &dir.display().to_string(), "--retain", "0"]);
     assert!(code == Some(2) && text.contains("--retain 0"), "{text}");
     let (code, text) = h.run(&["backup", "--output", &h.p("config.json").display().to_string()]);
