@@ -270,20 +270,6 @@ fn short_json(v: &serde_json::Value) -> String {
     }
 }
 
-/// `scx-slo restore ARCHIVE`.
-pub fn restore_cmd(paths: &Paths, archive_path: &Path) -> u8 {
-    match crate::restore::restore(paths, archive_path) {
-        Ok(msg) => {
-            outln!("{msg}");
-            cli::OK
-        }
-        Err((code, e)) => {
-            eprintln!("scx-slo restore: {e}");
-            code
-        }
-    }
-}
-
 /// The checks before a restore changes anything: the daemon is stopped.
 pub fn refuse_while_running(paths: &Paths) -> Result<(), String> {
     daemon_running(&paths.status).map_or(Ok(()), Err)
@@ -291,14 +277,14 @@ pub fn refuse_while_running(paths: &Paths) -> Result<(), String> {
 
 /// Appends one entry to the trail in `dir` after its newest (which must
 /// verify), as the daemon would: one write, then fdatasync. Returns its seq.
-pub fn append_entry(dir: &Path, action: &str, detail: serde_json::Value) -> Result<u64, String> {
+pub fn append_entry(dir: &Path, action: &str, correlation: &str, detail: serde_json::Value) -> Result<u64, String> {
     let verified = verify(dir).map_err(|bad| format!("the audit trail does not verify: {bad}"))?;
     let files = trail_files(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let (seq, prev) = if verified.entries == 0 { (1, scx_slo_api::audit::GENESIS.to_string()) } else { (verified.last_seq + 1, verified.last_hash) };
     let path = files.last().map_or_else(|| dir.join(format!("audit-{seq:012}.jsonl")), |(_, p)| p.clone());
     let uid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).ok();
     let caller = Caller { uid, pid: Some(std::process::id()), unit: None, via: "cli".into() };
-    let entry = AuditEntry { seq, at_unix_ms: now_ms(), prev, kind: "restore".into(), caller: Some(caller), action: action.into(), detail };
+    let entry = AuditEntry { seq, at_unix_ms: now_ms(), prev, kind: "restore".into(), caller: Some(caller), action: action.into(), detail, correlation_id: Some(correlation.to_string()) };
     let (line, _) = seal(&entry)?;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()

@@ -302,10 +302,24 @@ enum AuditAction {
         /// Only entries about this unit.
         #[arg(long)]
         unit: Option<String>,
+        /// Only the entries of one D-Bus call or automatic action (its
+        /// correlation id, as entries and the journal's
+        /// SCX_SLO_CORRELATION_ID show it).
+        #[arg(long, value_parser = correlation_id)]
+        correlation: Option<String>,
         /// JSON lines.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A correlation id as the daemon makes them: at most 64 characters of
+/// letters, digits and `-`.
+fn correlation_id(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.len() > 64 || !text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err("a correlation id is 1 to 64 letters, digits and -, e.g. call-18c1f2a3b4c-7".into());
+    }
+    Ok(text.to_string())
 }
 
 /// Writes one line to stdout (see `outln!`).
@@ -349,7 +363,7 @@ fn main() -> ExitCode {
         Command::List { json } => control::run(control::Call::List { json }),
         Command::Explain { unit } => control::run(control::Call::Explain { unit }),
         Command::Backup { output, dir, retain, files } => backup::backup_cmd(&files.paths(), output.as_deref(), dir.as_deref(), retain),
-        Command::Restore { archive, files } => backup::restore_cmd(&files.paths(), &archive),
+        Command::Restore { archive, files } => restore::restore_cmd(&files.paths(), &archive),
         Command::Enable { mode } => control::run(control::Call::Enable { mode }),
         Command::Disable { reason } => control::run(control::Call::Disable { reason }),
         Command::Reload => control::run(control::Call::Reload),
@@ -367,7 +381,9 @@ fn main() -> ExitCode {
         }
         Command::Version { verbose: true } => control::run(control::Call::Version),
         Command::Audit { action: AuditAction::Verify { dir, json } } => audit::verify_cmd(&dir, json),
-        Command::Audit { action: AuditAction::Show { dir, since, unit, json } } => audit::show_cmd(&dir, since, unit.as_deref(), json),
+        Command::Audit { action: AuditAction::Show { dir, since, unit, correlation, json } } => {
+            audit::show_cmd(&dir, &audit::Filter { since, unit: unit.as_deref(), correlation: correlation.as_deref() }, json)
+        }
         Command::Tune { unit, duration, period, headroom, config, cgroup, cgroup_root, scrape, histogram, cpus, json } => {
             tune::run(&tune::Args { unit, duration, period, headroom, config, cgroup, cgroup_root, scrape, histogram, cpus, json })
         }

@@ -30,6 +30,21 @@ fn refused(why: impl Into<String>) -> Failed {
     (cli::REFUSED, why.into())
 }
 
+/// `scx-slo restore ARCHIVE`: 0 when restored, 1 refused, 2 a file could
+/// not be written.
+pub fn restore_cmd(paths: &Paths, archive_path: &Path) -> u8 {
+    match restore(paths, archive_path) {
+        Ok(msg) => {
+            outln!("{msg}");
+            cli::OK
+        }
+        Err((code, e)) => {
+            eprintln!("scx-slo restore: {e}");
+            code
+        }
+    }
+}
+
 /// Restores `archive_path` into `paths`; the message says what was done.
 pub fn restore(paths: &Paths, archive_path: &Path) -> Result<String, Failed> {
     refuse_while_running(paths).map_err(refused)?;
@@ -122,7 +137,9 @@ fn commit(paths: &Paths, archive_path: &Path, opened: &archive::Opened, trail: T
         "state_file": paths.state.display().to_string(),
         "trail": how,
     });
-    let seq = match append_entry(&paths.audit, "restored", detail.clone()) {
+    // One restore is one correlation: its entry and a `restore failed` after it.
+    let correlation = format!("restore-{:x}-{}", m.created_unix_ms, std::process::id());
+    let seq = match append_entry(&paths.audit, "restored", &correlation, detail.clone()) {
         Ok(seq) => seq,
         Err(e) => {
             undo();
@@ -132,7 +149,7 @@ fn commit(paths: &Paths, archive_path: &Path, opened: &archive::Opened, trail: T
     };
     if let Err(e) = std::fs::rename(&tmp, &paths.state).and_then(|()| sync_parent(&paths.state)) {
         undo();
-        let _ = append_entry(&paths.audit, "restore failed", serde_json::json!({ "after_entry": seq, "error": e.to_string() }));
+        let _ = append_entry(&paths.audit, "restore failed", &correlation, serde_json::json!({ "after_entry": seq, "error": e.to_string() }));
         return Err(failed(format!("replacing {}: {e}; the state was NOT restored (audit entry {seq} records the attempt)", paths.state.display())));
     }
     let head = m.audit_head.as_ref().map_or("an empty trail".to_string(), |h| format!("entry {}", h.seq));

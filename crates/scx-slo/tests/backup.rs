@@ -39,7 +39,7 @@ impl Host {
         let mut text = String::new();
         for _ in 0..n {
             let caller = Caller { uid: Some(0), pid: Some(1), unit: None, via: "dbus".into() };
-            let e = AuditEntry { seq, at_unix_ms: 1, prev: prev.clone(), kind: "call".into(), caller: Some(caller), action: tag.into(), detail: serde_json::json!({}) };
+            let e = AuditEntry { seq, at_unix_ms: 1, prev: prev.clone(), kind: "call".into(), caller: Some(caller), action: tag.into(), detail: serde_json::json!({}), correlation_id: None };
             let (line, hash) = seal(&e).unwrap();
             text.push_str(&line);
             text.push('\n');

@@ -146,7 +146,12 @@ struct LoopState {
     shutdown: bool,
     notified_ready: bool,
     final_status_written: bool,
+    /// The D-Bus call or automatic action being carried out, and how many
+    /// were started (the ids' counter).
+    correlation: Option<String>,
+    correlations: u64,
 }
+
 
 /// The engine: its owners, each a field (the code_shape test caps their
 /// number: a new piece of state joins its owner).
@@ -377,7 +382,7 @@ impl Engine {
     /// True when the session must end (the other arm is next).
     fn canary_tick(&mut self, sched: &dyn Backend, mode: ActiveMode, fallback: bool) -> bool {
         let followed = self.canary.follow(&self.generation.config, &self.generation.file.sha256);
-        self.carry_out(followed, None);
+        self.carry_out_correlated("canary", followed, None);
         let view = CanaryView {
             config: &self.generation.config,
             targets: &self.targets,
@@ -387,23 +392,35 @@ impl Engine {
             seed: self.generation.number ^ self.epoch.elapsed().as_nanos() as u64,
         };
         let (ends, effects) = self.canary.tick(&view, mode, fallback);
-        self.carry_out(effects, None);
+        self.carry_out_correlated("canary", effects, None);
         ends
     }
 
     /// The observe session of the canary's baseline could not load.
     fn canary_baseline_failed(&mut self, why: &str) {
         let effects = self.canary.baseline_failed(self.supervisor.in_baseline(), why);
-        self.carry_out(effects, None);
+        self.carry_out_correlated("canary", effects, None);
+    }
+
+    /// Carries out what an automatic action decided, as one correlation
+    /// (none when it decided nothing).
+    fn carry_out_correlated(&mut self, origin: &str, effects: Vec<Effect>, sched: Option<&mut dyn Backend>) {
+        if effects.is_empty() {
+            return;
+        }
+        let c = self.correlate(origin);
+        self.carry_out(effects, sched);
+        self.end_correlation(c);
     }
 
     /// The adaptive targets whose interval ended by `now` (enforce mode,
-    /// from the session's scan).
+    /// from the session's scan): a pass that changes budgets is one
+    /// correlation.
     fn adapt(&mut self, sched: &mut dyn Backend, now: Instant) {
         let allowance = (self.cadence.auto_changes.allowance(now), self.cadence.auto_changes.limit());
         let view = AdaptiveView { config: &self.generation.config, targets: &self.targets, scraper: &self.scraper, sched: &*sched, allowance };
         let effects = self.adaptation.pass(&view, now);
-        self.carry_out(effects, Some(sched));
+        self.carry_out_correlated("adaptive", effects, Some(sched));
     }
 
     /// Carries out what an owner decided, in order ([`effects`]).

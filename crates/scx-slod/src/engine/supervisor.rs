@@ -128,6 +128,12 @@ impl Supervisor {
         (self.breaker.is_open(), self.breaker.recent_failures())
     }
 
+    /// Seconds from `now` until the open breaker's half-open probe (None:
+    /// no probe is coming, an operator must act).
+    pub fn breaker_probe_in(&self, now: Instant) -> Option<u64> {
+        self.probe_at.filter(|_| self.breaker.is_open()).map(|at| at.saturating_duration_since(now).as_secs())
+    }
+
     /// Whether the breaker's half-open probe runs now.
     pub fn breaker_half_open(&self) -> bool {
         self.breaker.is_half_open()
@@ -464,6 +470,7 @@ mod tests {
         assert!(t.is_some_and(|t| t.reason.contains("probing once again in 300 s")));
         assert!(!s.primary_due(now + Duration::from_secs(299)));
         assert_eq!(s.until_retry(now, Duration::from_secs(3600)), Duration::from_secs(300));
+        assert_eq!(s.breaker_probe_in(now + Duration::from_secs(100)), Some(200));
         let later = now + Duration::from_secs(300);
         assert_eq!(s.next_session(later), Some((ActiveMode::Enforce, false)));
         // The probe attaches, is ejected: open again, the next probe later.
@@ -489,5 +496,6 @@ mod tests {
         s.go(State::Running, "attached");
         s.canary_rolled_back("p99 regression");
         assert!(!s.primary_due(Instant::now() + Duration::from_secs(3600)));
+        assert_eq!(s.breaker_probe_in(Instant::now()), None, "Status says an operator must act");
     }
 }

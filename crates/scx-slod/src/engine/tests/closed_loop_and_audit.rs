@@ -216,6 +216,14 @@ fn the_host_wide_limit_holds_back_steps_over_it_and_the_next_pass_serves_the_oth
     let worker = e.adaptation.report(WORKER, None).unwrap();
     assert_eq!(worker.changes, 1, "{worker:?}");
     assert_eq!(worker_runtime(&b, &e), 1_250_000);
+    // Each pass that changed a budget is one correlation: its generation
+    // and its `adaptive` record share an id no other pass has.
+    let mut entries = Vec::new();
+    scx_slo_api::audit::verify_with(&e.opts.audit_dir, |x| entries.push(x.clone())).expect("the trail verifies");
+    let ids: Vec<&str> = entries.iter().filter(|x| x.kind == "adaptive" || x.kind == "generation").filter_map(|x| x.correlation_id.as_deref()).collect();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    assert!(ids[0] == ids[1] && ids[2] == ids[3] && ids[0] != ids[2] && ids[0].starts_with("adaptive-"), "{ids:?}");
+    assert_eq!(e.generation.correlation_id.as_deref(), Some(ids[2]));
 }
 
 #[test]
@@ -269,6 +277,14 @@ fn every_mutating_call_is_in_the_audit_trail_with_its_caller_before_and_after() 
     // Status shows the head the trail ends with.
     let s = status(&mut e, None);
     assert_eq!((s.audit.last_seq, s.audit.last_hash.as_str(), s.audit.failures), (v.last_seq, v.last_hash.as_str(), 0));
+    // One correlation id per call, on each of its entries and on the
+    // generation it made; none on the daemon's start.
+    let ids: Vec<Option<&str>> = entries.iter().map(|x| x.correlation_id.as_deref()).collect();
+    assert_eq!(ids[0], None);
+    assert!(ids[1].is_some_and(|id| id.starts_with("call-")), "{ids:?}");
+    assert!(ids[1] == ids[2] && ids[2] == ids[3], "SetBudget's call, generation and result: {ids:?}");
+    assert!(ids[4] == ids[5] && ids[6] == ids[7] && ids[4] != ids[1] && ids[6] != ids[4] && ids[4].is_some(), "{ids:?}");
+    assert_eq!(s.generation_correlation_id.as_deref(), ids[2], "the generation names the call that made it");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
