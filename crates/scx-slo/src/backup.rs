@@ -29,6 +29,9 @@ use crate::archive::{self, FileSum, Head, Manifest};
 const ATTEMPTS: usize = 5;
 /// Largest state file read (the daemon's own bound).
 const MAX_STATE_BYTES: u64 = 1 << 20;
+/// The state a daemon that never saved one starts from, as it writes it
+/// (its reader requires these fields: `{}` would be quarantined as corrupt).
+pub const DEFAULT_STATE: &str = r#"{"operator_disabled":null,"breaker_open":false,"budget_overrides":{}}"#;
 /// Most archives `--retain` keeps.
 pub const MAX_RETAIN: usize = 1000;
 /// A status file written this recently by a daemon that did not say
@@ -80,7 +83,7 @@ fn whole_lines(path: &Path) -> Result<Vec<u8>, String> {
 type Copy = (Vec<u8>, Vec<(String, Vec<u8>)>, Option<Head>);
 
 fn copy_once(paths: &Paths) -> Result<Copy, String> {
-    let state = read_file(&paths.state, MAX_STATE_BYTES)?.unwrap_or_else(|| b"{}".to_vec());
+    let state = read_file(&paths.state, MAX_STATE_BYTES)?.unwrap_or_else(|| DEFAULT_STATE.as_bytes().to_vec());
     let mut files = Vec::new();
     let listed = match trail_files(&paths.audit) {
         Ok(l) => l,

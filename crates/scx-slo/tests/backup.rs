@@ -240,6 +240,16 @@ fn changed_cut_or_hostile_archives_are_refused_with_what_is_wrong() {
 }
 
 #[test]
+fn without_a_state_file_the_archive_holds_the_state_a_fresh_daemon_reads() {
+    let h = Host::new("nostate");
+    std::fs::remove_file(h.p("state.json")).unwrap();
+    let entries = entries_of(&h.backup());
+    let state = &entries.iter().find(|e| e.0 == "state.json").unwrap().1;
+    let value: serde_json::Value = serde_json::from_slice(state).unwrap();
+    assert_eq!(value, serde_json::json!({ "operator_disabled": null, "breaker_open": false, "budget_overrides": {} }));
+}
+
+#[test]
 fn backups_into_a_directory_keep_the_newest_retain() {
     let h = Host::new("retain");
     // Created (0700) by the first backup.
