@@ -156,8 +156,13 @@ fn a_running_daemon_or_a_trail_with_another_history_is_refused() {
     assert!(text.contains("another history") && text.contains("move it aside"), "{text}");
 }
 
-/// A tar with these (name, type, bytes) entries.
-fn tar_of(path: &Path, entries: &[(&str, tar::EntryType, &[u8])]) {
+/// An archive's entry as a test writes it: name, type, bytes.
+type Raw<'a> = (&'a str, tar::EntryType, &'a [u8]);
+/// An archive's entries as read back: name, bytes.
+type Files = Vec<(String, Vec<u8>)>;
+
+/// A tar with these entries.
+fn tar_of(path: &Path, entries: &[Raw<'_>]) {
     let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
     for (name, kind, bytes) in entries {
         let mut header = tar::Header::new_gnu();
@@ -177,7 +182,7 @@ fn tar_of(path: &Path, entries: &[(&str, tar::EntryType, &[u8])]) {
 }
 
 /// The archive's entries as (name, bytes).
-fn entries_of(path: &Path) -> Vec<(String, Vec<u8>)> {
+fn entries_of(path: &Path) -> Files {
     use std::io::Read;
     let mut a = tar::Archive::new(std::fs::File::open(path).unwrap());
     a.entries()
@@ -198,13 +203,13 @@ fn changed_cut_or_hostile_archives_are_refused_with_what_is_wrong() {
     let good = entries_of(&h.backup());
     assert_eq!(good.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["manifest.json", "config.json", "state.json", "audit/audit-000000000001.jsonl", "manifest.sha256"]);
     let reg = tar::EntryType::Regular;
-    let with = |i: usize, bytes: &[u8]| -> Vec<(String, Vec<u8>)> {
+    let with = |i: usize, bytes: &[u8]| -> Files {
         let mut e = good.clone();
         e[i].1 = bytes.to_vec();
         e
     };
     let v2 = String::from_utf8(good[0].1.clone()).unwrap().replace("\"version\": 1", "\"version\": 2");
-    let cases: Vec<(&str, Vec<(String, Vec<u8>)>, &str)> = vec![
+    let cases: Vec<(&str, Files, &str)> = vec![
         ("state", with(2, b"{\"breaker_open\":false}"), "state.json: its checksum does not match"),
         ("manifest", with(0, v2.as_bytes()), "version 2; this scx-slo reads version 1 only"),
         ("cut", good[..4].to_vec(), "no manifest.sha256 at the end"),
@@ -212,14 +217,14 @@ fn changed_cut_or_hostile_archives_are_refused_with_what_is_wrong() {
     ];
     for (name, entries, want) in cases {
         let path = h.p(&format!("{name}.tar"));
-        let list: Vec<(&str, tar::EntryType, &[u8])> = entries.iter().map(|(n, b)| (n.as_str(), reg, b.as_slice())).collect();
+        let list: Vec<Raw<'_>> = entries.iter().map(|(n, b)| (n.as_str(), reg, b.as_slice())).collect();
         tar_of(&path, &list);
         let (code, text) = h.restore(&path);
         assert_eq!(code, Some(1), "{name}: {text}");
         assert!(text.contains(want) && text.contains("nothing was changed"), "{name}: {text}");
     }
     let manifest = good[0].1.as_slice();
-    let hostile: [(&str, &[(&str, tar::EntryType, &[u8])], &str); 3] = [
+    let hostile: [(&str, &[Raw<'_>], &str); 3] = [
         ("dotdot", &[("manifest.json", reg, manifest), ("audit/../../x", reg, b"x")], "with . or .. is refused"),
         ("symlink", &[("manifest.json", reg, manifest), ("state.json", tar::EntryType::Symlink, b"")], "only regular files are accepted"),
         ("fifo", &[("manifest.json", reg, manifest), ("state.json", tar::EntryType::Fifo, b"")], "only regular files are accepted"),
