@@ -370,6 +370,28 @@ in
       description = "Size cap of the audit trail in /var/lib/scx-slo/audit, MiB. Past it the oldest 8 MiB files are removed after a rotation and the removal is recorded in the trail; `scx-slo audit verify` checks the chain from the first kept entry (docs/operations.md). At least 16: the file being written and the one before it.";
     };
 
+    backup = {
+      enable = lib.mkEnableOption "periodic backups of what scx-slod knows: state.json (learned budgets, overrides, the breaker) and the audit trail, with the config they belong to, as one checksummed archive (`scx-slo backup`; restore with `scx-slo restore`, docs/operations.md)";
+      directory = lib.mkOption {
+        type = lib.types.strMatching "/[A-Za-z0-9._/-]+";
+        default = "/var/backup/scx-slo";
+        example = "/srv/backup/scx-slo";
+        description = "Where the archives go (`scx-slo-backup-<ms>.tar`, mode 0600; the directory is created 0700). An absolute path of letters, digits and `._/-` only: it is passed to the command line as one word. Ship it off the host for the backups to outlive the disk.";
+      };
+      interval = lib.mkOption {
+        type = lib.types.strMatching "[A-Za-z0-9 :*,./~-]+";
+        default = "daily";
+        example = "hourly";
+        description = "When to back up: a systemd calendar expression (`OnCalendar=`, systemd.time(7)). A missed run (the host was off) runs at the next boot. An expression systemd cannot parse leaves the timer inactive, logged when the configuration is switched to.";
+      };
+      retain = lib.mkOption {
+        type = lib.types.ints.between 1 1000;
+        default = 7;
+        example = 30;
+        description = "How many archives to keep in `directory`: after each backup the oldest beyond this many are removed (only files named `scx-slo-backup-*.tar`).";
+      };
+    };
+
     metrics = {
       enable = lib.mkEnableOption "the Prometheus endpoint of scx-slod (`/metrics`, docs/metrics.md)";
       listenAddress = lib.mkOption {
@@ -450,6 +472,38 @@ in
           static_configs = [ { targets = [ listen ]; } ];
         }
       ];
+    };
+
+    # Backups read the daemon's files while it runs (docs/operations.md):
+    # root for the 0700 state directory, no capabilities, no network.
+    systemd.services.scx-slo-backup = lib.mkIf cfg.backup.enable {
+      description = "scx-slo: back up state.json and the audit trail";
+      documentation = [ "https://github.com/scx-slo/scx-slo/tree/main/docs/operations.md" ];
+      serviceConfig = {
+        Type = "oneshot";
+        ExecStart = "${cfg.package}/bin/scx-slo backup --dir ${cfg.backup.directory} --retain ${toString cfg.backup.retain}";
+        CapabilityBoundingSet = [ "" ];
+        NoNewPrivileges = true;
+        ProtectSystem = "full";
+        ProtectHome = true;
+        PrivateTmp = true;
+        PrivateDevices = true;
+        PrivateNetwork = true;
+        ProtectKernelModules = true;
+        ProtectKernelTunables = true;
+        ProtectControlGroups = true;
+        RestrictAddressFamilies = [ "AF_UNIX" ];
+        SystemCallFilter = [ "@system-service" ];
+        UMask = "0077";
+      };
+    };
+    systemd.timers.scx-slo-backup = lib.mkIf cfg.backup.enable {
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnCalendar = cfg.backup.interval;
+        Persistent = true;
+        RandomizedDelaySec = "5m";
+      };
     };
 
     systemd.services.scx-slod = {

@@ -81,6 +81,7 @@ let
       # Every service's ExecStart, and the text of those that are scripts
       # (writeShellScript), for the checks on hosts/common.nix.
       execStarts = lib.mapAttrs (_: s: toString (s.serviceConfig.ExecStart or "")) cfg.systemd.services;
+      timers = lib.mapAttrs (_: t: { inherit (t) wantedBy timerConfig; }) cfg.systemd.timers;
       inherit scripts;
       # As NixOS's specialisation module: the parent's configuration plus
       # this one's, without the parent's specialisations.
@@ -130,6 +131,33 @@ in
         system = "aarch64-linux";
       }) false [ module ../../hosts/test-vm ]
     );
+  };
+
+  # Periodic backups on, and one value the option types refuse.
+  backups = {
+    on = summarize (evaluate false [
+      module
+      ../../hosts/test-vm
+      {
+        services.scxSlo.backup = {
+          enable = true;
+          interval = "hourly";
+          retain = 3;
+        };
+      }
+    ]);
+    retainZero =
+      (evaluate false [
+        module
+        ../../hosts/test-vm
+        { services.scxSlo.backup.retain = 0; }
+      ]).config.services.scxSlo.backup.retain;
+    spaceInDirectory =
+      (evaluate false [
+        module
+        ../../hosts/test-vm
+        { services.scxSlo.backup.directory = "/var/backup/a b"; }
+      ]).config.services.scxSlo.backup.directory;
   };
 
   # Each NixOS test's testScript as runNixOSTest gets it (a function is

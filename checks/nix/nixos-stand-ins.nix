@@ -189,6 +189,18 @@ in
       type = types.attrsOf (types.submodule serviceOptions);
       default = { };
     };
+    systemd.timers = mkOption {
+      type = types.attrsOf (types.submodule {
+        options = {
+          wantedBy = unitNames;
+          timerConfig = mkOption {
+            type = types.attrsOf unitOption;
+            default = { };
+          };
+        };
+      });
+      default = { };
+    };
     systemd.slices = mkOption {
       type = types.attrsOf (types.submodule {
         options.sliceConfig = mkOption {

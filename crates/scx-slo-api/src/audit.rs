@@ -51,7 +51,8 @@ pub struct AuditEntry {
     /// The previous entry's hash ([`GENESIS`] for the first).
     pub prev: String,
     /// `call` (a control request), `call_result`, `generation`,
-    /// `scheduler` (load, unload, ejection), `breaker`, `adaptive`, `start`.
+    /// `scheduler` (load, unload, ejection), `breaker`, `adaptive`, `start`,
+    /// and `restore` (written by `scx-slo restore` while the daemon is stopped).
     pub kind: String,
     /// Who, for calls.
     pub caller: Option<Caller>,
@@ -60,6 +61,13 @@ pub struct AuditEntry {
     /// Whatever else the kind records: arguments, result, generations
     /// before and after, digests, the kernel's exit reason.
     pub detail: serde_json::Value,
+    /// The D-Bus call or automatic action the entry belongs to: every entry
+    /// of one call (its `call`, `generation` and `call_result`) or of one
+    /// adaptive pass, canary decision or scheduler failure carries the same
+    /// id, as do its journal lines (`SCX_SLO_CORRELATION_ID`). Absent on
+    /// entries outside any (the daemon's start) and on older entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
 }
 
 /// The hash of an entry's text given the previous hash.
@@ -251,7 +259,21 @@ mod tests {
             caller: Some(Caller { uid: Some(0), pid: Some(42), unit: None, via: "dbus".into() }),
             action: action.into(),
             detail: serde_json::json!({ "unit": "api.service", "runtime_us": 2000 }),
+            correlation_id: None,
         }
+    }
+
+    #[test]
+    fn a_correlation_id_is_sealed_with_the_entry_and_an_entry_without_one_still_reads() {
+        let mut e = entry(1, GENESIS, "SetBudget");
+        let (plain, _) = seal(&e).unwrap();
+        assert!(!plain.contains("correlation_id"), "absent, not null: older readers see the same text");
+        e.correlation_id = Some("call-18c-7".into());
+        let (line, hash) = seal(&e).unwrap();
+        let (back, body, got) = unseal(&line).unwrap();
+        assert_eq!((back, got), (e, hash.clone()));
+        assert_eq!(entry_hash(GENESIS, &body), hash, "the id is inside what the hash covers");
+        assert_eq!(unseal(&plain).unwrap().0.correlation_id, None);
     }
 
     /// A trail of `n` entries in files of `per_file`, returned as lines.

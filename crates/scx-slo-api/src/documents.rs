@@ -167,6 +167,15 @@ pub struct BreakerReport {
     pub open: bool,
     /// Failures inside the breaker's window.
     pub recent_failures: usize,
+    /// The half-open probe runs: one more attempt after the reset timeout;
+    /// a failure opens the breaker again, a stable run closes it.
+    #[serde(default)]
+    pub half_open: bool,
+    /// Open: seconds until its half-open probe; absent when it waits for an
+    /// operator (no `--breaker-reset-timeout`, a canary rollback, or open
+    /// since before a restart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_in_s: Option<u64>,
 }
 
 /// An override next to what the config file says: the drift an operator
@@ -376,6 +385,11 @@ pub struct Status {
     pub switch: SwitchMode,
     /// The applied config generation.
     pub generation: u64,
+    /// The correlation id of the D-Bus call or automatic action that made
+    /// the applied generation (absent for the one read at start): its audit
+    /// entries carry it (`scx-slo audit show --correlation ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation_correlation_id: Option<String>,
     /// The config file.
     pub config_path: String,
     /// SHA-256 of the config file text the running generation came from.

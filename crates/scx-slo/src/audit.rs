@@ -38,14 +38,26 @@ fn about(e: &AuditEntry, unit: &str) -> bool {
     d["args"]["unit"] == unit || d["unit"] == unit || d.get("budgets_us").is_some_and(|b| b.get(unit).is_some())
 }
 
-/// `audit show`: the entries (verified as they are read) since `since`
-/// ago, about `unit`, as text or JSON lines.
-pub fn show_cmd(dir: &Path, since: Option<scx_slo_model::Duration>, unit: Option<&str>, json: bool) -> u8 {
+/// Which entries `audit show` prints.
+#[derive(Debug, Default)]
+pub struct Filter<'a> {
+    /// Only entries newer than this long ago.
+    pub since: Option<scx_slo_model::Duration>,
+    /// Only entries about this unit.
+    pub unit: Option<&'a str>,
+    /// Only entries of this D-Bus call or automatic action.
+    pub correlation: Option<&'a str>,
+}
+
+/// `audit show`: the entries (verified as they are read) that pass
+/// `filter`, as text or JSON lines.
+pub fn show_cmd(dir: &Path, filter: &Filter<'_>, json: bool) -> u8 {
+    let Filter { since, unit, correlation } = *filter;
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     let from_ms = since.map_or(0, |s| now_ms.saturating_sub(s.as_ns() / 1_000_000));
     let mut shown = 0u64;
     let result = verify_with(dir, |e| {
-        if e.at_unix_ms < from_ms || unit.is_some_and(|u| !about(e, u)) {
+        if e.at_unix_ms < from_ms || unit.is_some_and(|u| !about(e, u)) || correlation.is_some_and(|c| e.correlation_id.as_deref() != Some(c)) {
             return;
         }
         shown += 1;
@@ -58,7 +70,8 @@ pub fn show_cmd(dir: &Path, since: Option<scx_slo_model::Duration>, unit: Option
             let pid = c.pid.map_or("?".into(), |p| p.to_string());
             format!(" by uid {uid} pid {pid}{} via {}", c.unit.as_deref().map_or(String::new(), |u| format!(" ({u})")), c.via)
         });
-        outln!("#{} {} {} {}{who}: {}", e.seq, e.at_unix_ms / 1000, e.kind, e.action, e.detail);
+        let id = e.correlation_id.as_deref().map_or(String::new(), |c| format!(" [{c}]"));
+        outln!("#{} {} {} {}{who}{id}: {}", e.seq, e.at_unix_ms / 1000, e.kind, e.action, e.detail);
     });
     match result {
         Ok(_) => {

@@ -145,7 +145,13 @@ pub fn status_table(s: &Status) -> String {
         out.push_str(&format!("last reload rejected: {e}\n"));
     }
     if s.breaker.open || s.breaker.recent_failures > 0 {
-        out.push_str(&format!("breaker: {} recent failures{}\n", s.breaker.recent_failures, if s.breaker.open { "; open until `scx-slo reset-breaker`" } else { "" }));
+        let until = match (s.breaker.open, s.breaker.probe_in_s) {
+            (true, Some(secs)) => format!("; open, probing once again in {secs} s (or `scx-slo reset-breaker`)"),
+            (true, None) => "; open until `scx-slo reset-breaker`".to_string(),
+            (false, _) if s.breaker.half_open => "; half-open: one probe runs, a failure opens it again".to_string(),
+            (false, _) => String::new(),
+        };
+        out.push_str(&format!("breaker: {} recent failures{until}\n", s.breaker.recent_failures));
     }
     if let Some(x) = &s.exit {
         let words: Vec<&str> = [x.kind_name.as_str(), x.reason.as_str(), x.msg.as_str()].into_iter().filter(|w| !w.is_empty()).collect();
@@ -298,7 +304,7 @@ mod tests {
     #[test]
     fn status_table_names_what_the_alerts_send_an_operator_to_read() {
         let status = Status {
-            breaker: scx_slo_api::documents::BreakerReport { open: true, recent_failures: 3 },
+            breaker: scx_slo_api::documents::BreakerReport { open: true, recent_failures: 3, half_open: false, probe_in_s: None },
             exit: Some(scx_slo_api::ExitInfo { kind: 1026, kind_name: "error_stall".into(), exit_code: 0, reason: "runnable task stall".into(), msg: String::new() }),
             probe: Some(scx_slo_api::documents::ProbeReport { overhead_ratio: 0.0153, sample_every: 4, overhead_budget: 0.01, run_time_ns: 0, run_count: 0 }),
             audit: scx_slo_api::documents::AuditReport { error: Some("read-only file system".into()), ..Default::default() },
@@ -319,6 +325,11 @@ mod tests {
         assert!(!t.contains("ok.service"), "a healthy scrape is not news: {t}");
         assert!(t.contains("canary: running, 1 windows judged (same), baseline arm now"), "{t}");
         assert!(t.contains("breaker: 3 recent failures; open until `scx-slo reset-breaker`"), "{t}");
+        let mut probing = status.clone();
+        probing.breaker.probe_in_s = Some(120);
+        assert!(status_table(&probing).contains("breaker: 3 recent failures; open, probing once again in 120 s"), "{t}");
+        probing.breaker = scx_slo_api::documents::BreakerReport { open: false, recent_failures: 3, half_open: true, probe_in_s: None };
+        assert!(status_table(&probing).contains("; half-open: one probe runs, a failure opens it again"));
         assert!(t.contains("last ejection: error_stall runnable task stall"), "{t}");
         assert!(t.contains("probes: 1.53% of a CPU (budget 1.00%), measuring 1 wakeup in 4"), "{t}");
         assert!(t.contains("audit trail closed (mutating calls but Disable are refused): read-only file system"), "{t}");

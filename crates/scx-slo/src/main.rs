@@ -16,10 +16,13 @@ macro_rules! outln {
     };
 }
 
+mod archive;
 mod audit;
+mod backup;
 mod check;
 mod control;
 mod health;
+mod restore;
 mod rollout;
 mod tune;
 
@@ -228,6 +231,32 @@ enum Command {
         #[arg(long)]
         verbose: bool,
     },
+    /// Back up what the daemon knows: state.json (learned budgets,
+    /// overrides, the breaker) and the audit trail, with the config they
+    /// belong to, as one checksummed archive (a tar). Runs while the daemon
+    /// runs; reads files only.
+    Backup {
+        /// Write this file (never overwritten).
+        #[arg(long, conflicts_with = "dir")]
+        output: Option<PathBuf>,
+        /// Write scx-slo-backup-<ms>.tar into this directory instead.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// With --dir: keep the newest this many archives there (1-1000).
+        #[arg(long, default_value_t = 7)]
+        retain: usize,
+        #[command(flatten)]
+        files: DaemonFiles,
+    },
+    /// Restore an archive of `backup`: refused while scx-slod runs, when the
+    /// archive is invalid, or when its config is not the one in force
+    /// (naming what differs). The restore is an audit entry. Root.
+    Restore {
+        /// The archive.
+        archive: PathBuf,
+        #[command(flatten)]
+        files: DaemonFiles,
+    },
     /// Print the config's JSON Schema, generated from the model's own
     /// constants (data/config.schema.json is this output; the NixOS module
     /// reads its enums, ranges and defaults).
@@ -242,6 +271,29 @@ enum Command {
         /// Output directory.
         dir: PathBuf,
     },
+}
+
+/// The daemon's files, as its flags name them.
+#[derive(clap::Args, Debug)]
+struct DaemonFiles {
+    /// The config in force.
+    #[arg(long, default_value = paths::CONFIG)]
+    config: PathBuf,
+    /// The daemon's state file.
+    #[arg(long, default_value = paths::STATE_FILE)]
+    state_file: PathBuf,
+    /// The audit trail's directory.
+    #[arg(long, default_value = paths::AUDIT_DIR)]
+    audit_dir: PathBuf,
+    /// The daemon's status file (restore: the daemon must be stopped).
+    #[arg(long, default_value = paths::STATUS_FILE)]
+    status_file: PathBuf,
+}
+
+impl DaemonFiles {
+    fn paths(self) -> backup::Paths {
+        backup::Paths { config: self.config, state: self.state_file, audit: self.audit_dir, status: self.status_file }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -267,10 +319,24 @@ enum AuditAction {
         /// Only entries about this unit.
         #[arg(long)]
         unit: Option<String>,
+        /// Only the entries of one D-Bus call or automatic action (its
+        /// correlation id, as entries and the journal's
+        /// SCX_SLO_CORRELATION_ID show it).
+        #[arg(long, value_parser = correlation_id)]
+        correlation: Option<String>,
         /// JSON lines.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A correlation id as the daemon makes them: at most 64 characters of
+/// letters, digits and `-`.
+fn correlation_id(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.len() > 64 || !text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err("a correlation id is 1 to 64 letters, digits and -, e.g. call-18c1f2a3b4c-7".into());
+    }
+    Ok(text.to_string())
 }
 
 /// Writes one line to stdout (see `outln!`).
@@ -313,6 +379,8 @@ fn main() -> ExitCode {
         Command::Status { json } => control::run(control::Call::Status { json }),
         Command::List { json } => control::run(control::Call::List { json }),
         Command::Explain { unit } => control::run(control::Call::Explain { unit }),
+        Command::Backup { output, dir, retain, files } => backup::backup_cmd(&files.paths(), output.as_deref(), dir.as_deref(), retain),
+        Command::Restore { archive, files } => restore::restore_cmd(&files.paths(), &archive),
         Command::Enable { mode } => control::run(control::Call::Enable { mode }),
         Command::Disable { reason } => control::run(control::Call::Disable { reason }),
         Command::Reload => control::run(control::Call::Reload),
@@ -330,7 +398,9 @@ fn main() -> ExitCode {
         }
         Command::Version { verbose: true } => control::run(control::Call::Version),
         Command::Audit { action: AuditAction::Verify { dir, json } } => audit::verify_cmd(&dir, json),
-        Command::Audit { action: AuditAction::Show { dir, since, unit, json } } => audit::show_cmd(&dir, since, unit.as_deref(), json),
+        Command::Audit { action: AuditAction::Show { dir, since, unit, correlation, json } } => {
+            audit::show_cmd(&dir, &audit::Filter { since, unit: unit.as_deref(), correlation: correlation.as_deref() }, json)
+        }
         Command::Tune { unit, duration, period, headroom, config, cgroup, cgroup_root, scrape, histogram, cpus, json } => {
             tune::run(&tune::Args { unit, duration, period, headroom, config, cgroup, cgroup_root, scrape, histogram, cpus, json })
         }

@@ -23,6 +23,7 @@ fn write_trail(dir: &Path, units: &[&str]) {
             caller: Some(Caller { uid: Some(1000), pid: Some(77), unit: Some("deploy.service".into()), via: "dbus".into() }),
             action: "SetBudget".into(),
             detail: serde_json::json!({ "args": { "unit": unit, "runtime_us": 2000 } }),
+            correlation_id: Some(format!("call-{i}")),
         };
         let (line, hash) = seal(&e).unwrap();
         text.push_str(&line);
@@ -90,5 +91,22 @@ fn show_filters_by_unit_and_says_who() {
     assert!(lines[0].starts_with("#1 ") && lines[0].contains("by uid 1000 pid 77 (deploy.service) via dbus"), "{out}");
     let (_, out, _) = audit(&["show", "--dir", d, "--json", "--since", "1h"]);
     assert!(out.is_empty(), "entries from 2023 are older than an hour: {out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn show_picks_one_correlation_and_refuses_a_malformed_id() {
+    let dir = tmp("correlation");
+    let d = dir.to_str().unwrap();
+    write_trail(&dir, &["a.service", "b.service", "a.service"]);
+    let (code, out, err) = audit(&["show", "--dir", d, "--correlation", "call-1"]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert!(lines[0].starts_with("#2 ") && lines[0].contains("[call-1]") && lines[0].contains("b.service"), "{out}");
+    let (code, out, _) = audit(&["show", "--dir", d, "--correlation", "call-9"]);
+    assert_eq!((code, out.trim()), (Some(0), "no entries match"));
+    let (code, _, err) = audit(&["show", "--dir", d, "--correlation", "x;rm -rf"]);
+    assert!(code == Some(2) && err.contains("1 to 64 letters, digits and -"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

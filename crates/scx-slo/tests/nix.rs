@@ -472,5 +472,36 @@ fn the_flake_evaluates_offline_with_every_check_and_gated_deploys() {
 /// The release checks: the pinned nixpkgs' rustc, kernel composition and
 /// aarch64, the testScripts under pyflakes and the driver stand-in, and
 /// deploy-rs's rollback matrix.
+/// `services.scxSlo.backup`: a timer runs `scx-slo backup` into the
+/// directory keeping `retain` archives; off by default; the types refuse a
+/// retain of 0 and a directory the command line would split.
+#[test]
+fn the_backup_option_makes_a_timer_and_its_types_refuse_bad_values() {
+    for_each_lib(|_release, lib| {
+        let on = eval_module(lib, "backups.on");
+        assert_eq!(on["failedAssertions"], serde_json::json!([]));
+        let exec = on["execStarts"]["scx-slo-backup"].as_str().unwrap();
+        assert!(exec.ends_with("/bin/scx-slo backup --dir /var/backup/scx-slo --retain 3"), "{exec}");
+        let timer = &on["timers"]["scx-slo-backup"];
+        assert_eq!(timer["timerConfig"]["OnCalendar"], "hourly", "{timer}");
+        assert_eq!(timer["timerConfig"]["Persistent"], true, "{timer}");
+        assert_eq!(timer["wantedBy"], serde_json::json!(["timers.target"]));
+        for (name, v) in evaluated(lib) {
+            assert_eq!(v["timers"], serde_json::json!({}), "{name}: backups are off unless enabled");
+        }
+        for (attr, option) in [("backups.retainZero", "services.scxSlo.backup.retain"), ("backups.spaceInDirectory", "services.scxSlo.backup.directory")] {
+            let out = Command::new("nix-instantiate")
+                .args(["--eval", "--strict", "--json", "checks/nix/eval-module.nix", "--arg", "lib"])
+                .arg(format!("import {lib}"))
+                .args(["-A", attr])
+                .current_dir(repo())
+                .output()
+                .expect("running nix-instantiate");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success() && err.contains(&format!("option `{option}' is not of type")), "{attr}: {err}");
+        }
+    });
+}
+
 #[path = "nix/release.rs"]
 mod release;

@@ -83,6 +83,9 @@ pub struct AuditTrail {
     rotate_bytes: u64,
     /// The last append started a new file: the next step is retention.
     rotated: bool,
+    /// The correlation id the next entries carry (the engine sets it for
+    /// each D-Bus call and automatic action, and clears it after).
+    pub correlation: Option<String>,
     /// Tests: how long each write waits first, as on a frozen filesystem.
     #[cfg(test)]
     pub stall: std::time::Duration,
@@ -130,7 +133,7 @@ impl AuditTrail {
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750));
         let files = trail_files(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
-        let mut trail = AuditTrail { dir: dir.to_path_buf(), current: None, next_seq: 1, prev: GENESIS.into(), dirty: false, appends: 0, append_ns: 0, failures: 0, retain_bytes, rotate_bytes: MAX_FILE_BYTES, rotated: false, #[cfg(test)] stall: std::time::Duration::ZERO };
+        let mut trail = AuditTrail { dir: dir.to_path_buf(), current: None, next_seq: 1, prev: GENESIS.into(), dirty: false, appends: 0, append_ns: 0, failures: 0, retain_bytes, rotate_bytes: MAX_FILE_BYTES, rotated: false, correlation: None, #[cfg(test)] stall: std::time::Duration::ZERO };
         let mut cut = None;
         if let Some((named, path)) = files.last() {
             let tail = last_entry(path)?;
@@ -262,7 +265,8 @@ impl AuditTrail {
 
     fn append_inner(&mut self, kind: &str, caller: Option<Caller>, action: &str, detail: serde_json::Value) -> Result<u64, String> {
         let after = next(self.next_seq)?;
-        let entry = AuditEntry { seq: self.next_seq, at_unix_ms: now_ms(), prev: self.prev.clone(), kind: kind.into(), caller, action: action.into(), detail };
+        let correlation_id = self.correlation.clone();
+        let entry = AuditEntry { seq: self.next_seq, at_unix_ms: now_ms(), prev: self.prev.clone(), kind: kind.into(), caller, action: action.into(), detail, correlation_id };
         let (mut line, hash) = seal(&entry)?;
         if line.len() > MAX_LINE_BYTES {
             return Err(format!("an audit entry of {} bytes is over {MAX_LINE_BYTES}", line.len()));
@@ -537,7 +541,7 @@ mod tests {
     fn the_last_sequence_number_ends_the_trail_instead_of_wrapping() {
         let dir = tmp("maxseq");
         std::fs::create_dir_all(&dir).unwrap();
-        let entry = AuditEntry { seq: u64::MAX, at_unix_ms: 1, prev: GENESIS.into(), kind: "start".into(), caller: None, action: "x".into(), detail: serde_json::json!({}) };
+        let entry = AuditEntry { seq: u64::MAX, at_unix_ms: 1, prev: GENESIS.into(), kind: "start".into(), caller: None, action: "x".into(), detail: serde_json::json!({}), correlation_id: None };
         let (line, _) = seal(&entry).unwrap();
         std::fs::write(dir.join(format!("audit-{:012}.jsonl", u64::MAX)), format!("{line}\n")).unwrap();
         let e = AuditTrail::open(&dir, DEFAULT_RETAIN_BYTES).unwrap_err();

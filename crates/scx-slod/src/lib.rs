@@ -9,6 +9,7 @@ pub mod audit;
 pub mod backend;
 pub mod breaker;
 pub mod carry;
+pub mod change_limit;
 pub mod control;
 // zbus's #[interface] generates undocumented property-change helpers.
 #[allow(missing_docs)]

@@ -71,6 +71,18 @@ struct Args {
     /// The breaker's window.
     #[arg(long, default_value = "10m")]
     breaker_window: SloDuration,
+    /// How long an open breaker (opened by failures) waits before it tries
+    /// once again (half-open); a failure of that try opens it again. `off`:
+    /// it stays open until ResetBreaker or Enable.
+    #[arg(long, default_value = "off")]
+    breaker_reset_timeout: String,
+    /// Host-wide limit on automatic changes (adaptive budget steps and
+    /// advisory CPUWeight changes together) in any --auto-change-window.
+    #[arg(long, default_value_t = scx_slod::change_limit::DEFAULT_MAX_CHANGES)]
+    auto_change_limit: usize,
+    /// The window of --auto-change-limit.
+    #[arg(long, default_value = "1m")]
+    auto_change_window: SloDuration,
     /// First retry delay after a failure (doubles, capped at 1 min).
     #[arg(long, default_value = "1s")]
     retry_backoff: SloDuration,
@@ -133,6 +145,25 @@ fn run(args: Args) -> i32 {
             }
         };
     }
+    let reset_timeout = match args.breaker_reset_timeout.as_str() {
+        "off" => None,
+        text => match text.parse::<SloDuration>() {
+            Ok(d) if d.as_ns() >= 1_000_000_000 => Some(std_dur(d)),
+            Ok(_) => {
+                error!("--breaker-reset-timeout {text:?}: at least 1s, or off");
+                return scx_slod::exit::UNREADABLE_CONFIG;
+            }
+            Err(e) => {
+                error!("--breaker-reset-timeout {:?}: {e} (a duration such as 5m, or off)", text.chars().take(32).collect::<String>());
+                return scx_slod::exit::UNREADABLE_CONFIG;
+            }
+        },
+    };
+    let limit_max = scx_slod::change_limit::MAX_CHANGES_LIMIT;
+    if !(1..=limit_max).contains(&args.auto_change_limit) || std_dur(args.auto_change_window) < Duration::from_secs(1) {
+        error!("--auto-change-limit {} per --auto-change-window {}: the limit is 1 to {limit_max}, the window at least 1s", args.auto_change_limit, args.auto_change_window);
+        return scx_slod::exit::UNREADABLE_CONFIG;
+    }
     let opts = EngineOptions {
         config_path: args.config.clone(),
         status_path: args.status_file.clone(),
@@ -148,7 +179,9 @@ fn run(args: Args) -> i32 {
             window: std_dur(args.breaker_window),
             base_backoff: std_dur(args.retry_backoff),
             max_backoff: Duration::from_secs(60),
+            reset_timeout,
         },
+        auto_change_limit: (args.auto_change_limit, std_dur(args.auto_change_window)),
         systemd_bus: args.systemd_bus.clone(),
     };
     let metrics_addr = match args.metrics_listen.as_str() {

@@ -13,6 +13,7 @@ use scx_slo_model::{histogram, Class, Config};
 use tracing::{info, warn};
 
 use crate::advisory;
+use crate::change_limit::ChangeLimiter;
 use crate::attribution::{self, CgroupReading, CpuTimes};
 use crate::backend::Backend;
 use crate::metrics::{MetricsSnapshot, SharedSnapshot, UnitMetrics};
@@ -140,7 +141,10 @@ impl Telemetry {
     }
 
     /// One scan: numbers in, metrics out.
-    pub fn scan(&mut self, input: &ScanInput, mut sched: Option<&mut dyn Backend>) {
+    /// `limit` is the host-wide limit on automatic changes: advisory takes
+    /// one per CPUWeight it sets, and leaves a unit as it is when the limit
+    /// is reached (its next interval decides again).
+    pub fn scan(&mut self, input: &ScanInput, mut sched: Option<&mut dyn Backend>, limit: &mut ChangeLimiter) {
         let now = Instant::now();
         if let Some(cpu) = attribution::read_cpu_times() {
             if let Some(prev) = self.last_cpu {
@@ -228,7 +232,7 @@ impl Telemetry {
             };
             if advise {
                 if let Some(st) = &stats {
-                    self.advise(input, t, st);
+                    self.advise(input, t, st, limit);
                 }
             }
             units.push(UnitMetrics {
@@ -280,7 +284,7 @@ impl Telemetry {
 
     /// The advisory controller for one unit: p99 queue delay over the last
     /// interval (histogram delta) → recommended weight → systemd.
-    fn advise(&mut self, input: &ScanInput, t: &scx_slo_model::Target, stats: &TargetStats) {
+    fn advise(&mut self, input: &ScanInput, t: &scx_slo_model::Target, stats: &TargetStats, limit: &mut ChangeLimiter) {
         // Only systemd units have a CPUWeight to set; a bare cgroup path has none.
         if t.class != Class::Latency || t.key.starts_with('/') {
             return;
@@ -310,6 +314,11 @@ impl Telemetry {
             }
         }
         let Some(conn) = &self.advisory_conn else { return };
+        if !limit.take(Instant::now()) {
+            let (changes, window) = limit.limit();
+            return info!(event = "advisory_rate_limited", unit = %t.key, from = current, to = next,
+                "advisory: CPUWeight={next} on {} held back: the host-wide limit of {changes} automatic changes per {} s is reached", t.key, window.as_secs());
+        }
         match advisory::set_cpu_weight(conn, &t.key, next) {
             Ok(()) => {
                 info!(event = "advisory", unit = %t.key, from = current, to = next, p99_queue_ns = p99,

@@ -41,6 +41,7 @@ use tracing::{info, warn};
 use super::effects::{BudgetStep, Effect};
 use super::targets::Targets;
 use crate::backend::Backend;
+use crate::change_limit::take_turns;
 use crate::scraper::{Reading, Scraper};
 
 /// What an interval's end reads of a target: its kernel statistics, or its
@@ -109,6 +110,9 @@ impl Adapting {
 #[derive(Clone, Debug, Default)]
 pub struct Adaptation {
     targets: BTreeMap<String, Adapting>,
+    /// The last target whose step the host-wide limit let through: the next
+    /// pass with more steps than the limit allows starts after it.
+    turn: Option<String>,
 }
 
 impl Adaptation {
@@ -296,6 +300,9 @@ pub struct AdaptiveView<'a> {
     pub scraper: &'a Scraper,
     /// The loaded scheduler.
     pub sched: &'a dyn Backend,
+    /// How many changes the host-wide limit allows now, and the limit
+    /// itself (changes, window) for the record of a step it holds back.
+    pub allowance: (usize, (usize, std::time::Duration)),
 }
 
 impl Adaptation {
@@ -318,6 +325,11 @@ impl Adaptation {
             if let Some(step) = self.interval_ended(&unit, live, now, period_us) {
                 steps.push(step);
             }
+        }
+        let (allowance, limit) = view.allowance;
+        let (steps, held) = take_turns(&mut self.turn, steps, allowance, |s| s.unit.as_str());
+        for step in held {
+            self.held_back(step, limit);
         }
         if steps.is_empty() {
             Vec::new()
@@ -358,6 +370,21 @@ impl Adaptation {
 }
 
 impl Adaptation {
+    /// A step the host-wide limit held back: recorded, not applied, and the
+    /// controller's budget stays where it was (its next interval decides
+    /// again from there).
+    fn held_back(&mut self, step: BudgetStep, (changes, window): (usize, std::time::Duration)) {
+        let Some(t) = self.targets.get_mut(&step.unit) else { return };
+        let BudgetStep { unit, mut decision, why, .. } = step;
+        info!(event = "adaptive_rate_limited", unit = %unit, from_us = decision.from_us, to_us = decision.to_us, "budget step held back by the host-wide limit: {why}");
+        decision.outcome = "rate-limited".into();
+        decision.why = format!(
+            "{why}: held back, the host-wide limit of {changes} automatic changes per {} s is reached; the next interval decides again",
+            window.as_secs()
+        );
+        t.last = Some(decision);
+    }
+
     /// The end of `unit`'s interval with `live` statistics (None: the unit
     /// does not run): records a hold or a dry run, or returns the change to
     /// apply.

@@ -132,6 +132,9 @@ pub struct Generation {
     pub overrides: BTreeMap<String, BudgetOverride>,
     /// The validated config: the file with the overrides.
     pub config: Config,
+    /// The correlation id of the D-Bus call or automatic action that made
+    /// it (None: the one read at start).
+    pub correlation_id: Option<String>,
 }
 
 /// A validated change, not applied yet: the engine writes the maps first and
@@ -154,12 +157,12 @@ impl Generation {
     /// the start.
     pub fn first(file: ConfigFile, config: Config, overrides: BTreeMap<String, BudgetOverride>, cpus: u32) -> (Generation, Option<String>) {
         if overrides.is_empty() {
-            return (Generation { number: 1, file, overrides, config }, None);
+            return (Generation { number: 1, file, overrides, config, correlation_id: None }, None);
         }
         match effective(&file, &overrides, cpus) {
-            Ok(config) => (Generation { number: 1, file, overrides, config }, None),
+            Ok(config) => (Generation { number: 1, file, overrides, config, correlation_id: None }, None),
             Err(e) => (
-                Generation { number: 1, file, overrides: BTreeMap::new(), config },
+                Generation { number: 1, file, overrides: BTreeMap::new(), config, correlation_id: None },
                 Some(format!("stored budget overrides no longer fit the config and are dropped: {e}")),
             ),
         }

@@ -60,6 +60,7 @@ use scx_slo_bpf::Topology;
 use tracing::{error, info, warn};
 
 use crate::backend::Backend;
+use crate::change_limit::ChangeLimiter;
 use crate::control::{Envelope, Event, Snapshot};
 use crate::idempotency::IdempotencyStore;
 use crate::lifecycle::Transition;
@@ -130,11 +131,13 @@ struct SessionRecord {
     events_received: Arc<AtomicU64>,
 }
 
-/// When the periodic work last ran.
+/// When the periodic work last ran, and the automatic changes it made
+/// lately (the host-wide limit on them).
 #[derive(Default)]
 struct Cadence {
     last_telemetry: Option<Instant>,
     last_status: Option<Instant>,
+    auto_changes: ChangeLimiter,
 }
 
 /// The loop's own flags.
@@ -143,7 +146,12 @@ struct LoopState {
     shutdown: bool,
     notified_ready: bool,
     final_status_written: bool,
+    /// The D-Bus call or automatic action being carried out, and how many
+    /// were started (the ids' counter).
+    correlation: Option<String>,
+    correlations: u64,
 }
+
 
 /// The engine: its owners, each a field (the code_shape test caps their
 /// number: a new piece of state joins its owner).
@@ -203,6 +211,7 @@ impl Engine {
     /// The engine on a given host with what was probed (the unit tests'
     /// way in: a host in memory, no root).
     pub fn with_host(opts: EngineOptions, host: Box<dyn Host>, probed: Probed) -> Result<Started, (i32, String)> {
+        let auto_change_limit = opts.auto_change_limit;
         let Probed { file, config, .. } = probed;
         let primary = host::select_mode(&probed.caps, config.mode)?;
         info!(mode = primary.as_str(), requested = ?config.mode, capabilities = ?probed.caps.modes(), "mode selected");
@@ -248,7 +257,7 @@ impl Engine {
                 last_reload_error: None,
             },
             telemetry,
-            cadence: Cadence::default(),
+            cadence: Cadence { auto_changes: ChangeLimiter::new(auto_change_limit.0, auto_change_limit.1), ..Cadence::default() },
             targets: Targets::default(),
             partial: PartialSwitching::default(),
             session: SessionRecord::default(),
@@ -350,7 +359,7 @@ impl Engine {
             },
             canary: self.canary.report(),
         };
-        self.telemetry.scan(&input, sched);
+        self.telemetry.scan(&input, sched, &mut self.cadence.auto_changes);
     }
 
     /// Follows a generation that did not come from a controller (a reload,
@@ -373,7 +382,7 @@ impl Engine {
     /// True when the session must end (the other arm is next).
     fn canary_tick(&mut self, sched: &dyn Backend, mode: ActiveMode, fallback: bool) -> bool {
         let followed = self.canary.follow(&self.generation.config, &self.generation.file.sha256);
-        self.carry_out(followed, None);
+        self.carry_out_correlated("canary", followed, None);
         let view = CanaryView {
             config: &self.generation.config,
             targets: &self.targets,
@@ -383,22 +392,35 @@ impl Engine {
             seed: self.generation.number ^ self.epoch.elapsed().as_nanos() as u64,
         };
         let (ends, effects) = self.canary.tick(&view, mode, fallback);
-        self.carry_out(effects, None);
+        self.carry_out_correlated("canary", effects, None);
         ends
     }
 
     /// The observe session of the canary's baseline could not load.
     fn canary_baseline_failed(&mut self, why: &str) {
         let effects = self.canary.baseline_failed(self.supervisor.in_baseline(), why);
-        self.carry_out(effects, None);
+        self.carry_out_correlated("canary", effects, None);
+    }
+
+    /// Carries out what an automatic action decided, as one correlation
+    /// (none when it decided nothing).
+    fn carry_out_correlated(&mut self, origin: &str, effects: Vec<Effect>, sched: Option<&mut dyn Backend>) {
+        if effects.is_empty() {
+            return;
+        }
+        let c = self.correlate(origin);
+        self.carry_out(effects, sched);
+        self.end_correlation(c);
     }
 
     /// The adaptive targets whose interval ended by `now` (enforce mode,
-    /// from the session's scan).
+    /// from the session's scan): a pass that changes budgets is one
+    /// correlation.
     fn adapt(&mut self, sched: &mut dyn Backend, now: Instant) {
-        let view = AdaptiveView { config: &self.generation.config, targets: &self.targets, scraper: &self.scraper, sched: &*sched };
+        let allowance = (self.cadence.auto_changes.allowance(now), self.cadence.auto_changes.limit());
+        let view = AdaptiveView { config: &self.generation.config, targets: &self.targets, scraper: &self.scraper, sched: &*sched, allowance };
         let effects = self.adaptation.pass(&view, now);
-        self.carry_out(effects, Some(sched));
+        self.carry_out_correlated("adaptive", effects, Some(sched));
     }
 
     /// Carries out what an owner decided, in order ([`effects`]).
@@ -459,6 +481,10 @@ impl Engine {
                     applied += record(self, step, alone);
                 }
             }
+        }
+        let now = Instant::now();
+        for _ in 0..applied {
+            self.cadence.auto_changes.take(now);
         }
         if applied > 0 {
             self.carry_out(vec![Effect::Persist { unsaved: Some("the learned budgets are in force") }], None);

@@ -46,6 +46,9 @@ pub struct EngineOptions {
     pub backend: BackendKind,
     /// Breaker settings.
     pub breaker: BreakerConfig,
+    /// The host-wide limit on automatic changes (adaptive budget steps and
+    /// advisory weights together): at most this many in any window.
+    pub auto_change_limit: (usize, Duration),
     /// systemd's bus for advisory mode (None: the system bus). Tests point it
     /// at a private bus, which also stands in for systemd's presence.
     pub systemd_bus: Option<String>,

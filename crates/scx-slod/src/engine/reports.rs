@@ -80,6 +80,7 @@ impl Engine {
             advisory_weights: self.telemetry.advisory_weights.clone(),
             switch: self.generation.config.switch,
             generation: self.generation.number,
+            generation_correlation_id: self.generation.correlation_id.clone(),
             config_path: self.opts.config_path.display().to_string(),
             config_sha256: self.generation.file.sha256.clone(),
             backend: format!("{:?}", self.opts.backend).to_lowercase(),
@@ -93,7 +94,12 @@ impl Engine {
             last_reload_error: self.requests.last_reload_error.clone(),
             operator_disabled: self.supervisor.operator_disabled().map(str::to_string),
             persist_error: self.persist_error.clone(),
-            breaker: BreakerReport { open, recent_failures },
+            breaker: BreakerReport {
+                open,
+                recent_failures,
+                half_open: self.supervisor.breaker_half_open(),
+                probe_in_s: self.supervisor.breaker_probe_in(std::time::Instant::now()),
+            },
             budget_overrides: overrides.clone(),
             budget_override_drift: overrides
                 .iter()

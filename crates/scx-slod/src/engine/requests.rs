@@ -28,6 +28,16 @@ impl Engine {
     /// so an operator who moved a bad trail aside gets mutating calls back
     /// without a restart.
     pub(super) fn handle(&mut self, envelope: Envelope, sched: Option<&mut dyn Backend>) {
+        // Reads are not correlated: they change nothing and may come often.
+        if !envelope.request.is_mutating() {
+            return self.handle_request(envelope, sched);
+        }
+        let c = self.correlate("call");
+        self.handle_request(envelope, sched);
+        self.end_correlation(c);
+    }
+
+    fn handle_request(&mut self, envelope: Envelope, sched: Option<&mut dyn Backend>) {
         let Envelope { request, reply, caller } = envelope;
         let audited = request.is_mutating();
         let name = request.name();
@@ -115,10 +125,30 @@ impl Engine {
         }
     }
 
+    /// Starts a correlation for one D-Bus call or automatic action
+    /// (`origin`: `call`, `adaptive`, `canary`, `scheduler`, `breaker`): a
+    /// new id that its audit entries, journal lines and the generation it
+    /// makes carry until [`Engine::end_correlation`]. Unique across restarts
+    /// (the time in ms, then a counter).
+    pub(super) fn correlate(&mut self, origin: &str) -> Correlation {
+        self.loop_state.correlations += 1;
+        let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let id = format!("{origin}-{ms:x}-{}", self.loop_state.correlations);
+        let span = tracing::info_span!("correlation", correlation_id = %id).entered();
+        Correlation { outer: self.loop_state.correlation.replace(id), _span: span }
+    }
+
+    pub(super) fn end_correlation(&mut self, c: Correlation) {
+        self.loop_state.correlation = c.outer;
+    }
+
     /// Appends to the audit trail; the error says why it could not.
     pub(super) fn audit_event(&mut self, kind: &str, caller: Option<crate::control::Caller>, action: &str, detail: serde_json::Value) -> Result<u64, String> {
         match &mut self.audit {
-            Ok(trail) => trail.append(kind, caller, action, detail),
+            Ok(trail) => {
+                trail.correlation = self.loop_state.correlation.clone();
+                trail.append(kind, caller, action, detail)
+            }
             Err(why) => Err(format!("the audit trail is unavailable: {why}")),
         }
     }
@@ -184,6 +214,7 @@ impl Engine {
         self.targets.slots = slots;
         self.targets.resolved = resolved;
         self.generation.commit(candidate);
+        self.generation.correlation_id = self.loop_state.correlation.clone();
         self.targets.carried.retain(&self.generation.config);
         self.publish_snapshot();
         let _ = self.channels.events.try_send(Event::PropertiesChanged);
@@ -298,4 +329,12 @@ impl Engine {
             format!("circuit breaker closed{unsaved}")
         }
     }
+}
+
+/// One correlation in progress: the id it replaced (restored at its end)
+/// and its span, which puts `SCX_SLO_CORRELATION_ID` on the journal lines
+/// logged inside it.
+pub(super) struct Correlation {
+    outer: Option<String>,
+    _span: tracing::span::EnteredSpan,
 }

@@ -110,7 +110,11 @@ impl Engine {
         if let Err(why) = self.fill_and_attach(sched.as_mut()) {
             return self.session_failed(fallback, format!("{what}: {why}"));
         }
-        self.supervisor.attached(mode, fallback);
+        if self.supervisor.attached(mode, fallback) {
+            let c = self.correlate("breaker");
+            let _ = self.audit_event("breaker", None, "half-open", serde_json::json!({ "mode": mode.as_str() }));
+            self.end_correlation(c);
+        }
         self.telemetry.session_started(self.generation.config.observe.overhead_budget);
         self.canary_tick(sched.as_ref(), mode, fallback);
         let detail = serde_json::json!({
@@ -162,6 +166,12 @@ impl Engine {
 
     /// A load failure or an ejection: back off, or open the breaker.
     pub(super) fn failed(&mut self, why: String) {
+        let c = self.correlate("scheduler");
+        self.failure(why);
+        self.end_correlation(c);
+    }
+
+    fn failure(&mut self, why: String) {
         error!(event = "scheduler_failed", "{why}");
         let (outcome, transition) = self.supervisor.failure(&why, self.epoch.elapsed(), Instant::now());
         if let FailureOutcome::BreakerOpened(_) = outcome {
@@ -199,7 +209,12 @@ impl Engine {
         loop {
             if !fallback && !stable && running_since.elapsed() >= STABLE_RUN {
                 stable = true;
-                self.supervisor.stable();
+                if self.supervisor.stable() {
+                    let c = self.correlate("breaker");
+                    let _ = self.save_persistent();
+                    let _ = self.audit_event("breaker", None, "closed", serde_json::json!({ "why": "the half-open probe ran stably" }));
+                    self.end_correlation(c);
+                }
             }
             self.host.notify(&[sd_notify::NotifyState::Watchdog]);
             let mut wait = tick.saturating_sub(last_scan.elapsed());

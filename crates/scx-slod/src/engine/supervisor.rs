@@ -49,6 +49,8 @@ pub struct Supervisor {
     operator_disabled: Option<String>,
     /// The backoff: the primary mode may not start before this.
     retry_at: Option<Instant>,
+    /// The open breaker's half-open probe may start at this time.
+    probe_at: Option<Instant>,
     /// Observe could not load as a fallback; not retried until this.
     fallback_retry_at: Option<Instant>,
     /// Observe may stand in while enforce backs off (the real backend,
@@ -87,6 +89,7 @@ impl Supervisor {
             wanted_on: operator_disabled.is_none() && !breaker_open,
             operator_disabled,
             retry_at: None,
+            probe_at: None,
             fallback_retry_at: None,
             can_fallback,
             mode_switch: false,
@@ -125,6 +128,17 @@ impl Supervisor {
         (self.breaker.is_open(), self.breaker.recent_failures())
     }
 
+    /// Seconds from `now` until the open breaker's half-open probe (None:
+    /// no probe is coming, an operator must act).
+    pub fn breaker_probe_in(&self, now: Instant) -> Option<u64> {
+        self.probe_at.filter(|_| self.breaker.is_open()).map(|at| at.saturating_duration_since(now).as_secs())
+    }
+
+    /// Whether the breaker's half-open probe runs now.
+    pub fn breaker_half_open(&self) -> bool {
+        self.breaker.is_half_open()
+    }
+
     /// Whether the running session must end for another mode.
     pub fn mode_switch(&self) -> bool {
         self.mode_switch
@@ -143,9 +157,11 @@ impl Supervisor {
         }
     }
 
-    /// The primary mode may (re)start: on, breaker closed, backoff over.
+    /// The primary mode may (re)start: on, breaker closed (or its half-open
+    /// probe due), backoff over.
     pub fn primary_due(&self, now: Instant) -> bool {
-        self.wanted_on && !self.breaker.is_open() && !self.baseline && self.retry_at.is_none_or(|t| now >= t)
+        let breaker_lets = !self.breaker.is_open() || self.probe_at.is_some_and(|t| now >= t);
+        self.wanted_on && breaker_lets && !self.baseline && self.retry_at.is_none_or(|t| now >= t)
     }
 
     /// The canary's baseline window begins (enforce waits) or ends.
@@ -164,6 +180,7 @@ impl Supervisor {
     pub fn canary_rolled_back(&mut self, why: &str) -> Option<Transition> {
         self.breaker.trip();
         self.retry_at = None;
+        self.probe_at = None;
         self.baseline = false;
         self.go(State::Failed, format!("{why}; circuit breaker open, staying off until ResetBreaker or Enable"))
     }
@@ -185,17 +202,27 @@ impl Supervisor {
         fallback_ok.then_some((ActiveMode::Observe, true))
     }
 
-    /// The wait until the backoff ends, when sooner than `wait`.
+    /// The wait until the backoff (or the breaker's probe) ends, when
+    /// sooner than `wait`.
     pub fn until_retry(&self, now: Instant, wait: std::time::Duration) -> std::time::Duration {
-        self.retry_at.map_or(wait, |at| wait.min(at.saturating_duration_since(now)))
+        self.retry_at.or(self.probe_at).map_or(wait, |at| wait.min(at.saturating_duration_since(now)))
     }
 
-    /// A session attached; for the primary mode the backoff is over.
-    pub fn attached(&mut self, mode: ActiveMode, fallback: bool) {
+    /// A session attached; for the primary mode the backoff is over, and an
+    /// open breaker whose probe was due is half-open now. Returns `true`
+    /// when this attach is that probe.
+    pub fn attached(&mut self, mode: ActiveMode, fallback: bool) -> bool {
         self.active = Some(mode);
-        if !fallback {
-            self.retry_at = None;
+        if fallback {
+            return false;
         }
+        self.retry_at = None;
+        self.probe_at = None;
+        let probe = self.breaker.half_open();
+        if probe {
+            info!("circuit breaker half-open: one probe runs; a failure opens it again");
+        }
+        probe
     }
 
     /// The primary session runs (the state says so already): the Enable
@@ -214,9 +241,14 @@ impl Supervisor {
     }
 
     /// The scheduler ran long enough that the next failure backs off from
-    /// the start again.
-    pub fn stable(&mut self) {
-        self.breaker.success();
+    /// the start again. Returns `true` when that ended a half-open probe:
+    /// the breaker is closed (the caller persists and audits it).
+    pub fn stable(&mut self) -> bool {
+        let closed = self.breaker.success();
+        if closed {
+            info!("circuit breaker closed: the half-open probe ran stably");
+        }
+        closed
     }
 
     /// A fallback session could not start: the primary's state stands, and
@@ -235,8 +267,13 @@ impl Supervisor {
             }
             Decision::Open => {
                 self.retry_at = None;
+                self.probe_at = self.breaker.probe_after().map(|after| now + after);
                 let n = self.breaker.recent_failures();
-                let reason = format!("{why}; circuit breaker open after {n} failures, staying off until ResetBreaker or Enable");
+                let until = match self.breaker.probe_after() {
+                    Some(after) => format!("probing once again in {:.0} s (or ResetBreaker, Enable)", after.as_secs_f64()),
+                    None => "staying off until ResetBreaker or Enable".to_string(),
+                };
+                let reason = format!("{why}; circuit breaker open after {n} failures, {until}");
                 (FailureOutcome::BreakerOpened(n), self.go(State::Failed, reason))
             }
         };
@@ -276,6 +313,7 @@ impl Supervisor {
         self.operator_disabled = None;
         self.wanted_on = true;
         self.retry_at = None;
+        self.probe_at = None;
         // An operator's Enable loads the scheduler now, canary or not.
         self.baseline = false;
         Ok(if running && !self.mode_switch { EnableOutcome::AlreadyRunning } else { EnableOutcome::SessionStarts })
@@ -297,6 +335,7 @@ impl Supervisor {
         self.wanted_on = false;
         self.baseline = false;
         self.retry_at = None;
+        self.probe_at = None;
         self.operator_disabled = Some(reason.to_string());
         let t = self.go(State::Disabled, format!("disabled by an operator: {reason}"));
         self.answer_pending(Err(ControlError::Failed("disabled before the scheduler started".into())));
@@ -306,6 +345,7 @@ impl Supervisor {
     /// ResetBreaker: `true` when the daemon was failed and retries now.
     pub fn reset_breaker(&mut self) -> (bool, Option<Transition>) {
         self.breaker.reset();
+        self.probe_at = None;
         if self.state() != State::Failed {
             return (false, None);
         }
@@ -417,5 +457,45 @@ mod tests {
         assert!(retry && t.map(|t| t.to) == Some(State::Disabled));
         let mut s = supervisor();
         assert_eq!(s.reset_breaker(), (false, None));
+    }
+
+    #[test]
+    fn an_open_breaker_probes_after_its_reset_timeout_and_reopens_on_harm() {
+        let config = BreakerConfig { max_failures: 1, reset_timeout: Some(Duration::from_secs(300)), ..Default::default() };
+        let mut s = Supervisor::new(caps(true), ActiveMode::Enforce, config, None, false, true);
+        let now = Instant::now();
+        s.go(State::Starting, "load");
+        let (outcome, t) = s.failure("ejected", Duration::ZERO, now);
+        assert_eq!(outcome, FailureOutcome::BreakerOpened(1));
+        assert!(t.is_some_and(|t| t.reason.contains("probing once again in 300 s")));
+        assert!(!s.primary_due(now + Duration::from_secs(299)));
+        assert_eq!(s.until_retry(now, Duration::from_secs(3600)), Duration::from_secs(300));
+        assert_eq!(s.breaker_probe_in(now + Duration::from_secs(100)), Some(200));
+        let later = now + Duration::from_secs(300);
+        assert_eq!(s.next_session(later), Some((ActiveMode::Enforce, false)));
+        // The probe attaches, is ejected: open again, the next probe later.
+        s.go(State::Starting, "probe");
+        assert!(s.attached(ActiveMode::Enforce, false) && s.breaker_half_open());
+        assert_eq!(s.failure("ejected again", Duration::from_secs(300), later).0, FailureOutcome::BreakerOpened(2));
+        assert!(s.breaker().0 && !s.primary_due(later + Duration::from_secs(299)));
+        let again = later + Duration::from_secs(300);
+        assert!(s.primary_due(again));
+        s.go(State::Starting, "probe");
+        assert!(s.attached(ActiveMode::Enforce, false));
+        s.go(State::Running, "attached");
+        assert!(s.stable(), "a stable probe closes the breaker");
+        assert!(!s.breaker().0 && !s.breaker_half_open());
+        assert!(!s.stable(), "only a probe's stable run reports the close");
+    }
+
+    #[test]
+    fn a_canary_rollback_is_not_probed() {
+        let config = BreakerConfig { reset_timeout: Some(Duration::from_secs(1)), ..Default::default() };
+        let mut s = Supervisor::new(caps(true), ActiveMode::Enforce, config, None, false, true);
+        s.go(State::Starting, "load");
+        s.go(State::Running, "attached");
+        s.canary_rolled_back("p99 regression");
+        assert!(!s.primary_due(Instant::now() + Duration::from_secs(3600)));
+        assert_eq!(s.breaker_probe_in(Instant::now()), None, "Status says an operator must act");
     }
 }

@@ -159,6 +159,7 @@ fn options() -> EngineOptions {
         status_every: Duration::from_millis(10),
         backend: BackendKind::Simulated,
         breaker: BreakerConfig::default(),
+        auto_change_limit: (crate::change_limit::DEFAULT_MAX_CHANGES, crate::change_limit::DEFAULT_WINDOW),
         systemd_bus: None,
     }
 }
@@ -211,7 +212,7 @@ fn running(engine: &mut Engine, backend: &mut Recording) {
     let t = engine.supervisor.go(State::Starting, "test");
     engine.announce(t);
     engine.fill_and_attach(backend).expect("maps filled and attached");
-    engine.supervisor.attached(scx_slo_api::ActiveMode::Enforce, false);
+    let _ = engine.supervisor.attached(scx_slo_api::ActiveMode::Enforce, false);
     let t = engine.supervisor.go(State::Running, "test");
     engine.announce(t);
 }

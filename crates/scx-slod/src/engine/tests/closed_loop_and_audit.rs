@@ -188,6 +188,45 @@ fn one_pass_applies_every_targets_change_as_one_generation() {
 }
 
 #[test]
+fn the_host_wide_limit_holds_back_steps_over_it_and_the_next_pass_serves_the_others_first() {
+    let host = MemoryHost::new(&two_adaptive(serde_json::json!({ "cpu_capacity": 2, "overcommit": 0.95 })));
+    let (mut e, _h) = engine(&host);
+    e.cadence.auto_changes = crate::change_limit::ChangeLimiter::new(1, Duration::from_secs(60));
+    let mut b = Recording::default();
+    running(&mut e, &mut b);
+    let start = std::time::Instant::now();
+    adapt_at(&mut e, &mut b, start, 0);
+    add_jobs(&e, &mut b, "api.service", 300, 6000);
+    add_jobs(&e, &mut b, WORKER, 300, 8000);
+    let generation = e.generation.number;
+    adapt_at(&mut e, &mut b, start, 31);
+    let api = e.adaptation.report("api.service", None).unwrap();
+    let worker = e.adaptation.report(WORKER, None).unwrap();
+    assert_eq!((api.changes, worker.changes, worker.refused), (1, 0, 0), "{api:?} {worker:?}");
+    let held = worker.last.expect("the held step is recorded");
+    assert_eq!(held.outcome, "rate-limited");
+    assert!(held.why.contains("limit of 1 automatic changes per 60 s"), "{}", held.why);
+    assert_eq!(worker.runtime_us, 1000, "the controller's budget stays where it was");
+    assert_eq!(e.generation.number, generation + 1);
+    // The next interval, after the window: worker.service's turn comes
+    // first (api.service cools down anyway), and it moves.
+    add_jobs(&e, &mut b, WORKER, 300, 8000);
+    add_jobs(&e, &mut b, "api.service", 300, 6000);
+    adapt_at(&mut e, &mut b, start, 62);
+    let worker = e.adaptation.report(WORKER, None).unwrap();
+    assert_eq!(worker.changes, 1, "{worker:?}");
+    assert_eq!(worker_runtime(&b, &e), 1_250_000);
+    // Each pass that changed a budget is one correlation: its generation
+    // and its `adaptive` record share an id no other pass has.
+    let mut entries = Vec::new();
+    scx_slo_api::audit::verify_with(&e.opts.audit_dir, |x| entries.push(x.clone())).expect("the trail verifies");
+    let ids: Vec<&str> = entries.iter().filter(|x| x.kind == "adaptive" || x.kind == "generation").filter_map(|x| x.correlation_id.as_deref()).collect();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    assert!(ids[0] == ids[1] && ids[2] == ids[3] && ids[0] != ids[2] && ids[0].starts_with("adaptive-"), "{ids:?}");
+    assert_eq!(e.generation.correlation_id.as_deref(), Some(ids[2]));
+}
+
+#[test]
 fn when_admission_refuses_a_pass_each_change_is_tried_alone() {
     let (_host, e, b, _) = both_over_their_objectives(serde_json::json!({ "cpu_capacity": 1, "overcommit": 0.37 }));
     // 0.37 admitted, 0.35 in use: api.service's raise (+0.075 or more) is
@@ -238,6 +277,14 @@ fn every_mutating_call_is_in_the_audit_trail_with_its_caller_before_and_after() 
     // Status shows the head the trail ends with.
     let s = status(&mut e, None);
     assert_eq!((s.audit.last_seq, s.audit.last_hash.as_str(), s.audit.failures), (v.last_seq, v.last_hash.as_str(), 0));
+    // One correlation id per call, on each of its entries and on the
+    // generation it made; none on the daemon's start.
+    let ids: Vec<Option<&str>> = entries.iter().map(|x| x.correlation_id.as_deref()).collect();
+    assert_eq!(ids[0], None);
+    assert!(ids[1].is_some_and(|id| id.starts_with("call-")), "{ids:?}");
+    assert!(ids[1] == ids[2] && ids[2] == ids[3], "SetBudget's call, generation and result: {ids:?}");
+    assert!(ids[4] == ids[5] && ids[6] == ids[7] && ids[4] != ids[1] && ids[6] != ids[4] && ids[4].is_some(), "{ids:?}");
+    assert_eq!(s.generation_correlation_id.as_deref(), ids[2], "the generation names the call that made it");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
