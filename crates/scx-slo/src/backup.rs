@@ -193,13 +193,19 @@ fn backup(paths: &Paths, output: Option<&Path>, dir: Option<&Path>, retain: usiz
         _ => return Err("give --output FILE or --dir DIR".into()),
     };
     if let Some(dir) = dir {
-        use std::os::unix::fs::DirBuilderExt;
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        // Retention removes files here: anyone who may write here could
+        // plant names that sort after the real archives.
+        let mode = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?.permissions().mode();
+        if mode & 0o022 != 0 {
+            return Err(format!("{}: writable by group or others (mode {:o}); a backup directory must not be, since retention removes files in it (chmod 0700)", dir.display(), mode & 0o777));
+        }
     }
     let (manifest, files) = assemble(&config, consistent_copy(paths)?, created);
     write_atomic(&target, 0o600, |f| archive::write(std::io::BufWriter::new(f), &manifest, &files))?;
     let pruned = match dir {
-        Some(dir) => prune(dir, retain)?,
+        Some(dir) => prune(dir, retain, &target).map_err(|e| format!("{} written; then {e}", target.display()))?,
         None => 0,
     };
     let head = manifest.audit_head.as_ref().map_or("an empty audit trail".into(), |h| format!("audit trail to entry {} ({})", h.seq, h.hash));
@@ -207,33 +213,66 @@ fn backup(paths: &Paths, output: Option<&Path>, dir: Option<&Path>, retain: usiz
     Ok(format!("{}: state and {head}, {} files{pruned}", target.display(), manifest.files.len()))
 }
 
-/// Removes the oldest `scx-slo-backup-*.tar` in `dir` past the newest `retain`.
-fn prune(dir: &Path, retain: usize) -> Result<usize, String> {
+/// Whether `name` is one `--dir` writes: `scx-slo-backup-<15 digits>.tar`.
+/// Any other name (an operator's `scx-slo-backup-before-upgrade.tar`)
+/// would sort after every dated one and outlive them all.
+fn is_dated_archive(name: &str) -> bool {
+    name.strip_prefix("scx-slo-backup-").and_then(|r| r.strip_suffix(".tar")).is_some_and(|d| d.len() == 15 && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Removes the oldest dated archives in `dir` past the newest `retain`,
+/// never `written`, the one this run made.
+fn prune(dir: &Path, retain: usize, written: &Path) -> Result<usize, String> {
     let mut archives: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?
         .flatten()
         .take(100_000)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .map(|e| e.path())
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("scx-slo-backup-") && n.to_string_lossy().ends_with(".tar")))
+        .filter(|p| p.file_name().is_some_and(|n| is_dated_archive(&n.to_string_lossy())))
         .collect();
     archives.sort();
     let excess = archives.len().saturating_sub(retain);
-    for old in &archives[..excess] {
+    let mut removed = 0;
+    for old in archives[..excess].iter().filter(|p| p.as_path() != written) {
         std::fs::remove_file(old).map_err(|e| format!("removing {}: {e}", old.display()))?;
+        removed += 1;
     }
-    Ok(excess)
+    Ok(removed)
 }
 
-/// Why the daemon is taken to run: its status file is fresh and does not
-/// say it stopped.
+/// Why a restore may not go on because scx-slod runs, or may: it fails
+/// closed. No status file: the daemon never ran here. One that says
+/// `stopped`: it stopped. A fresh one that does not: it runs. A stale one
+/// that does not (a daemon stalled on a frozen file system or with a long
+/// status interval, or one that was killed), or one that cannot be read:
+/// it may still run, and the operator decides.
 fn daemon_running(status: &Path) -> Option<String> {
-    let meta = std::fs::symlink_metadata(status).ok()?;
-    let age = meta.modified().ok()?.elapsed().unwrap_or_default();
-    let bytes = read_file(status, 64 << 20).ok()??;
-    let state = serde_json::from_slice::<serde_json::Value>(&bytes).ok()?["state"].as_str().unwrap_or("").to_string();
-    (state != "stopped" && age < RUNNING_IF_WRITTEN_WITHIN)
-        .then(|| format!("scx-slod runs ({} written {:.0} s ago, state {state}): stop it first (systemctl stop scx-slod)", status.display(), age.as_secs_f64()))
+    let shown = status.display();
+    let meta = match std::fs::symlink_metadata(status) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => return Some(format!("cannot tell whether scx-slod runs: {shown}: {e}")),
+        Ok(m) if !m.is_file() => return Some(format!("cannot tell whether scx-slod runs: {shown} is not a regular file")),
+        Ok(m) => m,
+    };
+    let age = meta.modified().ok().and_then(|m| m.elapsed().ok()).unwrap_or_default();
+    let state = match read_file(status, 64 << 20) {
+        Ok(Some(bytes)) => serde_json::from_slice::<serde_json::Value>(&bytes).ok().and_then(|v| v["state"].as_str().map(str::to_string)),
+        _ => None,
+    };
+    let Some(state) = state else {
+        return Some(format!("cannot tell whether scx-slod runs: {shown} names no state; stop scx-slod (systemctl stop scx-slod), or remove the file if it does not run"));
+    };
+    if state == "stopped" {
+        return None;
+    }
+    if age < RUNNING_IF_WRITTEN_WITHIN {
+        return Some(format!("scx-slod runs ({shown} written {:.0} s ago, state {state}): stop it first (systemctl stop scx-slod)", age.as_secs_f64()));
+    }
+    Some(format!(
+        "scx-slod may still run: {shown} says {state}, written {:.0} s ago (a stalled or killed daemon leaves it so); stop it (systemctl stop scx-slod) so it says stopped, or remove the file if it does not run",
+        age.as_secs_f64()
+    ))
 }
 
 /// What differs between the archive's config and the one in force: the

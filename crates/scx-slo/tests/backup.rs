@@ -146,6 +146,16 @@ fn a_running_daemon_or_a_trail_with_another_history_is_refused() {
     let (code, text) = h.restore(&archive);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("scx-slod runs") && text.contains("systemctl stop scx-slod"), "{text}");
+    // Stale but not stopped (a stalled or killed daemon), or unreadable:
+    // it may still run, so the restore fails closed.
+    let status = std::fs::OpenOptions::new().write(true).open(h.p("status.json")).unwrap();
+    status.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(120)).unwrap();
+    drop(status);
+    let (code, text) = h.restore(&archive);
+    assert!(code == Some(1) && text.contains("may still run") && text.contains("written 120 s ago"), "{text}");
+    std::fs::write(h.p("status.json"), "{\"sta").unwrap();
+    let (code, text) = h.restore(&archive);
+    assert!(code == Some(1) && text.contains("cannot tell whether scx-slod runs"), "{text}");
     // Stopped: the daemon's last status says so.
     std::fs::write(h.p("status.json"), "{\"state\":\"stopped\"}").unwrap();
     // Another history: a new chain with the same sequence numbers.
@@ -271,6 +281,22 @@ fn backups_into_a_directory_keep_the_newest_retain() {
     assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
     let (code, text) = h.run(&["backup", "--dir", &dir.display().to_string(), "--retain", "0"]);
     assert!(code == Some(2) && text.contains("--retain 0"), "{text}");
+    // Names it did not date are not its archives: an operator's, or ones
+    // planted to sort after every dated name, are never removed, and the
+    // archive just written always stays.
+    for planted in ["scx-slo-backup-before-upgrade.tar", "scx-slo-backup-z.tar"] {
+        std::fs::write(dir.join(planted), "x").unwrap();
+    }
+    let (code, text) = h.run(&["backup", "--dir", &dir.display().to_string(), "--retain", "1"]);
+    assert_eq!(code, Some(0), "{text}");
+    let mut left: Vec<String> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    left.sort();
+    let dated = left.iter().filter(|n| n.len() == "scx-slo-backup-000000000000000.tar".len() && n[15..30].bytes().all(|b| b.is_ascii_digit())).count();
+    assert!(left.len() == 3 && dated == 1 && left.contains(&"scx-slo-backup-before-upgrade.tar".to_string()) && left.contains(&"scx-slo-backup-z.tar".to_string()), "{left:?}");
+    // A directory others may write to is refused before anything is written.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (code, text) = h.run(&["backup", "--dir", &dir.display().to_string(), "--retain", "1"]);
+    assert!(code == Some(2) && text.contains("writable by group or others"), "{text}");
     let (code, text) = h.run(&["backup", "--output", &h.p("config.json").display().to_string()]);
     assert!(code == Some(2) && text.contains("never overwrites"), "{text}");
 }

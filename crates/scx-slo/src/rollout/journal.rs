@@ -220,6 +220,10 @@ impl Journal {
         let back = read_back(path, plan_sha256)?;
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening the log {}", path.display()))?;
         let Some(back) = back else {
+            // No complete line: a start line cut by a crash goes, or the
+            // new start line would be appended to it and every later
+            // resume would refuse the log.
+            file.set_len(0).with_context(|| format!("dropping the cut first line of {}", path.display()))?;
             return Ok(Journal { path: path.to_path_buf(), file, rollout_id: new_id()?, done: Vec::new(), resumed: false, rolling_back: None });
         };
         // A line cut by a crash is dropped, so the next one starts on a line of its own.
@@ -270,6 +274,14 @@ mod tests {
         assert!(format!("{:#}", Journal::open(&path, "other").err().unwrap()).contains("another plan"));
         std::fs::write(&path, format!("{{\"event\":\"start\",\"rollout_id\":\"{id}\",\"plan_sha256\":\"abc\"}}\n{{\"event\":\"finished\",\"rollout_id\":\"{id}\",\"summary\":\"stopped at canary\"}}\n")).unwrap();
         assert!(format!("{:#}", Journal::open(&path, "abc").err().unwrap()).contains("already ended (stopped at canary)"));
+        // A start line cut by a crash: the log starts again, and resumes.
+        std::fs::write(&path, br#"{"event":"start","rollout_id":"ro-x","plan_sha"#).unwrap();
+        let mut j = Journal::open(&path, "abc").unwrap();
+        assert!(!j.resumed);
+        let id = j.rollout_id.clone();
+        j.write(&Entry::Start { rollout_id: &id, plan: "p", plan_sha256: "abc", time: 1.0, stages: vec!["a"] }).unwrap();
+        drop(j);
+        assert!(Journal::open(&path, "abc").unwrap().resumed);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
