@@ -142,9 +142,18 @@ pub fn run(env: &Env) -> Result<Report> {
     }
     let (before_step, at_step) = last.unwrap_or_default();
 
-    // The step: a second probe, 3 ms of CPU every 10 ms.
+    // The step: a second probe, 3 ms of CPU every 10 ms, and two more hogs
+    // per vCPU for as long. Since a latency task past its budget keeps its
+    // CPU while it is not ahead in fair share (the floor), the probe alone
+    // next to two hogs per vCPU got about the 0.33 CPU it needs at 1 ms:
+    // one run's controller had nothing to raise for 42 s. With four hogs
+    // per vCPU its fair share is about 0.2 CPU, and only the budget covers
+    // the step, as the service-histogram phase found too.
     let heavy = Workload::probe().cgroup(env.cg(API)).period(D::from_ms(10)).work(D::from_ms(3)).deadline(D::from_ms(8));
     children.push(heavy.duration(D::from_secs(heavy_s + 2)).out("/tmp/adapt-heavy.json").spawn(env)?);
+    for i in 0..2 * crate::harness::num_cpus() {
+        children.push(Workload::hog().cgroup(env.cg(BATCH)).duration(D::from_secs(heavy_s + 2)).out(format!("/tmp/adapt-step-hog{i}.json")).spawn(env)?);
+    }
     let step = Instant::now();
     // When the controller first held a budget above the step's because the
     // p99 was inside its band, and that budget.
