@@ -1026,17 +1026,15 @@ static u64 first_vtime(u64 dsq)
 }
 
 /*
- * A job seen running past its deadline: the early warning fires at
- * detection, and a job still running then ends there, missed, and the next
- * starts with a new deadline (see slo_stopping). Returns the job's slack
- * as it stood. For a task still runnable: from ops.stopping, and from
- * keep_latency_prev, where a kept task skips ops.stopping (else a job kept
- * for 100 ms against a 10 ms deadline counted as one miss, not ten, and its
- * stale deadline kept it from being preempted by an earlier one).
+ * The job's slack now; a job seen past its deadline gets its early warning
+ * here, once. A still-runnable task's overdue job then ends
+ * (restart_overdue_job): from ops.stopping, and from keep_latency_prev,
+ * where a kept task skips ops.stopping (else a job kept for 100 ms against
+ * a 10 ms deadline counted as one miss, not ten, and its stale deadline
+ * kept it from being preempted by an earlier one).
  */
 static __always_inline s64
-end_overdue_job(struct task_struct *p, struct task_ctx *tctx, u32 target,
-		const struct slo_target_cfg *cfg, struct slo_target_stats *st,
+warn_if_overdue(struct task_struct *p, struct task_ctx *tctx, u32 target,
 		u64 now)
 {
 	s64 slack = (s64)(tctx->deadline_ns - now);
@@ -1113,7 +1111,7 @@ static bool keep_latency_prev(struct task_struct *prev, s32 cpu, u32 node,
 	used = now > tctx->started_at_ns ? now - tctx->started_at_ns : 0;
 	charge_run(tctx, target, cfg, st, used);
 	tctx->started_at_ns = now;
-	slack = end_overdue_job(prev, tctx, target, cfg, st, now);
+	slack = warn_if_overdue(prev, tctx, target, now);
 	restart_overdue_job(tctx, cfg, st, slack, now);
 	left = budget_left(target, cfg, now);
 	if (left) {
@@ -1315,7 +1313,7 @@ void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
 	 * miss at detection and a job only at sleep gave 315 misses for 247
 	 * jobs. The early warning still fires at detection.
 	 */
-	slack = end_overdue_job(p, tctx, target, cfg, st, now);
+	slack = warn_if_overdue(p, tctx, target, now);
 	if (runnable) {
 		/* Still running past the deadline: this job ends, missed. */
 		restart_overdue_job(tctx, cfg, st, slack, now);
