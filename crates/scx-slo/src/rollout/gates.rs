@@ -4,7 +4,9 @@
 //! stage and with the hosts not yet rolled out; a unit fails a statistical
 //! gate only when it is worse than both (worse than before but the same as
 //! the hosts the release never touched is the fleet's weather, not the
-//! release). The alert gates fail on any alert that was not there before.
+//! release). A unit with series before the deploy and none after it fails
+//! too: the release lost it. The alert gates fail on any alert that was not
+//! there before.
 //!
 //! The recording rules `scx-slo rules` emits aggregate by unit over every
 //! host, so the per-stage miss ratio and latency quantile are computed here
@@ -174,6 +176,18 @@ pub fn alerts(p: &Prometheus, gate: &'static str, query: &str, labels: &[&str], 
     Ok(Check { gate, pass, findings, asked: vec![logged(query, vec![t.deploy_start], &before), logged(query, vec![t.now], &now)] })
 }
 
+/// The units that had series on the stage's hosts before the deploy and
+/// have none now, one finding each. A release that drops a unit's targets
+/// (or stops the daemon counting it) leaves nothing to compare, which
+/// must not read as "no regression": such a unit fails the gate.
+fn vanished<'a>(before: impl IntoIterator<Item = &'a String>, now: &BTreeSet<&String>, what: &str) -> Vec<String> {
+    before
+        .into_iter()
+        .filter(|u| !now.contains(u))
+        .map(|u| format!("{u}: had {what} series on the stage's hosts before the deploy and has none now"))
+        .collect()
+}
+
 /// Misses and jobs per unit, from two instant answers.
 fn counts(misses: &[Series], jobs: &[Series]) -> BTreeMap<String, (u64, u64)> {
     let mut out = BTreeMap::new();
@@ -230,7 +244,10 @@ pub fn miss_ratio(p: &Prometheus, label: &str, stage: &ResolvedStage, instances:
         ));
         pass &= !fail;
     }
-    if stage_counts.is_empty() {
+    let gone = vanished(before.keys(), &stage_counts.keys().collect(), "job");
+    pass &= gone.is_empty();
+    findings.extend(gone);
+    if findings.is_empty() {
         findings.push("no unit counted jobs on the stage's hosts: nothing to compare".into());
     }
     Ok(Check { gate: "miss_ratio", pass, findings, asked })
@@ -277,6 +294,9 @@ pub fn latency(p: &Prometheus, label: &str, stage: &ResolvedStage, instances: &[
         ));
         pass &= !fail;
     }
+    let gone = vanished(before.keys(), &stage_q.keys().collect(), "queue-latency");
+    pass &= gone.is_empty();
+    findings.extend(gone);
     if findings.is_empty() {
         findings.push("no unit has queue-latency samples on the stage's hosts: nothing to compare".into());
     }
@@ -363,6 +383,29 @@ mod tests {
         assert!(!c.pass, "{c:?}");
         assert!(run(0.004, 0.004).pass, "as slow as the hosts not yet rolled out");
         assert!(run(0.00105, 0.001).pass, "5% is under the 10% threshold");
+    }
+
+    #[test]
+    fn a_unit_whose_series_disappear_after_the_deploy_fails_both_gates() {
+        // The unit had series on the stage before the deploy; the release
+        // dropped its target, so the stage has none now.
+        let p = fake(|q| {
+            let stage_now = q.contains("a:1") && !q.contains("time=1000") && !q.contains("start=9");
+            let one = r#"{"metric":{"unit":"api.service"},"value":[1,"10"]}"#;
+            let range = r#"{"metric":{"unit":"api.service"},"values":[[1,"0.001"],[2,"0.001"]]}"#;
+            let kind = if q.contains("query_range") { "matrix" } else { "vector" };
+            (kind, if stage_now { String::new() } else if kind == "matrix" { range.to_string() } else { one.to_string() })
+        });
+        let c = miss_ratio(&p, "instance", &stage(), &["a:1".into()], &["b:1".into()], T).unwrap();
+        assert!(!c.pass, "{c:?}");
+        assert_eq!(c.findings, ["api.service: had job series on the stage's hosts before the deploy and has none now"]);
+        let c = latency(&p, "instance", &stage(), &["a:1".into()], &["b:1".into()], T, std::time::Duration::from_secs(3)).unwrap();
+        assert!(!c.pass, "{c:?}");
+        assert_eq!(c.findings, ["api.service: had queue-latency series on the stage's hosts before the deploy and has none now"]);
+        // No series before either: nothing to compare, and nothing lost.
+        let p = fake(|q| (if q.contains("query_range") { "matrix" } else { "vector" }, String::new()));
+        assert!(miss_ratio(&p, "instance", &stage(), &["a:1".into()], &[], T).unwrap().pass);
+        assert!(latency(&p, "instance", &stage(), &["a:1".into()], &[], T, std::time::Duration::from_secs(3)).unwrap().pass);
     }
 
     #[test]
