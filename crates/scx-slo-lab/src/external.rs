@@ -208,12 +208,13 @@ fn cell(env: &Env, setup: &Setup, round: usize, running: &Running, sampler: &Wak
     // An adaptive budget, once a second while the tool runs: (s, µs).
     let mut budget_series: Vec<(f64, u64)> = Vec::new();
     let started = std::time::Instant::now();
+    let adaptive = matches!(setup, Setup::Slo { adaptive: Some(_), .. });
     let status = loop {
         if let Some(status) = tool.try_wait()? {
             break status;
         }
-        std::thread::sleep(Duration::from_millis(if matches!(setup, Setup::Slo { adaptive: Some(_), .. }) { 1000 } else { 50 }));
-        if matches!(setup, Setup::Slo { adaptive: Some(_), .. }) {
+        std::thread::sleep(Duration::from_millis(if adaptive { 1000 } else { 50 }));
+        if adaptive {
             if let Some(a) = crate::daemon::daemon_status().and_then(|st| st.adaptive.get("api.service").cloned()) {
                 budget_series.push((started.elapsed().as_secs_f64(), a.runtime_us));
             }
