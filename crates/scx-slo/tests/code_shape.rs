@@ -284,18 +284,6 @@ fn the_circle_check_finds_a_circle() {
         std::fs::remove_dir_all(&root).unwrap();
         assert_eq!(found.map(|c| c.len()), Some(3), "{parent}");
     }
-    // A `dir.rs` beside its directory is the children's parent like a
-    // `dir/mod.rs`: its circle with a child is found.
-    for parent in ["mod.rs", "../p.rs"] {
-        let root = std::env::temp_dir().join(format!("code-shape-{}-{}", std::process::id(), parent.len()));
-        let dir = root.join("p");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(parent), "pub mod c;\npub use c::read;\npub struct Shared;\n").unwrap();
-        std::fs::write(dir.join("c.rs"), "use super::Shared;\npub fn read() -> Shared { Shared }\n").unwrap();
-        let found = circle(&directory_graph(&dir));
-        std::fs::remove_dir_all(&root).unwrap();
-        assert_eq!(found.map(|c| c.len()), Some(3), "{parent}");
-    }
     let fields = engine_fields("/// The engine.\npub struct Engine {\n    /// Why.\n    opts: Options,\n    #[allow(dead_code)]\n    pub host: Box<dyn Host>,\n    map: BTreeMap<String, Vec<u8>>,\n}\nstruct Other {\n    x: u8,\n}");
     assert_eq!(fields, ["opts", "host", "map"]);
 }
