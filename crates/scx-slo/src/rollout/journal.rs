@@ -312,12 +312,18 @@ impl Journal {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_log_resumes_after_the_last_stage_that_proceeded() {
-        let dir = std::env::temp_dir().join(format!("scx-slo-journal-{}", std::process::id()));
+    /// A directory of its own for a test's log, and the log's path in it (no file yet).
+    fn fresh(name: &str) -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("scx-slo-journal-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("log.jsonl");
-        let _ = std::fs::remove_file(&path);
+        (dir, path)
+    }
+
+    #[test]
+    fn a_log_resumes_after_the_last_stage_that_proceeded() {
+        let (dir, path) = fresh("resume");
         let mut j = Journal::open(&path, "abc").unwrap();
         assert!(!j.resumed && j.rollout_id.starts_with("ro-"));
         let id = j.rollout_id.clone();
@@ -352,10 +358,7 @@ mod tests {
 
     #[test]
     fn a_stage_deployed_without_a_decision_keeps_its_baseline_for_the_resume() {
-        let dir = std::env::temp_dir().join(format!("scx-slo-journal-base-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("log.jsonl");
-        let _ = std::fs::remove_file(&path);
+        let (dir, path) = fresh("base");
         let series = |v: f64| vec![crate::rollout::prom::Series { labels: [("unit".to_string(), "u".to_string())].into(), points: vec![(9.0, v)] }];
         let base = Baseline { time: 9.0, soak_s: 60, step_s: 15.0, daemon_alerts: vec![], burn_alerts: vec![], misses: series(1.0), jobs: series(1e6), latency: series(f64::INFINITY) };
         let mut j = Journal::open(&path, "abc").unwrap();
