@@ -8,6 +8,7 @@
 mod adapt;
 mod bench;
 mod bench_footprint;
+mod bench_gate;
 mod bench_resume;
 mod external;
 mod external_report;
@@ -232,6 +233,35 @@ enum Cmd {
         #[arg(long)]
         date: Option<String>,
     },
+    /// Host side: the release gate: a bench run against a stored baseline
+    /// run of the same bench, metric by metric and setup by setup
+    /// (docs/testing.md, "Release gates"). Exit 0: no gated metric
+    /// regressed; 1: one did; 2: bad input (named).
+    Gate {
+        /// The baseline run's report.json (e.g. checks/vm/baselines/bench-quick.json).
+        #[arg(long)]
+        baseline: PathBuf,
+        /// The run under test (e.g. checks/vm/out/bench-quick/report.json).
+        #[arg(long)]
+        candidate: PathBuf,
+        /// A JSON policy (fields as in bench_gate::Policy; absent ones keep the defaults).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
+    /// Host side: a bench report with its per-setup results recomputed
+    /// from the raw cells its boots checkpointed (results.log, and an
+    /// earlier boot's bench-done.jsonl), for a report written before the
+    /// results kept their samples. Refuses blocks that are not the report's.
+    BenchRebuild {
+        /// The report.json to rebuild.
+        report: PathBuf,
+        /// Files holding the run's checkpoint lines (SCX_SLO_BENCH_BLOCK).
+        #[arg(long = "blocks", required = true)]
+        blocks: Vec<PathBuf>,
+        /// Where the rebuilt report goes (compact JSON).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Host side: checks an external run's --only before the VM boots.
     ExternalSelection {
         #[arg(long, default_value = "")]
@@ -272,6 +302,10 @@ enum Cmd {
         /// latency the guest measures (checks/vm/run says by how much).
         #[arg(long)]
         main_loop_fifo: bool,
+        /// A bench: also print the release gate's table against this
+        /// baseline report (the `gate` command's); a gated regression fails.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
     },
 }
 
@@ -377,7 +411,31 @@ fn main() -> Result<()> {
             };
             harness::emit(&report, &out)
         }
-        Cmd::Report { file, json, qemu, tcg_thread, boots, main_loop_fifo } => report(&file, json.as_deref(), qemu, tcg_thread, boots, main_loop_fifo),
+        Cmd::Report { file, json, qemu, tcg_thread, boots, main_loop_fifo, baseline } => {
+            let passed = report(&file, json.as_deref(), qemu, tcg_thread, boots, main_loop_fifo)?;
+            let regressed = match (&baseline, &json) {
+                (Some(base), Some(candidate)) => {
+                    println!("\nrelease gate against {}:\n", base.display());
+                    gate_or_exit(base, candidate, None)
+                }
+                (Some(_), None) => anyhow::bail!("--baseline gates the report written by --json; give --json too"),
+                _ => false,
+            };
+            if !passed || regressed {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Cmd::Gate { baseline, candidate, policy } => {
+            if gate_or_exit(&baseline, &candidate, policy.as_deref()) {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Cmd::BenchRebuild { report, blocks, out } => {
+            let rebuilt = bench_rebuild(&report, &blocks)?;
+            std::fs::write(&out, serde_json::to_string(&rebuilt)?).with_context(|| format!("writing {}", out.display()))
+        }
         Cmd::DbusFlood { seconds } => chaos::flood_client(seconds),
         Cmd::BenchSelection { only, scenarios, quick } => bench::Selection::parse(&only, &scenarios, quick).map(|_| ()),
         Cmd::BenchTable { report, date } => {
@@ -450,7 +508,49 @@ fn main() -> Result<()> {
     }
 }
 
-/// Finds the report in the captured output, prints checks and tables.
+/// Runs the release gate and prints its table: true when a gated metric
+/// regressed; bad input is named and exits 2 (docs/testing.md, "Release gates").
+fn gate_or_exit(baseline: &std::path::Path, candidate: &std::path::Path, policy: Option<&std::path::Path>) -> bool {
+    match bench_gate::run(baseline, candidate, policy) {
+        Ok(regressed) => regressed,
+        Err(e) => {
+            eprintln!("scx-slo-lab gate: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// `bench-rebuild`: the report with `facts.results` recomputed by the
+/// bench's own summary from the checkpointed cells; the recomputed
+/// percentiles must equal the report's, or the blocks are another run's.
+fn bench_rebuild(report_path: &std::path::Path, block_files: &[PathBuf]) -> Result<serde_json::Value> {
+    let mut report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(report_path).with_context(|| format!("reading {}", report_path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", report_path.display()))?;
+    let mut blocks = std::collections::BTreeMap::new();
+    for f in block_files {
+        blocks.extend(bench_resume::parse(&std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?));
+    }
+    let cells: Vec<serde_json::Value> = blocks.into_values().flat_map(|b| b.cells).collect();
+    anyhow::ensure!(!cells.is_empty(), "no checkpointed cells in {}", block_files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
+    let rebuilt = bench::summarize(&cells);
+    let key = |r: &serde_json::Value| (r["scenario"].to_string(), r["scheduler"].to_string());
+    let old = report["facts"]["results"].as_array().context("the report has no facts.results")?;
+    let new = rebuilt.as_array().context("summary")?;
+    for r in old {
+        let n = new.iter().find(|n| key(n) == key(r)).with_context(|| format!("the blocks hold no {} / {}", r["scenario"], r["scheduler"]))?;
+        for field in ["queue_us", "response_us", "requests", "batch_work"] {
+            anyhow::ensure!(n[field] == r[field], "{} / {}: {field} is {} in the report and {} from the blocks: not this run's blocks", r["scenario"], r["scheduler"], r[field], n[field]);
+        }
+    }
+    anyhow::ensure!(old.len() == new.len(), "the report has {} setups, the blocks {}", old.len(), new.len());
+    report["facts"]["results"] = rebuilt;
+    Ok(report)
+}
+
+/// Finds the report in the captured output, prints checks and tables;
+/// whether every check passed.
 fn report(
     file: &std::path::Path,
     json_out: Option<&std::path::Path>,
@@ -458,7 +558,7 @@ fn report(
     tcg_thread: Option<String>,
     boots: u32,
     main_loop_fifo: bool,
-) -> Result<()> {
+) -> Result<bool> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let body = text
         .split("SCX_SLO_REPORT_BEGIN")
@@ -526,10 +626,7 @@ fn report(
     }
     let ok = report["ok"].as_bool().unwrap_or(false);
     println!("\nverdict: {}", if ok { "PASS" } else { "FAIL" });
-    if !ok {
-        std::process::exit(1);
-    }
-    Ok(())
+    Ok(ok)
 }
 
 #[cfg(test)]
