@@ -88,6 +88,23 @@ fn a_shift_inside_the_tolerance_passes() {
 }
 
 #[test]
+fn a_tail_past_the_tolerance_that_mann_whitney_does_not_back_is_inconclusive() {
+    // The same body, but 4% of the candidate's wakeups 20× slower: the p99
+    // interval lies far above 3×, the whole distribution barely moved.
+    let base = quick(1, 200.0);
+    let mut cand = base.clone();
+    let mut queue: Vec<u64> = serde_json::from_value(base["facts"]["results"][1]["queue_ns_per_round"][0].clone()).expect("samples");
+    queue.iter_mut().step_by(25).for_each(|x| *x *= 20);
+    cand["facts"]["results"][1]["queue_ns_per_round"] = json!([queue]);
+    let o = gate(&run(&base), &run(&cand), &Policy::default()).expect("gate");
+    let row = o.rows.iter().find(|r| r.metric == Metric::QueueP99 && r.setup.ends_with("scx_slo-all")).expect("row");
+    assert!(row.ci.expect("ci").0 > 3.0 && row.p.expect("p") > 0.01, "{row:?}");
+    assert_eq!(row.verdict, Verdict::Inconclusive, "{row:?}");
+    assert!(row.why.contains("the significance test does not back it"), "{row:?}");
+    assert!(o.failed().is_empty());
+}
+
+#[test]
 fn rounds_that_disagree_make_a_latency_verdict_inconclusive() {
     // Three rounds; the candidate's second round is 10× slower than its
     // others (TCG's bad cells): even a pooled regression is not claimed.
