@@ -22,6 +22,7 @@ use anyhow::{bail, ensure, Context, Result};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::bench_report::micros as us;
 use scx_slo_model::stats;
 
 /// Largest report read (a full bench with its samples is a few MB).
@@ -408,17 +409,6 @@ fn dropped(base: &Setup, cand: &Setup) -> Partial {
         (0, 0) => (Verdict::Pass, String::new()),
     };
     Partial::hard(b.to_string(), c.to_string(), verdict, why)
-}
-
-/// µs as "412 µs" or "2.75 ms".
-fn us(x: f64) -> String {
-    if x.is_nan() {
-        "–".into()
-    } else if x >= 1000.0 {
-        format!("{:.2} ms", x / 1000.0)
-    } else {
-        format!("{x:.0} µs")
-    }
 }
 
 /// Worst round's p99 / best round's, or None with fewer than two rounds.
