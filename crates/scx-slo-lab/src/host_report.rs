@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! Host side of a VM run, after the guest: `scx-slo-lab report` (the
 //! guest's report extracted from its captured output, printed and written
-//! as report.json), the release gate it can print for a bench
-//! (bench_gate.rs), and `bench-rebuild` (an older bench report's results
-//! recomputed from its checkpointed cells).
+//! as report.json), `gate` (bench_gate.rs, which checks/vm/run --baseline
+//! runs after a bench), and `bench-rebuild` (an older bench report's
+//! results recomputed from its checkpointed cells).
 
 use std::path::{Path, PathBuf};
 

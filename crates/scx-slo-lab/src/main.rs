@@ -303,10 +303,6 @@ enum Cmd {
         /// latency the guest measures (checks/vm/run says by how much).
         #[arg(long)]
         main_loop_fifo: bool,
-        /// A bench: also print the release gate's table against this
-        /// baseline report (the `gate` command's); a gated regression fails.
-        #[arg(long)]
-        baseline: Option<PathBuf>,
     },
 }
 
@@ -412,17 +408,8 @@ fn main() -> Result<()> {
             };
             harness::emit(&report, &out)
         }
-        Cmd::Report { file, json, qemu, tcg_thread, boots, main_loop_fifo, baseline } => {
-            let passed = host_report::report(&file, json.as_deref(), qemu, tcg_thread, boots, main_loop_fifo)?;
-            let regressed = match (&baseline, &json) {
-                (Some(base), Some(candidate)) => {
-                    println!("\nrelease gate against {}:\n", base.display());
-                    host_report::gate_or_exit(base, candidate, None)
-                }
-                (Some(_), None) => anyhow::bail!("--baseline gates the report written by --json; give --json too"),
-                _ => false,
-            };
-            if !passed || regressed {
+        Cmd::Report { file, json, qemu, tcg_thread, boots, main_loop_fifo } => {
+            if !host_report::report(&file, json.as_deref(), qemu, tcg_thread, boots, main_loop_fifo)? {
                 std::process::exit(1);
             }
             Ok(())
