@@ -43,7 +43,8 @@ const DEADLINE_US: f64 = crate::sampler::DEADLINE_NS as f64 / 1e3;
 pub enum Metric {
     /// Cells whose scheduler stayed attached (sched_ext setups): hard.
     Attached,
-    /// Samples the kernel-side sampler lost: hard.
+    /// Samples the kernel-side sampler lost (its count since the run
+    /// began, read after each cell, so a loss shows on every later setup): hard.
     SamplesDropped,
     /// The scheduler's wakeup-to-run delay, p99 (lower is better).
     QueueP99,
@@ -343,72 +344,57 @@ pub fn gate(baseline: &Run, candidate: &Run, policy: &Policy) -> Result<Outcome>
     let mut rows = Vec::new();
     for base in &baseline.setups {
         let Some(cand) = candidate.setups.iter().find(|s| s.name() == base.name()) else { continue };
-        let mut push = |metric: Metric, row: Partial| {
-            rows.push(Row {
-                metric,
-                setup: base.name(),
-                baseline: row.baseline,
-                candidate: row.candidate,
-                change: row.change,
-                p: row.p,
-                ci: row.ci,
-                spread: row.spread,
-                verdict: row.verdict,
-                why: row.why,
-                gated: policy.gated(&base.scheduler, metric),
-            })
+        let mut push = |mut row: Row| {
+            (row.setup, row.gated) = (base.name(), policy.gated(&base.scheduler, row.metric));
+            rows.push(row);
         };
         if base.attached_cells.is_some() || cand.attached_cells.is_some() {
-            push(Metric::Attached, attached(base, cand));
+            push(attached(base, cand));
         }
-        push(Metric::SamplesDropped, dropped(base, cand));
-        push(Metric::QueueP99, latency(&base.queue_us, &cand.queue_us, policy));
-        push(Metric::ResponseP99, latency(&base.response_us, &cand.response_us, policy));
-        push(Metric::Misses, misses(base, cand, policy));
+        push(dropped(base, cand));
+        push(latency(Metric::QueueP99, &base.queue_us, &cand.queue_us, policy));
+        push(latency(Metric::ResponseP99, &base.response_us, &cand.response_us, policy));
+        push(misses(base, cand, policy));
         if base.scheduler != "eevdf" {
-            push(Metric::BatchWork, batch(base, cand, policy));
+            push(batch(base, cand, policy));
         }
     }
     Ok(Outcome { header: format!("baseline: {}\ncandidate: {}", baseline.about, candidate.about), rows })
 }
 
-/// A row before its metric, setup and gating are known.
-struct Partial {
-    baseline: String,
-    candidate: String,
-    change: String,
-    p: Option<f64>,
-    ci: Option<(f64, f64)>,
-    spread: String,
-    verdict: Verdict,
-    why: String,
-}
+impl Row {
+    /// A row of `metric` before its verdict (inconclusive until decided),
+    /// its setup and whether it is gated.
+    fn new(metric: Metric, baseline: String, candidate: String, change: String, spread: String) -> Row {
+        let (p, ci, verdict) = (None, None, Verdict::Inconclusive);
+        Row { metric, setup: String::new(), baseline, candidate, change, p, ci, spread, verdict, why: String::new(), gated: false }
+    }
 
-impl Partial {
-    fn hard(baseline: String, candidate: String, verdict: Verdict, why: String) -> Partial {
-        Partial { baseline, candidate, change: "–".into(), p: None, ci: None, spread: "–".into(), verdict, why }
+    /// A hard gate's row: no test, no interval.
+    fn hard(metric: Metric, baseline: String, candidate: String, (verdict, why): (Verdict, String)) -> Row {
+        Row { verdict, why, ..Row::new(metric, baseline, candidate, "–".into(), "–".into()) }
     }
 }
 
-fn attached(base: &Setup, cand: &Setup) -> Partial {
+fn attached(base: &Setup, cand: &Setup) -> Row {
     let (b, c) = (base.attached_cells.unwrap_or(0), cand.attached_cells.unwrap_or(0));
     let (b_all, c_all) = (b >= base.rounds as u64, c >= cand.rounds as u64);
-    let (verdict, why) = match (b_all, c_all) {
+    let verdict = match (b_all, c_all) {
         (_, false) => (Verdict::Regressed, format!("the scheduler left {} of {} cells", cand.rounds as u64 - c, cand.rounds)),
         (false, true) => (Verdict::Improved, String::new()),
         (true, true) => (Verdict::Pass, String::new()),
     };
-    Partial::hard(format!("{b}/{}", base.rounds), format!("{c}/{}", cand.rounds), verdict, why)
+    Row::hard(Metric::Attached, format!("{b}/{}", base.rounds), format!("{c}/{}", cand.rounds), verdict)
 }
 
-fn dropped(base: &Setup, cand: &Setup) -> Partial {
+fn dropped(base: &Setup, cand: &Setup) -> Row {
     let (b, c) = (base.samples_dropped, cand.samples_dropped);
-    let (verdict, why) = match (b, c) {
-        (_, 1..) => (Verdict::Regressed, format!("the sampler lost {c} samples: the latency rows miss what it lost")),
+    let verdict = match (b, c) {
+        (_, 1..) => (Verdict::Regressed, format!("the sampler lost {c} samples by this setup's last cell (counted from the run's start): the latency rows miss them")),
         (1.., 0) => (Verdict::Improved, String::new()),
         (0, 0) => (Verdict::Pass, String::new()),
     };
-    Partial::hard(b.to_string(), c.to_string(), verdict, why)
+    Row::hard(Metric::SamplesDropped, b.to_string(), c.to_string(), verdict)
 }
 
 /// Worst round's p99 / best round's, or None with fewer than two rounds.
@@ -442,20 +428,12 @@ fn two_tests(worse: (bool, bool), better: (bool, bool), what: &str) -> (Verdict,
     }
 }
 
-fn latency(base: &[Vec<f64>], cand: &[Vec<f64>], policy: &Policy) -> Partial {
+fn latency(metric: Metric, base: &[Vec<f64>], cand: &[Vec<f64>], policy: &Policy) -> Row {
     let (b, c) = (stats::sorted(&base.concat()), stats::sorted(&cand.concat()));
     let (b99, c99) = (stats::percentile(&b, 0.99), stats::percentile(&c, 0.99));
     let (sb, sc) = (rerun_spread(base), rerun_spread(cand));
-    let mut row = Partial {
-        baseline: us(b99),
-        candidate: us(c99),
-        change: if b99 > 0.0 { format!("{:.2}×", c99 / b99) } else { "–".into() },
-        p: None,
-        ci: None,
-        spread: spread_text(sb, sc),
-        verdict: Verdict::Inconclusive,
-        why: String::new(),
-    };
+    let change = if b99 > 0.0 { format!("{:.2}×", c99 / b99) } else { "–".into() };
+    let mut row = Row::new(metric, us(b99), us(c99), change, spread_text(sb, sc));
     if b.len() < policy.min_samples || c.len() < policy.min_samples {
         row.why = format!("{} and {} samples, under the {} needed", b.len(), c.len(), policy.min_samples);
         return row;
@@ -475,7 +453,7 @@ fn latency(base: &[Vec<f64>], cand: &[Vec<f64>], policy: &Policy) -> Partial {
     row
 }
 
-fn misses(base: &Setup, cand: &Setup, policy: &Policy) -> Partial {
+fn misses(base: &Setup, cand: &Setup, policy: &Policy) -> Row {
     let count = |rounds: &[Vec<f64>]| {
         let all = rounds.concat();
         (all.iter().filter(|x| **x > DEADLINE_US).count() as u64, all.len() as u64)
@@ -483,16 +461,8 @@ fn misses(base: &Setup, cand: &Setup, policy: &Policy) -> Partial {
     let ((xb, nb), (xc, nc)) = (count(&base.response_us), count(&cand.response_us));
     let share = |x: u64, n: u64| if n > 0 { x as f64 / n as f64 } else { f64::NAN };
     let (pb, pc) = (share(xb, nb), share(xc, nc));
-    let mut row = Partial {
-        baseline: format!("{:.2}% ({xb}/{nb})", pb * 100.0),
-        candidate: format!("{:.2}% ({xc}/{nc})", pc * 100.0),
-        change: format!("{:+.2} pp", (pc - pb) * 100.0),
-        p: None,
-        ci: None,
-        spread: "–".into(),
-        verdict: Verdict::Inconclusive,
-        why: String::new(),
-    };
+    let (baseline, candidate) = (format!("{:.2}% ({xb}/{nb})", pb * 100.0), format!("{:.2}% ({xc}/{nc})", pc * 100.0));
+    let mut row = Row::new(Metric::Misses, baseline, candidate, format!("{:+.2} pp", (pc - pb) * 100.0), "–".into());
     if (nb as usize) < policy.min_samples || (nc as usize) < policy.min_samples {
         row.why = format!("{nb} and {nc} responses, under the {} needed", policy.min_samples);
         return row;
@@ -507,19 +477,11 @@ fn misses(base: &Setup, cand: &Setup, policy: &Policy) -> Partial {
     row
 }
 
-fn batch(base: &Setup, cand: &Setup, policy: &Policy) -> Partial {
+fn batch(base: &Setup, cand: &Setup, policy: &Policy) -> Row {
     let mean = |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
     let (mb, mc) = (mean(&base.batch_ratio), mean(&cand.batch_ratio));
-    let mut row = Partial {
-        baseline: format!("{mb:.2}× EEVDF"),
-        candidate: format!("{mc:.2}× EEVDF"),
-        change: if mb > 0.0 { format!("{:.2}×", mc / mb) } else { "–".into() },
-        p: None,
-        ci: None,
-        spread: "–".into(),
-        verdict: Verdict::Inconclusive,
-        why: String::new(),
-    };
+    let change = if mb > 0.0 { format!("{:.2}×", mc / mb) } else { "–".into() };
+    let mut row = Row::new(Metric::BatchWork, format!("{mb:.2}× EEVDF"), format!("{mc:.2}× EEVDF"), change, "–".into());
     let (nb, nc) = (base.batch_ratio.len(), cand.batch_ratio.len());
     if nb < policy.batch_min_rounds || nc < policy.batch_min_rounds {
         row.why = format!("{nb} and {nc} rounds (one value each), under the {} needed", policy.batch_min_rounds);
