@@ -136,6 +136,12 @@ enum Cmd {
     DbusFlood {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+        /// With --large-bytes: connections sending at once.
+        #[arg(long, default_value_t = 1)]
+        connections: usize,
+        /// Send Explain calls of this many bytes without waiting for replies.
+        #[arg(long)]
+        large_bytes: Option<usize>,
     },
     /// Sleeps until killed.
     Idle {
@@ -424,7 +430,7 @@ fn main() -> Result<()> {
             let rebuilt = host_report::bench_rebuild(&report, &blocks)?;
             std::fs::write(&out, serde_json::to_string(&rebuilt)?).with_context(|| format!("writing {}", out.display()))
         }
-        Cmd::DbusFlood { seconds } => chaos::flood_client(seconds),
+        Cmd::DbusFlood { seconds, connections, large_bytes } => chaos::flood_client(seconds, connections, large_bytes),
         Cmd::BenchSelection { only, scenarios, quick } => bench::Selection::parse(&only, &scenarios, quick).map(|_| ()),
         Cmd::BenchTable { report, date } => {
             let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).with_context(|| format!("reading {}", report.display()))?)?;

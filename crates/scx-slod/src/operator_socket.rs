@@ -41,6 +41,11 @@ pub fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(format!("{}: {e}", path.display())),
     }
+    // The runtime directory, made as the status file's is when systemd did
+    // not make it (RuntimeDirectory=).
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
     let listener = std::os::unix::net::UnixListener::bind(path).map_err(|e| format!("binding {}: {e}", path.display()))?;
     let group = crate::dbus::operator_gid().and_then(|gid| {
         let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
