@@ -15,6 +15,7 @@ pub mod control;
 // zbus's #[interface] generates undocumented property-change helpers.
 #[allow(missing_docs)]
 pub mod dbus;
+pub mod disk_writer;
 pub mod engine;
 pub mod http;
 pub mod idempotency;

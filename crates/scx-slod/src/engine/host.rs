@@ -36,8 +36,10 @@ pub trait Host: Send {
     fn cgroup_root(&self) -> &Path;
     /// Each target's cgroup, for those that exist now.
     fn resolve_all(&self, config: &Config) -> BTreeMap<String, Resolved>;
-    /// Writes the persistent state durably; the error says where and why.
-    fn save_state(&self, state: &PersistentState) -> Result<(), String>;
+    /// What writes the persistent state durably (the error says where
+    /// and why); it runs on the disk writer's thread
+    /// ([`crate::disk_writer`]), so a hung disk never holds the engine.
+    fn state_saver(&self) -> crate::disk_writer::Saver;
     /// Replaces the status file.
     fn write_status(&self, status: &Status) -> Result<(), String>;
     /// Tells systemd (READY, STATUS, WATCHDOG, STOPPING).
@@ -137,8 +139,9 @@ impl Host for SystemHost {
         resolver::resolve_all(&self.cgroup_root, config)
     }
 
-    fn save_state(&self, state: &PersistentState) -> Result<(), String> {
-        persist::save_json(&self.state_path, state).map_err(|e| format!("{}: {e}", self.state_path.display()))
+    fn state_saver(&self) -> crate::disk_writer::Saver {
+        let path = self.state_path.clone();
+        Box::new(move |state: &PersistentState| persist::save_json(&path, state).map_err(|e| format!("{}: {e}", path.display())))
     }
 
     fn write_status(&self, status: &Status) -> Result<(), String> {

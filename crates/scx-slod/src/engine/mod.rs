@@ -65,6 +65,7 @@ use crate::control::{Envelope, Event, Snapshot};
 use crate::idempotency::IdempotencyStore;
 use crate::lifecycle::Transition;
 use crate::metrics::SharedSnapshot;
+use crate::disk_writer::Written;
 use crate::persist::PersistentState;
 use crate::telemetry::{ScanInput, Telemetry};
 use adaptive::{Adaptation, AdaptiveView};
@@ -167,9 +168,10 @@ pub struct Engine {
     /// Reads the targets' own histograms (`scrape` blocks) off the engine
     /// thread.
     scraper: crate::scraper::Scraper,
-    /// The audit trail, or why it cannot be written (mutating calls are
-    /// then refused, except Disable).
-    audit: Result<crate::audit::AuditTrail, String>,
+    /// The audit trail and state.json, written on their own thread: the
+    /// trail may be unavailable (mutating calls are then refused, except
+    /// Disable), and a hung disk holds a caller only as long as its wait.
+    disk: crate::disk_writer::DiskWriter,
     machine: Machine,
     requests: RequestBook,
     telemetry: Telemetry,
@@ -177,8 +179,6 @@ pub struct Engine {
     targets: Targets,
     partial: PartialSwitching,
     session: SessionRecord,
-    /// Why the last write of the persistent state failed (None: it held).
-    persist_error: Option<String>,
     epoch: Instant,
     loop_state: LoopState,
 }
@@ -240,6 +240,9 @@ impl Engine {
         if let (Ok(trail), false) = (&mut audit, bpf_objects.is_empty()) {
             let _ = trail.append("start", None, "bpf_objects_verified", serde_json::json!({ "sha256": bpf_objects }));
         }
+        let (dir, retain) = (opts.audit_dir.clone(), opts.audit_retain_bytes);
+        let disk = crate::disk_writer::DiskWriter::start(audit, host.state_saver(), Box::new(move || crate::audit::AuditTrail::open(&dir, retain)))
+            .map_err(|e| (crate::exit::LOAD_FAILED, format!("starting the disk writer thread: {e}")))?;
         let engine = Engine {
             opts,
             host,
@@ -247,7 +250,7 @@ impl Engine {
             adaptation: Adaptation::new(&generation.config, &adaptive_changes),
             scraper: crate::scraper::Scraper::default(),
             canary,
-            audit,
+            disk,
             machine: Machine { features: probed.features, topology: probed.topology, bpf_objects },
             generation,
             supervisor,
@@ -261,7 +264,6 @@ impl Engine {
             targets: Targets::default(),
             partial: PartialSwitching::default(),
             session: SessionRecord::default(),
-            persist_error: None,
             epoch: Instant::now(),
             loop_state: LoopState::default(),
         };
@@ -300,6 +302,11 @@ impl Engine {
         // kernel's counters; only a stop while idle still owes one.
         if !self.loop_state.final_status_written {
             self.write_status(None, true);
+        }
+        // The last entries and the last save, if the disk takes them soon;
+        // a stop never waits longer on it.
+        if !self.disk.flush(Duration::from_secs(2)) {
+            warn!("the state disk did not take the last writes within 2 s; they may be lost");
         }
         crate::exit::OK
     }
@@ -349,7 +356,10 @@ impl Engine {
             capabilities: caps,
             adaptive,
             scrapes: self.scrape_reports(),
-            audit: self.audit.as_ref().map_or((0, 0, false), |t| (t.appends, t.failures, true)),
+            audit: {
+                let v = self.disk.view();
+                (v.audit_appends, v.audit_failures, v.audit_error.is_none())
+            },
             bpf_objects: self.machine.bpf_objects.clone(),
             maps: (self.session.loaded_maps.memory.iter().map(|m| (m.name.clone(), m.bytes)).collect(), self.session.loaded_maps.capacity),
             health: crate::metrics::DaemonHealth {
@@ -431,16 +441,14 @@ impl Engine {
                 Effect::Baseline(on) => self.supervisor.set_baseline(on),
                 Effect::RollBack(reason) => {
                     let t = self.supervisor.canary_rolled_back(&reason);
-                    let _ = self.save_persistent();
+                    self.save_persistent_within(Duration::ZERO);
                     self.announce(t);
                 }
                 Effect::ApplyBudgets(steps) => match sched.as_mut() {
                     Some(s) => self.apply_budget_steps(steps, &mut **s),
                     None => error!("budget steps without a loaded scheduler: not applied"),
                 },
-                Effect::Audit { kind, action, detail } => {
-                    let _ = self.audit_event(kind, None, &action, detail);
-                }
+                Effect::Audit { kind, action, detail } => self.audit_later(kind, None, &action, detail),
                 Effect::Persist { unsaved } => {
                     let clause = self.save_persistent();
                     if let (Some(what), false) = (unsaved, clause.is_empty()) {
@@ -535,11 +543,19 @@ impl Engine {
         });
     }
 
-    /// Writes the persistent state. On failure (a read-only or full state
-    /// directory) it logs, keeps the error for Status, and returns the clause
-    /// a reply must carry: a reply never says "stays off across restarts"
-    /// when the disk does not hold it.
+    /// Writes the persistent state, waiting [`crate::disk_writer::AUDIT_WAIT`]
+    /// ([`Engine::save_persistent_within`]).
     fn save_persistent(&mut self) -> String {
+        self.save_persistent_within(crate::disk_writer::AUDIT_WAIT)
+    }
+
+    /// Writes the persistent state, waiting up to `wait` (zero: an
+    /// automatic change, which does not wait). On failure (a read-only or
+    /// full state directory) the writer logs and keeps the error for
+    /// Status; this returns the clause a reply must carry: a reply never
+    /// says "stays off across restarts" when the disk does not hold it, or
+    /// does not hold it yet.
+    fn save_persistent_within(&mut self, wait: Duration) -> String {
         let (breaker_open, _) = self.supervisor.breaker();
         let state = PersistentState {
             operator_disabled: self.supervisor.operator_disabled().map(str::to_string),
@@ -548,16 +564,14 @@ impl Engine {
             adaptive_changes: self.adaptation.last_changes(),
             canary: self.canary.to_persist(),
         };
-        match self.host.save_state(&state) {
-            Ok(()) => {
-                self.persist_error = None;
-                String::new()
-            }
-            Err(why) => {
-                error!(event = "persist_failed", error = %why, "writing persistent state");
-                self.persist_error = Some(why.clone());
-                format!("; NOT saved ({why}): a restart of scx-slod forgets it")
-            }
+        match self.disk.save(state, wait) {
+            Written::Done(()) => String::new(),
+            Written::Failed(why) => format!("; NOT saved ({why}): a restart of scx-slod forgets it"),
+            Written::Pending(w) if w.is_zero() => String::new(),
+            Written::Pending(w) => format!(
+                "; NOT yet saved: the state disk took no write within {} ms (the save stays queued; until it lands a restart of scx-slod forgets it)",
+                w.as_millis()
+            ),
         }
     }
 

@@ -93,7 +93,7 @@ impl Engine {
             events_received: self.session.events_received.load(Ordering::Relaxed),
             last_reload_error: self.requests.last_reload_error.clone(),
             operator_disabled: self.supervisor.operator_disabled().map(str::to_string),
-            persist_error: self.persist_error.clone(),
+            persist_error: self.disk.view().persist_error,
             breaker: BreakerReport {
                 open,
                 recent_failures,
@@ -117,19 +117,19 @@ impl Engine {
             target_capacity: self.session.loaded_maps.capacity,
             maps: self.session.loaded_maps.memory.clone(),
             bpf_objects: self.machine.bpf_objects.clone(),
-            audit: match &self.audit {
-                Ok(t) => {
-                    let (last_seq, last_hash) = t.head();
-                    scx_slo_api::documents::AuditReport {
-                        last_seq,
-                        last_hash: last_hash.to_string(),
-                        appends: t.appends,
-                        append_mean_us: t.append_ns as f64 / t.appends.max(1) as f64 / 1e3,
-                        failures: t.failures,
+            audit: {
+                let v = self.disk.view();
+                match v.audit_error {
+                    None => scx_slo_api::documents::AuditReport {
+                        last_seq: v.audit_head.0,
+                        last_hash: v.audit_head.1,
+                        appends: v.audit_appends,
+                        append_mean_us: v.audit_append_ns as f64 / v.audit_appends.max(1) as f64 / 1e3,
+                        failures: v.audit_failures,
                         error: None,
-                    }
+                    },
+                    Some(e) => scx_slo_api::documents::AuditReport { error: Some(e), ..Default::default() },
                 }
-                Err(e) => scx_slo_api::documents::AuditReport { error: Some(e.clone()), ..Default::default() },
             },
             targets,
             global: sched.and_then(|s| s.global_stats().ok()).map(|g| g.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>()),

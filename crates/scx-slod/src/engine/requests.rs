@@ -19,10 +19,12 @@ impl Engine {
     /// Answers one request (or parks an Enable until its session attached).
     /// A mutating request is recorded in the audit trail before it runs
     /// (with its caller) and its result after; when the trail cannot record
-    /// it, it is refused and nothing happens. Disable and Shutdown are the
-    /// exception: an emergency stop never waits on a disk, so they act
-    /// first and are recorded after (a frozen trail delays their reply, not
-    /// the detach), and their reply says when they were not recorded.
+    /// it within [`crate::disk_writer::AUDIT_WAIT`], it is refused and
+    /// nothing happens (its result entry says so). Disable and Shutdown are
+    /// the exception: an emergency stop never waits on a disk, so they act
+    /// first, are recorded after, and wait for their entries and saved
+    /// state only [`crate::disk_writer::EMERGENCY_WAIT`]; their reply says
+    /// what is not (yet) recorded or saved.
     ///
     /// A Reload (SIGHUP) first re-opens a trail that could not be opened,
     /// so an operator who moved a bad trail aside gets mutating calls back
@@ -51,6 +53,9 @@ impl Engine {
         if audited && !emergency {
             if let Err(e) = self.audit_event("call", Some(caller.clone()), name, call_detail.clone()) {
                 let refused = ControlError::Failed(format!("{name} refused: the audit trail cannot record it ({e}); nothing was done"));
+                // Should the call's entry land later, its result follows it.
+                let detail = serde_json::json!({ "ok": false, "reply": refused.to_string(), "generation_before": generation_before, "generation_after": generation_before });
+                self.audit_later("call_result", Some(caller), name, detail);
                 if let Some(r) = reply {
                     let _ = r.send(Err(refused));
                 }
@@ -66,7 +71,7 @@ impl Engine {
                     // The reply comes when the session attached or failed;
                     // the trail records the scheduler's attach or failure.
                     let detail = serde_json::json!({ "ok": true, "reply": "accepted: the scheduler loads", "generation": generation_before });
-                    let _ = self.audit_event("call_result", Some(caller), name, detail);
+                    self.audit_later("call_result", Some(caller), name, detail);
                     if let Some(r) = reply {
                         self.supervisor.park(r);
                     }
@@ -90,7 +95,7 @@ impl Engine {
             }
         };
         if audited && emergency {
-            unrecorded = self.audit_event("call", Some(caller.clone()), name, call_detail).err();
+            unrecorded = self.audit_event_within(crate::disk_writer::EMERGENCY_WAIT, "call", Some(caller.clone()), name, call_detail).err();
         }
         let result = if audited {
             let detail = serde_json::json!({
@@ -99,7 +104,8 @@ impl Engine {
                 "generation_before": generation_before,
                 "generation_after": self.generation.number,
             });
-            let after = self.audit_event("call_result", Some(caller), name, detail);
+            let wait = if emergency { crate::disk_writer::EMERGENCY_WAIT } else { crate::disk_writer::AUDIT_WAIT };
+            let after = self.audit_event_within(wait, "call_result", Some(caller), name, detail);
             match (result, unrecorded.or(after.err())) {
                 (Ok(text), Some(e)) => Ok(format!("{text}; NOT recorded in the audit trail: {e}")),
                 (result, _) => result,
@@ -115,13 +121,10 @@ impl Engine {
     /// Opens the trail again if it could not be opened (at start or the
     /// last reload): the operator may have moved a bad one aside.
     fn reopen_audit(&mut self) {
-        if self.audit.is_ok() {
-            return;
-        }
-        self.audit = crate::audit::AuditTrail::open(&self.opts.audit_dir, self.opts.audit_retain_bytes);
-        match &self.audit {
-            Ok(t) => info!(event = "audit_reopened", seq = t.head().0, "audit trail re-opened: mutating calls are recorded again"),
-            Err(e) => error!(event = "audit_unavailable", error = %e, "audit trail still unavailable: mutating calls are refused, except Disable"),
+        if self.disk.view().audit_error.is_some() {
+            // The writer logs the outcome; the reload's own entry says
+            // whether the trail took it.
+            let _ = self.disk.reopen(crate::disk_writer::AUDIT_WAIT);
         }
     }
 
@@ -142,15 +145,35 @@ impl Engine {
         self.loop_state.correlation = c.outer;
     }
 
-    /// Appends to the audit trail; the error says why it could not.
+    /// Appends to the audit trail, waiting up to
+    /// [`crate::disk_writer::AUDIT_WAIT`]; the error says why it could not.
     pub(super) fn audit_event(&mut self, kind: &str, caller: Option<crate::control::Caller>, action: &str, detail: serde_json::Value) -> Result<u64, String> {
-        match &mut self.audit {
-            Ok(trail) => {
-                trail.correlation = self.loop_state.correlation.clone();
-                trail.append(kind, caller, action, detail)
-            }
-            Err(why) => Err(format!("the audit trail is unavailable: {why}")),
+        self.audit_event_within(crate::disk_writer::AUDIT_WAIT, kind, caller, action, detail)
+    }
+
+    /// The same, waiting up to `wait`: past it the entry stays queued and
+    /// the error says it is not yet written.
+    pub(super) fn audit_event_within(&mut self, wait: std::time::Duration, kind: &str, caller: Option<crate::control::Caller>, action: &str, detail: serde_json::Value) -> Result<u64, String> {
+        let entry = self.audit_entry(kind, caller, action, detail);
+        match self.disk.append(entry, wait) {
+            crate::disk_writer::Written::Done(seq) => Ok(seq),
+            crate::disk_writer::Written::Failed(e) => Err(e),
+            crate::disk_writer::Written::Pending(w) => Err(format!(
+                "not yet written: the state disk took no write within {} ms (the entry stays queued and lands when the disk takes writes)",
+                w.as_millis()
+            )),
         }
+    }
+
+    /// Appends to the audit trail without waiting (automatic actions: the
+    /// writer logs and counts a failure).
+    pub(super) fn audit_later(&mut self, kind: &str, caller: Option<crate::control::Caller>, action: &str, detail: serde_json::Value) {
+        let entry = self.audit_entry(kind, caller, action, detail);
+        self.disk.append_later(entry);
+    }
+
+    fn audit_entry(&self, kind: &str, caller: Option<crate::control::Caller>, action: &str, detail: serde_json::Value) -> crate::disk_writer::Entry {
+        crate::disk_writer::Entry { kind: kind.into(), caller, action: action.into(), detail, correlation: self.loop_state.correlation.clone() }
     }
 
     fn enable(&mut self, mode: &str, running: bool) -> Result<EnableOutcome, ControlError> {
@@ -173,7 +196,7 @@ impl Engine {
         let restored = self.partial.restore_all();
         let detach_ms = t.elapsed().as_secs_f64() * 1e3;
         let transition = self.supervisor.disable(&reason);
-        let unsaved = self.save_persistent();
+        let unsaved = self.save_persistent_within(crate::disk_writer::EMERGENCY_WAIT);
         warn!(event = "operator_disable", reason = %reason, detach_ms = format!("{detach_ms:.2}"), restored_threads = restored, "disabled by an operator");
         self.announce(transition);
         if unsaved.is_empty() {
@@ -233,7 +256,7 @@ impl Engine {
             "budgets_us": budgets,
             "overrides": self.generation.overrides,
         });
-        let _ = self.audit_event("generation", None, "applied", detail);
+        self.audit_later("generation", None, "applied", detail);
         Ok(format!("generation {number} applied ({targets} targets, {us:.0} us)"))
     }
 

@@ -112,7 +112,7 @@ impl Engine {
         }
         if self.supervisor.attached(mode, fallback) {
             let c = self.correlate("breaker");
-            let _ = self.audit_event("breaker", None, "half-open", serde_json::json!({ "mode": mode.as_str() }));
+            self.audit_later("breaker", None, "half-open", serde_json::json!({ "mode": mode.as_str() }));
             self.end_correlation(c);
         }
         self.telemetry.session_started(self.generation.config.observe.overhead_budget);
@@ -121,7 +121,7 @@ impl Engine {
             "mode": mode.as_str(), "fallback": fallback, "generation": self.generation.number,
             "load_ms": self.session.timings.load_ms, "attach_ms": self.session.timings.attach_ms,
         });
-        let _ = self.audit_event("scheduler", None, &format!("{what} attached"), detail);
+        self.audit_later("scheduler", None, &format!("{what} attached"), detail);
         if fallback && self.supervisor.in_baseline() {
             info!(event = "mode_changed", mode = mode.as_str(), "canary baseline: the default scheduler runs, the observe probes measure it");
             self.publish_snapshot();
@@ -175,8 +175,8 @@ impl Engine {
         error!(event = "scheduler_failed", "{why}");
         let (outcome, transition) = self.supervisor.failure(&why, self.epoch.elapsed(), Instant::now());
         if let FailureOutcome::BreakerOpened(_) = outcome {
-            let _ = self.save_persistent();
-            let _ = self.audit_event("breaker", None, "opened", serde_json::json!({ "why": why }));
+            self.save_persistent_within(std::time::Duration::ZERO);
+            self.audit_later("breaker", None, "opened", serde_json::json!({ "why": why }));
         }
         self.announce(transition);
         self.ready();
@@ -211,8 +211,8 @@ impl Engine {
                 stable = true;
                 if self.supervisor.stable() {
                     let c = self.correlate("breaker");
-                    let _ = self.save_persistent();
-                    let _ = self.audit_event("breaker", None, "closed", serde_json::json!({ "why": "the half-open probe ran stably" }));
+                    self.save_persistent_within(std::time::Duration::ZERO);
+                    self.audit_later("breaker", None, "closed", serde_json::json!({ "why": "the half-open probe ran stably" }));
                     self.end_correlation(c);
                 }
             }
@@ -243,7 +243,7 @@ impl Engine {
                     exit.kind_name, exit.reason, exit.msg
                 );
                 let detail = serde_json::json!({ "kind": exit.kind_name, "reason": exit.reason, "msg": exit.msg });
-                let _ = self.audit_event("scheduler", None, "ejected by the kernel", detail);
+                self.audit_later("scheduler", None, "ejected by the kernel", detail);
                 self.session.last_exit = Some(exit);
                 sched.detach();
                 self.partial.restore_all();
@@ -289,7 +289,7 @@ impl Engine {
         }
         self.supervisor.detached();
         let detail = serde_json::json!({ "mode": mode.as_str(), "generation": self.generation.number, "restored_threads": restored, "stopping": self.loop_state.shutdown });
-        let _ = self.audit_event("scheduler", None, &format!("{} detached", what(mode)), detail);
+        self.audit_later("scheduler", None, &format!("{} detached", what(mode)), detail);
         self.publish_snapshot();
         self.telemetry_scan(None);
     }

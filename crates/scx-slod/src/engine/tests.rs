@@ -67,12 +67,15 @@ impl Host for MemoryHost {
         let running = config.targets.iter().enumerate().filter(|(_, t)| t.key != "batch.slice");
         running.map(|(i, t)| (t.key.clone(), Resolved { dir: PathBuf::from(format!("/cg/{}", t.key)), cgroup_id: 100 + i as u64 })).collect()
     }
-    fn save_state(&self, state: &PersistentState) -> Result<(), String> {
-        if self.disk_read_only.load(Ordering::Relaxed) {
-            return Err("/var/lib/scx-slo/state.json: Read-only file system (os error 30)".into());
-        }
-        self.saved.lock().unwrap().push(state.clone());
-        Ok(())
+    fn state_saver(&self) -> crate::disk_writer::Saver {
+        let host = self.clone();
+        Box::new(move |state: &PersistentState| {
+            if host.disk_read_only.load(Ordering::Relaxed) {
+                return Err("/var/lib/scx-slo/state.json: Read-only file system (os error 30)".into());
+            }
+            host.saved.lock().unwrap().push(state.clone());
+            Ok(())
+        })
     }
     fn write_status(&self, status: &Status) -> Result<(), String> {
         self.statuses.lock().unwrap().push(status.clone());
@@ -198,6 +201,18 @@ fn status(engine: &mut Engine, sched: Option<&mut dyn Backend>) -> Status {
     parse("Status", &ok(call(engine, sched, Request::Status))).expect("a Status document")
 }
 
+/// Every write queued so far on the disk, then the state last saved
+/// (automatic changes save without waiting: the disk writer's thread).
+fn saved(engine: &Engine, host: &MemoryHost) -> PersistentState {
+    settle(engine);
+    host.last_saved()
+}
+
+/// Waits until every write queued so far is on the disk.
+fn settle(engine: &Engine) {
+    assert!(engine.disk.flush(std::time::Duration::from_secs(10)), "the disk writer is stuck");
+}
+
 /// Reload with the host's config file as the D-Bus handler reads it.
 fn reload(host: &MemoryHost) -> Request {
     Request::Reload { text: Ok(host.config.lock().unwrap().clone()) }
@@ -251,7 +266,7 @@ fn enable_parks_until_the_session_runs_and_refuses_bad_modes() {
     assert!(matches!(err(call(&mut e, None, Request::Enable { mode: "turbo".into() })), ControlError::InvalidArgument(m) if m.contains("use enforce")));
     // Idle: the reply waits for the session (None here).
     assert!(call(&mut e, None, Request::Enable { mode: "".into() }).is_none());
-    assert!(!host.last_saved().breaker_open && host.last_saved().operator_disabled.is_none());
+    assert!(!saved(&e, &host).breaker_open && saved(&e, &host).operator_disabled.is_none());
     let mut b = Recording::default();
     running(&mut e, &mut b);
     assert_eq!(ok(call(&mut e, Some(&mut b), Request::Enable { mode: "enforce".into() })), "already running generation 1");
@@ -280,7 +295,7 @@ fn disable_detaches_before_it_replies_and_persists_or_says_it_did_not() {
     assert!(reply.contains("stays off across restarts"), "{reply}");
     assert!(!b.attached && b.detaches == 1);
     assert_eq!(e.supervisor.state(), State::Disabled);
-    assert_eq!(host.last_saved().operator_disabled.as_deref(), Some("incident 42"));
+    assert_eq!(saved(&e, &host).operator_disabled.as_deref(), Some("incident 42"));
     assert!(host.notified.lock().unwrap().iter().any(|n| n.contains("disabled by an operator: incident 42")));
 
     // A read-only disk: the reply and Status say it is not saved.
@@ -377,7 +392,7 @@ fn set_budget_is_validated_applied_persisted_and_idempotent() {
     assert!(first.starts_with("api.service: budget 4000us per 10000us; generation 2 applied"), "{first}");
     let api = b.applied.iter().find(|t| t.cgroup_id == 101).expect("api.service in the maps");
     assert_eq!((api.cfg.runtime_ns, api.cfg.period_ns), (4_000_000, 10_000_000));
-    assert_eq!(host.last_saved().budget_overrides["api.service"].runtime_us, 4000);
+    assert_eq!(saved(&e, &host).budget_overrides["api.service"].runtime_us, 4000);
     assert_eq!(ok(call(&mut e, Some(&mut b), set_budget("api.service", 4000, 10_000, "k1"))), first, "a replay");
     assert!(matches!(err(call(&mut e, Some(&mut b), set_budget("api.service", 3000, 10_000, "k1"))), ControlError::Conflict(_)));
     assert_eq!(e.generation.number, 2);
@@ -390,16 +405,16 @@ fn set_budget_is_validated_applied_persisted_and_idempotent() {
     b.fail_apply = true;
     assert!(matches!(err(call(&mut e, Some(&mut b), set_budget("worker.service", 500, 20_000, ""))), ControlError::Failed(_)));
     b.fail_apply = false;
-    assert!(!host.last_saved().budget_overrides.contains_key("worker.service"));
+    assert!(!saved(&e, &host).budget_overrides.contains_key("worker.service"));
 
     // ClearBudget.
     assert!(matches!(err(call(&mut e, Some(&mut b), Request::ClearBudget { unit: "worker.service".into() })), ControlError::InvalidArgument(m) if m.contains("overrides: api.service")));
     assert!(ok(call(&mut e, Some(&mut b), Request::ClearBudget { unit: "api.service".into() })).contains("generation 3 applied"));
-    assert!(host.last_saved().budget_overrides.is_empty());
+    assert!(saved(&e, &host).budget_overrides.is_empty());
 
     // Overrides survive a restart, and a reload that removes their target drops them, saying so.
     ok(call(&mut e, Some(&mut b), set_budget("api.service", 2000, 10_000, "")));
-    let (mut e, _h) = engine_with(&host, host.last_saved());
+    let (mut e, _h) = engine_with(&host, saved(&e, &host));
     let api = e.generation.config.targets.iter().find(|t| t.key == "api.service").unwrap();
     assert_eq!(api.budget.map(|b| b.runtime.as_ns()), Some(2_000_000));
     let mut json: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
@@ -407,7 +422,7 @@ fn set_budget_is_validated_applied_persisted_and_idempotent() {
     *host.config.lock().unwrap() = json.to_string();
     let reply = ok(call(&mut e, None, reload(&host)));
     assert!(reply.contains("budget overrides dropped: api.service (no longer in the config)"), "{reply}");
-    assert!(host.last_saved().budget_overrides.is_empty());
+    assert!(saved(&e, &host).budget_overrides.is_empty());
 }
 
 #[test]
@@ -423,10 +438,10 @@ fn failures_back_off_open_the_breaker_and_enable_or_reset_close_it() {
         e.failed("ejected".into());
     }
     assert_eq!(e.supervisor.state(), State::Failed);
-    assert!(host.last_saved().breaker_open);
+    assert!(saved(&e, &host).breaker_open);
     assert!(status(&mut e, None).breaker.open);
     assert_eq!(ok(call(&mut e, None, Request::ResetBreaker)), "circuit breaker closed; retrying now");
-    assert!(!host.last_saved().breaker_open);
+    assert!(!saved(&e, &host).breaker_open);
     let (mut fresh, _h) = engine(&host);
     assert_eq!(ok(call(&mut fresh, None, Request::ResetBreaker)), "circuit breaker closed");
 
@@ -434,7 +449,7 @@ fn failures_back_off_open_the_breaker_and_enable_or_reset_close_it() {
     let (mut e, _h) = engine_with(&host, PersistentState { breaker_open: true, ..Default::default() });
     assert_eq!(e.supervisor.state(), State::Failed);
     assert!(call(&mut e, None, Request::Enable { mode: "".into() }).is_none());
-    assert!(!host.last_saved().breaker_open && e.supervisor.wanted_on());
+    assert!(!saved(&e, &host).breaker_open && e.supervisor.wanted_on());
 }
 
 #[test]

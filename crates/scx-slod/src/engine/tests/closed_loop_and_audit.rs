@@ -58,9 +58,9 @@ fn an_adaptive_target_over_its_objective_gets_more_budget_through_admission_and_
     adapt_at(&mut e, &mut b, start, 31);
     assert_eq!(worker_runtime(&b, &e), 1_250_000, "the maps hold the new budget");
     assert_eq!(e.generation.number, generation + 1);
-    let saved = host.last_saved();
-    assert_eq!(saved.budget_overrides.get(WORKER).map(|o| (o.runtime_us, o.period_us)), Some((1250, 20_000)));
-    let change = saved.adaptive_changes.get(WORKER).expect("the change is persisted");
+    let state = saved(&e, &host);
+    assert_eq!(state.budget_overrides.get(WORKER).map(|o| (o.runtime_us, o.period_us)), Some((1250, 20_000)));
+    let change = state.adaptive_changes.get(WORKER).expect("the change is persisted");
     assert_eq!((change.outcome.as_str(), change.from_us, change.to_us, change.samples), ("applied", 1000, 1250, 1020));
     assert!(change.p99_us.unwrap() > 2000 && change.why.contains("response p99") && change.why.contains("objective 2000us"), "{change:?}");
 
@@ -84,7 +84,7 @@ fn an_adaptive_target_over_its_objective_gets_more_budget_through_admission_and_
     assert_eq!(worker_runtime(&b, &e), 1_250_000);
 
     // A restart starts from the learned budget, and still says why.
-    let (mut e2, _h2) = engine_with(&host, host.last_saved());
+    let (mut e2, _h2) = engine_with(&host, saved(&e, &host));
     let mut b2 = Recording::default();
     running(&mut e2, &mut b2);
     assert_eq!(worker_runtime(&b2, &e2), 1_250_000);
@@ -184,7 +184,7 @@ fn one_pass_applies_every_targets_change_as_one_generation() {
     let worker = e.adaptation.report(WORKER, None).unwrap();
     assert_eq!((api.changes, worker.changes), (1, 1));
     assert!(api.runtime_us > 3000 && worker.runtime_us == 1250, "{api:?} {worker:?}");
-    assert_eq!(host.last_saved().adaptive_changes.len(), 2);
+    assert_eq!(saved(&e, &host).adaptive_changes.len(), 2);
 }
 
 #[test]
@@ -274,7 +274,8 @@ fn every_mutating_call_is_in_the_audit_trail_with_its_caller_before_and_after() 
     // The refused call is recorded as refused, with the reason.
     assert_eq!(entries[5].detail["ok"], false);
     assert!(entries[5].detail["reply"].as_str().unwrap().contains("exceeds period"), "{:?}", entries[5].detail);
-    // Status shows the head the trail ends with.
+    // Status shows the head the trail ends with (once it is written).
+    settle(&e);
     let s = status(&mut e, None);
     assert_eq!((s.audit.last_seq, s.audit.last_hash.as_str(), s.audit.failures), (v.last_seq, v.last_hash.as_str(), 0));
     // One correlation id per call, on each of its entries and on the
@@ -310,26 +311,50 @@ fn without_an_audit_trail_changes_are_refused_but_an_emergency_disable_works() {
 }
 
 #[test]
-fn an_emergency_disable_detaches_before_it_waits_on_the_audit_trail() {
+fn a_frozen_state_disk_holds_neither_disable_nor_status_and_refuses_a_normal_mutation() {
     let host = MemoryHost::new(EXAMPLE);
     let (mut e, _h) = engine(&host);
     let dir = e.opts.audit_dir.clone();
     let mut b = Recording::default();
     running(&mut e, &mut b);
-    // Every write now waits 600 ms, as on a frozen filesystem.
-    let stall = std::time::Duration::from_millis(600);
-    e.audit.as_mut().unwrap().stall = stall;
+    // The disk takes no writes for 600 ms, as a frozen file system.
+    let freeze = std::time::Duration::from_millis(600);
+    e.disk.freeze(freeze);
     let start = std::time::Instant::now();
-    ok(call(&mut e, Some(&mut b), Request::Disable { reason: "incident 9".into() }));
+    let reply = ok(call(&mut e, Some(&mut b), Request::Disable { reason: "incident 9".into() }));
     let detach_after = b.detached_at.expect("detached").duration_since(start);
-    eprintln!("detached {detach_after:?} after the call, replied after {:?} (each audit write stalled {stall:?})", start.elapsed());
-    assert!(detach_after < std::time::Duration::from_millis(300), "the detach waited {detach_after:?} for the trail");
-    assert!(start.elapsed() >= stall, "the entry was still written");
-    e.audit.as_mut().unwrap().stall = std::time::Duration::ZERO;
+    let replied_after = start.elapsed();
+    eprintln!("detached {detach_after:?} after the call, replied after {replied_after:?} (disk frozen {freeze:?})");
+    assert!(detach_after < std::time::Duration::from_millis(300), "the detach waited {detach_after:?} for the disk");
+    assert!(replied_after < std::time::Duration::from_millis(400), "the reply waited {replied_after:?} for the disk");
+    assert!(reply.contains("NOT yet saved") && reply.contains("NOT recorded in the audit trail") && reply.contains("not yet written"), "{reply}");
+    assert!(!reply.contains("stays off across restarts"), "the reply claims a save that has not happened: {reply}");
+    let t = std::time::Instant::now();
+    let _ = status(&mut e, None);
+    assert!(t.elapsed() < std::time::Duration::from_millis(300), "Status waited {:?} for the disk", t.elapsed());
+    assert!(e.disk.flush(std::time::Duration::from_secs(5)), "the writes land once the disk thaws");
+    assert!(saved(&e, &host).operator_disabled.is_some(), "the Disable was saved after the freeze");
+
+    // A normal mutation waits for its entry only AUDIT_WAIT, then is
+    // refused with nothing done; its result entry follows the call's.
+    let _parked = call(&mut e, Some(&mut b), Request::Enable { mode: "enforce".into() });
+    running(&mut e, &mut b);
+    settle(&e);
+    let generation = e.generation.number;
+    e.disk.freeze(crate::disk_writer::AUDIT_WAIT + std::time::Duration::from_millis(500));
+    match err(call(&mut e, Some(&mut b), set_budget("api.service", 2000, 10_000, ""))) {
+        ControlError::Failed(m) => assert!(m.contains("SetBudget refused") && m.contains("not yet written") && m.contains("nothing was done"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(e.generation.number, generation, "nothing changed");
+    assert!(e.disk.flush(std::time::Duration::from_secs(10)));
     let mut entries = Vec::new();
     scx_slo_api::audit::verify_with(&dir, |x| entries.push(x.clone())).expect("the trail verifies");
-    let call = entries.iter().find(|x| x.kind == "call" && x.action == "Disable").expect("Disable recorded");
-    assert_eq!(call.detail["recorded_after_acting"], true);
+    let disable = entries.iter().find(|x| x.kind == "call" && x.action == "Disable").expect("Disable recorded");
+    assert_eq!(disable.detail["recorded_after_acting"], true);
+    let set = entries.iter().position(|x| x.kind == "call" && x.action == "SetBudget").expect("the refused call's entry landed");
+    assert_eq!(entries[set + 1].kind, "call_result");
+    assert_eq!(entries[set + 1].detail["ok"], false, "its result says it was refused");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -437,7 +462,7 @@ fn with_a_scrape_block_the_controller_steers_on_the_services_own_histogram() {
     endpoint.serve(&e, Ok(vec![("0.001", 1970), ("0.005", 1970), ("0.01", 2000), ("+Inf", 2000)]));
     adapt_at(&mut e, &mut b, start, 31);
     assert_eq!(worker_runtime(&b, &e), 1_250_000, "raised on the service's p99");
-    let change = host.last_saved().adaptive_changes.get(WORKER).cloned().expect("persisted");
+    let change = saved(&e, &host).adaptive_changes.get(WORKER).cloned().expect("persisted");
     assert_eq!(change.samples, 1000, "the interval's requests, not the kernel's jobs");
     assert!(change.why.contains("service p99") && (5000..=10_000).contains(&change.p99_us.unwrap()), "{change:?}");
 
@@ -494,7 +519,7 @@ fn a_decided_canary_persists_and_a_restart_with_the_same_config_does_not_judge_i
     assert!(!e.supervisor.in_baseline());
     // Saved again as it was decided (not with the restart's words).
     e.save_persistent();
-    assert_eq!(host.last_saved().canary, Some(promoted.clone()));
+    assert_eq!(saved(&e, &host).canary, Some(promoted.clone()));
 
     // Another config (another digest): judged afresh, and the old decision
     // is not kept.
@@ -506,5 +531,5 @@ fn a_decided_canary_persists_and_a_restart_with_the_same_config_does_not_judge_i
     let c = status(&mut e, Some(&mut b)).canary.expect("the canary's report");
     assert_eq!((c.state.as_str(), c.arm.map(|a| a.as_str())), ("running", Some("candidate")));
     e.save_persistent();
-    assert_eq!(host.last_saved().canary, None);
+    assert_eq!(saved(&e, &host).canary, None);
 }
