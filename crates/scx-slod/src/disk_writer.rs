@@ -28,7 +28,7 @@ use crate::audit::AuditTrail;
 pub const AUDIT_WAIT: Duration = Duration::from_secs(2);
 /// How long Disable and Shutdown wait for their entries and saved state:
 /// they act first, and their reply never waits on the disk longer.
-pub const EMERGENCY_WAIT: Duration = Duration::from_millis(20);
+pub const EMERGENCY_WAIT: Duration = Duration::from_millis(50);
 /// Writes queued at most.
 pub const QUEUE: usize = 1024;
 
@@ -54,6 +54,8 @@ pub struct DiskView {
     pub pending: u64,
     /// Entries that found the queue full, not yet recorded as such.
     pub dropped: u64,
+    /// Since when the write in progress has been running, if one is.
+    pub busy_since: Option<std::time::Instant>,
 }
 
 /// One audit entry.
@@ -133,12 +135,22 @@ impl DiskWriter {
         }
     }
 
+    /// Whether a write has been running longer than `wait`: one queued
+    /// behind it cannot land sooner, so a caller with that wait need not
+    /// wait at all (Disable's entries after its pending save).
+    fn stalled_past(&self, wait: Duration) -> bool {
+        self.view.lock().ok().and_then(|v| v.busy_since).is_some_and(|t| t.elapsed() > wait)
+    }
+
     /// Appends an entry, waiting up to `wait` for it to be on disk.
     pub fn append(&self, entry: Entry, wait: Duration) -> Written<u64> {
         let (done, result) = sync_channel(1);
         if let Err(e) = self.enqueue(Job::Append(entry, Some(done))) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return Written::Failed(e);
+        }
+        if self.stalled_past(wait) {
+            return Written::Pending(wait);
         }
         waited(&result, wait)
     }
@@ -162,6 +174,9 @@ impl DiskWriter {
         let (done, result) = sync_channel(1);
         if let Err(e) = self.enqueue(Job::Save(Box::new(state), Some(done))) {
             return Written::Failed(e);
+        }
+        if self.stalled_past(wait) {
+            return Written::Pending(wait);
         }
         waited(&result, wait)
     }
@@ -223,7 +238,9 @@ struct Worker {
 impl Worker {
     fn run(mut self, rx: Receiver<Job>) {
         while let Ok(job) = rx.recv() {
+            self.view.lock().map(|mut v| v.busy_since = Some(std::time::Instant::now())).ok();
             self.job(job);
+            self.view.lock().map(|mut v| v.busy_since = None).ok();
             self.publish();
         }
     }
@@ -342,7 +359,7 @@ mod tests {
         let t = std::time::Instant::now();
         assert_eq!(w.append(entry("Disable"), EMERGENCY_WAIT), Written::Pending(EMERGENCY_WAIT));
         assert_eq!(w.save(PersistentState::default(), EMERGENCY_WAIT), Written::Pending(EMERGENCY_WAIT));
-        assert!(t.elapsed() < Duration::from_millis(300), "the caller waited {:?}", t.elapsed());
+        assert!(t.elapsed() < EMERGENCY_WAIT * 2 + Duration::from_millis(100), "the second write did not wait behind the stalled first: {:?}", t.elapsed());
         assert!(w.view().pending >= 2, "{:?}", w.view());
         assert!(w.flush(Duration::from_secs(5)));
         let v = w.view();
