@@ -7,7 +7,7 @@
 //! misses never go backwards. Faults: a garbage config reloaded, the state
 //! directory read-only, an HTTP flood, a D-Bus flood by an unprivileged
 //! user, the target's cgroup removed and recreated, dbus-daemon restarted,
-//! and kill -9.
+//! kill -9, and the state disk full.
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
@@ -206,6 +206,28 @@ pub fn flood_client(seconds: u64, connections: usize, large_bytes: Option<usize>
     Ok(())
 }
 
+/// Writes `path` until the file system is full; the bytes written.
+fn fill(path: &std::path::Path) -> u64 {
+    let Ok(mut f) = std::fs::File::create(path) else { return 0 };
+    let block = [0u8; 64 * 1024];
+    let mut written = 0u64;
+    loop {
+        match f.write(&block) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => written += n as u64,
+        }
+    }
+    // The last bytes the page cache took may still fail at sync: fill those too.
+    let _ = f.sync_all();
+    while let Ok(n) = f.write(&block[..512]) {
+        if n == 0 {
+            break;
+        }
+        written += n as u64;
+    }
+    written
+}
+
 /// The daemon's operator socket, as `scx-slo` reaches it (root's own lane).
 fn operator_manager() -> Result<(zbus::blocking::Connection, ManagerProxyBlocking<'static>)> {
     let stream = zbus::block_on(tokio::net::UnixStream::connect(scx_slo_api::paths::CONTROL_SOCKET)).context("connecting to the operator socket")?;
@@ -374,6 +396,52 @@ pub fn run(env: &Env) -> Result<Report> {
     let back = wait(Duration::from_secs(60), || m.state().is_ok_and(|s| s == "running") && kernel::root_ops() == "scx_slo");
     faults += 1;
     fault(&mut report, "kill -9 under load", dropped.is_some() && back.is_some(), format!("default scheduler after {dropped:?}, back after {back:?}"), &m, &mut last);
+
+    // 8. The state disk full (a 2 MiB tmpfs under /var/lib/scx-slo, the
+    // trail and state.json on it, filled to the last byte): Disable answers
+    // within budget and says what it could not save; a normal mutation is
+    // refused with nothing done; once space returns, mutations are recorded
+    // again and the trail verifies (a partial entry is cut and the cut
+    // recorded, never appended after). A new daemon, on the small disk.
+    last = Since::NewDaemon;
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
+    let _ = d.wait();
+    std::fs::create_dir_all(scx_slo_api::paths::STATE_DIR)?;
+    let small = Command::new("mount").args(["-t", "tmpfs", "-o", "size=2m", "tmpfs", scx_slo_api::paths::STATE_DIR]).status()?.success();
+    d = daemon(env)?;
+    let back = wait(Duration::from_secs(60), || m.state().is_ok_and(|s| s == "running") && kernel::root_ops() == "scx_slo");
+    let filler = std::path::Path::new(scx_slo_api::paths::STATE_DIR).join("filler");
+    let filled = fill(&filler);
+    let t = Instant::now();
+    let reply = operator_manager().and_then(|(_c, om)| Ok(om.disable("chaos: full state disk")?)).unwrap_or_else(|e| format!("FAILED: {e}"));
+    let full_disable_ms = ms(t.elapsed());
+    let honest = reply.contains("disabled in") && (reply.contains("NOT saved") || reply.contains("NOT yet saved")) && !reply.contains("stays off across restarts");
+    let _ = m.enable("enforce");
+    let refused = m.set_budget("api.service", 2000, 10_000, "").map_or_else(|e| e.to_string(), |r| format!("DONE: {r}"));
+    let refused_ok = refused.contains("nothing was done") || refused.contains("NOT saved");
+    let _ = std::fs::remove_file(&filler);
+    let after = m.reset_breaker().map_or_else(|e| format!("FAILED: {e}"), |r| r);
+    let recorded_again = !after.starts_with("FAILED") && !after.contains("NOT recorded");
+    let verified = scx_slo_api::audit::verify_with(std::path::Path::new(scx_slo_api::paths::AUDIT_DIR), |_| {}).map_err(|e| e.to_string());
+    let back_on = wait(Duration::from_secs(30), || m.state().is_ok_and(|s| s == "running") && kernel::root_ops() == "scx_slo");
+    faults += 1;
+    fault(
+        &mut report,
+        "the state disk full: Disable answers and says what it could not save, other mutations are refused, and once space returns the trail verifies",
+        small && back.is_some() && filled > 0 && honest && full_disable_ms < DISABLE_BUDGET.as_secs_f64() * 1e3 && refused_ok && recorded_again && verified.is_ok() && back_on.is_some(),
+        format!(
+            "tmpfs {small}, filled {filled} bytes; Disable {full_disable_ms:.1} ms: {reply:?}; SetBudget: {refused:?}; after freeing: {after:?}; verify {verified:?}"
+        ),
+        &m,
+        &mut last,
+    );
+    report.facts.insert("full_disk".into(), json!({ "disable_ms": full_disable_ms }));
+    unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
+    let _ = d.wait();
+    let _ = Command::new("umount").arg(scx_slo_api::paths::STATE_DIR).status();
+    d = daemon(env)?;
+    let _ = wait(Duration::from_secs(60), || m.state().is_ok_and(|s| s == "running"));
 
     report.facts.insert("faults_injected".into(), json!(faults));
     let _ = m.disable("chaos done");
