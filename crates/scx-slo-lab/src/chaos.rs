@@ -7,7 +7,7 @@
 //! misses never go backwards. Faults: a garbage config reloaded, the state
 //! directory read-only, an HTTP flood, a D-Bus flood by an unprivileged
 //! user, the target's cgroup removed and recreated, dbus-daemon restarted,
-//! kill -9, and the state disk full.
+//! kill -9, the state disk full, and a hostile scraped endpoint.
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
@@ -26,6 +26,12 @@ use crate::fixtures::{enforce_config, API, BATCH};
 use crate::harness::{ms, num_cpus, proc_status_kb, scrape_metrics, wait_until as wait, Env, Report};
 use crate::spawn::Workload;
 use scx_slo_model::Duration as SloDuration;
+
+/// Where chaos's hostile metrics endpoint listens.
+const HOSTILE_PORT: u16 = 9701;
+/// The daemon's peak RSS past which a scrape fault fails: idle it is about
+/// 13-20 MB; the 8 MiB page of tiny samples once cost 300 MB.
+const SCRAPE_RSS_LIMIT_KB: u64 = 64 * 1024;
 
 /// Disable's budget: the emergency path must answer within this under any flood.
 const DISABLE_BUDGET: Duration = Duration::from_secs(2);
@@ -206,6 +212,13 @@ pub fn flood_client(seconds: u64, connections: usize, large_bytes: Option<usize>
     Ok(())
 }
 
+/// api.service's failed scrapes so far, and the latest reason (Status).
+fn scrape_failed(m: &ManagerProxyBlocking) -> (u64, Option<String>) {
+    let Some(v) = m.status().ok().and_then(|s| serde_json::from_str::<Value>(&s).ok()) else { return (0, None) };
+    let r = &v["scrapes"]["api.service"];
+    (r["failed"].as_u64().unwrap_or(0), r["last_error"].as_str().map(|e| e.chars().take(160).collect()))
+}
+
 /// Writes `path` until the file system is full; the bytes written.
 fn fill(path: &std::path::Path) -> u64 {
     let Ok(mut f) = std::fs::File::create(path) else { return 0 };
@@ -249,6 +262,10 @@ pub fn run(env: &Env) -> Result<Report> {
     let mut report = Report::new("chaos");
     let mut config = enforce_config("partial");
     config["scheduler"] = json!({ "max_wait": "50ms" });
+    // The scraper's fault: api.service's histogram is read from an endpoint
+    // that turns hostile (nothing listens there before).
+    config["targets"]["api.service"]["scrape"] =
+        json!({ "url": format!("http://127.0.0.1:{HOSTILE_PORT}/metrics"), "histogram": crate::hostile_metrics::HISTOGRAM });
     let (mut bus, conn, mut d, up) = start_fresh(env, &config)?;
     let m = manager(&conn)?;
     report.check("the daemon runs scx_slo before any fault", up.is_some() && kernel::root_ops() == "scx_slo", kernel::sched_ext_state());
@@ -442,6 +459,57 @@ pub fn run(env: &Env) -> Result<Report> {
     let _ = Command::new("umount").arg(scx_slo_api::paths::STATE_DIR).status();
     d = daemon(env)?;
     let _ = wait(Duration::from_secs(60), || m.state().is_ok_and(|s| s == "running"));
+
+    // 9. The scraped service turns hostile, in three ways, 8 s each: a page
+    // of 8 MiB of tiny samples, 200,000 histogram bounds, and a reply that
+    // trickles a byte every 0.4 s. Each reading must fail (counted, with
+    // the reason), the daemon's memory stay bounded, and root's Disable on
+    // the operator socket stay within budget.
+    let mut rows = Vec::new();
+    let mut scrape_ok = true;
+    for mode in ["tiny", "bounds", "trickle"] {
+        let failed_before = scrape_failed(&m).0;
+        let log = format!("/tmp/hostile-metrics-{mode}.log");
+        let mut server = Command::new(env.exe("scx-slo-lab"))
+            .args(["hostile-metrics", "--port", &HOSTILE_PORT.to_string(), "--mode", mode, "--seconds", "8"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .context("starting hostile-metrics")?;
+        std::thread::sleep(Duration::from_secs(4));
+        let listening = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], HOSTILE_PORT).into(), Duration::from_secs(2)).is_ok();
+        let t = Instant::now();
+        let disabled = operator_manager().and_then(|(_c, om)| Ok(om.disable("chaos: hostile scrape")?)).is_ok();
+        let disable_ms = ms(t.elapsed());
+        let _ = m.enable("enforce");
+        std::thread::sleep(Duration::from_secs(4));
+        let (failed_after, last_error) = scrape_failed(&m);
+        let _ = server.kill();
+        let _ = server.wait();
+        let rss = peak_rss_kb(d.id());
+        // The reading must fail for what the page is, not for a missing
+        // server: each mode names the bound it meets.
+        let named = match mode {
+            "tiny" => ["samples", "MiB"],
+            "bounds" => ["le bounds", "label sets"],
+            _ => ["deadline", "within"],
+        };
+        let for_the_page = last_error.as_deref().is_some_and(|e| named.iter().any(|n| e.contains(n)));
+        let ok = listening && disabled && disable_ms < DISABLE_BUDGET.as_secs_f64() * 1e3 && failed_after > failed_before && for_the_page && rss < SCRAPE_RSS_LIMIT_KB;
+        scrape_ok &= ok;
+        let server_log: String = std::fs::read_to_string(&log).unwrap_or_default().chars().take(200).collect();
+        rows.push(json!({ "mode": mode, "listening": listening, "disable_ms": disable_ms, "failed": failed_after - failed_before.min(failed_after), "last_error": last_error, "peak_rss_kb": rss, "ok": ok, "server_log": server_log }));
+    }
+    faults += 1;
+    fault(
+        &mut report,
+        "the scraped service turns hostile (8 MiB of tiny samples, 200,000 bounds, a trickling reply): each reading fails with its reason, memory stays bounded, Disable within budget",
+        scrape_ok,
+        format!("{rows:?}"),
+        &m,
+        &mut last,
+    );
+    report.facts.insert("hostile_scrape".into(), json!(rows));
 
     report.facts.insert("faults_injected".into(), json!(faults));
     let _ = m.disable("chaos done");

@@ -23,6 +23,7 @@ mod enforce;
 mod fixtures;
 mod harness;
 mod host_report;
+mod hostile_metrics;
 mod hunt;
 mod kernel;
 mod overhead;
@@ -142,6 +143,16 @@ enum Cmd {
         /// Send Explain calls of this many bytes without waiting for replies.
         #[arg(long)]
         large_bytes: Option<usize>,
+    },
+    /// A targeted service's metrics endpoint turned hostile (chaos).
+    HostileMetrics {
+        #[arg(long)]
+        port: u16,
+        /// tiny, bounds or trickle.
+        #[arg(long)]
+        mode: String,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
     /// Sleeps until killed.
     Idle {
@@ -431,6 +442,7 @@ fn main() -> Result<()> {
             std::fs::write(&out, serde_json::to_string(&rebuilt)?).with_context(|| format!("writing {}", out.display()))
         }
         Cmd::DbusFlood { seconds, connections, large_bytes } => chaos::flood_client(seconds, connections, large_bytes),
+        Cmd::HostileMetrics { port, mode, seconds } => hostile_metrics::serve(port, &mode, seconds),
         Cmd::BenchSelection { only, scenarios, quick } => bench::Selection::parse(&only, &scenarios, quick).map(|_| ()),
         Cmd::BenchTable { report, date } => {
             let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).with_context(|| format!("reading {}", report.display()))?)?;
