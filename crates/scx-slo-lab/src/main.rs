@@ -12,6 +12,7 @@ mod bench_resume;
 mod external;
 mod external_report;
 mod external_tools;
+mod external_workloads;
 mod bench_report;
 mod canary;
 mod chaos;
@@ -174,6 +175,10 @@ enum Cmd {
         /// --crash-after passes it to the first boot only).
         #[arg(long, default_value_t = 0)]
         crash_after: usize,
+        /// external: the workload (cyclictest, nginx-wrk, redis or all).
+        /// Empty: cyclictest, CI's.
+        #[arg(long, default_value = "")]
+        workload: String,
     },
     /// What the observe probes cost per run with the kernel's BPF
     /// statistics on and off: a pinned pipe ping-pong, timed with the
@@ -232,10 +237,13 @@ enum Cmd {
         #[arg(long)]
         date: Option<String>,
     },
-    /// Host side: checks an external run's --only before the VM boots.
+    /// Host side: checks an external run's --only and --workload before
+    /// the VM boots, and prints the programs the guest needs, one a line.
     ExternalSelection {
         #[arg(long, default_value = "")]
         only: String,
+        #[arg(long, default_value = "")]
+        workload: String,
     },
     /// Host side: an external-workload report (report.json) as the
     /// markdown of docs/benchmarks-external.md, with its tail plot (SVG)
@@ -351,7 +359,7 @@ fn main() -> Result<()> {
                 std::thread::sleep(Duration::from_secs(3600));
             }
         }
-        Cmd::Scenario { name, bin, cgroot, seconds, rounds, out, only, scenarios, seed, crash_after } => {
+        Cmd::Scenario { name, bin, cgroot, seconds, rounds, out, only, scenarios, seed, crash_after, workload } => {
             let env = harness::Env { bin, cgroot, seconds };
             // --only names schedulers for the bench and setups for the
             // external scenario; each checks its own.
@@ -369,8 +377,8 @@ fn main() -> Result<()> {
                 "chaos" => chaos::run(&env)?,
                 "adapt" => adapt::run(&env)?,
                 "canary" => canary::run(&env)?,
-                "external" => external::run(&env, rounds, false, &only)?,
-                "external-quick" => external::run(&env, rounds, true, &only)?,
+                "external" => external::run(&env, rounds, false, &only, &workload)?,
+                "external-quick" => external::run(&env, rounds, true, &only, &workload)?,
                 // Runs as a unit under systemd in the Debian guest.
                 "systemd" => systemd::run_scenario()?,
                 other => anyhow::bail!("unknown scenario {other:?}; known: enforce, control, demo, bench, bench-quick, external, external-quick, hunt, systemd, chaos, adapt, canary"),
@@ -388,16 +396,26 @@ fn main() -> Result<()> {
             print!("{}", bench_report::markdown(&value, &date));
             Ok(())
         }
-        Cmd::ExternalSelection { only } => external::parse_only(&only).map(|_| ()),
+        Cmd::ExternalSelection { only, workload } => {
+            external::parse_only(&only)?;
+            for w in external::Workload::parse_list(&workload)? {
+                for p in w.programs() {
+                    println!("{p}");
+                }
+            }
+            Ok(())
+        }
         Cmd::ExternalTable { report, out, date } => {
             let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).with_context(|| format!("reading {}", report.display()))?)?;
             let date = date.unwrap_or_else(|| {
                 std::process::Command::new("date").args(["-u", "+%Y-%m-%d"]).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
             });
-            let svg = out.with_extension("svg");
-            let svg_name = svg.file_name().and_then(|n| n.to_str()).unwrap_or("benchmarks-external.svg").to_string();
-            std::fs::write(&svg, external_report::tail_svg(&value)).with_context(|| format!("writing {}", svg.display()))?;
-            std::fs::write(&out, external_report::markdown(&value, &date, &svg_name)).with_context(|| format!("writing {}", out.display()))?;
+            let stem = out.file_stem().and_then(|n| n.to_str()).unwrap_or("benchmarks-external").to_string();
+            for (workload, svg) in external_report::tail_svgs(&value) {
+                let path = out.with_file_name(external_report::svg_name(&stem, &workload));
+                std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
+            }
+            std::fs::write(&out, external_report::markdown(&value, &date, &stem)).with_context(|| format!("writing {}", out.display()))?;
             Ok(())
         }
         Cmd::BenchStats { blocks, trips } => {
@@ -510,17 +528,18 @@ fn report(
             println!("  {line}");
         }
     }
-    if let Some(rows) = report["facts"]["external"].as_array() {
-        println!("\n{}", external_report::table(rows));
-        println!("budgets per 1 ms (scx-slo tune's, and half of it): {}", report["facts"]["budgets"]);
-        print!("{}", external_report::per_round_table(report["facts"]["cells"].as_array().map(Vec::as_slice).unwrap_or_default(), true));
+    for w in external_report::workloads(&report["facts"]) {
+        let rows = w["external"].as_array().map(Vec::as_slice).unwrap_or_default();
+        println!("\n{}:\n\n{}", w["workload"].as_str().unwrap_or("cyclictest"), external_report::table(rows));
+        println!("budgets per 1 ms (scx-slo tune's, and half of it): {}", w["budgets"]);
+        print!("{}", external_report::per_round_table(w["cells"].as_array().map(Vec::as_slice).unwrap_or_default(), true));
         println!("\ntargets (reported, not asserted):");
-        for line in report["facts"]["verdicts"].as_array().into_iter().flatten() {
+        for line in w["verdicts"].as_array().into_iter().flatten() {
             println!("  {}", line.as_str().unwrap_or_default());
         }
     }
     for (key, value) in report["facts"].as_object().into_iter().flatten() {
-        if !["rows", "partial", "all", "results", "runs", "external", "cells", "tune", "verdicts", "budgets"].contains(&key.as_str()) {
+        if !["rows", "partial", "all", "results", "runs", "external", "cells", "tune", "verdicts", "budgets", "workloads"].contains(&key.as_str()) {
             println!("{key}: {value}");
         }
     }
