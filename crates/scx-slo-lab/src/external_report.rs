@@ -125,12 +125,12 @@ pub(crate) fn tail_points(run: &ToolRun) -> Vec<(f64, f64)> {
     }
     let mut later = total;
     let mut points = Vec::new();
-    for (us, n) in run.hist.iter().enumerate() {
+    for (i, n) in run.hist.iter().enumerate() {
         if *n == 0 {
             continue;
         }
         later -= *n as f64;
-        points.push(((us.max(1)) as f64, later / total));
+        points.push(((i as u64 * run.width()).max(1) as f64, later / total));
     }
     if run.overflows > 0 {
         points.push((run.max_us.max(1) as f64, 0.0));
@@ -155,21 +155,24 @@ pub(crate) fn svg_name(stem: &str, workload: &str) -> String {
     }
 }
 
-/// One workload's tail plot as SVG: x from 10 µs to 100 ms, y from 1 to
+/// One workload's tail plot as SVG: x from 10 µs to 100 ms (to 1 s when a
+/// setup's maximum is past 100 ms, as a server's are under the emulator), y from 1 to
 /// 1e-5 (a share under 1e-5, the last measurements, is drawn at the bottom
 /// edge).
 pub(crate) fn tail_svg(workload: &Value) -> String {
     let (latency, _) = Workload::parse_list(workload["workload"].as_str().unwrap_or_default()).ok().and_then(|w| w.first().copied()).unwrap_or(Workload::Cyclictest).measures();
     let (w, h, left, top, right, bottom) = (760.0, 440.0, 70.0, 20.0, 200.0, 50.0);
     let (pw, ph) = (w - left - right, h - top - bottom);
-    let (x0, x1, y_decades) = (1.0f64, 5.0f64, 5.0f64);
+    let runs = tool_runs(workload);
+    let decades = if runs.iter().any(|(_, r)| r.max_us > 100_000) { 6 } else { 5 };
+    let (x0, x1, y_decades) = (1.0f64, decades as f64, 5.0f64);
     let x = |us: f64| left + (us.max(10.0).log10() - x0).clamp(0.0, x1 - x0) / (x1 - x0) * pw;
     let y = |share: f64| top + (-(share.max(1e-5).log10())).clamp(0.0, y_decades) / y_decades * ph;
     let mut svg = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n");
     let _ = writeln!(svg, "<rect x=\"0\" y=\"0\" width=\"{w}\" height=\"{h}\" fill=\"white\"/>");
-    for d in 1..=5 {
+    for d in 1..=decades {
         let xv = x(10f64.powi(d));
-        let label = ["", "10 µs", "100 µs", "1 ms", "10 ms", "100 ms"][d as usize];
+        let label = ["", "10 µs", "100 µs", "1 ms", "10 ms", "100 ms", "1 s"][d as usize];
         let _ = writeln!(svg, "<line x1=\"{xv:.1}\" y1=\"{top}\" x2=\"{xv:.1}\" y2=\"{:.1}\" stroke=\"#ddd\"/><text x=\"{xv:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{label}</text>", top + ph, top + ph + 16.0);
     }
     for d in 0..=5 {
@@ -178,7 +181,7 @@ pub(crate) fn tail_svg(workload: &Value) -> String {
     }
     let _ = writeln!(svg, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{latency}</text>", left + pw / 2.0, h - 8.0);
     let _ = writeln!(svg, "<text x=\"14\" y=\"{:.1}\" transform=\"rotate(-90 14 {:.1})\" text-anchor=\"middle\">share of measurements later</text>", top + ph / 2.0, top + ph / 2.0);
-    for (i, (setup, run)) in tool_runs(workload).iter().enumerate() {
+    for (i, (setup, run)) in runs.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
         let dash = if setup.starts_with("scx_slo") { "" } else { " stroke-dasharray=\"5 3\"" };
         let points: Vec<String> = tail_points(run).iter().map(|(us, share)| format!("{:.1},{:.1}", x(*us), y(*share))).collect();
@@ -276,7 +279,10 @@ mod tests {
         assert_eq!(runs.len(), 2);
         assert_eq!(runs[0].1.samples, 20);
         let svg = tail_svg(&workload);
-        assert!(svg.contains("redis-benchmark's percentile distribution"), "{svg}");
+        assert!(svg.contains("redis-benchmark's percentile distribution") && !svg.contains(">1 s</text>"), "{svg}");
+        // A maximum past 100 ms widens the axis to 1 s.
+        let slow = serde_json::to_value(ToolRun { max_us: 400_000, ..run() }).expect("serializes");
+        assert!(tail_svg(&json!({ "workload": "redis", "cells": [{ "setup": "eevdf", "tool": slow }] })).contains(">1 s</text>"));
         assert_eq!(svg.matches("<polyline").count(), 2, "{svg}");
         assert!(svg.contains(">scx_slo-all-tuned</text>") && svg.starts_with("<svg"), "{svg}");
     }

@@ -14,8 +14,14 @@ pub(crate) const HIST_US: usize = 30_000;
 /// The tool's own measurement of one run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ToolRun {
-    /// Wakeups per µs of lateness, all threads (index = µs).
+    /// Wakeups per µs of lateness, all threads (index = µs; with a
+    /// `bucket_us` wider than 1, index = µs / bucket_us).
     pub(crate) hist: Vec<u64>,
+    /// The histogram's bucket width, µs, a power of two (0 reads as 1, the
+    /// timer tool's): a server's latencies under the emulator reach seconds,
+    /// past what 1 µs buckets hold in HIST_US of them.
+    #[serde(default)]
+    pub(crate) bucket_us: u64,
     /// Wakeups later than the histogram's range.
     pub(crate) overflows: u64,
     /// The latest wakeup, µs.
@@ -66,7 +72,32 @@ pub(crate) fn parse_cyclictest(text: &str) -> Result<ToolRun> {
 }
 
 impl ToolRun {
+    /// The bucket width, µs.
+    pub(crate) fn width(&self) -> u64 {
+        self.bucket_us.max(1)
+    }
+
+    /// The histogram in buckets of `width` µs (a power of two no finer than
+    /// the current one).
+    fn rebucket(&mut self, width: u64) {
+        let factor = (width / self.width()).max(1) as usize;
+        if factor > 1 {
+            let mut hist = vec![0; self.hist.len().div_ceil(factor)];
+            for (i, n) in self.hist.iter().enumerate() {
+                hist[i / factor] += n;
+            }
+            self.hist = hist;
+        }
+        self.bucket_us = width;
+    }
+
+    /// Adds `other`'s measurements; the finer histogram is coarsened to the
+    /// other's bucket width.
     pub(crate) fn merge(&mut self, other: &ToolRun) {
+        let width = self.width().max(other.width());
+        self.rebucket(width);
+        let mut other = other.clone();
+        other.rebucket(width);
         if self.hist.len() < other.hist.len() {
             self.hist.resize(other.hist.len(), 0);
         }
@@ -89,8 +120,8 @@ impl ToolRun {
         (self.seconds > 0.0).then(|| self.samples as f64 / self.seconds)
     }
 
-    /// The `q` quantile in µs: the bucket that holds it; an overflow reads
-    /// as the maximum. NaN past what the tool resolves (wrk's p99.9).
+    /// The `q` quantile in µs: the bucket that holds it (its lower edge);
+    /// an overflow reads as the maximum. NaN past what the tool resolves (wrk's p99.9).
     pub(crate) fn quantile(&self, q: f64) -> f64 {
         let total: u64 = self.hist.iter().sum::<u64>() + self.overflows;
         if total == 0 || self.resolved_q.is_some_and(|r| q > r + 1e-9) {
@@ -99,10 +130,10 @@ impl ToolRun {
         // The tiny step down keeps 0.99 * 100 from rounding up to 100.
         let rank = ((q * total as f64 - 1e-6).ceil() as u64).clamp(1, total);
         let mut seen = 0;
-        for (us, n) in self.hist.iter().enumerate() {
+        for (i, n) in self.hist.iter().enumerate() {
             seen += n;
             if seen >= rank {
-                return us as f64;
+                return (i as u64 * self.width()) as f64;
             }
         }
         self.max_us as f64
@@ -118,11 +149,13 @@ impl ToolRun {
     /// A histogram from a tool's percentile points: `points` are (the share
     /// of requests at or under, µs), rising; every request between two
     /// points is placed at the upper one, those past the last point at
-    /// `max_us`. Latencies past the histogram's range are overflows.
+    /// `max_us`. Buckets are as fine as HIST_US of them reaching `max_us`
+    /// allow.
     fn from_points(points: &[(f64, u64)], total: u64, max_us: u64) -> ToolRun {
-        let mut run = ToolRun { max_us, samples: total, ..ToolRun::default() };
+        let width = (max_us / HIST_US as u64 + 1).next_power_of_two();
+        let mut run = ToolRun { max_us, samples: total, bucket_us: width, ..ToolRun::default() };
         let mut below = 0u64;
-        let place = |us: u64, n: u64, run: &mut ToolRun| match usize::try_from(us).ok().filter(|u| *u < HIST_US) {
+        let place = |us: u64, n: u64, run: &mut ToolRun| match usize::try_from(us / width).ok().filter(|u| *u < HIST_US) {
             Some(u) => {
                 if run.hist.len() <= u {
                     run.hist.resize(u + 1, 0);
