@@ -179,6 +179,7 @@ fn cell(env: &Env, workload: Workload, setup: &Setup, round: usize, running: &Ru
     let batch_out = format!("/tmp/{tag}-stress.yaml");
     let watch = matches!(running, Running::Slo(_) | Running::Peer(_)).then(|| kernel::AttachWatch::start(&kernel::root_ops()));
     sampler.take()?;
+    let cpu_before = cpu_usage_us(env);
     let mut batch = spawn_batch(env, env.seconds + 1, Path::new(&batch_out))?;
     // The batch side first: the tool measures a loaded host from its first cycle.
     std::thread::sleep(Duration::from_millis(300));
@@ -205,6 +206,10 @@ fn cell(env: &Env, workload: Workload, setup: &Setup, round: usize, running: &Ru
     }
     let (queue, _, _) = sampler.take()?;
     batch.wait()?;
+    // CPU time each side got in the cell: a closed-loop load generator's
+    // rate is also its own share of the CPUs.
+    let cpu_ms: serde_json::Map<String, Value> =
+        cpu_usage_us(env).into_iter().zip(cpu_before).map(|((k, after), (_, before))| (k.to_string(), json!(after.saturating_sub(before) / 1000))).collect();
     let longest_wait = matches!(running, Running::Slo(_)).then(|| kernel::global_stats(&env.exe("bpftool")).ok()).flatten().map(|g| {
         let who = if g.max_wait_tid == tool_pid {
             format!("{}'s main thread", workload.programs()[0])
@@ -231,7 +236,7 @@ fn cell(env: &Env, workload: Workload, setup: &Setup, round: usize, running: &Ru
             c
         });
     Ok(json!({
-        "setup": setup.name(), "round": round, "tool": run, "queue_ns": queue, "batch_bogo_ops": bogo, "counters": counters, "longest_wait": longest_wait,
+        "setup": setup.name(), "round": round, "tool": run, "queue_ns": queue, "batch_bogo_ops": bogo, "counters": counters, "longest_wait": longest_wait, "cpu_ms": cpu_ms,
         "adaptive": adaptive_outcome(setup, &budget_series),
         "attached": attachment.as_ref().map(|a| a.attached), "ejections": attachment.map(|a| a.ejections),
     }))
@@ -271,6 +276,18 @@ fn tuned_budget(env: &Env, workload: Workload) -> Result<(SloDuration, Value)> {
     let rec = &doc["recommendation"];
     let runtime: SloDuration = rec["runtime"].as_str().context("recommendation.runtime")?.parse()?;
     Ok((runtime, doc))
+}
+
+/// CPU time so far of the service's, the load generator's and the batch
+/// side's cgroups, µs (cpu.stat's usage_usec; 0 where unreadable).
+fn cpu_usage_us(env: &Env) -> [(&'static str, u64); 3] {
+    let read = |rel: &str| {
+        std::fs::read_to_string(env.cg(rel).join("cpu.stat"))
+            .ok()
+            .and_then(|t| t.lines().find_map(|l| l.strip_prefix("usage_usec ").and_then(|v| v.trim().parse().ok())))
+            .unwrap_or(0)
+    };
+    [("service", read(API)), ("loadgen", read(LOADGEN)), ("batch", read(BATCH))]
 }
 
 /// A third of `runtime`, rounded up to 10 µs: where the adaptive setup's
@@ -433,7 +450,7 @@ fn run_workload(env: &Env, workload: Workload, rounds: usize, quick: bool, only:
         "external": summary,
         "cells": cells
             .iter()
-            .map(|c| json!({ "setup": c["setup"], "round": c["round"], "tool": c["tool"], "batch_bogo_ops": c["batch_bogo_ops"], "queue_p99_us": queue_p99(&[c]), "counters": c["counters"], "longest_wait": c["longest_wait"] }))
+            .map(|c| json!({ "setup": c["setup"], "round": c["round"], "tool": c["tool"], "batch_bogo_ops": c["batch_bogo_ops"], "queue_p99_us": queue_p99(&[c]), "counters": c["counters"], "longest_wait": c["longest_wait"], "cpu_ms": c["cpu_ms"] }))
             .collect::<Vec<_>>(),
     }))
 }

@@ -96,7 +96,7 @@ pub(crate) fn per_round_table(cells: &[Value], counters: bool) -> String {
             c["batch_bogo_ops"]
         );
         if counters {
-            let _ = write!(out, " {}; longest wait {} |", c["counters"], c["longest_wait"]);
+            let _ = write!(out, " {}; longest wait {}; CPU ms {} |", c["counters"], c["longest_wait"], c["cpu_ms"]);
         }
         out.push('\n');
     }
