@@ -78,7 +78,7 @@ measured by its own tool under the same setups (EEVDF, cpu.weight 10000, SCHED_F
 and half of it, the peers): `cyclictest` (timer wakeups), `nginx-wrk` (nginx serving a static page, wrk's closed-loop load \
 from a cgroup of its own and its p50/75/90/99 and maximum) and `redis` (redis-server under redis-benchmark, its percentile \
 distribution down to the slowest request). `checks/vm/run external` runs all three and rewrites that page; \
-`checks/vm/run external --quick --workload nginx-wrk` (or `redis`) runs one as CI runs cyclictest, in about 3 minutes.\n\n";
+`checks/vm/run external --quick --workload nginx-wrk` (or `redis`) runs one the way CI runs cyclictest (about 95 s of guest time).\n\n";
 
 pub fn markdown(report: &Value, date: &str) -> String {
     let facts = &report["facts"];

@@ -244,12 +244,18 @@ pub(crate) fn parse_wrk(text: &str) -> Result<ToolRun> {
 /// (cumulative count 19981)`), a histogram down to the single slowest
 /// request. The tests of one run are pooled.
 pub(crate) fn parse_redis_benchmark(text: &str) -> Result<ToolRun> {
+    /// The test being read: (cumulative count, µs) per percentile line,
+    /// its requests and its time, s.
+    struct Test {
+        counts: Vec<(u64, u64)>,
+        total: u64,
+        secs: f64,
+    }
     let mut all = ToolRun::default();
-    // (cumulative count, µs) of the test being read, its total and time.
-    let mut test: Option<(Vec<(u64, u64)>, u64, f64)> = None;
+    let mut test: Option<Test> = None;
     let mut in_dist = false;
-    let finish = |test: Option<(Vec<(u64, u64)>, u64, f64)>, all: &mut ToolRun| {
-        let Some((counts, total, secs)) = test else { return };
+    let finish = |test: Option<Test>, all: &mut ToolRun| {
+        let Some(Test { counts, total, secs }) = test else { return };
         let max_us = counts.last().map_or(0, |c| c.1);
         let points: Vec<(f64, u64)> = counts.iter().map(|&(c, us)| (c as f64 / total.max(1) as f64, us)).collect();
         let mut run = ToolRun::from_points(&points, total, max_us);
@@ -263,14 +269,14 @@ pub(crate) fn parse_redis_benchmark(text: &str) -> Result<ToolRun> {
             in_dist = false;
         } else if let Some((n, rest)) = line.split_once(" requests completed in ") {
             let secs: f64 = rest.trim_end_matches("seconds").trim().parse().context("redis-benchmark's run time")?;
-            test = Some((Vec::new(), n.trim().parse().context("redis-benchmark's request count")?, secs));
+            test = Some(Test { counts: Vec::new(), total: n.trim().parse().context("redis-benchmark's request count")?, secs });
         } else if line.starts_with("Latency by percentile distribution") {
             in_dist = true;
         } else if in_dist && line.contains("cumulative count") {
             let ms: f64 = line.split("<=").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|v| v.parse().ok()).context("a redis-benchmark percentile line")?;
             let count: u64 = line.rsplit("cumulative count").next().map(|r| r.trim().trim_end_matches(')')).and_then(|v| v.parse().ok()).context("a redis-benchmark cumulative count")?;
-            let (counts, _, _) = test.as_mut().context("a percentile line before 'requests completed'")?;
-            counts.push((count, (ms * 1e3).round() as u64));
+            let t = test.as_mut().context("a percentile line before 'requests completed'")?;
+            t.counts.push((count, (ms * 1e3).round() as u64));
         } else if !line.is_empty() && !line.contains('%') {
             in_dist = false;
         }
