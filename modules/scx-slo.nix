@@ -542,6 +542,10 @@ in
         WatchdogSec = "30s";
         RuntimeDirectory = "scx-slo";
         StateDirectory = "scx-slo";
+        # The operator socket (/run/scx-slo/control.sock, mode 0660) is given
+        # to group scx-slo; without CAP_CHOWN the daemon may do that only as
+        # a member of the group.
+        SupplementaryGroups = [ "scx-slo" ];
 
         # Loading BPF and switching other processes' policy needs these; nothing else.
         CapabilityBoundingSet = [

@@ -30,6 +30,8 @@ let
     ../docs/troubleshooting.md
     ../docs/control.md
     ../docs/security.md
+    # The quick bench's stored run, which the release gate's tests read.
+    ../checks/vm/baselines/bench-quick.json
   ];
 in
 rustPlatform.buildRustPackage {

@@ -18,6 +18,10 @@ pub const AUDIT_DIR: &str = "/var/lib/scx-slo/audit";
 pub const RUNTIME_DIR: &str = "/run/scx-slo";
 /// The status document, rewritten every scan (readable without D-Bus).
 pub const STATUS_FILE: &str = "/run/scx-slo/status.json";
+/// The operator socket: the control interface peer to peer, for root and
+/// group `scx-slo` only, apart from the system bus (no flood on the bus
+/// reaches it). `scx-slo` tries it first.
+pub const CONTROL_SOCKET: &str = "/run/scx-slo/control.sock";
 /// The address the metrics endpoint binds to: loopback, so a remote scrape
 /// is an operator's explicit choice.
 pub const METRICS_ADDRESS: &str = "127.0.0.1";
@@ -45,7 +49,7 @@ mod tests {
     #[test]
     fn the_paths_nest_as_their_directories_say() {
         assert!(STATE_FILE.starts_with(STATE_DIR) && AUDIT_DIR.starts_with(STATE_DIR));
-        assert!(STATUS_FILE.starts_with(RUNTIME_DIR) && CONFIG.starts_with(CONFIG_DIR));
+        assert!(STATUS_FILE.starts_with(RUNTIME_DIR) && CONTROL_SOCKET.starts_with(RUNTIME_DIR) && CONFIG.starts_with(CONFIG_DIR));
         assert_eq!(METRICS_LISTEN, format!("{METRICS_ADDRESS}:{METRICS_PORT}"));
     }
 

@@ -358,7 +358,7 @@ fn samples_us(cells: &[&Value], key: &str) -> Vec<f64> {
 
 /// Per scenario and scheduler: rounds pooled; percentiles, misses, batch
 /// work, BPF cost, and the comparison with EEVDF of the same scenario.
-fn summarize(cells: &[Value]) -> Value {
+pub fn summarize(cells: &[Value]) -> Value {
     use scx_slo_model::stats;
     let mut out = Vec::new();
     // Cells come scheduler by scheduler; keep each scenario once, in first-seen order.
@@ -396,6 +396,23 @@ fn summarize(cells: &[Value]) -> Value {
                 .iter()
                 .map(|c| stats::percentile(&stats::sorted(&samples_us(&[*c], "queue_ns")), 0.99))
                 .collect();
+            // What a release gate (bench_gate.rs) tests a later run against:
+            // each round's raw samples, and each round's batch work against
+            // EEVDF's in the same round (added to the report; older reports
+            // lack them and the gate names what is missing).
+            let per_round_ns = |key: &str| -> Vec<Vec<u64>> {
+                mine.iter().map(|c| c[key].as_array().into_iter().flatten().filter_map(Value::as_u64).collect()).collect()
+            };
+            let batch_ratio_per_round: Vec<f64> = mine
+                .iter()
+                .map(|c| {
+                    let base_round = base.iter().find(|b| b["round"] == c["round"]).and_then(|b| b["batch_work"].as_u64()).unwrap_or(0);
+                    match c["batch_work"].as_u64() {
+                        Some(w) if base_round > 0 => w as f64 / base_round as f64,
+                        _ => f64::NAN,
+                    }
+                })
+                .collect();
             let vs = |mine: &[f64], base: &[f64], seed| {
                 if sched == "eevdf" || mine.is_empty() || base.is_empty() {
                     Value::Null
@@ -431,6 +448,9 @@ fn summarize(cells: &[Value]) -> Value {
                 // Cells in which the scheduler stayed attached for the whole
                 // window (EEVDF: null, nothing to eject).
                 "attached_cells": (sched != "eevdf").then(|| mine.iter().filter(|c| c["attached"] == json!(true)).count()),
+                "queue_ns_per_round": per_round_ns("queue_ns"),
+                "response_ns_per_round": per_round_ns("response_ns"),
+                "batch_work_ratio_per_round": batch_ratio_per_round,
             }));
         }
     }

@@ -12,7 +12,11 @@ fn f(v: &Value) -> f64 {
 }
 
 fn us(v: &Value) -> String {
-    let x = f(v);
+    micros(f(v))
+}
+
+/// µs as "412 µs" or "2.75 ms" ("–" for NaN), as every bench table shows them.
+pub fn micros(x: f64) -> String {
     if x.is_nan() {
         "–".into()
     } else if x >= 1000.0 {

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! The bench's selection of schedulers and scenarios (bench.rs), and its
-//! target lines (bench_report.rs).
+//! The bench's selection of schedulers and scenarios (bench.rs), its
+//! target lines (bench_report.rs), and the per-round samples its summary
+//! keeps for the release gate (bench_gate.rs).
 
 use super::*;
+use serde_json::json;
 
 #[test]
 fn an_empty_selection_runs_everything_and_quick_runs_oversub_2x() {
@@ -59,4 +61,31 @@ fn each_callback_is_compared_with_the_cheapest_peer() {
             "BPF stopping: scx_slo 5000 ns/call vs best peer 6000 (target ≤ peers: met)",
         ]
     );
+}
+
+/// The summary keeps what a release gate tests a later run against: each
+/// round's raw queue and response samples, and each round's batch work
+/// against EEVDF's in the same round (bench_gate.rs reads them back).
+#[test]
+fn the_summary_keeps_each_rounds_samples_for_the_release_gate() {
+    let cell = |scheduler: &str, round: usize, queue: &[u64], work: u64| {
+        json!({ "scenario": "oversub-2x", "scheduler": scheduler, "round": round, "queue_ns": queue,
+                "response_ns": queue.iter().map(|q| q + 500_000).collect::<Vec<_>>(), "batch_work": work,
+                "attached": scheduler != "eevdf", "samples_dropped": 0 })
+    };
+    let cells = [
+        cell("eevdf", 0, &[100_000, 200_000], 1000),
+        cell("scx_slo-all", 0, &[150_000], 900),
+        cell("eevdf", 1, &[300_000], 2000),
+        cell("scx_slo-all", 1, &[250_000, 50_000], 2400),
+    ];
+    let results = summarize(&cells);
+    let all = results.as_array().and_then(|r| r.iter().find(|r| r["scheduler"] == "scx_slo-all")).expect("scx_slo-all");
+    assert_eq!(all["queue_ns_per_round"], json!([[150_000], [250_000, 50_000]]));
+    assert_eq!(all["response_ns_per_round"], json!([[650_000], [750_000, 550_000]]));
+    assert_eq!(all["batch_work_ratio_per_round"], json!([0.9, 1.2]));
+    let report = json!({ "scenario": "bench", "facts": { "results": results } });
+    let run = crate::bench_gate::Run::from_report(&report).expect("the gate reads the summary");
+    let outcome = crate::bench_gate::gate(&run, &run, &crate::bench_gate::Policy::default()).expect("gate");
+    assert!(outcome.failed().is_empty());
 }

@@ -193,12 +193,13 @@ fn cell(env: &Env, workload: Workload, setup: &Setup, round: usize, running: &Ru
     // An adaptive budget, once a second while the tool runs: (s, µs).
     let mut budget_series: Vec<(f64, u64)> = Vec::new();
     let started = std::time::Instant::now();
+    let adaptive = matches!(setup, Setup::Slo { adaptive: Some(_), .. });
     loop {
         if tool.poll(env)? {
             break;
         }
-        std::thread::sleep(Duration::from_millis(if matches!(setup, Setup::Slo { adaptive: Some(_), .. }) { 1000 } else { 50 }));
-        if matches!(setup, Setup::Slo { adaptive: Some(_), .. }) {
+        std::thread::sleep(Duration::from_millis(if adaptive { 1000 } else { 50 }));
+        if adaptive {
             if let Some(a) = crate::daemon::daemon_status().and_then(|st| st.adaptive.get("api.service").cloned()) {
                 budget_series.push((started.elapsed().as_secs_f64(), a.runtime_us));
             }

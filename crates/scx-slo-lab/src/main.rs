@@ -8,6 +8,7 @@
 mod adapt;
 mod bench;
 mod bench_footprint;
+mod bench_gate;
 mod bench_resume;
 mod external;
 mod external_report;
@@ -22,6 +23,7 @@ mod demo;
 mod enforce;
 mod fixtures;
 mod harness;
+mod host_report;
 mod hunt;
 mod kernel;
 mod overhead;
@@ -135,6 +137,12 @@ enum Cmd {
     DbusFlood {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+        /// With --large-bytes: connections sending at once.
+        #[arg(long, default_value_t = 1)]
+        connections: usize,
+        /// Send Explain calls of this many bytes without waiting for replies.
+        #[arg(long)]
+        large_bytes: Option<usize>,
     },
     /// Sleeps until killed.
     Idle {
@@ -237,6 +245,35 @@ enum Cmd {
         #[arg(long)]
         date: Option<String>,
     },
+    /// Host side: the release gate: a bench run against a stored baseline
+    /// run of the same bench, metric by metric and setup by setup
+    /// (docs/testing.md, "Release gates"). Exit 0: no gated metric
+    /// regressed; 1: one did; 2: bad input (named).
+    Gate {
+        /// The baseline run's report.json (e.g. checks/vm/baselines/bench-quick.json).
+        #[arg(long)]
+        baseline: PathBuf,
+        /// The run under test (e.g. checks/vm/out/bench-quick/report.json).
+        #[arg(long)]
+        candidate: PathBuf,
+        /// A JSON policy (fields as in bench_gate::Policy; absent ones keep the defaults).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
+    /// Host side: a bench report with its per-setup results recomputed
+    /// from the raw cells its boots checkpointed (results.log, and an
+    /// earlier boot's bench-done.jsonl), for a report written before the
+    /// results kept their samples. Refuses blocks that are not the report's.
+    BenchRebuild {
+        /// The report.json to rebuild.
+        report: PathBuf,
+        /// Files holding the run's checkpoint lines (SCX_SLO_BENCH_BLOCK).
+        #[arg(long = "blocks", required = true)]
+        blocks: Vec<PathBuf>,
+        /// Where the rebuilt report goes (compact JSON).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Host side: checks an external run's --only and --workload before
     /// the VM boots, and prints the programs the guest needs, one a line.
     ExternalSelection {
@@ -246,8 +283,8 @@ enum Cmd {
         workload: String,
     },
     /// Host side: an external-workload report (report.json) as the
-    /// markdown of docs/benchmarks-external.md, with its tail plot (SVG)
-    /// written next to it.
+    /// markdown of docs/benchmarks-external.md, with one tail plot (SVG)
+    /// per workload written next to it.
     ExternalTable {
         /// checks/vm/out/external/report.json.
         report: PathBuf,
@@ -385,8 +422,23 @@ fn main() -> Result<()> {
             };
             harness::emit(&report, &out)
         }
-        Cmd::Report { file, json, qemu, tcg_thread, boots, main_loop_fifo } => report(&file, json.as_deref(), qemu, tcg_thread, boots, main_loop_fifo),
-        Cmd::DbusFlood { seconds } => chaos::flood_client(seconds),
+        Cmd::Report { file, json, qemu, tcg_thread, boots, main_loop_fifo } => {
+            if !host_report::report(&file, json.as_deref(), qemu, tcg_thread, boots, main_loop_fifo)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Cmd::Gate { baseline, candidate, policy } => {
+            if host_report::gate_or_exit(&baseline, &candidate, policy.as_deref()) {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Cmd::BenchRebuild { report, blocks, out } => {
+            let rebuilt = host_report::bench_rebuild(&report, &blocks)?;
+            std::fs::write(&out, serde_json::to_string(&rebuilt)?).with_context(|| format!("writing {}", out.display()))
+        }
+        Cmd::DbusFlood { seconds, connections, large_bytes } => chaos::flood_client(seconds, connections, large_bytes),
         Cmd::BenchSelection { only, scenarios, quick } => bench::Selection::parse(&only, &scenarios, quick).map(|_| ()),
         Cmd::BenchTable { report, date } => {
             let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).with_context(|| format!("reading {}", report.display()))?)?;
@@ -466,89 +518,6 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
-}
-
-/// Finds the report in the captured output, prints checks and tables.
-fn report(
-    file: &std::path::Path,
-    json_out: Option<&std::path::Path>,
-    qemu: Option<String>,
-    tcg_thread: Option<String>,
-    boots: u32,
-    main_loop_fifo: bool,
-) -> Result<()> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let body = text
-        .split("SCX_SLO_REPORT_BEGIN")
-        .nth(1)
-        .and_then(|rest| rest.split("SCX_SLO_REPORT_END").next())
-        .context("no report in the guest output: the scenario did not finish (see the console log)")?;
-    let mut report: serde_json::Value = serde_json::from_str(body.trim()).context("parsing the guest's report")?;
-    // What the guest cannot know about itself: the emulator it ran under.
-    report["harness"] = serde_json::json!({ "qemu": qemu, "tcg_thread": tcg_thread, "boots": boots, "main_loop_fifo": main_loop_fifo });
-    if let Some(path) = json_out {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
-    }
-    println!(
-        "scenario {} on kernel {} ({} CPUs), QEMU {} TCG thread={}, {} boot(s)",
-        report["scenario"], report["kernel"], report["cpus"], report["harness"]["qemu"], report["harness"]["tcg_thread"], boots
-    );
-    for c in report["checks"].as_array().into_iter().flatten() {
-        let ok = c["ok"].as_bool().unwrap_or(false);
-        println!("  [{}] {}\n         {}", if ok { "PASS" } else { "FAIL" }, c["name"].as_str().unwrap_or(""), c["detail"].as_str().unwrap_or(""));
-    }
-    if let Some(rows) = report["facts"]["rows"].as_array() {
-        println!("\n| scheduler | queue p50 us | queue p99 us | queue p99.9 us | wake p99 us | completion p99 us | over 5 ms from wakeup [from timer] | batch work |");
-        println!("|---|---|---|---|---|---|---|---|");
-        for r in rows {
-            println!(
-                "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} [{}]/{} | {} |",
-                r["scheduler"].as_str().unwrap_or(""),
-                r["queue_p50_us"].as_f64().unwrap_or(0.0),
-                r["queue_p99_us"].as_f64().unwrap_or(0.0),
-                r["queue_p999_us"].as_f64().unwrap_or(0.0),
-                r["wake_p99_us"].as_f64().unwrap_or(0.0),
-                r["completion_p99_us"].as_f64().unwrap_or(0.0),
-                r["response_misses"], r["over_deadline"], r["requests"], r["batch_iterations"]
-            );
-        }
-    }
-    for mode in ["partial", "all"] {
-        if let Some(f) = report["facts"].get(mode) {
-            println!("\n{mode}: kernel stats per target: {}", f["kernel_stats"]);
-            println!(
-                "{mode}: spawn->enabled {} ms (daemon load {} ms, attach {} ms, apply {} us), SIGTERM->disabled {} ms",
-                f["start_to_enabled_ms"], f["daemon_load_ms"], f["daemon_attach_ms"], f["daemon_last_apply_us"], f["sigterm_to_disabled_ms"]
-            );
-        }
-    }
-    if report["facts"].get("results").is_some() {
-        println!("\ntargets (reported, not asserted):");
-        for line in bench_report::targets(&report) {
-            println!("  {line}");
-        }
-    }
-    for w in external_report::workloads(&report["facts"]) {
-        let rows = w["external"].as_array().map(Vec::as_slice).unwrap_or_default();
-        println!("\n{}:\n\n{}", w["workload"].as_str().unwrap_or("cyclictest"), external_report::table(rows));
-        println!("budgets per 1 ms (scx-slo tune's, and half of it): {}", w["budgets"]);
-        print!("{}", external_report::per_round_table(w["cells"].as_array().map(Vec::as_slice).unwrap_or_default(), true));
-        println!("\ntargets (reported, not asserted):");
-        for line in w["verdicts"].as_array().into_iter().flatten() {
-            println!("  {}", line.as_str().unwrap_or_default());
-        }
-    }
-    for (key, value) in report["facts"].as_object().into_iter().flatten() {
-        if !["rows", "partial", "all", "results", "runs", "external", "cells", "tune", "verdicts", "budgets", "workloads"].contains(&key.as_str()) {
-            println!("{key}: {value}");
-        }
-    }
-    let ok = report["ok"].as_bool().unwrap_or(false);
-    println!("\nverdict: {}", if ok { "PASS" } else { "FAIL" });
-    if !ok {
-        std::process::exit(1);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

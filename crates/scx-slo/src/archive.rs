@@ -13,6 +13,9 @@
 //! each entry's size are bounded; only regular files with exactly these
 //! names are accepted (no links, directories, devices, absolute paths or
 //! `..`); the version, every file's checksum and the manifest's are checked.
+//! Entries are read raw: a GNU long-name or long-link entry or a pax header
+//! (which the archive never holds, its names being short) is refused by its
+//! type, unread, instead of being read whole and applied to the next entry.
 
 use std::io::Read;
 use std::path::Path;
@@ -33,6 +36,35 @@ pub const MAX_AUDIT_FILE_BYTES: u64 = 64 << 20;
 /// Largest manifest, state or config: the daemon reads at most 1 MiB of
 /// state and 4 MiB of config.
 pub const MAX_SMALL_BYTES: u64 = 4 << 20;
+/// A tar block: every header is one, every file's data is padded to them.
+const BLOCK: u64 = 512;
+
+/// The size of the archive [`write`] makes of files of these sizes (the
+/// manifest and `manifest.sha256` included): a header block per file, its
+/// data padded to whole blocks, and two zero blocks at the end.
+pub fn archive_bytes(sizes: impl IntoIterator<Item = u64>) -> u64 {
+    sizes.into_iter().map(|s| BLOCK + s.div_ceil(BLOCK) * BLOCK).sum::<u64>() + 2 * BLOCK
+}
+
+/// The size of the archive [`write`] makes of `manifest` and `files`.
+pub fn written_bytes(manifest: &Manifest, files: &[(String, Vec<u8>)]) -> u64 {
+    let manifest = serde_json::to_vec_pretty(manifest).map_or(0, |t| t.len() as u64);
+    // manifest.sha256: 64 hex digits and a newline.
+    archive_bytes([manifest, 65].into_iter().chain(files.iter().map(|f| f.1.len() as u64)))
+}
+
+/// `Ok` when an archive of `bytes` is one [`open`] reads, else why not,
+/// naming the bound: a backup that restore would refuse is not made.
+pub fn fits(bytes: u64) -> Result<(), String> {
+    if bytes <= MAX_ARCHIVE_BYTES {
+        return Ok(());
+    }
+    Err(format!(
+        "the archive would be {} MiB, over the {} MiB (MAX_ARCHIVE_BYTES) that scx-slo restore reads, so it could never be restored; no backup was made. Lower audit.retainMiB, or move the oldest trail files aside (keep them: they are evidence)",
+        bytes.div_ceil(1 << 20),
+        MAX_ARCHIVE_BYTES >> 20
+    ))
+}
 
 /// The audit trail's newest entry at the time of the backup.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,7 +166,7 @@ pub fn open(path: &Path, staging: &Path) -> Result<Opened, String> {
     }
     let file = open_nofollow(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut archive = tar::Archive::new(file.take(MAX_ARCHIVE_BYTES));
-    let entries = archive.entries().map_err(|e| format!("{}: not a tar archive: {e}", path.display()))?;
+    let entries = archive.entries().map_err(|e| format!("{}: not a tar archive: {e}", path.display()))?.raw(true);
     let mut manifest: Option<(Manifest, String)> = None;
     let (mut config, mut state, mut seen) = (None, None, Vec::<String>::new());
     let mut sealed = false;
@@ -145,12 +177,13 @@ pub fn open(path: &Path, staging: &Path) -> Result<Opened, String> {
         let mut entry = entry.map_err(|e| format!("entry {}: not a valid tar entry: {e}", i + 1))?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let name = short(&raw);
-        if raw.starts_with('/') || raw.split('/').any(|c| c == ".." || c == ".") {
-            return Err(format!("entry {name:?}: an absolute path or one with . or .. is refused"));
-        }
+        // The type first: a long-name or pax entry is refused as what it is.
         let kind = entry.header().entry_type();
         if !kind.is_file() {
             return Err(format!("entry {name:?}: a {kind:?} entry; only regular files are accepted"));
+        }
+        if raw.starts_with('/') || raw.split('/').any(|c| c == ".." || c == ".") {
+            return Err(format!("entry {name:?}: an absolute path or one with . or .. is refused"));
         }
         if sealed {
             return Err(format!("entry {name:?} after manifest.sha256, which must be last"));
@@ -193,7 +226,7 @@ pub fn open(path: &Path, staging: &Path) -> Result<Opened, String> {
             _ => {
                 let file = audit_file_name(&raw).ok_or("not an audit file")?;
                 let to = staging.join(file);
-                std::fs::write(&to, &bytes).map_err(|e| format!("staging {}: {e}", to.display()))?;
+                write_synced(&to, &bytes).map_err(|e| format!("staging {}: {e}", to.display()))?;
             }
         }
     }
@@ -237,6 +270,18 @@ pub fn open_nofollow(path: &Path) -> std::io::Result<std::fs::File> {
     Ok(file)
 }
 
+/// Writes `bytes` to the new file `path` (an old one is removed first),
+/// 0600, and syncs it: a restore's staged files are on disk, private,
+/// before they are renamed into place.
+pub fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
 /// Writes the archive: `manifest.json`, `files` in order, `manifest.sha256`.
 pub fn write(out: impl std::io::Write, manifest: &Manifest, files: &[(String, Vec<u8>)]) -> std::io::Result<()> {
     let mut builder = tar::Builder::new(out);
@@ -270,5 +315,16 @@ mod tests {
         }
         assert_eq!(allowed("state.json"), Some(MAX_SMALL_BYTES));
         assert_eq!(allowed("etc/passwd"), None);
+    }
+
+    #[test]
+    fn the_size_an_archive_will_have_is_the_size_written() {
+        let manifest = Manifest { format: FORMAT.into(), version: VERSION, created_unix_ms: 1, config_sha256: "c".into(), audit_head: None, files: vec![] };
+        let files: Vec<(String, Vec<u8>)> = [0usize, 1, 511, 512, 513, 5000].iter().map(|n| (format!("audit/audit-{n:012}.jsonl"), vec![b'x'; *n])).collect();
+        let mut out = Vec::new();
+        write(&mut out, &manifest, &files).unwrap();
+        assert_eq!(written_bytes(&manifest, &files), out.len() as u64);
+        assert!(fits(MAX_ARCHIVE_BYTES).is_ok());
+        assert!(fits(MAX_ARCHIVE_BYTES + 1).unwrap_err().contains("over the 1024 MiB (MAX_ARCHIVE_BYTES) that scx-slo restore reads"));
     }
 }

@@ -93,6 +93,10 @@ fn copy_once(paths: &Paths) -> Result<Copy, String> {
     if listed.len() > archive::MAX_ENTRIES - 4 {
         return Err(format!("{}: {} trail files, more than an archive holds", paths.audit.display(), listed.len()));
     }
+    // Before anything is read: a trail whose files alone make an archive
+    // over restore's bound is refused by their sizes on disk.
+    let on_disk = listed.iter().map(|(_, p)| std::fs::symlink_metadata(p).map_or(0, |m| m.len()));
+    archive::fits(archive::archive_bytes(on_disk.chain([state.len() as u64]))).map_err(|e| format!("{}: {e}", paths.audit.display()))?;
     for (_, path) in listed {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         files.push((format!("audit/{name}"), whole_lines(&path)?));
@@ -203,6 +207,7 @@ fn backup(paths: &Paths, output: Option<&Path>, dir: Option<&Path>, retain: usiz
         }
     }
     let (manifest, files) = assemble(&config, consistent_copy(paths)?, created);
+    archive::fits(archive::written_bytes(&manifest, &files))?;
     write_atomic(&target, 0o600, |f| archive::write(std::io::BufWriter::new(f), &manifest, &files))?;
     let pruned = match dir {
         Some(dir) => prune(dir, retain, &target).map_err(|e| format!("{} written; then {e}", target.display()))?,

@@ -33,10 +33,36 @@ pub enum Call {
     Version,
 }
 
+/// The operator socket to try first: `SCX_SLO_CONTROL_SOCKET` (`off`: the
+/// system bus only), else the daemon's default.
+fn operator_socket() -> Option<std::path::PathBuf> {
+    match std::env::var("SCX_SLO_CONTROL_SOCKET") {
+        Ok(v) if v == "off" || v.is_empty() => None,
+        Ok(v) => Some(v.into()),
+        Err(_) => Some(scx_slo_api::paths::CONTROL_SOCKET.into()),
+    }
+}
+
+/// A connection to the daemon: its operator socket when this user may
+/// open it (root and group scx-slo; no flood on the bus reaches it), else
+/// the system bus (anyone may read there).
+fn connect() -> Result<zbus::blocking::Connection, String> {
+    if let Some(path) = operator_socket().filter(|p| p.exists()) {
+        let direct = zbus::block_on(tokio::net::UnixStream::connect(path.clone()))
+            .map_err(zbus::Error::from)
+            .and_then(|stream| zbus::blocking::connection::Builder::unix_stream(stream).p2p().build());
+        match direct {
+            Ok(conn) => return Ok(conn),
+            // Not an operator: the bus is this user's way in.
+            Err(zbus::Error::InputOutput(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
+            Err(e) => eprintln!("scx-slo: the operator socket {}: {e}; using the system bus", path.display()),
+        }
+    }
+    zbus::blocking::Connection::system().map_err(|e| format!("cannot reach the system bus: {e}"))
+}
+
 fn proxy() -> Result<(zbus::blocking::Connection, ()), String> {
-    zbus::blocking::Connection::system()
-        .map(|c| (c, ()))
-        .map_err(|e| format!("cannot reach the system bus: {e}"))
+    connect().map(|c| (c, ()))
 }
 
 fn describe(e: zbus::Error) -> (u8, String) {

@@ -15,6 +15,10 @@
 //! 5. The new state is written to a temp file and synced; the restore is
 //!    appended to the trail (a restore the trail cannot record is not
 //!    made); then the temp file is renamed over state.json.
+//!
+//! Every staged file (the state, the archive's trail files) is written 0600
+//! and synced, and the staging directory too, before its rename: a crash
+//! after a rename never leaves a restored name over missing data.
 
 use std::path::Path;
 
@@ -113,7 +117,7 @@ fn staged(paths: &Paths, archive_path: &Path, current: &str, staging: &Path) -> 
 fn commit(paths: &Paths, archive_path: &Path, opened: &archive::Opened, trail: Trail, staging: &Path) -> Result<String, Failed> {
     let failed = |what: String| (cli::USAGE, what);
     let tmp = paths.state.with_file_name(format!(".state.json.restore-{}", std::process::id()));
-    write_synced(&tmp, opened.state.as_bytes()).map_err(|e| failed(format!("writing {}: {e}; nothing was changed", tmp.display())))?;
+    archive::write_synced(&tmp, opened.state.as_bytes()).map_err(|e| failed(format!("writing {}: {e}; nothing was changed", tmp.display())))?;
     let undo = || {
         let _ = std::fs::remove_file(&tmp);
     };
@@ -161,9 +165,11 @@ fn commit(paths: &Paths, archive_path: &Path, opened: &archive::Opened, trail: T
     ))
 }
 
-/// The staged trail becomes `audit` by one rename; an existing `audit`
-/// without entries (an empty directory) is removed first.
+/// The staged trail becomes `audit` by one rename (its files and its
+/// entries synced first); an existing `audit` without entries (an empty
+/// directory) is removed first.
 fn install(staging: &Path, audit: &Path) -> std::io::Result<()> {
+    std::fs::File::open(staging)?.sync_all()?;
     match std::fs::symlink_metadata(audit) {
         Ok(meta) if meta.is_dir() => std::fs::remove_dir(audit)?,
         Ok(_) => return Err(std::io::Error::other("exists and is not a directory")),
@@ -172,15 +178,6 @@ fn install(staging: &Path, audit: &Path) -> std::io::Result<()> {
     }
     std::fs::rename(staging, audit)?;
     sync_parent(audit)
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let _ = std::fs::remove_file(path);
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 fn sync_parent(path: &Path) -> std::io::Result<()> {

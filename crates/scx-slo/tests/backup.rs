@@ -118,6 +118,10 @@ fn onto_an_empty_trail_the_archives_trail_is_installed_and_continued() {
     assert!(text.contains("installed"), "{text}");
     assert_eq!(verify(&h.p("audit")).unwrap().last_seq, 5);
     assert_eq!(std::fs::read_to_string(h.p("state.json")).unwrap(), STATE);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(h.p("audit/audit-000000000001.jsonl")), 0o600, "staged trail files are private");
+    assert_eq!(mode(h.p("state.json")), 0o600);
     let leftovers: Vec<_> = std::fs::read_dir(&h.root).unwrap().flatten().map(|e| e.file_name()).filter(|n| n.to_string_lossy().starts_with('.')).collect();
     assert!(leftovers.is_empty(), "no staging or temp files left: {leftovers:?}");
 }
@@ -252,6 +256,48 @@ fn changed_cut_or_hostile_archives_are_refused_with_what_is_wrong() {
     assert!(code == Some(1) && text.contains("not a regular file"), "{text}");
     assert_eq!(std::fs::read_to_string(h.p("state.json")).unwrap(), STATE);
     assert_eq!(verify(&h.p("audit")).unwrap().last_seq, 2, "refusals leave the trail as it was");
+}
+
+#[test]
+fn long_name_and_pax_entries_are_refused_unread() {
+    let h = Host::new("longname");
+    h.entries(1, "SetBudget");
+    let good = entries_of(&h.backup());
+    let (manifest, config) = (good[0].1.as_slice(), good[1].1.as_slice());
+    let reg = tar::EntryType::Regular;
+    // A long name past the bound of every file (read whole, it would be
+    // held in memory and become the next entry's name), and a pax header
+    // that renames the next entry to a file the archive holds.
+    let long = vec![b'a'; 5 << 20];
+    let cases: [(&str, &[Raw<'_>], &str); 3] = [
+        ("gnu-long-name", &[("manifest.json", reg, manifest), ("././@LongLink", tar::EntryType::GNULongName, &long), ("x", reg, config)], "GNULongName"),
+        ("gnu-long-link", &[("manifest.json", reg, manifest), ("././@LongLink", tar::EntryType::GNULongLink, b"config.json\0"), ("config.json", reg, config)], "GNULongLink"),
+        ("pax", &[("manifest.json", reg, manifest), ("PaxHeaders/x", tar::EntryType::XHeader, b"20 path=config.json\n"), ("x", reg, config)], "XHeader"),
+    ];
+    for (name, list, kind) in cases {
+        let path = h.p(&format!("{name}.tar"));
+        tar_of(&path, list);
+        let (code, text) = h.restore(&path);
+        assert_eq!(code, Some(1), "{name}: {text}");
+        assert!(text.contains(&format!("a {kind} entry; only regular files are accepted")) && text.contains("nothing was changed"), "{name}: {text}");
+    }
+}
+
+#[test]
+fn a_trail_larger_than_restore_reads_is_not_backed_up() {
+    let h = Host::new("huge");
+    h.entries(2, "SetBudget");
+    // 17 trail files at the daemon's largest, sparse: over 1 GiB on paper,
+    // nothing on disk. An archive of them could never be restored.
+    for n in 2..=18 {
+        let f = std::fs::File::create(h.p(&format!("audit/audit-{n:012}.jsonl"))).unwrap();
+        f.set_len(64 << 20).unwrap();
+    }
+    let out = h.p("huge.tar");
+    let (code, text) = h.run(&["backup", "--output", &out.display().to_string()]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("over the 1024 MiB (MAX_ARCHIVE_BYTES) that scx-slo restore reads") && text.contains("no backup was made"), "{text}");
+    assert!(!out.exists());
 }
 
 #[test]

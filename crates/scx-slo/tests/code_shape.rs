@@ -2,7 +2,8 @@
 //! The shape the code keeps (docs/architecture.md, Kept by tests), checked on the sources:
 //! - no import circle between a crate's top-level modules, nor between the
 //!   sibling modules of a directory module (the engine's owners), the
-//!   directory's own `mod.rs` included: an owner that imports the engine
+//!   directory's own file included (`mod.rs`, or `dir.rs` beside the
+//!   directory): an owner that imports the engine
 //!   from `mod.rs` while `mod.rs` imports the owner is a circle;
 //! - the daemon's `Engine` holds at most 20 fields (its owners: new state
 //!   joins the owner it belongs to, docs/architecture.md);
@@ -89,15 +90,15 @@ fn uses_child(text: &str, module: &str) -> bool {
     })
 }
 
-/// A directory module's own file, `dir/mod.rs` (a `dir.rs` beside the
-/// directory is not read as one: scx-slo-api's `scrape.rs` re-exports its
-/// children's items while they use its types, left for a later split).
+/// A directory module's own file: `dir/mod.rs`, or `dir.rs` beside the
+/// directory (scx-slo-api's `scrape.rs` for `scrape/`). Either is the
+/// children's `super`, so either is a node of their import graph.
 fn parent_file(dir: &Path) -> Option<PathBuf> {
-    Some(dir.join("mod.rs")).filter(|p| p.is_file())
+    [dir.join("mod.rs"), dir.with_extension("rs")].into_iter().find(|p| p.is_file())
 }
 
 /// The import graph of one directory module's files: each sibling by its
-/// stem, the directory's own file as `mod.rs`. A sibling's `super::Name`
+/// stem, the directory's own file (`mod.rs` or `dir.rs`) as `mod.rs`. A sibling's `super::Name`
 /// that is no sibling module is an item of the own file (the engine, a
 /// type it defines or re-exports): an edge to `mod.rs`.
 fn directory_graph(dir: &Path) -> BTreeMap<String, BTreeSet<String>> {
@@ -271,6 +272,18 @@ fn the_circle_check_finds_a_circle() {
     assert!(uses_child("let x = self::canary::f();", "canary"));
     assert!(!uses_child("use scx_slo_model::canary::Verdict;\nmod canary;", "canary"));
     assert_eq!(named_after("use super::{Engine, host::Host};\n#[cfg(test)]\nmod tests {\n    use super::Thing;\n}", "super::"), ["Engine", "host"].map(String::from).into());
+    // A `dir.rs` beside its directory is the children's parent like a
+    // `dir/mod.rs`: its circle with a child is found.
+    for parent in ["mod.rs", "../p.rs"] {
+        let root = std::env::temp_dir().join(format!("code-shape-{}-{}", std::process::id(), parent.len()));
+        let dir = root.join("p");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(parent), "pub mod c;\npub use c::read;\npub struct Shared;\n").unwrap();
+        std::fs::write(dir.join("c.rs"), "use super::Shared;\npub fn read() -> Shared { Shared }\n").unwrap();
+        let found = circle(&directory_graph(&dir));
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(found.map(|c| c.len()), Some(3), "{parent}");
+    }
     let fields = engine_fields("/// The engine.\npub struct Engine {\n    /// Why.\n    opts: Options,\n    #[allow(dead_code)]\n    pub host: Box<dyn Host>,\n    map: BTreeMap<String, Vec<u8>>,\n}\nstruct Other {\n    x: u8,\n}");
     assert_eq!(fields, ["opts", "host", "map"]);
 }

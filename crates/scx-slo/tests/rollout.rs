@@ -302,9 +302,9 @@ fn a_rollout_proceeds_on_a_sound_release_and_stops_the_canary_on_a_harmful_one()
         assert!(stdout.contains("stopped at stage canary") && stdout.contains(&format!("{gate}: ")), "{gate}: {stdout}");
         let lines = log_lines(&root.join(format!("{name}.json.log.jsonl")));
         let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap_or("")).collect();
-        assert_eq!(events, ["start", "deployed", "decision", "rolled_back", "finished"]);
-        assert_eq!(lines[2]["decision"], "rollback");
-        let failed = lines[2]["checks"].as_array().and_then(|c| c.iter().find(|c| c["gate"] == gate && c["pass"] == false).cloned()).expect("the failed gate's check");
+        assert_eq!(events, ["start", "deploy_start", "deployed", "decision", "rolled_back", "finished"]);
+        assert_eq!(lines[3]["decision"], "rollback");
+        let failed = lines[3]["checks"].as_array().and_then(|c| c.iter().find(|c| c["gate"] == gate && c["pass"] == false).cloned()).expect("the failed gate's check");
         assert!(failed["asked"][0]["query"].as_str().is_some_and(|q| !q.is_empty()) && failed["asked"][0]["values"].is_array(), "{failed:#}");
         let deploys = std::fs::read_to_string(root.join("deploys.log")).expect("deploys");
         let touched: Vec<String> = deploys.lines().map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" ")).collect();

@@ -19,7 +19,7 @@ use scx_slo_api::ControlError as Error;
 use crate::control::{Caller, EngineHandle, Event, Request};
 
 /// The gid of the operators' group, if it exists.
-fn operator_gid() -> Option<u32> {
+pub(crate) fn operator_gid() -> Option<u32> {
     let name = std::ffi::CString::new(OPERATOR_GROUP).ok()?;
     // SAFETY: getgrnam returns a pointer to static storage or null; we read
     // one field immediately, on this thread.
@@ -78,51 +78,116 @@ impl Drop for SenderSlot<'_> {
     }
 }
 
+/// Where a call came from: the system bus (anyone may read), or the
+/// operator socket (only root and group `scx-slo` can connect; its reads
+/// have their own slots, so no flood on the bus reaches them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// The system bus: the caller is asked of the bus.
+    Bus,
+    /// A peer-to-peer connection on the operator socket: the caller is the
+    /// socket's peer (SO_PEERCRED).
+    Operator,
+}
+
+/// How long the bus may take to say who called. Under a flood of large
+/// calls dbus-daemon drops messages to a full queue, replies to the
+/// daemon's own questions included: without a bound, root's Disable waited
+/// for that reply forever.
+pub const WHO_CALLED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The service object.
 pub struct Manager {
     engine: EngineHandle,
     reads: SenderQuota,
+    lane: Lane,
+    callers: crate::bus_callers::CallerCache,
+    denials: crate::bus_callers::DenialLog,
 }
 
 impl Manager {
-    /// A read, within its sender's share.
+    /// The object for one lane.
+    pub fn new(engine: EngineHandle, lane: Lane) -> Manager {
+        Manager { engine, reads: SenderQuota::default(), lane, callers: Default::default(), denials: Default::default() }
+    }
+
+    /// A read, within its sender's share (on the bus) or the operators'
+    /// own slots (on the operator socket).
     async fn read(&self, header: &Header<'_>, request: Request) -> Result<String, Error> {
+        if self.lane == Lane::Operator {
+            return self.engine.call_as_operator(request, Caller::default()).await;
+        }
         let sender = header.sender().map(|s| s.to_string()).unwrap_or_default();
         let _slot = self.reads.acquire(&sender)?;
         self.engine.call(request).await
     }
 
-    /// Checks the caller may change things, and says who it is (for the
-    /// audit trail).
-    async fn authorize(&self, header: &Header<'_>, conn: &Connection, member: &str) -> Result<Caller, Error> {
+    /// Who called: the socket's peer on the operator socket; on the bus,
+    /// the bus's answer (kept per unique name, which the bus never reuses).
+    async fn who_called(&self, header: &Header<'_>, conn: &Connection) -> Result<(String, crate::bus_callers::Credentials), Error> {
+        if self.lane == Lane::Operator {
+            let creds = conn.peer_creds().await.map_err(|e| Error::Failed(format!("reading the operator socket's peer: {e}")))?;
+            return Ok(("operator socket".into(), crate::bus_callers::Credentials::from_fdo(&creds)));
+        }
         let sender = header
             .sender()
             .ok_or_else(|| Error::AccessDenied("the call has no sender".into()))?
-            .to_owned();
-        let dbus = fdo::DBusProxy::new(conn).await.map_err(|e| Error::Failed(format!("asking the bus who called: {e}")))?;
-        let creds = dbus
-            .get_connection_credentials(sender.clone().into())
-            .await
-            .map_err(|e| Error::Failed(format!("asking the bus who called: {e}")))?;
-        let uid = creds.unix_user_id();
-        let groups: Vec<u32> = creds.unix_group_ids().cloned().unwrap_or_default();
-        let gid = operator_gid();
-        let allowed = uid == Some(0) || gid.is_some_and(|g| groups.contains(&g));
-        if allowed {
-            let pid = creds.process_id();
-            return Ok(Caller { uid, pid, unit: pid.and_then(unit_of_pid), via: "dbus".into() });
+            .to_string();
+        if let Some(creds) = self.callers.get(&sender) {
+            return Ok((sender, creds));
         }
-        warn!(event = "access_denied", caller = %sender, uid = ?uid, pid = ?creds.process_id(), member, "denied a mutating call");
+        let ask = async {
+            let dbus = fdo::DBusProxy::new(conn).await?;
+            dbus.get_connection_credentials(sender.as_str().try_into().map_err(zbus::Error::from)?).await.map_err(zbus::Error::from)
+        };
+        let creds = match tokio::time::timeout(WHO_CALLED_TIMEOUT, ask).await {
+            Ok(Ok(creds)) => crate::bus_callers::Credentials::from_fdo(&creds),
+            Ok(Err(e)) => return Err(Error::Failed(format!("asking the bus who called: {e}; nothing was done"))),
+            Err(_) => {
+                return Err(Error::Failed(format!(
+                    "the bus did not say who called within {} s (it is congested); nothing was done. \
+                     The operator socket ({}) does not go through the bus: scx-slo uses it when it exists",
+                    WHO_CALLED_TIMEOUT.as_secs(),
+                    scx_slo_api::paths::CONTROL_SOCKET
+                )))
+            }
+        };
+        self.callers.insert(sender.clone(), creds.clone());
+        Ok((sender, creds))
+    }
+
+    /// Checks the caller may change things, and says who it is (for the
+    /// audit trail).
+    async fn authorize(&self, header: &Header<'_>, conn: &Connection, member: &str) -> Result<Caller, Error> {
+        let (sender, creds) = self.who_called(header, conn).await?;
+        let gid = operator_gid();
+        let allowed = creds.uid == Some(0) || gid.is_some_and(|g| creds.groups.contains(&g));
+        let via = match self.lane {
+            Lane::Bus => "dbus",
+            Lane::Operator => "operator-socket",
+        };
+        if allowed {
+            return Ok(Caller { uid: creds.uid, pid: creds.pid, unit: creds.pid.and_then(unit_of_pid), via: via.into() });
+        }
+        // Logged at most once a second with a count of the rest: a flood
+        // of denied calls would otherwise push the daemon past journald's
+        // per-unit rate limit and silence what it logs next.
+        if let Some(suppressed) = self.denials.should_log(std::time::Instant::now()) {
+            warn!(event = "access_denied", caller = %sender, uid = ?creds.uid, pid = ?creds.pid, member, suppressed, "denied a mutating call");
+        }
         Err(Error::AccessDenied(format!(
             "{member} needs root or membership in group {OPERATOR_GROUP} (caller uid {})",
-            uid.map_or("unknown".into(), |u| u.to_string())
+            creds.uid.map_or("unknown".into(), |u| u.to_string())
         )))
     }
 
     async fn mutate(&self, header: &Header<'_>, conn: &Connection, member: &str, request: Request) -> Result<String, Error> {
         let caller = self.authorize(header, conn, member).await?;
-        info!(event = "control_call", member, ?request, uid = ?caller.uid, pid = ?caller.pid, "control call");
-        self.engine.call_as(request, caller).await
+        info!(event = "control_call", member, ?request, uid = ?caller.uid, pid = ?caller.pid, via = %caller.via, "control call");
+        match self.lane {
+            Lane::Bus => self.engine.call_as(request, caller).await,
+            Lane::Operator => self.engine.call_as_operator(request, caller).await,
+        }
     }
 }
 
@@ -242,36 +307,71 @@ fn unit_of_pid(pid: u32) -> Option<String> {
 }
 
 /// How often the connection is checked, and how many failed checks in a
-/// row count as lost (one can be a busy bus).
+/// row count as lost (one can be a restart of the bus in progress).
 pub const BUS_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 const BUS_CHECK_FAILURES: u32 = 2;
+/// How long the bus may take to answer a check.
+const BUS_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What one check of the connection found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BusCheck {
+    /// The bus answered, and the name is ours.
+    Ours,
+    /// No answer in time, or the bus refused for its limits: a flood, not
+    /// a loss. dbus-daemon drops messages to a full queue, so under a
+    /// flood of large calls the answer can be lost while the connection
+    /// and the name stay ours; concluding "lost" then made the daemon
+    /// detach and exit.
+    Congested(String),
+    /// Evidence of loss: the connection is closed, or the name is not ours.
+    Lost(String),
+}
+
+/// Classifies one GetNameOwner check (None: no answer within the timeout).
+pub fn classify_check(answer: Option<zbus::Result<String>>, ours: Option<&str>) -> BusCheck {
+    match answer {
+        None => BusCheck::Congested(format!("the bus did not answer GetNameOwner within {} s", BUS_CHECK_TIMEOUT.as_secs())),
+        Some(Ok(owner)) if Some(owner.as_str()) == ours => BusCheck::Ours,
+        Some(Ok(owner)) => BusCheck::Lost(format!("{BUS_NAME} is owned by {owner}, not by this daemon ({})", ours.unwrap_or_default())),
+        Some(Err(zbus::Error::MethodError(name, msg, _))) if name.as_str() == "org.freedesktop.DBus.Error.LimitsExceeded" => {
+            BusCheck::Congested(format!("the bus refused GetNameOwner for its limits: {}", msg.unwrap_or_default()))
+        }
+        Some(Err(e)) => BusCheck::Lost(format!("GetNameOwner({BUS_NAME}) failed: {e}")),
+    }
+}
 
 /// Returns when the connection to the bus is gone or org.scxslo1 is no
 /// longer ours: dbus-daemon dropping the connection (an oversized message,
 /// a restart of the bus) leaves a process that looks alive but that no
-/// operator can reach, so the caller stops and systemd restarts it.
+/// operator can reach, so the caller stops and systemd restarts it. A bus
+/// that is only slow or full is logged (once a minute at most), never
+/// taken for lost: the operator socket still reaches the daemon then.
 pub async fn watch_bus(conn: Connection) -> String {
     let mut failures = 0;
+    let mut congestion_logged: Option<std::time::Instant> = None;
     loop {
         tokio::time::sleep(BUS_CHECK_EVERY).await;
         let ours = conn.unique_name().map(|n| n.to_string());
-        let owner = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            conn.call_method(Some("org.freedesktop.DBus"), "/org/freedesktop/DBus", Some("org.freedesktop.DBus"), "GetNameOwner", &(BUS_NAME)),
-        )
-        .await;
-        let why = match owner {
-            Err(_) => Some("the bus did not answer GetNameOwner within 5 s".to_string()),
-            Ok(Err(e)) => Some(format!("GetNameOwner({BUS_NAME}) failed: {e}")),
-            Ok(Ok(reply)) => match reply.body().deserialize::<String>() {
-                Ok(owner) if Some(&owner) == ours.as_ref() => None,
-                Ok(owner) => Some(format!("{BUS_NAME} is owned by {owner}, not by this daemon ({})", ours.unwrap_or_default())),
-                Err(e) => Some(format!("GetNameOwner reply: {e}")),
-            },
-        };
-        match why {
-            None => failures = 0,
-            Some(why) => {
+        let call = conn.call_method(Some("org.freedesktop.DBus"), "/org/freedesktop/DBus", Some("org.freedesktop.DBus"), "GetNameOwner", &(BUS_NAME));
+        let answer = tokio::time::timeout(BUS_CHECK_TIMEOUT, call)
+            .await
+            .ok()
+            .map(|r| r.and_then(|reply| reply.body().deserialize::<String>()));
+        match classify_check(answer, ours.as_deref()) {
+            BusCheck::Ours => {
+                failures = 0;
+                if congestion_logged.take().is_some() {
+                    info!(event = "bus_congestion_over", "the system bus answers again");
+                }
+            }
+            BusCheck::Congested(why) => {
+                if congestion_logged.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60)) {
+                    warn!(event = "bus_congested", reason = %why, "the system bus is congested; not treated as lost");
+                    congestion_logged = Some(std::time::Instant::now());
+                }
+            }
+            BusCheck::Lost(why) => {
                 failures += 1;
                 if failures >= BUS_CHECK_FAILURES {
                     return why;
@@ -285,7 +385,7 @@ pub async fn watch_bus(conn: Connection) -> String {
 /// until the connection or the engine goes away.
 pub async fn serve(engine: EngineHandle, mut events: tokio::sync::mpsc::Receiver<Event>) -> zbus::Result<Connection> {
     let conn = zbus::connection::Builder::system()?
-        .serve_at(OBJECT_PATH, Manager { engine, reads: SenderQuota::default() })?
+        .serve_at(OBJECT_PATH, Manager::new(engine, Lane::Bus))?
         .name(BUS_NAME)?
         .build()
         .await?;
@@ -321,6 +421,29 @@ async fn emit(conn: &Connection, event: Event) -> zbus::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only evidence of loss counts as lost: a timeout or the bus's
+    /// limits are congestion (the flood that made the daemon exit).
+    #[test]
+    fn a_congested_bus_is_not_taken_for_lost() {
+        let ours = Some(":1.7");
+        assert_eq!(classify_check(Some(Ok(":1.7".into())), ours), BusCheck::Ours);
+        assert!(matches!(classify_check(None, ours), BusCheck::Congested(_)));
+        let limits = zbus::Error::MethodError(
+            zbus::names::OwnedErrorName::try_from("org.freedesktop.DBus.Error.LimitsExceeded").unwrap(),
+            Some("The destination service's message queue is full".into()),
+            zbus::message::Message::method_call("/", "x").unwrap().build(&()).unwrap(),
+        );
+        assert!(matches!(classify_check(Some(Err(limits)), ours), BusCheck::Congested(m) if m.contains("queue is full")));
+        assert!(matches!(classify_check(Some(Ok(":1.9".into())), ours), BusCheck::Lost(m) if m.contains(":1.9")));
+        let gone = zbus::Error::MethodError(
+            zbus::names::OwnedErrorName::try_from("org.freedesktop.DBus.Error.NameHasNoOwner").unwrap(),
+            None,
+            zbus::message::Message::method_call("/", "x").unwrap().build(&()).unwrap(),
+        );
+        assert!(matches!(classify_check(Some(Err(gone)), ours), BusCheck::Lost(_)));
+        assert!(matches!(classify_check(Some(Err(zbus::Error::InputOutput(std::io::Error::other("closed").into()))), ours), BusCheck::Lost(_)));
+    }
 
     /// One connection cannot take every read slot; its places
     /// come back as its replies go out, and nothing stays behind.

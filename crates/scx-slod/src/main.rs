@@ -93,6 +93,10 @@ struct Args {
     /// loopback unless an operator sets another address.
     #[arg(long, default_value = paths::METRICS_LISTEN)]
     metrics_listen: String,
+    /// The operator socket (the control interface peer to peer, for root
+    /// and group scx-slo, apart from the system bus), or `off`.
+    #[arg(long, default_value = paths::CONTROL_SOCKET)]
+    control_socket: String,
     /// systemd's bus for advisory mode (tests: a private bus playing systemd).
     #[arg(long, hide = true)]
     systemd_bus: Option<String>,
@@ -229,6 +233,18 @@ fn run(args: Args) -> i32 {
         }
     };
     let dbus_mode = args.dbus;
+    let operator_listener = match args.control_socket.as_str() {
+        "off" | "" => None,
+        path => match scx_slod::operator_socket::bind(std::path::Path::new(path)) {
+            Ok(l) => Some(l),
+            // Not fatal: the bus still serves everyone; the operators lose
+            // only their own lane, and the log says why.
+            Err(e) => {
+                warn!("operator socket: {e}; operators reach the daemon over the system bus only");
+                None
+            }
+        },
+    };
     let code = runtime.block_on(async move {
         use tokio::signal::unix::{signal, SignalKind};
         let (Ok(mut hup), Ok(mut term), Ok(mut int)) =
@@ -255,6 +271,9 @@ fn run(args: Args) -> i32 {
                 }
             }
         });
+        if let Some(listener) = operator_listener {
+            tokio::spawn(scx_slod::operator_socket::serve(listener, handle.clone()));
+        }
         let bus_lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let _conn = match dbus_mode {
             DbusMode::Off => None,

@@ -13,81 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::{tools_present, Bus};
+use common::{config_file, manager, tools_present, Bus, Daemon};
 use scx_slo_api::documents::{parse, TargetList};
 use scx_slo_api::{Explain, State, Status};
 use scx_slod::dbus::ManagerProxyBlocking;
 
-struct Daemon {
-    child: Child,
-}
-
-impl Daemon {
-    /// Starts scx-slod (simulated backend) on the bus without waiting.
-    fn spawn(bus: &Bus, config: &Path) -> Daemon {
-        let child = Command::new(env!("CARGO_BIN_EXE_scx-slod"))
-            .args(["--backend", "simulated", "--dbus", "required", "--config"])
-            .arg(config)
-            .arg("--status-file")
-            .arg(bus.dir.join("status.json"))
-            .arg("--state-file")
-            .arg(bus.dir.join("state.json"))
-            .arg("--audit-dir")
-            .arg(bus.dir.join("audit"))
-            .args(["--metrics-listen", "127.0.0.1:0"])
-            .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
-            .stderr(std::fs::File::create(bus.dir.join("scx-slod.log")).unwrap())
-            .spawn()
-            .expect("starting scx-slod");
-        Daemon { child }
-    }
-
-    /// Starts scx-slod and waits until it runs.
-    fn start(bus: &Bus, config: &Path) -> Daemon {
-        let d = Self::spawn(bus, config);
-        let conn = bus.connection();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let proxy = manager(&conn);
-            if proxy.state().is_ok_and(|s| s == "running") {
-                break;
-            }
-            assert!(Instant::now() < deadline, "scx-slod did not come up: {}", std::fs::read_to_string(bus.dir.join("scx-slod.log")).unwrap_or_default());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        d
-    }
-
-    fn stop(mut self) -> Option<i32> {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        self.child.wait().ok().and_then(|s| s.code())
-    }
-}
-
-impl Drop for Daemon {
-    /// A failed assertion must not leave a daemon behind.
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn config_file(bus: &Bus) -> PathBuf {
-    let path = bus.dir.join("config.json");
-    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/enforce.json"), &path).unwrap();
-    path
-}
-
-/// A proxy that asks the daemon every time (no property cache), so a
-/// restarted daemon is seen as it is.
-fn manager(conn: &zbus::blocking::Connection) -> ManagerProxyBlocking<'static> {
-    ManagerProxyBlocking::builder(conn)
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .expect("building the proxy")
-}
 
 fn error_name(e: &zbus::Error) -> String {
     match e {

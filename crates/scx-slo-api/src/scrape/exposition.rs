@@ -12,7 +12,11 @@ use std::collections::{BTreeMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::io::BufRead;
 
-use super::{Buckets, ScrapeError};
+use super::error::ScrapeError;
+
+/// Cumulative buckets: (`le` in seconds, requests at or under it), sorted
+/// by `le`, the last one `+Inf` when the service exposes it.
+pub type Buckets = Vec<(f64, f64)>;
 
 /// What one page may hold before the reading is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

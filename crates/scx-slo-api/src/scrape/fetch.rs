@@ -9,8 +9,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use super::exposition::{read_histogram, Limits, LIMITS};
-use super::{Buckets, ScrapeError};
+use super::error::ScrapeError;
+use super::exposition::{read_histogram, Buckets, Limits, LIMITS};
 
 /// Largest response head (status line and headers).
 const MAX_HEAD_BYTES: usize = 16 << 10;

@@ -4,32 +4,80 @@
 //! stage and with the hosts not yet rolled out; a unit fails a statistical
 //! gate only when it is worse than both (worse than before but the same as
 //! the hosts the release never touched is the fleet's weather, not the
-//! release). The alert gates fail on any alert that was not there before.
+//! release). A unit with series before the deploy and none after it fails
+//! too: the release lost it. The alert gates fail on any alert that was not
+//! there before.
 //!
 //! The recording rules `scx-slo rules` emits aggregate by unit over every
 //! host, so the per-stage miss ratio and latency quantile are computed here
 //! from the daemon's raw series, restricted to the stage's instances. The
 //! latency objective is a constant per unit, so comparing a quantile is
 //! comparing its objective ratio.
+//!
+//! The "before" answers are asked once, just before the stage's first
+//! deploy command, and kept in the rollout log as its [`Baseline`]: a
+//! rollout resumed after the release reached the stage's hosts compares
+//! with them, not with the release itself.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use anyhow::Result;
 use scx_slo_model::stats;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::plan::{Gates, ResolvedStage};
 use super::prom::{Prometheus, Series};
 
-/// Times of one stage, unix seconds.
+/// Times of one stage's soak, unix seconds.
 #[derive(Clone, Copy, Debug)]
 pub struct Times {
-    /// When its first deploy command started (the "before" instant).
-    pub deploy_start: f64,
     /// When its last deploy command finished (the soak's start).
     pub soak_start: f64,
     /// The evaluation's instant.
     pub now: f64,
+}
+
+/// The stage's hosts before its deploy: every gate's "before" answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// When it was taken (unix seconds), just before the first deploy command.
+    pub time: f64,
+    /// The window of the miss and jobs counts and of the latency range
+    /// before `time`: the stage's soak, in seconds.
+    pub soak_s: u64,
+    /// The resolution of the latency range, seconds; the stage's own range
+    /// is read at the same one.
+    pub step_s: f64,
+    /// The daemon's alerts on the stage's hosts.
+    pub daemon_alerts: Vec<Series>,
+    /// The burn-rate alerts firing.
+    pub burn_alerts: Vec<Series>,
+    /// Deadline misses per unit on the stage's hosts.
+    pub misses: Vec<Series>,
+    /// Jobs per unit on the stage's hosts.
+    pub jobs: Vec<Series>,
+    /// The queue-latency quantile per unit on the stage's hosts, a range.
+    pub latency: Vec<Series>,
+}
+
+/// Asks every gate's "before" question for `instances` of `stage` at
+/// `time`, with latency ranges at `step`. An answer that cannot be read is
+/// an error: a stage whose baseline is unknown is not deployed.
+pub fn baseline(p: &Prometheus, label: &str, stage: &ResolvedStage, instances: &[String], time: f64, step: Duration) -> Result<Baseline> {
+    let soak_s = (stage.soak.as_ns() / 1_000_000_000).max(1);
+    let q = queries(label, instances, &stage.gates, soak_s);
+    let window = (soak_s as f64).max(step.as_secs_f64());
+    Ok(Baseline {
+        time,
+        soak_s,
+        step_s: step.as_secs_f64(),
+        daemon_alerts: p.query(&q.daemon_alerts, time)?,
+        burn_alerts: p.query(&q.burn_alerts, time)?,
+        misses: p.query(&q.misses, time)?,
+        jobs: p.query(&q.jobs, time)?,
+        latency: p.query_range(&q.latency, time - window, time, step)?,
+    })
 }
 
 /// One query as asked and what came back, for the log.
@@ -156,9 +204,9 @@ pub fn up(p: &Prometheus, label: &str, stage: &ResolvedStage, instances: &[Strin
     Ok(Check { gate: "up", pass, findings, asked: vec![logged(&q.up, vec![t.now], &now)] })
 }
 
-/// An alert gate: alerts present now that were not at the deploy's start.
-pub fn alerts(p: &Prometheus, gate: &'static str, query: &str, labels: &[&str], t: Times) -> Result<Check> {
-    let before = p.query(query, t.deploy_start)?;
+/// An alert gate: alerts present now that were not `before` (the
+/// baseline's answer to `query`, at `base_time`).
+pub fn alerts(p: &Prometheus, gate: &'static str, query: &str, labels: &[&str], before: &[Series], base_time: f64, t: Times) -> Result<Check> {
     let now = p.query(query, t.now)?;
     let had: BTreeSet<String> = before.iter().map(|s| key(s, labels)).collect();
     let mut findings: Vec<String> = now
@@ -171,7 +219,19 @@ pub fn alerts(p: &Prometheus, gate: &'static str, query: &str, labels: &[&str], 
     if pass {
         findings.push(format!("no new alert ({} already present before the stage)", had.len()));
     }
-    Ok(Check { gate, pass, findings, asked: vec![logged(query, vec![t.deploy_start], &before), logged(query, vec![t.now], &now)] })
+    Ok(Check { gate, pass, findings, asked: vec![logged(query, vec![base_time], before), logged(query, vec![t.now], &now)] })
+}
+
+/// The units that had series on the stage's hosts before the deploy and
+/// have none now, one finding each. A release that drops a unit's targets
+/// (or stops the daemon counting it) leaves nothing to compare, which
+/// must not read as "no regression": such a unit fails the gate.
+fn vanished<'a>(before: impl IntoIterator<Item = &'a String>, now: &BTreeSet<&String>, what: &str) -> Vec<String> {
+    before
+        .into_iter()
+        .filter(|u| !now.contains(u))
+        .map(|u| format!("{u}: had {what} series on the stage's hosts before the deploy and has none now"))
+        .collect()
 }
 
 /// Misses and jobs per unit, from two instant answers.
@@ -187,9 +247,9 @@ fn counts(misses: &[Series], jobs: &[Series]) -> BTreeMap<String, (u64, u64)> {
 }
 
 /// The miss-ratio gate: per unit, the stage's misses over the soak against
-/// the same hosts before it and the later hosts during it (a one-sided
-/// two-proportion test).
-pub fn miss_ratio(p: &Prometheus, label: &str, stage: &ResolvedStage, instances: &[String], later: &[String], t: Times) -> Result<Check> {
+/// the same hosts before it (`base`) and the later hosts during it (a
+/// one-sided two-proportion test).
+pub fn miss_ratio(p: &Prometheus, label: &str, stage: &ResolvedStage, instances: &[String], later: &[String], base: &Baseline, t: Times) -> Result<Check> {
     let g = &stage.gates;
     let soak = (t.now - t.soak_start).round().max(1.0) as u64;
     let mine = queries(label, instances, g, soak);
@@ -200,13 +260,16 @@ pub fn miss_ratio(p: &Prometheus, label: &str, stage: &ResolvedStage, instances:
         Ok(r)
     };
     let stage_counts = counts(&ask(&mine.misses, t.now)?, &ask(&mine.jobs, t.now)?);
-    let before = counts(&ask(&mine.misses, t.deploy_start)?, &ask(&mine.jobs, t.deploy_start)?);
     let rest = if later.is_empty() {
         None
     } else {
         let theirs = queries(label, later, g, soak);
         Some(counts(&ask(&theirs.misses, t.now)?, &ask(&theirs.jobs, t.now)?))
     };
+    let then = queries(label, instances, g, base.soak_s);
+    asked.push(logged(&then.misses, vec![base.time], &base.misses));
+    asked.push(logged(&then.jobs, vec![base.time], &base.jobs));
+    let before = counts(&base.misses, &base.jobs);
     let mut findings = Vec::new();
     let mut pass = true;
     for (unit, &(x, n)) in &stage_counts {
@@ -230,29 +293,38 @@ pub fn miss_ratio(p: &Prometheus, label: &str, stage: &ResolvedStage, instances:
         ));
         pass &= !fail;
     }
-    if stage_counts.is_empty() {
+    let gone = vanished(before.keys(), &stage_counts.keys().collect(), "job");
+    pass &= gone.is_empty();
+    findings.extend(gone);
+    if findings.is_empty() {
         findings.push("no unit counted jobs on the stage's hosts: nothing to compare".into());
     }
     Ok(Check { gate: "miss_ratio", pass, findings, asked })
 }
 
 /// The latency gate: per unit, the stage's queue-latency quantile over the
-/// soak against the same hosts before it and the later hosts during it
-/// (Mann-Whitney U on the range's points: they overlap in the rate window,
-/// so the test is a guard against noise, not an exact p-value).
-pub fn latency(p: &Prometheus, label: &str, stage: &ResolvedStage, instances: &[String], later: &[String], t: Times, step: std::time::Duration) -> Result<Check> {
+/// soak against the same hosts before it (`base`) and the later hosts
+/// during it (Mann-Whitney U on the range's points: they overlap in the
+/// rate window, so the test is a guard against noise, not an exact p-value).
+pub fn latency(p: &Prometheus, label: &str, stage: &ResolvedStage, instances: &[String], later: &[String], base: &Baseline, t: Times) -> Result<Check> {
     let g = &stage.gates;
+    let step = Duration::from_secs_f64(base.step_s.max(0.001));
     let soak = (t.now - t.soak_start).max(step.as_secs_f64());
     let mine = queries(label, instances, g, 1);
+    let by_unit = |r: &[Series]| -> BTreeMap<String, Vec<f64>> {
+        r.iter().map(|s| (s.labels.get("unit").cloned().unwrap_or_default(), s.points.iter().map(|p| p.1).filter(|v| v.is_finite()).collect())).collect()
+    };
     let mut asked = Vec::new();
     let mut ask = |q: &str, start: f64, end: f64| -> Result<BTreeMap<String, Vec<f64>>> {
         let r = p.query_range(q, start, end, step)?;
         asked.push(logged(q, vec![start, end], &r));
-        Ok(r.iter().map(|s| (s.labels.get("unit").cloned().unwrap_or_default(), s.points.iter().map(|p| p.1).filter(|v| v.is_finite()).collect())).collect())
+        Ok(by_unit(&r))
     };
     let stage_q = ask(&mine.latency, t.now - soak, t.now)?;
-    let before = ask(&mine.latency, t.deploy_start - soak, t.deploy_start)?;
     let rest = if later.is_empty() { None } else { Some(ask(&queries(label, later, g, 1).latency, t.now - soak, t.now)?) };
+    let window = (base.soak_s as f64).max(base.step_s);
+    asked.push(logged(&mine.latency, vec![base.time - window, base.time], &base.latency));
+    let before = by_unit(&base.latency);
     let mut findings = Vec::new();
     let mut pass = true;
     for (unit, v) in stage_q.iter().filter(|(_, v)| !v.is_empty()) {
@@ -277,6 +349,9 @@ pub fn latency(p: &Prometheus, label: &str, stage: &ResolvedStage, instances: &[
         ));
         pass &= !fail;
     }
+    let gone = vanished(before.keys(), &stage_q.keys().collect(), "queue-latency");
+    pass &= gone.is_empty();
+    findings.extend(gone);
     if findings.is_empty() {
         findings.push("no unit has queue-latency samples on the stage's hosts: nothing to compare".into());
     }
@@ -284,13 +359,13 @@ pub fn latency(p: &Prometheus, label: &str, stage: &ResolvedStage, instances: &[
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::io::{Read, Write};
 
-    /// A Prometheus stand-in: each request's decoded query string goes to
-    /// `answer`, whose (resultType, result) is sent back.
-    fn fake(answer: impl Fn(&str) -> (&'static str, String) + Send + 'static) -> Prometheus {
+    /// A Prometheus stand-in at the returned URL: each request's decoded
+    /// query string goes to `answer`, whose (resultType, result) is sent back.
+    pub(in crate::rollout) fn fake_url(answer: impl Fn(&str) -> (&'static str, String) + Send + 'static) -> String {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         std::thread::spawn(move || {
@@ -316,14 +391,24 @@ mod tests {
                 let _ = write!(s, "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{body}");
             }
         });
-        Prometheus::new(&url, std::time::Duration::from_secs(5)).unwrap()
+        url
+    }
+
+    /// A client of [`fake_url`]'s stand-in.
+    fn fake(answer: impl Fn(&str) -> (&'static str, String) + Send + 'static) -> Prometheus {
+        Prometheus::new(&fake_url(answer), Duration::from_secs(5)).unwrap()
+    }
+
+    /// The stage's baseline from `p` at 1000 s, latency ranges every 3 s.
+    fn base(p: &Prometheus) -> Baseline {
+        baseline(p, "instance", &stage(), &["a:1".into()], 1000.0, Duration::from_secs(3)).unwrap()
     }
 
     fn stage() -> ResolvedStage {
         ResolvedStage { index: 0, name: "canary".into(), nodes: vec!["c".into()], later: vec!["r".into()], soak: scx_slo_model::Duration::from_secs(60), gates: Gates::default() }
     }
 
-    const T: Times = Times { deploy_start: 1000.0, soak_start: 1010.0, now: 1070.0 };
+    const T: Times = Times { soak_start: 1010.0, now: 1070.0 };
 
     /// Counts: (misses, jobs) on the stage now, on it before, on the rest now.
     fn misses(on_stage: (u64, u64), before: (u64, u64), rest: (u64, u64)) -> Check {
@@ -332,7 +417,7 @@ mod tests {
             let v = if q.contains("deadline_misses") { m } else { j };
             ("vector", format!(r#"{{"metric":{{"unit":"api.service"}},"value":[1,"{v}"]}}"#))
         });
-        miss_ratio(&p, "instance", &stage(), &["a:1".into()], &["b:1".into()], T).unwrap()
+        miss_ratio(&p, "instance", &stage(), &["a:1".into()], &["b:1".into()], &base(&p), T).unwrap()
     }
 
     #[test]
@@ -357,12 +442,35 @@ mod tests {
                 let points: Vec<String> = (0..20).map(|i| format!(r#"[{i},"{}"]"#, level * (1.0 + i as f64 / 1000.0))).collect();
                 ("matrix", format!(r#"{{"metric":{{"unit":"api.service"}},"values":[{}]}}"#, points.join(",")))
             });
-            latency(&p, "instance", &stage(), &["a:1".into()], &["b:1".into()], T, std::time::Duration::from_secs(3)).unwrap()
+            latency(&p, "instance", &stage(), &["a:1".into()], &["b:1".into()], &base(&p), T).unwrap()
         };
         let c = run(0.004, 0.001);
         assert!(!c.pass, "{c:?}");
         assert!(run(0.004, 0.004).pass, "as slow as the hosts not yet rolled out");
         assert!(run(0.00105, 0.001).pass, "5% is under the 10% threshold");
+    }
+
+    #[test]
+    fn a_unit_whose_series_disappear_after_the_deploy_fails_both_gates() {
+        // The unit had series on the stage before the deploy; the release
+        // dropped its target, so the stage has none now.
+        let p = fake(|q| {
+            let stage_now = q.contains("a:1") && !q.contains("time=1000") && !q.contains("start=9");
+            let one = r#"{"metric":{"unit":"api.service"},"value":[1,"10"]}"#;
+            let range = r#"{"metric":{"unit":"api.service"},"values":[[1,"0.001"],[2,"0.001"]]}"#;
+            let kind = if q.contains("query_range") { "matrix" } else { "vector" };
+            (kind, if stage_now { String::new() } else if kind == "matrix" { range.to_string() } else { one.to_string() })
+        });
+        let c = miss_ratio(&p, "instance", &stage(), &["a:1".into()], &["b:1".into()], &base(&p), T).unwrap();
+        assert!(!c.pass, "{c:?}");
+        assert_eq!(c.findings, ["api.service: had job series on the stage's hosts before the deploy and has none now"]);
+        let c = latency(&p, "instance", &stage(), &["a:1".into()], &["b:1".into()], &base(&p), T).unwrap();
+        assert!(!c.pass, "{c:?}");
+        assert_eq!(c.findings, ["api.service: had queue-latency series on the stage's hosts before the deploy and has none now"]);
+        // No series before either: nothing to compare, and nothing lost.
+        let p = fake(|q| (if q.contains("query_range") { "matrix" } else { "vector" }, String::new()));
+        assert!(miss_ratio(&p, "instance", &stage(), &["a:1".into()], &[], &base(&p), T).unwrap().pass);
+        assert!(latency(&p, "instance", &stage(), &["a:1".into()], &[], &base(&p), T).unwrap().pass);
     }
 
     #[test]
@@ -373,7 +481,8 @@ mod tests {
             ("vector", if q.contains("time=1000") { old.to_string() } else { format!("{old},{new}") })
         });
         let q = queries("instance", &["a:1".into()], &Gates::default(), 60);
-        let c = alerts(&p, "daemon_alerts", &q.daemon_alerts, &["alertname", "instance"], T).unwrap();
+        let b = base(&p);
+        let c = alerts(&p, "daemon_alerts", &q.daemon_alerts, &["alertname", "instance"], &b.daemon_alerts, b.time, T).unwrap();
         assert!(!c.pass, "{c:?}");
         assert_eq!(c.findings.len(), 1, "{c:?}");
         assert!(c.findings[0].contains("ScxSloBreakerOpen pending"), "{c:?}");

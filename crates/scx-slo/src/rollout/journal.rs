@@ -3,6 +3,8 @@
 //! an operator's dead machine left behind says which stages were decided.
 //! Re-running with the same log and plan resumes after the last stage that
 //! proceeded; a log that ended (stopped or finished) is not run again.
+//! A stage's `deploy_start` line, written before its first deploy command,
+//! holds its gates' baseline, which a resumed stage reuses.
 //!
 //! Every line carries the rollout's correlation id. The deploy and rollback
 //! commands get it as `SCX_SLO_ROLLOUT_ID` (and `{rollout_id}`), which is
@@ -14,7 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::gates::Check;
+use super::gates::{Baseline, Check};
 
 /// Largest log read back when resuming.
 pub const MAX_LOG_BYTES: u64 = 64 << 20;
@@ -61,6 +63,19 @@ pub enum Entry<'a> {
         time: f64,
         /// The first stage run now.
         from_stage: &'a str,
+    },
+    /// A stage's deploy is about to start: its hosts before it, as the
+    /// gates will compare with them (written and synced before the first
+    /// deploy command runs).
+    DeployStart {
+        /// Correlation id.
+        rollout_id: &'a str,
+        /// The stage.
+        stage: &'a str,
+        /// Unix seconds.
+        time: f64,
+        /// Every gate's "before" answer.
+        baseline: &'a Baseline,
     },
     /// A stage's deploy commands ran.
     Deployed {
@@ -125,6 +140,8 @@ struct Line {
     decision: Option<String>,
     #[serde(default)]
     summary: Option<String>,
+    #[serde(default)]
+    baseline: Option<Baseline>,
 }
 
 /// An open log.
@@ -140,6 +157,12 @@ pub struct Journal {
     /// A stage decided `rollback` before the machine died: its rollback
     /// runs again and the rollout stops, never the stage's deploy.
     pub rolling_back: Option<String>,
+    /// The last stage whose deploy started without a decision, with its
+    /// baseline: a resumed run of that stage compares with it.
+    pub baseline: Option<(String, Baseline)>,
+    /// Stages deployed (a `deployed` line) without a decision: one of them
+    /// without a `baseline` was deployed by a version that did not log it.
+    pub deployed: Vec<String>,
 }
 
 fn new_id() -> Result<String> {
@@ -155,6 +178,10 @@ struct Back {
     done: Vec<String>,
     /// A stage decided `rollback` whose rollback did not finish.
     rolling_back: Option<String>,
+    /// The last `deploy_start`'s stage and baseline.
+    baseline: Option<(String, Baseline)>,
+    /// Stages with a `deployed` line and no decision.
+    deployed: Vec<String>,
     /// The length of its complete lines.
     complete: u64,
 }
@@ -178,6 +205,8 @@ fn read_back(path: &Path, plan_sha256: &str) -> Result<Option<Back>> {
     let mut id = None;
     let mut done = Vec::new();
     let mut rolling_back = None;
+    let mut baseline = None;
+    let mut deployed: Vec<String> = Vec::new();
     let mut buf = Vec::new();
     let mut complete = 0u64;
     for n in 1.. {
@@ -205,13 +234,27 @@ fn read_back(path: &Path, plan_sha256: &str) -> Result<Option<Back>> {
             }
             (_, None) => bail!("{}:{n}: the log does not begin with a start line", path.display()),
             (_, Some(i)) if *i != line.rollout_id => bail!("{}:{n}: another rollout id than the start line's", path.display()),
-            ("decision", _) if line.decision.as_deref() == Some("proceed") => done.extend(line.stage),
-            ("decision", _) => rolling_back = line.stage,
+            ("deploy_start", _) => match (line.stage, line.baseline) {
+                (Some(stage), Some(b)) => baseline = Some((stage, b)),
+                _ => bail!("{}:{n}: a deploy_start line without its stage and baseline", path.display()),
+            },
+            ("deployed", _) => deployed.extend(line.stage),
+            ("decision", _) => {
+                deployed.retain(|s| Some(s) != line.stage.as_ref());
+                if baseline.as_ref().map(|b| &b.0) == line.stage.as_ref() {
+                    baseline = None;
+                }
+                if line.decision.as_deref() == Some("proceed") {
+                    done.extend(line.stage);
+                } else {
+                    rolling_back = line.stage;
+                }
+            }
             ("finished", _) => bail!("{}: that rollout already ended ({}); start a new log", path.display(), line.summary.unwrap_or_default()),
             _ => {}
         }
     }
-    Ok(id.map(|id| Back { id, done, rolling_back, complete }))
+    Ok(id.map(|id| Back { id, done, rolling_back, baseline, deployed, complete }))
 }
 
 impl Journal {
@@ -224,17 +267,39 @@ impl Journal {
             // new start line would be appended to it and every later
             // resume would refuse the log.
             file.set_len(0).with_context(|| format!("dropping the cut first line of {}", path.display()))?;
-            return Ok(Journal { path: path.to_path_buf(), file, rollout_id: new_id()?, done: Vec::new(), resumed: false, rolling_back: None });
+            return Ok(Journal {
+                path: path.to_path_buf(),
+                file,
+                rollout_id: new_id()?,
+                done: Vec::new(),
+                resumed: false,
+                rolling_back: None,
+                baseline: None,
+                deployed: Vec::new(),
+            });
         };
         // A line cut by a crash is dropped, so the next one starts on a line of its own.
         file.set_len(back.complete).with_context(|| format!("dropping the cut last line of {}", path.display()))?;
-        Ok(Journal { path: path.to_path_buf(), file, rollout_id: back.id, done: back.done, resumed: true, rolling_back: back.rolling_back })
+        Ok(Journal {
+            path: path.to_path_buf(),
+            file,
+            rollout_id: back.id,
+            done: back.done,
+            resumed: true,
+            rolling_back: back.rolling_back,
+            baseline: back.baseline,
+            deployed: back.deployed,
+        })
     }
 
     /// Appends one line and syncs it: a decision is on disk before the
-    /// next stage starts.
+    /// next stage starts. A line longer than a resume reads back is
+    /// refused, not written: it would make the log unresumable.
     pub fn write(&mut self, entry: &Entry<'_>) -> Result<()> {
         let mut line = serde_json::to_string(entry).context("encoding a log line")?;
+        if line.len() as u64 >= MAX_LINE_BYTES {
+            bail!("a log line of {} bytes, over {} MiB: narrow the stage's queries", line.len(), MAX_LINE_BYTES >> 20);
+        }
         line.push('\n');
         self.file
             .write_all(line.as_bytes())
@@ -247,12 +312,18 @@ impl Journal {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_log_resumes_after_the_last_stage_that_proceeded() {
-        let dir = std::env::temp_dir().join(format!("scx-slo-journal-{}", std::process::id()));
+    /// A directory of its own for a test's log, and the log's path in it (no file yet).
+    fn fresh(name: &str) -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("scx-slo-journal-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("log.jsonl");
-        let _ = std::fs::remove_file(&path);
+        (dir, path)
+    }
+
+    #[test]
+    fn a_log_resumes_after_the_last_stage_that_proceeded() {
+        let (dir, path) = fresh("resume");
         let mut j = Journal::open(&path, "abc").unwrap();
         assert!(!j.resumed && j.rollout_id.starts_with("ro-"));
         let id = j.rollout_id.clone();
@@ -282,6 +353,27 @@ mod tests {
         j.write(&Entry::Start { rollout_id: &id, plan: "p", plan_sha256: "abc", time: 1.0, stages: vec!["a"] }).unwrap();
         drop(j);
         assert!(Journal::open(&path, "abc").unwrap().resumed);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_stage_deployed_without_a_decision_keeps_its_baseline_for_the_resume() {
+        let (dir, path) = fresh("base");
+        let series = |v: f64| vec![crate::rollout::prom::Series { labels: [("unit".to_string(), "u".to_string())].into(), points: vec![(9.0, v)] }];
+        let base = Baseline { time: 9.0, soak_s: 60, step_s: 15.0, daemon_alerts: vec![], burn_alerts: vec![], misses: series(1.0), jobs: series(1e6), latency: series(f64::INFINITY) };
+        let mut j = Journal::open(&path, "abc").unwrap();
+        let id = j.rollout_id.clone();
+        j.write(&Entry::Start { rollout_id: &id, plan: "p", plan_sha256: "abc", time: 1.0, stages: vec!["a", "b"] }).unwrap();
+        j.write(&Entry::DeployStart { rollout_id: &id, stage: "a", time: 9.0, baseline: &base }).unwrap();
+        j.write(&Entry::Deployed { rollout_id: &id, stage: "a", time: 10.0, commands: &[] }).unwrap();
+        drop(j);
+        let mut j = Journal::open(&path, "abc").unwrap();
+        assert_eq!(j.baseline, Some(("a".to_string(), base.clone())));
+        assert_eq!(j.deployed, ["a"]);
+        j.write(&Entry::Decision { rollout_id: &id, stage: "a", time: 11.0, decision: "proceed", reasons: &[], checks: &[] }).unwrap();
+        drop(j);
+        let j = Journal::open(&path, "abc").unwrap();
+        assert!(j.baseline.is_none() && j.deployed.is_empty(), "a decided stage's baseline is not reused");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

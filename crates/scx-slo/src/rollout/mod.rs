@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use gates::{Check, Times};
+use gates::{Baseline, Check, Times};
 use journal::{Entry, Journal, Ran};
 use plan::{Plan, ResolvedStage};
 use prom::Prometheus;
@@ -104,11 +104,45 @@ fn run_inner(plan_path: &Path, log: Option<&Path>, dry_run: bool) -> Result<u8> 
     Ok(scx_slo_api::exit::cli::OK)
 }
 
+/// The stage's baseline: the one its `deploy_start` line logged when the
+/// stage is resumed, else asked now and logged before anything is deployed.
+/// `Ok(None)` when it cannot be read: the stage is not deployed.
+///
+/// A log written before the baseline was logged has a `deployed` line and
+/// no `deploy_start` for a stage caught mid-soak: its hosts may run the
+/// release already, so the baseline asked now may be the release itself.
+/// That is said, and the comparison with the hosts not yet rolled out
+/// still holds; the baseline asked now is logged, and a later resume
+/// reuses it.
+fn stage_baseline(plan: &Plan, stage: &ResolvedStage, p: &Prometheus, journal: &mut Journal) -> Result<Result<Baseline, String>> {
+    if let Some((_, b)) = journal.baseline.take().filter(|(s, _)| *s == stage.name) {
+        outln!("stage {}: resumed; its gates compare with the baseline logged before its first deploy", stage.name);
+        return Ok(Ok(b));
+    }
+    if journal.deployed.contains(&stage.name) {
+        outln!(
+            "stage {}: resumed from a log without its baseline: its hosts may run the release already, so \"before\" is now and may not show a regression; the hosts not yet rolled out are still compared",
+            stage.name
+        );
+    }
+    let label = plan.prometheus.instance_label.as_str();
+    let base = match gates::baseline(p, label, stage, &instances(plan, &stage.nodes), prom::now(), secs(plan.prometheus.step)) {
+        Ok(b) => b,
+        Err(e) => return Ok(Err(format!("the gates' baseline could not be read, so nothing was deployed: {e:#}"))),
+    };
+    let id = journal.rollout_id.clone();
+    journal.write(&Entry::DeployStart { rollout_id: &id, stage: &stage.name, time: base.time, baseline: &base })?;
+    Ok(Ok(base))
+}
+
 /// One stage: deploy, soak, decide; `Some(why)` when it was stopped.
 fn run_stage(plan: &Plan, stage: &ResolvedStage, p: &Prometheus, journal: &mut Journal) -> Result<Option<String>> {
     let id = journal.rollout_id.clone();
+    let base = match stage_baseline(plan, stage, p, journal)? {
+        Ok(b) => b,
+        Err(why) => return Ok(Some(why)),
+    };
     outln!("stage {} ({}): deploying {}", stage.index + 1, stage.name, stage.nodes.join(", "));
-    let deploy_start = prom::now();
     let mut ran: Vec<Ran> = Vec::new();
     for node in &stage.nodes {
         let r = commands::run(node, &plan::expand(&plan.deploy, plan, node, &id), &id, secs(plan.command_timeout));
@@ -123,8 +157,8 @@ fn run_stage(plan: &Plan, stage: &ResolvedStage, p: &Prometheus, journal: &mut J
         let why = format!("deploying {} {} (exit code {:?})", bad.node, bad.outcome, bad.exit_code);
         (Vec::new(), vec![why])
     } else {
-        let t = Times { deploy_start, soak_start: prom::now(), now: 0.0 };
-        soak(plan, stage, p, t)
+        let t = Times { soak_start: prom::now(), now: 0.0 };
+        soak(plan, stage, p, &base, t)
     };
     let proceed = reasons.is_empty();
     let decision = if proceed { "proceed" } else { "rollback" };
@@ -166,7 +200,7 @@ fn checked(gate: &'static str, r: Result<Check>) -> Check {
 /// Watches a stage for its soak time: the alert gates every `poll` (a
 /// failure ends the soak early), every gate at the end. Returns the last
 /// checks and the reasons to roll back (none: proceed).
-fn soak(plan: &Plan, stage: &ResolvedStage, p: &Prometheus, mut t: Times) -> (Vec<Check>, Vec<String>) {
+fn soak(plan: &Plan, stage: &ResolvedStage, p: &Prometheus, base: &Baseline, mut t: Times) -> (Vec<Check>, Vec<String>) {
     let label = plan.prometheus.instance_label.as_str();
     let mine = instances(plan, &stage.nodes);
     let later = instances(plan, &stage.later);
@@ -175,8 +209,8 @@ fn soak(plan: &Plan, stage: &ResolvedStage, p: &Prometheus, mut t: Times) -> (Ve
     let alert_checks = |t: Times| {
         vec![
             checked("up", gates::up(p, label, stage, &mine, t)),
-            checked("daemon_alerts", gates::alerts(p, "daemon_alerts", &q.daemon_alerts, &["alertname", label], t)),
-            checked("burn_alerts", gates::alerts(p, "burn_alerts", &q.burn_alerts, &["alertname", "unit"], t)),
+            checked("daemon_alerts", gates::alerts(p, "daemon_alerts", &q.daemon_alerts, &["alertname", label], &base.daemon_alerts, base.time, t)),
+            checked("burn_alerts", gates::alerts(p, "burn_alerts", &q.burn_alerts, &["alertname", "unit"], &base.burn_alerts, base.time, t)),
         ]
     };
     let failing = |checks: &[Check]| -> Vec<String> { checks.iter().filter(|c| !c.pass).flat_map(|c| c.findings.iter().map(move |f| format!("{}: {f}", c.gate))).collect() };
@@ -194,10 +228,9 @@ fn soak(plan: &Plan, stage: &ResolvedStage, p: &Prometheus, mut t: Times) -> (Ve
         }
     }
     t.now = prom::now();
-    let step = secs(plan.prometheus.step);
     let mut checks = alert_checks(t);
-    checks.push(checked("miss_ratio", gates::miss_ratio(p, label, stage, &mine, &later, t)));
-    checks.push(checked("latency", gates::latency(p, label, stage, &mine, &later, t, step)));
+    checks.push(checked("miss_ratio", gates::miss_ratio(p, label, stage, &mine, &later, base, t)));
+    checks.push(checked("latency", gates::latency(p, label, stage, &mine, &later, base, t)));
     let bad = failing(&checks);
     (checks, bad)
 }
@@ -237,5 +270,101 @@ fn print_plan(plan: &Plan, stages: &[ResolvedStage]) {
             g.latency_regression_pct,
             g.alpha
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Prometheus where the stage's unit misses 500 of 1,000 jobs
+    /// whenever it is asked, its host answers scrapes and no alert is on.
+    fn prometheus() -> String {
+        gates::tests::fake_url(|q| {
+            if q.contains("query_range") {
+                return ("matrix", String::new());
+            }
+            let unit = |v: u32| format!(r#"{{"metric":{{"unit":"api.service"}},"value":[1,"{v}"]}}"#);
+            let v = if q.contains("query=up") {
+                r#"{"metric":{"instance":"a:1"},"value":[1,"1"]}"#.to_string()
+            } else if q.contains("deadline_misses") {
+                unit(500)
+            } else if q.contains("jobs_total") {
+                unit(1000)
+            } else {
+                String::new()
+            };
+            ("vector", v)
+        })
+    }
+
+    /// A one-stage plan in `dir` on `url`, its deploy and rollback doing
+    /// nothing; its path, and a log of it begun (start, then `lines`).
+    fn resumed(dir: &Path, url: &str, lines: &[String]) -> (PathBuf, PathBuf) {
+        std::fs::create_dir_all(dir).unwrap();
+        let plan = dir.join("plan.json");
+        std::fs::write(
+            &plan,
+            format!(
+                r#"{{"version":1,"name":"t","flake":".","rollback_flake":"o","deploy":["true","{{node}}"],"rollback":["true","{{node}}"],"command_timeout":"10s",
+                "prometheus":{{"url":"{url}","step":"1s"}},"nodes":{{"c":"a:1"}},"poll":"1s",
+                "stages":[{{"name":"canary","nodes":["c"],"soak":"1s"}}]}}"#
+            ),
+        )
+        .unwrap();
+        let sha = plan::load(&plan).unwrap().2;
+        let mut log = format!(r#"{{"event":"start","rollout_id":"ro-t","plan":"t","plan_sha256":"{sha}","time":1.0,"stages":["canary"]}}"#);
+        for l in lines {
+            log.push('\n');
+            log.push_str(l);
+        }
+        log.push('\n');
+        let path = dir.join("log.jsonl");
+        std::fs::write(&path, log).unwrap();
+        (plan, path)
+    }
+
+    fn events(log: &Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    const DEPLOYED: &str = r#"{"event":"deployed","rollout_id":"ro-t","stage":"canary","time":1001.0,"commands":[]}"#;
+
+    #[test]
+    fn a_resumed_stage_compares_with_the_baseline_logged_before_its_deploy() {
+        // Before the deploy the unit missed none of 1,000 jobs; the
+        // machine died mid-soak, with the release (500 of 1,000) on the
+        // stage. Asking "before" again now would compare the release with
+        // itself and pass.
+        let dir = std::env::temp_dir().join(format!("scx-slo-rollout-resume-{}", std::process::id()));
+        let unit = |v: u32| format!(r#"{{"labels":{{"unit":"api.service"}},"points":[[1000.0,"{v}"]]}}"#);
+        let baseline = format!(
+            r#"{{"time":1000.0,"soak_s":1,"step_s":1.0,"daemon_alerts":[],"burn_alerts":[],"misses":[{}],"jobs":[{}],"latency":[]}}"#,
+            unit(0),
+            unit(1000)
+        );
+        let start = format!(r#"{{"event":"deploy_start","rollout_id":"ro-t","stage":"canary","time":1000.0,"baseline":{baseline}}}"#);
+        let (plan, log) = resumed(&dir, &prometheus(), &[start, DEPLOYED.to_string()]);
+        assert_eq!(run_inner(&plan, Some(&log), false).unwrap(), scx_slo_api::exit::cli::REFUSED);
+        let lines = events(&log);
+        assert_eq!(lines.iter().filter(|l| l["event"] == "deploy_start").count(), 1, "the baseline was asked again");
+        let decision = lines.iter().find(|l| l["event"] == "decision").unwrap();
+        assert_eq!(decision["decision"], "rollback", "{decision}");
+        assert!(decision["reasons"][0].as_str().unwrap().contains("miss ratio 0.5000 (500/1000) on the stage; before it 0.0000 (0/1000"), "{decision}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_log_without_a_baseline_resumes_with_one_asked_at_the_resume() {
+        // A log of a version that did not write deploy_start: "before" is
+        // asked now (the release may be on the stage) and logged.
+        let dir = std::env::temp_dir().join(format!("scx-slo-rollout-old-log-{}", std::process::id()));
+        let (plan, log) = resumed(&dir, &prometheus(), &[DEPLOYED.to_string()]);
+        assert_eq!(run_inner(&plan, Some(&log), false).unwrap(), scx_slo_api::exit::cli::OK);
+        let lines = events(&log);
+        let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
+        assert_eq!(events, ["start", "deployed", "resume", "deploy_start", "deployed", "decision", "finished"]);
+        assert_eq!(lines[3]["baseline"]["misses"][0]["points"][0][1], "500");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

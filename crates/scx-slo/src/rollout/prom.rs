@@ -21,12 +21,27 @@ pub const MAX_SERIES: usize = 2000;
 pub const MAX_POINTS: usize = 11_000;
 
 /// One series: its labels and its (unix seconds, value) points.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+///
+/// In the rollout log its points are `[time, "value"]` as in Prometheus's
+/// own API, so `NaN` and `±Inf` (which JSON numbers cannot hold) read back.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, Deserialize)]
 pub struct Series {
     /// The series' labels.
     pub labels: BTreeMap<String, String>,
     /// Points, oldest first (one for an instant query).
+    #[serde(serialize_with = "points_to_text", deserialize_with = "points_from_text")]
     pub points: Vec<(f64, f64)>,
+}
+
+/// Points as Prometheus writes them: `[time, "value"]`.
+fn points_to_text<S: serde::Serializer>(points: &[(f64, f64)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(points.iter().map(|(t, v)| (t, text(*v))))
+}
+
+/// Points from `[time, "value"]`.
+fn points_from_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(f64, f64)>, D::Error> {
+    let raw = Vec::<(f64, String)>::deserialize(d)?;
+    raw.into_iter().map(|(t, v)| value(&v).map(|v| (t, v)).map_err(serde::de::Error::custom)).collect()
 }
 
 /// A Prometheus server.
@@ -123,6 +138,17 @@ pub fn short(query: &str) -> String {
     s
 }
 
+/// `v` as Prometheus writes a sample value (`NaN`, `+Inf`, `-Inf`, or the
+/// shortest text that reads back as the same number).
+fn text(v: f64) -> String {
+    match v {
+        v if v.is_nan() => "NaN".into(),
+        f64::INFINITY => "+Inf".into(),
+        f64::NEG_INFINITY => "-Inf".into(),
+        v => v.to_string(),
+    }
+}
+
 fn value(text: &str) -> Result<f64> {
     match text {
         "NaN" => Ok(f64::NAN),
@@ -180,6 +206,16 @@ mod tests {
         assert!(e.to_string().contains("parse error"), "{e}");
         assert!(parse_reply(r#"{"status":"success","data":{"resultType":"scalar","result":[1,"1"]}}"#).is_err());
         assert!(parse_reply("<html>").is_err());
+    }
+
+    #[test]
+    fn a_series_reads_back_as_written_nan_and_infinities_included() {
+        let s = Series { labels: [("unit".to_string(), "a".to_string())].into(), points: vec![(1.0, 0.25), (2.0, f64::INFINITY), (3.0, f64::NEG_INFINITY), (4.0, 1e-7)] };
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(json, r#"{"labels":{"unit":"a"},"points":[[1.0,"0.25"],[2.0,"+Inf"],[3.0,"-Inf"],[4.0,"0.0000001"]]}"#);
+        assert_eq!(serde_json::from_str::<Series>(&json).unwrap(), s);
+        let nan: Series = serde_json::from_str(r#"{"labels":{},"points":[[1,"NaN"]]}"#).unwrap();
+        assert!(nan.points[0].1.is_nan());
     }
 
     #[test]

@@ -270,6 +270,7 @@ impl Engine {
             tx,
             snapshot,
             reads: Arc::new(tokio::sync::Semaphore::new(crate::control::READ_SLOTS)),
+            operator_reads: Arc::new(tokio::sync::Semaphore::new(crate::control::OPERATOR_READ_SLOTS)),
             config_path: Arc::new(engine.opts.config_path.clone()),
         };
         Ok(Started { engine, handle, events: events_rx, metrics })

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The operator socket: the same `org.scxslo1.Manager` object as on the
+//! system bus, served peer to peer (D-Bus without a bus) on a unix socket
+//! that only root and group `scx-slo` can open (mode 0660, group
+//! `scx-slo`). It is the operators' own share of the daemon: no flood on
+//! the bus reaches it (dbus-daemon drops messages to a full queue, root's
+//! included), the caller is the socket's peer (no round trip to ask who
+//! called), and its reads have their own slots. `scx-slo` uses it when it
+//! exists, and the system bus otherwise.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use crate::bus_callers::DenialLog;
+use crate::control::EngineHandle;
+use crate::dbus::{Lane, Manager, OBJECT_PATH, OPERATOR_GROUP};
+
+/// Connections served at once; past this a new one is closed at once.
+/// Only operators can connect, so this bounds a runaway script, not an
+/// attacker.
+pub const MAX_CONNECTIONS: usize = 8;
+/// How long a new connection may take to authenticate.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Binds the socket at `path`: a stale socket there is replaced, anything
+/// else is refused by name (never removed). Mode 0660 with group
+/// `scx-slo` when the group exists and the daemon may give the socket to
+/// it (the NixOS unit adds the group to the daemon's), else 0600: root
+/// only.
+pub fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, String> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            std::fs::remove_file(path).map_err(|e| format!("removing the stale socket {}: {e}", path.display()))?;
+        }
+        Ok(_) => return Err(format!("{} exists and is not a socket; it was left alone (remove it, or pass --control-socket off)", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    }
+    // The runtime directory, made as the status file's is when systemd did
+    // not make it (RuntimeDirectory=).
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    let listener = std::os::unix::net::UnixListener::bind(path).map_err(|e| format!("binding {}: {e}", path.display()))?;
+    let group = crate::dbus::operator_gid().and_then(|gid| {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+        // SAFETY: chown on a NUL-terminated path; -1 keeps the owner.
+        (unsafe { libc::chown(c.as_ptr(), u32::MAX, gid) } == 0).then_some(gid)
+    });
+    let mode = if group.is_some() { 0o660 } else { 0o600 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| format!("setting the mode of {}: {e}", path.display()))?;
+    match group {
+        Some(_) => info!(path = %path.display(), "operator socket: root and group {OPERATOR_GROUP}"),
+        None => warn!(path = %path.display(), "operator socket: root only (group {OPERATOR_GROUP} is missing, or the daemon may not give the socket to it)"),
+    }
+    Ok(listener)
+}
+
+/// Whether the peer may use the socket: root, or in the operators' group.
+fn peer_allowed(uid: u32, gid: u32, pid: Option<i32>) -> bool {
+    let Some(operators) = crate::dbus::operator_gid() else { return uid == 0 };
+    uid == 0
+        || gid == operators
+        || pid.is_some_and(|p| u32::try_from(p).is_ok_and(|p| crate::bus_callers::proc_groups(p).contains(&operators)))
+}
+
+/// Accepts connections until the runtime stops.
+pub async fn serve(listener: std::os::unix::net::UnixListener, engine: EngineHandle) {
+    if let Err(e) = listener.set_nonblocking(true) {
+        warn!(error = %e, "operator socket: not served");
+        return;
+    }
+    let listener = match tokio::net::UnixListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(error = %e, "operator socket: not served");
+            return;
+        }
+    };
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let refusals = Arc::new(DenialLog::default());
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                warn!(error = %e, "operator socket: accept");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            if let Some(suppressed) = refusals.should_log(std::time::Instant::now()) {
+                warn!(suppressed, "operator socket: {MAX_CONNECTIONS} connections open; a new one was closed");
+            }
+            continue;
+        };
+        let (engine, refusals) = (engine.clone(), refusals.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let Ok(cred) = stream.peer_cred() else { return };
+            if !peer_allowed(cred.uid(), cred.gid(), cred.pid()) {
+                if let Some(suppressed) = refusals.should_log(std::time::Instant::now()) {
+                    warn!(event = "access_denied", uid = cred.uid(), pid = ?cred.pid(), suppressed, "operator socket: refused a peer that is neither root nor in group {OPERATOR_GROUP}");
+                }
+                return;
+            }
+            let build = async {
+                zbus::connection::Builder::unix_stream(stream)
+                    .p2p()
+                    .server(zbus::Guid::generate())?
+                    .serve_at(OBJECT_PATH, Manager::new(engine, Lane::Operator))?
+                    .build()
+                    .await
+            };
+            let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, build).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => {
+                    warn!(error = %e, "operator socket: a connection failed its handshake");
+                    return;
+                }
+                Err(_) => return,
+            };
+            // Served until the peer hangs up: the stream ends with the
+            // socket. Every message is taken off it at once, so it never
+            // holds up the connection's reader.
+            let mut messages = zbus::MessageStream::from(&conn);
+            while futures_next(&mut messages).await.is_some() {}
+        });
+    }
+}
+
+async fn futures_next(stream: &mut zbus::MessageStream) -> Option<zbus::Result<zbus::Message>> {
+    std::future::poll_fn(|cx| {
+        use futures_core::Stream;
+        std::pin::Pin::new(&mut *stream).poll_next(cx)
+    })
+    .await
+}
