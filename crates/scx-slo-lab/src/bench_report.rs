@@ -74,6 +74,16 @@ fn tail_body(cmp: &Value) -> String {
 }
 
 /// The markdown document for a bench report.
+/// Where the programs nobody here wrote are measured, and how to run them
+/// (docs/benchmarks.md keeps it between bench runs because it is written here).
+const EXTERNAL_PARAGRAPH: &str = "The probe above is our own. Programs nobody here wrote run in \
+[benchmarks-external.md](benchmarks-external.md), each in the latency target next to `stress-ng --cpu` in the batch target, \
+measured by its own tool under the same setups (EEVDF, cpu.weight 10000, SCHED_FIFO 50, scx-slo at `scx-slo tune`'s budget \
+and half of it, the peers): `cyclictest` (timer wakeups), `nginx-wrk` (nginx serving a static page, wrk's closed-loop load \
+from a cgroup of its own and its p50/75/90/99 and maximum) and `redis` (redis-server under redis-benchmark, its percentile \
+distribution down to the slowest request). `checks/vm/run external` runs all three and rewrites that page; \
+`checks/vm/run external --quick --workload nginx-wrk` (or `redis`) runs one the way CI runs cyclictest (about 95 s of guest time).\n\n";
+
 pub fn markdown(report: &Value, date: &str) -> String {
     let facts = &report["facts"];
     let mut out = String::new();
@@ -131,6 +141,7 @@ pub fn markdown(report: &Value, date: &str) -> String {
          - *response* is wakeup → the request done (the task sleeps again); *misses* are responses over the 5 ms deadline \
          (what an admitted budget promises), and in brackets requests done over 5 ms after the timer expired.\n"
     );
+    out.push_str(EXTERNAL_PARAGRAPH);
     let results = unique_results(report);
     let mut scenarios: Vec<&str> = Vec::new();
     for name in results.iter().filter_map(|r| r["scenario"].as_str()) {

@@ -2,6 +2,7 @@
 //! The external-workload scenario's parsing and verdicts, on fixed inputs.
 
 use super::*;
+use crate::external_tools::{parse_cyclictest, parse_redis_benchmark, parse_wrk, HIST_US};
 
 const CYCLICTEST: &str = "# /dev/cpu_dma_latency set to 0us
 # Histogram
@@ -84,6 +85,8 @@ fn summary(setup: &str, p99: f64, max: f64, samples: u64, queue_p99: f64, bogo: 
         p999_us: p99 * 2.0,
         max_us: max,
         samples,
+        per_s: None,
+        errors: 0,
         queue_p99_us: queue_p99,
         queue_p999_us: queue_p99 * 2.0,
         batch_bogo_ops: bogo,
@@ -130,7 +133,7 @@ fn lost_cycles_fail_the_run_per_round_and_without_eevdf() {
     let lost = Summary { rounds: 1, ..summary("scx_slo-all-tuned", 2000.0, 5000.0, 8_400, 900.0, 1000) };
     let checks = cycle_checks(&[eevdf, kept.clone(), lost]);
     assert_eq!(checks.iter().map(|c| c.1).collect::<Vec<_>>(), vec![true, false], "{checks:?}");
-    assert!(checks[1].2.contains("8400 cycles in 1 rounds against EEVDF's 10000 per round"), "{checks:?}");
+    assert!(checks[1].2.contains("8400 cycles per round in 1 rounds against EEVDF's 10000"), "{checks:?}");
     let alone = cycle_checks(&[kept]);
     assert!(!alone[0].1, "{alone:?}");
 }
@@ -162,4 +165,109 @@ fn the_adaptive_setup_starts_at_a_third_and_its_line_says_where_it_went() {
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines[0].contains("230 us -> 304 us (tune's 670 us) in 3 changes, within 10% of the end after 2 s; last decision: on-target"), "{lines:?}");
     assert!(lines[1].contains("after never; last decision: applied"), "{lines:?}");
+}
+
+/// wrk 4.1.0 (Debian 12) against nginx 1.22 on the host: `wrk --latency
+/// -t2 -c16 -d2s`, as captured.
+const WRK: &str = include_str!("testdata/wrk-latency.txt");
+/// redis-benchmark 7.0.15 (Debian 12) against redis-server on the host:
+/// `-n 20000 -t get,set`, as captured (progress lines end in \r).
+const REDIS_BENCHMARK: &str = include_str!("testdata/redis-benchmark.txt");
+
+#[test]
+fn wrk_percentiles_rate_and_maximum_come_from_its_report_and_p999_is_unmeasured() {
+    let run = parse_wrk(WRK).expect("parses");
+    assert_eq!(run.samples, 100_575);
+    assert_eq!((run.quantile(0.5), run.quantile(0.75), run.quantile(0.9), run.quantile(0.99)), (266.0, 457.0, 1320.0, 5840.0));
+    assert_eq!(run.max_us, 10_680);
+    assert!(run.quantile(0.999).is_nan(), "wrk prints nothing between p99 and its maximum");
+    // Requests/sec as wrk printed it, not requests over the rounded 2.10 s.
+    assert!((run.per_s().expect("a rate") - 47_910.06).abs() < 0.01, "{:?}", run.per_s());
+    assert_eq!(run.errors, 0);
+    // What lies past p99 sits at the maximum: the tail ends there.
+    assert_eq!(crate::external_report::tail_points(&run).last(), Some(&(10_680.0, 0.0)));
+}
+
+#[test]
+fn wrk_failures_are_counted_and_a_report_without_latency_is_refused() {
+    let failing = WRK.replace("Requests/sec:", "  Socket errors: connect 0, read 2, write 0, timeout 5\n  Non-2xx or 3xx responses: 3\nRequests/sec:");
+    assert_eq!(parse_wrk(&failing).expect("parses").errors, 10);
+    let e = parse_wrk(&WRK.replace("Latency Distribution", "Latency-less")).expect_err("no distribution");
+    assert!(format!("{e:#}").contains("--latency"), "{e:#}");
+    assert!(parse_wrk("unable to connect to 127.0.0.1:8080 Connection refused\n").is_err());
+}
+
+#[test]
+fn redis_benchmark_percentiles_pool_its_tests_down_to_the_slowest_request() {
+    let run = parse_redis_benchmark(REDIS_BENCHMARK).expect("parses");
+    assert_eq!(run.samples, 40_000);
+    // SET's slowest request 7.791 ms, GET's 6.319 ms.
+    assert_eq!(run.max_us, 7791);
+    // SET's 50% line is 0.543 ms (10051 requests), GET's 0.631 ms (10005):
+    // the pooled median lies between them.
+    let p50 = run.quantile(0.5);
+    assert!((543.0..=631.0).contains(&p50), "{p50}");
+    // 99.9% of 40000: 39960 requests at or under. Every GET is under
+    // 6.319 ms; SET's 99.609% line (7.047 ms) holds 19923 (39923 pooled),
+    // its 99.805% line (7.351 ms) 19962 (39962 pooled).
+    assert_eq!(run.quantile(0.999), 7351.0);
+    assert!(run.resolved_q.is_none());
+    // 40000 requests in 0.54 s + 0.41 s.
+    assert!((run.per_s().expect("a rate") - 40_000.0 / 0.95).abs() < 1.0, "{:?}", run.per_s());
+    assert!(parse_redis_benchmark("Could not connect to Redis at 127.0.0.1:6379: Connection refused\n").is_err());
+}
+
+#[test]
+fn runs_of_a_load_generator_merge_into_one_rate_and_the_coarsest_resolution() {
+    let mut pooled = parse_redis_benchmark(REDIS_BENCHMARK).expect("parses");
+    pooled.merge(&parse_wrk(WRK).expect("parses"));
+    assert_eq!(pooled.samples, 140_575);
+    assert_eq!(pooled.resolved_q, Some(0.99));
+    assert!(pooled.quantile(0.999).is_nan());
+    let cyclic = parse_cyclictest(CYCLICTEST).expect("parses");
+    assert_eq!(cyclic.per_s(), None, "a timer tool's rate is its cycles");
+}
+
+#[test]
+fn workloads_are_named_one_at_a_time_or_all_and_default_to_cyclictest() {
+    assert_eq!(Workload::parse_list("").expect("default"), vec![Workload::Cyclictest]);
+    assert_eq!(Workload::parse_list("nginx-wrk").expect("one"), vec![Workload::NginxWrk]);
+    assert_eq!(Workload::parse_list("all").expect("all").len(), Workload::ALL.len());
+    let e = Workload::parse_list("nginx").expect_err("unknown");
+    assert!(format!("{e:#}").contains("unknown workload \"nginx\"; known: cyclictest, nginx-wrk, redis, all"), "{e:#}");
+}
+
+#[test]
+fn a_server_s_floor_is_judged_on_its_requests_per_second_and_without_p999() {
+    let rate = |setup: &str, p99: f64, per_s: f64| Summary { per_s: Some(per_s), p999_us: f64::NAN, ..summary(setup, p99, 5000.0, 1, 500.0, 1000) };
+    let eevdf = rate("eevdf", 2000.0, 10_000.0);
+    let v = verdicts(&[eevdf.clone(), rate("scx_slo-all-under", 2000.0, 9_900.0)]);
+    assert!(v[0].contains("p99.9 unmeasured") && v[0].contains("requests/s 0.990x") && v[0].ends_with("met)"), "{v:?}");
+    let v = verdicts(&[eevdf.clone(), rate("scx_slo-all-under", 2000.0, 9_000.0)]);
+    assert!(v[0].ends_with("missed)"), "{v:?}");
+    let checks = cycle_checks(&[eevdf, rate("scx_slo-all-tuned", 2000.0, 8_000.0)]);
+    assert!(!checks[0].1 && checks[0].0.contains("lost no requests/s"), "{checks:?}");
+}
+
+#[test]
+fn a_server_s_latencies_past_the_timer_tool_s_range_keep_their_percentiles() {
+    // Under the emulator wrk's p50 was 16 ms and its p99 over 200 ms: past
+    // the 30 ms of 1 µs buckets, where every request used to read as the
+    // maximum.
+    let slow = WRK
+        .replace("266.00us", "15.83ms")
+        .replace("457.00us", "40.10ms")
+        .replace("1.32ms", "90.00ms")
+        .replace("5.84ms", "221.61ms")
+        .replace("10.68ms", "477.82ms");
+    let run = parse_wrk(&slow).expect("parses");
+    assert!(run.width() > 1 && run.overflows == 0, "{} {}", run.width(), run.overflows);
+    let close = |got: f64, want: f64| (want - run.width() as f64..=want).contains(&got);
+    assert!(close(run.quantile(0.5), 15_830.0) && close(run.quantile(0.99), 221_610.0), "{} {}", run.quantile(0.5), run.quantile(0.99));
+    // A finer round merged in is coarsened, not misplaced.
+    let mut pooled = run.clone();
+    pooled.merge(&parse_wrk(WRK).expect("parses"));
+    assert_eq!(pooled.width(), run.width());
+    assert_eq!(pooled.samples, 2 * run.samples);
+    assert!(pooled.quantile(0.25) < 1000.0 && close(pooled.quantile(0.99), 221_610.0), "{} {}", pooled.quantile(0.25), pooled.quantile(0.99));
 }

@@ -113,17 +113,18 @@ pub fn report(
             println!("  {line}");
         }
     }
-    if let Some(rows) = report["facts"]["external"].as_array() {
-        println!("\n{}", external_report::table(rows));
-        println!("budgets per 1 ms (scx-slo tune's, and half of it): {}", report["facts"]["budgets"]);
-        print!("{}", external_report::per_round_table(report["facts"]["cells"].as_array().map(Vec::as_slice).unwrap_or_default(), true));
+    for w in external_report::workloads(&report["facts"]) {
+        let rows = w["external"].as_array().map(Vec::as_slice).unwrap_or_default();
+        println!("\n{}:\n\n{}", w["workload"].as_str().unwrap_or("cyclictest"), external_report::table(rows));
+        println!("budgets per 1 ms (scx-slo tune's, and half of it): {}", w["budgets"]);
+        print!("{}", external_report::per_round_table(w["cells"].as_array().map(Vec::as_slice).unwrap_or_default(), true));
         println!("\ntargets (reported, not asserted):");
-        for line in report["facts"]["verdicts"].as_array().into_iter().flatten() {
+        for line in w["verdicts"].as_array().into_iter().flatten() {
             println!("  {}", line.as_str().unwrap_or_default());
         }
     }
     for (key, value) in report["facts"].as_object().into_iter().flatten() {
-        if !["rows", "partial", "all", "results", "runs", "external", "cells", "tune", "verdicts", "budgets"].contains(&key.as_str()) {
+        if !["rows", "partial", "all", "results", "runs", "external", "cells", "tune", "verdicts", "budgets", "workloads"].contains(&key.as_str()) {
             println!("{key}: {value}");
         }
     }

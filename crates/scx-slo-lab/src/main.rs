@@ -13,6 +13,7 @@ mod bench_resume;
 mod external;
 mod external_report;
 mod external_tools;
+mod external_workloads;
 mod bench_report;
 mod canary;
 mod chaos;
@@ -193,6 +194,10 @@ enum Cmd {
         /// --crash-after passes it to the first boot only).
         #[arg(long, default_value_t = 0)]
         crash_after: usize,
+        /// external: the workload (cyclictest, nginx-wrk, redis or all).
+        /// Empty: cyclictest, CI's.
+        #[arg(long, default_value = "")]
+        workload: String,
     },
     /// What the observe probes cost per run with the kernel's BPF
     /// statistics on and off: a pinned pipe ping-pong, timed with the
@@ -280,14 +285,17 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Host side: checks an external run's --only before the VM boots.
+    /// Host side: checks an external run's --only and --workload before
+    /// the VM boots, and prints the programs the guest needs, one a line.
     ExternalSelection {
         #[arg(long, default_value = "")]
         only: String,
+        #[arg(long, default_value = "")]
+        workload: String,
     },
     /// Host side: an external-workload report (report.json) as the
-    /// markdown of docs/benchmarks-external.md, with its tail plot (SVG)
-    /// written next to it.
+    /// markdown of docs/benchmarks-external.md, with one tail plot (SVG)
+    /// per workload written next to it.
     ExternalTable {
         /// checks/vm/out/external/report.json.
         report: PathBuf,
@@ -399,7 +407,7 @@ fn main() -> Result<()> {
                 std::thread::sleep(Duration::from_secs(3600));
             }
         }
-        Cmd::Scenario { name, bin, cgroot, seconds, rounds, out, only, scenarios, seed, crash_after } => {
+        Cmd::Scenario { name, bin, cgroot, seconds, rounds, out, only, scenarios, seed, crash_after, workload } => {
             let env = harness::Env { bin, cgroot, seconds };
             // --only names schedulers for the bench and setups for the
             // external scenario; each checks its own.
@@ -417,8 +425,8 @@ fn main() -> Result<()> {
                 "chaos" => chaos::run(&env)?,
                 "adapt" => adapt::run(&env)?,
                 "canary" => canary::run(&env)?,
-                "external" => external::run(&env, rounds, false, &only)?,
-                "external-quick" => external::run(&env, rounds, true, &only)?,
+                "external" => external::run(&env, rounds, false, &only, &workload)?,
+                "external-quick" => external::run(&env, rounds, true, &only, &workload)?,
                 // Runs as a unit under systemd in the Debian guest.
                 "systemd" => systemd::run_scenario()?,
                 other => anyhow::bail!("unknown scenario {other:?}; known: enforce, control, demo, bench, bench-quick, external, external-quick, hunt, systemd, chaos, adapt, canary"),
@@ -452,16 +460,26 @@ fn main() -> Result<()> {
             print!("{}", bench_report::markdown(&value, &date));
             Ok(())
         }
-        Cmd::ExternalSelection { only } => external::parse_only(&only).map(|_| ()),
+        Cmd::ExternalSelection { only, workload } => {
+            external::parse_only(&only)?;
+            for w in external::Workload::parse_list(&workload)? {
+                for p in w.programs() {
+                    println!("{p}");
+                }
+            }
+            Ok(())
+        }
         Cmd::ExternalTable { report, out, date } => {
             let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).with_context(|| format!("reading {}", report.display()))?)?;
             let date = date.unwrap_or_else(|| {
                 std::process::Command::new("date").args(["-u", "+%Y-%m-%d"]).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
             });
-            let svg = out.with_extension("svg");
-            let svg_name = svg.file_name().and_then(|n| n.to_str()).unwrap_or("benchmarks-external.svg").to_string();
-            std::fs::write(&svg, external_report::tail_svg(&value)).with_context(|| format!("writing {}", svg.display()))?;
-            std::fs::write(&out, external_report::markdown(&value, &date, &svg_name)).with_context(|| format!("writing {}", out.display()))?;
+            let stem = out.file_stem().and_then(|n| n.to_str()).unwrap_or("benchmarks-external").to_string();
+            for (workload, svg) in external_report::tail_svgs(&value) {
+                let path = out.with_file_name(external_report::svg_name(&stem, &workload));
+                std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
+            }
+            std::fs::write(&out, external_report::markdown(&value, &date, &stem)).with_context(|| format!("writing {}", out.display()))?;
             Ok(())
         }
         Cmd::BenchStats { blocks, trips } => {
