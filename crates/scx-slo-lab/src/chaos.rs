@@ -460,7 +460,9 @@ pub fn run(env: &Env) -> Result<Report> {
     d = daemon(env)?;
     let _ = wait(Duration::from_secs(60), || m.state().is_ok_and(|s| s == "running"));
 
-    // 9. The scraped service turns hostile, in three ways, 8 s each: a page
+    // 9. The scraped service turns hostile, in three ways, about 8 s each
+    // (the server lives until it is killed, so the latest reading is of
+    // its page, never of a server that already left): a page
     // of 8 MiB of tiny samples, 200,000 histogram bounds, and a reply that
     // trickles a byte every 0.4 s. Each reading must fail (counted, with
     // the reason), the daemon's memory stay bounded, and root's Disable on
@@ -471,7 +473,7 @@ pub fn run(env: &Env) -> Result<Report> {
         let failed_before = scrape_failed(&m).0;
         let log = format!("/tmp/hostile-metrics-{mode}.log");
         let mut server = Command::new(env.exe("scx-slo-lab"))
-            .args(["hostile-metrics", "--port", &HOSTILE_PORT.to_string(), "--mode", mode, "--seconds", "8"])
+            .args(["hostile-metrics", "--port", &HOSTILE_PORT.to_string(), "--mode", mode, "--seconds", "60"])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
             .spawn()

@@ -96,6 +96,12 @@ pub enum Lane {
 /// for that reply forever.
 pub const WHO_CALLED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// Whether a caller may change things: root, or a member of the operators'
+/// group.
+fn privileged(creds: &crate::bus_callers::Credentials) -> bool {
+    creds.uid == Some(0) || operator_gid().is_some_and(|g| creds.groups.contains(&g))
+}
+
 /// The service object.
 pub struct Manager {
     engine: EngineHandle,
@@ -113,13 +119,21 @@ impl Manager {
 
     /// A read, within its sender's share (on the bus) or the operators'
     /// own slots (on the operator socket).
-    async fn read(&self, header: &Header<'_>, request: Request) -> Result<String, Error> {
+    async fn read(&self, header: &Header<'_>, conn: &Connection, request: Request) -> Result<String, Error> {
         if self.lane == Lane::Operator {
             return self.engine.call_as_operator(request, Caller::default()).await;
         }
         let sender = header.sender().map(|s| s.to_string()).unwrap_or_default();
         let _slot = self.reads.acquire(&sender)?;
-        self.engine.call(request).await
+        match self.engine.call(request.clone()).await {
+            // Everyone's read slots are taken (by others' reads): an
+            // operator on the bus still gets through, on the operators' own.
+            Err(Error::Busy(why)) => match self.who_called(header, conn).await {
+                Ok((_, creds)) if privileged(&creds) => self.engine.call_as_operator(request, Caller::default()).await,
+                _ => Err(Error::Busy(why)),
+            },
+            other => other,
+        }
     }
 
     /// Who called: the socket's peer on the operator socket; on the bus,
@@ -160,8 +174,7 @@ impl Manager {
     /// audit trail).
     async fn authorize(&self, header: &Header<'_>, conn: &Connection, member: &str) -> Result<Caller, Error> {
         let (sender, creds) = self.who_called(header, conn).await?;
-        let gid = operator_gid();
-        let allowed = creds.uid == Some(0) || gid.is_some_and(|g| creds.groups.contains(&g));
+        let allowed = privileged(&creds);
         let via = match self.lane {
             Lane::Bus => "dbus",
             Lane::Operator => "operator-socket",
@@ -195,19 +208,19 @@ impl Manager {
 impl Manager {
     /// The status document (JSON): state, mode, generation, targets with the
     /// kernel's counters, breaker, overrides.
-    async fn status(&self, #[zbus(header)] header: Header<'_>) -> Result<String, Error> {
-        self.read(&header, Request::Status).await
+    async fn status(&self, #[zbus(header)] header: Header<'_>, #[zbus(connection)] conn: &Connection) -> Result<String, Error> {
+        self.read(&header, conn, Request::Status).await
     }
 
     /// Targets and their cgroups (JSON array).
-    async fn list_targets(&self, #[zbus(header)] header: Header<'_>) -> Result<String, Error> {
-        self.read(&header, Request::ListTargets).await
+    async fn list_targets(&self, #[zbus(header)] header: Header<'_>, #[zbus(connection)] conn: &Connection) -> Result<String, Error> {
+        self.read(&header, conn, Request::ListTargets).await
     }
 
     /// Why a unit has its budget and priority now (JSON).
-    async fn explain(&self, #[zbus(header)] header: Header<'_>, unit: String) -> Result<String, Error> {
+    async fn explain(&self, #[zbus(header)] header: Header<'_>, #[zbus(connection)] conn: &Connection, unit: String) -> Result<String, Error> {
         let unit = bounded("unit", unit, arg_limits::UNIT)?;
-        self.read(&header, Request::Explain { unit }).await
+        self.read(&header, conn, Request::Explain { unit }).await
     }
 
     /// Loads the scheduler (closes the breaker); replies once it runs or failed.
