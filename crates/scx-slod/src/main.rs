@@ -272,7 +272,9 @@ fn run(args: Args) -> i32 {
             }
         });
         if let Some(listener) = operator_listener {
-            tokio::spawn(scx_slod::operator_socket::serve(listener, handle.clone()));
+            if let Err(e) = scx_slod::operator_socket::spawn(listener, handle.clone()) {
+                warn!("operator socket: {e}; operators reach the daemon over the system bus only");
+            }
         }
         let bus_lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let _conn = match dbus_mode {
