@@ -504,7 +504,7 @@ pub fn run(env: &Env) -> Result<Report> {
         let named = match mode {
             "tiny" => ["samples", "MiB"],
             "bounds" => ["le bounds", "label sets"],
-            _ => ["deadline", "within"],
+            _ => ["deadline", "per-read timeout"],
         };
         let for_the_page = last_error.as_deref().is_some_and(|e| named.iter().any(|n| e.contains(n)));
         let ok = listening && disabled && disable_ms < DISABLE_BUDGET.as_secs_f64() * 1e3 && failed_after > failed_before && for_the_page && rss < SCRAPE_RSS_LIMIT_KB;

@@ -57,10 +57,14 @@ pub fn serve(port: u16, mode: &str, seconds: u64) -> Result<()> {
         let mut request = [0u8; 4096];
         let _ = conn.read(&mut request);
         if mode == "trickle" {
-            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n");
-            while Instant::now() < end && conn.write_all(b"#").is_ok() {
-                std::thread::sleep(Duration::from_millis(400));
-            }
+            // Every client is trickled to at once, as a server whose every
+            // worker is slow: a new scrape meets the trickle too.
+            std::thread::spawn(move || {
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n");
+                while Instant::now() < end && conn.write_all(b"#").is_ok() {
+                    std::thread::sleep(Duration::from_millis(400));
+                }
+            });
             continue;
         }
         let head = format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());

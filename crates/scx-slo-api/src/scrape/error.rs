@@ -29,6 +29,13 @@ pub enum ScrapeError {
     /// Reading the reply failed.
     #[error("reading the reply: {0}")]
     Read(std::io::Error),
+    /// The server sent nothing for a whole per-read timeout (the socket's
+    /// error, EAGAIN, said nothing an operator could use).
+    #[error("the server sent nothing for {:.1} s (the per-read timeout)", .limit.as_secs_f64())]
+    Stalled {
+        /// The per-read timeout.
+        limit: std::time::Duration,
+    },
     /// The whole request took longer than allowed.
     #[error("no complete reply within {:.1} s (the whole request's deadline)", .limit.as_secs_f64())]
     Deadline {

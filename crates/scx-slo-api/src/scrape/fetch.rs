@@ -99,6 +99,7 @@ fn get<T>(addr: SocketAddr, host: &str, path: &str, t: Timeouts, agent: &str, bo
         let late = start.elapsed() >= t.total;
         let e = match e {
             ScrapeError::Read(_) | ScrapeError::Connect(_) if late => ScrapeError::Deadline { limit: t.total },
+            ScrapeError::Read(io) if matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => ScrapeError::Stalled { limit: t.io },
             e => e,
         };
         ScrapeError::At { url: format!("http://{host}{path}").chars().take(120).collect(), source: Box::new(e) }
@@ -274,6 +275,22 @@ mod tests {
         let e = get_histogram(addr, &addr.to_string(), "/", timeouts, "t", "h").unwrap_err();
         assert!(e.to_string().contains("deadline"), "{e}");
         assert!(t.elapsed() < Duration::from_millis(2500), "{:?}", t.elapsed());
+    }
+
+    /// A server that accepts and then says nothing is named for it, not
+    /// for the socket's EAGAIN.
+    #[test]
+    fn a_silent_endpoint_is_named_for_the_per_read_timeout() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (s, _) = listener.accept().unwrap();
+            std::thread::sleep(Duration::from_secs(3));
+            drop(s);
+        });
+        let timeouts = Timeouts { io: Duration::from_millis(300), total: Duration::from_millis(2000) };
+        let e = get_histogram(addr, &addr.to_string(), "/", timeouts, "t", "h").unwrap_err().to_string();
+        assert!(e.contains("sent nothing for 0.3 s (the per-read timeout)"), "{e}");
     }
 
     #[test]
