@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{manager, operator_connection, tools_present, Bus};
+use common::{config_file, manager, operator_connection, tools_present, Bus, Daemon};
 
 /// A 64 MiB ext4 image mounted at `mount`, unfrozen, unmounted and
 /// detached when dropped (also when a check fails: a file system left
@@ -64,28 +64,8 @@ fn disable_and_status_answer_while_the_state_disk_is_frozen() {
         eprintln!("skipped: no loop device or tools");
         return;
     };
-    let config = bus.dir.join("config.json");
-    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/enforce.json"), &config).unwrap();
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_scx-slod"))
-        .args(["--backend", "simulated", "--dbus", "required", "--metrics-listen", "off", "--config"])
-        .arg(&config)
-        .arg("--status-file")
-        .arg(bus.dir.join("status.json"))
-        .arg("--state-file")
-        .arg(disk.mount.join("state.json"))
-        .arg("--audit-dir")
-        .arg(disk.mount.join("audit"))
-        .arg("--control-socket")
-        .arg(bus.dir.join("control.sock"))
-        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
-        .stderr(std::fs::File::create(bus.dir.join("scx-slod.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !bus.dir.join("control.sock").exists() || manager(&bus.connection()).state().map_or(true, |s| s != "running") {
-        assert!(Instant::now() < deadline, "scx-slod did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let config = config_file(&bus);
+    let daemon = Daemon::wait_running(&bus, Daemon::spawn_with_state(&bus, &config, &disk.mount));
     let m = manager(&operator_connection(&bus));
 
     assert!(disk.freeze(true), "fsfreeze -f");
@@ -120,6 +100,5 @@ fn disable_and_status_answer_while_the_state_disk_is_frozen() {
     let mut actions = Vec::new();
     scx_slo_api::audit::verify_with(&disk.mount.join("audit"), |e| actions.push(format!("{} {}", e.kind, e.action))).expect("the trail verifies");
     assert!(actions.iter().any(|a| a == "call Disable"), "{actions:?}");
-    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
-    let _ = daemon.wait();
+    assert_eq!(daemon.stop(), Some(0));
 }

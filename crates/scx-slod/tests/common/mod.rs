@@ -114,15 +114,20 @@ pub struct Daemon {
 impl Daemon {
     /// Starts scx-slod (simulated backend) on the bus without waiting.
     pub fn spawn(bus: &Bus, config: &Path) -> Daemon {
+        Self::spawn_with_state(bus, config, &bus.dir)
+    }
+
+    /// The same, with state.json and the audit trail in `state`.
+    pub fn spawn_with_state(bus: &Bus, config: &Path, state: &Path) -> Daemon {
         let child = Command::new(env!("CARGO_BIN_EXE_scx-slod"))
             .args(["--backend", "simulated", "--dbus", "required", "--config"])
             .arg(config)
             .arg("--status-file")
             .arg(bus.dir.join("status.json"))
             .arg("--state-file")
-            .arg(bus.dir.join("state.json"))
+            .arg(state.join("state.json"))
             .arg("--audit-dir")
-            .arg(bus.dir.join("audit"))
+            .arg(state.join("audit"))
             .arg("--control-socket")
             .arg(bus.dir.join("control.sock"))
             .args(["--metrics-listen", "127.0.0.1:0"])
@@ -135,7 +140,11 @@ impl Daemon {
 
     /// Starts scx-slod and waits until it runs.
     pub fn start(bus: &Bus, config: &Path) -> Daemon {
-        let d = Self::spawn(bus, config);
+        Self::wait_running(bus, Self::spawn(bus, config))
+    }
+
+    /// Waits until `d` runs.
+    pub fn wait_running(bus: &Bus, d: Daemon) -> Daemon {
         let conn = bus.connection();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
