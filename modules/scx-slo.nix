@@ -607,7 +607,8 @@ in
         # descriptors (BPF maps, programs and links, the bus, and at most 64
         # metrics connections: http.rs MAX_CONNECTIONS), threads (the
         # engine, the event reader, the metrics thread, the scraper, two
-        # async workers),
+        # async workers and their blocking pool of at most 4, the disk
+        # writer, the operator socket's thread and its 8 connections),
         # and memory (BPF maps are charged to the unit's cgroup).
         LimitNOFILE = 1024;
         TasksMax = 64;

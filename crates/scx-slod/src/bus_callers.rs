@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 pub struct Credentials {
     /// The caller's uid, when known.
     pub uid: Option<u32>,
-    /// The caller's pid, when known (recorded, never trusted for access).
+    /// The caller's pid, when known (recorded; on the operator socket its
+    /// /proc groups are read too, see [`Credentials::from_fdo`]).
     pub pid: Option<u32>,
     /// The caller's groups (supplementary and primary), when known.
     pub groups: Vec<u32>,
@@ -24,11 +25,14 @@ impl Credentials {
     /// From the bus's (or a peer socket's) answer.
     pub fn from_fdo(creds: &zbus::fdo::ConnectionCredentials) -> Credentials {
         let mut groups: Vec<u32> = creds.unix_group_ids().cloned().unwrap_or_default();
-        if let Some(pid) = creds.process_id().filter(|_| groups.is_empty()) {
-            // A peer socket's SO_PEERCRED carries no groups: read them from
-            // /proc. The socket's mode already admits only the operators'
-            // group; this is the second check.
-            groups = proc_groups(pid);
+        if let Some(pid) = creds.process_id() {
+            // zbus fills a peer socket's groups from the user database
+            // (getgrouplist), which misses a group given to the process
+            // alone (systemd's SupplementaryGroups=): the process's own
+            // groups count too, as the socket's connect check reads them.
+            groups.extend(proc_groups(pid));
+            groups.sort_unstable();
+            groups.dedup();
         }
         Credentials { uid: creds.unix_user_id(), pid: creds.process_id(), groups }
     }

@@ -18,13 +18,18 @@ use scx_slo_api::ControlError as Error;
 
 use crate::control::{Caller, EngineHandle, Event, Request};
 
-/// The gid of the operators' group, if it exists.
+/// The gid of the operators' group, if it exists: looked up once (getgrnam
+/// is not reentrant, and both the bus's runtime and the operator socket's
+/// ask), so a group made after the daemon started counts from its restart.
 pub(crate) fn operator_gid() -> Option<u32> {
-    let name = std::ffi::CString::new(OPERATOR_GROUP).ok()?;
-    // SAFETY: getgrnam returns a pointer to static storage or null; we read
-    // one field immediately, on this thread.
-    let gr = unsafe { libc::getgrnam(name.as_ptr()) };
-    (!gr.is_null()).then(|| unsafe { (*gr).gr_gid })
+    static GID: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *GID.get_or_init(|| {
+        let name = std::ffi::CString::new(OPERATOR_GROUP).ok()?;
+        // SAFETY: getgrnam returns a pointer to static storage or null; we
+        // read one field immediately, once, under the OnceLock.
+        let gr = unsafe { libc::getgrnam(name.as_ptr()) };
+        (!gr.is_null()).then(|| unsafe { (*gr).gr_gid })
+    })
 }
 
 /// Reads one connection may have waiting at once. Anyone may read, and the
@@ -90,6 +95,10 @@ pub enum Lane {
     Operator,
 }
 
+/// Refused reads whose caller is asked of the bus at once (to find an
+/// operator among them); the rest are refused without asking.
+const BUSY_LOOKUPS: usize = 4;
+
 /// How long the bus may take to say who called. Under a flood of large
 /// calls dbus-daemon drops messages to a full queue, replies to the
 /// daemon's own questions included: without a bound, root's Disable waited
@@ -109,12 +118,14 @@ pub struct Manager {
     lane: Lane,
     callers: crate::bus_callers::CallerCache,
     denials: crate::bus_callers::DenialLog,
+    /// Questions to the bus about a refused read's caller in flight at most.
+    lookups: tokio::sync::Semaphore,
 }
 
 impl Manager {
     /// The object for one lane.
     pub fn new(engine: EngineHandle, lane: Lane) -> Manager {
-        Manager { engine, reads: SenderQuota::default(), lane, callers: Default::default(), denials: Default::default() }
+        Manager { engine, reads: SenderQuota::default(), lane, callers: Default::default(), denials: Default::default(), lookups: tokio::sync::Semaphore::new(BUSY_LOOKUPS) }
     }
 
     /// A read, within its sender's share (on the bus) or the operators'
@@ -128,10 +139,16 @@ impl Manager {
         match self.engine.call(request.clone()).await {
             // Everyone's read slots are taken (by others' reads): an
             // operator on the bus still gets through, on the operators' own.
-            Err(Error::Busy(why)) => match self.who_called(header, conn).await {
-                Ok((_, creds)) if privileged(&creds) => self.engine.call_as_operator(request, Caller::default()).await,
-                _ => Err(Error::Busy(why)),
-            },
+            // Asking the bus who called is itself bounded (a few at once),
+            // so a flood of refused reads cannot become a flood of
+            // questions to the bus.
+            Err(Error::Busy(why)) => {
+                let Ok(_asking) = self.lookups.try_acquire() else { return Err(Error::Busy(why)) };
+                match self.who_called(header, conn).await {
+                    Ok((_, creds)) if privileged(&creds) => self.engine.call_as_operator(request, Caller::default()).await,
+                    _ => Err(Error::Busy(why)),
+                }
+            }
             other => other,
         }
     }
@@ -379,6 +396,8 @@ pub async fn watch_bus(conn: Connection) -> String {
                 }
             }
             BusCheck::Congested(why) => {
+                // Losses count in a row: an answer of any kind breaks the run.
+                failures = 0;
                 if congestion_logged.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60)) {
                     warn!(event = "bus_congested", reason = %why, "the system bus is congested; not treated as lost");
                     congestion_logged = Some(std::time::Instant::now());

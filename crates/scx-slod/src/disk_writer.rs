@@ -197,6 +197,8 @@ impl DiskWriter {
         let deadline = std::time::Instant::now() + wait;
         let (done, result) = sync_channel(1);
         let mut job = Job::Flush(done);
+        // Counted before it is sent: the writer may take it at once.
+        self.view.lock().map(|mut v| v.pending += 1).ok();
         loop {
             match self.tx.try_send(job) {
                 Ok(()) => break,
@@ -204,10 +206,12 @@ impl DiskWriter {
                     job = j;
                     std::thread::sleep(Duration::from_millis(5));
                 }
-                Err(_) => return false,
+                Err(_) => {
+                    self.view.lock().map(|mut v| v.pending = v.pending.saturating_sub(1)).ok();
+                    return false;
+                }
             }
         }
-        self.view.lock().map(|mut v| v.pending += 1).ok();
         result.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())).is_ok()
     }
 

@@ -23,6 +23,9 @@ use crate::dbus::{Lane, Manager, OBJECT_PATH, OPERATOR_GROUP};
 /// Only operators can connect, so this bounds a runaway script, not an
 /// attacker.
 pub const MAX_CONNECTIONS: usize = 8;
+/// A connection with no call for this long is closed: the 8 places are
+/// not held by a client that forgot its connection.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a new connection may take to authenticate (only operators
 /// can connect: this bounds a stuck client, and leaves room for an
 /// emulated machine under load).
@@ -37,6 +40,11 @@ pub fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, String> {
     use std::os::unix::fs::FileTypeExt;
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
+            // Another daemon's live socket is left to it; only a socket
+            // nothing answers on is stale.
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(format!("{} is served by another process (is a second scx-slod running?); it was left alone", path.display()));
+            }
             std::fs::remove_file(path).map_err(|e| format!("removing the stale socket {}: {e}", path.display()))?;
         }
         Ok(_) => return Err(format!("{} exists and is not a socket; it was left alone (remove it, or pass --control-socket off)", path.display())),
@@ -45,8 +53,11 @@ pub fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, String> {
     }
     // The runtime directory, made as the status file's is when systemd did
     // not make it (RuntimeDirectory=).
-    if let Some(dir) = path.parent() {
+    if let Some(dir) = path.parent().filter(|d| !d.exists()) {
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        // Reachable by the operators whatever the daemon's umask (0077
+        // under the NixOS unit); the socket's own mode admits them.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(|e| format!("setting the mode of {}: {e}", dir.display()))?;
     }
     let listener = std::os::unix::net::UnixListener::bind(path).map_err(|e| format!("binding {}: {e}", path.display()))?;
     let group = crate::dbus::operator_gid().and_then(|gid| {
@@ -136,11 +147,12 @@ pub async fn serve(listener: std::os::unix::net::UnixListener, engine: EngineHan
                 }
                 Err(_) => return,
             };
-            // Served until the peer hangs up: the stream ends with the
-            // socket. Every message is taken off it at once, so it never
-            // holds up the connection's reader.
+            // Served until the peer hangs up (the stream ends with the
+            // socket) or sends nothing for IDLE_TIMEOUT. Every message is
+            // taken off the stream at once, so it never holds up the
+            // connection's reader.
             let mut messages = zbus::MessageStream::from(&conn);
-            while futures_next(&mut messages).await.is_some() {}
+            while let Ok(Some(_)) = tokio::time::timeout(IDLE_TIMEOUT, futures_next(&mut messages)).await {}
         });
     }
 }

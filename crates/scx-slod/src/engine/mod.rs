@@ -450,7 +450,9 @@ impl Engine {
                 },
                 Effect::Audit { kind, action, detail } => self.audit_later(kind, None, &action, detail),
                 Effect::Persist { unsaved } => {
-                    let clause = self.save_persistent();
+                    // An automatic change does not wait on the disk: the
+                    // writer logs a failed save and Status shows it.
+                    let clause = self.save_persistent_within(Duration::ZERO);
                     if let (Some(what), false) = (unsaved, clause.is_empty()) {
                         warn!("{what}{clause}");
                     }

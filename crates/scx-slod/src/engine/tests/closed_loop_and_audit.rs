@@ -219,6 +219,7 @@ fn the_host_wide_limit_holds_back_steps_over_it_and_the_next_pass_serves_the_oth
     // Each pass that changed a budget is one correlation: its generation
     // and its `adaptive` record share an id no other pass has.
     let mut entries = Vec::new();
+    settle(&e);
     scx_slo_api::audit::verify_with(&e.opts.audit_dir, |x| entries.push(x.clone())).expect("the trail verifies");
     let ids: Vec<&str> = entries.iter().filter(|x| x.kind == "adaptive" || x.kind == "generation").filter_map(|x| x.correlation_id.as_deref()).collect();
     assert_eq!(ids.len(), 4, "{ids:?}");
@@ -249,6 +250,7 @@ fn every_mutating_call_is_in_the_audit_trail_with_its_caller_before_and_after() 
     let _ = call(&mut e, None, Request::Status);
     ok(call(&mut e, Some(&mut b), Request::Disable { reason: "incident 7".into() }));
     let mut entries = Vec::new();
+    settle(&e);
     let v = scx_slo_api::audit::verify_with(&dir, |x| entries.push(x.clone())).expect("the trail verifies");
     let kinds: Vec<(&str, &str)> = entries.iter().map(|x| (x.kind.as_str(), x.action.as_str())).collect();
     assert_eq!(
@@ -349,6 +351,7 @@ fn a_frozen_state_disk_holds_neither_disable_nor_status_and_refuses_a_normal_mut
     assert_eq!(e.generation.number, generation, "nothing changed");
     assert!(e.disk.flush(std::time::Duration::from_secs(10)));
     let mut entries = Vec::new();
+    settle(&e);
     scx_slo_api::audit::verify_with(&dir, |x| entries.push(x.clone())).expect("the trail verifies");
     let disable = entries.iter().find(|x| x.kind == "call" && x.action == "Disable").expect("Disable recorded");
     assert_eq!(disable.detail["recorded_after_acting"], true);
