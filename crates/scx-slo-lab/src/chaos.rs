@@ -448,7 +448,7 @@ pub fn run(env: &Env) -> Result<Report> {
     let refused = m.set_budget("api.service", 2000, 10_000, "").map_or_else(|e| e.to_string(), |r| format!("DONE: {r}"));
     let refused_ok = refused.contains("nothing was done") || refused.contains("NOT saved");
     let _ = std::fs::remove_file(&filler);
-    let after = m.reset_breaker().map_or_else(|e| format!("FAILED: {e}"), |r| r);
+    let after = m.reset_breaker().unwrap_or_else(|e| format!("FAILED: {e}"));
     let recorded_again = !after.starts_with("FAILED") && !after.contains("NOT recorded");
     let verified = scx_slo_api::audit::verify_with(std::path::Path::new(scx_slo_api::paths::AUDIT_DIR), |_| {}).map_err(|e| e.to_string());
     let back_on = wait(Duration::from_secs(30), || m.state().is_ok_and(|s| s == "running") && kernel::root_ops() == "scx_slo");

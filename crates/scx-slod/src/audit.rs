@@ -86,9 +86,6 @@ pub struct AuditTrail {
     /// The correlation id the next entries carry (the engine sets it for
     /// each D-Bus call and automatic action, and clears it after).
     pub correlation: Option<String>,
-    /// Tests: how long each write waits first, as on a frozen filesystem.
-    #[cfg(test)]
-    pub stall: std::time::Duration,
 }
 
 fn now_ms() -> u64 {
@@ -133,7 +130,7 @@ impl AuditTrail {
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750));
         let files = trail_files(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
-        let mut trail = AuditTrail { dir: dir.to_path_buf(), current: None, next_seq: 1, prev: GENESIS.into(), dirty: false, appends: 0, append_ns: 0, failures: 0, retain_bytes, rotate_bytes: MAX_FILE_BYTES, rotated: false, correlation: None, #[cfg(test)] stall: std::time::Duration::ZERO };
+        let mut trail = AuditTrail { dir: dir.to_path_buf(), current: None, next_seq: 1, prev: GENESIS.into(), dirty: false, appends: 0, append_ns: 0, failures: 0, retain_bytes, rotate_bytes: MAX_FILE_BYTES, rotated: false, correlation: None };
         let mut cut = None;
         if let Some((named, path)) = files.last() {
             let tail = last_entry(path)?;
@@ -277,8 +274,6 @@ impl AuditTrail {
             self.rotated = self.current.is_some();
             self.current = Some(open_append(&self.dir.join(format!("audit-{:012}.jsonl", entry.seq)))?);
         }
-        #[cfg(test)]
-        std::thread::sleep(self.stall);
         let c = self.current.as_mut().ok_or("no audit file")?;
         if let Err(e) = c.file.write_all(line.as_bytes()).and_then(|()| c.file.sync_data()) {
             self.dirty = true;
