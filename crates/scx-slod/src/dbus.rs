@@ -107,7 +107,7 @@ pub const WHO_CALLED_TIMEOUT: std::time::Duration = std::time::Duration::from_se
 
 /// Whether a caller may change things: root, or a member of the operators'
 /// group.
-fn privileged(creds: &crate::bus_callers::Credentials) -> bool {
+pub(crate) fn privileged(creds: &crate::bus_callers::Credentials) -> bool {
     creds.uid == Some(0) || operator_gid().is_some_and(|g| creds.groups.contains(&g))
 }
 
@@ -142,10 +142,18 @@ impl Manager {
             // Asking the bus who called is itself bounded (a few at once),
             // so a flood of refused reads cannot become a flood of
             // questions to the bus.
+            // A caller the bus already named is judged at once; only an
+            // unknown one waits for one of the few lookups.
             Err(Error::Busy(why)) => {
-                let Ok(_asking) = self.lookups.try_acquire() else { return Err(Error::Busy(why)) };
-                match self.who_called(header, conn).await {
-                    Ok((_, creds)) if privileged(&creds) => self.engine.call_as_operator(request, Caller::default()).await,
+                let creds = match self.callers.get(&sender) {
+                    Some(creds) => Some(creds),
+                    None => match tokio::time::timeout(WHO_CALLED_TIMEOUT, self.lookups.acquire()).await {
+                        Ok(Ok(_asking)) => self.who_called(header, conn).await.ok().map(|(_, creds)| creds),
+                        _ => None,
+                    },
+                };
+                match creds {
+                    Some(creds) if privileged(&creds) => self.engine.call_as_operator(request, Caller::default()).await,
                     _ => Err(Error::Busy(why)),
                 }
             }
@@ -158,7 +166,7 @@ impl Manager {
     async fn who_called(&self, header: &Header<'_>, conn: &Connection) -> Result<(String, crate::bus_callers::Credentials), Error> {
         if self.lane == Lane::Operator {
             let creds = conn.peer_creds().await.map_err(|e| Error::Failed(format!("reading the operator socket's peer: {e}")))?;
-            return Ok(("operator socket".into(), crate::bus_callers::Credentials::from_fdo(&creds)));
+            return Ok(("operator socket".into(), crate::bus_callers::Credentials::from_fdo(creds)));
         }
         let sender = header
             .sender()

@@ -75,11 +75,13 @@ pub fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, String> {
 }
 
 /// Whether the peer may use the socket: root, or in the operators' group.
+/// The same rule as every mutating call's ([`crate::dbus::privileged`]),
+/// on the peer's gid and its process's own groups.
 fn peer_allowed(uid: u32, gid: u32, pid: Option<i32>) -> bool {
-    let Some(operators) = crate::dbus::operator_gid() else { return uid == 0 };
-    uid == 0
-        || gid == operators
-        || pid.is_some_and(|p| u32::try_from(p).is_ok_and(|p| crate::bus_callers::proc_groups(p).contains(&operators)))
+    let pid = pid.and_then(|p| u32::try_from(p).ok());
+    let mut groups = pid.map(crate::bus_callers::proc_groups).unwrap_or_default();
+    groups.push(gid);
+    crate::dbus::privileged(&crate::bus_callers::Credentials { uid: Some(uid), pid, groups })
 }
 
 /// Serves the socket on a thread and runtime of its own: a flood on the
