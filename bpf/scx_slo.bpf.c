@@ -130,6 +130,7 @@ struct task_ctx {
 	u64 deadline_ns;	/* absolute deadline of the current job */
 	u32 target;		/* index, or SLO_NO_TARGET */
 	bool edf;		/* this run is a budgeted EDF run */
+	bool batch;		/* the target is a batch target */
 	bool missed;		/* the current job's miss is counted */
 	/* ops.select_cpu looked for an idle CPU and a victim for this wakeup
 	 * (ops.enqueue need not look again) */
@@ -148,6 +149,33 @@ static struct task_ctx *try_lookup_task_ctx(struct task_struct *p)
 	return bpf_task_storage_get(&task_stor, p, 0, 0);
 }
 
+/*
+ * Each target's virtual time, shared by all its tasks; BPF only (the daemon
+ * zeroes a slot it gives a target). A target's weight is its share as one
+ * entity, the way the kernel's cgroups share CPU time between a cgroup's
+ * tasks and CPUWeight means: charging each task on its own gave a target
+ * one share per runnable task, so four batch hogs outweighed a
+ * two-worker nginx two to one where EEVDF split them evenly, and the
+ * declared server lost requests/s against the same server undeclared
+ * (docs/scheduler.md, "Shares by target").
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLO_MAX_TARGETS);
+	__type(key, u32);
+	__type(value, u64);
+} target_vtime SEC(".maps");
+
+/* A targeted task's shared virtual time, or NULL for an untargeted one. */
+static u64 *group_vtime(const struct task_ctx *tctx)
+{
+	u32 target = tctx->target;
+
+	if (target >= SLO_MAX_TARGETS)
+		return NULL;
+	return bpf_map_lookup_elem(&target_vtime, &target);
+}
+
 /* What each CPU runs now, for preemption decisions; BPF only. */
 struct cpu_ctx {
 	u64 deadline_ns;	/* deadline of the running EDF task */
@@ -155,6 +183,7 @@ struct cpu_ctx {
 	u64 started_ns;		/* when the running task got this CPU */
 	u16 priority;		/* 0 unless an EDF run */
 	bool edf;
+	bool batch;		/* a batch target's task: the victim to prefer */
 	/*
 	 * An scx task runs here. A CPU running a fair-class task (partial
 	 * switch) or idle is no preemption victim: ext cannot preempt fair.
@@ -309,6 +338,7 @@ static u64 task_cgroup_id(struct task_struct *p)
 /* A task's target, cached in its context (see slo_cgroup_target). */
 static u32 task_target(struct task_struct *p, struct task_ctx *tctx)
 {
+	struct slo_target_cfg *cfg;
 	u64 cgid = task_cgroup_id(p);
 	u64 gen = cfg_gen;
 	u32 target;
@@ -319,6 +349,9 @@ static u32 task_target(struct task_struct *p, struct task_ctx *tctx)
 	tctx->cgid = cgid;
 	tctx->gen = gen;
 	tctx->target = target;
+	cfg = target == SLO_NO_TARGET ? NULL :
+		bpf_map_lookup_elem(&target_cfg, &target);
+	tctx->batch = cfg && cfg->class == SLO_CLASS_BATCH;
 	return target;
 }
 
@@ -386,13 +419,22 @@ static u64 batch_slice(void)
 	return slice_min_ns;
 }
 
-/* Charges @used ns to the task's virtual time, scaled inversely to @weight. */
+/*
+ * Charges @used ns, scaled inversely to @weight, to the virtual time the
+ * task is queued by: its target's (group_vtime), shared with the target's
+ * other tasks, or its own.
+ */
 static void charge_vtime(struct task_ctx *tctx, u64 used, u64 weight)
 {
+	u64 *group = group_vtime(tctx);
+
 	/* Most tasks have the default weight: skip the division (ops.stopping). */
 	if (weight && weight != SLO_DEFAULT_WEIGHT)
 		used = used * SLO_DEFAULT_WEIGHT / weight;
-	tctx->vtime += used;
+	if (group)
+		tctx->vtime = __sync_fetch_and_add(group, used) + used;
+	else
+		tctx->vtime += used;
 }
 
 /* Whether the scx work running on @cctx may be preempted for (@prio, @deadline). */
@@ -452,46 +494,73 @@ static s32 probe_cpu(const struct probe_range *pr, u32 i)
 }
 
 /*
- * Among the probed CPUs of @node, the one whose running scx work has the
- * lowest priority below @prio and a later deadline than @deadline, or -1.
- * @hint (the task's previous CPU) wins when it qualifies at all:
- * preempting locally needs no IPI and keeps the cache warm.
+ * Whether the work running on @c is a better victim than @v's: lower
+ * priority; among equals non-EDF work, and of that a batch task before an
+ * untargeted one (a load generator, a daemon: work that waits on someone
+ * too); among EDF runs the later deadline.
+ */
+static bool better_victim(const struct cpu_ctx *c, const struct cpu_ctx *v)
+{
+	if (!v)
+		return true;
+	if (c->priority != v->priority)
+		return c->priority < v->priority;
+	if (c->edf != v->edf)
+		return !c->edf;
+	if (!c->edf)
+		return c->batch && !v->batch;
+	return c->deadline_ns > v->deadline_ns;
+}
+
+/* Work no other victim beats (better_victim): the search stops there. */
+static bool best_victim(const struct cpu_ctx *c)
+{
+	return !c->priority && !c->edf && c->batch;
+}
+
+/*
+ * Among the probed CPUs of @node, the best victim (better_victim) whose
+ * running scx work has a priority below @prio and a later deadline than
+ * @deadline, or -1. @hint (the task's previous CPU) is probed first and
+ * wins among equals: preempting locally needs no IPI and keeps the cache
+ * warm. It won outright until 2026-12: a waking nginx worker then took the
+ * CPU of wrk, its own load generator, with a batch hog on the other CPU,
+ * and the declared server lost requests/s to the same server undeclared.
  */
 static s32 find_victim(struct task_struct *p, u32 node, u16 prio, u64 deadline,
 		       s32 hint)
 {
+	struct cpu_ctx *cctx, *vctx = NULL;
 	struct probe_range pr;
 	s32 victim = -1;
-	u32 lowest = prio, i;
-	u64 latest = deadline;
+	u32 i;
 
-	if (hint >= 0 && bpf_cpumask_test_cpu(hint, p->cpus_ptr) &&
-	    preemptible(try_lookup_cpu_ctx(hint), prio, deadline))
-		return hint;
+	if (hint >= 0 && bpf_cpumask_test_cpu(hint, p->cpus_ptr)) {
+		cctx = try_lookup_cpu_ctx(hint);
+		if (preemptible(cctx, prio, deadline)) {
+			if (best_victim(cctx))
+				return hint;
+			victim = hint;
+			vctx = cctx;
+		}
+	}
 	if (!node_probes(node, &pr))
-		return -1;
+		return victim;
 
 	bpf_for(i, 0, pr.probes) {
 		s32 cpu = probe_cpu(&pr, i);
-		struct cpu_ctx *cctx;
 
 		if (cpu < 0 || cpu == hint)
 			continue;
 		if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 			continue;
 		cctx = try_lookup_cpu_ctx(cpu);
-		if (!preemptible(cctx, prio, deadline))
-			continue;
-		if (cctx->priority > lowest)
-			continue;
-		/* Among equals prefer non-EDF work, then the latest deadline. */
-		if (cctx->priority == lowest &&
-		    (!cctx->edf || cctx->deadline_ns <= latest))
+		if (!cctx || !preemptible(cctx, prio, deadline) ||
+		    !better_victim(cctx, vctx))
 			continue;
 		victim = cpu;
-		lowest = cctx->priority;
-		latest = cctx->edf ? cctx->deadline_ns : (u64)-1;
-		if (!lowest && !cctx->edf)
+		vctx = cctx;
+		if (best_victim(cctx))
 			break;
 	}
 	return victim;
@@ -635,7 +704,8 @@ static u64 task_slice(struct task_ctx *tctx, u32 target,
 }
 
 /*
- * A task that slept keeps at most one slice_max of credit against the node's
+ * A task that slept (for a targeted task: its target, all of whose tasks
+ * slept or waited) keeps at most one slice_max of credit against the node's
  * clock, so sleepers cannot bank CPU time. Every task gets the same credit, a
  * latency task past its budget included: with none (as until 2026-12) it
  * queued behind every batch task's slice while a batch sleeper went ahead
@@ -645,20 +715,37 @@ static u64 task_slice(struct task_ctx *tctx, u32 target,
 static u64 sleeper_vtime(const struct task_ctx *tctx, u32 node)
 {
 	struct node_ctx *nctx = try_lookup_node_ctx(node);
-	u64 vtime = tctx->vtime;
+	u64 *group = group_vtime(tctx);
+	u64 vtime = group ? *group : tctx->vtime, floor;
 
-	if (nctx && nctx->vtime_now > slice_max_ns &&
-	    vtime < nctx->vtime_now - slice_max_ns)
-		vtime = nctx->vtime_now - slice_max_ns;
-	return vtime;
+	if (!nctx || nctx->vtime_now <= slice_max_ns)
+		return vtime;
+	floor = nctx->vtime_now - slice_max_ns;
+	if (vtime >= floor)
+		return vtime;
+	/*
+	 * A target's shared clock is raised too: left behind (idle, or just
+	 * given its slot), its tasks would all queue at the floor while its
+	 * own charges crept up from far below, ahead of everyone for as long.
+	 * A lost race leaves a value at least as recent.
+	 */
+	if (group)
+		__sync_val_compare_and_swap(group, vtime, floor);
+	return floor;
 }
 
 /*
- * The CPU a waking latency task of @cfg takes at once, or -1: with budget
- * left, lower-priority work (find_victim); past it, fair work that ran
- * ahead of it (find_fair_victim), and then its virtual time is set to what
- * it queues with. @deadline is the new job's (ops.select_cpu runs before
- * ops.runnable sets it). Only for targets whose preemption policy allows it. Both
+ * The CPU a waking task takes at once, or -1. A latency task of @cfg whose
+ * preemption policy allows it: with budget left, lower-priority work
+ * (find_victim); past it, fair work that ran ahead of it
+ * (find_fair_victim). An untargeted task (@cfg NULL): fair work that ran
+ * ahead of it, as EEVDF's wakeup preemption gives any sleeper; without it a
+ * waking load generator waited out every batch slice, and a closed loop
+ * against a declared server (wrk against nginx) lost a fifth of its rate to
+ * the same loop under EEVDF. A batch task never (SCHED_BATCH's rule). After
+ * a fair preemption the task's virtual time is set to what it queues with.
+ * @deadline is the new job's (ops.select_cpu runs before ops.runnable sets
+ * it). Both
  * ops.select_cpu and ops.enqueue (a task pinned to one CPU skips
  * select_cpu: rt-tests' cyclictest pins each timer thread) insert the task
  * straight into that CPU's local DSQ with SCX_ENQ_PREEMPT. Queueing it on
@@ -674,10 +761,16 @@ preempt_victim(struct task_struct *p, struct task_ctx *tctx, u32 target,
 	u64 vtime;
 	s32 victim;
 
-	if (!is_latency(cfg) || cfg->preempt != SLO_PREEMPT_LOWER_PRIO)
+	if (is_latency(cfg)) {
+		if (cfg->preempt != SLO_PREEMPT_LOWER_PRIO)
+			return -1;
+		if (tctx->edf)
+			return find_victim(p, node, cfg->priority, deadline,
+					   hint);
+	} else if (cfg) {
+		/* Batch: no wakeup preemption, as SCHED_BATCH has none. */
 		return -1;
-	if (tctx->edf)
-		return find_victim(p, node, cfg->priority, deadline, hint);
+	}
 	vtime = sleeper_vtime(tctx, node);
 	victim = find_fair_victim(p, node, vtime, hint, now);
 	if (victim >= 0) {
@@ -782,13 +875,22 @@ s32 BPF_STRUCT_OPS(slo_select_cpu, struct task_struct *p, s32 prev_cpu,
 		 * (ran_ahead), as any sleeper under EEVDF would.
 		 */
 		tctx->select_tried = true;
-		if (!is_latency(cfg) || cfg->preempt != SLO_PREEMPT_LOWER_PRIO)
+		if (cfg && (!is_latency(cfg) ||
+			    cfg->preempt != SLO_PREEMPT_LOWER_PRIO))
 			return cpu;
-		slice = task_slice(tctx, target, cfg, now);
+		/* A latency task's slice says whether this is an EDF run. */
+		if (cfg)
+			slice = task_slice(tctx, target, cfg, now);
+		else
+			tctx->edf = false;
 		victim = preempt_victim(p, tctx, target, cfg, node_of_cpu(cpu),
-					prev_cpu, now + cfg->deadline_ns, now);
+					prev_cpu,
+					now + (cfg ? cfg->deadline_ns : 0), now);
 		if (victim < 0)
 			return cpu;
+		/* An untargeted task's slice may draw lent credit: only now. */
+		if (!cfg)
+			slice = task_slice(tctx, target, cfg, now);
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, SCX_ENQ_PREEMPT);
 		count_preemption(target);
 		return victim;
@@ -1130,6 +1232,7 @@ static bool keep_latency_prev(struct task_struct *prev, s32 cpu, u32 node,
 	cctx = try_lookup_cpu_ctx(cpu);
 	if (cctx) {
 		cctx->edf = tctx->edf;
+		cctx->batch = false;
 		cctx->priority = tctx->edf ? cfg->priority : 0;
 		cctx->deadline_ns = tctx->deadline_ns;
 		cctx->vtime = tctx->vtime;
@@ -1224,6 +1327,7 @@ void BPF_STRUCT_OPS(slo_running, struct task_struct *p)
 	if (cctx) {
 		cctx->scx_running = true;
 		cctx->edf = tctx->edf;
+		cctx->batch = tctx->batch;
 		cctx->priority = cfg ? cfg->priority : 0;
 		cctx->deadline_ns = tctx->deadline_ns;
 		cctx->vtime = tctx->vtime;
@@ -1274,6 +1378,7 @@ void BPF_STRUCT_OPS(slo_stopping, struct task_struct *p, bool runnable)
 	if (cctx) {
 		cctx->scx_running = false;
 		cctx->edf = false;
+		cctx->batch = false;
 		cctx->priority = 0;
 	}
 	used = now > tctx->started_at_ns ? now - tctx->started_at_ns : 0;

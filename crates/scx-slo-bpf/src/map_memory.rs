@@ -93,6 +93,7 @@ pub fn rule(cpus: u64, capacity: u64) -> Vec<(&'static str, u64)> {
         ("target_stats", percpu_array(capacity, size_of::<intf::slo_target_stats>(), cpus)),
         ("target_cfg", array(capacity, size_of::<intf::slo_target_cfg>())),
         ("budget_state", array(capacity, size_of::<intf::slo_budget_state>())),
+        ("target_vtime", array(capacity, size_of::<u64>())),
         ("cgroup_targets", hash(capacity, 8, 4, cpus)),
         ("global_stats", percpu_array(1, size_of::<intf::slo_global_stats>(), cpus)),
         // struct cpu_ctx and node_ctx live in scx_slo.bpf.c alone: 16 and

@@ -119,7 +119,7 @@ impl<'obj> Scheduler<'obj> {
 
         let maps = &mut skel.maps;
         map_memory::size_target_maps(
-            &mut [&mut maps.target_cfg, &mut maps.target_stats, &mut maps.budget_state, &mut maps.cgroup_targets],
+            &mut [&mut maps.target_cfg, &mut maps.target_stats, &mut maps.budget_state, &mut maps.target_vtime, &mut maps.cgroup_targets],
             params.target_capacity,
         )?;
 
@@ -145,6 +145,13 @@ impl<'obj> Scheduler<'obj> {
             maps.budget_state
                 .update(&t.index.to_ne_bytes(), &zero_budget, MapFlags::ANY)
                 .with_context(|| format!("resetting budget_state[{}]", t.index))?;
+            // A slot's shared virtual time starts from zero, which the
+            // scheduler raises to the node's clock less one slice at the
+            // target's first wakeup: a new target starts with a sleeper's
+            // credit, not with another target's history.
+            maps.target_vtime
+                .update(&t.index.to_ne_bytes(), &0u64.to_ne_bytes(), MapFlags::ANY)
+                .with_context(|| format!("resetting target_vtime[{}]", t.index))?;
         }
 
         // Roll periods twice per shortest period, but not more than once per ms.
@@ -179,6 +186,7 @@ impl<'obj> Scheduler<'obj> {
             map_memory::loaded(&m.target_stats),
             map_memory::loaded(&m.target_cfg),
             map_memory::loaded(&m.budget_state),
+            map_memory::loaded(&m.target_vtime),
             map_memory::loaded(&m.cgroup_targets),
             map_memory::loaded(&m.global_stats),
             map_memory::loaded(&m.cpu_ctxs),
