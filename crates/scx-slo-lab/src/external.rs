@@ -63,6 +63,10 @@ enum Setup {
     Weight,
     /// EEVDF, the tool's threads SCHED_FIFO 50.
     Fifo,
+    /// The kernel's own EDF: each serving thread SCHED_DEADLINE with tune's
+    /// runtime, the declared deadline and the 1 ms period, where admission
+    /// control accepts it.
+    Deadline { runtime: SloDuration, deadline: SloDuration },
     /// scx_slo in `switch` mode with `runtime` per 1 ms; with `adaptive`,
     /// the budget controller starts there and steers the queue delay's p99
     /// under that objective.
@@ -77,6 +81,7 @@ impl Setup {
             Setup::Eevdf => "eevdf".into(),
             Setup::Weight => "eevdf-weight10000".into(),
             Setup::Fifo => "eevdf-fifo50".into(),
+            Setup::Deadline { .. } => "sched-deadline".into(),
             Setup::Slo { switch, budget, .. } => format!("scx_slo-{switch}-{budget}"),
             Setup::Peer(p) => p.to_string(),
         }
@@ -91,7 +96,7 @@ impl Setup {
 /// [`stop`].
 fn start(env: &Env, setup: &Setup, tag: &str) -> Result<Option<Running>> {
     match setup {
-        Setup::Eevdf | Setup::Fifo => Ok(Some(Running::None)),
+        Setup::Eevdf | Setup::Fifo | Setup::Deadline { .. } => Ok(Some(Running::None)),
         Setup::Weight => {
             std::fs::write(env.cg(API).join("cpu.weight"), "10000").context("setting the unit's cpu.weight")?;
             Ok(Some(Running::Weight))
@@ -186,6 +191,20 @@ fn cell(env: &Env, workload: Workload, setup: &Setup, round: usize, running: &Ru
     let mut tool = workload.start(env, env.seconds, *setup == Setup::Fifo, &tag)?;
     // The service's threads, to name the task behind the scheduler's longest wait.
     std::thread::sleep(Duration::from_millis(300));
+    // SCHED_DEADLINE goes on the serving threads once they exist; a refusal
+    // lets the cell run out (the threads stay SCHED_OTHER) and marks it,
+    // so that it is reported as refused, never as a deadline run.
+    let refused = match setup {
+        Setup::Deadline { runtime, deadline } => crate::external_workloads::set_deadline(
+            &tool.serving_threads(),
+            runtime.as_ns(),
+            deadline.as_ns(),
+            INTERVAL_US * 1000,
+        )
+        .err()
+        .map(|e| format!("{e:#}")),
+        _ => None,
+    };
     let tool_pid = tool.service_pid().unwrap_or(0) as u64;
     let tool_tids: Vec<u64> = std::fs::read_dir(format!("/proc/{tool_pid}/task"))
         .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
@@ -237,7 +256,7 @@ fn cell(env: &Env, workload: Workload, setup: &Setup, round: usize, running: &Ru
             c
         });
     Ok(json!({
-        "setup": setup.name(), "round": round, "tool": run, "queue_ns": queue, "batch_bogo_ops": bogo, "counters": counters, "longest_wait": longest_wait, "cpu_ms": cpu_ms,
+        "setup": setup.name(), "round": round, "refused": refused, "tool": run, "queue_ns": queue, "batch_bogo_ops": bogo, "counters": counters, "longest_wait": longest_wait, "cpu_ms": cpu_ms,
         "adaptive": adaptive_outcome(setup, &budget_series),
         "attached": attachment.as_ref().map(|a| a.attached), "ejections": attachment.map(|a| a.ejections),
     }))
@@ -306,10 +325,11 @@ pub(crate) fn half_budget(runtime: SloDuration) -> SloDuration {
 
 /// Every setup's name, in the full run's order (`tuned`/`under` budgets are
 /// filled in at run time).
-const SETUP_NAMES: [&str; 11] = [
+const SETUP_NAMES: [&str; 12] = [
     "eevdf",
     "eevdf-weight10000",
     "eevdf-fifo50",
+    "sched-deadline",
     "scx_slo-partial-under",
     "scx_slo-all-under",
     "scx_slo-partial-tuned",
@@ -388,6 +408,7 @@ fn run_workload(env: &Env, workload: Workload, rounds: usize, quick: bool, only:
             Setup::Eevdf,
             Setup::Weight,
             Setup::Fifo,
+            Setup::Deadline { runtime, deadline: declared.max(runtime) },
             slo("partial", "under", under),
             slo("all", "under", under),
             slo("partial", "tuned", runtime),
@@ -400,6 +421,8 @@ fn run_workload(env: &Env, workload: Workload, rounds: usize, quick: bool, only:
     };
     let setups: Vec<Setup> = setups.into_iter().filter(|s| only.is_empty() || *s == Setup::Eevdf || only.contains(&s.name())).collect();
     let mut cells = Vec::new();
+    // Setups the kernel refused (SCHED_DEADLINE's admission control), with why.
+    let mut refused: Vec<(String, String)> = Vec::new();
     for round in 0..rounds {
         let mut order = setups.clone();
         order.rotate_left(round % setups.len());
@@ -416,6 +439,12 @@ fn run_workload(env: &Env, workload: Workload, rounds: usize, quick: bool, only:
             let result = cell(env, workload, &setup, round, &running, sampler);
             stop(env, running);
             match result {
+                Ok(c) if c["refused"].is_string() => {
+                    let why = c["refused"].as_str().unwrap_or_default().to_string();
+                    if !refused.iter().any(|(n, _)| *n == name) {
+                        refused.push((name.clone(), why));
+                    }
+                }
                 Ok(c) => {
                     if name.starts_with("scx_slo") && c["attached"] != json!(true) {
                         report.check(format!("{wl} / {name} / round {round}: scx_slo stayed attached"), false, format!("ejections: {}", c["ejections"]));
@@ -428,12 +457,14 @@ fn run_workload(env: &Env, workload: Workload, rounds: usize, quick: bool, only:
     }
     let summary = summarize(&setups, &cells);
     let mut lines = verdicts(&summary);
+    lines.extend(refused.iter().map(|(name, why)| format!("{name}: not measured: {why}")));
     lines.extend(crate::external_report::adaptive_lines(&cells, runtime));
     for (name, ok, detail) in cycle_checks(&summary) {
         report.check(format!("{wl} / {name}"), ok, detail);
     }
     let missing: Vec<String> = setups
         .iter()
+        .filter(|s| !refused.iter().any(|(n, _)| *n == s.name()))
         .map(|s| (s.name(), cells.iter().filter(|c| c["setup"] == json!(s.name())).count()))
         .filter(|(_, n)| *n < rounds)
         .map(|(name, n)| format!("{name}: {n} of {rounds}"))

@@ -194,6 +194,21 @@ impl Measuring {
         Ok(())
     }
 
+    /// The threads that serve, for SCHED_DEADLINE: cyclictest's measuring
+    /// threads (not its main thread, which waits for them), nginx's
+    /// workers (the master only accepts signals), redis-server's main
+    /// thread (its bio threads are background I/O). Each gets a
+    /// reservation of its own, so a sleeping thread given one would only
+    /// take bandwidth from the admission limit.
+    pub(crate) fn serving_threads(&self) -> Vec<u32> {
+        let Some(pid) = self.service_pid() else { return Vec::new() };
+        match self.workload {
+            Workload::Cyclictest => threads_of(pid).into_iter().filter(|t| *t != pid).collect(),
+            Workload::NginxWrk => children_of(pid).into_iter().flat_map(threads_of).collect(),
+            Workload::Redis => vec![pid],
+        }
+    }
+
     /// Whether the measurement is over; a redis-benchmark run that ends
     /// with more than a second left is followed by another.
     pub(crate) fn poll(&mut self, env: &Env) -> Result<bool> {
@@ -252,6 +267,90 @@ impl Drop for Measuring {
     }
 }
 
+/// A process's threads (tids), or none when it is gone.
+fn threads_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// A process's child processes, from every thread's `children` list.
+fn children_of(pid: u32) -> Vec<u32> {
+    threads_of(pid)
+        .into_iter()
+        .filter_map(|t| std::fs::read_to_string(format!("/proc/{pid}/task/{t}/children")).ok())
+        .flat_map(|text| text.split_whitespace().filter_map(|c| c.parse().ok()).collect::<Vec<u32>>())
+        .collect()
+}
+
+/// `struct sched_attr` (include/uapi/linux/sched/types.h), the first
+/// version's 48 bytes: all SCHED_DEADLINE needs.
+#[repr(C)]
+struct SchedAttr {
+    size: u32,
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    runtime_ns: u64,
+    deadline_ns: u64,
+    period_ns: u64,
+}
+
+const SCHED_DEADLINE: u32 = 6;
+
+fn sched_setattr(tid: u32, policy: u32, runtime_ns: u64, deadline_ns: u64, period_ns: u64) -> std::io::Result<()> {
+    let attr = SchedAttr { size: std::mem::size_of::<SchedAttr>() as u32, policy, flags: 0, nice: 0, priority: 0, runtime_ns, deadline_ns, period_ns };
+    // SAFETY: sched_setattr(2) reads `size` bytes of a live, initialised
+    // struct whose layout is the kernel's first version of sched_attr.
+    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, tid as libc::pid_t, &attr as *const SchedAttr, 0u32) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Gives every one of `tids` a SCHED_DEADLINE reservation of `runtime` in
+/// every `period` with `deadline`, as `chrt --deadline` would. All or none:
+/// when the kernel refuses one (admission control: EBUSY once the
+/// reservations pass 95% of the CPUs), the threads already set go back to
+/// SCHED_OTHER and the refusal is returned, naming the thread.
+pub(crate) fn set_deadline(tids: &[u32], runtime_ns: u64, deadline_ns: u64, period_ns: u64) -> Result<()> {
+    anyhow::ensure!(!tids.is_empty(), "no serving thread to give a SCHED_DEADLINE reservation");
+    for (i, &tid) in tids.iter().enumerate() {
+        if let Err(e) = sched_setattr(tid, SCHED_DEADLINE, runtime_ns, deadline_ns, period_ns) {
+            for &done in &tids[..i] {
+                let _ = sched_setattr(done, libc::SCHED_OTHER as u32, 0, 0, 0);
+            }
+            // The kernel's two refusals, said the way an operator acts on them.
+            let why = match e.raw_os_error() {
+                Some(libc::EPERM) => format!(
+                    " (the thread may run only on CPUs {}: a SCHED_DEADLINE task must be allowed every CPU of its root domain)",
+                    cpus_allowed(tid).unwrap_or_else(|| "?".into())
+                ),
+                Some(libc::EBUSY) => " (admission control: the reservations would pass the 95% of the CPUs that sched_rt_runtime_us allows)".into(),
+                _ => String::new(),
+            };
+            anyhow::bail!(
+                "the kernel refused SCHED_DEADLINE ({} us / {} us / {} us) for thread {tid}, {} of {}: {e}{why}",
+                runtime_ns / 1000,
+                deadline_ns / 1000,
+                period_ns / 1000,
+                i + 1,
+                tids.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A thread's `Cpus_allowed_list`, as /proc prints it.
+fn cpus_allowed(tid: u32) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).map(|v| v.trim().to_string())
+}
+
 /// Starts a server in the latency target and waits until it accepts
 /// connections on `port`.
 fn spawn_service(env: &Env, mut cmd: Command, fifo: bool, port: u16, what: &str) -> Result<Child> {
@@ -308,4 +407,21 @@ fn write_nginx_files() -> Result<()> {
     // A small page, the size of nginx's own welcome page.
     let page = format!("<!DOCTYPE html>\n<html><head><title>scx-slo</title></head><body>\n{}</body></html>\n", "<p>programs nobody here wrote</p>\n".repeat(16));
     std::fs::write(dir.join("www/index.html"), page).context("writing nginx's index.html")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sched_attr_is_the_kernels_first_version() {
+        // SCHED_ATTR_SIZE_VER0: the kernel reads exactly these 48 bytes.
+        assert_eq!(std::mem::size_of::<SchedAttr>(), 48);
+    }
+
+    #[test]
+    fn a_deadline_reservation_for_no_thread_is_an_error_not_a_silent_success() {
+        let err = set_deadline(&[], 500_000, 1_000_000, 1_000_000).unwrap_err();
+        assert!(format!("{err:#}").contains("no serving thread"), "{err:#}");
+    }
 }
