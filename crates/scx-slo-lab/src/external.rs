@@ -183,7 +183,7 @@ fn cell(env: &Env, workload: Workload, setup: &Setup, round: usize, running: &Ru
     let tag = format!("ext-{}-{}-{round}", workload.name(), setup.name());
     let batch_out = format!("/tmp/{tag}-stress.yaml");
     let watch = matches!(running, Running::Slo(_) | Running::Peer(_)).then(|| kernel::AttachWatch::start(&kernel::root_ops()));
-    sampler.take()?;
+    let (_, _, dropped_before) = sampler.take()?;
     let cpu_before = cpu_usage_us(env);
     let mut batch = spawn_batch(env, env.seconds + 1, Path::new(&batch_out))?;
     // The batch side first: the tool measures a loaded host from its first cycle.
@@ -224,7 +224,7 @@ fn cell(env: &Env, workload: Workload, setup: &Setup, round: usize, running: &Ru
             }
         }
     }
-    let (queue, _, _) = sampler.take()?;
+    let (queue, _, dropped_after) = sampler.take()?;
     batch.wait()?;
     // CPU time each side got in the cell: a closed-loop load generator's
     // rate is also its own share of the CPUs.
@@ -256,7 +256,7 @@ fn cell(env: &Env, workload: Workload, setup: &Setup, round: usize, running: &Ru
             c
         });
     Ok(json!({
-        "setup": setup.name(), "round": round, "refused": refused, "tool": run, "queue_ns": queue, "batch_bogo_ops": bogo, "counters": counters, "longest_wait": longest_wait, "cpu_ms": cpu_ms,
+        "setup": setup.name(), "round": round, "refused": refused, "tool": run, "queue_ns": queue, "samples_dropped": dropped_after.saturating_sub(dropped_before), "batch_bogo_ops": bogo, "counters": counters, "longest_wait": longest_wait, "cpu_ms": cpu_ms,
         "adaptive": adaptive_outcome(setup, &budget_series),
         "attached": attachment.as_ref().map(|a| a.attached), "ejections": attachment.map(|a| a.ejections),
     }))
@@ -469,6 +469,18 @@ fn run_workload(env: &Env, workload: Workload, rounds: usize, quick: bool, only:
         .filter(|(_, n)| *n < rounds)
         .map(|(name, n)| format!("{name}: {n} of {rounds}"))
         .collect();
+    // The queue delays are the kernel sampler's: a full ring buffer would
+    // bias them toward whatever it kept.
+    let dropped: Vec<String> = cells
+        .iter()
+        .filter(|c| c["samples_dropped"].as_u64().unwrap_or(0) > 0)
+        .map(|c| format!("{} round {}: {}", c["setup"].as_str().unwrap_or("?"), c["round"], c["samples_dropped"]))
+        .collect();
+    report.check(
+        format!("{wl}: the kernel sampler lost no queue-delay samples"),
+        dropped.is_empty(),
+        if dropped.is_empty() { format!("0 lost in {} cells", cells.len()) } else { format!("lost: {}", dropped.join(", ")) },
+    );
     report.check(
         format!("{wl}: every setup ran its {rounds} rounds"),
         !setups.is_empty() && missing.is_empty(),
@@ -482,7 +494,7 @@ fn run_workload(env: &Env, workload: Workload, rounds: usize, quick: bool, only:
         "external": summary,
         "cells": cells
             .iter()
-            .map(|c| json!({ "setup": c["setup"], "round": c["round"], "tool": c["tool"], "batch_bogo_ops": c["batch_bogo_ops"], "queue_p99_us": queue_p99(&[c]), "counters": c["counters"], "longest_wait": c["longest_wait"], "cpu_ms": c["cpu_ms"] }))
+            .map(|c| json!({ "setup": c["setup"], "round": c["round"], "tool": c["tool"], "batch_bogo_ops": c["batch_bogo_ops"], "queue_p99_us": queue_p99(&[c]), "samples_dropped": c["samples_dropped"], "counters": c["counters"], "longest_wait": c["longest_wait"], "cpu_ms": c["cpu_ms"] }))
             .collect::<Vec<_>>(),
     }))
 }
