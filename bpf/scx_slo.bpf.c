@@ -135,6 +135,12 @@ struct task_ctx {
 	/* ops.select_cpu looked for an idle CPU and a victim for this wakeup
 	 * (ops.enqueue need not look again) */
 	bool select_tried;
+	/* Inserted straight into a local DSQ, not taken from the vtime DSQ:
+	 * its start does not count as the vtime DSQ served (ops.running). */
+	bool direct;
+	/* Moved by the wait guard: its start does not move the node's clock
+	 * (its key is far ahead, or it would not have waited so long). */
+	bool rescued;
 };
 
 struct {
@@ -346,6 +352,18 @@ static u32 task_target(struct task_struct *p, struct task_ctx *tctx)
 	if (tctx->cgid == cgid && tctx->gen == gen)
 		return tctx->target;
 	target = slo_cgroup_target(BPF_CORE_READ(p, cgroups, dfl_cgrp));
+	/*
+	 * A task leaving a target leaves its shared clock behind too: it kept
+	 * that clock's value, which can be far ahead of any one task's, and
+	 * would wait until the wait guard rescued it.
+	 */
+	if (target != tctx->target && target == SLO_NO_TARGET) {
+		struct node_ctx *nctx =
+			try_lookup_node_ctx(node_of_cpu(scx_bpf_task_cpu(p)));
+
+		if (nctx)
+			tctx->vtime = nctx->vtime_now;
+	}
 	tctx->cgid = cgid;
 	tctx->gen = gen;
 	tctx->target = target;
@@ -435,6 +453,18 @@ static void charge_vtime(struct task_ctx *tctx, u64 used, u64 weight)
 		tctx->vtime = __sync_fetch_and_add(group, used) + used;
 	else
 		tctx->vtime += used;
+}
+
+/*
+ * @a is later than @b in virtual time, wrap-safe as the kernel's own DSQ
+ * order (time_before64). A target's shared clock advances by every CPU its
+ * tasks run on, scaled by 100 / weight: at weight 1 on 256 busy CPUs a u64
+ * wraps in about 8 days, where a plain comparison would then order every
+ * task backwards.
+ */
+static bool vtime_after(u64 a, u64 b)
+{
+	return (s64)(a - b) > 0;
 }
 
 /* Whether the scx work running on @cctx may be preempted for (@prio, @deadline). */
@@ -537,7 +567,7 @@ static s32 find_victim(struct task_struct *p, u32 node, u16 prio, u64 deadline,
 
 	if (hint >= 0 && bpf_cpumask_test_cpu(hint, p->cpus_ptr)) {
 		cctx = try_lookup_cpu_ctx(hint);
-		if (preemptible(cctx, prio, deadline)) {
+		if (cctx && preemptible(cctx, prio, deadline)) {
 			if (best_victim(cctx))
 				return hint;
 			victim = hint;
@@ -577,14 +607,19 @@ static s32 find_victim(struct task_struct *p, u32 node, u16 prio, u64 deadline,
  * A margin of slice_min keeps two fair tasks of equal standing from
  * preempting each other back and forth.
  */
-static bool ran_ahead(const struct cpu_ctx *cctx, u64 vtime, u64 now)
+static bool ran_ahead(const struct cpu_ctx *cctx, u64 vtime, u64 now,
+		      u64 min_ran)
 {
 	u64 ran;
 
 	if (!cctx || !cctx->scx_running || cctx->edf)
 		return false;
 	ran = now > cctx->started_ns ? now - cctx->started_ns : 0;
-	return cctx->vtime + ran > vtime + slice_min_ns;
+	/* @min_ran: the victim's run so far must reach it (EEVDF's run to
+	 * parity), so a task is not preempted again the moment it starts. */
+	if (ran < min_ran)
+		return false;
+	return vtime_after(cctx->vtime + ran, vtime + slice_min_ns);
 }
 
 /*
@@ -592,14 +627,15 @@ static bool ran_ahead(const struct cpu_ctx *cctx, u64 vtime, u64 now)
  * (no IPI, warm cache), then at most SLO_VICTIM_PROBES CPUs of the node from
  * a random one, the first that qualifies.
  */
-static s32 find_fair_victim(struct task_struct *p, u32 node, u64 vtime,
-			    s32 hint, u64 now)
+static __always_inline s32
+find_fair_victim(struct task_struct *p, u32 node, u64 vtime,
+		 s32 hint, u64 now, u64 min_ran)
 {
 	struct probe_range pr;
 	u32 i;
 
 	if (hint >= 0 && bpf_cpumask_test_cpu(hint, p->cpus_ptr) &&
-	    ran_ahead(try_lookup_cpu_ctx(hint), vtime, now))
+	    ran_ahead(try_lookup_cpu_ctx(hint), vtime, now, min_ran))
 		return hint;
 	if (!node_probes(node, &pr))
 		return -1;
@@ -611,7 +647,7 @@ static s32 find_fair_victim(struct task_struct *p, u32 node, u64 vtime,
 			continue;
 		if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 			continue;
-		if (ran_ahead(try_lookup_cpu_ctx(cpu), vtime, now))
+		if (ran_ahead(try_lookup_cpu_ctx(cpu), vtime, now, min_ran))
 			return cpu;
 	}
 	return -1;
@@ -721,7 +757,7 @@ static u64 sleeper_vtime(const struct task_ctx *tctx, u32 node)
 	if (!nctx || nctx->vtime_now <= slice_max_ns)
 		return vtime;
 	floor = nctx->vtime_now - slice_max_ns;
-	if (vtime >= floor)
+	if (!vtime_after(floor, vtime))
 		return vtime;
 	/*
 	 * A target's shared clock is raised too: left behind (idle, or just
@@ -732,6 +768,19 @@ static u64 sleeper_vtime(const struct task_ctx *tctx, u32 node)
 	if (group)
 		__sync_val_compare_and_swap(group, vtime, floor);
 	return floor;
+}
+
+/*
+ * Whether a task is queued on the node's vtime DSQ with a virtual time
+ * before @vtime (what ops.dispatch would run next by fair share).
+ */
+static bool queued_before(u32 node, u64 vtime)
+{
+	struct task_struct *q;
+
+	bpf_for_each(scx_dsq, q, vtime_dsq(node), 0)
+		return vtime_after(vtime, q->scx.dsq_vtime);
+	return false;
 }
 
 /*
@@ -772,7 +821,17 @@ preempt_victim(struct task_struct *p, struct task_ctx *tctx, u32 target,
 		return -1;
 	}
 	vtime = sleeper_vtime(tctx, node);
-	victim = find_fair_victim(p, node, vtime, hint, now);
+	/*
+	 * Fair share goes in order: not past queued EDF work (overdue tasks
+	 * the wait guard moved there included: a CPU's local DSQ runs before
+	 * ops.dispatch, so preempting could hold them off indefinitely), nor
+	 * past a queued fair task that is further behind than this one.
+	 */
+	if (scx_bpf_dsq_nr_queued(edf_dsq(node)) || queued_before(node, vtime))
+		return -1;
+	/* An untargeted waker waits for its victim to run slice_min. */
+	victim = find_fair_victim(p, node, vtime, hint, now,
+				  cfg ? 0 : slice_min_ns);
 	if (victim >= 0) {
 		tctx->vtime = vtime;
 		tstat_add(try_lookup_target_stats(target),
@@ -878,21 +937,23 @@ s32 BPF_STRUCT_OPS(slo_select_cpu, struct task_struct *p, s32 prev_cpu,
 		if (cfg && (!is_latency(cfg) ||
 			    cfg->preempt != SLO_PREEMPT_LOWER_PRIO))
 			return cpu;
-		/* A latency task's slice says whether this is an EDF run. */
-		if (cfg)
-			slice = task_slice(tctx, target, cfg, now);
-		else
-			tctx->edf = false;
+		/* The budget says whether this would be an EDF run; the slice,
+		 * which may draw lent credit (batch_slice), only once a victim
+		 * is found. */
+		tctx->edf = cfg && budget_left(target, cfg, now);
 		victim = preempt_victim(p, tctx, target, cfg, node_of_cpu(cpu),
 					prev_cpu,
 					now + (cfg ? cfg->deadline_ns : 0), now);
 		if (victim < 0)
 			return cpu;
-		/* An untargeted task's slice may draw lent credit: only now. */
-		if (!cfg)
-			slice = task_slice(tctx, target, cfg, now);
+		slice = task_slice(tctx, target, cfg, now);
+		if (!tctx->edf)
+			slice = fit_slice(slice, node_of_cpu(cpu));
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, SCX_ENQ_PREEMPT);
-		count_preemption(target);
+		tctx->direct = true;
+		/* Counted per target; an untargeted task's is not counted. */
+		if (target != SLO_NO_TARGET)
+			count_preemption(target);
 		return victim;
 	}
 	/*
@@ -915,6 +976,7 @@ s32 BPF_STRUCT_OPS(slo_select_cpu, struct task_struct *p, s32 prev_cpu,
 	 * under TCG: an 8.7 ms wait behind a batch task).
 	 */
 	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, tctx->edf ? SCX_ENQ_HEAD : 0);
+	tctx->direct = true;
 	gstat_add(SLO_GSTAT_DIRECT_DISPATCHES, 1);
 	if (target != SLO_NO_TARGET)
 		tstat_add(try_lookup_target_stats(target),
@@ -985,6 +1047,7 @@ void BPF_STRUCT_OPS(slo_enqueue, struct task_struct *p, u64 enq_flags)
 	    !tctx->select_tried) {
 		cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
 		if (cpu >= 0) {
+			tctx->direct = true;
 			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice,
 					   enq_flags);
 			scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
@@ -995,6 +1058,7 @@ void BPF_STRUCT_OPS(slo_enqueue, struct task_struct *p, u64 enq_flags)
 		cpu = preempt_victim(p, tctx, target, cfg, node,
 				     scx_bpf_task_cpu(p), tctx->deadline_ns, now);
 		if (cpu >= 0) {
+			tctx->direct = true;
 			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice,
 					   enq_flags | SCX_ENQ_PREEMPT);
 			count_preemption(target);
@@ -1064,6 +1128,7 @@ static void move_overdue(u64 dsq, u32 node, s32 cpu, u64 now)
 		if (!scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, edf_dsq(node),
 					    0))
 			continue;
+		tctx->rescued = true;
 		/* Counted here: a loop-carried count would be one more
 		 * precise constant per iteration to the verifier. */
 		gstat_add(SLO_GSTAT_WAIT_GUARD_DISPATCHES, 1);
@@ -1114,18 +1179,6 @@ static void charge_run(struct task_ctx *tctx, u32 target,
 	}
 }
 
-/*
- * The virtual time of the first task queued on @dsq (what ops.dispatch
- * would run next by fair share), or the largest value when it is empty.
- */
-static u64 first_vtime(u64 dsq)
-{
-	struct task_struct *q;
-
-	bpf_for_each(scx_dsq, q, dsq, 0)
-		return q->scx.dsq_vtime;
-	return (u64)-1;
-}
 
 /*
  * The job's slack now; a job seen past its deadline gets its early warning
@@ -1223,7 +1276,7 @@ static bool keep_latency_prev(struct task_struct *prev, s32 cpu, u32 node,
 		/* Clamped as ops.enqueue would: a task whose runs were mostly
 		 * budgeted (uncharged) may not bank more than slice_max. */
 		tctx->vtime = sleeper_vtime(tctx, node);
-		if (tctx->vtime > first_vtime(vtime_dsq(node)))
+		if (queued_before(node, tctx->vtime))
 			return false;
 		tctx->edf = false;
 		slice = slice_min_ns;
@@ -1255,7 +1308,8 @@ void BPF_STRUCT_OPS(slo_dispatch, s32 cpu, struct task_struct *prev)
 	/*
 	 * The bound on waiting: when no vtime task of this node has started
 	 * for max_wait_ns while some are queued, EDF work has held them off
-	 * long enough and one goes first. (slo_running resets the clock.)
+	 * long enough and one goes first. (slo_running resets the clock when
+	 * a fair task taken from a queue starts, not one inserted directly.)
 	 */
 	if (scx_bpf_dsq_nr_queued(vtime_dsq(node)) == 0) {
 		nctx->vtime_served_ns = now;
@@ -1341,11 +1395,15 @@ void BPF_STRUCT_OPS(slo_running, struct task_struct *p)
 		 */
 		nctx = try_lookup_node_ctx(node_of_cpu(bpf_get_smp_processor_id()));
 		if (nctx) {
-			nctx->vtime_served_ns = now;
-			if (tctx->vtime > nctx->vtime_now)
+			if (!tctx->direct)
+				nctx->vtime_served_ns = now;
+			if (!tctx->rescued &&
+			    vtime_after(tctx->vtime, nctx->vtime_now))
 				nctx->vtime_now = tctx->vtime;
 		}
 	}
+	tctx->direct = false;
+	tctx->rescued = false;
 	st = target == SLO_NO_TARGET ? NULL : try_lookup_target_stats(target);
 	delay = tctx->enq_at_ns && now > tctx->enq_at_ns ?
 			now - tctx->enq_at_ns : 0;

@@ -145,13 +145,18 @@ impl<'obj> Scheduler<'obj> {
             maps.budget_state
                 .update(&t.index.to_ne_bytes(), &zero_budget, MapFlags::ANY)
                 .with_context(|| format!("resetting budget_state[{}]", t.index))?;
-            // A slot's shared virtual time starts from zero, which the
-            // scheduler raises to the node's clock less one slice at the
-            // target's first wakeup: a new target starts with a sleeper's
-            // credit, not with another target's history.
-            maps.target_vtime
-                .update(&t.index.to_ne_bytes(), &0u64.to_ne_bytes(), MapFlags::ANY)
-                .with_context(|| format!("resetting target_vtime[{}]", t.index))?;
+            // A slot given to a new target starts its shared virtual time
+            // from zero, which the scheduler raises to the node's clock
+            // less one slice at the target's first wakeup: a sleeper's
+            // credit, not another target's history. A target that keeps
+            // its slot keeps its clock: reloads, SetBudget and every
+            // adaptive step apply, and zeroing there would forgive a
+            // target's lead each time.
+            if t.fresh {
+                maps.target_vtime
+                    .update(&t.index.to_ne_bytes(), &0u64.to_ne_bytes(), MapFlags::ANY)
+                    .with_context(|| format!("resetting target_vtime[{}]", t.index))?;
+            }
         }
 
         // Roll periods twice per shortest period, but not more than once per ms.
