@@ -271,3 +271,13 @@ fn a_server_s_latencies_past_the_timer_tool_s_range_keep_their_percentiles() {
     assert_eq!(pooled.samples, 2 * run.samples);
     assert!(pooled.quantile(0.25) < 1000.0 && close(pooled.quantile(0.99), 221_610.0), "{} {}", pooled.quantile(0.25), pooled.quantile(0.99));
 }
+
+#[test]
+fn a_cell_that_lost_samples_fails_the_sampler_check_and_is_named() {
+    let clean = vec![json!({ "setup": "eevdf", "round": 0, "samples_dropped": 0 }), json!({ "setup": "scx_slo-all-under", "round": 0, "samples_dropped": 0 })];
+    assert_eq!(samples_kept(&clean), (true, "0 lost in 2 cells".to_string()));
+    let lossy = vec![clean[0].clone(), json!({ "setup": "scx_slo-all-tuned", "round": 2, "samples_dropped": 17 })];
+    let (ok, detail) = samples_kept(&lossy);
+    assert!(!ok);
+    assert_eq!(detail, "lost: scx_slo-all-tuned round 2: 17");
+}

@@ -13,6 +13,7 @@ mod bench_resume;
 mod external;
 mod external_report;
 mod external_tools;
+mod external_verdicts;
 mod external_workloads;
 mod bench_report;
 mod canary;
