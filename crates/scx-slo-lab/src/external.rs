@@ -195,9 +195,7 @@ fn cell(env: &Env, workload: Workload, setup: &Setup, round: usize, running: &Ru
         _ => None,
     };
     let tool_pid = tool.service_pid().unwrap_or(0) as u64;
-    let tool_tids: Vec<u64> = std::fs::read_dir(format!("/proc/{tool_pid}/task"))
-        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
-        .unwrap_or_default();
+    let tool_tids: Vec<u64> = crate::external_workloads::threads_of(tool_pid as u32).into_iter().map(u64::from).collect();
     // An adaptive budget, once a second while the tool runs: (s, µs).
     let mut budget_series: Vec<(f64, u64)> = Vec::new();
     let started = std::time::Instant::now();
