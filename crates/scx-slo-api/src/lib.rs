@@ -14,6 +14,7 @@ pub mod documents;
 pub mod error;
 pub mod exit;
 pub mod host;
+pub mod operator;
 pub mod paths;
 pub mod scrape;
 pub mod state;

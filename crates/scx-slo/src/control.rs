@@ -33,13 +33,6 @@ pub enum Call {
     Version,
 }
 
-/// How long the operator socket's connect and handshake may take before
-/// the CLI goes to the system bus.
-const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-/// How long a call on the operator socket may take (an Enable waits for
-/// the scheduler to attach).
-const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
-
 /// The operator socket to try first: `SCX_SLO_CONTROL_SOCKET` (`off`: the
 /// system bus only), else the daemon's default.
 fn operator_socket() -> Option<std::path::PathBuf> {
@@ -55,18 +48,9 @@ fn operator_socket() -> Option<std::path::PathBuf> {
 /// the system bus (anyone may read there).
 fn connect() -> Result<zbus::blocking::Connection, String> {
     if let Some(path) = operator_socket().filter(|p| p.exists()) {
-        // Bounded: a stopped or frozen daemon still has the kernel queue
-        // the connect, and would hold the CLI (and ExecReload) forever.
-        let direct = zbus::block_on(async {
-            let connect = async {
-                let stream = tokio::net::UnixStream::connect(path.clone()).await?;
-                zbus::connection::Builder::unix_stream(stream).p2p().method_timeout(CALL_TIMEOUT).build().await
-            };
-            tokio::time::timeout(CONNECT_TIMEOUT, connect)
-                .await
-                .unwrap_or_else(|_| Err(zbus::Error::InputOutput(std::io::Error::new(std::io::ErrorKind::TimedOut, "no handshake within 5 s").into())))
-        });
-        match direct.map(zbus::blocking::Connection::from) {
+        // Bounded (scx_slo_api::operator): a stopped or frozen daemon
+        // would otherwise hold the CLI (and ExecReload) forever.
+        match scx_slo_api::operator::connect(&path) {
             Ok(conn) => return Ok(conn),
             // Not an operator: the bus is this user's way in.
             Err(zbus::Error::InputOutput(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {}

@@ -194,6 +194,5 @@ pub fn manager(conn: &zbus::blocking::Connection) -> ManagerProxyBlocking<'stati
 /// bus's directory, where [`Daemon::spawn`] puts it).
 pub fn operator_connection(bus: &Bus) -> zbus::blocking::Connection {
     let path = bus.dir.join("control.sock");
-    let stream = zbus::block_on(tokio::net::UnixStream::connect(path.clone())).unwrap_or_else(|e| panic!("connecting to {}: {e}", path.display()));
-    zbus::blocking::connection::Builder::unix_stream(stream).p2p().build().expect("the operator socket's handshake")
+    scx_slo_api::operator::connect(&path).unwrap_or_else(|e| panic!("connecting to {}: {e}", path.display()))
 }
