@@ -21,8 +21,11 @@ use crate::dbus::{Lane, Manager, OBJECT_PATH, OPERATOR_GROUP};
 
 /// Connections served at once; past this a new one is closed at once.
 /// Only operators can connect, so this bounds a runaway script, not an
-/// attacker.
+/// attacker. [`ROOT_RESERVED`] of them are root's alone.
 pub const MAX_CONNECTIONS: usize = 8;
+/// Places only root may take: members of group `scx-slo` holding every
+/// other place (a runaway script, a forgotten loop) never lock root out.
+pub const ROOT_RESERVED: usize = 1;
 /// A connection with no call for this long is closed: the 8 places are
 /// not held by a client that forgot its connection.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -89,7 +92,12 @@ fn peer_allowed(uid: u32, gid: u32, pid: Option<i32>) -> bool {
 /// calls, and the operators' lane must not wait behind it.
 pub fn spawn(listener: std::os::unix::net::UnixListener, engine: EngineHandle) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    std::thread::Builder::new().name("scx-slo-operator".into()).spawn(move || runtime.block_on(serve(listener, engine)))?;
+    std::thread::Builder::new().name("scx-slo-operator".into()).spawn(move || {
+        // An operator's Disable is read here: it must not wait behind a
+        // flood for the CPU (crate::priority).
+        crate::priority::raise_control_thread("operator socket");
+        runtime.block_on(serve(listener, engine))
+    })?;
     Ok(())
 }
 
@@ -106,7 +114,7 @@ pub async fn serve(listener: std::os::unix::net::UnixListener, engine: EngineHan
             return;
         }
     };
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let slots = Slots::new();
     let refusals = Arc::new(DenialLog::default());
     loop {
         let stream = match listener.accept().await {
@@ -117,16 +125,18 @@ pub async fn serve(listener: std::os::unix::net::UnixListener, engine: EngineHan
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
+        // The kernel's record of the peer, taken at connect: who it is
+        // decides which places it may use.
+        let Ok(cred) = stream.peer_cred() else { continue };
+        let Some(permit) = slots.take(cred.uid()) else {
             if let Some(suppressed) = refusals.should_log(std::time::Instant::now()) {
-                warn!(suppressed, "operator socket: {MAX_CONNECTIONS} connections open; a new one was closed");
+                warn!(uid = cred.uid(), suppressed, "operator socket: every place this peer may use is taken ({MAX_CONNECTIONS} in all, {ROOT_RESERVED} kept for root); a new connection was closed");
             }
             continue;
         };
         let (engine, refusals) = (engine.clone(), refusals.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            let Ok(cred) = stream.peer_cred() else { return };
             if !peer_allowed(cred.uid(), cred.gid(), cred.pid()) {
                 if let Some(suppressed) = refusals.should_log(std::time::Instant::now()) {
                     warn!(event = "access_denied", uid = cred.uid(), pid = ?cred.pid(), suppressed, "operator socket: refused a peer that is neither root nor in group {OPERATOR_GROUP}");
@@ -159,10 +169,52 @@ pub async fn serve(listener: std::os::unix::net::UnixListener, engine: EngineHan
     }
 }
 
+/// The connection places: shared ones, and [`ROOT_RESERVED`] that only
+/// uid 0 may take once the shared ones are gone.
+struct Slots {
+    shared: Arc<tokio::sync::Semaphore>,
+    root_only: Arc<tokio::sync::Semaphore>,
+}
+
+impl Slots {
+    fn new() -> Slots {
+        Slots {
+            shared: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS - ROOT_RESERVED)),
+            root_only: Arc::new(tokio::sync::Semaphore::new(ROOT_RESERVED)),
+        }
+    }
+
+    /// A place for a peer of `uid`, held until the permit is dropped; None
+    /// when every place it may use is taken.
+    fn take(&self, uid: u32) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.shared.clone().try_acquire_owned().ok().or_else(|| (uid == 0).then(|| self.root_only.clone().try_acquire_owned().ok()).flatten())
+    }
+}
+
 async fn futures_next(stream: &mut zbus::MessageStream) -> Option<zbus::Result<zbus::Message>> {
     std::future::poll_fn(|cx| {
         use futures_core::Stream;
         std::pin::Pin::new(&mut *stream).poll_next(cx)
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operators_holding_every_shared_place_leave_roots_place_free() {
+        let slots = Slots::new();
+        let operator = 1000;
+        let held: Vec<_> = std::iter::from_fn(|| slots.take(operator)).collect();
+        assert_eq!(held.len(), MAX_CONNECTIONS - ROOT_RESERVED, "an operator gets every shared place and no more");
+        assert!(slots.take(operator).is_none());
+        let root = slots.take(0).expect("root's place is free");
+        assert!(slots.take(0).is_none(), "root has one reserved place, then waits like everyone");
+        drop(root);
+        assert!(slots.take(operator).is_none(), "root's place is never given to an operator");
+        drop(held);
+        assert!(slots.take(operator).is_some(), "places come back when connections close");
+    }
 }
