@@ -541,6 +541,12 @@ in
         RestartSec = "2s";
         WatchdogSec = "30s";
         RuntimeDirectory = "scx-slo";
+        # An operator's Disable is also kept in /run/scx-slo/disabled, so a
+        # restart before the state disk takes the save stays off
+        # (crates/scx-slod/src/disable_marker.rs): the directory must
+        # survive the unit's restarts (Restart=, systemctl restart). A stop
+        # and a later start still clear it; state.json decides then.
+        RuntimeDirectoryPreserve = "restart";
         StateDirectory = "scx-slo";
         # The operator socket (/run/scx-slo/control.sock, mode 0660) is given
         # to group scx-slo; without CAP_CHOWN the daemon may do that only as

@@ -41,10 +41,15 @@ pub(crate) fn start_bus(env: &Env) -> Result<Child> {
     Ok(child)
 }
 
+/// Where the control-plane scenarios' daemons write their journal lines.
+pub(crate) const DAEMON_LOG: &str = "/tmp/scx-slod-control.log";
+
 pub(crate) fn daemon(env: &Env) -> Result<Child> {
     Command::new(env.bin.join("scx-slod"))
         .args(["--config", scx_slo_api::paths::CONFIG, "--dbus", "required", "--retry-backoff", "1s"])
-        .stderr(std::fs::File::create("/tmp/scx-slod-control.log")?)
+        // Appended to: a scenario that restarts the daemon (chaos) keeps
+        // every daemon's lines for its report.
+        .stderr(std::fs::OpenOptions::new().create(true).append(true).open(DAEMON_LOG)?)
         .spawn()
         .context("starting scx-slod")
 }
@@ -69,6 +74,7 @@ pub(crate) fn start_fresh(env: &Env, config: &Value) -> Result<(Child, zbus::blo
     setup_cgroups(env)?;
     write_config(config)?;
     let _ = std::fs::remove_file(scx_slo_api::paths::STATE_FILE);
+    let _ = std::fs::remove_file(DAEMON_LOG);
     let bus = start_bus(env)?;
     let conn = zbus::blocking::Connection::system().context("connecting to the guest's system bus")?;
     let m = manager(&conn)?;
@@ -85,7 +91,7 @@ pub fn run(env: &Env) -> Result<Report> {
     report.check("the daemon serves org.scxslo1 and runs the scheduler", up.is_some() && kernel::sched_ext_state() == "enabled",
         format!("state={:?}, kernel={}", m.state().ok(), kernel::sched_ext_state()));
     if up.is_none() {
-        eprintln!("{}", std::fs::read_to_string("/tmp/scx-slod-control.log").unwrap_or_default());
+        eprintln!("{}", std::fs::read_to_string(DAEMON_LOG).unwrap_or_default());
         return Ok(report);
     }
 

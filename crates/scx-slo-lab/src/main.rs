@@ -21,6 +21,7 @@ mod chaos;
 mod control;
 mod daemon;
 mod demo;
+mod disable_timing;
 mod enforce;
 mod fixtures;
 mod harness;

@@ -65,6 +65,27 @@ fn attached() -> bool {
     kernel_scheduler() == ("enabled".into(), "scx_slo".into())
 }
 
+/// Each thread of `pid`: its name (as the kernel cuts it, 15 bytes) and
+/// nice value (/proc's stat, field 19).
+fn thread_nice(pid: &str) -> Vec<(String, i32)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };
+    tasks
+        .filter_map(|t| {
+            let stat = std::fs::read_to_string(t.ok()?.path().join("stat")).ok()?;
+            let (name, rest) = (stat.get(stat.find('(')? + 1..stat.rfind(')')?)?, stat.get(stat.rfind(')')? + 2..)?);
+            // After the name: state is field 3, nice field 19.
+            let nice = rest.split_whitespace().nth(16)?.parse().ok()?;
+            Some((name.to_string(), nice))
+        })
+        .collect()
+}
+
+/// The daemon's State property ("" when it does not answer).
+fn daemon_state() -> String {
+    let (_, out, _) = run("busctl", &["get-property", MANAGER[0], MANAGER[1], MANAGER[2], "State"]);
+    out.trim().strip_prefix("s ").unwrap_or("").trim_matches('"').to_string()
+}
+
 fn generation() -> Option<u64> {
     let (_, out, _) = run("busctl", &["get-property", MANAGER[0], MANAGER[1], MANAGER[2], "ConfigGeneration"]);
     out.trim().strip_prefix("t ")?.parse().ok()
@@ -431,12 +452,38 @@ pub fn run_scenario() -> Result<Report> {
         code == Some(0) && right_after.0 == "disabled",
         format!("exit {code:?} {} {}; kernel right after: {}/{}", out.trim(), err.trim(), right_after.0, right_after.1),
     );
+    // The Disable is kept in the runtime directory too, and the unit keeps
+    // that directory across its restarts (RuntimeDirectoryPreserve=restart):
+    // a restart before the state disk took the save would stay off.
+    let marker = scx_slod::disable_marker::path_beside(std::path::Path::new(scx_slo_api::paths::STATUS_FILE));
+    let marked = marker.is_file();
+    let before_pid = main_pid();
+    run("systemctl", &["restart", "scx-slod.service"]);
+    let restarted = wait_until(Duration::from_secs(30), || main_pid() != before_pid && main_pid() != "0" && daemon_state() == "disabled");
+    report.check(
+        "the Disable is kept in /run/scx-slo/disabled, which survives systemctl restart; the restarted daemon stays off",
+        marked && marker.is_file() && restarted.is_some() && kernel_scheduler().0 == "disabled",
+        format!("marker after Disable {marked}, after the restart {}; state {:?} after {restarted:?}; kernel {:?}", marker.is_file(), daemon_state(), kernel_scheduler()),
+    );
     let (code, _, err) = run("busctl", &["call", MANAGER[0], MANAGER[1], MANAGER[2], "Enable", "s", ""]);
     let again = wait_until(Duration::from_secs(20), attached);
+    report.check("Enable removes the runtime Disable marker", !marker.exists(), format!("{} exists {}", marker.display(), marker.exists()));
     report.check(
         "Enable brings scx_slo back",
         code == Some(0) && again.is_some(),
         format!("exit {code:?} {}; attached again after {}", err.trim(), again.map_or("never".into(), |d| format!("{:.0} ms", ms(d)))),
+    );
+
+    // The emergency path's threads run at nice -10 under the unit's
+    // hardening (CAP_SYS_NICE, @resources), the bus's workers at 0.
+    let nice = thread_nice(&main_pid());
+    let raised = ["scx-slo-engine", "scx-slo-operato", "scx-slo-disk"];
+    let control_ok = raised.iter().all(|name| nice.iter().any(|(n, v)| n == name && *v == scx_slod::priority::CONTROL_NICE));
+    let others_ok = nice.iter().filter(|(n, _)| n.starts_with("tokio")).all(|(_, v)| *v == 0);
+    report.check(
+        "the engine's, the operator socket's and the disk writer's threads run at nice -10, the bus's workers at 0",
+        control_ok && others_ok && !nice.is_empty(),
+        format!("{nice:?}"),
     );
 
     // systemd-analyze security, gated at the measured exposure.

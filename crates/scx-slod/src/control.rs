@@ -71,6 +71,16 @@ pub struct Envelope {
     pub reply: Option<tokio::sync::oneshot::Sender<Reply>>,
     /// Who asked (the audit trail records it for mutating requests).
     pub caller: Caller,
+    /// When the request was queued for the engine: Disable's reply says
+    /// how long it waited, apart from the detach itself.
+    pub queued_at: std::time::Instant,
+}
+
+impl Envelope {
+    /// A request queued now.
+    pub fn new(request: Request, reply: Option<tokio::sync::oneshot::Sender<Reply>>, caller: Caller) -> Envelope {
+        Envelope { request, reply, caller, queued_at: std::time::Instant::now() }
+    }
 }
 
 pub use scx_slo_api::audit::Caller;
@@ -228,7 +238,7 @@ impl EngineHandle {
             None
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
-        match self.tx.try_send(Envelope { request, reply: Some(tx), caller }) {
+        match self.tx.try_send(Envelope::new(request, Some(tx), caller)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 return Err(ControlError::Busy(format!("the engine has {ENGINE_QUEUE} requests queued")))
@@ -261,7 +271,7 @@ impl EngineHandle {
         // The sender of a signal is not known here (tokio's signal streams
         // do not carry siginfo): recorded as a signal, without a pid.
         let caller = Caller { via: "signal".into(), ..Default::default() };
-        self.tx.try_send(Envelope { request, reply: None, caller }).is_ok()
+        self.tx.try_send(Envelope::new(request, None, caller)).is_ok()
     }
 
     /// The current snapshot.

@@ -110,7 +110,13 @@ impl DiskWriter {
         let dropped = Arc::new(AtomicU64::new(0));
         let mut worker = Worker { trail, saver, reopen, view: Arc::clone(&view), dropped: Arc::clone(&dropped) };
         worker.publish();
-        std::thread::Builder::new().name("scx-slo-disk".into()).spawn(move || worker.run(rx))?;
+        std::thread::Builder::new().name("scx-slo-disk".into()).spawn(move || {
+            // Disable's reply waits (at most EMERGENCY_WAIT) for its save
+            // and its entries here: this thread is on the emergency path
+            // as the engine's is (crate::priority).
+            crate::priority::raise_control_thread("disk writer");
+            worker.run(rx)
+        })?;
         Ok(DiskWriter { tx, view, dropped })
     }
 
@@ -144,15 +150,21 @@ impl DiskWriter {
 
     /// Appends an entry, waiting up to `wait` for it to be on disk.
     pub fn append(&self, entry: Entry, wait: Duration) -> Written<u64> {
+        self.append_queued(entry).wait(self, wait)
+    }
+
+    /// Queues an entry and returns at once: [`Queued::wait`] waits for it
+    /// later. Disable queues its entry and its save before it detaches, so
+    /// the disk writes them while the kernel detaches.
+    pub fn append_queued(&self, entry: Entry) -> Queued<u64> {
         let (done, result) = sync_channel(1);
-        if let Err(e) = self.enqueue(Job::Append(entry, Some(done))) {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return Written::Failed(e);
+        match self.enqueue(Job::Append(entry, Some(done))) {
+            Ok(()) => Queued(Ok(result)),
+            Err(e) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                Queued(Err(e))
+            }
         }
-        if self.stalled_past(wait) {
-            return Written::Pending(wait);
-        }
-        waited(&result, wait)
     }
 
     /// Appends an entry without waiting (automatic actions): a failure is
@@ -171,14 +183,13 @@ impl DiskWriter {
                 Err(e) => Written::Failed(e),
             };
         }
+        self.save_queued(state).wait(self, wait)
+    }
+
+    /// Queues a save and returns at once ([`DiskWriter::append_queued`]).
+    pub fn save_queued(&self, state: PersistentState) -> Queued<()> {
         let (done, result) = sync_channel(1);
-        if let Err(e) = self.enqueue(Job::Save(Box::new(state), Some(done))) {
-            return Written::Failed(e);
-        }
-        if self.stalled_past(wait) {
-            return Written::Pending(wait);
-        }
-        waited(&result, wait)
+        Queued(self.enqueue(Job::Save(Box::new(state), Some(done))).map(|()| result))
     }
 
     /// Opens the trail again if it is unavailable; the head's sequence
@@ -219,6 +230,22 @@ impl DiskWriter {
     #[cfg(test)]
     pub fn freeze(&self, d: Duration) {
         let _ = self.enqueue(Job::Freeze(d));
+    }
+}
+
+/// A write queued by [`DiskWriter::append_queued`] or
+/// [`DiskWriter::save_queued`], or why it could not be queued.
+pub struct Queued<T>(Result<Receiver<Result<T, String>>, String>);
+
+impl<T> Queued<T> {
+    /// Waits up to `wait` for the write; not at all when a write ahead of
+    /// it has been stalled longer than that (it cannot land sooner).
+    pub fn wait(self, writer: &DiskWriter, wait: Duration) -> Written<T> {
+        match self.0 {
+            Err(e) => Written::Failed(e),
+            Ok(_) if writer.stalled_past(wait) => Written::Pending(wait),
+            Ok(result) => waited(&result, wait),
+        }
     }
 }
 

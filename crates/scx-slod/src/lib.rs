@@ -12,6 +12,7 @@ pub mod bus_callers;
 pub mod carry;
 pub mod change_limit;
 pub mod control;
+pub mod disable_marker;
 // zbus's #[interface] generates undocumented property-change helpers.
 #[allow(missing_docs)]
 pub mod dbus;
@@ -25,6 +26,7 @@ pub mod modes;
 pub mod operator_socket;
 pub mod overhead;
 pub mod persist;
+pub mod priority;
 pub mod resolver;
 pub mod scrape_owner;
 pub mod scraper;

@@ -221,20 +221,39 @@ fn a_disable_that_cannot_be_saved_says_so() {
     let daemon = Daemon::start(&bus, &config);
     // A non-empty directory where state.json goes: the rename fails, for
     // root too (a read-only mode would not stop root).
-    let state = bus.dir.join("state.json");
-    let _ = std::fs::remove_file(&state);
-    std::fs::create_dir_all(state.join("blocked")).unwrap();
+    let state_path = bus.dir.join("state.json");
+    let _ = std::fs::remove_file(&state_path);
+    std::fs::create_dir_all(state_path.join("blocked")).unwrap();
     let conn = bus.connection();
     let reply = manager(&conn).disable("persistence test").unwrap();
-    assert!(reply.contains("NOT saved") && reply.contains("until scx-slod restarts") && !reply.contains("stays off across restarts"), "{reply}");
+    assert!(reply.contains("NOT saved") && reply.contains("stays off until Enable or a reboot") && !reply.contains("stays off across restarts"), "{reply}");
     let status: Status = parse("Status", &manager(&conn).status().unwrap()).unwrap();
     assert!(status.persist_error.as_deref().is_some_and(|e| e.contains("state.json")), "{status:?}");
-    // Once the directory is writable again, the next save clears it.
-    std::fs::remove_dir_all(&state).unwrap();
+    // The runtime marker holds the Disable: a restart while the state disk
+    // still refuses the save stays off.
+    let marker = bus.dir.join(scx_slod::disable_marker::FILE_NAME);
+    assert!(marker.is_file(), "the Disable is kept in the runtime directory");
+    daemon.stop();
+    let daemon = Daemon::spawn(&bus, &config);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let state = loop {
+        match manager(&conn).state() {
+            Ok(s) if s != "starting" => break s,
+            _ => assert!(Instant::now() < deadline, "scx-slod did not come back"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(state, "disabled", "the restarted daemon kept the unsaved Disable");
+    let status: Status = parse("Status", &manager(&conn).status().unwrap()).unwrap();
+    assert!(format!("{status:?}").contains("kept by the runtime marker"), "{status:?}");
+    // The restarted daemon moved the directory aside (a corrupt state
+    // file is quarantined), so the next save lands and clears the error.
+    assert!(!state_path.is_dir(), "the directory at state.json was quarantined");
     let reply = manager(&conn).enable("").unwrap();
     assert!(!reply.contains("NOT saved"), "{reply}");
     let status: Status = parse("Status", &manager(&conn).status().unwrap()).unwrap();
     assert!(status.persist_error.is_none(), "{status:?}");
+    assert!(!marker.exists(), "Enable removed the marker");
     daemon.stop();
 }
 

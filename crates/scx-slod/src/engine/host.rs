@@ -44,6 +44,9 @@ pub trait Host: Send {
     fn write_status(&self, status: &Status) -> Result<(), String>;
     /// Tells systemd (READY, STATUS, WATCHDOG, STOPPING).
     fn notify(&self, states: &[sd_notify::NotifyState]);
+    /// Keeps an operator's Disable (`Some(reason)`) in the runtime
+    /// directory, or removes it (`None`): [`crate::disable_marker`].
+    fn mark_disabled(&self, reason: Option<&str>) -> Result<(), String>;
 }
 
 /// Reads and validates a config file: the file and its config, or why not.
@@ -97,13 +100,19 @@ pub fn probe(opts: &EngineOptions) -> Result<(SystemHost, Probed), (i32, String)
     if let Some(msg) = &loaded.quarantined {
         error!("{msg}");
     }
+    let mut persistent = loaded.state;
+    let marker = crate::disable_marker::read(&crate::disable_marker::path_beside(&opts.status_path));
+    if let Err(why) = &marker {
+        error!("{why}: staying off until Enable (Enable replaces it)");
+    }
+    persistent.operator_disabled = crate::disable_marker::merge(persistent.operator_disabled, marker);
     let host = SystemHost {
         config_path: opts.config_path.clone(),
         state_path: opts.state_path.clone(),
         status_path: opts.status_path.clone(),
         cgroup_root,
     };
-    Ok((host, Probed { file, config, features, caps, topology, persistent: loaded.state }))
+    Ok((host, Probed { file, config, features, caps, topology, persistent }))
 }
 
 /// The mode `requested` gets on a host with `caps`, or the exit code and
@@ -151,6 +160,14 @@ impl Host for SystemHost {
     fn notify(&self, states: &[sd_notify::NotifyState]) {
         if let Err(e) = sd_notify::notify(states) {
             debug!(error = %e, "sd_notify");
+        }
+    }
+
+    fn mark_disabled(&self, reason: Option<&str>) -> Result<(), String> {
+        let path = crate::disable_marker::path_beside(&self.status_path);
+        match reason {
+            Some(r) => crate::disable_marker::write(&path, r),
+            None => crate::disable_marker::clear(&path),
         }
     }
 }

@@ -558,22 +558,25 @@ impl Engine {
     /// says "stays off across restarts" when the disk does not hold it, or
     /// does not hold it yet.
     fn save_persistent_within(&mut self, wait: Duration) -> String {
+        self.save_persistent_saying(wait, "a restart of scx-slod forgets it")
+    }
+
+    /// The same, with what a lost save costs said by the caller (Disable's
+    /// runtime marker survives a restart of the daemon).
+    fn save_persistent_saying(&mut self, wait: Duration, forgets: &str) -> String {
+        let written = self.disk.save(self.persistent_state(), wait);
+        unsaved_clause(written, forgets)
+    }
+
+    /// What state.json holds for the engine as it is now.
+    fn persistent_state(&self) -> PersistentState {
         let (breaker_open, _) = self.supervisor.breaker();
-        let state = PersistentState {
+        PersistentState {
             operator_disabled: self.supervisor.operator_disabled().map(str::to_string),
             breaker_open,
             budget_overrides: self.generation.overrides.clone(),
             adaptive_changes: self.adaptation.last_changes(),
             canary: self.canary.to_persist(),
-        };
-        match self.disk.save(state, wait) {
-            Written::Done(()) => String::new(),
-            Written::Failed(why) => format!("; NOT saved ({why}): a restart of scx-slod forgets it"),
-            Written::Pending(w) if w.is_zero() => String::new(),
-            Written::Pending(w) => format!(
-                "; NOT yet saved: the state disk took no write within {} ms (the save stays queued; until it lands a restart of scx-slod forgets it)",
-                w.as_millis()
-            ),
         }
     }
 
@@ -590,5 +593,19 @@ impl Engine {
         if let Err(e) = self.host.write_status(&self.status(sched, final_write, final_write)) {
             warn!(error = %e, "writing the status file");
         }
+    }
+}
+
+/// The clause a reply carries about a save (empty when it is on disk, or
+/// was not waited for); `forgets` says what a lost save costs.
+fn unsaved_clause(written: Written<()>, forgets: &str) -> String {
+    match written {
+        Written::Done(()) => String::new(),
+        Written::Failed(why) => format!("; NOT saved ({why}): {forgets}"),
+        Written::Pending(w) if w.is_zero() => String::new(),
+        Written::Pending(w) => format!(
+            "; NOT yet saved: the state disk took no write within {} ms (the save stays queued; until it lands, {forgets})",
+            w.as_millis()
+        ),
     }
 }

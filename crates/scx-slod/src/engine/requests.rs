@@ -40,16 +40,22 @@ impl Engine {
     }
 
     fn handle_request(&mut self, envelope: Envelope, sched: Option<&mut dyn Backend>) {
-        let Envelope { request, reply, caller } = envelope;
+        let Envelope { request, reply, caller, queued_at } = envelope;
         let audited = request.is_mutating();
         let name = request.name();
         let generation_before = self.generation.number;
         let emergency = matches!(request, Request::Disable { .. } | Request::Shutdown);
-        let call_detail = serde_json::json!({ "args": request.audit_args(), "recorded_after_acting": emergency });
+        // An emergency call queues its entry and acts without waiting for
+        // it; it waits (at most EMERGENCY_WAIT) only after acting.
+        let call_detail = serde_json::json!({ "args": request.audit_args(), "acted_without_waiting": emergency });
         if matches!(request, Request::Reload { .. }) {
             self.reopen_audit();
         }
         let mut unrecorded = None;
+        let queued_entry = (audited && emergency).then(|| {
+            let entry = self.audit_entry("call", Some(caller.clone()), name, call_detail.clone());
+            self.disk.append_queued(entry)
+        });
         if audited && !emergency {
             if let Err(e) = self.audit_event("call", Some(caller.clone()), name, call_detail.clone()) {
                 let refused = ControlError::Failed(format!("{name} refused: the audit trail cannot record it ({e}); nothing was done"));
@@ -80,7 +86,7 @@ impl Engine {
                 Ok(EnableOutcome::AlreadyRunning) => Ok(format!("already running generation {}", self.generation.number)),
                 Err(e) => Err(e),
             },
-            Request::Disable { reason } => self.disable(reason, sched),
+            Request::Disable { reason } => self.disable(reason, queued_at, sched),
             Request::Reload { text } => self.reload(text, sched),
             Request::SetBudget { unit, runtime_us, period_us, key } => {
                 let args = format!("{unit}\u{1f}{runtime_us}\u{1f}{period_us}");
@@ -94,8 +100,12 @@ impl Engine {
                 Ok("stopping".into())
             }
         };
-        if audited && emergency {
-            unrecorded = self.audit_event_within(crate::disk_writer::EMERGENCY_WAIT, "call", Some(caller.clone()), name, call_detail).err();
+        let acted = Instant::now();
+        if let Some(queued) = queued_entry {
+            unrecorded = match queued.wait(&self.disk, crate::disk_writer::EMERGENCY_WAIT) {
+                crate::disk_writer::Written::Done(_) => None,
+                other => Some(written_error(other)),
+            };
         }
         let result = if audited {
             let detail = serde_json::json!({
@@ -113,6 +123,18 @@ impl Engine {
         } else {
             result
         };
+        if emergency {
+            // Where an emergency call's time went, for the chaos run and an
+            // operator asking why a Disable was slow: the queue and the
+            // action are in the reply, the audit trail's part only here.
+            info!(
+                event = "emergency_timing",
+                request = name,
+                total_ms = format!("{:.2}", queued_at.elapsed().as_secs_f64() * 1e3),
+                audit_ms = format!("{:.2}", acted.elapsed().as_secs_f64() * 1e3),
+                "emergency call answered"
+            );
+        }
         if let Some(r) = reply {
             let _ = r.send(result);
         }
@@ -157,11 +179,7 @@ impl Engine {
         let entry = self.audit_entry(kind, caller, action, detail);
         match self.disk.append(entry, wait) {
             crate::disk_writer::Written::Done(seq) => Ok(seq),
-            crate::disk_writer::Written::Failed(e) => Err(e),
-            crate::disk_writer::Written::Pending(w) => Err(format!(
-                "not yet written: the state disk took no write within {} ms (the entry stays queued and lands when the disk takes writes)",
-                w.as_millis()
-            )),
+            other => Err(written_error(other)),
         }
     }
 
@@ -172,12 +190,15 @@ impl Engine {
         self.disk.append_later(entry);
     }
 
-    fn audit_entry(&self, kind: &str, caller: Option<crate::control::Caller>, action: &str, detail: serde_json::Value) -> crate::disk_writer::Entry {
+    pub(super) fn audit_entry(&self, kind: &str, caller: Option<crate::control::Caller>, action: &str, detail: serde_json::Value) -> crate::disk_writer::Entry {
         crate::disk_writer::Entry { kind: kind.into(), caller, action: action.into(), detail, correlation: self.loop_state.correlation.clone() }
     }
 
     fn enable(&mut self, mode: &str, running: bool) -> Result<EnableOutcome, ControlError> {
         let outcome = self.supervisor.enable(mode, self.generation.config.mode, running)?;
+        if let Err(e) = self.host.mark_disabled(None) {
+            warn!(error = %e, "removing the runtime Disable marker: a restart in this boot would stay off until Enable");
+        }
         let unsaved = self.save_persistent();
         if !unsaved.is_empty() {
             warn!("Enable is not persisted{unsaved}");
@@ -185,24 +206,49 @@ impl Engine {
         Ok(outcome)
     }
 
-    fn disable(&mut self, reason: String, sched: Option<&mut dyn Backend>) -> Reply {
+    fn disable(&mut self, reason: String, queued_at: Instant, sched: Option<&mut dyn Backend>) -> Reply {
         if reason.trim().is_empty() {
             return Err(ControlError::InvalidArgument("reason: say why (it is kept in the state file and the journal)".into()));
         }
         let t = Instant::now();
+        // What the call waited for the engine (behind at most READ_SLOTS
+        // reads, or a scan in progress): said apart from the detach, so a
+        // slow Disable names its cause.
+        let queued_ms = t.saturating_duration_since(queued_at).as_secs_f64() * 1e3;
+        // Decided before the detach, which cannot fail: the runtime marker
+        // (tmpfs, at once) and the save are queued first, so the disk
+        // writes while the kernel detaches, and the reply waits (at most
+        // EMERGENCY_WAIT) only for what is left. A crash in between leaves
+        // the kernel on its default scheduler and the Disable kept, which
+        // is what the operator asked for.
+        let transition = self.supervisor.disable(&reason);
+        let marked = self.host.mark_disabled(Some(&reason));
+        if let Err(e) = &marked {
+            warn!(error = %e, "writing the runtime Disable marker");
+        }
+        let save = self.disk.save_queued(self.persistent_state());
         if let Some(s) = sched {
             s.detach();
         }
         let restored = self.partial.restore_all();
         let detach_ms = t.elapsed().as_secs_f64() * 1e3;
-        let transition = self.supervisor.disable(&reason);
-        let unsaved = self.save_persistent_within(crate::disk_writer::EMERGENCY_WAIT);
-        warn!(event = "operator_disable", reason = %reason, detach_ms = format!("{detach_ms:.2}"), restored_threads = restored, "disabled by an operator");
-        self.announce(transition);
-        if unsaved.is_empty() {
-            Ok(format!("disabled in {detach_ms:.2} ms; stays off across restarts until Enable"))
+        let forgets = if marked.is_ok() {
+            "a reboot forgets it; a restart of scx-slod in this boot does not (the runtime marker holds it)"
         } else {
-            Ok(format!("disabled in {detach_ms:.2} ms, until scx-slod restarts{unsaved}"))
+            "a restart of scx-slod forgets it"
+        };
+        let saving = Instant::now();
+        let unsaved = super::unsaved_clause(save.wait(&self.disk, crate::disk_writer::EMERGENCY_WAIT), forgets);
+        let save_ms = saving.elapsed().as_secs_f64() * 1e3;
+        warn!(event = "operator_disable", reason = %reason, detach_ms = format!("{detach_ms:.2}"), queued_ms = format!("{queued_ms:.2}"), save_ms = format!("{save_ms:.2}"), restored_threads = restored, "disabled by an operator");
+        self.announce(transition);
+        let done = format!("disabled in {detach_ms:.2} ms (after {queued_ms:.2} ms in the engine's queue)");
+        if unsaved.is_empty() {
+            Ok(format!("{done}; stays off across restarts until Enable"))
+        } else if marked.is_ok() {
+            Ok(format!("{done}; stays off until Enable or a reboot{unsaved}"))
+        } else {
+            Ok(format!("{done}, until scx-slod restarts{unsaved}"))
         }
     }
 
@@ -360,4 +406,16 @@ impl Engine {
 pub(super) struct Correlation {
     outer: Option<String>,
     _span: tracing::span::EnteredSpan,
+}
+
+/// Why an audit entry is not on disk, as a reply says it.
+fn written_error<T>(written: crate::disk_writer::Written<T>) -> String {
+    match written {
+        crate::disk_writer::Written::Done(_) => String::new(),
+        crate::disk_writer::Written::Failed(e) => e,
+        crate::disk_writer::Written::Pending(w) => format!(
+            "not yet written: the state disk took no write within {} ms (the entry stays queued and lands when the disk takes writes)",
+            w.as_millis()
+        ),
+    }
 }

@@ -33,6 +33,10 @@ struct MemoryHost {
     statuses: Arc<Mutex<Vec<Status>>>,
     notified: Arc<Mutex<Vec<String>>>,
     disk_read_only: Arc<AtomicBool>,
+    /// The runtime Disable marker (disable_marker).
+    marker: Arc<Mutex<Option<String>>>,
+    /// The runtime directory refuses the marker.
+    marker_fails: Arc<AtomicBool>,
 }
 
 impl MemoryHost {
@@ -83,6 +87,13 @@ impl Host for MemoryHost {
     }
     fn notify(&self, states: &[sd_notify::NotifyState]) {
         self.notified.lock().unwrap().extend(states.iter().map(|s| format!("{s:?}")));
+    }
+    fn mark_disabled(&self, reason: Option<&str>) -> Result<(), String> {
+        if self.marker_fails.load(Ordering::Relaxed) {
+            return Err("/run/scx-slo/disabled: No space left on device (os error 28)".into());
+        }
+        *self.marker.lock().unwrap() = reason.map(str::to_string);
+        Ok(())
     }
 }
 
@@ -185,7 +196,7 @@ fn operator() -> crate::control::Caller {
 /// One request answered at once (None: it was parked).
 fn call(engine: &mut Engine, sched: Option<&mut dyn Backend>, request: Request) -> Option<Reply> {
     let (tx, mut rx) = tokio::sync::oneshot::channel();
-    engine.handle(Envelope { request, reply: Some(tx), caller: operator() }, sched);
+    engine.handle(Envelope::new(request, Some(tx), operator()), sched);
     rx.try_recv().ok()
 }
 
@@ -297,14 +308,29 @@ fn disable_detaches_before_it_replies_and_persists_or_says_it_did_not() {
     assert_eq!(e.supervisor.state(), State::Disabled);
     assert_eq!(saved(&e, &host).operator_disabled.as_deref(), Some("incident 42"));
     assert!(host.notified.lock().unwrap().iter().any(|n| n.contains("disabled by an operator: incident 42")));
+    assert_eq!(host.marker.lock().unwrap().as_deref(), Some("incident 42"), "the runtime marker holds the Disable too");
+    assert!(reply.contains("in the engine's queue"), "the reply says the wait apart from the detach: {reply}");
+    assert!(call(&mut e, None, Request::Enable { mode: "".into() }).is_none(), "the session starts; the reply comes with it");
+    assert_eq!(*host.marker.lock().unwrap(), None, "Enable removed the marker");
 
-    // A read-only disk: the reply and Status say it is not saved.
+    // A read-only disk: the reply and Status say it is not saved, and that
+    // only the runtime marker holds it (a reboot forgets it).
     let (mut e, _h) = engine(&host);
     running(&mut e, &mut b);
     host.disk_read_only.store(true, Ordering::Relaxed);
     let reply = ok(call(&mut e, Some(&mut b), Request::Disable { reason: "again".into() }));
-    assert!(reply.contains("until scx-slod restarts") && reply.contains("NOT saved"), "{reply}");
+    assert!(reply.contains("stays off until Enable or a reboot") && reply.contains("NOT saved"), "{reply}");
+    assert!(reply.contains("a restart of scx-slod in this boot does not") && !reply.contains("stays off across restarts"), "{reply}");
     assert!(status(&mut e, None).persist_error.is_some_and(|p| p.contains("Read-only")));
+    assert_eq!(host.marker.lock().unwrap().as_deref(), Some("again"));
+
+    // Neither the disk nor the runtime directory: a restart forgets it.
+    let (mut e, _h) = engine(&host);
+    running(&mut e, &mut b);
+    host.marker_fails.store(true, Ordering::Relaxed);
+    let reply = ok(call(&mut e, Some(&mut b), Request::Disable { reason: "third".into() }));
+    assert!(reply.contains("until scx-slod restarts") && reply.contains("a restart of scx-slod forgets it"), "{reply}");
+    host.marker_fails.store(false, Ordering::Relaxed);
     host.disk_read_only.store(false, Ordering::Relaxed);
 }
 
@@ -479,7 +505,7 @@ fn a_whole_run_attaches_answers_enable_and_writes_a_final_status() {
     let host = MemoryHost::new(EXAMPLE);
     let (e, handle) = engine_with(&host, PersistentState { operator_disabled: Some("before".into()), ..Default::default() });
     let (tx, rx) = tokio::sync::oneshot::channel();
-    handle.tx.try_send(Envelope { request: Request::Enable { mode: "".into() }, reply: Some(tx), caller: operator() }).unwrap();
+    handle.tx.try_send(Envelope::new(Request::Enable { mode: "".into() }, Some(tx), operator())).unwrap();
     let runner = std::thread::spawn(move || e.run());
     let reply = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(rx).unwrap();
     assert_eq!(reply, Ok("running generation 1".to_string()), "Enable is answered once the session runs");

@@ -354,7 +354,7 @@ fn a_frozen_state_disk_holds_neither_disable_nor_status_and_refuses_a_normal_mut
     settle(&e);
     scx_slo_api::audit::verify_with(&dir, |x| entries.push(x.clone())).expect("the trail verifies");
     let disable = entries.iter().find(|x| x.kind == "call" && x.action == "Disable").expect("Disable recorded");
-    assert_eq!(disable.detail["recorded_after_acting"], true);
+    assert_eq!(disable.detail["acted_without_waiting"], true);
     let set = entries.iter().position(|x| x.kind == "call" && x.action == "SetBudget").expect("the refused call's entry landed");
     assert_eq!(entries[set + 1].kind, "call_result");
     assert_eq!(entries[set + 1].detail["ok"], false, "its result says it was refused");
