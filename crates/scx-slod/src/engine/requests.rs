@@ -227,9 +227,11 @@ impl Engine {
             warn!(error = %e, "writing the runtime Disable marker");
         }
         let save = self.disk.save_queued(self.persistent_state());
+        let kernel = Instant::now();
         if let Some(s) = sched {
             s.detach();
         }
+        let kernel_ms = kernel.elapsed().as_secs_f64() * 1e3;
         let restored = self.partial.restore_all();
         let detach_ms = t.elapsed().as_secs_f64() * 1e3;
         let forgets = if marked.is_ok() {
@@ -240,9 +242,9 @@ impl Engine {
         let saving = Instant::now();
         let unsaved = super::unsaved_clause(save.wait(&self.disk, crate::disk_writer::EMERGENCY_WAIT), forgets);
         let save_ms = saving.elapsed().as_secs_f64() * 1e3;
-        warn!(event = "operator_disable", reason = %reason, detach_ms = format!("{detach_ms:.2}"), queued_ms = format!("{queued_ms:.2}"), save_ms = format!("{save_ms:.2}"), restored_threads = restored, "disabled by an operator");
+        warn!(event = "operator_disable", reason = %reason, detach_ms = format!("{detach_ms:.2}"), kernel_ms = format!("{kernel_ms:.2}"), queued_ms = format!("{queued_ms:.2}"), save_ms = format!("{save_ms:.2}"), restored_threads = restored, "disabled by an operator");
         self.announce(transition);
-        let done = format!("disabled in {detach_ms:.2} ms (after {queued_ms:.2} ms in the engine's queue)");
+        let done = format!("disabled in {detach_ms:.2} ms (the kernel's detach {kernel_ms:.2} ms; after {queued_ms:.2} ms in the engine's queue)");
         if unsaved.is_empty() {
             Ok(format!("{done}; stays off across restarts until Enable"))
         } else if marked.is_ok() {
