@@ -14,6 +14,10 @@
 //! take whole CPUs from everything else. At nice -10 it takes at most its
 //! weighted share, and only while it has work.
 //!
+//! The disk writer's thread is raised too: Disable's reply waits (at most
+//! 50 ms) for its save and audit entry there. A thread the engine starts
+//! inherits the engine's nice: the events reader, which switches a
+//! target's new threads in partial mode, and should be quick about it too.
 //! The bus's async workers stay at the default weight: they are what a
 //! flood on the bus keeps busy.
 
