@@ -544,9 +544,13 @@ in
         # An operator's Disable is also kept in /run/scx-slo/disabled, so a
         # restart before the state disk takes the save stays off
         # (crates/scx-slod/src/disable_marker.rs): the directory must
-        # survive the unit's restarts (Restart=, systemctl restart). A stop
-        # and a later start still clear it; state.json decides then.
-        RuntimeDirectoryPreserve = "restart";
+        # survive every stop and start in this boot (Restart=, systemctl
+        # restart, a stop then a start, and nixos-rebuild switch, which
+        # stops a changed unit and starts the new one). A reboot clears
+        # /run, and state.json decides then. A stale status.json left by a
+        # stopped daemon is too old for `scx-slo health`, and a stale
+        # control.sock is replaced at start.
+        RuntimeDirectoryPreserve = "yes";
         StateDirectory = "scx-slo";
         # The operator socket (/run/scx-slo/control.sock, mode 0660) is given
         # to group scx-slo; without CAP_CHOWN the daemon may do that only as

@@ -80,6 +80,18 @@ fn thread_nice(pid: &str) -> Vec<(String, i32)> {
         .collect()
 }
 
+/// Removes the operator's Disable from the state file at `path` (the daemon
+/// is stopped), as a save that never landed would leave it.
+fn forget_disable(path: &str) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let mut state: Value = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+    if state["operator_disabled"].is_null() {
+        return Err(format!("{path} holds no Disable to remove"));
+    }
+    state["operator_disabled"] = Value::Null;
+    std::fs::write(path, state.to_string()).map_err(|e| format!("{path}: {e}"))
+}
+
 /// The daemon's State property ("" when it does not answer).
 fn daemon_state() -> String {
     let (_, out, _) = run("busctl", &["get-property", MANAGER[0], MANAGER[1], MANAGER[2], "State"]);
@@ -453,17 +465,28 @@ pub fn run_scenario() -> Result<Report> {
         format!("exit {code:?} {} {}; kernel right after: {}/{}", out.trim(), err.trim(), right_after.0, right_after.1),
     );
     // The Disable is kept in the runtime directory too, and the unit keeps
-    // that directory across its restarts (RuntimeDirectoryPreserve=restart):
-    // a restart before the state disk took the save would stay off.
+    // that directory across a stop and a start (RuntimeDirectoryPreserve=yes),
+    // as NixOS does on a switch that changes the unit. state.json is made to
+    // forget the Disable first, as a save that never landed would: only the
+    // marker can keep the new daemon off.
     let marker = scx_slod::disable_marker::path_beside(std::path::Path::new(scx_slo_api::paths::STATUS_FILE));
     let marked = marker.is_file();
-    let before_pid = main_pid();
-    run("systemctl", &["restart", "scx-slod.service"]);
-    let restarted = wait_until(Duration::from_secs(30), || main_pid() != before_pid && main_pid() != "0" && daemon_state() == "disabled");
+    run("systemctl", &["stop", "scx-slod.service"]);
+    let forgot = forget_disable(scx_slo_api::paths::STATE_FILE);
+    run("systemctl", &["start", "scx-slod.service"]);
+    let status = || run("busctl", &["call", MANAGER[0], MANAGER[1], MANAGER[2], "Status"]).1;
+    let kept = wait_until(Duration::from_secs(30), || status().contains("kept by the runtime marker"));
+    // Long enough for an attach that should not happen (one takes under 5 s here).
+    std::thread::sleep(Duration::from_secs(5));
     report.check(
-        "the Disable is kept in /run/scx-slo/disabled, which survives systemctl restart; the restarted daemon stays off",
-        marked && marker.is_file() && restarted.is_some() && kernel_scheduler().0 == "disabled",
-        format!("marker after Disable {marked}, after the restart {}; state {:?} after {restarted:?}; kernel {:?}", marker.is_file(), daemon_state(), kernel_scheduler()),
+        "an unsaved Disable is kept in /run/scx-slo/disabled across a stop and a start: the new daemon stays off and says why",
+        marked && forgot.is_ok() && marker.is_file() && kept.is_some() && daemon_state() == "disabled" && kernel_scheduler().0 == "disabled",
+        format!(
+            "marker after Disable {marked}; state.json's Disable removed {forgot:?}; marker after the restart {}; reason names the marker after {kept:?}; state {:?}; kernel {:?}",
+            marker.is_file(),
+            daemon_state(),
+            kernel_scheduler()
+        ),
     );
     let (code, _, err) = run("busctl", &["call", MANAGER[0], MANAGER[1], MANAGER[2], "Enable", "s", ""]);
     let again = wait_until(Duration::from_secs(20), attached);

@@ -39,16 +39,47 @@ pub fn path_beside(status_path: &Path) -> PathBuf {
 /// Writes the marker with the operator's reason (a temp file renamed over
 /// it: a reader never sees half of it).
 pub fn write(path: &Path, reason: &str) -> Result<(), String> {
+    // Where a marker would be ignored at start, none is written: the reply
+    // must not say a restart keeps the Disable.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && d.exists()) {
+        trusted_dir(dir)?;
+    }
     crate::persist::replace_json(path, &Marker { operator_disabled: reason.to_string() }).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Removes the marker; a missing one is fine.
+/// Removes the marker, or whatever stands at its path (a file, a symlink,
+/// a FIFO, an empty directory: each keeps the scheduler off at start); a
+/// missing one is fine.
 pub fn clear(path: &Path) -> Result<(), String> {
-    match std::fs::remove_file(path) {
+    let removed = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match removed {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(e) => Err(format!("{}: {e} (remove it by hand: a restart in this boot stays off while it is there)", path.display())),
     }
+}
+
+/// Whether a marker in `dir` can be trusted: only the daemon's own user
+/// may write there. With `--status-file` in a directory others can write
+/// (say /tmp), anyone could plant a marker and keep the scheduler off.
+fn trusted_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if meta.uid() != euid || meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} is not the daemon's own directory (owner uid {}, mode {:o}): a Disable marker there is ignored; put the status file in a directory only the daemon's user may write (the default is /run/scx-slo)",
+            dir.display(),
+            meta.uid(),
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
 }
 
 /// The reason in the marker: `Ok(None)` when there is none, `Err` when
@@ -57,6 +88,14 @@ pub fn clear(path: &Path) -> Result<(), String> {
 pub fn read(path: &Path) -> Result<Option<String>, String> {
     use std::os::unix::fs::OpenOptionsExt;
     let shown = path.display();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Err(why) = trusted_dir(dir) {
+            if dir.exists() {
+                tracing::warn!("{why}");
+            }
+            return Ok(None);
+        }
+    }
     let file = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -100,6 +139,9 @@ mod tests {
         let d = std::env::temp_dir().join(format!("scx-slod-marker-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
+        // The daemon's own directory whatever the umask (trusted_dir).
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
         d
     }
 
@@ -120,12 +162,18 @@ mod tests {
     fn what_the_daemon_did_not_write_is_an_error_by_name() {
         let dir = scratch("hostile");
         let path = dir.join(FILE_NAME);
-        std::os::unix::fs::symlink("/etc/hostname", &path).unwrap();
-        assert!(read(&path).is_err_and(|e| e.contains(FILE_NAME)), "a symlink is not followed");
-        std::fs::remove_file(&path).unwrap();
+        // A symlink to a valid marker: refused all the same (never followed).
+        let real = dir.join("real");
+        write(&real, "planted").unwrap();
+        assert_eq!(read(&real), Ok(Some("planted".into())));
+        std::os::unix::fs::symlink(&real, &path).unwrap();
+        assert!(read(&path).is_err_and(|e| e.contains(FILE_NAME) && !e.contains("planted")), "a symlink is not followed");
+        clear(&path).unwrap();
+        assert!(real.is_file(), "clearing a symlink removes the link, not its target");
         std::fs::create_dir(&path).unwrap();
         assert!(read(&path).is_err_and(|e| e.contains("not a regular file")));
-        std::fs::remove_dir(&path).unwrap();
+        clear(&path).unwrap();
+        assert_eq!(read(&path), Ok(None), "clear removes an empty directory too");
         std::fs::write(&path, vec![b' '; MAX_BYTES as usize + 1]).unwrap();
         assert!(read(&path).is_err_and(|e| e.contains("larger than")));
         std::fs::write(&path, "{\"operator_disabled\": 1}").unwrap();
@@ -138,6 +186,19 @@ mod tests {
         let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: a NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
+
+    #[test]
+    fn a_marker_in_a_directory_others_may_write_is_ignored() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch("open");
+        let path = dir.join(FILE_NAME);
+        write(&path, "planted by anyone").unwrap();
+        assert_eq!(read(&path), Ok(Some("planted by anyone".into())));
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert_eq!(read(&path), Ok(None), "a world-writable directory is not the daemon's own");
+        assert!(write(&path, "x").is_err_and(|e| e.contains("not the daemon's own directory")), "and none is written there");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 
     #[test]

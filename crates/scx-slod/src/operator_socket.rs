@@ -91,7 +91,9 @@ fn peer_allowed(uid: u32, gid: u32, pid: Option<i32>) -> bool {
 /// system bus keeps the bus's runtime busy reading and refusing large
 /// calls, and the operators' lane must not wait behind it.
 pub fn spawn(listener: std::os::unix::net::UnixListener, engine: EngineHandle) -> std::io::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    // Named: its blocking threads (Reload's config read) inherit the
+    // operator thread's nice, and are told apart from the bus's workers.
+    let runtime = tokio::runtime::Builder::new_current_thread().thread_name("scx-slo-operator").enable_all().build()?;
     std::thread::Builder::new().name("scx-slo-operator".into()).spawn(move || {
         // An operator's Disable is read here: it must not wait behind a
         // flood for the CPU (crate::priority).

@@ -15,13 +15,15 @@
 //! weighted share, and only while it has work.
 //!
 //! The disk writer's thread is raised too: Disable's reply waits (at most
-//! 50 ms) for its save and audit entry there. A thread the engine starts
-//! inherits the engine's nice: the events reader, which switches a
-//! target's new threads in partial mode, and should be quick about it too.
-//! The bus's async workers stay at the default weight: they are what a
-//! flood on the bus keeps busy.
+//! 50 ms) for its save and audit entry there. A thread starts with its
+//! creator's nice, so the threads the engine starts whose work others can
+//! drive go back to 0 at once ([`lower_this_thread`]): the scraper and the
+//! events reader. The operator runtime's blocking threads (Reload's config
+//! read) keep -10: only operators reach them. The bus's async workers stay
+//! at the default weight: they are what a flood on the bus keeps busy.
 
-/// The nice value of the operator socket's and the engine's threads.
+/// The nice value of the operator socket's, the engine's and the disk
+/// writer's threads.
 pub const CONTROL_NICE: i32 = -10;
 
 /// Gives the calling thread [`CONTROL_NICE`]. `Err` says why not (without
@@ -37,6 +39,20 @@ pub fn raise_this_thread() -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("nice {CONTROL_NICE}: {}", std::io::Error::last_os_error()))
+    }
+}
+
+/// Gives the calling thread the default nice (0): for a thread started by
+/// a raised one (it inherits the nice) whose work others can drive: the
+/// scraper (it reads endpoints that targets' owners serve) and the events
+/// reader (a target that forks fast sends it work). Lowering one's own
+/// priority needs no privilege.
+pub fn lower_this_thread(role: &str) {
+    // SAFETY: as in raise_this_thread.
+    let tid = unsafe { libc::gettid() };
+    // SAFETY: no memory is passed.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 0) } != 0 {
+        tracing::warn!(role, error = %std::io::Error::last_os_error(), "thread left at the engine's priority");
     }
 }
 

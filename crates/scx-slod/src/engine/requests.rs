@@ -21,10 +21,11 @@ impl Engine {
     /// (with its caller) and its result after; when the trail cannot record
     /// it within [`crate::disk_writer::AUDIT_WAIT`], it is refused and
     /// nothing happens (its result entry says so). Disable and Shutdown are
-    /// the exception: an emergency stop never waits on a disk, so they act
-    /// first, are recorded after, and wait for their entries and saved
-    /// state only [`crate::disk_writer::EMERGENCY_WAIT`]; their reply says
-    /// what is not (yet) recorded or saved.
+    /// the exception: an emergency stop never waits on a disk before it
+    /// acts, so its entry (and Disable's save) is queued first, it acts,
+    /// and only then waits for them, at most
+    /// [`crate::disk_writer::EMERGENCY_WAIT`]; the reply says what is not
+    /// (yet) recorded or saved.
     ///
     /// A Reload (SIGHUP) first re-opens a trail that could not be opened,
     /// so an operator who moved a bad trail aside gets mutating calls back

@@ -330,7 +330,8 @@ impl Supervisor {
         }
     }
 
-    /// An operator's emergency stop (the engine detached already).
+    /// An operator's emergency stop: decided before the engine detaches
+    /// (the detach cannot fail), so the save is queued while it does.
     pub fn disable(&mut self, reason: &str) -> Option<Transition> {
         self.wanted_on = false;
         self.baseline = false;

@@ -33,7 +33,9 @@ impl Bus {
         let dir = std::env::temp_dir().join(format!("scx-slo-dbus-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("system.d")).unwrap();
-        // nobody must reach the socket.
+        // nobody must reach the socket, and only this user may write the
+        // directory (the daemon trusts a Disable marker beside its status
+        // file only there).
         std::process::Command::new("chmod").args(["755", dir.to_str().unwrap()]).status().unwrap();
         if policy {
             std::fs::copy(
