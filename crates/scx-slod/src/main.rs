@@ -216,12 +216,7 @@ fn run(args: Args) -> i32 {
     let handle = started.handle.clone();
     let events = started.events;
     let engine = started.engine;
-    let engine_thread = match std::thread::Builder::new().name("scx-slo-engine".into()).spawn(move || {
-        // The engine detaches on Disable: it must not wait behind a flood
-        // for the CPU (scx_slod::priority).
-        scx_slod::priority::raise_control_thread("engine");
-        engine.run()
-    }) {
+    let engine_thread = match std::thread::Builder::new().name("scx-slo-engine".into()).spawn(move || engine.run()) {
         Ok(t) => t,
         Err(e) => {
             error!(error = %e, "starting the engine thread");

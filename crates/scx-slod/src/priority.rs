@@ -1,29 +1,28 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! The emergency path's CPU priority. An operator's Disable is carried by
-//! two threads: the operator socket's (it reads the call) and the engine's
-//! (it detaches and replies). Under a flood of unprivileged processes, or
-//! next to the hogs the scheduler is told to run, a thread at the default
-//! weight that wakes for the call waits its turn among them: measured in
-//! the VM's chaos run, Disable took up to 700 ms during a flood of 116
-//! processes. At nice -10 a thread weighs about 9.3 default threads (the
-//! kernel's weight table, which scx_slo's fair path uses too), so a wakeup
-//! runs almost at once.
+//! The emergency path's CPU priority. An operator's Disable on the
+//! operator socket is read by that socket's thread, and its save and audit
+//! entry are written by the disk writer's; both sleep unless an operator
+//! calls or the daemon records something. Under a flood of unprivileged
+//! processes, a thread at the default weight that wakes for the call waits
+//! its turn among them: measured in the VM's chaos run, Disable took up to
+//! 700 ms during a flood of 116 processes. At nice -10 a thread weighs
+//! about 9.3 default threads (the kernel's weight table, which scx_slo's
+//! fair path uses too), so its wakeup runs almost at once.
 //!
-//! Not a real-time class, on purpose: the engine also serves reads that
-//! unprivileged callers may send, and a real-time engine could be made to
-//! take whole CPUs from everything else. At nice -10 it takes at most its
-//! weighted share, and only while it has work.
+//! The engine's thread stays at the default weight, on purpose: it also
+//! does the daemon's periodic work (scans, telemetry, the status file),
+//! and in `switch: all` mode a raised engine would outrank a latency
+//! target past its budget every time that work woke it: the daemon must
+//! not make a declared service worse. A Disable wakes it as a sleeper,
+//! which both EEVDF and scx_slo's fair path run soon. Not a real-time
+//! class either: nothing here may take whole CPUs.
 //!
-//! The disk writer's thread is raised too: Disable's reply waits (at most
-//! 50 ms) for its save and audit entry there. A thread starts with its
-//! creator's nice, so the threads the engine starts whose work others can
-//! drive go back to 0 at once ([`lower_this_thread`]): the scraper and the
-//! events reader. The operator runtime's blocking threads (Reload's config
-//! read) keep -10: only operators reach them. The bus's async workers stay
-//! at the default weight: they are what a flood on the bus keeps busy.
+//! Threads start with their creator's nice: the operator runtime's
+//! blocking threads (Reload's config read) are raised too, and only
+//! operators reach them. The bus's async workers stay at the default
+//! weight: they are what a flood on the bus keeps busy.
 
-/// The nice value of the operator socket's, the engine's and the disk
-/// writer's threads.
+/// The nice value of the operator socket's and the disk writer's threads.
 pub const CONTROL_NICE: i32 = -10;
 
 /// Gives the calling thread [`CONTROL_NICE`]. `Err` says why not (without
@@ -39,20 +38,6 @@ pub fn raise_this_thread() -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("nice {CONTROL_NICE}: {}", std::io::Error::last_os_error()))
-    }
-}
-
-/// Gives the calling thread the default nice (0): for a thread started by
-/// a raised one (it inherits the nice) whose work others can drive: the
-/// scraper (it reads endpoints that targets' owners serve) and the events
-/// reader (a target that forks fast sends it work). Lowering one's own
-/// priority needs no privilege.
-pub fn lower_this_thread(role: &str) {
-    // SAFETY: as in raise_this_thread.
-    let tid = unsafe { libc::gettid() };
-    // SAFETY: no memory is passed.
-    if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 0) } != 0 {
-        tracing::warn!(role, error = %std::io::Error::last_os_error(), "thread left at the engine's priority");
     }
 }
 

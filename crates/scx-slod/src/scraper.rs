@@ -132,12 +132,7 @@ impl Scraper {
         }
         if !e.is_empty() && !self.started {
             let weak = Arc::downgrade(&self.shared);
-            self.started = std::thread::Builder::new().name("scx-slod-scrape".into()).spawn(move || {
-                // Started by the engine (nice -10): a hostile endpoint's
-                // reading must not run at the emergency path's priority.
-                crate::priority::lower_this_thread("scraper");
-                run(weak)
-            }).is_ok();
+            self.started = std::thread::Builder::new().name("scx-slod-scrape".into()).spawn(move || run(weak)).is_ok();
         }
     }
 

@@ -304,9 +304,6 @@ impl Engine {
         let sink = self.partial.sink();
         let events = self.channels.events.clone();
         std::thread::spawn(move || {
-            // Started by the engine (nice -10): a target that forks fast
-            // sends this thread work, at the default priority.
-            crate::priority::lower_this_thread("events reader");
             let result = scx_slo_bpf::events::read_events(map, stop, move |ev| {
                 if ev.kind == scx_slo_bpf::intf::slo_event_kind_SLO_EVENT_NEW_TASK {
                     let tids = crate::switcher::switch_reported(ev.pid as i32, ev.slack_ns != 0);
