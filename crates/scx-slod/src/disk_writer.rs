@@ -249,6 +249,20 @@ impl<T> Queued<T> {
     }
 }
 
+/// The clause a reply carries about a save (empty when it is on disk, or
+/// was not waited for); `forgets` says what a lost save costs.
+pub fn unsaved_clause(written: Written<()>, forgets: &str) -> String {
+    match written {
+        Written::Done(()) => String::new(),
+        Written::Failed(why) => format!("; NOT saved ({why}): {forgets}"),
+        Written::Pending(w) if w.is_zero() => String::new(),
+        Written::Pending(w) => format!(
+            "; NOT yet saved: the state disk took no write within {} ms (the save stays queued; until it lands, {forgets})",
+            w.as_millis()
+        ),
+    }
+}
+
 fn waited<T>(result: &Receiver<Result<T, String>>, wait: Duration) -> Written<T> {
     match result.recv_timeout(wait) {
         Ok(Ok(v)) => Written::Done(v),

@@ -65,7 +65,6 @@ use crate::control::{Envelope, Event, Snapshot};
 use crate::idempotency::IdempotencyStore;
 use crate::lifecycle::Transition;
 use crate::metrics::SharedSnapshot;
-use crate::disk_writer::Written;
 use crate::persist::PersistentState;
 use crate::telemetry::{ScanInput, Telemetry};
 use adaptive::{Adaptation, AdaptiveView};
@@ -565,7 +564,7 @@ impl Engine {
     /// runtime marker survives a restart of the daemon).
     fn save_persistent_saying(&mut self, wait: Duration, forgets: &str) -> String {
         let written = self.disk.save(self.persistent_state(), wait);
-        unsaved_clause(written, forgets)
+        crate::disk_writer::unsaved_clause(written, forgets)
     }
 
     /// What state.json holds for the engine as it is now.
@@ -596,16 +595,3 @@ impl Engine {
     }
 }
 
-/// The clause a reply carries about a save (empty when it is on disk, or
-/// was not waited for); `forgets` says what a lost save costs.
-fn unsaved_clause(written: Written<()>, forgets: &str) -> String {
-    match written {
-        Written::Done(()) => String::new(),
-        Written::Failed(why) => format!("; NOT saved ({why}): {forgets}"),
-        Written::Pending(w) if w.is_zero() => String::new(),
-        Written::Pending(w) => format!(
-            "; NOT yet saved: the state disk took no write within {} ms (the save stays queued; until it lands, {forgets})",
-            w.as_millis()
-        ),
-    }
-}

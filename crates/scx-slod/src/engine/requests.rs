@@ -241,7 +241,7 @@ impl Engine {
             "a restart of scx-slod forgets it"
         };
         let saving = Instant::now();
-        let unsaved = super::unsaved_clause(save.wait(&self.disk, crate::disk_writer::EMERGENCY_WAIT), forgets);
+        let unsaved = crate::disk_writer::unsaved_clause(save.wait(&self.disk, crate::disk_writer::EMERGENCY_WAIT), forgets);
         let save_ms = saving.elapsed().as_secs_f64() * 1e3;
         warn!(event = "operator_disable", reason = %reason, detach_ms = format!("{detach_ms:.2}"), kernel_ms = format!("{kernel_ms:.2}"), queued_ms = format!("{queued_ms:.2}"), save_ms = format!("{save_ms:.2}"), restored_threads = restored, "disabled by an operator");
         self.announce(transition);
