@@ -355,9 +355,10 @@ pub fn run(env: &Env) -> Result<Report> {
             Ok((_, om)) => om.disable("chaos: D-Bus flood").map_err(|e| e.to_string()),
             Err(e) => Err(format!("operator socket: {e:#}")),
         };
-        let took = ms(t.elapsed());
+        let elapsed = t.elapsed();
+        let took = ms(elapsed);
         if let Ok(reply) = &result {
-            run.timings.record("during: the D-Bus flood (operator socket)", t.elapsed(), reply);
+            run.timings.record("during: the D-Bus flood (operator socket)", elapsed, reply);
         }
         let off = kernel::sched_ext_state() == "disabled";
         match result {
@@ -461,8 +462,9 @@ pub fn run(env: &Env) -> Result<Report> {
     let op = operator_manager();
     let t = Instant::now();
     let reply = op.and_then(|(_c, om)| Ok(om.disable("chaos: full state disk")?)).unwrap_or_else(|e| format!("FAILED: {e}"));
-    let full_disable_ms = ms(t.elapsed());
-    run.timings.record("during: the state disk full (operator socket)", t.elapsed(), &reply);
+    let elapsed = t.elapsed();
+    let full_disable_ms = ms(elapsed);
+    run.timings.record("during: the state disk full (operator socket)", elapsed, &reply);
     let honest = reply.contains("disabled in") && (reply.contains("NOT saved") || reply.contains("NOT yet saved")) && !reply.contains("stays off across restarts");
     let _ = m.enable("enforce");
     let refused = m.set_budget("api.service", 2000, 10_000, "").map_or_else(|e| e.to_string(), |r| format!("DONE: {r}"));
@@ -513,10 +515,11 @@ pub fn run(env: &Env) -> Result<Report> {
         let op = operator_manager();
         let t = Instant::now();
         let reply = op.and_then(|(_c, om)| Ok(om.disable("chaos: hostile scrape")?));
-        let disable_ms = ms(t.elapsed());
+        let elapsed = t.elapsed();
+        let disable_ms = ms(elapsed);
         let disabled = reply.is_ok();
         if let Ok(reply) = &reply {
-            run.timings.record(&format!("during: a hostile scrape ({mode})"), t.elapsed(), reply);
+            run.timings.record(&format!("during: a hostile scrape ({mode})"), elapsed, reply);
         }
         let _ = m.enable("enforce");
         std::thread::sleep(Duration::from_secs(4));
@@ -550,9 +553,10 @@ pub fn run(env: &Env) -> Result<Report> {
 
     report.facts.insert("faults_injected".into(), json!(faults));
     // Reported against the 100 ms target, not asserted (disable_timing).
-    eprintln!("[INFO] Disable's round trips: {}", run.timings.summary());
+    let summary = run.timings.summary();
+    eprintln!("[INFO] Disable's round trips: {summary}");
     report.facts.insert("disable_timings".into(), run.timings.to_json());
-    report.facts.insert("disable_summary".into(), json!(run.timings.summary()));
+    report.facts.insert("disable_summary".into(), json!(summary));
     // The daemon's own account of each emergency call (save and audit
     // waits), from its journal lines.
     let log = std::fs::read_to_string(crate::control::DAEMON_LOG).unwrap_or_default();

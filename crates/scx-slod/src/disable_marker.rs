@@ -86,7 +86,6 @@ fn trusted_dir(dir: &Path) -> Result<(), String> {
 /// something is there that the daemon did not write (not a regular file,
 /// too large, not its JSON). Never follows a symlink.
 pub fn read(path: &Path) -> Result<Option<String>, String> {
-    use std::os::unix::fs::OpenOptionsExt;
     let shown = path.display();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if let Err(why) = trusted_dir(dir) {
@@ -96,15 +95,13 @@ pub fn read(path: &Path) -> Result<Option<String>, String> {
             return Ok(None);
         }
     }
-    let file = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path) {
+    // The audit trail's open: no symlink followed, no FIFO waited on, a
+    // regular file only ("not a regular file" otherwise).
+    let file = match scx_slo_api::audit::open_trail_file(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("{shown}: {e}")),
     };
-    let meta = file.metadata().map_err(|e| format!("{shown}: {e}"))?;
-    if !meta.file_type().is_file() {
-        return Err(format!("{shown}: not a regular file"));
-    }
     let mut bytes = Vec::new();
     file.take(MAX_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("{shown}: {e}"))?;
     if bytes.len() as u64 > MAX_BYTES {

@@ -113,7 +113,7 @@ impl DiskWriter {
         std::thread::Builder::new().name("scx-slo-disk".into()).spawn(move || {
             // Disable's reply waits (at most EMERGENCY_WAIT) for its save
             // and its entries here: this thread is on the emergency path
-            // as the engine's is (crate::priority).
+            // (crate::priority).
             crate::priority::raise_control_thread("disk writer");
             worker.run(rx)
         })?;
